@@ -1,0 +1,281 @@
+//! The bus: every subject, stream and bucket name of borderwatch, and the transport that
+//! carries them.
+//!
+//! Services talk only through [`Transport`]. Two implementations serve it with the same
+//! semantics, checked by one contract test suite (`tests/contract.rs`):
+//! [`nats::NatsBus`] over a real nats-server with JetStream, and [`memory::MemoryBus`], the
+//! in-process transport of `borderwatch up`, which keeps its streams and buckets in a data
+//! directory so that a restart loses nothing.
+
+pub mod memory;
+pub mod names;
+pub mod nats;
+pub mod test_server;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+pub use memory::MemoryBus;
+pub use nats::NatsBus;
+
+/// A shared handle to whichever transport this process runs on.
+pub type Bus = Arc<dyn Transport>;
+
+/// Errors of the bus, named for what a caller can do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("no stream `{0}`: it must be created with ensure_stream first")]
+    NoStream(String),
+    #[error("no bucket `{0}`: it must be created with ensure_bucket first")]
+    NoBucket(String),
+    #[error("`{0}` is not a valid key: use letters, digits, `-`, `_`, `=`, `.` and `/`")]
+    BadKey(String),
+    #[error("no service answered on `{subject}`: {reason}")]
+    NoResponder { subject: String, reason: String },
+    #[error("request on `{subject}` timed out after {timeout:?}")]
+    Timeout { subject: String, timeout: Duration },
+    #[error("the data directory failed: {0}")]
+    Storage(#[from] std::io::Error),
+    #[error("{op} failed: {reason}")]
+    Nats { op: &'static str, reason: String },
+    #[error("the bus is shut down")]
+    Closed,
+}
+
+impl BusError {
+    pub(crate) fn nats(op: &'static str, e: impl std::fmt::Display) -> BusError {
+        BusError::Nats {
+            op,
+            reason: e.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = BusError> = std::result::Result<T, E>;
+
+/// Message headers, in order.
+pub type Headers = Vec<(String, String)>;
+
+/// A stream to create (or check) before use.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    pub name: String,
+    pub subjects: Vec<String>,
+    /// Versions kept per subject (`-1`: unlimited).
+    pub max_msgs_per_subject: i64,
+    /// How long a `Nats-Msg-Id` is remembered for deduplication.
+    pub duplicate_window: Duration,
+    /// Replicas in a cluster (1 on a single node).
+    pub replicas: usize,
+}
+
+/// A message stored in a stream (or received from a request).
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub subject: String,
+    pub headers: Headers,
+    pub payload: Bytes,
+    /// The stream sequence; 0 where the message was not stored.
+    pub seq: u64,
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A message to publish durably.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: String,
+    /// Deduplication id (`Nats-Msg-Id`): a second message with the same id within the
+    /// stream's window is dropped and acknowledged as a duplicate.
+    pub msg_id: Option<String>,
+    pub headers: Headers,
+    pub payload: Bytes,
+}
+
+impl Outgoing {
+    pub fn new(subject: impl Into<String>, payload: impl Into<Bytes>) -> Outgoing {
+        Outgoing {
+            subject: subject.into(),
+            msg_id: None,
+            headers: Vec::new(),
+            payload: payload.into(),
+        }
+    }
+
+    pub fn with_id(mut self, id: impl Into<String>) -> Outgoing {
+        self.msg_id = Some(id.into());
+        self
+    }
+}
+
+/// The stream's acknowledgement of a durable publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PubAck {
+    pub seq: u64,
+    pub duplicate: bool,
+}
+
+/// Settles one delivery of a durable consumer.
+#[async_trait]
+pub trait Acker: Send + Sync + Debug {
+    async fn ack(&self) -> Result<()>;
+    /// Redeliver, after `delay` if given.
+    async fn nak(&self, delay: Option<Duration>) -> Result<()>;
+    /// Still working on it: restart the ack timer.
+    async fn in_progress(&self) -> Result<()>;
+}
+
+/// One delivery from a durable consumer. Unacknowledged deliveries are redelivered after
+/// the consumer's ack wait, to this or another member of the consumer.
+#[derive(Debug)]
+pub struct Delivery {
+    pub message: Message,
+    /// 1 on first delivery.
+    pub delivered: u64,
+    pub acker: Box<dyn Acker>,
+}
+
+impl Delivery {
+    pub async fn ack(&self) -> Result<()> {
+        self.acker.ack().await
+    }
+    pub async fn nak(&self, delay: Option<Duration>) -> Result<()> {
+        self.acker.nak(delay).await
+    }
+    pub async fn in_progress(&self) -> Result<()> {
+        self.acker.in_progress().await
+    }
+}
+
+/// Answers one request.
+#[async_trait]
+pub trait Replier: Send + Sync + Debug {
+    async fn respond(&self, headers: Headers, payload: Bytes) -> Result<()>;
+}
+
+/// A request received by a service.
+#[derive(Debug)]
+pub struct Request {
+    pub message: Message,
+    pub replier: Box<dyn Replier>,
+}
+
+impl Request {
+    pub async fn respond(&self, headers: Headers, payload: impl Into<Bytes>) -> Result<()> {
+        self.replier.respond(headers, payload.into()).await
+    }
+}
+
+/// Everything services need from NATS, and nothing more.
+#[async_trait]
+pub trait Transport: Send + Sync + Debug {
+    /// Creates the stream, or updates it to `spec` if it exists.
+    async fn ensure_stream(&self, spec: &StreamSpec) -> Result<()>;
+    /// Creates the key-value bucket if it does not exist.
+    async fn ensure_bucket(&self, bucket: &str, replicas: usize) -> Result<()>;
+
+    /// Publishes durably: returns once the stream has stored the message (or recognised it
+    /// as a duplicate). Publishing to a subject no stream captures is an error.
+    async fn publish(&self, msg: Outgoing) -> Result<PubAck>;
+    /// Publishes many messages durably, pipelined, in order; returns their acks in order.
+    async fn publish_all(&self, msgs: Vec<Outgoing>) -> Result<Vec<PubAck>>;
+
+    /// The latest stored message of every subject matching `filter`, in stream order.
+    async fn last_per_subject(&self, stream: &str, filter: &str) -> Result<Vec<Message>>;
+    /// Every stored message matching `filter` from stream sequence `from_seq` on (1 = the
+    /// start), then live ones as they arrive. Not durable: a new call starts over.
+    async fn replay(
+        &self,
+        stream: &str,
+        filter: &str,
+        from_seq: u64,
+    ) -> Result<BoxStream<'static, Result<Message>>>;
+    /// A durable, explicitly acknowledged consumer. Every caller with the same `durable`
+    /// name shares its work: each message goes to one of them, and comes back if it is not
+    /// acknowledged within `ack_wait`.
+    async fn consume(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: &str,
+        ack_wait: Duration,
+    ) -> Result<BoxStream<'static, Result<Delivery>>>;
+
+    async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>>;
+    async fn kv_put(&self, bucket: &str, key: &str, value: Bytes) -> Result<()>;
+    /// Stores `value` only if `key` has no value; returns false if it had one.
+    async fn kv_create(&self, bucket: &str, key: &str, value: Bytes) -> Result<bool>;
+    async fn kv_delete(&self, bucket: &str, key: &str) -> Result<()>;
+    /// Every key with a value, sorted.
+    async fn kv_keys(&self, bucket: &str) -> Result<Vec<String>>;
+
+    /// Sends a request to one member of the queue group serving `subject`.
+    async fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Message>;
+    /// Serves requests on `subject` as a member of `queue`.
+    async fn serve(&self, subject: &str, queue: &str)
+    -> Result<BoxStream<'static, Request>>;
+
+    /// Whether the transport can reach its server now (always true in process).
+    fn is_connected(&self) -> bool;
+    /// A short name for logs and `/readyz`: `memory` or `nats`.
+    fn kind(&self) -> &'static str;
+}
+
+/// Checks a key-value key as NATS does.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('.')
+        && !key.ends_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'/'))
+}
+
+/// Whether NATS subject `subject` matches `filter` (`*` one token, `>` the rest).
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_match_like_nats() {
+        assert!(subject_matches("bw.obs.>", "bw.obs.fsb.PRK.study.2024-Q3"));
+        assert!(subject_matches("bw.surge.*.study", "bw.surge.PRK.study"));
+        assert!(!subject_matches("bw.surge.*.study", "bw.surge.PRK.work"));
+        assert!(!subject_matches("bw.obs.>", "bw.obs"));
+        assert!(!subject_matches("bw.obs.fsb", "bw.obs.fsb.PRK"));
+    }
+}

@@ -1,0 +1,3 @@
+//! In-process transport (placeholder, being written).
+#[derive(Debug)]
+pub struct MemoryBus;

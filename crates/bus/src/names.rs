@@ -1,0 +1,100 @@
+//! Every subject, stream, bucket and consumer name of borderwatch, in one place.
+//! ARCHITECTURE.md lists them; keep the two in step.
+
+use std::time::Duration;
+
+use crate::StreamSpec;
+
+/// Observations: `bw.obs.<source>.<country>.<category>.<period>`, one subject per figure, so
+/// that the stream's last message per subject is the current (latest revised) value.
+pub const OBS_STREAM: &str = "BW_OBS";
+/// Release markers: `bw.release.<source>`, published after a release's observations.
+pub const RELEASE_STREAM: &str = "BW_RELEASES";
+/// Surge events: `bw.surge.<country>.<category>`.
+pub const SURGE_STREAM: &str = "BW_SURGES";
+
+/// Release hashes seen (key: `<source>.<sha256>`), so the same bytes twice add nothing.
+pub const RELEASES_BUCKET: &str = "bw_releases";
+/// The latest per-series results the gateway serves (key: `<source>.<country>.<category>`).
+pub const SERIES_BUCKET: &str = "bw_series";
+/// Subscriptions (key: subscription id).
+pub const SUBSCRIPTIONS_BUCKET: &str = "bw_subscriptions";
+/// Delivery records (key: `<subscription>.<event>`): what was delivered, so nothing twice.
+pub const DELIVERIES_BUCKET: &str = "bw_deliveries";
+/// Surge ids announced (key: surge id), so a surge found again is not published again.
+pub const ANNOUNCED_BUCKET: &str = "bw_announced";
+
+/// Ingest serves uploads here (queue group `ingest`).
+pub const INGEST_SUBJECT: &str = "bw.ingest.submit";
+pub const INGEST_QUEUE: &str = "ingest";
+
+/// The durable consumer analytics replicas share.
+pub const ANALYTICS_CONSUMER: &str = "analytics";
+/// The durable consumer notify replicas share.
+pub const NOTIFY_CONSUMER: &str = "notify";
+
+pub fn obs_subject(source: &str, country: &str, category: &str, period: &str) -> String {
+    format!("bw.obs.{source}.{country}.{category}.{period}")
+}
+
+pub fn obs_filter_for_source(source: &str) -> String {
+    format!("bw.obs.{source}.>")
+}
+
+pub fn release_subject(source: &str) -> String {
+    format!("bw.release.{source}")
+}
+
+pub fn surge_subject(country: &str, category: &str) -> String {
+    format!("bw.surge.{country}.{category}")
+}
+
+pub fn series_key(source: &str, country: &str, category: &str) -> String {
+    format!("{source}.{country}.{category}")
+}
+
+/// The streams every role expects, with `replicas` copies each.
+pub fn streams(replicas: usize) -> Vec<StreamSpec> {
+    vec![
+        StreamSpec {
+            name: OBS_STREAM.into(),
+            subjects: vec!["bw.obs.>".into()],
+            max_msgs_per_subject: 16,
+            duplicate_window: Duration::from_secs(3600),
+            replicas,
+        },
+        StreamSpec {
+            name: RELEASE_STREAM.into(),
+            subjects: vec!["bw.release.>".into()],
+            max_msgs_per_subject: -1,
+            duplicate_window: Duration::from_secs(3600),
+            replicas,
+        },
+        StreamSpec {
+            name: SURGE_STREAM.into(),
+            subjects: vec!["bw.surge.>".into()],
+            max_msgs_per_subject: -1,
+            duplicate_window: Duration::from_secs(3600),
+            replicas,
+        },
+    ]
+}
+
+pub const BUCKETS: &[&str] = &[
+    RELEASES_BUCKET,
+    SERIES_BUCKET,
+    SUBSCRIPTIONS_BUCKET,
+    DELIVERIES_BUCKET,
+    ANNOUNCED_BUCKET,
+];
+
+/// Creates every stream and bucket (idempotent); each role calls it at start.
+pub async fn ensure_all(bus: &dyn crate::Transport, replicas: usize) -> crate::Result<()> {
+    for spec in streams(replicas) {
+        bus.ensure_stream(&spec).await?;
+    }
+    for bucket in BUCKETS {
+        bus.ensure_bucket(bucket, replicas).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! NATS transport (placeholder, being written).
+#[derive(Debug)]
+pub struct NatsBus;

@@ -1,0 +1,417 @@
+//! Shared types of borderwatch: observations, releases, surge events and subscriptions.
+//!
+//! No I/O lives here. Every service speaks these types on the bus and over HTTP, so a
+//! field renamed here is a wire change: add fields, never rename them.
+
+mod country;
+mod format;
+mod period;
+mod sign;
+
+pub use country::{Country, CountryError};
+pub use format::{category_phrase, thousands, unit_noun};
+pub use period::{Freq, Period, PeriodError};
+pub use sign::{sign_body, verify_signature, SIGNATURE_HEADER, EVENT_ID_HEADER};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// The category that sums all others of a series family.
+pub const TOTAL_CATEGORY: &str = "total";
+
+/// One figure: how many crossings of `country`'s citizens a `source` counted for `category`
+/// in `period`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub source: String,
+    pub country: Country,
+    pub category: String,
+    pub period: Period,
+    pub count: u64,
+    /// The release this figure came from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub release_id: String,
+}
+
+impl Observation {
+    pub fn series(&self) -> SeriesKey {
+        SeriesKey {
+            source: self.source.clone(),
+            country: self.country,
+            category: self.category.clone(),
+        }
+    }
+}
+
+/// A series: every period of one source, country and category.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub source: String,
+    pub country: Country,
+    pub category: String,
+}
+
+impl SeriesKey {
+    pub fn new(source: &str, country: Country, category: &str) -> SeriesKey {
+        SeriesKey {
+            source: source.to_string(),
+            country,
+            category: category.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.source, self.country, self.category)
+    }
+}
+
+/// Source and category names are tokens: lowercase ASCII letters, digits, `-` and `_`, so
+/// that they can be NATS subject tokens and URL path segments.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Turns a free-text label into a token (`"Study "` → `study`, `"Transport crew"` →
+/// `transport_crew`), or `None` if nothing usable is left.
+pub fn tokenize(s: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if (c.is_whitespace() || c == '-' || c == '_') && !out.ends_with('_') {
+            out.push('_');
+        } else if !c.is_ascii() {
+            return None;
+        }
+    }
+    let out = out.trim_matches('_').to_string();
+    is_token(&out).then_some(out)
+}
+
+/// A rejected input row: where it was and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// 1-based line of the file (the header is line 1 in CSV).
+    pub row: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// What one ingested file or upload produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// `rel-` and the first 16 hex digits of the content hash and source.
+    pub id: String,
+    pub source: String,
+    pub format: String,
+    /// SHA-256 of the exact bytes, hex.
+    pub content_sha256: String,
+    pub bytes: u64,
+    pub accepted: u64,
+    pub rejected: Vec<RejectedRow>,
+    /// Observations that were new or changed (0 when the same figures arrived before).
+    pub new_observations: u64,
+    pub first_period: Option<Period>,
+    pub last_period: Option<Period>,
+    /// True when these exact bytes were ingested before: nothing was published again.
+    pub duplicate: bool,
+    pub received_at: String,
+}
+
+/// The release marker published on `bw.release.<source>` after all its observations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseMarker {
+    pub release_id: String,
+    pub source: String,
+    /// Every series the release carried a new or changed figure for, with those periods.
+    pub changes: Vec<SeriesChange>,
+}
+
+/// The periods of one series that a release added or revised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesChange {
+    pub country: Country,
+    pub category: String,
+    pub periods: Vec<Period>,
+}
+
+/// How loud a surge is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(format!(
+                "`{s}` is not a severity: use low, medium, high or critical"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// The earlier figure a finding compares with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub period: Period,
+    pub value: f64,
+}
+
+/// What one detector found for one period of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub detector: String,
+    pub expected: Option<f64>,
+    pub upper_bound: Option<f64>,
+    pub p_value: Option<f64>,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+/// A surge: one period of one series that at least one detector flagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SurgeEvent {
+    pub id: String,
+    pub source: String,
+    pub country: Country,
+    pub category: String,
+    pub period: Period,
+    pub value: u64,
+    pub severity: Severity,
+    pub explanation: String,
+    pub findings: Vec<Finding>,
+    pub release_id: String,
+    pub detected_at: String,
+}
+
+impl SurgeEvent {
+    pub fn series(&self) -> SeriesKey {
+        SeriesKey::new(&self.source, self.country, &self.category)
+    }
+}
+
+/// The stable id of a surge: the same series, period and detector configuration always give
+/// the same id, so a surge found twice (a re-ingested file, a redelivered release) is
+/// announced once.
+pub fn surge_id(series: &SeriesKey, period: Period, detector_config: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        series.source.as_str(),
+        series.country.code(),
+        series.category.as_str(),
+        &period.to_string(),
+        detector_config,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    format!("sg-{}", &hex::encode(h.finalize())[..20])
+}
+
+/// One period's figure in a series view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub period: Period,
+    pub count: u64,
+}
+
+/// A calendar year's total of a series: reported as a year, or summed from its quarters or
+/// months (`complete` is false while some are missing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct YearTotal {
+    pub year: i32,
+    pub total: u64,
+    pub complete: bool,
+}
+
+/// The same period a year earlier, as a ratio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct YearOverYear {
+    pub period: Period,
+    pub value: u64,
+    pub previous: u64,
+    /// `value / previous`; absent when the earlier figure is zero.
+    pub ratio: Option<f64>,
+}
+
+/// What analytics keeps per series for the gateway: the figures, their aggregates and the
+/// surges found in them (bucket `bw_series`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesView {
+    pub source: String,
+    pub country: Country,
+    pub category: String,
+    pub freq: Freq,
+    pub observations: Vec<Point>,
+    pub yearly: Vec<YearTotal>,
+    pub year_over_year: Vec<YearOverYear>,
+    /// Ids of the surges found in this series, oldest period first.
+    pub surges: Vec<String>,
+    pub updated_at: String,
+    pub release_id: String,
+}
+
+/// SHA-256 of bytes as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Which events a subscription wants. An empty list matches everything.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SubscriptionFilter {
+    #[serde(default)]
+    pub countries: Vec<Country>,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub min_severity: Severity,
+}
+
+impl SubscriptionFilter {
+    pub fn matches(&self, e: &SurgeEvent) -> bool {
+        (self.countries.is_empty() || self.countries.contains(&e.country))
+            && (self.categories.is_empty() || self.categories.iter().any(|c| *c == e.category))
+            && (self.sources.is_empty() || self.sources.iter().any(|s| *s == e.source))
+            && e.severity >= self.min_severity
+    }
+}
+
+/// Where a subscription's events go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub url: String,
+    /// The HMAC key. Stored, never returned by the API after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A stored subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub filter: SubscriptionFilter,
+    pub webhook: Webhook,
+    pub created_at: String,
+}
+
+impl Subscription {
+    /// The form the API shows: everything but the secret.
+    pub fn redacted(&self) -> Subscription {
+        let mut s = self.clone();
+        s.webhook.secret = None;
+        s
+    }
+}
+
+/// The JSON error body of every 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub details: Vec<serde_json::Value>,
+}
+
+/// Now, as RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(country: &str, category: &str, severity: Severity) -> SurgeEvent {
+        SurgeEvent {
+            id: "x".into(),
+            source: "fsb".into(),
+            country: Country::parse(country).unwrap(),
+            category: category.into(),
+            period: Period::Quarter(2024, 3),
+            value: 1,
+            severity,
+            explanation: String::new(),
+            findings: vec![],
+            release_id: String::new(),
+            detected_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn surge_ids_are_stable_and_distinct() {
+        let s = SeriesKey::new("fsb", Country::parse("PRK").unwrap(), "study");
+        let a = surge_id(&s, Period::Quarter(2024, 3), "v1");
+        assert_eq!(a, surge_id(&s, Period::Quarter(2024, 3), "v1"));
+        assert_ne!(a, surge_id(&s, Period::Quarter(2024, 4), "v1"));
+        assert_ne!(a, surge_id(&s, Period::Quarter(2024, 3), "v2"));
+    }
+
+    #[test]
+    fn empty_filter_matches_everything_and_lists_narrow_it() {
+        let e = event("PRK", "study", Severity::High);
+        assert!(SubscriptionFilter::default().matches(&e));
+        let f = SubscriptionFilter {
+            countries: vec![Country::parse("PRK").unwrap()],
+            categories: vec!["study".into()],
+            ..Default::default()
+        };
+        assert!(f.matches(&e));
+        assert!(!f.matches(&event("CHN", "study", Severity::High)));
+        assert!(!f.matches(&event("PRK", "work", Severity::High)));
+        let severe = SubscriptionFilter {
+            min_severity: Severity::Critical,
+            ..Default::default()
+        };
+        assert!(!severe.matches(&e));
+    }
+
+    #[test]
+    fn tokenizes_labels() {
+        assert_eq!(tokenize(" Study ").as_deref(), Some("study"));
+        assert_eq!(tokenize("Transport crew").as_deref(), Some("transport_crew"));
+        assert_eq!(tokenize("учеба"), None);
+    }
+}
