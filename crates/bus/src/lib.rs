@@ -232,8 +232,7 @@ pub trait Transport: Send + Sync + Debug {
         timeout: Duration,
     ) -> Result<Message>;
     /// Serves requests on `subject` as a member of `queue`.
-    async fn serve(&self, subject: &str, queue: &str)
-    -> Result<BoxStream<'static, Request>>;
+    async fn serve(&self, subject: &str, queue: &str) -> Result<BoxStream<'static, Request>>;
 
     /// Whether the transport can reach its server now (always true in process).
     fn is_connected(&self) -> bool;

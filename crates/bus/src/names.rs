@@ -24,6 +24,9 @@ pub const DELIVERIES_BUCKET: &str = "bw_deliveries";
 /// Surge ids announced (key: surge id), so a surge found again is not published again.
 pub const ANNOUNCED_BUCKET: &str = "bw_announced";
 
+/// Releases analytics has finished (key: release id): the surges each one produced.
+pub const ANALYZED_BUCKET: &str = "bw_analyzed";
+
 /// Ingest serves uploads here (queue group `ingest`).
 pub const INGEST_SUBJECT: &str = "bw.ingest.submit";
 pub const INGEST_QUEUE: &str = "ingest";
@@ -86,6 +89,7 @@ pub const BUCKETS: &[&str] = &[
     SUBSCRIPTIONS_BUCKET,
     DELIVERIES_BUCKET,
     ANNOUNCED_BUCKET,
+    ANALYZED_BUCKET,
 ];
 
 /// Creates every stream and bucket (idempotent); each role calls it at start.

@@ -1,3 +1,611 @@
-//! NATS transport (placeholder, being written).
+//! The NATS transport: [`Transport`] over a nats-server with JetStream, through async-nats.
+//! Streams and durable consumers are JetStream's own, buckets are JetStream key-value
+//! stores, and requests are core NATS request-reply with queue groups.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::kv::{self, CreateErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::{self, AckKind, ErrorCode};
+use async_nats::{ConnectOptions, Event, HeaderMap, HeaderName, HeaderValue, RequestErrorKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tracing::{debug, info, warn};
+
+use crate::{
+    Acker, BusError, Delivery, Headers, Message, Outgoing, PubAck, Replier, Request, Result,
+    StreamSpec, Transport, valid_key,
+};
+
+/// Publishes in flight at once in `publish_all`: enough to hide the round trip, few enough
+/// that a large batch does not hold every ack future in memory.
+const PUBLISH_WINDOW: usize = 512;
+
+/// Messages a durable consumer pulls per request. Each pulled message's ack timer starts
+/// when it reaches the client, so a large batch behind a slow handler would be redelivered.
+const CONSUME_BATCH: usize = 64;
+
+/// The bus over a NATS connection (one connection, shared by every call).
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    urls: String,
+    connected: Arc<AtomicBool>,
+    buckets: RwLock<HashMap<String, kv::Store>>,
+}
+
+impl fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("urls", &self.urls)
+            .field("connected", &self.connected.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsBus {
+    /// Connects to the first reachable server of `urls` (comma-separated), as client `name`.
+    /// Fails at once if none is reachable; once connected, reconnects on its own.
+    pub async fn connect(urls: &str, name: &str) -> Result<NatsBus> {
+        let addrs: Vec<&str> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect();
+        let connect_error = |reason: String| BusError::Connect {
+            url: urls.to_string(),
+            reason,
+        };
+        if addrs.is_empty() {
+            return Err(connect_error("no server URL given".into()));
+        }
+        let connected = Arc::new(AtomicBool::new(false));
+        let flag = connected.clone();
+        let client = ConnectOptions::new()
+            .name(name)
+            .event_callback(move |event| {
+                let flag = flag.clone();
+                async move { on_event(&flag, event) }
+            })
+            .connect(addrs)
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+        connected.store(true, Ordering::SeqCst);
+        info!(urls, name, "connected to nats");
+        let js = jetstream::new(client.clone());
+        Ok(NatsBus {
+            client,
+            js,
+            urls: urls.to_string(),
+            connected,
+            buckets: RwLock::new(HashMap::new()),
+        })
+    }
+
+    async fn stream(&self, name: &str) -> Result<jetstream::stream::Stream> {
+        self.js.get_stream(name).await.map_err(|e| {
+            if stream_not_found(&e) {
+                BusError::NoStream(name.to_string())
+            } else {
+                BusError::nats("stream lookup", e)
+            }
+        })
+    }
+
+    /// The bucket's handle, opened on first use if another process created it.
+    async fn store(&self, bucket: &str) -> Result<kv::Store> {
+        if let Some(store) = self.cached_store(bucket) {
+            return Ok(store);
+        }
+        let store = self.js.get_key_value(bucket).await.map_err(|e| {
+            let not_found = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<GetStreamError>())
+                .is_some_and(stream_not_found);
+            if not_found || e.kind() == jetstream::context::KeyValueErrorKind::InvalidStoreName {
+                BusError::NoBucket(bucket.to_string())
+            } else {
+                BusError::nats("bucket lookup", e)
+            }
+        })?;
+        self.cache_store(bucket, store.clone());
+        Ok(store)
+    }
+
+    fn cached_store(&self, bucket: &str) -> Option<kv::Store> {
+        let buckets = self.buckets.read().unwrap_or_else(|e| e.into_inner());
+        buckets.get(bucket).cloned()
+    }
+
+    fn cache_store(&self, bucket: &str, store: kv::Store) {
+        let mut buckets = self.buckets.write().unwrap_or_else(|e| e.into_inner());
+        buckets.insert(bucket.to_string(), store);
+    }
+
+    async fn send_publish(&self, msg: Outgoing) -> Result<jetstream::context::PublishAckFuture> {
+        let subject = msg.subject.clone();
+        let publish = publish_message(msg)?;
+        self.js
+            .send_publish(subject.clone(), publish)
+            .await
+            .map_err(|e| publish_error(&subject, e))
+    }
+}
+
+fn on_event(connected: &AtomicBool, event: Event) {
+    match event {
+        Event::Connected => {
+            connected.store(true, Ordering::SeqCst);
+            info!("nats connection (re)established");
+        }
+        Event::Disconnected => {
+            connected.store(false, Ordering::SeqCst);
+            warn!("nats connection lost, reconnecting");
+        }
+        Event::Closed => {
+            connected.store(false, Ordering::SeqCst);
+            warn!("nats connection closed");
+        }
+        Event::LameDuckMode => warn!("nats server entered lame duck mode, it will shut down soon"),
+        Event::SlowConsumer(sid) => warn!(sid, "nats slow consumer: messages dropped"),
+        Event::ServerError(e) => warn!(error = %e, "nats server error"),
+        Event::ClientError(e) => warn!(error = %e, "nats client error"),
+        Event::Draining => debug!("nats connection draining"),
+    }
+}
+
+fn stream_not_found(e: &GetStreamError) -> bool {
+    matches!(e.kind(), GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND)
+}
+
+fn publish_error(subject: &str, e: jetstream::context::PublishError) -> BusError {
+    if e.kind() == PublishErrorKind::StreamNotFound {
+        BusError::NoStream(subject.to_string())
+    } else {
+        BusError::nats("publish", e)
+    }
+}
+
+fn header_map(headers: Headers) -> Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let name: HeaderName = name
+            .parse()
+            .map_err(|e| BusError::nats("header name", format!("`{name}`: {e}")))?;
+        let value: HeaderValue = value
+            .parse()
+            .map_err(|e| BusError::nats("header value", format!("`{value}`: {e}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// NATS keeps headers in a hash map, so the order they were sent in is lost; sorting by
+/// name (values of one name keep their order) at least makes it deterministic.
+fn headers_of(map: Option<&HeaderMap>) -> Headers {
+    let mut headers: Headers = map
+        .into_iter()
+        .flat_map(|map| map.iter())
+        .flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |value| (name.to_string(), value.as_str().to_string()))
+        })
+        .collect();
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    headers
+}
+
+fn publish_message(msg: Outgoing) -> Result<PublishMessage> {
+    let mut publish = PublishMessage::build().payload(msg.payload);
+    if !msg.headers.is_empty() {
+        publish = publish.headers(header_map(msg.headers)?);
+    }
+    if let Some(id) = msg.msg_id {
+        publish = publish.message_id(id);
+    }
+    Ok(publish)
+}
+
+fn message_of(msg: async_nats::Message, seq: u64) -> Message {
+    Message {
+        subject: msg.subject.to_string(),
+        headers: headers_of(msg.headers.as_ref()),
+        payload: msg.payload,
+        seq,
+    }
+}
+
+fn stored_message(msg: jetstream::Message) -> Result<Message> {
+    let seq = msg
+        .info()
+        .map_err(|e| BusError::nats("message info", e))?
+        .stream_sequence;
+    Ok(message_of(msg.split().0, seq))
+}
+
+fn delivery(msg: jetstream::Message) -> Result<Delivery> {
+    let info = msg.info().map_err(|e| BusError::nats("message info", e))?;
+    let (seq, delivered) = (info.stream_sequence, info.delivered.max(1) as u64);
+    let (msg, acker) = msg.split();
+    Ok(Delivery {
+        message: message_of(msg, seq),
+        delivered,
+        acker: Box::new(NatsAcker(acker)),
+    })
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if valid_key(key) {
+        Ok(())
+    } else {
+        Err(BusError::BadKey(key.to_string()))
+    }
+}
+
+/// Settles a JetStream delivery.
+struct NatsAcker(jetstream::message::Acker);
+
+impl fmt::Debug for NatsAcker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsAcker").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Acker for NatsAcker {
+    /// Waits for the server to confirm the ack, so that an acked message is never redelivered.
+    async fn ack(&self) -> Result<()> {
+        self.0
+            .double_ack()
+            .await
+            .map_err(|e| BusError::nats("ack", e))
+    }
+
+    async fn nak(&self, delay: Option<Duration>) -> Result<()> {
+        self.0
+            .ack_with(AckKind::Nak(delay))
+            .await
+            .map_err(|e| BusError::nats("nak", e))
+    }
+
+    async fn in_progress(&self) -> Result<()> {
+        self.0
+            .ack_with(AckKind::Progress)
+            .await
+            .map_err(|e| BusError::nats("in progress", e))
+    }
+}
+
+/// Answers a core NATS request on its reply subject.
 #[derive(Debug)]
-pub struct NatsBus;
+struct NatsReplier {
+    client: async_nats::Client,
+    reply: async_nats::Subject,
+}
+
+#[async_trait]
+impl Replier for NatsReplier {
+    async fn respond(&self, headers: Headers, payload: Bytes) -> Result<()> {
+        let reply = self.reply.clone();
+        let sent = if headers.is_empty() {
+            self.client.publish(reply, payload).await
+        } else {
+            let headers = header_map(headers)?;
+            self.client
+                .publish_with_headers(reply, headers, payload)
+                .await
+        };
+        sent.map_err(|e| BusError::nats("respond", e))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| BusError::nats("respond", e))
+    }
+}
+
+#[async_trait]
+impl Transport for NatsBus {
+    async fn ensure_stream(&self, spec: &StreamSpec) -> Result<()> {
+        let config = stream::Config {
+            name: spec.name.clone(),
+            subjects: spec.subjects.clone(),
+            max_messages_per_subject: spec.max_msgs_per_subject,
+            duplicate_window: spec.duplicate_window,
+            num_replicas: spec.replicas.max(1),
+            storage: StorageType::File,
+            ..Default::default()
+        };
+        self.js
+            .create_or_update_stream(config)
+            .await
+            .map_err(|e| BusError::nats("ensure_stream", e))?;
+        Ok(())
+    }
+
+    async fn ensure_bucket(&self, bucket: &str, replicas: usize) -> Result<()> {
+        if self.cached_store(bucket).is_some() {
+            return Ok(());
+        }
+        let store = match self.js.get_key_value(bucket).await {
+            Ok(store) => store,
+            // Creating a bucket that exists with the same settings succeeds, so a race with
+            // another process creating it is harmless.
+            Err(_) => self
+                .js
+                .create_key_value(kv::Config {
+                    bucket: bucket.to_string(),
+                    history: 1,
+                    storage: StorageType::File,
+                    num_replicas: replicas.max(1),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| BusError::nats("ensure_bucket", e))?,
+        };
+        self.cache_store(bucket, store);
+        Ok(())
+    }
+
+    async fn publish(&self, msg: Outgoing) -> Result<PubAck> {
+        let subject = msg.subject.clone();
+        let ack = self
+            .send_publish(msg)
+            .await?
+            .await
+            .map_err(|e| publish_error(&subject, e))?;
+        Ok(PubAck {
+            seq: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    async fn publish_all(&self, msgs: Vec<Outgoing>) -> Result<Vec<PubAck>> {
+        let mut acks = Vec::with_capacity(msgs.len());
+        let mut msgs = msgs.into_iter().peekable();
+        while msgs.peek().is_some() {
+            let mut pending = Vec::with_capacity(PUBLISH_WINDOW);
+            for msg in msgs.by_ref().take(PUBLISH_WINDOW) {
+                let subject = msg.subject.clone();
+                pending.push((subject, self.send_publish(msg).await?));
+            }
+            for (subject, ack) in pending {
+                let ack = ack.await.map_err(|e| publish_error(&subject, e))?;
+                acks.push(PubAck {
+                    seq: ack.sequence,
+                    duplicate: ack.duplicate,
+                });
+            }
+        }
+        Ok(acks)
+    }
+
+    async fn last_per_subject(&self, stream: &str, filter: &str) -> Result<Vec<Message>> {
+        let stream = self.stream(stream).await?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: filter.to_string(),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::nats("last_per_subject", e))?;
+        let name = consumer.cached_info().name.clone();
+        let mut found = Vec::new();
+        if consumer.cached_info().num_pending > 0 {
+            let mut messages = consumer
+                .messages()
+                .await
+                .map_err(|e| BusError::nats("last_per_subject", e))?;
+            while let Some(msg) = messages.next().await {
+                let msg = msg.map_err(|e| BusError::nats("last_per_subject", e))?;
+                let pending = msg
+                    .info()
+                    .map_err(|e| BusError::nats("message info", e))?
+                    .pending;
+                found.push(stored_message(msg)?);
+                if pending == 0 {
+                    break;
+                }
+            }
+        }
+        // The consumer would expire on its own; deleting it now spares the server.
+        if let Err(e) = stream.delete_consumer(&name).await {
+            debug!(error = %e, "could not delete last_per_subject consumer");
+        }
+        // A message published while reading can be a newer version of a subject already
+        // read: keep only the latest of each.
+        let mut latest: HashMap<String, Message> = HashMap::new();
+        for msg in found {
+            latest.insert(msg.subject.clone(), msg);
+        }
+        let mut latest: Vec<Message> = latest.into_values().collect();
+        latest.sort_by_key(|msg| msg.seq);
+        Ok(latest)
+    }
+
+    async fn replay(
+        &self,
+        stream: &str,
+        filter: &str,
+        from_seq: u64,
+    ) -> Result<BoxStream<'static, Result<Message>>> {
+        let stream = self.stream(stream).await?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: filter.to_string(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from_seq.max(1),
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::nats("replay", e))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| BusError::nats("replay", e))?;
+        Ok(messages
+            .map(|msg| {
+                msg.map_err(|e| BusError::nats("replay", e))
+                    .and_then(stored_message)
+            })
+            .boxed())
+    }
+
+    async fn consume(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: &str,
+        ack_wait: Duration,
+    ) -> Result<BoxStream<'static, Result<Delivery>>> {
+        let stream = self.stream(stream).await?;
+        // Create-or-update: every member of the durable sends the same settings, and a
+        // changed ack wait or filter takes effect.
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(durable.to_string()),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                max_deliver: -1,
+                filter_subject: filter.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::nats("consume", e))?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(CONSUME_BATCH)
+            .messages()
+            .await
+            .map_err(|e| BusError::nats("consume", e))?;
+        Ok(messages
+            .map(|msg| {
+                msg.map_err(|e| BusError::nats("consume", e))
+                    .and_then(delivery)
+            })
+            .boxed())
+    }
+
+    async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        let store = self.store(bucket).await?;
+        store
+            .get(key)
+            .await
+            .map_err(|e| BusError::nats("kv_get", e))
+    }
+
+    async fn kv_put(&self, bucket: &str, key: &str, value: Bytes) -> Result<()> {
+        check_key(key)?;
+        let store = self.store(bucket).await?;
+        store
+            .put(key, value)
+            .await
+            .map_err(|e| BusError::nats("kv_put", e))?;
+        Ok(())
+    }
+
+    async fn kv_create(&self, bucket: &str, key: &str, value: Bytes) -> Result<bool> {
+        check_key(key)?;
+        let store = self.store(bucket).await?;
+        match store.create(key, value).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(BusError::nats("kv_create", e)),
+        }
+    }
+
+    async fn kv_delete(&self, bucket: &str, key: &str) -> Result<()> {
+        check_key(key)?;
+        let store = self.store(bucket).await?;
+        store
+            .delete(key)
+            .await
+            .map_err(|e| BusError::nats("kv_delete", e))
+    }
+
+    async fn kv_keys(&self, bucket: &str) -> Result<Vec<String>> {
+        let store = self.store(bucket).await?;
+        let mut keys: Vec<String> = store
+            .keys()
+            .await
+            .map_err(|e| BusError::nats("kv_keys", e))?
+            .try_collect()
+            .await
+            .map_err(|e| BusError::nats("kv_keys", e))?;
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Message> {
+        let mut request = async_nats::Request::new()
+            .payload(payload)
+            .timeout(Some(timeout));
+        if !headers.is_empty() {
+            request = request.headers(header_map(headers)?);
+        }
+        match self.client.send_request(subject.to_string(), request).await {
+            Ok(msg) => Ok(message_of(msg, 0)),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::NoResponders => BusError::NoResponder {
+                    subject: subject.to_string(),
+                    reason: "no service is subscribed".into(),
+                },
+                RequestErrorKind::TimedOut => BusError::Timeout {
+                    subject: subject.to_string(),
+                    timeout,
+                },
+                _ => BusError::nats("request", e),
+            }),
+        }
+    }
+
+    async fn serve(&self, subject: &str, queue: &str) -> Result<BoxStream<'static, Request>> {
+        let subscriber = self
+            .client
+            .queue_subscribe(subject.to_string(), queue.to_string())
+            .await
+            .map_err(|e| BusError::nats("serve", e))?;
+        let client = self.client.clone();
+        Ok(subscriber
+            .filter_map(move |mut msg| {
+                // A message without a reply subject was published, not requested: nobody
+                // waits for an answer.
+                let request = msg.reply.take().map(|reply| Request {
+                    message: message_of(msg, 0),
+                    replier: Box::new(NatsReplier {
+                        client: client.clone(),
+                        reply,
+                    }),
+                });
+                futures::future::ready(request)
+            })
+            .boxed())
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+}

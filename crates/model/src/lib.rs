@@ -142,6 +142,17 @@ pub struct SeriesChange {
     pub periods: Vec<Period>,
 }
 
+/// What analytics recorded when it finished a release (bucket `bw_analyzed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalyzedRelease {
+    pub release_id: String,
+    pub series: u64,
+    pub periods_evaluated: u64,
+    /// Every surge found in the release, announced now or earlier.
+    pub surges: Vec<SurgeEvent>,
+    pub finished_at: String,
+}
+
 /// How loud a surge is.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,

@@ -1,0 +1,718 @@
+//! The bus contract: every behaviour services rely on, checked against both transports.
+//! Each `check` below runs twice, as `<behaviour>::memory` (the in-process bus on a temp
+//! data directory) and `<behaviour>::nats` (a real nats-server on a random port).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use borderwatch_bus::names::{self, OBS_STREAM, SERIES_BUCKET};
+use borderwatch_bus::test_server::NatsServer;
+use borderwatch_bus::{
+    Bus, BusError, MemoryBus, Message, NatsBus, Outgoing, StreamSpec, Transport,
+};
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+
+/// Generates `<check>::memory` and `<check>::nats` for each check.
+macro_rules! contract {
+    ($($check:ident),* $(,)?) => {$(
+        mod $check {
+            #[tokio::test]
+            async fn memory() {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let bus = borderwatch_bus::MemoryBus::open(dir.path())
+                    .await
+                    .expect("memory bus opens");
+                super::$check(super::shared(bus)).await;
+            }
+
+            #[tokio::test]
+            async fn nats() {
+                let server = borderwatch_bus::test_server::NatsServer::start();
+                let bus = super::nats_bus(&server).await;
+                super::$check(bus).await;
+            }
+        }
+    )*};
+}
+
+contract!(
+    publish_then_replay_returns_messages_in_order_with_stream_seqs,
+    replay_filters_and_starts_at_from_seq_then_follows_live,
+    duplicate_msg_id_is_acknowledged_as_duplicate_and_stored_once,
+    publish_to_subject_without_stream_fails_with_no_stream,
+    publish_all_acks_every_message_in_order,
+    last_per_subject_returns_latest_per_subject_within_filter,
+    last_per_subject_without_match_is_empty_at_once,
+    max_msgs_per_subject_keeps_only_latest_versions,
+    consumers_with_same_durable_share_messages,
+    consumer_gets_only_messages_matching_its_filter,
+    unacked_delivery_is_redelivered_after_ack_wait,
+    nak_redelivers,
+    acked_delivery_is_not_redelivered_to_recreated_consumer,
+    kv_get_put_create_delete_keys,
+    kv_rejects_bad_keys_and_unknown_buckets,
+    request_reaches_server_and_reply_carries_headers,
+    request_without_server_fails_with_no_responder,
+    ensure_all_is_idempotent_and_keeps_data,
+    operations_on_unknown_stream_fail_with_no_stream,
+);
+
+fn shared(bus: MemoryBus) -> Bus {
+    Arc::new(bus)
+}
+
+async fn nats_bus(server: &NatsServer) -> Bus {
+    let bus = NatsBus::connect(&server.url(), "contract-test")
+        .await
+        .expect("connects to nats-server");
+    assert!(bus.is_connected());
+    Arc::new(bus)
+}
+
+/// Generous: a missing message is a failure, not a hang, but a slow CI machine passes.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn next<T>(stream: &mut BoxStream<'static, T>) -> T {
+    tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("an item within the wait")
+        .expect("the stream goes on")
+}
+
+async fn next_msg(stream: &mut BoxStream<'static, borderwatch_bus::Result<Message>>) -> Message {
+    next(stream).await.expect("a message, not an error")
+}
+
+/// Asserts that `stream` yields nothing for `quiet`.
+async fn assert_quiet<T: std::fmt::Debug>(stream: &mut BoxStream<'static, T>, quiet: Duration) {
+    if let Ok(item) = tokio::time::timeout(quiet, stream.next()).await {
+        panic!("expected nothing, got {item:?}");
+    }
+}
+
+async fn setup(bus: &Bus) {
+    names::ensure_all(bus.as_ref(), 1)
+        .await
+        .expect("streams and buckets are created");
+}
+
+fn obs(source: &str, country: &str, period: &str, payload: &str) -> Outgoing {
+    Outgoing::new(
+        names::obs_subject(source, country, "study", period),
+        payload.to_string(),
+    )
+}
+
+fn payload(msg: &Message) -> &str {
+    std::str::from_utf8(&msg.payload).expect("utf-8 payload")
+}
+
+async fn publish_then_replay_returns_messages_in_order_with_stream_seqs(bus: Bus) {
+    setup(&bus).await;
+    let mut sent = Vec::new();
+    for (i, country) in ["PRK", "SYR", "PRK"].iter().enumerate() {
+        let msg = obs(
+            "fsb",
+            country,
+            &format!("2024-Q{}", i + 1),
+            &format!("m{i}"),
+        );
+        let ack = bus.publish(msg.clone()).await.expect("publish");
+        assert!(!ack.duplicate);
+        sent.push((msg, ack.seq));
+    }
+    let seqs: Vec<u64> = sent.iter().map(|(_, seq)| *seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3], "a fresh stream numbers from 1");
+
+    let mut replay = bus.replay(OBS_STREAM, "bw.obs.>", 1).await.expect("replay");
+    for (msg, seq) in &sent {
+        let got = next_msg(&mut replay).await;
+        assert_eq!(got.subject, msg.subject);
+        assert_eq!(got.payload, msg.payload);
+        assert_eq!(got.seq, *seq);
+    }
+}
+
+async fn replay_filters_and_starts_at_from_seq_then_follows_live(bus: Bus) {
+    setup(&bus).await;
+    for (source, period) in [("fsb", "1"), ("unhcr", "1"), ("fsb", "2"), ("fsb", "3")] {
+        bus.publish(obs(source, "PRK", period, &format!("{source}-{period}")))
+            .await
+            .expect("publish");
+    }
+    let mut replay = bus
+        .replay(OBS_STREAM, &names::obs_filter_for_source("fsb"), 2)
+        .await
+        .expect("replay");
+    let first = next_msg(&mut replay).await;
+    assert_eq!((payload(&first), first.seq), ("fsb-2", 3));
+    let second = next_msg(&mut replay).await;
+    assert_eq!((payload(&second), second.seq), ("fsb-3", 4));
+
+    bus.publish(obs("unhcr", "PRK", "2", "unhcr-2"))
+        .await
+        .expect("publish");
+    bus.publish(obs("fsb", "PRK", "4", "fsb-4"))
+        .await
+        .expect("publish");
+    let live = next_msg(&mut replay).await;
+    assert_eq!((payload(&live), live.seq), ("fsb-4", 6));
+}
+
+async fn duplicate_msg_id_is_acknowledged_as_duplicate_and_stored_once(bus: Bus) {
+    setup(&bus).await;
+    let msg = obs("fsb", "PRK", "2024-Q1", "once").with_id("release-1/row-1");
+    let first = bus.publish(msg.clone()).await.expect("publish");
+    let again = bus.publish(msg).await.expect("publish duplicate");
+    assert!(!first.duplicate);
+    assert!(
+        again.duplicate,
+        "same msg_id within the window is a duplicate"
+    );
+    assert_eq!(again.seq, first.seq, "a duplicate acks the original's seq");
+
+    let next_ack = bus
+        .publish(obs("fsb", "PRK", "2024-Q1", "later"))
+        .await
+        .expect("publish");
+    assert_eq!(next_ack.seq, first.seq + 1, "the duplicate took no seq");
+    let mut replay = bus.replay(OBS_STREAM, "bw.obs.>", 1).await.expect("replay");
+    assert_eq!(payload(&next_msg(&mut replay).await), "once");
+    assert_eq!(payload(&next_msg(&mut replay).await), "later");
+}
+
+async fn publish_to_subject_without_stream_fails_with_no_stream(bus: Bus) {
+    setup(&bus).await;
+    let err = bus
+        .publish(Outgoing::new("bw.nowhere.at.all", "x"))
+        .await
+        .expect_err("no stream captures the subject");
+    assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
+    let err = bus
+        .publish_all(vec![Outgoing::new("bw.nowhere.at.all", "x")])
+        .await
+        .expect_err("no stream captures the subject");
+    assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
+}
+
+async fn publish_all_acks_every_message_in_order(bus: Bus) {
+    setup(&bus).await;
+    // More than one pipelining window of the NATS transport.
+    let msgs: Vec<Outgoing> = (0..1200)
+        .map(|i| {
+            obs(
+                "fsb",
+                &format!("C{}", i % 7),
+                &i.to_string(),
+                &i.to_string(),
+            )
+        })
+        .collect();
+    let acks = bus.publish_all(msgs).await.expect("publish_all");
+    let seqs: Vec<u64> = acks.iter().map(|ack| ack.seq).collect();
+    assert_eq!(seqs, (1..=1200).collect::<Vec<u64>>());
+    assert!(acks.iter().all(|ack| !ack.duplicate));
+    let latest = bus
+        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .await
+        .expect("last_per_subject");
+    assert_eq!(latest.len(), 1200, "every period is its own subject");
+    assert!(bus.publish_all(Vec::new()).await.expect("empty").is_empty());
+}
+
+async fn last_per_subject_returns_latest_per_subject_within_filter(bus: Bus) {
+    setup(&bus).await;
+    let msgs = vec![
+        obs("fsb", "PRK", "2024-Q1", "prk-q1-v1"),
+        obs("fsb", "SYR", "2024-Q1", "syr-q1-v1"),
+        obs("fsb", "PRK", "2024-Q1", "prk-q1-v2"),
+        obs("unhcr", "PRK", "2024-Q1", "unhcr-v1"),
+        obs("fsb", "PRK", "2024-Q2", "prk-q2-v1"),
+    ];
+    bus.publish_all(msgs).await.expect("publish_all");
+
+    let latest = bus
+        .last_per_subject(OBS_STREAM, &names::obs_filter_for_source("fsb"))
+        .await
+        .expect("last_per_subject");
+    let got: Vec<(&str, u64)> = latest.iter().map(|m| (payload(m), m.seq)).collect();
+    assert_eq!(
+        got,
+        vec![("syr-q1-v1", 2), ("prk-q1-v2", 3), ("prk-q2-v1", 5)],
+        "latest version of each fsb subject, in stream order"
+    );
+    assert_eq!(latest[1].subject, "bw.obs.fsb.PRK.study.2024-Q1");
+
+    let all = bus
+        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .await
+        .expect("last_per_subject");
+    assert_eq!(all.len(), 4);
+}
+
+async fn last_per_subject_without_match_is_empty_at_once(bus: Bus) {
+    setup(&bus).await;
+    let started = Instant::now();
+    let empty_stream = bus
+        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .await
+        .expect("last_per_subject");
+    assert!(empty_stream.is_empty());
+
+    bus.publish(obs("fsb", "PRK", "2024-Q1", "x"))
+        .await
+        .expect("publish");
+    let no_match = bus
+        .last_per_subject(OBS_STREAM, &names::obs_filter_for_source("unhcr"))
+        .await
+        .expect("last_per_subject");
+    assert!(no_match.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+async fn max_msgs_per_subject_keeps_only_latest_versions(bus: Bus) {
+    let spec = StreamSpec {
+        name: "CONTRACT_LIMIT".into(),
+        subjects: vec!["contract.limit.>".into()],
+        max_msgs_per_subject: 2,
+        duplicate_window: Duration::from_secs(60),
+        replicas: 1,
+    };
+    bus.ensure_stream(&spec).await.expect("ensure_stream");
+    for i in 0..5 {
+        bus.publish(Outgoing::new("contract.limit.x", format!("x{i}")))
+            .await
+            .expect("publish");
+    }
+    bus.publish(Outgoing::new("contract.limit.y", "y0"))
+        .await
+        .expect("publish");
+
+    let mut replay = bus
+        .replay("CONTRACT_LIMIT", "contract.limit.>", 1)
+        .await
+        .expect("replay");
+    let kept: Vec<(String, u64)> = [
+        next_msg(&mut replay).await,
+        next_msg(&mut replay).await,
+        next_msg(&mut replay).await,
+    ]
+    .iter()
+    .map(|m| (payload(m).to_string(), m.seq))
+    .collect();
+    assert_eq!(
+        kept,
+        vec![("x3".into(), 4), ("x4".into(), 5), ("y0".into(), 6)],
+        "only the 2 latest versions of x survive"
+    );
+}
+
+async fn consumers_with_same_durable_share_messages(bus: Bus) {
+    setup(&bus).await;
+    let ack_wait = Duration::from_secs(30);
+    let a = bus
+        .consume(OBS_STREAM, "shared", "bw.obs.>", ack_wait)
+        .await
+        .expect("consume a");
+    let b = bus
+        .consume(OBS_STREAM, "shared", "bw.obs.>", ack_wait)
+        .await
+        .expect("consume b");
+    let msgs: Vec<Outgoing> = (0..20)
+        .map(|i| obs("fsb", "PRK", &i.to_string(), &i.to_string()))
+        .collect();
+    bus.publish_all(msgs).await.expect("publish_all");
+
+    let mut both = futures::stream::select(a, b).boxed();
+    let mut seen = BTreeSet::new();
+    for _ in 0..20 {
+        let delivery = next(&mut both).await.expect("delivery");
+        assert_eq!(delivery.delivered, 1);
+        assert!(
+            seen.insert(delivery.message.seq),
+            "seq {} delivered twice",
+            delivery.message.seq
+        );
+        delivery.ack().await.expect("ack");
+    }
+    assert_eq!(seen, (1..=20).collect::<BTreeSet<u64>>());
+    assert_quiet(&mut both, Duration::from_millis(500)).await;
+}
+
+async fn consumer_gets_only_messages_matching_its_filter(bus: Bus) {
+    setup(&bus).await;
+    let mut deliveries = bus
+        .consume(
+            OBS_STREAM,
+            "unhcr-only",
+            &names::obs_filter_for_source("unhcr"),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("consume");
+    bus.publish(obs("fsb", "PRK", "1", "fsb"))
+        .await
+        .expect("publish");
+    bus.publish(obs("unhcr", "PRK", "1", "unhcr"))
+        .await
+        .expect("publish");
+    let delivery = next(&mut deliveries).await.expect("delivery");
+    assert_eq!(payload(&delivery.message), "unhcr");
+    assert_eq!(delivery.message.seq, 2);
+    delivery.ack().await.expect("ack");
+}
+
+async fn unacked_delivery_is_redelivered_after_ack_wait(bus: Bus) {
+    setup(&bus).await;
+    let mut deliveries = bus
+        .consume(OBS_STREAM, "slow", "bw.obs.>", Duration::from_secs(1))
+        .await
+        .expect("consume");
+    bus.publish(obs("fsb", "PRK", "1", "work"))
+        .await
+        .expect("publish");
+    let first = next(&mut deliveries).await.expect("delivery");
+    assert_eq!(first.delivered, 1);
+    let started = Instant::now();
+    // Not acked (and still held, so dropping it cannot count as an answer).
+    let again = next(&mut deliveries).await.expect("redelivery");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "redelivered after {:?}, before the ack wait",
+        started.elapsed()
+    );
+    assert_eq!(again.message.seq, first.message.seq);
+    assert_eq!(again.delivered, 2);
+    again.ack().await.expect("ack");
+    drop(first);
+}
+
+async fn nak_redelivers(bus: Bus) {
+    setup(&bus).await;
+    let mut deliveries = bus
+        .consume(OBS_STREAM, "picky", "bw.obs.>", Duration::from_secs(30))
+        .await
+        .expect("consume");
+    bus.publish(obs("fsb", "PRK", "1", "retry me"))
+        .await
+        .expect("publish");
+    let first = next(&mut deliveries).await.expect("delivery");
+    first.nak(None).await.expect("nak");
+    let again = next(&mut deliveries).await.expect("redelivery");
+    assert_eq!(again.message.seq, first.message.seq);
+    assert_eq!(payload(&again.message), "retry me");
+    assert_eq!(again.delivered, 2);
+    again.ack().await.expect("ack");
+}
+
+async fn acked_delivery_is_not_redelivered_to_recreated_consumer(bus: Bus) {
+    setup(&bus).await;
+    let ack_wait = Duration::from_secs(1);
+    let mut deliveries = bus
+        .consume(OBS_STREAM, "restarting", "bw.obs.>", ack_wait)
+        .await
+        .expect("consume");
+    bus.publish(obs("fsb", "PRK", "1", "done"))
+        .await
+        .expect("publish");
+    let first = next(&mut deliveries).await.expect("delivery");
+    first.ack().await.expect("ack");
+    drop(deliveries);
+
+    let mut deliveries = bus
+        .consume(OBS_STREAM, "restarting", "bw.obs.>", ack_wait)
+        .await
+        .expect("consume again");
+    bus.publish(obs("fsb", "PRK", "2", "new"))
+        .await
+        .expect("publish");
+    let next_one = next(&mut deliveries).await.expect("delivery");
+    assert_eq!(
+        payload(&next_one.message),
+        "new",
+        "the acked one is not back"
+    );
+    assert_eq!(next_one.message.seq, 2);
+    next_one.ack().await.expect("ack");
+    // Past the ack wait: neither comes back.
+    assert_quiet(&mut deliveries, ack_wait * 2).await;
+}
+
+async fn kv_get_put_create_delete_keys(bus: Bus) {
+    setup(&bus).await;
+    let b = SERIES_BUCKET;
+    assert_eq!(bus.kv_get(b, "fsb.PRK.study").await.expect("get"), None);
+    assert!(bus.kv_keys(b).await.expect("keys").is_empty());
+
+    bus.kv_put(b, "fsb.PRK.study", Bytes::from("v1"))
+        .await
+        .expect("put");
+    assert_eq!(
+        bus.kv_get(b, "fsb.PRK.study").await.expect("get"),
+        Some(Bytes::from("v1"))
+    );
+    bus.kv_put(b, "fsb.PRK.study", Bytes::from("v2"))
+        .await
+        .expect("put over");
+    assert_eq!(
+        bus.kv_get(b, "fsb.PRK.study").await.expect("get"),
+        Some(Bytes::from("v2"))
+    );
+
+    assert!(
+        !bus.kv_create(b, "fsb.PRK.study", Bytes::from("v3"))
+            .await
+            .expect("create existing"),
+        "create does not overwrite"
+    );
+    assert_eq!(
+        bus.kv_get(b, "fsb.PRK.study").await.expect("get"),
+        Some(Bytes::from("v2"))
+    );
+    assert!(
+        bus.kv_create(b, "a/b=c_d-e", Bytes::from("new"))
+            .await
+            .expect("create")
+    );
+    assert!(
+        !bus.kv_create(b, "a/b=c_d-e", Bytes::from("again"))
+            .await
+            .expect("create twice")
+    );
+    assert_eq!(
+        bus.kv_keys(b).await.expect("keys"),
+        vec!["a/b=c_d-e".to_string(), "fsb.PRK.study".to_string()]
+    );
+
+    bus.kv_delete(b, "fsb.PRK.study").await.expect("delete");
+    assert_eq!(bus.kv_get(b, "fsb.PRK.study").await.expect("get"), None);
+    assert_eq!(
+        bus.kv_keys(b).await.expect("keys"),
+        vec!["a/b=c_d-e".to_string()]
+    );
+    bus.kv_delete(b, "never.there")
+        .await
+        .expect("delete missing");
+    assert!(
+        bus.kv_create(b, "fsb.PRK.study", Bytes::from("v4"))
+            .await
+            .expect("create after delete"),
+        "a deleted key can be created again"
+    );
+    assert_eq!(
+        bus.kv_get(b, "fsb.PRK.study").await.expect("get"),
+        Some(Bytes::from("v4"))
+    );
+}
+
+async fn kv_rejects_bad_keys_and_unknown_buckets(bus: Bus) {
+    setup(&bus).await;
+    for key in ["", "has space", ".leading", "trailing.", "star*", "gt>"] {
+        let err = bus
+            .kv_put(SERIES_BUCKET, key, Bytes::from("x"))
+            .await
+            .expect_err("bad key");
+        assert!(matches!(err, BusError::BadKey(_)), "{key:?}: got {err:?}");
+        let err = bus.kv_get(SERIES_BUCKET, key).await.expect_err("bad key");
+        assert!(matches!(err, BusError::BadKey(_)), "{key:?}: got {err:?}");
+    }
+    let err = bus
+        .kv_get("no_such_bucket", "k")
+        .await
+        .expect_err("unknown bucket");
+    assert!(matches!(err, BusError::NoBucket(_)), "got {err:?}");
+    let err = bus
+        .kv_put("no_such_bucket", "k", Bytes::from("x"))
+        .await
+        .expect_err("unknown bucket");
+    assert!(matches!(err, BusError::NoBucket(_)), "got {err:?}");
+    let err = bus
+        .kv_keys("no_such_bucket")
+        .await
+        .expect_err("unknown bucket");
+    assert!(matches!(err, BusError::NoBucket(_)), "got {err:?}");
+}
+
+async fn request_reaches_server_and_reply_carries_headers(bus: Bus) {
+    let mut requests = bus.serve("contract.echo", "echo").await.expect("serve");
+    let server = tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let name = request.message.header("x-name").unwrap_or("").to_string();
+            let body = payload(&request.message).to_uppercase();
+            request
+                .respond(vec![("x-greeting".into(), format!("hello {name}"))], body)
+                .await
+                .expect("respond");
+        }
+    });
+
+    for round in 0..3 {
+        let reply = bus
+            .request(
+                "contract.echo",
+                vec![("x-name".into(), format!("caller{round}"))],
+                Bytes::from("ping"),
+                WAIT,
+            )
+            .await
+            .expect("request answered");
+        assert_eq!(payload(&reply), "PING");
+        let greeting = format!("hello caller{round}");
+        assert_eq!(reply.header("X-Greeting"), Some(greeting.as_str()));
+        assert_eq!(reply.seq, 0);
+    }
+    server.abort();
+}
+
+async fn request_without_server_fails_with_no_responder(bus: Bus) {
+    let started = Instant::now();
+    let err = bus
+        .request(
+            "contract.nobody.home",
+            Vec::new(),
+            Bytes::from("hello?"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect_err("nobody serves it");
+    assert!(matches!(err, BusError::NoResponder { .. }), "got {err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no responder is known at once, not after the timeout"
+    );
+}
+
+async fn ensure_all_is_idempotent_and_keeps_data(bus: Bus) {
+    setup(&bus).await;
+    bus.publish(obs("fsb", "PRK", "1", "kept"))
+        .await
+        .expect("publish");
+    bus.kv_put(SERIES_BUCKET, "k", Bytes::from("kept"))
+        .await
+        .expect("put");
+    setup(&bus).await;
+    setup(&bus).await;
+    let latest = bus
+        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .await
+        .expect("last_per_subject");
+    assert_eq!(latest.len(), 1);
+    assert_eq!(payload(&latest[0]), "kept");
+    assert_eq!(
+        bus.kv_get(SERIES_BUCKET, "k").await.expect("get"),
+        Some(Bytes::from("kept"))
+    );
+}
+
+async fn operations_on_unknown_stream_fail_with_no_stream(bus: Bus) {
+    setup(&bus).await;
+    let err = bus
+        .last_per_subject("NO_SUCH_STREAM", ">")
+        .await
+        .expect_err("unknown stream");
+    assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
+    let err = bus
+        .replay("NO_SUCH_STREAM", ">", 1)
+        .await
+        .err()
+        .expect("unknown stream");
+    assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
+    let err = bus
+        .consume("NO_SUCH_STREAM", "d", ">", Duration::from_secs(1))
+        .await
+        .err()
+        .expect("unknown stream");
+    assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
+}
+
+// NATS only: what the in-process bus has no counterpart for.
+
+#[tokio::test]
+async fn nats_bus_reconnects_after_server_restart_and_keeps_data() {
+    let mut server = NatsServer::start();
+    let bus = nats_bus(&server).await;
+    setup(&bus).await;
+    bus.publish(obs("fsb", "PRK", "1", "before"))
+        .await
+        .expect("publish");
+    bus.kv_put(SERIES_BUCKET, "k", Bytes::from("before"))
+        .await
+        .expect("put");
+
+    server.stop();
+    wait_for(
+        || !bus.is_connected(),
+        "the bus to notice the server is gone",
+    )
+    .await;
+    server.restart();
+    wait_for(|| bus.is_connected(), "the bus to reconnect").await;
+
+    let ack = bus
+        .publish(obs("fsb", "PRK", "2", "after"))
+        .await
+        .expect("publish after restart");
+    assert_eq!(ack.seq, 2, "the stream survived the restart");
+    assert_eq!(
+        bus.kv_get(SERIES_BUCKET, "k").await.expect("get"),
+        Some(Bytes::from("before"))
+    );
+}
+
+#[tokio::test]
+async fn nats_bus_on_three_node_cluster_replicates_streams_and_buckets() {
+    let servers = borderwatch_bus::test_server::cluster(3);
+    let urls = borderwatch_bus::test_server::urls(&servers);
+    let bus: Bus = Arc::new(
+        NatsBus::connect(&urls, "contract-cluster")
+            .await
+            .expect("connects to the cluster"),
+    );
+    // A new cluster can take a moment to place replicated assets.
+    let deadline = Instant::now() + WAIT;
+    while let Err(e) = names::ensure_all(bus.as_ref(), 3).await {
+        assert!(Instant::now() < deadline, "ensure_all on the cluster: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ack = bus
+        .publish(obs("fsb", "PRK", "1", "replicated"))
+        .await
+        .expect("publish");
+    assert_eq!(ack.seq, 1);
+    assert!(
+        bus.kv_create(SERIES_BUCKET, "k", Bytes::from("v"))
+            .await
+            .expect("create")
+    );
+    let latest = bus
+        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .await
+        .expect("last_per_subject");
+    assert_eq!(latest.len(), 1);
+}
+
+#[tokio::test]
+async fn nats_connect_to_unreachable_server_fails_with_connect_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let err = NatsBus::connect(&format!("nats://127.0.0.1:{port}"), "nobody")
+        .await
+        .expect_err("nothing listens there");
+    assert!(matches!(err, BusError::Connect { .. }), "got {err:?}");
+}
+
+async fn wait_for(done: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
