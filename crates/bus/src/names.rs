@@ -24,7 +24,7 @@ pub const DELIVERIES_BUCKET: &str = "bw_deliveries";
 /// Surge ids announced (key: surge id), so a surge found again is not published again.
 pub const ANNOUNCED_BUCKET: &str = "bw_announced";
 
-/// Releases analytics has finished (key: release id): the surges each one produced.
+/// Releases analytics has finished (key: `<release id>.<source>`): the surges each produced.
 pub const ANALYZED_BUCKET: &str = "bw_analyzed";
 
 /// Ingest serves uploads here (queue group `ingest`).
@@ -50,6 +50,10 @@ pub fn release_subject(source: &str) -> String {
 
 pub fn surge_subject(country: &str, category: &str) -> String {
     format!("bw.surge.{country}.{category}")
+}
+
+pub fn analyzed_key(release_id: &str, source: &str) -> String {
+    format!("{release_id}.{source}")
 }
 
 pub fn series_key(source: &str, country: &str, category: &str) -> String {

@@ -1,1 +1,169 @@
-//! cli
+//! The `borderwatch` binary: one executable, every role chosen by subcommand.
+//!
+//! `up` runs every role in one process (on the in-process bus unless `--nats` is given);
+//! `ingest`, `analytics`, `notify` and `gateway` run one role against NATS; `import` sends a
+//! file to a gateway; `analyze` runs the detectors on a file with no services at all.
+
+mod commands;
+pub mod roles;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use roles::{Running, UpOptions, start};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "borderwatch",
+    version,
+    about = "Catch surges in border statistics"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "BORDERWATCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long, global = true, env = "BORDERWATCH_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process: on the in-process bus, or over NATS with --nats.
+    Up(UpArgs),
+    /// Run the ingest role (serves uploads from gateways).
+    Ingest(RoleArgs),
+    /// Run the analytics role (one of any number of replicas).
+    Analytics(RoleArgs),
+    /// Run the notify role (webhook delivery).
+    Notify(RoleArgs),
+    /// Run the gateway role (HTTP API, live stream, dashboard).
+    Gateway(GatewayArgs),
+    /// Send a file to a running gateway.
+    Import(ImportArgs),
+    /// Read a file and print the surges the detectors find; no services needed.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NatsArgs {
+    /// NATS server URLs, comma-separated.
+    #[arg(long, env = "BORDERWATCH_NATS")]
+    pub nats: String,
+    /// Copies of each stream and bucket (3 in a cluster).
+    #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Address to listen on.
+    #[arg(long, env = "BORDERWATCH_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Bearer token required for requests that change state.
+    #[arg(long, env = "BORDERWATCH_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// NATS server URLs; without it every role runs on the in-process bus.
+    #[arg(long, env = "BORDERWATCH_NATS")]
+    pub nats: Option<String>,
+    /// Address the gateway listens on.
+    #[arg(long, env = "BORDERWATCH_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Where the in-process bus keeps its state.
+    #[arg(long, env = "BORDERWATCH_DATA", default_value = "borderwatch-data")]
+    pub data: PathBuf,
+    /// Ingest the demo data at start and print the surges it holds.
+    #[arg(long, env = "BORDERWATCH_DEMO")]
+    pub demo: bool,
+    /// Bearer token required for requests that change state.
+    #[arg(long, env = "BORDERWATCH_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Copies of each stream and bucket (with --nats; 3 in a cluster).
+    #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to send.
+    pub file: PathBuf,
+    /// Input format (default: generic).
+    #[arg(long, env = "BORDERWATCH_FORMAT")]
+    pub format: Option<String>,
+    /// Source name, where the file has no source column.
+    #[arg(long, env = "BORDERWATCH_SOURCE")]
+    pub source: Option<String>,
+    /// The gateway to send it to.
+    #[arg(
+        long,
+        env = "BORDERWATCH_GATEWAY",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub gateway: String,
+    #[arg(long, env = "BORDERWATCH_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The file to read.
+    pub file: PathBuf,
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Output: one JSON line per surge, or a table.
+    #[arg(long, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    Json,
+    Table,
+}
+
+/// Sets up tracing as the flags ask.
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    commands::run(cli.command).await
+}

@@ -1,1 +1,14 @@
-fn main() {}
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = borderwatch::Cli::parse();
+    borderwatch::init_logging(&cli);
+    match borderwatch::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("borderwatch: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

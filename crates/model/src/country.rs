@@ -13,7 +13,9 @@ pub struct Country([u8; 3]);
 
 /// Why a country could not be recognised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a known country: use an ISO 3166-1 alpha-2 or alpha-3 code or an English or Russian name")]
+#[error(
+    "`{value}` is not a known country: use an ISO 3166-1 alpha-2 or alpha-3 code or an English or Russian name"
+)]
 pub struct CountryError {
     pub value: String,
 }
@@ -169,9 +171,7 @@ impl Country {
                 .or_else(|_| celes::Country::from_alias(&squashed))
                 .ok()
         });
-        found
-            .map(|c| Country::from_code(c.alpha3))
-            .ok_or_else(err)
+        found.map(|c| Country::from_code(c.alpha3)).ok_or_else(err)
     }
 
     fn from_code(code: &str) -> Country {
@@ -236,7 +236,14 @@ mod tests {
 
     #[test]
     fn reads_codes_names_and_aliases() {
-        for v in ["PRK", "prk", "KP", "North Korea", "КНДР (Северная Корея)", " kp "] {
+        for v in [
+            "PRK",
+            "prk",
+            "KP",
+            "North Korea",
+            "КНДР (Северная Корея)",
+            " kp ",
+        ] {
             assert_eq!(Country::parse(v).unwrap().code(), "PRK", "{v}");
         }
         assert_eq!(Country::parse("Germany").unwrap().code(), "DEU");
@@ -256,9 +263,11 @@ mod tests {
             Country::parse("PRK").unwrap().citizens_phrase(),
             "North Korean citizens"
         );
-        assert!(Country::parse("PER")
-            .unwrap()
-            .citizens_phrase()
-            .starts_with("citizens of"));
+        assert!(
+            Country::parse("PER")
+                .unwrap()
+                .citizens_phrase()
+                .starts_with("citizens of")
+        );
     }
 }

@@ -11,7 +11,7 @@ mod sign;
 pub use country::{Country, CountryError};
 pub use format::{category_phrase, thousands, unit_noun};
 pub use period::{Freq, Period, PeriodError};
-pub use sign::{sign_body, verify_signature, SIGNATURE_HEADER, EVENT_ID_HEADER};
+pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -122,6 +122,10 @@ pub struct Release {
     pub last_period: Option<Period>,
     /// True when these exact bytes were ingested before: nothing was published again.
     pub duplicate: bool,
+    /// The sources a release marker was published for (those with new or changed figures):
+    /// analytics records each as `<release id>.<source>` in `bw_analyzed`.
+    #[serde(default)]
+    pub analyzed_sources: Vec<String>,
     pub received_at: String,
 }
 
@@ -146,6 +150,7 @@ pub struct SeriesChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyzedRelease {
     pub release_id: String,
+    pub source: String,
     pub series: u64,
     pub periods_evaluated: u64,
     /// Every surge found in the release, announced now or earlier.
@@ -315,8 +320,8 @@ pub struct SubscriptionFilter {
 impl SubscriptionFilter {
     pub fn matches(&self, e: &SurgeEvent) -> bool {
         (self.countries.is_empty() || self.countries.contains(&e.country))
-            && (self.categories.is_empty() || self.categories.iter().any(|c| *c == e.category))
-            && (self.sources.is_empty() || self.sources.iter().any(|s| *s == e.source))
+            && (self.categories.is_empty() || self.categories.contains(&e.category))
+            && (self.sources.is_empty() || self.sources.contains(&e.source))
             && e.severity >= self.min_severity
     }
 }
@@ -422,7 +427,10 @@ mod tests {
     #[test]
     fn tokenizes_labels() {
         assert_eq!(tokenize(" Study ").as_deref(), Some("study"));
-        assert_eq!(tokenize("Transport crew").as_deref(), Some("transport_crew"));
+        assert_eq!(
+            tokenize("Transport crew").as_deref(),
+            Some("transport_crew")
+        );
         assert_eq!(tokenize("учеба"), None);
     }
 }

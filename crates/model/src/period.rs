@@ -167,7 +167,9 @@ impl FromStr for Period {
                 let y = year(y)?;
                 if let Some(q) = rest.strip_prefix('Q').or_else(|| rest.strip_prefix('q')) {
                     match q {
-                        "1" | "2" | "3" | "4" => Ok(Period::Quarter(y, q.parse().map_err(|_| err())?)),
+                        "1" | "2" | "3" | "4" => {
+                            Ok(Period::Quarter(y, q.parse().map_err(|_| err())?))
+                        }
                         _ => Err(err()),
                     }
                 } else if rest.len() == 2 && rest.bytes().all(|b| b.is_ascii_digit()) {
@@ -211,7 +213,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed_labels() {
-        for s in ["24", "2024-Q5", "2024-13", "2024-00", "2024-7", "Q3-2024", "", "2024-Q"] {
+        for s in [
+            "24", "2024-Q5", "2024-13", "2024-00", "2024-7", "Q3-2024", "", "2024-Q",
+        ] {
             assert!(s.parse::<Period>().is_err(), "{s} should fail");
         }
     }

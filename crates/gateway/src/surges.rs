@@ -1,0 +1,123 @@
+//! The gateway's view of `BW_SURGES`: every event, read from the stream at start and kept
+//! current, for `GET /v1/surges` and the live stream.
+
+use std::sync::{Arc, RwLock};
+
+use borderwatch_bus::{Bus, names};
+use borderwatch_model::SurgeEvent;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+/// One stored event and its stream sequence (the SSE event id).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub seq: u64,
+    pub event: Arc<SurgeEvent>,
+}
+
+/// All surges seen, in stream order, and a channel of new ones.
+#[derive(Debug, Clone)]
+pub struct SurgeIndex {
+    entries: Arc<RwLock<Vec<Entry>>>,
+    live: broadcast::Sender<Entry>,
+    caught_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SurgeIndex {
+    /// Starts following the stream from its first message.
+    pub fn follow(bus: Bus, cancel: CancellationToken) -> SurgeIndex {
+        let (live, _) = broadcast::channel(1024);
+        let index = SurgeIndex {
+            entries: Arc::new(RwLock::new(Vec::new())),
+            live,
+            caught_up: Arc::default(),
+        };
+        let me = index.clone();
+        tokio::spawn(async move {
+            loop {
+                let from = me.last_seq() + 1;
+                match bus.replay(names::SURGE_STREAM, "bw.surge.>", from).await {
+                    Ok(mut stream) => {
+                        me.caught_up
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        loop {
+                            let next = tokio::select! {
+                                _ = cancel.cancelled() => return,
+                                n = stream.next() => n,
+                            };
+                            match next {
+                                Some(Ok(msg)) => me.push(msg.seq, &msg.payload),
+                                Some(Err(e)) => {
+                                    warn!(error = %e, "surge stream failed; resuming");
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot read surges; retrying"),
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        index
+    }
+
+    fn push(&self, seq: u64, payload: &[u8]) {
+        let Ok(event) = serde_json::from_slice::<SurgeEvent>(payload) else {
+            warn!(seq, "skipping a surge event that does not parse");
+            return;
+        };
+        let entry = Entry {
+            seq,
+            event: Arc::new(event),
+        };
+        {
+            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            if entries.last().is_some_and(|last| last.seq >= seq) {
+                return;
+            }
+            entries.push(entry.clone());
+        }
+        // Nobody listening is fine.
+        let _ = self.live.send(entry);
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map_or(0, |e| e.seq)
+    }
+
+    /// Whether the index has reached the stream (for `/readyz`).
+    pub fn is_following(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every entry after `seq`, oldest first.
+    pub fn after(&self, seq: u64) -> Vec<Entry> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let start = entries.partition_point(|e| e.seq <= seq);
+        entries[start..].to_vec()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<SurgeEvent>> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .rev()
+            .find(|e| e.event.id == id)
+            .map(|e| e.event.clone())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Entry> {
+        self.live.subscribe()
+    }
+}

@@ -1,0 +1,122 @@
+//! Why a whole file was refused.
+//!
+//! Problems with single rows are not errors: they become `RejectedRow`s next to the rows
+//! that were accepted. Every message here says what was wrong and what to do about it.
+
+/// A file-level failure of ingest. `code()` gives a stable machine-readable name.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(
+        "the file is empty: send a CSV or JSON-lines file whose first line names the columns \
+         (source,period,country,category,count) followed by one row per figure"
+    )]
+    EmptyFile,
+
+    #[error("the file is {kind}, not text: export it as CSV (UTF-8) and send that file instead")]
+    NotText { kind: &'static str },
+
+    #[error(
+        "the file starts with a {encoding} byte-order mark but is not valid {encoding} \
+         (first bad byte at offset {offset}): save it again as UTF-8"
+    )]
+    BadEncoding {
+        encoding: &'static str,
+        offset: usize,
+    },
+
+    #[error(
+        "the file has no header line: its first non-blank line must name the columns, \
+         e.g. `source,period,country,category,count`"
+    )]
+    NoHeader,
+
+    #[error(
+        "line {line}: no `{column}` column (found: {}); the generic format needs the columns \
+         source, period, country, category (or purpose) and count — rename or add the column",
+        .found.join(", ")
+    )]
+    MissingColumn {
+        /// 1-based line the column names were read from.
+        line: u64,
+        column: &'static str,
+        found: Vec<String>,
+    },
+
+    #[error(
+        "no source: the file has no `source` column and none was given with it; add a \
+         `source` column, or name the source (`--source NAME`, or `?source=NAME` over HTTP)"
+    )]
+    NoSource,
+
+    #[error(
+        "`{value}` is not a usable source name: use lowercase letters, digits, `-` and `_` \
+         (at most 64), e.g. `fsb`"
+    )]
+    BadSource { value: String },
+
+    #[error(
+        "the file has more than {limit} data rows, the most one upload may carry: \
+         split it into smaller files (by year, say) and send each"
+    )]
+    TooManyRows { limit: u64 },
+
+    #[error("line {line}: the CSV could not be read ({message}); check the quoting of that line")]
+    Csv { line: u64, message: String },
+
+    #[error("`{format}` is not a known input format: use one of {}", .known.join(", "))]
+    UnknownFormat {
+        format: String,
+        known: Vec<&'static str>,
+    },
+
+    /// The message bus or the store failed: not the file's fault, worth retrying.
+    #[error("ingest could not store the file ({0}); nothing was published, try again")]
+    Unavailable(String),
+
+    #[error("ingest failed inside ({0}); this is a bug, please report it")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// A stable name for the error, for the `code` field of API error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::EmptyFile => "empty_file",
+            IngestError::NotText { .. } => "not_text",
+            IngestError::BadEncoding { .. } => "bad_encoding",
+            IngestError::NoHeader => "no_header",
+            IngestError::MissingColumn { .. } => "missing_column",
+            IngestError::NoSource => "no_source",
+            IngestError::BadSource { .. } => "bad_source",
+            IngestError::TooManyRows { .. } => "too_many_rows",
+            IngestError::Csv { .. } => "bad_csv",
+            IngestError::UnknownFormat { .. } => "unknown_format",
+            IngestError::Unavailable(_) => "unavailable",
+            IngestError::Internal(_) => "internal",
+        }
+    }
+
+    /// True when the file itself is at fault (a 4xx), false when ingest is (a 5xx).
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, IngestError::Unavailable(_) | IngestError::Internal(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_column_message_names_the_column_and_what_was_found() {
+        let e = IngestError::MissingColumn {
+            line: 1,
+            column: "count",
+            found: vec!["source".into(), "period".into()],
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("`count`"), "{msg}");
+        assert!(msg.contains("found: source, period"), "{msg}");
+        assert_eq!(e.code(), "missing_column");
+        assert!(e.is_input_error());
+    }
+}

@@ -1,0 +1,890 @@
+//! The generic input format: one observation per row, as CSV or JSON lines.
+//!
+//! Column (or key) names are `source, period, country, category, count`, matched without
+//! regard to case or surrounding spaces; `purpose` may stand for `category` and `source` may
+//! come with the upload instead. A file-level problem (no header, a missing column, no source)
+//! refuses the file; a bad row is rejected on its own, with its line, column and reason, and
+//! the good rows around it are kept.
+
+use std::collections::HashMap;
+
+use borderwatch_model::{Country, Observation, Period, RejectedRow, TOTAL_CATEGORY, tokenize};
+
+use crate::error::IngestError;
+
+/// The most data rows one file may have unless the caller says otherwise.
+pub const DEFAULT_MAX_ROWS: u64 = 5_000_000;
+
+/// Longest raw value quoted back in a rejected row.
+const MAX_QUOTED: usize = 200;
+
+/// Bounds on what one file may make ingest do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Data rows (not counting the header and blank lines); more refuses the file.
+    pub max_rows: u64,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_rows: DEFAULT_MAX_ROWS,
+        }
+    }
+}
+
+/// What a file yielded. Every data row is exactly one of: an observation, a rejected row, or
+/// an exact repeat of an earlier row (`duplicates`), so `rows` is the sum of the three.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// Accepted figures in file order, `release_id` still empty.
+    pub observations: Vec<Observation>,
+    pub rejected: Vec<RejectedRow>,
+    /// Data rows read: the header and blank lines are not rows.
+    pub rows: u64,
+    /// Rows that repeated an earlier row exactly (same series, period and count): kept once.
+    pub duplicates: u64,
+}
+
+/// The Russian purposes of trip as the FSB writes them, and their tokens.
+const RUSSIAN_CATEGORIES: &[(&str, &str)] = &[
+    ("учеба", "study"),
+    ("учёба", "study"),
+    ("работа", "work"),
+    ("туризм", "tourism"),
+    ("деловая", "business"),
+    ("частная", "private"),
+    ("служебная", "official"),
+    ("транзит", "transit"),
+    ("пмж", "permanent_residence"),
+    ("постоянное место жительства", "permanent_residence"),
+    ("обслуживающий персонал", "transport_crew"),
+    ("всего", TOTAL_CATEGORY),
+    ("итого", TOTAL_CATEGORY),
+];
+
+/// Parses a generic-format file (CSV or JSON lines, told apart by the first non-blank
+/// character) with the default limits. `default_source` names the source for rows that
+/// have none.
+pub fn parse_generic(text: &str, default_source: Option<&str>) -> Result<Parsed, IngestError> {
+    parse_generic_with_limits(text, default_source, ParseLimits::default())
+}
+
+/// [`parse_generic`] with explicit limits.
+pub fn parse_generic_with_limits(
+    text: &str,
+    default_source: Option<&str>,
+    limits: ParseLimits,
+) -> Result<Parsed, IngestError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let default_source = match default_source.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => Some(tokenize(s).ok_or_else(|| IngestError::BadSource {
+            value: s.to_string(),
+        })?),
+        None => None,
+    };
+    let mut rows = Rows {
+        default_source,
+        limits,
+        seen: HashMap::new(),
+        out: Parsed::default(),
+    };
+    match text.trim_start().chars().next() {
+        None => return Err(IngestError::EmptyFile),
+        Some('{') => parse_json_lines(text, &mut rows)?,
+        Some(_) => parse_csv(text, &mut rows)?,
+    }
+    Ok(rows.out)
+}
+
+/// One data row's raw values, before checking.
+struct Raw {
+    /// `None` when the file has no source column or the object no source key.
+    source: Option<String>,
+    period: String,
+    country: String,
+    /// The column the category came from (`category` or `purpose`), for messages.
+    category_column: &'static str,
+    category: String,
+    count: String,
+}
+
+type SeriesPeriod = (String, Country, String, Period);
+
+/// Checks rows one by one and keeps what they give.
+struct Rows {
+    default_source: Option<String>,
+    limits: ParseLimits,
+    /// The first count and line of every series and period seen.
+    seen: HashMap<SeriesPeriod, (u64, u64)>,
+    out: Parsed,
+}
+
+impl Rows {
+    /// Counts one more data row against the limit.
+    fn count_row(&mut self) -> Result<(), IngestError> {
+        self.out.rows += 1;
+        if self.out.rows > self.limits.max_rows {
+            return Err(IngestError::TooManyRows {
+                limit: self.limits.max_rows,
+            });
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, line: u64, column: &str, value: &str, reason: String) {
+        self.out.rejected.push(RejectedRow {
+            row: line,
+            column: column.to_string(),
+            value: quote(value),
+            reason,
+        });
+    }
+
+    fn accept(&mut self, line: u64, raw: Raw) {
+        match self.check(&raw) {
+            Ok(obs) => self.keep(line, obs, &raw.count),
+            Err((column, value, reason)) => self.reject(line, column, &value, reason),
+        }
+    }
+
+    /// The observation a row gives, or the first column that is wrong with it.
+    fn check(&self, raw: &Raw) -> Result<Observation, (&'static str, String, String)> {
+        let source = match raw
+            .source
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) => tokenize(s).ok_or_else(|| {
+                (
+                    "source",
+                    s.to_string(),
+                    format!(
+                        "`{s}` is not a usable source name: use Latin letters, digits, spaces, \
+                         `-` and `_` (at most 64), e.g. `fsb`"
+                    ),
+                )
+            })?,
+            None => self.default_source.clone().ok_or_else(|| {
+                (
+                    "source",
+                    String::new(),
+                    "the source is empty and none was given with the file: fill it in, or \
+                     name the source with the upload"
+                        .to_string(),
+                )
+            })?,
+        };
+        let period: Period =
+            raw.period
+                .trim()
+                .parse()
+                .map_err(|e: borderwatch_model::PeriodError| {
+                    ("period", raw.period.clone(), e.to_string())
+                })?;
+        let country = Country::parse(&raw.country)
+            .map_err(|e| ("country", raw.country.clone(), e.to_string()))?;
+        let category = category_token(&raw.category)
+            .map_err(|reason| (raw.category_column, raw.category.clone(), reason))?;
+        let count =
+            parse_count(&raw.count).map_err(|reason| ("count", raw.count.clone(), reason))?;
+        Ok(Observation {
+            source,
+            country,
+            category,
+            period,
+            count,
+            release_id: String::new(),
+        })
+    }
+
+    /// Keeps a checked row unless an earlier row already gave its series and period.
+    fn keep(&mut self, line: u64, obs: Observation, raw_count: &str) {
+        let key = (
+            obs.source.clone(),
+            obs.country,
+            obs.category.clone(),
+            obs.period,
+        );
+        match self.seen.get(&key) {
+            Some(&(count, _)) if count == obs.count => self.out.duplicates += 1,
+            Some(&(count, first_line)) => {
+                let reason = format!(
+                    "conflicts with line {first_line}, which gave {count} for {}/{}/{} {}; \
+                     the earlier figure was kept: remove one of the two rows",
+                    obs.source, obs.country, obs.category, obs.period
+                );
+                self.reject(line, "count", raw_count, reason);
+            }
+            None => {
+                self.seen.insert(key, (obs.count, line));
+                self.out.observations.push(obs);
+            }
+        }
+    }
+}
+
+/// A category token from a label: a Russian purpose of trip, or any Latin label tokenized.
+pub fn category_token(label: &str) -> Result<String, String> {
+    let t = label.trim();
+    if t.is_empty() {
+        return Err("the category is empty: name the purpose or category, e.g. `study`".into());
+    }
+    let lower = t
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    if let Some((_, token)) = RUSSIAN_CATEGORIES.iter().find(|(ru, _)| *ru == lower) {
+        return Ok((*token).to_string());
+    }
+    tokenize(t).ok_or_else(|| {
+        format!(
+            "`{t}` cannot be a category name: use Latin letters, digits, spaces, `-` and `_` \
+             (at most 64), or an FSB purpose of trip (учеба, работа, туризм, деловая, частная, \
+             служебная, транзит, ПМЖ, обслуживающий персонал, всего)"
+        )
+    })
+}
+
+/// A count in the generic format: plain digits, nothing else.
+fn parse_count(value: &str) -> Result<u64, String> {
+    let t = value.trim();
+    if t.is_empty() {
+        return Err(
+            "the count is empty: write 0 for none, or leave the row out if the figure \
+                    is unknown"
+                .into(),
+        );
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse()
+            .map_err(|_| format!("the count `{t}` is too large"));
+    }
+    let digits_and = |extra: &[char]| t.chars().all(|c| c.is_ascii_digit() || extra.contains(&c));
+    Err(if t.starts_with('-') {
+        format!("the count `{t}` is negative: counts are whole numbers from 0 up")
+    } else if digits_and(&[',', ' ', '\u{a0}', '\u{202f}', '\'']) {
+        format!("the count `{t}` has a thousands separator: write plain digits (1234, not 1,234)")
+    } else if digits_and(&['.', 'e', 'E', '+']) {
+        format!("the count `{t}` is not a whole number in plain digits: write e.g. 12, not 12.0")
+    } else {
+        format!("`{t}` is not a count: write a whole number from 0 up in plain digits")
+    })
+}
+
+/// A raw value as quoted back to the user: at most `MAX_QUOTED` characters.
+fn quote(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
+}
+
+/// The delimiter of the header line: whichever of `,`, `;` and tab occurs most outside
+/// quotes (`,` on a tie or when none does).
+fn sniff_delimiter(text: &str) -> u8 {
+    let header = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let (mut comma, mut semicolon, mut tab) = (0usize, 0usize, 0usize);
+    let mut quoted = false;
+    for c in header.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => comma += 1,
+            ';' if !quoted => semicolon += 1,
+            '\t' if !quoted => tab += 1,
+            _ => {}
+        }
+    }
+    if semicolon > comma && semicolon >= tab {
+        b';'
+    } else if tab > comma && tab > semicolon {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
+fn is_blank(record: &csv::StringRecord) -> bool {
+    record.iter().all(|f| f.trim().is_empty())
+}
+
+/// Line numbers from byte offsets. The csv reader's own line of a record counts from where it
+/// started reading, before any blank lines it skipped; this counts from the record's first
+/// byte. Offsets only grow, so counting is linear over the file.
+struct Lines<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Lines {
+            text: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    fn of(&mut self, record: &csv::StringRecord) -> u64 {
+        let Some(mut start) = record.position().map(|p| p.byte() as usize) else {
+            return self.line;
+        };
+        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        let start = start.min(self.text.len()).max(self.pos);
+        self.line += self.text[self.pos..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        self.pos = start;
+        self.line
+    }
+}
+
+fn csv_error(e: csv::Error) -> IngestError {
+    IngestError::Csv {
+        line: e.position().map(|p| p.line()).unwrap_or(0),
+        message: e.to_string(),
+    }
+}
+
+fn parse_csv(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
+    let delimiter = sniff_delimiter(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let mut lines = Lines::new(text);
+
+    let header = loop {
+        match records.next() {
+            None => return Err(IngestError::NoHeader),
+            Some(Err(e)) => return Err(csv_error(e)),
+            Some(Ok(r)) if is_blank(&r) => continue,
+            Some(Ok(r)) => break r,
+        }
+    };
+    let header_line = lines.of(&header);
+    let names: Vec<String> = header
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_lowercase())
+        .collect();
+    let find = |name: &str| names.iter().position(|n| n == name);
+    let missing = |column: &'static str| IngestError::MissingColumn {
+        line: header_line,
+        column,
+        found: names.clone(),
+    };
+    let period = find("period").ok_or_else(|| missing("period"))?;
+    let country = find("country").ok_or_else(|| missing("country"))?;
+    let (category, category_column) = match (find("category"), find("purpose")) {
+        (Some(i), _) => (i, "category"),
+        (None, Some(i)) => (i, "purpose"),
+        (None, None) => return Err(missing("category")),
+    };
+    let count = find("count").ok_or_else(|| missing("count"))?;
+    let source = find("source");
+    if source.is_none() && rows.default_source.is_none() {
+        return Err(IngestError::NoSource);
+    }
+
+    let delimiter = char::from(delimiter).to_string();
+    for record in records {
+        let record = record.map_err(csv_error)?;
+        if is_blank(&record) {
+            continue;
+        }
+        rows.count_row()?;
+        let line = lines.of(&record);
+        if record.len() != names.len() {
+            let reason = format!(
+                "expected {} fields as in the header (line {header_line}), found {}; a value \
+                 with a `{delimiter}` in it must be in double quotes",
+                names.len(),
+                record.len()
+            );
+            let value = record.iter().collect::<Vec<_>>().join(&delimiter);
+            rows.reject(line, "", &value, reason);
+            continue;
+        }
+        let get = |i: usize| record.get(i).unwrap_or("").to_string();
+        let raw = Raw {
+            source: source.map(get),
+            period: get(period),
+            country: get(country),
+            category_column,
+            category: get(category),
+            count: get(count),
+        };
+        rows.accept(line, raw);
+    }
+    Ok(())
+}
+
+fn parse_json_lines(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
+    let mut keys_checked = false;
+    for (i, line_text) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        let t = line_text.trim();
+        if t.is_empty() {
+            continue;
+        }
+        rows.count_row()?;
+        let object = match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => {
+                rows.reject(
+                    line,
+                    "",
+                    t,
+                    "expected one JSON object per line, e.g. {\"period\": \"2024-Q3\", …}".into(),
+                );
+                continue;
+            }
+            Err(e) => {
+                rows.reject(line, "", t, format!("not a JSON object: {e}"));
+                continue;
+            }
+        };
+        let fields: HashMap<String, &serde_json::Value> = object
+            .iter()
+            .map(|(k, v)| (k.trim().to_lowercase(), v))
+            .collect();
+        let category_column = if fields.contains_key("category") || !fields.contains_key("purpose")
+        {
+            "category"
+        } else {
+            "purpose"
+        };
+        if !keys_checked {
+            // The first object stands for the header: a key it lacks is missing everywhere.
+            keys_checked = true;
+            let mut found: Vec<String> = object.keys().map(|k| k.trim().to_lowercase()).collect();
+            found.sort();
+            for column in ["period", "country", category_column, "count"] {
+                if !fields.contains_key(column) {
+                    return Err(IngestError::MissingColumn {
+                        line,
+                        column: if column == "purpose" {
+                            "category"
+                        } else {
+                            column
+                        },
+                        found,
+                    });
+                }
+            }
+            if !fields.contains_key("source") && rows.default_source.is_none() {
+                return Err(IngestError::NoSource);
+            }
+        }
+        let mut text_of = |key: &'static str| -> Option<Option<String>> {
+            match fields.get(key) {
+                None | Some(serde_json::Value::Null) => Some(None),
+                Some(serde_json::Value::String(s)) => Some(Some(s.clone())),
+                Some(serde_json::Value::Number(n)) => Some(Some(n.to_string())),
+                Some(other) => {
+                    rows.reject(
+                        line,
+                        key,
+                        &other.to_string(),
+                        format!("`{key}` must be text or a number"),
+                    );
+                    None
+                }
+            }
+        };
+        let Some(source) = text_of("source") else {
+            continue;
+        };
+        let Some(period) = text_of("period") else {
+            continue;
+        };
+        let Some(country) = text_of("country") else {
+            continue;
+        };
+        let Some(category) = text_of(category_column) else {
+            continue;
+        };
+        let Some(count) = text_of("count") else {
+            continue;
+        };
+        let required = [
+            ("period", &period),
+            ("country", &country),
+            (category_column, &category),
+            ("count", &count),
+        ];
+        if let Some((key, _)) = required.iter().find(|(_, v)| v.is_none()) {
+            rows.reject(line, key, "", format!("the `{key}` key is missing or null"));
+            continue;
+        }
+        let raw = Raw {
+            source,
+            period: period.unwrap_or_default(),
+            country: country.unwrap_or_default(),
+            category_column,
+            category: category.unwrap_or_default(),
+            count: count.unwrap_or_default(),
+        };
+        rows.accept(line, raw);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prk() -> Country {
+        Country::parse("PRK").unwrap()
+    }
+
+    #[test]
+    fn parses_csv_with_purpose_header() {
+        let text = "Source, Period ,Country,Purpose,Count\n\
+                    fsb,2024-Q3,KP,Study,3765\n\
+                    FSB,2024-Q2,North Korea,учеба,332\n";
+        let p = parse_generic(text, None).unwrap();
+        assert_eq!(p.rows, 2);
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        assert_eq!(p.observations.len(), 2);
+        let o = &p.observations[0];
+        assert_eq!(
+            (
+                o.source.as_str(),
+                o.country,
+                o.category.as_str(),
+                o.period,
+                o.count
+            ),
+            ("fsb", prk(), "study", Period::Quarter(2024, 3), 3765)
+        );
+        assert_eq!(p.observations[1].category, "study");
+        assert_eq!(p.observations[1].source, "fsb");
+    }
+
+    #[test]
+    fn parses_json_lines() {
+        let text = "{\"source\":\"fsb\",\"period\":\"2024-Q3\",\"country\":\"PRK\",\"category\":\"study\",\"count\":3765}\n\
+                    \n\
+                    {\"Period\":\"2024-Q4\",\"COUNTRY\":\"КНДР\",\"purpose\":\"учеба\",\"count\":\"3752\",\"note\":1}\n";
+        let p = parse_generic(text, Some("fsb")).unwrap();
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        assert_eq!(p.rows, 2);
+        assert_eq!(p.observations[0].count, 3765);
+        assert_eq!(p.observations[1].period, Period::Quarter(2024, 4));
+        assert_eq!(p.observations[1].count, 3752);
+        assert_eq!(p.observations[1].source, "fsb");
+    }
+
+    #[test]
+    fn json_lines_count_must_be_a_whole_number() {
+        let text = "{\"source\":\"fsb\",\"period\":\"2024\",\"country\":\"PRK\",\"category\":\"study\",\"count\":12.0}\n\
+                    {\"source\":\"fsb\",\"period\":\"2023\",\"country\":\"PRK\",\"category\":\"study\",\"count\":-1}\n\
+                    {\"source\":\"fsb\",\"period\":\"2022\",\"country\":\"PRK\",\"category\":\"study\",\"count\":[1]}\n";
+        let p = parse_generic(text, None).unwrap();
+        assert!(p.observations.is_empty());
+        let rows: Vec<(u64, &str)> = p
+            .rejected
+            .iter()
+            .map(|r| (r.row, r.column.as_str()))
+            .collect();
+        assert_eq!(rows, vec![(1, "count"), (2, "count"), (3, "count")]);
+    }
+
+    #[test]
+    fn json_lines_missing_key_in_first_object_is_a_file_error() {
+        let text =
+            "{\"source\":\"fsb\",\"period\":\"2024\",\"country\":\"PRK\",\"category\":\"study\"}\n";
+        let e = parse_generic(text, None).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                IngestError::MissingColumn {
+                    column: "count",
+                    line: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_json_line_is_rejected_and_others_kept() {
+        let text = "{\"source\":\"fsb\",\"period\":\"2024\",\"country\":\"PRK\",\"category\":\"study\",\"count\":1}\n\
+                    {\"source\":\"fsb\",\n";
+        let p = parse_generic(text, None).unwrap();
+        assert_eq!(p.observations.len(), 1);
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!(p.rejected[0].row, 2);
+        assert!(p.rejected[0].reason.contains("not a JSON object"));
+    }
+
+    #[test]
+    fn rejects_unknown_country_with_row_and_column() {
+        let text = "source,period,country,category,count\n\
+                    fsb,2024-Q3,PRK,study,3765\n\
+                    fsb,2024-Q3,Atlantis,study,5\n";
+        let p = parse_generic(text, None).unwrap();
+        assert_eq!(p.observations.len(), 1);
+        assert_eq!(p.rejected.len(), 1);
+        let r = &p.rejected[0];
+        assert_eq!(
+            (r.row, r.column.as_str(), r.value.as_str()),
+            (3, "country", "Atlantis")
+        );
+        assert!(r.reason.contains("not a known country"), "{}", r.reason);
+    }
+
+    #[test]
+    fn rejects_bad_period_with_row_and_column() {
+        let p = parse_generic(
+            "source,period,country,category,count\nfsb,2024-Q5,PRK,study,1\n",
+            None,
+        )
+        .unwrap();
+        let r = &p.rejected[0];
+        assert_eq!(
+            (r.row, r.column.as_str(), r.value.as_str()),
+            (2, "period", "2024-Q5")
+        );
+        assert!(r.reason.contains("not a period"));
+    }
+
+    #[test]
+    fn counts_must_be_plain_non_negative_integers() {
+        let text = "source;period;country;category;count\n\
+                    fsb;2024-Q1;PRK;study;\"1,234\"\n\
+                    fsb;2024-Q2;PRK;study;12.0\n\
+                    fsb;2024-Q3;PRK;study;-3\n\
+                    fsb;2024-Q4;PRK;study;many\n\
+                    fsb;2025-Q1;PRK;study;\n\
+                    fsb;2025-Q2;PRK;study;0\n";
+        let p = parse_generic(text, None).unwrap();
+        assert_eq!(p.observations.len(), 1);
+        assert_eq!(p.observations[0].count, 0);
+        let reasons: Vec<&str> = p.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].contains("thousands separator"), "{reasons:?}");
+        assert!(reasons[1].contains("not a whole number"), "{reasons:?}");
+        assert!(reasons[2].contains("negative"), "{reasons:?}");
+        assert!(reasons[3].contains("not a count"), "{reasons:?}");
+        assert!(reasons[4].contains("empty"), "{reasons:?}");
+        assert!(p.rejected.iter().all(|r| r.column == "count"));
+        assert_eq!(
+            p.rejected.iter().map(|r| r.row).collect::<Vec<_>>(),
+            vec![2, 3, 4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn empty_or_unusable_category_is_rejected() {
+        let text = "source,period,country,category,count\n\
+                    fsb,2024-Q1,PRK,,1\n\
+                    fsb,2024-Q2,PRK,学习,1\n";
+        let p = parse_generic(text, None).unwrap();
+        assert!(p.observations.is_empty());
+        assert!(p.rejected[0].reason.contains("category is empty"));
+        assert!(p.rejected[1].reason.contains("cannot be a category name"));
+        assert!(p.rejected.iter().all(|r| r.column == "category"));
+    }
+
+    #[test]
+    fn russian_purposes_map_to_tokens() {
+        for (ru, token) in [
+            ("учеба", "study"),
+            ("Учёба", "study"),
+            ("работа", "work"),
+            ("туризм", "tourism"),
+            ("деловая", "business"),
+            ("частная", "private"),
+            ("служебная", "official"),
+            ("транзит", "transit"),
+            ("ПМЖ", "permanent_residence"),
+            ("Обслуживающий  персонал", "transport_crew"),
+            ("ВСЕГО", TOTAL_CATEGORY),
+            ("Transport crew", "transport_crew"),
+        ] {
+            assert_eq!(category_token(ru).as_deref(), Ok(token), "{ru}");
+        }
+    }
+
+    #[test]
+    fn unusable_source_is_rejected_per_row() {
+        let p = parse_generic(
+            "source,period,country,category,count\nФСБ,2024,PRK,study,1\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.rejected[0].column, "source");
+        assert!(p.rejected[0].reason.contains("not a usable source name"));
+    }
+
+    #[test]
+    fn wrong_number_of_fields_is_rejected() {
+        let text = "source,period,country,category,count\n\
+                    fsb,2024-Q1,PRK,study\n\
+                    fsb,2024-Q2,PRK,study,1,2\n\
+                    fsb,2024-Q3,PRK,study,3\n";
+        let p = parse_generic(text, None).unwrap();
+        assert_eq!(p.observations.len(), 1);
+        assert_eq!(p.rejected.len(), 2);
+        assert!(
+            p.rejected[0].reason.contains("expected 5 fields"),
+            "{}",
+            p.rejected[0].reason
+        );
+        assert_eq!(p.rejected[1].row, 3);
+    }
+
+    #[test]
+    fn missing_count_column_is_a_file_error() {
+        let e = parse_generic(
+            "source,period,country,category,value\nfsb,2024,PRK,study,1\n",
+            None,
+        )
+        .unwrap_err();
+        match &e {
+            IngestError::MissingColumn {
+                column,
+                found,
+                line,
+            } => {
+                assert_eq!(*column, "count");
+                assert_eq!(*line, 1);
+                assert_eq!(found, &["source", "period", "country", "category", "value"]);
+            }
+            other => panic!("expected a missing column, got {other:?}"),
+        }
+        assert!(e.to_string().contains("no `count` column"), "{e}");
+    }
+
+    #[test]
+    fn no_source_anywhere_is_a_file_error() {
+        let text = "period,country,category,count\n2024,PRK,study,1\n";
+        assert!(matches!(
+            parse_generic(text, None),
+            Err(IngestError::NoSource)
+        ));
+        let p = parse_generic(text, Some("FSB")).unwrap();
+        assert_eq!(p.observations[0].source, "fsb");
+    }
+
+    #[test]
+    fn source_column_wins_over_the_default_and_fills_empty_cells() {
+        let text =
+            "source,period,country,category,count\ncbp,2024,MEX,encounters,1\n,2024,PRK,study,2\n";
+        let p = parse_generic(text, Some("fsb")).unwrap();
+        let sources: Vec<&str> = p.observations.iter().map(|o| o.source.as_str()).collect();
+        assert_eq!(sources, vec!["cbp", "fsb"]);
+    }
+
+    #[test]
+    fn unusable_default_source_is_a_file_error() {
+        let e = parse_generic("period,country,category,count\n", Some("ФСБ")).unwrap_err();
+        assert!(matches!(e, IngestError::BadSource { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn blank_file_has_no_header() {
+        assert!(matches!(
+            parse_generic("", None),
+            Err(IngestError::EmptyFile)
+        ));
+        assert!(matches!(
+            parse_generic("\n\n", None),
+            Err(IngestError::EmptyFile)
+        ));
+        assert!(matches!(
+            parse_generic(",,\n", None),
+            Err(IngestError::NoHeader)
+        ));
+    }
+
+    #[test]
+    fn conflicting_duplicate_rows_are_rejected() {
+        let text = "source,period,country,category,count\n\
+                    fsb,2024-Q3,PRK,study,3765\n\
+                    fsb,2024-Q3,KP,Study,24\n";
+        let p = parse_generic(text, None).unwrap();
+        assert_eq!(p.observations.len(), 1);
+        assert_eq!(p.observations[0].count, 3765);
+        let r = &p.rejected[0];
+        assert_eq!(
+            (r.row, r.column.as_str(), r.value.as_str()),
+            (3, "count", "24")
+        );
+        assert!(r.reason.contains("conflicts with line 2"), "{}", r.reason);
+    }
+
+    #[test]
+    fn identical_duplicate_rows_are_kept_once() {
+        let text = "source,period,country,category,count\n\
+                    fsb,2024-Q3,PRK,study,3765\n\
+                    fsb,2024-Q3,PRK,study,3765\n";
+        let p = parse_generic(text, None).unwrap();
+        assert_eq!(p.observations.len(), 1);
+        assert!(p.rejected.is_empty());
+        assert_eq!((p.rows, p.duplicates), (2, 1));
+    }
+
+    #[test]
+    fn extra_columns_are_ignored_and_delimiters_sniffed() {
+        for sep in [",", ";", "\t"] {
+            let text = ["note", "source", "period", "country", "category", "count"].join(sep)
+                + "\n"
+                + &["x", "fsb", "2024-07", "PRK", "study", "5"].join(sep)
+                + "\n";
+            let p = parse_generic(&text, None).unwrap();
+            assert_eq!(
+                p.observations.len(),
+                1,
+                "separator {sep:?}: {:?}",
+                p.rejected
+            );
+            assert_eq!(p.observations[0].period, Period::Month(2024, 7));
+        }
+    }
+
+    #[test]
+    fn row_numbers_count_lines_including_blank_ones_and_quoted_newlines() {
+        let text = "\nsource,period,country,category,count\n\n\"fsb\",2024,\"PRK\",study,\"1\n2\"\nfsb,2024,XX,study,1\n";
+        let p = parse_generic(text, None).unwrap();
+        let rows: Vec<u64> = p.rejected.iter().map(|r| r.row).collect();
+        let e = parse_generic("\n\nsource,period\n", None).unwrap_err();
+        assert!(
+            matches!(e, IngestError::MissingColumn { line: 3, .. }),
+            "{e:?}"
+        );
+        // line 4 starts a row whose quoted count spans two lines; line 6 has an unknown country.
+        assert_eq!(rows, vec![4, 6]);
+        assert_eq!(p.rows, 2);
+    }
+
+    #[test]
+    fn too_many_rows_is_a_file_error() {
+        let text =
+            "source,period,country,category,count\nfsb,2024,PRK,study,1\nfsb,2023,PRK,study,1\n";
+        let limits = ParseLimits { max_rows: 1 };
+        let e = parse_generic_with_limits(text, None, limits).unwrap_err();
+        assert!(matches!(e, IngestError::TooManyRows { limit: 1 }), "{e:?}");
+        assert!(parse_generic_with_limits(text, None, ParseLimits { max_rows: 2 }).is_ok());
+    }
+
+    #[test]
+    fn long_values_are_cut_when_quoted_back() {
+        let long = "x".repeat(1000);
+        let text = format!("source,period,country,category,count\nfsb,2024,{long},study,1\n");
+        let p = parse_generic(&text, None).unwrap();
+        assert!(p.rejected[0].value.chars().count() <= MAX_QUOTED + 1);
+    }
+}

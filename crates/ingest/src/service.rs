@@ -1,0 +1,284 @@
+//! The ingest service: file bytes in, durable observations and a release marker out.
+//!
+//! It serves `bw.ingest.submit` (queue group `ingest`) so that any gateway replica can hand
+//! it an upload. Only figures that are new or changed against the stream's current values
+//! are published, each with a `Nats-Msg-Id`, so the same file twice adds nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use borderwatch_bus::{BusError, Headers, Outgoing, Transport, names};
+use borderwatch_model::{
+    ErrorBody, ErrorDetail, Observation, Period, Release, ReleaseMarker, SeriesChange, now_rfc3339,
+    sha256_hex,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::error::IngestError;
+
+/// Request header naming the input format.
+pub const FORMAT_HEADER: &str = "Bw-Format";
+/// Request header naming the source when the file does not.
+pub const SOURCE_HEADER: &str = "Bw-Source";
+
+/// How long a gateway waits for the ingest service to answer.
+pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An upload to ingest.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub format: Option<String>,
+    pub source: Option<String>,
+    pub bytes: Bytes,
+}
+
+/// What ingest answers on `bw.ingest.submit`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reply {
+    Ok(Release),
+    Error(ErrorBody),
+}
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The file itself was refused (bad format, missing columns...): the caller's fault.
+    #[error("{}", .0.error.message)]
+    Rejected(ErrorBody),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("the ingest service sent an answer that is not a reply: {0}")]
+    BadReply(String),
+}
+
+/// Sends an upload to whichever ingest service is serving, and waits for its release.
+pub async fn submit(bus: &dyn Transport, sub: Submission) -> Result<Release, SubmitError> {
+    let mut headers: Headers = Vec::new();
+    if let Some(f) = sub.format {
+        headers.push((FORMAT_HEADER.into(), f));
+    }
+    if let Some(s) = sub.source {
+        headers.push((SOURCE_HEADER.into(), s));
+    }
+    let reply = bus
+        .request(names::INGEST_SUBJECT, headers, sub.bytes, SUBMIT_TIMEOUT)
+        .await?;
+    match serde_json::from_slice::<Reply>(&reply.payload) {
+        Ok(Reply::Ok(release)) => Ok(release),
+        Ok(Reply::Error(body)) => Err(SubmitError::Rejected(body)),
+        Err(e) => Err(SubmitError::BadReply(e.to_string())),
+    }
+}
+
+/// Serves submissions until `cancel` fires.
+pub async fn run(bus: borderwatch_bus::Bus, cancel: CancellationToken) -> Result<(), BusError> {
+    let mut requests = bus
+        .serve(names::INGEST_SUBJECT, names::INGEST_QUEUE)
+        .await?;
+    info!(subject = names::INGEST_SUBJECT, "ingest serving");
+    loop {
+        let request = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = requests.next() => match r { Some(r) => r, None => break },
+        };
+        // Requests are handled one at a time: the order of releases is the order of files.
+        let msg = &request.message;
+        let sub = Submission {
+            format: msg.header(FORMAT_HEADER).map(str::to_string),
+            source: msg.header(SOURCE_HEADER).map(str::to_string),
+            bytes: msg.payload.clone(),
+        };
+        let reply = match ingest(bus.as_ref(), sub).await {
+            Ok(release) => Reply::Ok(release),
+            Err(e) => {
+                warn!(error = %e, "upload refused");
+                Reply::Error(e.to_body())
+            }
+        };
+        let body = serde_json::to_vec(&reply).unwrap_or_default();
+        if let Err(e) = request.respond(Vec::new(), body).await {
+            warn!(error = %e, "could not answer an upload");
+        }
+    }
+    info!("ingest stopped");
+    Ok(())
+}
+
+impl IngestError {
+    /// The JSON error body of DESIGN.md.
+    pub fn to_body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message: self.to_string(),
+                details: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Ingests one file: parses it, publishes what is new, and records the release.
+pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, IngestError> {
+    let sha = sha256_hex(&sub.bytes);
+    if let Some(stored) = bus.kv_get(names::RELEASES_BUCKET, &sha).await?
+        && let Ok(mut release) = serde_json::from_slice::<Release>(&stored)
+    {
+        release.duplicate = true;
+        release.new_observations = 0;
+        info!(release = %release.id, "same bytes as an earlier release: nothing to add");
+        return Ok(release);
+    }
+    let format = sub.format.clone().unwrap_or_else(|| "generic".to_string());
+    let bytes = sub.bytes.clone();
+    let default_source = sub.source.clone();
+    let parse_format = format.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        crate::parse(&parse_format, &bytes, default_source.as_deref())
+    })
+    .await
+    .map_err(|e| IngestError::Internal(e.to_string()))??;
+
+    let release_id = format!("rel-{}", &sha[..16]);
+    let mut by_source: BTreeMap<String, Vec<Observation>> = BTreeMap::new();
+    for mut obs in parsed.observations {
+        obs.release_id = release_id.clone();
+        by_source.entry(obs.source.clone()).or_default().push(obs);
+    }
+    let mut new_observations = 0u64;
+    let mut analyzed_sources = Vec::new();
+    for (source, observations) in &by_source {
+        let current = current_values(bus, source).await?;
+        let changed: Vec<&Observation> = observations
+            .iter()
+            .filter(|o| {
+                let subject = subject_of(o);
+                current.get(&subject) != Some(&o.count)
+            })
+            .collect();
+        if changed.is_empty() {
+            continue;
+        }
+        let msgs = changed
+            .iter()
+            .map(|o| {
+                let payload = serde_json::to_vec(o).unwrap_or_default();
+                Outgoing::new(subject_of(o), payload).with_id(format!(
+                    "{}:{}",
+                    subject_of(o),
+                    o.count
+                ))
+            })
+            .collect();
+        bus.publish_all(msgs).await?;
+        new_observations += changed.len() as u64;
+        let marker = ReleaseMarker {
+            release_id: release_id.clone(),
+            source: source.clone(),
+            changes: changes_of(&changed),
+        };
+        bus.publish(
+            Outgoing::new(
+                names::release_subject(source),
+                serde_json::to_vec(&marker).unwrap_or_default(),
+            )
+            .with_id(format!("{release_id}:{source}")),
+        )
+        .await?;
+        analyzed_sources.push(source.clone());
+    }
+    let periods = by_source.values().flatten().map(|o| o.period);
+    let release = Release {
+        id: release_id,
+        source: match by_source.len() {
+            1 => by_source.keys().next().cloned().unwrap_or_default(),
+            0 => sub.source.unwrap_or_default(),
+            _ => "mixed".into(),
+        },
+        format,
+        content_sha256: sha.clone(),
+        bytes: sub.bytes.len() as u64,
+        accepted: by_source.values().map(|v| v.len() as u64).sum(),
+        rejected: parsed.rejected,
+        new_observations,
+        first_period: periods.clone().min(),
+        last_period: periods.max(),
+        duplicate: false,
+        analyzed_sources,
+        received_at: now_rfc3339(),
+    };
+    bus.kv_put(
+        names::RELEASES_BUCKET,
+        &sha,
+        serde_json::to_vec(&release).unwrap_or_default().into(),
+    )
+    .await?;
+    info!(
+        release = %release.id,
+        source = %release.source,
+        accepted = release.accepted,
+        rejected = release.rejected.len(),
+        new = release.new_observations,
+        "release ingested"
+    );
+    Ok(release)
+}
+
+fn subject_of(o: &Observation) -> String {
+    names::obs_subject(
+        &o.source,
+        o.country.code(),
+        &o.category,
+        &o.period.to_string(),
+    )
+}
+
+/// The current figure of every period the stream holds for `source`, by subject.
+async fn current_values(
+    bus: &dyn Transport,
+    source: &str,
+) -> Result<HashMap<String, u64>, BusError> {
+    let msgs = bus
+        .last_per_subject(names::OBS_STREAM, &names::obs_filter_for_source(source))
+        .await?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| {
+            let o: Observation = serde_json::from_slice(&m.payload).ok()?;
+            Some((m.subject, o.count))
+        })
+        .collect())
+}
+
+fn changes_of(changed: &[&Observation]) -> Vec<SeriesChange> {
+    let mut by_series: BTreeMap<(String, String), (borderwatch_model::Country, Vec<Period>)> =
+        BTreeMap::new();
+    for o in changed {
+        by_series
+            .entry((o.country.code().to_string(), o.category.clone()))
+            .or_insert_with(|| (o.country, Vec::new()))
+            .1
+            .push(o.period);
+    }
+    by_series
+        .into_iter()
+        .map(|((_, category), (country, mut periods))| {
+            periods.sort();
+            SeriesChange {
+                country,
+                category,
+                periods,
+            }
+        })
+        .collect()
+}
+
+impl From<BusError> for IngestError {
+    fn from(e: BusError) -> IngestError {
+        IngestError::Unavailable(e.to_string())
+    }
+}

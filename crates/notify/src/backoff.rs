@@ -1,0 +1,79 @@
+//! When to try a failed delivery again: exponential backoff with jitter, and the
+//! receiver's `Retry-After` when it gives one.
+
+use std::time::Duration;
+
+/// The retry policy of one delivery.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+    /// After this long since the first attempt the delivery is given up and recorded failed.
+    pub max_age: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before attempt `attempt + 1` (attempt counts from 1), given a jitter draw in
+    /// [0, 1) and the receiver's `Retry-After`, which wins when it asks for longer.
+    pub fn delay(&self, attempt: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.max);
+        // "Equal jitter": half fixed, half random, so retries spread but never collapse to 0.
+        let base = exp / 2 + exp.mul_f64(0.5 * jitter.clamp(0.0, 1.0));
+        match retry_after {
+            Some(ra) if ra > base => ra,
+            _ => base,
+        }
+    }
+}
+
+/// Reads `Retry-After` as seconds (the HTTP-date form is read as "retry soon").
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3600)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_exponentially_up_to_the_cap() {
+        let b = Backoff::default();
+        assert_eq!(b.delay(1, 1.0, None), Duration::from_millis(500));
+        assert_eq!(b.delay(2, 1.0, None), Duration::from_secs(1));
+        assert_eq!(b.delay(3, 0.0, None), Duration::from_secs(1));
+        assert_eq!(b.delay(30, 1.0, None), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer() {
+        let b = Backoff::default();
+        assert_eq!(
+            b.delay(1, 0.5, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert!(b.delay(10, 0.5, Some(Duration::from_secs(2))) > Duration::from_secs(2));
+    }
+
+    #[test]
+    fn parses_retry_after_seconds() {
+        assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+}

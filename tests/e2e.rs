@@ -1,0 +1,353 @@
+//! End to end: a release in, a signed surge alert out — through the in-process bus and
+//! through a real nats-server, with one scenario run against both.
+
+use std::time::Duration;
+
+use borderwatch::roles::{Running, UpOptions, start};
+use borderwatch_bus::test_server::NatsServer;
+use borderwatch_e2e::{Receiver, headline_csv};
+use borderwatch_model::{SurgeEvent, verify_signature};
+use serde_json::{Value, json};
+
+const SECRET: &str = "s3cret-for-tests";
+const HEADLINE: &str = "3,765 entries of North Korean citizens for study in 2024-Q3: more than in the whole of 2019 (3,200); the highest quarter on record";
+
+/// Where a scenario's roles run: a data directory for the in-process bus, or a server.
+struct Setup {
+    data: tempfile::TempDir,
+    nats: Option<NatsServer>,
+}
+
+impl Setup {
+    fn embedded() -> Setup {
+        Setup {
+            data: tempfile::tempdir().unwrap(),
+            nats: None,
+        }
+    }
+
+    fn nats() -> Setup {
+        Setup {
+            data: tempfile::tempdir().unwrap(),
+            nats: Some(NatsServer::start()),
+        }
+    }
+
+    async fn start(&self) -> Running {
+        let mut opts = UpOptions::embedded(self.data.path().to_path_buf());
+        opts.nats = self.nats.as_ref().map(|n| n.url());
+        opts.notify.backoff.initial = Duration::from_millis(100);
+        start(opts).await.expect("roles start")
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let resp = client.post(url).body(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn subscribe(client: &reqwest::Client, base: &str, receiver: &Receiver) -> String {
+    let (status, body) = post(
+        client,
+        format!("{base}/v1/subscriptions"),
+        json!({
+            "filter": {"countries": ["PRK"], "categories": ["study"], "sources": [], "min_severity": "low"},
+            "webhook": {"url": receiver.url(), "secret": SECRET}
+        })
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "subscription created: {body}");
+    assert!(
+        body["webhook"].get("secret").is_none(),
+        "the secret is never returned"
+    );
+    body["id"].as_str().unwrap().to_string()
+}
+
+fn headline_received(got: &[borderwatch_e2e::Received]) -> bool {
+    got.iter().any(|r| {
+        serde_json::from_slice::<SurgeEvent>(&r.body)
+            .is_ok_and(|e| e.period.to_string() == "2024-Q3")
+    })
+}
+
+/// The scenario both transports must pass.
+async fn headline_case(setup: Setup) {
+    let receiver = Receiver::start(1).await;
+    let running = setup.start().await;
+    let base = running.gateway_url().unwrap();
+    let client = reqwest::Client::new();
+    subscribe(&client, &base, &receiver).await;
+
+    let (status, release) = post(
+        &client,
+        format!("{base}/v1/ingest?format=generic"),
+        headline_csv(),
+    )
+    .await;
+    assert_eq!(status, 201, "first ingest creates a release: {release}");
+    assert!(release["accepted"].as_u64().unwrap() > 20);
+    assert_eq!(release["duplicate"], false);
+
+    // The receiver fails the first POST: the delivery is retried and arrives signed.
+    let got = receiver
+        .wait_for(
+            Duration::from_secs(30),
+            "the headline surge",
+            headline_received,
+        )
+        .await;
+    let headline = got
+        .iter()
+        .find(|r| {
+            serde_json::from_slice::<SurgeEvent>(&r.body)
+                .is_ok_and(|e| e.period.to_string() == "2024-Q3")
+        })
+        .unwrap();
+    let event: SurgeEvent = serde_json::from_slice(&headline.body).unwrap();
+    assert!(
+        event.explanation.contains(HEADLINE),
+        "explanation: {}",
+        event.explanation
+    );
+    assert_eq!(event.value, 3765);
+    assert_eq!(headline.event_id, event.id);
+    assert!(
+        verify_signature(SECRET.as_bytes(), &headline.body, &headline.signature),
+        "signature checks against the exact bytes sent"
+    );
+    assert!(!verify_signature(
+        b"wrong",
+        &headline.body,
+        &headline.signature
+    ));
+    assert!(
+        receiver.attempts() > got.len(),
+        "the first attempt failed and was retried"
+    );
+
+    // Every surge of the subscription's series arrives, each once.
+    let announced = loop {
+        let surges: Value = client
+            .get(format!("{base}/v1/surges?country=PRK&category=study"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let n = surges["surges"].as_array().unwrap().len();
+        let got = receiver
+            .wait_for(Duration::from_secs(30), "every announced surge", |r| {
+                r.len() >= n
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if receiver.received().len() == got.len() {
+            break got;
+        }
+    };
+    let got = announced;
+
+    // The same file again adds nothing and announces nothing.
+    let (status, again) = post(&client, format!("{base}/v1/ingest"), headline_csv()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["new_observations"], 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before_restart = receiver.received();
+    assert_eq!(
+        before_restart.len(),
+        got.len(),
+        "a duplicate ingest delivers nothing new"
+    );
+    let mut ids: Vec<&str> = before_restart.iter().map(|r| r.event_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        before_restart.len(),
+        "each event reached the subscription once"
+    );
+
+    // The API serves what analytics found.
+    let surges: Value = client
+        .get(format!("{base}/v1/surges?country=PRK&category=study"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = surges["surges"].as_array().unwrap();
+    assert!(list.iter().any(|s| s["id"] == event.id.as_str()));
+    let series: Value = client
+        .get(format!("{base}/v1/series/fsb/PRK/study"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(series["observations"].as_array().unwrap().len() >= 20);
+    assert!(
+        series["surges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|id| id == event.id.as_str())
+    );
+
+    // A restart loses nothing and repeats nothing.
+    running.shutdown().await;
+    let running = setup.start().await;
+    let base = running.gateway_url().unwrap();
+    let (status, again) = post(&client, format!("{base}/v1/ingest"), headline_csv()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["duplicate"], true,
+        "the release is remembered across a restart"
+    );
+    let surges: Value = client
+        .get(format!("{base}/v1/surges?country=PRK"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        surges["surges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == event.id.as_str())
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        receiver.received().len(),
+        got.len(),
+        "nothing redelivered after a restart"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_headline_surge_reaches_a_signed_webhook_once() {
+    headline_case(Setup::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_headline_surge_reaches_a_signed_webhook_once() {
+    headline_case(Setup::nats()).await;
+}
+
+/// Rows that cannot be read are listed with row, column, value and reason; the rest land.
+async fn bad_rows_case(setup: Setup) {
+    let running = setup.start().await;
+    let base = running.gateway_url().unwrap();
+    let client = reqwest::Client::new();
+    let csv = "source,period,country,category,count\n\
+               fsb,2024-Q1,PRK,study,38\n\
+               fsb,2024-Q2,Atlantis,study,5\n\
+               fsb,2024-Q5,PRK,study,5\n\
+               fsb,2024-Q3,PRK,study,-3\n";
+    let (status, body) = post(&client, format!("{base}/v1/ingest"), csv).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["accepted"], 1);
+    let rejected = body["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 3, "{body}");
+    assert_eq!(rejected[0]["row"], 3);
+    assert_eq!(rejected[0]["column"], "country");
+    assert_eq!(rejected[0]["value"], "Atlantis");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a known country")
+    );
+    assert_eq!(rejected[1]["column"], "period");
+    assert_eq!(rejected[2]["column"], "count");
+
+    let (status, body) = post(
+        &client,
+        format!("{base}/v1/ingest"),
+        "period,country\n2024,PRK\n",
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("count"),
+        "{body}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_bad_rows_are_reported_by_row_and_column() {
+    bad_rows_case(Setup::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_bad_rows_are_reported_by_row_and_column() {
+    bad_rows_case(Setup::nats()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changing_requests_need_the_api_token() {
+    let setup = Setup::embedded();
+    let mut opts = UpOptions::embedded(setup.data.path().to_path_buf());
+    opts.api_token = Some("tok".into());
+    let running = start(opts).await.unwrap();
+    let base = running.gateway_url().unwrap();
+    let client = reqwest::Client::new();
+    let (status, body) = post(&client, format!("{base}/v1/ingest"), headline_csv()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let resp = client
+        .post(format!("{base}/v1/ingest"))
+        .bearer_auth("tok")
+        .body(headline_csv())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let resp = client
+        .get(format!("{base}/v1/surges"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "reading needs no token");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_bad_subscriptions_get_json_errors() {
+    let setup = Setup::embedded();
+    let running = setup.start().await;
+    let base = running.gateway_url().unwrap();
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{base}/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = post(
+        &client,
+        format!("{base}/v1/subscriptions"),
+        json!({"webhook": {"url": "ftp://x", "secret": "s"}}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("http"));
+    running.shutdown().await;
+}
