@@ -204,6 +204,26 @@ async fn headline_case(setup: Setup) {
             .any(|id| id == event.id.as_str())
     );
 
+    // The live stream replays what a client missed when it says where it stopped.
+    let mut sse = client
+        .get(format!("{base}/v1/surges/stream"))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status().as_u16(), 200);
+    let mut text = String::new();
+    while !text.contains(&event.id) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), sse.chunk())
+            .await
+            .expect("the stream sends the backlog")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: surge"), "{text}");
+    drop(sse);
+
     // A restart loses nothing and repeats nothing.
     running.shutdown().await;
     let running = setup.start().await;

@@ -98,11 +98,14 @@ pub async fn process(
             )
         })
         .collect();
+    let filters: Vec<String> = marker
+        .changes
+        .iter()
+        .map(|c| names::obs_filter_for_series(&marker.source, c.country.code(), &c.category))
+        .collect();
+    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
     let observations: Vec<Observation> = bus
-        .last_per_subject(
-            names::OBS_STREAM,
-            &names::obs_filter_for_source(&marker.source),
-        )
+        .last_per_subject(names::OBS_STREAM, &filters)
         .await?
         .into_iter()
         .filter_map(|m| serde_json::from_slice::<Observation>(&m.payload).ok())
@@ -141,6 +144,7 @@ pub async fn process(
     let done = AnalyzedRelease {
         release_id: marker.release_id.clone(),
         source: marker.source.clone(),
+        part: marker.part,
         series: frames.len() as u64,
         periods_evaluated,
         surges,
@@ -148,7 +152,7 @@ pub async fn process(
     };
     bus.kv_put(
         names::ANALYZED_BUCKET,
-        &names::analyzed_key(&marker.release_id, &marker.source),
+        &names::analyzed_key(&marker.release_id, &marker.source, marker.part),
         serde_json::to_vec(&done).unwrap_or_default().into(),
     )
     .await?;

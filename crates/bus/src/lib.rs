@@ -194,8 +194,11 @@ pub trait Transport: Send + Sync + Debug {
     /// Publishes many messages durably, pipelined, in order; returns their acks in order.
     async fn publish_all(&self, msgs: Vec<Outgoing>) -> Result<Vec<PubAck>>;
 
-    /// The latest stored message of every subject matching `filter`, in stream order.
-    async fn last_per_subject(&self, stream: &str, filter: &str) -> Result<Vec<Message>>;
+    /// The latest stored message of every subject matching any of `filters`, in stream
+    /// order (empty when `filters` is).
+    async fn last_per_subject(&self, stream: &str, filters: &[&str]) -> Result<Vec<Message>>;
+    /// The sequence of the last message the stream stored (0 when it never stored one).
+    async fn last_seq(&self, stream: &str) -> Result<u64>;
     /// Every stored message matching `filter` from stream sequence `from_seq` on (1 = the
     /// start), then live ones as they arrive. Not durable: a new call starts over.
     async fn replay(

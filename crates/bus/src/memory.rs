@@ -493,7 +493,16 @@ impl Transport for MemoryBus {
         Ok(acks)
     }
 
-    async fn last_per_subject(&self, stream: &str, filter: &str) -> Result<Vec<Message>> {
+    async fn last_seq(&self, stream: &str) -> Result<u64> {
+        let state = self.inner.lock();
+        let s = state
+            .streams
+            .get(stream)
+            .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+        Ok(s.last_seq)
+    }
+
+    async fn last_per_subject(&self, stream: &str, filters: &[&str]) -> Result<Vec<Message>> {
         let state = self.inner.lock();
         let s = state
             .streams
@@ -502,7 +511,7 @@ impl Transport for MemoryBus {
         let mut seqs: Vec<u64> = s
             .by_subject
             .iter()
-            .filter(|(subject, _)| subject_matches(filter, subject))
+            .filter(|(subject, _)| filters.iter().any(|f| subject_matches(f, subject)))
             .filter_map(|(_, versions)| versions.back().copied())
             .collect();
         seqs.sort_unstable();
@@ -866,7 +875,7 @@ mod tests {
             .unwrap();
         assert_eq!(ack.seq, 2);
         let all = bus
-            .last_per_subject(names::SURGE_STREAM, "bw.surge.>")
+            .last_per_subject(names::SURGE_STREAM, &["bw.surge.>"])
             .await
             .unwrap();
         assert_eq!(all[0].payload, Bytes::from_static(b"second"));

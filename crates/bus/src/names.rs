@@ -24,7 +24,8 @@ pub const DELIVERIES_BUCKET: &str = "bw_deliveries";
 /// Surge ids announced (key: surge id), so a surge found again is not published again.
 pub const ANNOUNCED_BUCKET: &str = "bw_announced";
 
-/// Releases analytics has finished (key: `<release id>.<source>`): the surges each produced.
+/// Release parts analytics has finished (key: `<release id>.<source>.<part>`), with the
+/// surges each produced.
 pub const ANALYZED_BUCKET: &str = "bw_analyzed";
 
 /// Ingest serves uploads here (queue group `ingest`).
@@ -52,8 +53,13 @@ pub fn surge_subject(country: &str, category: &str) -> String {
     format!("bw.surge.{country}.{category}")
 }
 
-pub fn analyzed_key(release_id: &str, source: &str) -> String {
-    format!("{release_id}.{source}")
+pub fn analyzed_key(release_id: &str, source: &str, part: u32) -> String {
+    format!("{release_id}.{source}.{part}")
+}
+
+/// The filter of every period of one series.
+pub fn obs_filter_for_series(source: &str, country: &str, category: &str) -> String {
+    format!("bw.obs.{source}.{country}.{category}.*")
 }
 
 pub fn series_key(source: &str, country: &str, category: &str) -> String {

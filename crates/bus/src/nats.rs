@@ -388,11 +388,28 @@ impl Transport for NatsBus {
         Ok(acks)
     }
 
-    async fn last_per_subject(&self, stream: &str, filter: &str) -> Result<Vec<Message>> {
+    async fn last_seq(&self, stream: &str) -> Result<u64> {
+        let mut stream = self.stream(stream).await?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| BusError::nats("stream info", e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    async fn last_per_subject(&self, stream: &str, filters: &[&str]) -> Result<Vec<Message>> {
+        if filters.is_empty() {
+            return Ok(Vec::new());
+        }
         let stream = self.stream(stream).await?;
+        let (filter_subject, filter_subjects) = match filters {
+            [one] => (one.to_string(), Vec::new()),
+            many => (String::new(), many.iter().map(|f| f.to_string()).collect()),
+        };
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
-                filter_subject: filter.to_string(),
+                filter_subject,
+                filter_subjects,
                 deliver_policy: DeliverPolicy::LastPerSubject,
                 ..Default::default()
             })

@@ -45,6 +45,8 @@ contract!(
     publish_all_acks_every_message_in_order,
     last_per_subject_returns_latest_per_subject_within_filter,
     last_per_subject_without_match_is_empty_at_once,
+    last_per_subject_takes_several_filters,
+    last_seq_follows_publishes,
     max_msgs_per_subject_keeps_only_latest_versions,
     consumers_with_same_durable_share_messages,
     consumer_gets_only_messages_matching_its_filter,
@@ -215,7 +217,7 @@ async fn publish_all_acks_every_message_in_order(bus: Bus) {
     assert_eq!(seqs, (1..=1200).collect::<Vec<u64>>());
     assert!(acks.iter().all(|ack| !ack.duplicate));
     let latest = bus
-        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .last_per_subject(OBS_STREAM, &["bw.obs.>"])
         .await
         .expect("last_per_subject");
     assert_eq!(latest.len(), 1200, "every period is its own subject");
@@ -234,7 +236,7 @@ async fn last_per_subject_returns_latest_per_subject_within_filter(bus: Bus) {
     bus.publish_all(msgs).await.expect("publish_all");
 
     let latest = bus
-        .last_per_subject(OBS_STREAM, &names::obs_filter_for_source("fsb"))
+        .last_per_subject(OBS_STREAM, &[&names::obs_filter_for_source("fsb")])
         .await
         .expect("last_per_subject");
     let got: Vec<(&str, u64)> = latest.iter().map(|m| (payload(m), m.seq)).collect();
@@ -246,17 +248,63 @@ async fn last_per_subject_returns_latest_per_subject_within_filter(bus: Bus) {
     assert_eq!(latest[1].subject, "bw.obs.fsb.PRK.study.2024-Q1");
 
     let all = bus
-        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .last_per_subject(OBS_STREAM, &["bw.obs.>"])
         .await
         .expect("last_per_subject");
     assert_eq!(all.len(), 4);
+}
+
+async fn last_seq_follows_publishes(bus: Bus) {
+    setup(&bus).await;
+    assert_eq!(bus.last_seq(OBS_STREAM).await.expect("last_seq"), 0);
+    bus.publish_all(vec![
+        obs("fsb", "PRK", "2024-Q1", "a"),
+        obs("fsb", "PRK", "2024-Q2", "b"),
+    ])
+    .await
+    .expect("publish_all");
+    assert_eq!(bus.last_seq(OBS_STREAM).await.expect("last_seq"), 2);
+    assert!(matches!(
+        bus.last_seq("NO_SUCH_STREAM").await,
+        Err(BusError::NoStream(_))
+    ));
+}
+
+async fn last_per_subject_takes_several_filters(bus: Bus) {
+    setup(&bus).await;
+    let msgs = vec![
+        obs("fsb", "PRK", "2024-Q1", "prk-v1"),
+        obs("fsb", "SYR", "2024-Q1", "syr"),
+        obs("fsb", "CHN", "2024-Q1", "chn"),
+        obs("fsb", "PRK", "2024-Q1", "prk-v2"),
+    ];
+    bus.publish_all(msgs).await.expect("publish_all");
+    let latest = bus
+        .last_per_subject(
+            OBS_STREAM,
+            &["bw.obs.fsb.PRK.study.*", "bw.obs.fsb.CHN.study.*"],
+        )
+        .await
+        .expect("last_per_subject");
+    let got: Vec<&str> = latest.iter().map(payload).collect();
+    assert_eq!(
+        got,
+        vec!["chn", "prk-v2"],
+        "only the filtered series, latest versions"
+    );
+    assert!(
+        bus.last_per_subject(OBS_STREAM, &[])
+            .await
+            .expect("no filters")
+            .is_empty()
+    );
 }
 
 async fn last_per_subject_without_match_is_empty_at_once(bus: Bus) {
     setup(&bus).await;
     let started = Instant::now();
     let empty_stream = bus
-        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .last_per_subject(OBS_STREAM, &["bw.obs.>"])
         .await
         .expect("last_per_subject");
     assert!(empty_stream.is_empty());
@@ -265,7 +313,7 @@ async fn last_per_subject_without_match_is_empty_at_once(bus: Bus) {
         .await
         .expect("publish");
     let no_match = bus
-        .last_per_subject(OBS_STREAM, &names::obs_filter_for_source("unhcr"))
+        .last_per_subject(OBS_STREAM, &[&names::obs_filter_for_source("unhcr")])
         .await
         .expect("last_per_subject");
     assert!(no_match.is_empty());
@@ -599,7 +647,7 @@ async fn ensure_all_is_idempotent_and_keeps_data(bus: Bus) {
     setup(&bus).await;
     setup(&bus).await;
     let latest = bus
-        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .last_per_subject(OBS_STREAM, &["bw.obs.>"])
         .await
         .expect("last_per_subject");
     assert_eq!(latest.len(), 1);
@@ -613,7 +661,7 @@ async fn ensure_all_is_idempotent_and_keeps_data(bus: Bus) {
 async fn operations_on_unknown_stream_fail_with_no_stream(bus: Bus) {
     setup(&bus).await;
     let err = bus
-        .last_per_subject("NO_SUCH_STREAM", ">")
+        .last_per_subject("NO_SUCH_STREAM", &[">"])
         .await
         .expect_err("unknown stream");
     assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
@@ -691,7 +739,7 @@ async fn nats_bus_on_three_node_cluster_replicates_streams_and_buckets() {
             .expect("create")
     );
     let latest = bus
-        .last_per_subject(OBS_STREAM, "bw.obs.>")
+        .last_per_subject(OBS_STREAM, &["bw.obs.>"])
         .await
         .expect("last_per_subject");
     assert_eq!(latest.len(), 1);

@@ -197,18 +197,14 @@ pub async fn wait_analyzed(
 ) -> anyhow::Result<Vec<AnalyzedRelease>> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut done = Vec::new();
-    for source in &release.analyzed_sources {
-        let key = names::analyzed_key(&release.id, source);
+    for key in &release.analyses {
         loop {
-            if let Some(raw) = bus.kv_get(names::ANALYZED_BUCKET, &key).await? {
+            if let Some(raw) = bus.kv_get(names::ANALYZED_BUCKET, key).await? {
                 done.push(serde_json::from_slice(&raw)?);
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "analytics did not finish release {} ({source}) within {timeout:?}",
-                    release.id
-                );
+                bail!("analytics did not finish {key} within {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -62,10 +62,16 @@ struct AppState {
     cfg: Arc<GatewayConfig>,
 }
 
-/// Builds the router (tests may serve it themselves).
+/// Builds the router over a surge index that is still catching up (`/readyz` says when it
+/// is done; [`serve`] waits for it before answering).
 pub fn router(bus: Bus, cfg: GatewayConfig, cancel: CancellationToken) -> Router {
+    let surges = SurgeIndex::follow(bus.clone(), cancel);
+    router_with(bus, surges, cfg)
+}
+
+fn router_with(bus: Bus, surges: SurgeIndex, cfg: GatewayConfig) -> Router {
     let state = AppState {
-        surges: SurgeIndex::follow(bus.clone(), cancel),
+        surges,
         bus,
         cfg: Arc::new(cfg.clone()),
     };
@@ -98,8 +104,12 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
-    info!(%addr, "gateway listening");
-    let app = router(bus, cfg, cancel.clone());
+    let surges = SurgeIndex::follow(bus.clone(), cancel.clone());
+    // Answer only once the surges stored before start are indexed, so that a restarted
+    // gateway never serves an empty list; connections wait in the listen backlog meanwhile.
+    surges.wait_caught_up(Duration::from_secs(30)).await;
+    info!(%addr, indexed = surges.last_seq(), "gateway listening");
+    let app = router_with(bus, surges, cfg);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await

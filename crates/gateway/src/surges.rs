@@ -36,6 +36,23 @@ impl SurgeIndex {
         };
         let me = index.clone();
         tokio::spawn(async move {
+            // Where the stream stood at start: reaching it means caught up.
+            let target = loop {
+                match bus.last_seq(names::SURGE_STREAM).await {
+                    Ok(seq) => break seq,
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the surge stream's position; retrying")
+                    }
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            };
+            if target == 0 {
+                me.caught_up
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             loop {
                 let from = me.last_seq() + 1;
                 match bus.replay(names::SURGE_STREAM, "bw.surge.>", from).await {
@@ -48,7 +65,13 @@ impl SurgeIndex {
                                 n = stream.next() => n,
                             };
                             match next {
-                                Some(Ok(msg)) => me.push(msg.seq, &msg.payload),
+                                Some(Ok(msg)) => {
+                                    me.push(msg.seq, &msg.payload);
+                                    if msg.seq >= target {
+                                        me.caught_up
+                                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                                    }
+                                }
                                 Some(Err(e)) => {
                                     warn!(error = %e, "surge stream failed; resuming");
                                     break;
@@ -96,9 +119,24 @@ impl SurgeIndex {
             .map_or(0, |e| e.seq)
     }
 
-    /// Whether the index has reached the stream (for `/readyz`).
+    /// Whether the index has read what the stream held when the gateway started (for
+    /// `/readyz`).
     pub fn is_following(&self) -> bool {
         self.caught_up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until the index holds what the stream held when following began, at most
+    /// `timeout`; returns whether it got there.
+    pub async fn wait_caught_up(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_following() {
+            if tokio::time::Instant::now() > deadline {
+                warn!(indexed = self.last_seq(), "surge index still catching up");
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Every entry after `seq`, oldest first.

@@ -150,7 +150,7 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         by_source.entry(obs.source.clone()).or_default().push(obs);
     }
     let mut new_observations = 0u64;
-    let mut analyzed_sources = Vec::new();
+    let mut analyses = Vec::new();
     for (source, observations) in &by_source {
         let current = current_values(bus, source).await?;
         let changed: Vec<&Observation> = observations
@@ -176,20 +176,26 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
             .collect();
         bus.publish_all(msgs).await?;
         new_observations += changed.len() as u64;
-        let marker = ReleaseMarker {
-            release_id: release_id.clone(),
-            source: source.clone(),
-            changes: changes_of(&changed),
-        };
-        bus.publish(
-            Outgoing::new(
-                names::release_subject(source),
-                serde_json::to_vec(&marker).unwrap_or_default(),
+        // Markers in parts of bounded size: each stays far below NATS's 1 MiB message limit
+        // and is a unit of work another analytics replica can take.
+        for (part, changes) in chunk_changes(changes_of(&changed)).into_iter().enumerate() {
+            let part = part as u32;
+            let marker = ReleaseMarker {
+                release_id: release_id.clone(),
+                source: source.clone(),
+                part,
+                changes,
+            };
+            bus.publish(
+                Outgoing::new(
+                    names::release_subject(source),
+                    serde_json::to_vec(&marker).unwrap_or_default(),
+                )
+                .with_id(format!("{release_id}:{source}:{part}")),
             )
-            .with_id(format!("{release_id}:{source}")),
-        )
-        .await?;
-        analyzed_sources.push(source.clone());
+            .await?;
+            analyses.push(names::analyzed_key(&release_id, source, part));
+        }
     }
     let periods = by_source.values().flatten().map(|o| o.period);
     let release = Release {
@@ -208,7 +214,7 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         first_period: periods.clone().min(),
         last_period: periods.max(),
         duplicate: false,
-        analyzed_sources,
+        analyses,
         received_at: now_rfc3339(),
     };
     bus.kv_put(
@@ -243,7 +249,7 @@ async fn current_values(
     source: &str,
 ) -> Result<HashMap<String, u64>, BusError> {
     let msgs = bus
-        .last_per_subject(names::OBS_STREAM, &names::obs_filter_for_source(source))
+        .last_per_subject(names::OBS_STREAM, &[&names::obs_filter_for_source(source)])
         .await?;
     Ok(msgs
         .into_iter()
@@ -252,6 +258,18 @@ async fn current_values(
             Some((m.subject, o.count))
         })
         .collect())
+}
+
+/// Series per release marker part.
+const SERIES_PER_PART: usize = 500;
+
+fn chunk_changes(changes: Vec<SeriesChange>) -> Vec<Vec<SeriesChange>> {
+    let mut parts = Vec::new();
+    let mut changes = changes.into_iter().peekable();
+    while changes.peek().is_some() {
+        parts.push(changes.by_ref().take(SERIES_PER_PART).collect());
+    }
+    parts
 }
 
 fn changes_of(changed: &[&Observation]) -> Vec<SeriesChange> {

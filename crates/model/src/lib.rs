@@ -122,18 +122,22 @@ pub struct Release {
     pub last_period: Option<Period>,
     /// True when these exact bytes were ingested before: nothing was published again.
     pub duplicate: bool,
-    /// The sources a release marker was published for (those with new or changed figures):
-    /// analytics records each as `<release id>.<source>` in `bw_analyzed`.
+    /// The keys under which analytics records each part of this release in `bw_analyzed`
+    /// (`<release id>.<source>.<part>`), one per release marker published.
     #[serde(default)]
-    pub analyzed_sources: Vec<String>,
+    pub analyses: Vec<String>,
     pub received_at: String,
 }
 
-/// The release marker published on `bw.release.<source>` after all its observations.
+/// The release marker published on `bw.release.<source>` after all its observations. A big
+/// release is cut into parts of a bounded size, each its own unit of analytics work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseMarker {
     pub release_id: String,
     pub source: String,
+    /// 0-based part of this source's changes.
+    #[serde(default)]
+    pub part: u32,
     /// Every series the release carried a new or changed figure for, with those periods.
     pub changes: Vec<SeriesChange>,
 }
@@ -151,6 +155,7 @@ pub struct SeriesChange {
 pub struct AnalyzedRelease {
     pub release_id: String,
     pub source: String,
+    pub part: u32,
     pub series: u64,
     pub periods_evaluated: u64,
     /// Every surge found in the release, announced now or earlier.

@@ -1,0 +1,203 @@
+//! Ingest throughput: rows per second from a file's bytes to durable acknowledgement,
+//! beside a raw async-nats JetStream publish of the same messages in the same run.
+//!
+//! Run: `cargo bench -p borderwatch-ingest --bench ingest` (needs `nats-server` on PATH or
+//! in NATS_SERVER_BIN). `BENCH_ROWS` sets the release size (default 200,000 rows),
+//! `BENCH_REPEAT` the repetitions per case (default 3; the median is reported).
+//! Results are kept in BENCHMARKS.md.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use borderwatch_bus::test_server::NatsServer;
+use borderwatch_bus::{MemoryBus, NatsBus, names};
+use borderwatch_ingest::service::{Submission, ingest};
+use borderwatch_model::{Country, Observation, Period};
+
+const COUNTRIES: &[&str] = &[
+    "AFG", "ARM", "AZE", "BLR", "BRA", "CHN", "COL", "CUB", "DEU", "ECU", "EST", "FIN", "FRA",
+    "GBR", "GEO", "GTM", "HND", "HTI", "IND", "IRN", "ISR", "ITA", "JPN", "KAZ", "KGZ", "KOR",
+    "LTU", "LVA", "MDA", "MEX", "MNG", "NIC", "POL", "PRK", "RUS", "SLV", "SYR", "TJK", "TKM",
+    "TUR", "UKR", "USA", "UZB", "VEN", "VNM", "EGY", "ETH", "NGA", "PAK", "BGD",
+];
+
+/// A generic CSV of `rows` figures for `source`: countries × categories × quarters.
+fn release_csv(source: &str, rows: usize) -> String {
+    let quarters = 40;
+    let per_country = rows.div_ceil(COUNTRIES.len() * quarters);
+    let mut out = String::from("source,period,country,category,count\n");
+    let mut n = 0;
+    'outer: for country in COUNTRIES {
+        for c in 0..per_country {
+            for q in 0..quarters {
+                if n == rows {
+                    break 'outer;
+                }
+                let period = Period::Quarter(2015, 1).offset(q as i64);
+                let count = 100 + (n * 7919) % 5000;
+                out.push_str(&format!("{source},{period},{country},cat{c},{count}\n"));
+                n += 1;
+            }
+        }
+    }
+    out
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn rate(rows: usize, d: Duration) -> f64 {
+    rows as f64 / d.as_secs_f64()
+}
+
+/// The messages borderwatch publishes for a file, for the raw publisher to send as is.
+fn raw_messages(csv: &str) -> Vec<(String, String, Vec<u8>)> {
+    let parsed =
+        borderwatch_ingest::parse("generic", csv.as_bytes(), None).expect("bench csv parses");
+    parsed
+        .observations
+        .iter()
+        .map(|o: &Observation| {
+            let subject = format!(
+                "raw.{}.{}.{}.{}",
+                o.source,
+                o.country.code(),
+                o.category,
+                o.period
+            );
+            let id = format!("{subject}:{}", o.count);
+            (subject, id, serde_json::to_vec(o).unwrap())
+        })
+        .collect()
+}
+
+async fn raw_publish(js: &jetstream::Context, msgs: &[(String, String, Vec<u8>)]) {
+    for chunk in msgs.chunks(512) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for (subject, id, payload) in chunk {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            acks.push(
+                js.publish_with_headers(subject.clone(), headers, payload.clone().into())
+                    .await
+                    .expect("raw publish sent"),
+            );
+        }
+        for ack in acks {
+            ack.await.expect("raw publish acknowledged");
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let rows: usize = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let repeat: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let _ = Country::parse("PRK");
+    let server = NatsServer::start();
+    let bus = NatsBus::connect(&server.url(), "bench")
+        .await
+        .expect("connect");
+    names::ensure_all(&bus, 1).await.expect("streams");
+    let client = async_nats::connect(server.url())
+        .await
+        .expect("raw connect");
+    let js = jetstream::new(client);
+    js.create_stream(jetstream::stream::Config {
+        name: "RAW".into(),
+        subjects: vec!["raw.>".into()],
+        max_messages_per_subject: 16,
+        duplicate_window: Duration::from_secs(3600),
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .expect("raw stream");
+
+    let (mut parse_t, mut raw_t, mut nats_t, mut mem_t) = (vec![], vec![], vec![], vec![]);
+    for i in 0..repeat {
+        // Each repetition uses new sources, so nothing is a duplicate of an earlier one.
+        let csv = release_csv(&format!("bench{i}"), rows);
+        let bytes = bytes::Bytes::from(csv.clone().into_bytes());
+
+        let t = Instant::now();
+        let parsed = borderwatch_ingest::parse("generic", &bytes, None).expect("parse");
+        parse_t.push(t.elapsed());
+        assert_eq!(parsed.observations.len(), rows);
+
+        let msgs = raw_messages(&csv);
+        let t = Instant::now();
+        raw_publish(&js, &msgs).await;
+        raw_t.push(t.elapsed());
+
+        let t = Instant::now();
+        let release = ingest(
+            &bus,
+            Submission {
+                format: None,
+                source: None,
+                bytes: bytes.clone(),
+            },
+        )
+        .await
+        .expect("ingest over NATS");
+        nats_t.push(t.elapsed());
+        assert_eq!(release.new_observations as usize, rows);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mem = MemoryBus::open(dir.path()).await.expect("memory bus");
+        names::ensure_all(&mem, 1).await.expect("streams");
+        let t = Instant::now();
+        let release = ingest(
+            &mem,
+            Submission {
+                format: None,
+                source: None,
+                bytes,
+            },
+        )
+        .await
+        .expect("ingest embedded");
+        mem_t.push(t.elapsed());
+        assert_eq!(release.new_observations as usize, rows);
+        eprintln!("repetition {} of {repeat} done", i + 1);
+    }
+    let (parse_m, raw_m, nats_m, mem_m) = (
+        median(parse_t),
+        median(raw_t),
+        median(nats_t),
+        median(mem_t),
+    );
+    println!("rows per release: {rows}; repetitions: {repeat} (median shown)");
+    println!();
+    println!("| case | time | rows/s | vs raw JetStream publish |");
+    println!("|---|---|---|---|");
+    for (name, d) in [
+        (
+            "raw async-nats JetStream publish (same subjects, payloads, msg ids; 512 in flight)",
+            raw_m,
+        ),
+        (
+            "borderwatch ingest over NATS (decode, parse, diff, publish, marker, release record)",
+            nats_m,
+        ),
+        ("borderwatch ingest embedded (data directory)", mem_m),
+        ("decode + parse only (no bus)", parse_m),
+    ] {
+        println!(
+            "| {name} | {:.3} s | {:.0} | {:.2}× |",
+            d.as_secs_f64(),
+            rate(rows, d),
+            rate(rows, d) / rate(rows, raw_m)
+        );
+    }
+    drop(server);
+}
