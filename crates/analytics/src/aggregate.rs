@@ -204,55 +204,32 @@ fn frames(raw: DataFrame) -> PolarsResult<(DataFrame, DataFrame, DataFrame)> {
         .sort(["sid", "year", "sub"], SortMultipleOptions::default())
         .collect()?;
 
-    let columns = || {
-        [
-            col("sid"),
-            col("year"),
-            col("total"),
-            col("n"),
-            col("main"),
-            col("reported"),
-        ]
-    };
-    let summed = all
-        .clone()
+    // One pass of plain sums per (series, year); a reported year figure wins over the sum of
+    // the year's quarters or months, and is complete by definition.
+    let is_main = col("freq")
+        .eq(col("main"))
+        .and(col("main").neq(lit(YEAR)))
+        .cast(DataType::UInt64);
+    let is_year = col("freq").eq(lit(YEAR)).cast(DataType::UInt64);
+    let yearly = all
         .lazy()
-        .filter(col("freq").eq(col("main")).and(col("main").neq(lit(YEAR))))
+        .with_columns([
+            (col("count") * is_main.clone()).alias("summed"),
+            is_main.alias("n"),
+            (col("count") * is_year.clone()).alias("reported_total"),
+            is_year.alias("reported"),
+        ])
         .group_by([col("sid"), col("year")])
         .agg([
-            col("count").sum().alias("total"),
-            len().cast(DataType::UInt32).alias("n"),
+            col("summed").sum(),
+            col("n").sum(),
+            col("reported_total").sum(),
+            col("reported").sum(),
             col("main").first(),
         ])
-        .with_column(lit(0u32).cast(DataType::UInt32).alias("reported"))
-        .select(columns());
-    let reported = all
-        .lazy()
-        .filter(col("freq").eq(lit(YEAR)))
-        .select([
-            col("sid"),
-            col("year"),
-            col("count").alias("total"),
-            lit(1u32).cast(DataType::UInt32).alias("n"),
-            col("main"),
-            lit(1u32).cast(DataType::UInt32).alias("reported"),
-        ])
-        .select(columns());
-    // A reported year figure wins over the sum of its quarters or months.
-    let prefer_reported = SortMultipleOptions::default().with_order_descending(true);
-    let yearly = concat([summed, reported], UnionArgs::default())?
-        .group_by([col("sid"), col("year")])
-        .agg([
-            col("total")
-                .sort_by([col("reported")], prefer_reported.clone())
-                .first(),
-            col("n").sort_by([col("reported")], prefer_reported).first(),
-            col("main").first(),
-            col("reported").max(),
-        ])
+        .filter(col("n").gt(lit(0u64)).or(col("reported").gt(lit(0u64))))
         .sort(["sid", "year"], SortMultipleOptions::default())
         .collect()?;
-
     let previous = points.clone().lazy().select([
         col("sid"),
         (col("year") + lit(1i32)).alias("year"),
@@ -315,21 +292,32 @@ fn assemble(
             .push((period_of(frame.freq, year[i], sub[i]), count[i]));
     }
 
-    let (sid, year, total, n, main, reported) = (
+    let (sid, year, main) = (
         u32s(yearly, "sid")?,
         i32s(yearly, "year")?,
-        u64s(yearly, "total")?,
-        u32s(yearly, "n")?,
         u32s(yearly, "main")?,
-        u32s(yearly, "reported")?,
+    );
+    let (summed, n, reported_total, reported) = (
+        u64s(yearly, "summed")?,
+        u64s(yearly, "n")?,
+        u64s(yearly, "reported_total")?,
+        u64s(yearly, "reported")?,
     );
     for i in 0..sid.len() {
-        let complete = reported[i] > 0 || n[i] >= freq_of(main[i]).per_year();
-        out[sid[i] as usize].yearly.push(YearTotal {
-            year: year[i],
-            total: total[i],
-            complete,
-        });
+        let total = if reported[i] > 0 {
+            YearTotal {
+                year: year[i],
+                total: reported_total[i],
+                complete: true,
+            }
+        } else {
+            YearTotal {
+                year: year[i],
+                total: summed[i],
+                complete: n[i] >= u64::from(freq_of(main[i]).per_year()),
+            }
+        };
+        out[sid[i] as usize].yearly.push(total);
     }
 
     let (sid, main, year, sub, count, previous) = (
@@ -483,6 +471,19 @@ mod tests {
     }
 
     #[test]
+    fn aggregate_prefers_months_over_quarters_of_the_same_series() {
+        let f = one(&[
+            obs("study", "2024-01", 10),
+            obs("study", "2024-02", 20),
+            obs("study", "2024-Q1", 999),
+            obs("study", "2023-Q4", 999),
+        ]);
+        assert_eq!(f.freq, Freq::Month);
+        assert_eq!(f.points.len(), 2);
+        assert_eq!(f.yearly, vec![year_total(2024, 30, false)]);
+    }
+
+    #[test]
     fn aggregate_of_a_yearly_series_uses_years_as_points() {
         let f = one(&[obs("study", "2020", 5), obs("study", "2021", 15)]);
         assert_eq!(f.freq, Freq::Year);
@@ -577,42 +578,5 @@ mod tests {
             && f.yearly.len() == 10
             && f.yearly.iter().all(|y| y.complete)
             && f.yoy.len() == 36));
-    }
-}
-
-#[cfg(test)]
-mod bench {
-    use super::*;
-
-    /// `cargo test -p borderwatch-analytics --release -- --ignored --nocapture`
-    #[test]
-    #[ignore = "timing: run by hand in release"]
-    fn aggregates_a_million_figures_quickly() {
-        let countries: Vec<Country> = ["PRK", "CHN", "VNM", "IND", "KAZ", "UZB", "TJK", "KGZ"]
-            .iter()
-            .map(|c| Country::parse(c).unwrap())
-            .collect();
-        let mut o = Vec::with_capacity(1_000_000);
-        for s in 0..25_000usize {
-            for q in 0..40 {
-                o.push(Observation {
-                    source: "fsb".into(),
-                    country: countries[s % countries.len()],
-                    category: format!("c{}", s / countries.len()),
-                    period: Period::Quarter(2015, 1).offset(q),
-                    count: (s as u64 * 7 + q as u64) % 997,
-                    release_id: String::new(),
-                });
-            }
-        }
-        let started = std::time::Instant::now();
-        let frames = aggregate(&o).unwrap();
-        let took = started.elapsed();
-        eprintln!(
-            "aggregate of {} figures in {} series: {took:?}",
-            o.len(),
-            frames.len()
-        );
-        assert_eq!(frames.len(), 25_000);
     }
 }

@@ -44,6 +44,10 @@ pub struct PriorYearConfig {
     pub enabled: bool,
     /// Smallest value worth reporting.
     pub min_value: u64,
+    /// A year whose total is below this share of the median complete year before the
+    /// period (a pandemic collapse, a border closure) is no baseline: beating it says
+    /// nothing a reader would call news.
+    pub min_year_share: f64,
 }
 
 impl Default for PriorYearConfig {
@@ -51,6 +55,7 @@ impl Default for PriorYearConfig {
         PriorYearConfig {
             enabled: true,
             min_value: 50,
+            min_year_share: 0.25,
         }
     }
 }
@@ -125,7 +130,7 @@ impl DetectorConfig {
         }
         let py = &self.exceeds_prior_year;
         if py.enabled {
-            s.push_str(&format!(";py:{}", py.min_value));
+            s.push_str(&format!(";py:{},{}", py.min_value, py.min_year_share));
         }
         let yoy = &self.year_over_year;
         if yoy.enabled {
@@ -197,9 +202,13 @@ pub fn exceeds_prior_year(
         .iter()
         .filter(|y| y.complete && y.year < period.year())
         .collect();
+    let mut totals: Vec<u64> = earlier.iter().map(|y| y.total).collect();
+    totals.sort_unstable();
+    let median = totals.get(totals.len() / 2).copied().unwrap_or(0) as f64;
+    let floor = median * cfg.min_year_share;
     let (year, total) = earlier
         .iter()
-        .filter(|y| y.total > 0 && value > y.total)
+        .filter(|y| y.total > 0 && value > y.total && y.total as f64 >= floor)
         .map(|y| (y.year, y.total))
         .max_by_key(|&(year, total)| (total, year))?;
     let mean = earlier.iter().map(|y| y.total as f64).sum::<f64>() / earlier.len() as f64;
@@ -328,6 +337,25 @@ mod tests {
     }
 
     #[test]
+    fn exceeds_prior_year_ignores_collapsed_years() {
+        // Three normal years of 1,000, then a pandemic year of 40.
+        let mut values = vec![250; 12];
+        values.extend([10, 10, 10, 10, 100, 600]);
+        let f = quarters("2017-Q1", &values);
+        let cfg = PriorYearConfig::default();
+        assert_eq!(
+            exceeds_prior_year(&f, q("2021-Q1"), &cfg),
+            None,
+            "beating a collapsed year is no news"
+        );
+        let no_floor = PriorYearConfig {
+            min_year_share: 0.0,
+            ..cfg
+        };
+        assert!(exceeds_prior_year(&f, q("2021-Q1"), &no_floor).is_some());
+    }
+
+    #[test]
     fn exceeds_prior_year_prefers_the_most_recent_of_equal_years() {
         let f = quarters("2019-Q1", &[25, 25, 25, 25, 10, 30, 30, 30, 200]);
         let found = exceeds_prior_year(&f, q("2021-Q1"), &PriorYearConfig::default()).unwrap();
@@ -432,7 +460,7 @@ mod tests {
     fn fingerprint_names_enabled_detectors_and_parameters() {
         assert_eq!(
             DetectorConfig::default().fingerprint(),
-            "evidence-v1;rh:8,0.2,50;py:50;yoy:3,50"
+            "evidence-v1;rh:8,0.2,50;py:50,0.25;yoy:3,50"
         );
         assert_eq!(
             DetectorConfig::only("record_high").unwrap().fingerprint(),
