@@ -119,8 +119,10 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
         let (bus, cancel) = (bus.clone(), cancel.clone());
         match role {
             Role::Ingest => {
+                // Bound before start returns, so an upload right after start is served.
+                let server = borderwatch_ingest::service::Server::bind(bus).await?;
                 tasks.spawn(async move {
-                    if let Err(e) = borderwatch_ingest::service::run(bus, cancel).await {
+                    if let Err(e) = server.run(cancel).await {
                         error!(error = %e, "ingest stopped");
                     }
                 });

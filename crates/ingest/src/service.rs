@@ -28,6 +28,9 @@ pub const SOURCE_HEADER: &str = "Bw-Source";
 /// How long a gateway waits for the ingest service to answer.
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long an upload waits for an ingest service to appear before it is refused.
+const NO_RESPONDER_GRACE: Duration = Duration::from_secs(5);
+
 /// An upload to ingest.
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -65,9 +68,25 @@ pub async fn submit(bus: &dyn Transport, sub: Submission) -> Result<Release, Sub
     if let Some(s) = sub.source {
         headers.push((SOURCE_HEADER.into(), s));
     }
-    let reply = bus
-        .request(names::INGEST_SUBJECT, headers, sub.bytes, SUBMIT_TIMEOUT)
-        .await?;
+    // An ingest service that is (re)starting has no subscription for a moment: try again
+    // briefly before telling the caller nobody serves uploads.
+    let give_up = tokio::time::Instant::now() + NO_RESPONDER_GRACE;
+    let reply = loop {
+        match bus
+            .request(
+                names::INGEST_SUBJECT,
+                headers.clone(),
+                sub.bytes.clone(),
+                SUBMIT_TIMEOUT,
+            )
+            .await
+        {
+            Err(BusError::NoResponder { .. }) if tokio::time::Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other?,
+        }
+    };
     match serde_json::from_slice::<Reply>(&reply.payload) {
         Ok(Reply::Ok(release)) => Ok(release),
         Ok(Reply::Error(body)) => Err(SubmitError::Rejected(body)),
@@ -77,10 +96,45 @@ pub async fn submit(bus: &dyn Transport, sub: Submission) -> Result<Release, Sub
 
 /// Serves submissions until `cancel` fires.
 pub async fn run(bus: borderwatch_bus::Bus, cancel: CancellationToken) -> Result<(), BusError> {
-    let mut requests = bus
-        .serve(names::INGEST_SUBJECT, names::INGEST_QUEUE)
-        .await?;
-    info!(subject = names::INGEST_SUBJECT, "ingest serving");
+    Server::bind(bus).await?.run(cancel).await
+}
+
+/// The ingest service, subscribed and ready to take uploads.
+pub struct Server {
+    bus: borderwatch_bus::Bus,
+    requests: futures::stream::BoxStream<'static, borderwatch_bus::Request>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("bus", &self.bus)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Subscribes to `bw.ingest.submit`; uploads sent after this returns are served.
+    pub async fn bind(bus: borderwatch_bus::Bus) -> Result<Server, BusError> {
+        let requests = bus
+            .serve(names::INGEST_SUBJECT, names::INGEST_QUEUE)
+            .await?;
+        info!(subject = names::INGEST_SUBJECT, "ingest serving");
+        Ok(Server { bus, requests })
+    }
+
+    /// Serves submissions until `cancel` fires; the one in progress is finished first.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), BusError> {
+        let Server { bus, mut requests } = self;
+        serve_loop(bus, &mut requests, cancel).await
+    }
+}
+
+async fn serve_loop(
+    bus: borderwatch_bus::Bus,
+    requests: &mut futures::stream::BoxStream<'static, borderwatch_bus::Request>,
+    cancel: CancellationToken,
+) -> Result<(), BusError> {
     loop {
         let request = tokio::select! {
             _ = cancel.cancelled() => break,
