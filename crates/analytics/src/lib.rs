@@ -8,6 +8,7 @@ mod aggregate;
 mod detect;
 mod error;
 mod explain;
+pub mod surveillance;
 #[cfg(test)]
 mod testutil;
 
