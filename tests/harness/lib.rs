@@ -116,3 +116,20 @@ impl Receiver {
 pub fn headline_csv() -> String {
     borderwatch_ingest::demo::demo_nk_only_csv()
 }
+
+/// The `borderwatch` binary that `cargo test` built beside this test (the cli crate's own
+/// integration tests make cargo build it).
+pub fn borderwatch_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let bin = dir.join("borderwatch");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p borderwatch` first)",
+        bin.display()
+    );
+    bin
+}
