@@ -51,6 +51,12 @@ async fn post(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    let resp = client.get(url).send().await.unwrap();
+    assert!(resp.status().is_success(), "GET answered {}", resp.status());
+    resp.json().await.unwrap()
+}
+
 async fn subscribe(client: &reqwest::Client, base: &str, receiver: &Receiver) -> String {
     let (status, body) = post(
         client,
@@ -134,14 +140,11 @@ async fn headline_case(setup: Setup) {
 
     // Every surge of the subscription's series arrives, each once.
     let announced = loop {
-        let surges: Value = client
-            .get(format!("{base}/v1/surges?country=PRK&category=study"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let surges: Value = get_json(
+            &client,
+            format!("{base}/v1/surges?country=PRK&category=study"),
+        )
+        .await;
         let n = surges["surges"].as_array().unwrap().len();
         let got = receiver
             .wait_for(Duration::from_secs(30), "every announced surge", |r| {
@@ -177,24 +180,14 @@ async fn headline_case(setup: Setup) {
     );
 
     // The API serves what analytics found.
-    let surges: Value = client
-        .get(format!("{base}/v1/surges?country=PRK&category=study"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let surges: Value = get_json(
+        &client,
+        format!("{base}/v1/surges?country=PRK&category=study"),
+    )
+    .await;
     let list = surges["surges"].as_array().unwrap();
     assert!(list.iter().any(|s| s["id"] == event.id.as_str()));
-    let series: Value = client
-        .get(format!("{base}/v1/series/fsb/PRK/study"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series: Value = get_json(&client, format!("{base}/v1/series/fsb/PRK/study")).await;
     assert!(series["observations"].as_array().unwrap().len() >= 20);
     assert!(
         series["surges"]
@@ -234,14 +227,7 @@ async fn headline_case(setup: Setup) {
         again["duplicate"], true,
         "the release is remembered across a restart"
     );
-    let surges: Value = client
-        .get(format!("{base}/v1/surges?country=PRK"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let surges: Value = get_json(&client, format!("{base}/v1/surges?country=PRK")).await;
     assert!(
         surges["surges"]
             .as_array()
@@ -258,15 +244,24 @@ async fn headline_case(setup: Setup) {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_headline_surge_reaches_a_signed_webhook_once() {
-    headline_case(Setup::embedded()).await;
+/// Runs one scenario as two tests, one per transport.
+macro_rules! on_both_transports {
+    ($case:ident: $embedded:ident, $nats:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $embedded() {
+            $case(Setup::embedded()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $nats() {
+            $case(Setup::nats()).await;
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_headline_surge_reaches_a_signed_webhook_once() {
-    headline_case(Setup::nats()).await;
-}
+on_both_transports!(headline_case:
+    embedded_headline_surge_reaches_a_signed_webhook_once,
+    nats_headline_surge_reaches_a_signed_webhook_once);
 
 /// Rows that cannot be read are listed with row, column, value and reason; the rest land.
 async fn bad_rows_case(setup: Setup) {
@@ -309,15 +304,9 @@ async fn bad_rows_case(setup: Setup) {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_bad_rows_are_reported_by_row_and_column() {
-    bad_rows_case(Setup::embedded()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_bad_rows_are_reported_by_row_and_column() {
-    bad_rows_case(Setup::nats()).await;
-}
+on_both_transports!(bad_rows_case:
+    embedded_bad_rows_are_reported_by_row_and_column,
+    nats_bad_rows_are_reported_by_row_and_column);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_changing_requests_need_the_api_token() {
