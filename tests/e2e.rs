@@ -360,3 +360,26 @@ async fn unknown_routes_and_bad_subscriptions_get_json_errors() {
     assert!(body["error"]["message"].as_str().unwrap().contains("http"));
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_live_streams() {
+    let setup = Setup::embedded();
+    let running = setup.start().await;
+    let base = running.gateway_url().unwrap();
+    let client = reqwest::Client::new();
+    let mut sse = client
+        .get(format!("{base}/v1/surges/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status().as_u16(), 200);
+    tokio::time::timeout(Duration::from_secs(10), running.shutdown())
+        .await
+        .expect("an open live stream does not hold shutdown up");
+    // The stream was closed by the server, not left hanging.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = sse.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the live stream ended");
+}

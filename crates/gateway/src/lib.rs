@@ -60,17 +60,25 @@ struct AppState {
     bus: Bus,
     surges: SurgeIndex,
     cfg: Arc<GatewayConfig>,
+    /// Fires at shutdown: long-lived responses (the live stream) end with it.
+    cancel: CancellationToken,
 }
 
 /// Builds the router over a surge index that is still catching up (`/readyz` says when it
 /// is done; [`serve`] waits for it before answering).
 pub fn router(bus: Bus, cfg: GatewayConfig, cancel: CancellationToken) -> Router {
-    let surges = SurgeIndex::follow(bus.clone(), cancel);
-    router_with(bus, surges, cfg)
+    let surges = SurgeIndex::follow(bus.clone(), cancel.clone());
+    router_with(bus, surges, cfg, cancel)
 }
 
-fn router_with(bus: Bus, surges: SurgeIndex, cfg: GatewayConfig) -> Router {
+fn router_with(
+    bus: Bus,
+    surges: SurgeIndex,
+    cfg: GatewayConfig,
+    cancel: CancellationToken,
+) -> Router {
     let state = AppState {
+        cancel,
         surges,
         bus,
         cfg: Arc::new(cfg.clone()),
@@ -109,7 +117,7 @@ pub async fn serve(
     // gateway never serves an empty list; connections wait in the listen backlog meanwhile.
     surges.wait_caught_up(Duration::from_secs(30)).await;
     info!(%addr, indexed = surges.last_seq(), "gateway listening");
-    let app = router_with(bus, surges, cfg);
+    let app = router_with(bus, surges, cfg, cancel.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await
@@ -451,8 +459,13 @@ async fn stream_surges(
     .filter(move |e| std::future::ready(q.matches(&e.event)))
     .map(move |e| Ok(to_event(&e)));
     Ok(
-        Sse::new(backlog.chain(live))
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
+        // The stream ends at shutdown, so open dashboards do not hold the server up.
+        Sse::new(
+            backlog
+                .chain(live)
+                .take_until(state.cancel.clone().cancelled_owned()),
+        )
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
     )
 }
 
