@@ -1,1 +1,1088 @@
-//! (being written)
+//! R's `farringtonFlexible` (surveillance 1.26.0) as pure functions: reference windows, the
+//! reweighted quasi-Poisson GLM, the trend test, and the delta / nbPlugin / muan thresholds.
+//! It copies R's quirks on purpose (see DETECTORS.md, quirk Q1) so that alarms match R's.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{
+    ContinuousCDF, DiscreteCDF, NegativeBinomial, Normal, Poisson as PoissonDist,
+};
+
+use super::glm::{GlmError, GlmFit, fit_quasi_poisson};
+
+/// Power transformation of the delta threshold (R's `powertrans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerTrans {
+    /// "2/3": skewness correction (the default).
+    #[default]
+    TwoThirds,
+    /// "1/2": variance stabilising.
+    Half,
+    /// "none".
+    None,
+}
+
+impl PowerTrans {
+    fn exponent(self) -> f64 {
+        match self {
+            PowerTrans::TwoThirds => 2.0 / 3.0,
+            PowerTrans::Half => 1.0 / 2.0,
+            PowerTrans::None => 1.0,
+        }
+    }
+}
+
+/// How the upper bound is derived from the prediction (R's `thresholdMethod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdMethod {
+    /// Farrington et al. (1996): normal approximation on the power-transformed scale.
+    #[default]
+    Delta,
+    /// Noufaily et al. (2013): negative binomial quantile with plug-in mean.
+    NbPlugin,
+    /// Negative binomial quantile at the upper (1 - alpha) quantile of the mean.
+    Muan,
+}
+
+/// `farringtonFlexible`'s control list. Defaults are R's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "snake_case")]
+pub struct FarringtonConfig {
+    /// Years to go back.
+    pub b: usize,
+    /// Half-width of the reference windows.
+    pub w: usize,
+    /// Down-weight past outbreaks by their Anscombe residuals.
+    pub reweight: bool,
+    /// Residuals above this are down-weighted (1 in the original method, 2.58 in Noufaily's).
+    pub weights_threshold: f64,
+    /// One-sided level of the prediction interval.
+    pub alpha: f64,
+    /// Try a linear time trend.
+    pub trend: bool,
+    /// Keep the trend only when its p-value is below this.
+    pub p_threshold_trend: f64,
+    /// (cases, periods): no bound and no alarm unless the last `periods` periods (current
+    /// included) hold at least `cases` cases.
+    pub limit54: (u64, usize),
+    /// Power transformation of the delta threshold.
+    pub power_trans: PowerTrans,
+    /// Number of seasonal factor levels per year (1: windows only, the original method).
+    pub no_periods: usize,
+    /// Most recent periods left out of the fit; `None` means `w`.
+    pub past_periods_not_included: Option<usize>,
+    /// Threshold method.
+    pub threshold_method: ThresholdMethod,
+}
+
+impl Default for FarringtonConfig {
+    fn default() -> Self {
+        FarringtonConfig {
+            b: 5,
+            w: 3,
+            reweight: true,
+            weights_threshold: 2.58,
+            alpha: 0.05,
+            trend: true,
+            p_threshold_trend: 0.05,
+            limit54: (5, 4),
+            power_trans: PowerTrans::TwoThirds,
+            no_periods: 1,
+            past_periods_not_included: None,
+            threshold_method: ThresholdMethod::Delta,
+        }
+    }
+}
+
+impl FarringtonConfig {
+    /// The vignette's "improved method" (Noufaily et al. 2013) settings, with `b = 4`.
+    pub fn noufaily() -> Self {
+        FarringtonConfig {
+            b: 4,
+            no_periods: 10,
+            weights_threshold: 2.58,
+            past_periods_not_included: Some(26),
+            p_threshold_trend: 1.0,
+            threshold_method: ThresholdMethod::NbPlugin,
+            ..FarringtonConfig::default()
+        }
+    }
+}
+
+/// How time points are placed in calendar time, which decides the reference points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epochs<'a> {
+    /// Integer epochs (R's `epochAsDate = FALSE`): reference points are `k - i * freq`.
+    Index,
+    /// Dates as days since 1970-01-01, one per count (R's `epochAsDate = TRUE`). With
+    /// `freq = 52` the reference point is the same calendar date `i` years back moved to the
+    /// nearest same weekday; with 12 or 365 it is the same calendar date.
+    Days(&'a [i64]),
+}
+
+/// The outcome for one evaluated time point. `None` is R's `NA`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FarringtonPoint {
+    /// 0-based index into the series.
+    pub index: usize,
+    /// Expected count (response scale); `None` without enough recent cases or without a fit.
+    pub expected: Option<f64>,
+    /// Upper bound; `None` without enough recent cases (limit54) or without a fit.
+    pub upper_bound: Option<f64>,
+    /// R's alarm: score > 1 and a nonzero count, with enough recent cases.
+    pub alarm: bool,
+    /// Probability of a count at least as large as the observed one under the model.
+    pub p_value: Option<f64>,
+    /// (y - predFit) / (U - predFit); predFit is on the link scale for the NB methods (as R).
+    pub score: Option<f64>,
+    /// Overdispersion of the final fit, at least 1.
+    pub phi: Option<f64>,
+    /// Whether the time trend was kept.
+    pub trend: bool,
+}
+
+impl FarringtonPoint {
+    fn na(index: usize) -> Self {
+        FarringtonPoint {
+            index,
+            expected: None,
+            upper_bound: None,
+            alarm: false,
+            p_value: None,
+            score: None,
+            phi: None,
+            trend: false,
+        }
+    }
+}
+
+/// Why `farringtonFlexible` cannot run (R stops with an error in each of these cases).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FarringtonError {
+    #[error("invalid farrington configuration: {0}")]
+    Config(String),
+    #[error("{dates} dates given for {counts} counts; give one date per count")]
+    DatesLength { dates: usize, counts: usize },
+    #[error("dates must be equally spaced and increasing; give weekly, monthly or daily dates")]
+    Dates,
+    #[error("range {start}..{end} is outside the series of {len} periods")]
+    Range {
+        start: usize,
+        end: usize,
+        len: usize,
+    },
+    #[error(
+        "not enough history at index {index}: reference point {years} year(s) back (with a window of {w}) \
+         is before the start of the series; decrease `b` or start the range later"
+    )]
+    InsufficientHistory {
+        index: usize,
+        years: usize,
+        w: usize,
+    },
+    #[error(
+        "no_periods = {no_periods} is too big for the {gap} periods between reference windows at index {index}"
+    )]
+    TooManyPeriods {
+        index: usize,
+        no_periods: usize,
+        gap: usize,
+    },
+    #[error("the GLM at index {index} cannot be fitted: {source}")]
+    Glm {
+        index: usize,
+        #[source]
+        source: GlmError,
+    },
+}
+
+/// The pieces a threshold function returns (R's `list(lower, upper, prob, score)`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Lower bound, at least 0.
+    pub lower: f64,
+    /// Upper bound; `None` where it is not defined (R's NA).
+    pub upper: Option<f64>,
+    /// Probability of observing a count at least as large as `y`.
+    pub p_value: Option<f64>,
+    /// (y - predFit) / (upper - predFit).
+    pub score: Option<f64>,
+}
+
+fn qnorm(p: f64) -> f64 {
+    Normal::standard().inverse_cdf(p)
+}
+
+fn finite(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
+/// R's `algo.farrington.threshold.farrington`: the delta-method bound. `pred_fit` is mu0 on
+/// the response scale and `pred_se_fit` its standard error; the interval is one-sided.
+pub fn delta_threshold(
+    pred_fit: f64,
+    pred_se_fit: f64,
+    phi: f64,
+    power: PowerTrans,
+    alpha: f64,
+    y: Option<f64>,
+) -> Threshold {
+    let mu0 = pred_fit;
+    let tau = phi + pred_se_fit * pred_se_fit / mu0;
+    let exponent = power.exponent();
+    let se = match power {
+        PowerTrans::None => (mu0 * tau).sqrt(),
+        PowerTrans::Half => (1.0 / 4.0 * tau).sqrt(),
+        PowerTrans::TwoThirds => (4.0 / 9.0 * mu0.powf(1.0 / 3.0) * tau).sqrt(),
+    };
+    let z = qnorm(1.0 - alpha);
+    let centre = mu0.powf(exponent);
+    let a = (centre - z * se).powf(1.0 / exponent);
+    let c = (centre + z * se).powf(1.0 / exponent);
+    // sort(na.last = FALSE): NaNs first, then ascending.
+    let (lo, hi) = match (a.is_nan(), c.is_nan()) {
+        (false, false) => (a.min(c), a.max(c)),
+        (true, false) => (f64::NAN, c),
+        (false, true) => (f64::NAN, a),
+        (true, true) => (f64::NAN, f64::NAN),
+    };
+    let lower = if lo.is_nan() { 0.0 } else { lo.max(0.0) };
+    let upper = finite(hi);
+    let p_value = y.map(|y| {
+        Normal::new(centre, se)
+            .map(|d| d.sf(y.powf(exponent)))
+            .unwrap_or(f64::NAN)
+    });
+    let score = match (y, upper) {
+        (Some(y), Some(u)) => Some((y - pred_fit) / (u - pred_fit)),
+        _ => None,
+    };
+    Threshold {
+        lower,
+        upper,
+        p_value: p_value.and_then(finite),
+        score: score.and_then(finite),
+    }
+}
+
+/// R's `algo.farrington.threshold.noufaily` with `method = "nbPlugin"`: `pred_fit` is the
+/// linear predictor eta0 (link scale).
+pub fn nb_plugin_threshold(
+    pred_fit: f64,
+    pred_se_fit: f64,
+    phi: f64,
+    alpha: f64,
+    y: Option<f64>,
+) -> Threshold {
+    noufaily_threshold(pred_fit, pred_se_fit, phi, alpha, y, false)
+}
+
+/// R's `algo.farrington.threshold.noufaily` with `method = "muan"`: the NB quantile at
+/// exp(qnorm(1 - alpha, eta0, se(eta0))).
+pub fn muan_threshold(
+    pred_fit: f64,
+    pred_se_fit: f64,
+    phi: f64,
+    alpha: f64,
+    y: Option<f64>,
+) -> Threshold {
+    noufaily_threshold(pred_fit, pred_se_fit, phi, alpha, y, true)
+}
+
+fn noufaily_threshold(
+    pred_fit: f64,
+    pred_se_fit: f64,
+    phi: f64,
+    alpha: f64,
+    y: Option<f64>,
+    muan: bool,
+) -> Threshold {
+    let m = if muan {
+        (pred_fit + pred_se_fit * qnorm(1.0 - alpha)).exp()
+    } else {
+        pred_fit.exp()
+    };
+    if m == f64::INFINITY || m.is_nan() {
+        return Threshold {
+            lower: 0.0,
+            upper: None,
+            p_value: None,
+            score: None,
+        };
+    }
+    let (lower, upper) = if phi > 1.0 {
+        let size = m / (phi - 1.0);
+        let prob = 1.0 / phi;
+        (qnbinom(alpha, size, prob), qnbinom(1.0 - alpha, size, prob))
+    } else {
+        (qpois(alpha, m), qpois(1.0 - alpha, m))
+    };
+    let lower = lower.max(0.0);
+    let p_value = y.map(|y| {
+        if y < 1.0 {
+            1.0
+        } else if phi != 1.0 {
+            pnbinom_upper((y - 1.0) as u64, m / (phi - 1.0), 1.0 / phi)
+        } else {
+            ppois_upper((y - 1.0) as u64, m)
+        }
+    });
+    let score = y.map(|y| (y - pred_fit) / (upper - pred_fit));
+    Threshold {
+        lower,
+        upper: finite(upper),
+        p_value: p_value.and_then(finite),
+        score: score.and_then(finite),
+    }
+}
+
+/// P(X > q) for X ~ NB(size, prob) (R's `pnbinom(q, size, prob, lower.tail = FALSE)`).
+fn pnbinom_upper(q: u64, size: f64, prob: f64) -> f64 {
+    if size == 0.0 {
+        return 0.0;
+    }
+    NegativeBinomial::new(size, prob)
+        .map(|d| d.sf(q))
+        .unwrap_or(f64::NAN)
+}
+
+/// P(X > q) for X ~ Poisson(lambda).
+fn ppois_upper(q: u64, lambda: f64) -> f64 {
+    if lambda == 0.0 {
+        return 0.0;
+    }
+    PoissonDist::new(lambda)
+        .map(|d| d.sf(q))
+        .unwrap_or(f64::NAN)
+}
+
+/// Smallest integer x with cdf(x) >= p (with R's fuzz for left continuity), searching from a
+/// normal-approximation start.
+fn discrete_quantile(p: f64, mean: f64, sd: f64, cdf: impl Fn(u64) -> f64) -> f64 {
+    if p.is_nan() || mean.is_nan() {
+        return f64::NAN;
+    }
+    if p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    let target = p * (1.0 - 64.0 * f64::EPSILON);
+    let guess = (mean + sd * qnorm(p)).floor();
+    let mut x = if guess.is_finite() && guess > 0.0 {
+        guess as u64
+    } else {
+        0
+    };
+    if cdf(x) >= target {
+        // Step down, doubling, then bisect.
+        let mut step = 1u64;
+        loop {
+            if x == 0 {
+                return 0.0;
+            }
+            let cand = x.saturating_sub(step);
+            if cdf(cand) >= target {
+                x = cand;
+                step *= 2;
+            } else {
+                // Answer in (cand, x].
+                let (mut lo, mut hi) = (cand, x);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if cdf(mid) >= target {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                return hi as f64;
+            }
+        }
+    } else {
+        let mut step = 1u64;
+        loop {
+            let cand = x.saturating_add(step);
+            if cdf(cand) >= target {
+                let (mut lo, mut hi) = (x, cand);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if cdf(mid) >= target {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                return hi as f64;
+            }
+            if cand == u64::MAX {
+                return f64::INFINITY;
+            }
+            x = cand;
+            step = step.saturating_mul(2);
+        }
+    }
+}
+
+/// R's `qnbinom(p, size, prob)`.
+fn qnbinom(p: f64, size: f64, prob: f64) -> f64 {
+    if size == 0.0 || prob == 1.0 {
+        return 0.0;
+    }
+    let Ok(d) = NegativeBinomial::new(size, prob) else {
+        return f64::NAN;
+    };
+    let mean = size * (1.0 - prob) / prob;
+    let sd = (mean / prob).sqrt();
+    discrete_quantile(p, mean, sd, |x| d.cdf(x))
+}
+
+/// R's `qpois(p, lambda)`.
+fn qpois(p: f64, lambda: f64) -> f64 {
+    if lambda == 0.0 {
+        return 0.0;
+    }
+    let Ok(d) = PoissonDist::new(lambda) else {
+        return f64::NAN;
+    };
+    discrete_quantile(p, lambda, lambda.sqrt(), |x| d.cdf(x))
+}
+
+/// R's `anscombe.residuals(m, phi)`: 1.5 (y^(2/3) mu^(-1/6) - mu^(1/2)) / sqrt(phi (1 - h)).
+pub fn anscombe_residuals(y: &[f64], mu: &[f64], hat: &[f64], phi: f64) -> Vec<f64> {
+    y.iter()
+        .zip(mu)
+        .zip(hat)
+        .map(|((&y, &m), &h)| {
+            3.0 / 2.0 * (y.powf(2.0 / 3.0) * m.powf(-1.0 / 6.0) - m.sqrt())
+                / (phi * (1.0 - h)).sqrt()
+        })
+        .collect()
+}
+
+/// R's `algo.farrington.assign.weights(s, weightsThreshold)`: gamma s^-2 above the threshold,
+/// gamma elsewhere, with gamma chosen so the weights sum to the number of points.
+pub fn anscombe_weights(s: &[f64], threshold: f64) -> Vec<f64> {
+    // A NaN residual (h = 1 and y = mu) counts as not above the threshold.
+    let above = |v: f64| v > threshold;
+    let denom: f64 = s
+        .iter()
+        .map(|&v| if above(v) { v.powi(-2) } else { 1.0 })
+        .sum();
+    let gamma = s.len() as f64 / denom;
+    s.iter()
+        .map(|&v| if above(v) { gamma * v.powi(-2) } else { gamma })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendar helpers (days since 1970-01-01, proleptic Gregorian), so no date crate is needed.
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// 0 = Sunday, as R's `format(date, "%w")`.
+fn weekday(days: i64) -> i64 {
+    (days + 4).rem_euclid(7)
+}
+
+/// The same calendar date `years` back, as `seq(by = "-1 year")` (Feb 29 becomes Mar 1).
+fn minus_years(days: i64, years: i64) -> i64 {
+    let (y, m, d) = civil_from_days(days);
+    days_from_civil(y - years, m, d)
+}
+
+/// R's `algo.farrington.referencetimepoints` for dates: day `t` and the same date 1..=b years
+/// back; for weekly data (`weekly`) each moved to the nearest day with `t`'s weekday.
+pub fn reference_dates(t: i64, b: usize, weekly: bool) -> Vec<i64> {
+    (0..=b as i64)
+        .map(|i| {
+            let r = minus_years(t, i);
+            if !weekly {
+                return r;
+            }
+            let a = r - (weekday(r) - weekday(t));
+            let bb = a + if a > r { -7 } else { 7 };
+            if (a - r).abs() > (bb - r).abs() {
+                bb
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Labels of R's `blocks()`: `Some(level)` for points used in the fit (before removing the
+/// most recent ones). `refs` are 0-based indices, `refs[0] = k`, descending.
+fn blocks(
+    n: usize,
+    refs: &[usize],
+    w: usize,
+    p: usize,
+    years_back: usize,
+) -> Result<Vec<Option<usize>>, FarringtonError> {
+    let k = refs[0];
+    let mut labels = vec![None; n];
+    for l in &mut labels[k.saturating_sub(w)..=k] {
+        *l = Some(p);
+    }
+    for i in 1..=years_back {
+        let r = refs[i];
+        // R silently drops index 0 but fails on negative indices.
+        if r + 1 < w {
+            return Err(FarringtonError::InsufficientHistory {
+                index: k,
+                years: i,
+                w,
+            });
+        }
+        let hi = (r + w).min(n - 1);
+        for l in &mut labels[r.saturating_sub(w)..=hi] {
+            *l = Some(p);
+        }
+        if p != 1 {
+            let prev = refs[i - 1] as i64;
+            let period = prev - 2 * w as i64 - 1 - r as i64;
+            // R only refuses period < p - (2w + 1); shorter gaps give empty blocks for which
+            // R's `a:(a - 1)` counts backwards into the window. Refuse those too.
+            if period < p as i64 - 1 {
+                return Err(FarringtonError::TooManyPeriods {
+                    index: k,
+                    no_periods: p,
+                    gap: period.max(0) as usize,
+                });
+            }
+            let period = period as usize;
+            let len = period / (p - 1);
+            let rest = period % (p - 1);
+            let mut start = r + w + 1;
+            for j in 1..p {
+                let l = len + usize::from(j <= rest);
+                for lab in &mut labels[start..start + l] {
+                    *lab = Some(j);
+                }
+                start += l;
+            }
+        }
+    }
+    Ok(labels)
+}
+
+/// Rows of the GLM for one time point (R's `algo.farrington.data.glm`).
+#[derive(Debug)]
+struct GlmData {
+    response: Vec<f64>,
+    wtime: Vec<f64>,
+    /// Seasonal level per row.
+    groups: Vec<usize>,
+    /// wtime of the evaluated point, measured as R does it in the prediction step.
+    wtime_now: f64,
+}
+
+/// One fit of R's `algo.farrington.fitGLM.flexible`.
+#[derive(Debug)]
+struct FlexFit {
+    fit: GlmFit,
+    /// max(1, Pearson dispersion) of the final (possibly reweighted) fit.
+    phi: f64,
+    /// What `summary.glm` and `predict.glm` see afterwards (quirk Q1): the dispersion
+    /// computed with `model$weights <- omega`.
+    summary_dispersion: f64,
+    has_time: bool,
+    /// Sorted seasonal levels present (the first is the reference level), empty without factors.
+    levels: Vec<usize>,
+}
+
+fn design(data: &GlmData, time: bool, levels: &[usize]) -> Vec<Vec<f64>> {
+    let n = data.response.len();
+    let mut cols = vec![vec![1.0; n]];
+    if time {
+        cols.push(data.wtime.clone());
+    }
+    for &lev in levels.iter().skip(1) {
+        cols.push(
+            data.groups
+                .iter()
+                .map(|&g| if g == lev { 1.0 } else { 0.0 })
+                .collect(),
+        );
+    }
+    cols
+}
+
+fn fit_flexible(
+    data: &GlmData,
+    time: bool,
+    factors: bool,
+    cfg: &FarringtonConfig,
+    index: usize,
+) -> Result<Option<FlexFit>, FarringtonError> {
+    let glm_err = |source| FarringtonError::Glm { index, source };
+    let levels: Vec<usize> = if factors {
+        let mut l = data.groups.clone();
+        l.sort_unstable();
+        l.dedup();
+        l
+    } else {
+        Vec::new()
+    };
+    let mut has_time = time;
+    let mut cols = design(data, has_time, &levels);
+    let mut fit = fit_quasi_poisson(&cols, &data.response, None).map_err(glm_err)?;
+    if !fit.converged {
+        if has_time {
+            has_time = false;
+            cols = design(data, false, &levels);
+            fit = fit_quasi_poisson(&cols, &data.response, None).map_err(glm_err)?;
+        }
+        if !fit.converged {
+            return Ok(None);
+        }
+    }
+    let mut phi = fit.pearson_dispersion().max(1.0);
+    let mut summary_weights = fit.working_weights.clone();
+    if cfg.reweight {
+        let s = anscombe_residuals(&data.response, &fit.fitted, &fit.hat, phi);
+        let omega = anscombe_weights(&s, cfg.weights_threshold);
+        // R does not check convergence of the reweighted fit.
+        fit = fit_quasi_poisson(&cols, &data.response, Some(&omega)).map_err(glm_err)?;
+        phi = fit.pearson_dispersion().max(1.0);
+        summary_weights = omega;
+    }
+    // `max(NaN, 1)` is NaN in R; keep that.
+    if fit.pearson_dispersion().is_nan() {
+        phi = f64::NAN;
+    }
+    let summary_dispersion = fit.dispersion_with(&summary_weights);
+    Ok(Some(FlexFit {
+        fit,
+        phi,
+        summary_dispersion,
+        has_time,
+        levels,
+    }))
+}
+
+/// Design row of the evaluated point: intercept, wtime, level `p`. `None` if level `p` is not
+/// in the fit (R's predict fails on a new factor level).
+fn x_now(m: &FlexFit, data: &GlmData, p: usize) -> Option<Vec<f64>> {
+    let mut x = vec![1.0];
+    if m.has_time {
+        x.push(data.wtime_now);
+    }
+    if !m.levels.is_empty() {
+        if !m.levels.contains(&p) {
+            return None;
+        }
+        for &lev in m.levels.iter().skip(1) {
+            x.push(if lev == p { 1.0 } else { 0.0 });
+        }
+    }
+    Some(x)
+}
+
+/// R's `farringtonFlexible` with integer epochs (`epochAsDate = FALSE`). `counts` is the whole
+/// series (`None` = missing), `freq` periods per year, `range` the 0-based indices to evaluate
+/// (default `freq * b + w .. n`, R's `(freq*b + w + 1):n`).
+///
+/// Missing reference history is an error for the whole call (as in R); a GLM that does not
+/// converge with or without trend gives an all-`None` point (as R's NA).
+pub fn farrington_flexible(
+    counts: &[Option<u64>],
+    freq: usize,
+    range: Option<Range<usize>>,
+    cfg: &FarringtonConfig,
+) -> Result<Vec<FarringtonPoint>, FarringtonError> {
+    farrington_flexible_with_epochs(counts, freq, Epochs::Index, range, cfg)
+}
+
+/// [`farrington_flexible`] with a choice of epochs: pass [`Epochs::Days`] to reproduce R on an
+/// `sts` built with `epochAsDate = TRUE` (weekly data with dates, as epysurv and the
+/// vignette do).
+pub fn farrington_flexible_with_epochs(
+    counts: &[Option<u64>],
+    freq: usize,
+    epochs: Epochs<'_>,
+    range: Option<Range<usize>>,
+    cfg: &FarringtonConfig,
+) -> Result<Vec<FarringtonPoint>, FarringtonError> {
+    let n = counts.len();
+    validate(cfg, freq)?;
+    if let Epochs::Days(days) = epochs {
+        if days.len() != n {
+            return Err(FarringtonError::DatesLength {
+                dates: days.len(),
+                counts: n,
+            });
+        }
+        if days.windows(2).any(|d| d[1] <= d[0]) || n < 2 {
+            return Err(FarringtonError::Dates);
+        }
+        if !matches!(freq, 52 | 12 | 365) {
+            return Err(FarringtonError::Config(format!(
+                "dated epochs need freq 52, 12 or 365 (R has no reference rule for freq {freq}); \
+                 use integer epochs"
+            )));
+        }
+    }
+    let range = range.unwrap_or(freq * cfg.b + cfg.w..n);
+    if range.start >= range.end || range.end > n {
+        return Err(FarringtonError::Range {
+            start: range.start,
+            end: range.end,
+            len: n,
+        });
+    }
+    let pwni = cfg.past_periods_not_included.unwrap_or(cfg.w);
+    let factors = cfg.no_periods != 1;
+    let y: Vec<Option<f64>> = counts.iter().map(|c| c.map(|v| v as f64)).collect();
+
+    let mut out = Vec::with_capacity(range.len());
+    for k in range {
+        let refs = reference_indices(k, freq, epochs, cfg.b)?;
+        let labels = blocks(n, &refs, cfg.w, cfg.no_periods, cfg.b)?;
+        let data = glm_data(&labels, &y, k, pwni, epochs);
+        out.push(evaluate(k, &data, &y, cfg, factors)?);
+    }
+    Ok(out)
+}
+
+fn validate(cfg: &FarringtonConfig, freq: usize) -> Result<(), FarringtonError> {
+    let bad = |m: &str| Err(FarringtonError::Config(m.to_string()));
+    if freq == 0 {
+        return bad("freq must be at least 1");
+    }
+    if cfg.b == 0 {
+        return bad("b must be at least 1");
+    }
+    if cfg.no_periods == 0 {
+        return bad("no_periods must be at least 1");
+    }
+    if !(cfg.alpha > 0.0 && cfg.alpha < 1.0) {
+        return bad("alpha must be in (0, 1)");
+    }
+    if cfg.limit54.1 == 0 {
+        return bad("limit54 period must be > 0");
+    }
+    Ok(())
+}
+
+/// 0-based indices of the reference points, `[k, ...]`, descending.
+fn reference_indices(
+    k: usize,
+    freq: usize,
+    epochs: Epochs<'_>,
+    b: usize,
+) -> Result<Vec<usize>, FarringtonError> {
+    let missing = |years| FarringtonError::InsufficientHistory {
+        index: k,
+        years,
+        w: 0,
+    };
+    match epochs {
+        Epochs::Index => (0..=b)
+            .map(|i| k.checked_sub(i * freq).ok_or_else(|| missing(i)))
+            .collect(),
+        Epochs::Days(days) => reference_dates(days[k], b, freq == 52)
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| days.binary_search(&d).map_err(|_| missing(i)))
+            .collect(),
+    }
+}
+
+fn glm_data(
+    labels: &[Option<usize>],
+    y: &[Option<f64>],
+    k: usize,
+    pwni: usize,
+    epochs: Epochs<'_>,
+) -> GlmData {
+    let used: Vec<usize> = (0..labels.len())
+        .filter(|&i| labels[i].is_some() && !(k.saturating_sub(pwni)..=k).contains(&i))
+        .collect();
+    let time_of = |i: usize, origin: usize| match epochs {
+        Epochs::Index => (i + 1) as f64,
+        Epochs::Days(d) => (d[i] - d[origin]) as f64 / (d[1] - d[0]) as f64,
+    };
+    let origin = used.first().copied().unwrap_or(k);
+    let mut data = GlmData {
+        response: Vec::new(),
+        wtime: Vec::new(),
+        groups: Vec::new(),
+        wtime_now: 0.0,
+    };
+    for &i in &used {
+        if let Some(v) = y[i] {
+            data.response.push(v);
+            data.wtime.push(time_of(i, origin));
+            data.groups.push(labels[i].unwrap_or(0));
+        }
+    }
+    // R measures the prediction's wtime from the first row left after dropping missing
+    // counts, while the fit's wtime starts at the first used row (they differ only when that
+    // count is missing).
+    let origin_now = used
+        .iter()
+        .copied()
+        .find(|&i| y[i].is_some())
+        .unwrap_or(origin);
+    data.wtime_now = time_of(k, origin_now);
+    data
+}
+
+fn evaluate(
+    k: usize,
+    data: &GlmData,
+    y: &[Option<f64>],
+    cfg: &FarringtonConfig,
+    factors: bool,
+) -> Result<FarringtonPoint, FarringtonError> {
+    let p = cfg.no_periods;
+    let Some(mut model) = fit_flexible(data, cfg.trend, factors, cfg, k)? else {
+        return Ok(FarringtonPoint::na(k));
+    };
+    let mut do_trend = false;
+    if model.has_time {
+        let Some(x0) = x_now(&model, data, p) else {
+            return Ok(FarringtonPoint::na(k));
+        };
+        let (eta, _) = model.fit.predict_link(&x0);
+        let fit_response = eta.exp().max(f64::EPSILON);
+        let significant = model
+            .fit
+            .t_test(1, model.summary_dispersion)
+            .is_some_and(|(_, _, pv)| pv < cfg.p_threshold_trend);
+        let max_response = data.response.iter().copied().fold(f64::NAN, f64::max);
+        let no_extrapolation = fit_response <= max_response;
+        do_trend = cfg.b >= 3 && significant && no_extrapolation;
+        if !do_trend {
+            match fit_flexible(data, false, factors, cfg, k)? {
+                Some(m) => model = m,
+                None => return Ok(FarringtonPoint::na(k)),
+            }
+        }
+    }
+    let Some(x0) = x_now(&model, data, p) else {
+        return Ok(FarringtonPoint::na(k));
+    };
+    let (eta, var) = model.fit.predict_link(&x0);
+    let se_link = (var * model.summary_dispersion).sqrt();
+    let phi = model.phi;
+    let yk = y[k];
+    let (lu, pred_fit) = match cfg.threshold_method {
+        ThresholdMethod::Delta => {
+            let mu0 = eta.exp().max(f64::EPSILON);
+            let se = se_link * mu0;
+            (
+                delta_threshold(mu0, se, phi, cfg.power_trans, cfg.alpha, yk),
+                mu0,
+            )
+        }
+        ThresholdMethod::NbPlugin => (nb_plugin_threshold(eta, se_link, phi, cfg.alpha, yk), eta),
+        ThresholdMethod::Muan => (muan_threshold(eta, se_link, phi, cfg.alpha, yk), eta),
+    };
+    let (cases, periods) = cfg.limit54;
+    let window = (k + 1).saturating_sub(periods)..=k;
+    let recent: Option<f64> = y[window].iter().copied().sum();
+    let enough = recent.is_some_and(|s| s >= cases as f64);
+    let score = lu.score;
+    let alarm = enough && score.is_some_and(|s| s > 1.0) && yk.is_some_and(|v| v != 0.0);
+    let expected = match (enough, lu.upper) {
+        (true, Some(_)) => Some(match cfg.threshold_method {
+            ThresholdMethod::Delta => pred_fit,
+            _ => pred_fit.exp(),
+        }),
+        _ => None,
+    };
+    Ok(FarringtonPoint {
+        index: k,
+        expected,
+        upper_bound: if enough { lu.upper } else { None },
+        alarm,
+        p_value: lu.p_value,
+        score,
+        phi: finite(phi),
+        trend: do_trend,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * b.abs().max(1e-12)
+    }
+
+    #[test]
+    fn delta_threshold_reproduces_package_test_for_power_none() {
+        let t = delta_threshold(5.0, 0.2, 1.0, PowerTrans::None, 0.05, Some(8.0));
+        assert!(close(t.lower, 1.3073128, 1e-7));
+        assert!(close(t.upper.unwrap(), 8.6926872, 1e-7));
+        assert!(close(t.p_value.unwrap(), 0.0907246, 1e-6));
+        assert!(close(t.score.unwrap(), 0.8124165, 1e-7));
+    }
+
+    /// The package's threshold unit-test inputs, against R 4.2.2 / surveillance 1.20.3 printing
+    /// 17 digits (the shared CSV rounds them to 7). Bounds and scores agree to 1e-13; p-values
+    /// to 1e-9, the accuracy of statrs' normal and beta tails (R's pnorm is Cody's algorithm).
+    #[test]
+    #[allow(clippy::excessive_precision)] // R's values exactly as printed
+    fn thresholds_match_r_to_full_precision() {
+        let cases = [
+            (
+                PowerTrans::None,
+                [
+                    1.30731276593307033,
+                    8.69268723406693056,
+                    0.09072460386071016,
+                    0.81241648962941237,
+                ],
+            ),
+            (
+                PowerTrans::Half,
+                [
+                    1.9891097163651146,
+                    9.3744841844989732,
+                    0.1189985829145086,
+                    0.6857951414318810,
+                ],
+            ),
+            (
+                PowerTrans::TwoThirds,
+                [
+                    1.8084476509717649,
+                    9.1154824950046933,
+                    0.1094726600042496,
+                    0.7289546252818113,
+                ],
+            ),
+        ];
+        for (power, want) in cases {
+            let t = delta_threshold(5.0, 0.2, 1.0, power, 0.05, Some(8.0));
+            let got = [
+                t.lower,
+                t.upper.unwrap(),
+                t.p_value.unwrap(),
+                t.score.unwrap(),
+            ];
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                let tol = if i == 2 { 1e-9 } else { 1e-13 };
+                assert!(close(*g, w, tol), "{power:?}: {got:?} vs {want:?}");
+            }
+        }
+        let (eta, se, y) = (5f64.ln(), 2f64.ln(), Some(11.0));
+        let nb = [
+            (
+                nb_plugin_threshold(eta, se, 1.5, 0.05, y),
+                [1.0, 10.0, 0.03763657109466346, 1.11918152676349481],
+            ),
+            (
+                nb_plugin_threshold(eta, se, 1.0, 0.05, y),
+                [2.0, 9.0, 0.01369526859838293, 1.27061541142653556],
+            ),
+            (
+                muan_threshold(eta, se, 1.5, 0.05, y),
+                [8.0, 24.0, 0.8597797196439607, 0.4193982290770958],
+            ),
+        ];
+        for (t, want) in nb {
+            let got = [
+                t.lower,
+                t.upper.unwrap(),
+                t.p_value.unwrap(),
+                t.score.unwrap(),
+            ];
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                let tol = if i == 2 { 1e-9 } else { 1e-13 };
+                assert!(close(*g, w, tol), "{got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn nb_plugin_uses_poisson_when_phi_is_one() {
+        let t = nb_plugin_threshold(5f64.ln(), 2f64.ln(), 1.0, 0.05, Some(11.0));
+        assert_eq!((t.lower, t.upper), (2.0, Some(9.0)));
+    }
+
+    #[test]
+    fn weights_sum_to_n_and_downweight_large_residuals() {
+        let w = anscombe_weights(&[0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0], 0.0);
+        assert!(w[..5].iter().all(|v| close(*v, 1.6, 1e-12)));
+        assert!(w[5..].iter().all(|v| close(*v, 0.4, 1e-12)));
+        assert_eq!(anscombe_weights(&[0.5; 10], 1.0), vec![1.0; 10]);
+    }
+
+    #[test]
+    fn reference_dates_move_to_the_same_weekday() {
+        // 2011-01-03 (Monday): 3 years back is Thursday 2008-01-03, nearest Monday 2007-12-31.
+        let t = days_from_civil(2011, 1, 3);
+        let r = reference_dates(t, 3, true);
+        assert_eq!(r[0], t);
+        assert_eq!(civil_from_days(r[3]), (2007, 12, 31));
+        assert!(r.iter().all(|&d| weekday(d) == 1));
+        // Feb 29 one year back is Mar 1 (R's seq by "-1 year").
+        assert_eq!(
+            civil_from_days(minus_years(days_from_civil(2012, 2, 29), 1)),
+            (2011, 3, 1)
+        );
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for z in [-1000, 0, 1, 15_000, 20_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(weekday(0), 4);
+    }
+
+    #[test]
+    fn blocks_split_the_gaps_into_periods() {
+        // freq 12, w 1, b 1, p 3: window around k-12 and k, gap of 12-2-1 = 9 points in 2 blocks.
+        let refs = [20, 8];
+        let l = blocks(21, &refs, 1, 3, 1).unwrap();
+        assert_eq!(&l[7..10], &[Some(3); 3]);
+        assert_eq!(&l[10..15], &[Some(1); 5]);
+        assert_eq!(&l[15..19], &[Some(2); 4]);
+        assert_eq!(&l[19..21], &[Some(3); 2]);
+        assert_eq!(l[6], None);
+    }
+
+    #[test]
+    fn default_config_is_r_default() {
+        let c = FarringtonConfig::default();
+        assert_eq!((c.b, c.w, c.limit54), (5, 3, (5, 4)));
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"threshold_method\":\"delta\""));
+        assert!(json.contains("\"power_trans\":\"two_thirds\""));
+    }
+}
