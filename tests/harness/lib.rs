@@ -1,5 +1,13 @@
 //! Test harness for borderwatch's end-to-end tests: a webhook receiver that records every
-//! POST with its exact bytes, and small HTTP helpers.
+//! POST with its exact bytes, and small HTTP helpers; a scripted receiver (`webhook`),
+//! roles as OS processes (`process`) and surge events fed straight to notify (`surges`).
+
+pub mod process;
+pub mod surges;
+pub mod webhook;
+
+pub use process::{RoleProcess, built_borderwatch_bin};
+pub use webhook::{Attempt, Behaviour, ScriptedReceiver};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

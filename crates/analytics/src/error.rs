@@ -11,6 +11,19 @@ pub enum AnalyticsError {
     /// A detector list named a detector that does not exist.
     #[error("`{name}` is not a detector: use {known}")]
     UnknownDetector { name: String, known: String },
+    /// A `--set` key that names no setting.
+    #[error("`{key}` is not a setting: use {known}")]
+    UnknownSetting { key: String, known: String },
+    /// A setting given a value it cannot take.
+    #[error("setting `{key}`: `{value}` is not {expected}")]
+    BadSetting {
+        key: String,
+        value: String,
+        expected: String,
+    },
+    /// A configuration whose values do not fit together or lie out of range.
+    #[error("invalid analysis configuration: {0}")]
+    InvalidConfig(String),
 }
 
 impl AnalyticsError {

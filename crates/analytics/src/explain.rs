@@ -7,7 +7,7 @@ use borderwatch_model::{
 };
 
 use crate::aggregate::SeriesFrame;
-use crate::detect::{DetectorConfig, exceeds_prior_year, record_high, year_over_year};
+use crate::detect::{DETECTORS, DetectorConfig, exceeds_prior_year, record_high, year_over_year};
 
 /// Runs the enabled detectors on each requested period of `frame` and returns a surge event
 /// for every period where at least one fired, oldest first.
@@ -71,25 +71,80 @@ pub fn evaluate(
         .collect()
 }
 
-/// How loud a surge is, from its findings:
+/// How loud a surge is, from its findings: the evidence a reader can check first, then the
+/// strength of the statistics.
 ///
-/// - **critical**: more than in a whole earlier year *and* a record (`exceeds_prior_year`
-///   and `record_high`);
-/// - **high**: any two detectors, or at least 10 times the same period a year earlier;
+/// Evidence (`exceeds_prior_year`, `record_high`, `year_over_year`):
+/// - **critical**: more than in a whole earlier year *and* a record;
+/// - **high**: any two evidence rules, or at least 10 times the same period a year earlier;
 /// - **medium**: a record at least 50% above the previous one, or at least 5 times the
 ///   same period a year earlier;
-/// - **low**: any other single finding.
+/// - **low**: any other single evidence finding.
+///
+/// Statistics alone (`farrington`, `ears_*`, p-values that survived false-discovery control),
+/// from the value against the strongest finding's upper bound: **high** from 3 times the
+/// bound, **medium** from 1.5 times, **low** below. Never critical: there is no sentence a
+/// reader can check.
+///
+/// Both: the louder of the two, and statistical corroboration (a statistical alarm, CUSUM's
+/// included) raises a low or medium evidence surge by one level (never to critical).
 pub fn severity(value: u64, findings: &[Finding]) -> Severity {
+    let evidence: Vec<&Finding> = findings.iter().filter(|f| is_evidence(f)).collect();
+    let statistical: Vec<&Finding> = findings.iter().filter(|f| !is_evidence(f)).collect();
+    let from_evidence = evidence_severity(value, &evidence);
+    let from_statistics = statistical
+        .iter()
+        .filter_map(|f| f.upper_bound.filter(|_| f.p_value.is_some()))
+        .map(|u| {
+            if u > 0.0 {
+                value as f64 / u
+            } else {
+                f64::INFINITY
+            }
+        })
+        .reduce(f64::max)
+        .map(|r| {
+            if r >= 3.0 {
+                Severity::High
+            } else if r >= 1.5 {
+                Severity::Medium
+            } else {
+                Severity::Low
+            }
+        });
+    match (from_evidence, from_statistics) {
+        (Some(e), _) if !statistical.is_empty() => {
+            let raised = match e {
+                Severity::Low => Severity::Medium,
+                Severity::Medium => Severity::High,
+                other => other,
+            };
+            raised.max(from_statistics.unwrap_or_default())
+        }
+        (Some(e), _) => e,
+        (None, Some(s)) => s,
+        (None, None) => Severity::Low,
+    }
+}
+
+fn is_evidence(f: &Finding) -> bool {
+    DETECTORS.contains(&f.detector.as_str())
+}
+
+fn evidence_severity(value: u64, findings: &[&Finding]) -> Option<Severity> {
+    if findings.is_empty() {
+        return None;
+    }
     let find = |name: &str| findings.iter().find(|f| f.detector == name);
     // Both detectors put the figure compared with in `expected`.
-    let ratio_to_expected = |f: &Finding| match f.expected {
+    let ratio_to_expected = |f: &&Finding| match f.expected {
         Some(e) if e > 0.0 => value as f64 / e,
         _ => f64::INFINITY,
     };
     let prior_year = find("exceeds_prior_year").is_some();
     let record = find("record_high").map(ratio_to_expected);
     let yoy = find("year_over_year").map(ratio_to_expected);
-    if prior_year && record.is_some() {
+    Some(if prior_year && record.is_some() {
         Severity::Critical
     } else if findings.len() >= 2 || yoy.is_some_and(|r| r >= 10.0) {
         Severity::High
@@ -97,7 +152,7 @@ pub fn severity(value: u64, findings: &[Finding]) -> Severity {
         Severity::Medium
     } else {
         Severity::Low
-    }
+    })
 }
 
 /// "3,765 entries of North Korean citizens for study in 2024-Q3: " followed by the findings'
@@ -122,7 +177,6 @@ pub fn explanation(key: &SeriesKey, period: Period, value: u64, findings: &[Find
 mod tests {
     use super::*;
     use crate::aggregate::aggregate;
-    use crate::detect::DETECTORS;
     use crate::testutil::{PRK_STUDY, consecutive, frame, quarters};
     use borderwatch_model::{Country, TOTAL_CATEGORY};
 

@@ -5,6 +5,7 @@
 //! lives beside it. polars is used inside `aggregate` only and never appears in the API.
 
 mod aggregate;
+mod analysis;
 mod detect;
 mod error;
 mod explain;
@@ -13,6 +14,11 @@ pub mod surveillance;
 mod testutil;
 
 pub use aggregate::{SeriesFrame, aggregate};
+pub use analysis::{
+    AnalysisConfig, Assessment, CusumSettings, Detector, EarsSettings, Evaluation,
+    FarringtonByFreq, assess, bh_adjust, decide, ears_p_value, evaluate_all, evaluate_frames,
+    fdr_survivors, surge_event, tested,
+};
 pub use detect::{
     DETECTORS, DetectorConfig, PriorYearConfig, RecordHighConfig, YearOverYearConfig,
     exceeds_prior_year, record_high, year_over_year,

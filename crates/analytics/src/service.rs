@@ -1,5 +1,7 @@
 //! The analytics service: for each release marker, aggregate the touched series, run the
-//! detectors on the changed periods, announce new surges and store per-series results.
+//! detectors on the changed periods (on every core), announce new surges and store
+//! per-series results; the last part of a release to finish runs the release-wide
+//! false-discovery control and announces the statistical surges.
 //!
 //! Replicas share the durable consumer `analytics` on `BW_RELEASES`; a replica that dies
 //! mid-release leaves the marker unacknowledged and another one takes it. Surge ids are
@@ -19,7 +21,12 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{DetectorConfig, aggregate, evaluate};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AnalysisConfig, Assessment, SeriesFrame, aggregate, assess, evaluate_frames, fdr_survivors,
+    surge_event,
+};
 
 /// How long a release may go unacknowledged before another replica gets it.
 const ACK_WAIT: Duration = Duration::from_secs(120);
@@ -27,7 +34,7 @@ const ACK_WAIT: Duration = Duration::from_secs(120);
 /// Processes releases until `cancel` fires; work in progress is finished first.
 pub async fn run(
     bus: Bus,
-    cfg: Arc<DetectorConfig>,
+    cfg: Arc<AnalysisConfig>,
     cancel: CancellationToken,
 ) -> Result<(), BusError> {
     let mut deliveries = bus
@@ -82,19 +89,48 @@ pub enum ProcessError {
     Worker(String),
 }
 
+/// What a release part leaves in `bw_analyzed`: the model's [`AnalyzedRelease`] (readers
+/// that only know that type ignore the rest) and this part's share of the release-wide
+/// false-discovery control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartRecord {
+    #[serde(flatten)]
+    pub analyzed: AnalyzedRelease,
+    /// How many parts the release has for this source.
+    #[serde(default)]
+    pub parts: u32,
+    /// (series, period) pairs of this part with a p-value: its share of the BH family.
+    #[serde(default)]
+    pub tested: u64,
+    /// The pairs whose combined p-value is at most the FDR rate: the only ones BH can declare
+    /// (a larger p-value never passes, and ranks below the rate do not depend on the others).
+    #[serde(default)]
+    pub candidates: Vec<Assessment>,
+    /// Set by the part that ran BH over the whole release.
+    #[serde(default)]
+    pub fdr_done: bool,
+}
+
 /// Analyses one release marker; safe to repeat.
+///
+/// Evidence surges are announced at once. The statistical candidates are stored with the
+/// part's record; the part that finds every part of its release and source recorded (it
+/// checks before and after writing its own record, so at least one part always does) runs
+/// Benjamini–Hochberg over all of them and announces the statistical surges, which are then
+/// in its `AnalyzedRelease.surges`. Two replicas doing that at once announce nothing twice:
+/// surge ids are stable and [`announce`] skips known ones.
 pub async fn process(
     bus: &dyn Transport,
-    cfg: &DetectorConfig,
+    cfg: &AnalysisConfig,
     marker: &ReleaseMarker,
 ) -> Result<AnalyzedRelease, ProcessError> {
-    let touched: HashMap<(String, String), &Vec<Period>> = marker
+    let touched: HashMap<(String, String), Vec<Period>> = marker
         .changes
         .iter()
         .map(|c| {
             (
                 (c.country.code().to_string(), c.category.clone()),
-                &c.periods,
+                c.periods.clone(),
             )
         })
         .collect();
@@ -111,25 +147,26 @@ pub async fn process(
         .filter_map(|m| serde_json::from_slice::<Observation>(&m.payload).ok())
         .filter(|o| touched.contains_key(&(o.country.code().to_string(), o.category.clone())))
         .collect();
-    let frames = tokio::task::spawn_blocking(move || aggregate(&observations))
-        .await
-        .map_err(|e| ProcessError::Worker(e.to_string()))??;
+    let work_cfg = cfg.clone();
+    let (frames, assessed) =
+        tokio::task::spawn_blocking(move || analyse(&observations, &touched, &work_cfg))
+            .await
+            .map_err(|e| ProcessError::Worker(e.to_string()))??;
+
     let detected_at = now_rfc3339();
+    let fingerprint = cfg.fingerprint();
     let mut surges = Vec::new();
     let mut periods_evaluated = 0u64;
-    for frame in &frames {
-        let key = &frame.key;
-        let Some(periods) = touched.get(&(key.country.code().to_string(), key.category.clone()))
-        else {
-            continue;
-        };
-        let periods: Vec<Period> = periods
+    let mut tested = 0u64;
+    let mut candidates = Vec::new();
+    for (i, periods, assessments) in assessed {
+        let frame = &frames[i];
+        periods_evaluated += periods as u64;
+        // Evidence surges now: `significant = false` makes events of evidence only.
+        let events: Vec<SurgeEvent> = assessments
             .iter()
-            .copied()
-            .filter(|p| p.freq() == frame.freq)
+            .filter_map(|a| surge_event(a, false, &fingerprint, &marker.release_id, &detected_at))
             .collect();
-        periods_evaluated += periods.len() as u64;
-        let events = evaluate(frame, &periods, cfg, &marker.release_id, &detected_at);
         for event in &events {
             announce(bus, event).await?;
         }
@@ -140,23 +177,144 @@ pub async fn process(
         )
         .await?;
         surges.extend(events);
+        tested += crate::tested(&assessments) as u64;
+        candidates.extend(
+            assessments
+                .into_iter()
+                .filter(|a| a.p_value.is_some_and(|p| p <= cfg.fdr)),
+        );
     }
-    let done = AnalyzedRelease {
-        release_id: marker.release_id.clone(),
-        source: marker.source.clone(),
-        part: marker.part,
-        series: frames.len() as u64,
-        periods_evaluated,
-        surges,
-        finished_at: now_rfc3339(),
+    let mut record = PartRecord {
+        analyzed: AnalyzedRelease {
+            release_id: marker.release_id.clone(),
+            source: marker.source.clone(),
+            part: marker.part,
+            series: frames.len() as u64,
+            periods_evaluated,
+            surges,
+            finished_at: now_rfc3339(),
+        },
+        parts: marker.parts.max(1),
+        tested,
+        candidates,
+        fdr_done: false,
     };
+    let key = names::analyzed_key(&marker.release_id, &marker.source, marker.part);
+    let others = match other_parts(bus, marker).await? {
+        Some(others) => Some(others),
+        None => {
+            put_record(bus, &key, &record).await?;
+            other_parts(bus, marker).await?
+        }
+    };
+    if let Some(others) = others {
+        let events = statistical_surges(&record, &others, cfg, &marker.release_id, &detected_at);
+        for event in &events {
+            announce(bus, event).await?;
+            add_to_view(bus, event).await?;
+        }
+        info!(release = %marker.release_id, source = %marker.source, surges = events.len(), "release-wide false-discovery control done");
+        record.analyzed.surges.extend(events);
+        record.fdr_done = true;
+        record.analyzed.finished_at = now_rfc3339();
+        put_record(bus, &key, &record).await?;
+    }
+    Ok(record.analyzed)
+}
+
+/// The CPU part: aggregation, then every detector on every touched series, on every core.
+/// Returns the frames and, per touched frame, its index, the number of periods tested and
+/// its assessments.
+#[allow(clippy::type_complexity)]
+fn analyse(
+    observations: &[Observation],
+    touched: &HashMap<(String, String), Vec<Period>>,
+    cfg: &AnalysisConfig,
+) -> Result<(Vec<SeriesFrame>, Vec<(usize, usize, Vec<Assessment>)>), crate::AnalyticsError> {
+    let frames = aggregate(observations)?;
+    let picked: Vec<(usize, Vec<Period>)> = frames
+        .iter()
+        .enumerate()
+        .filter_map(|(i, frame)| {
+            let key = &frame.key;
+            let periods = touched.get(&(key.country.code().to_string(), key.category.clone()))?;
+            let periods: Vec<Period> = periods
+                .iter()
+                .copied()
+                .filter(|p| p.freq() == frame.freq)
+                .collect();
+            Some((i, periods))
+        })
+        .collect();
+    let jobs: Vec<(&SeriesFrame, Vec<Period>)> = picked
+        .iter()
+        .map(|(i, periods)| (&frames[*i], periods.clone()))
+        .collect();
+    let evaluations = evaluate_frames(&jobs, cfg);
+    let assessed = picked
+        .iter()
+        .zip(evaluations)
+        .map(|((i, periods), rows)| (*i, periods.len(), assess(&frames[*i], &rows)))
+        .collect();
+    Ok((frames, assessed))
+}
+
+/// The records of every other part of the marker's release and source, or `None` while one
+/// is missing.
+async fn other_parts(
+    bus: &dyn Transport,
+    marker: &ReleaseMarker,
+) -> Result<Option<Vec<PartRecord>>, BusError> {
+    let mut out = Vec::new();
+    for part in (0..marker.parts.max(1)).filter(|&p| p != marker.part) {
+        let key = names::analyzed_key(&marker.release_id, &marker.source, part);
+        let Some(raw) = bus.kv_get(names::ANALYZED_BUCKET, &key).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<PartRecord>(&raw) {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                warn!(key, error = %e, "an analysed part does not parse; counting it as missing");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Benjamini–Hochberg over the candidates of every part; the statistical-only surges that
+/// survive (evidence surges were announced by their parts).
+fn statistical_surges(
+    own: &PartRecord,
+    others: &[PartRecord],
+    cfg: &AnalysisConfig,
+    release_id: &str,
+    detected_at: &str,
+) -> Vec<SurgeEvent> {
+    let all: Vec<Assessment> = std::iter::once(own)
+        .chain(others)
+        .flat_map(|r| r.candidates.iter().cloned())
+        .collect();
+    let tested = std::iter::once(own)
+        .chain(others)
+        .map(|r| r.tested as usize)
+        .sum::<usize>();
+    let fingerprint = cfg.fingerprint();
+    fdr_survivors(&all, tested, cfg.fdr)
+        .into_iter()
+        .zip(&all)
+        .filter(|(significant, a)| *significant && a.evidence.is_empty())
+        .filter_map(|(_, a)| surge_event(a, true, &fingerprint, release_id, detected_at))
+        .collect()
+}
+
+async fn put_record(bus: &dyn Transport, key: &str, record: &PartRecord) -> Result<(), BusError> {
     bus.kv_put(
         names::ANALYZED_BUCKET,
-        &names::analyzed_key(&marker.release_id, &marker.source, marker.part),
-        serde_json::to_vec(&done).unwrap_or_default().into(),
+        key,
+        serde_json::to_vec(record).unwrap_or_default().into(),
     )
-    .await?;
-    Ok(done)
+    .await
 }
 
 /// Publishes a surge unless it was announced before.
@@ -191,6 +349,27 @@ fn bytes_of(s: &str) -> bytes::Bytes {
     bytes::Bytes::copy_from_slice(s.as_bytes())
 }
 
+/// Adds a surge found after its series view was stored to that view.
+async fn add_to_view(bus: &dyn Transport, event: &SurgeEvent) -> Result<(), BusError> {
+    let kv_key = names::series_key(&event.source, event.country.code(), &event.category);
+    let Some(raw) = bus.kv_get(names::SERIES_BUCKET, &kv_key).await? else {
+        return Ok(());
+    };
+    let Ok(mut view) = serde_json::from_slice::<SeriesView>(&raw) else {
+        return Ok(());
+    };
+    if view.surges.contains(&event.id) {
+        return Ok(());
+    }
+    view.surges.push(event.id.clone());
+    bus.kv_put(
+        names::SERIES_BUCKET,
+        &kv_key,
+        serde_json::to_vec(&view).unwrap_or_default().into(),
+    )
+    .await
+}
+
 /// Stores the series view, keeping the ids of surges found in earlier releases.
 async fn store_view(
     bus: &dyn Transport,
@@ -217,4 +396,150 @@ async fn store_view(
         serde_json::to_vec(&view).unwrap_or_default().into(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderwatch_bus::MemoryBus;
+    use borderwatch_model::{Country, SeriesChange};
+
+    fn wobble(level: u64, n: usize) -> Vec<u64> {
+        (0..n as u64)
+            .map(|i| level + (i * 37 % 23) * level / 100 - 11 * level / 100)
+            .collect()
+    }
+
+    async fn publish_series(
+        bus: &Bus,
+        country: &str,
+        category: &str,
+        values: &[u64],
+    ) -> SeriesChange {
+        let country = Country::parse(country).unwrap();
+        let first: Period = "2013-Q1".parse().unwrap();
+        let mut periods = Vec::new();
+        for (i, &count) in values.iter().enumerate() {
+            let period = first.offset(i as i64);
+            let o = Observation {
+                source: "fsb".into(),
+                country,
+                category: category.into(),
+                period,
+                count,
+                release_id: "rel-1".into(),
+            };
+            let subject = names::obs_subject("fsb", country.code(), category, &period.to_string());
+            bus.publish(Outgoing::new(subject, serde_json::to_vec(&o).unwrap()))
+                .await
+                .unwrap();
+            periods.push(period);
+        }
+        SeriesChange {
+            country,
+            category: category.into(),
+            periods,
+        }
+    }
+
+    fn marker(part: u32, changes: Vec<SeriesChange>) -> ReleaseMarker {
+        ReleaseMarker {
+            release_id: "rel-1".into(),
+            source: "fsb".into(),
+            part,
+            parts: 2,
+            changes,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_part_of_a_release_announces_its_statistical_surges() {
+        let bus: Bus = Arc::new(MemoryBus::ephemeral());
+        names::ensure_all(bus.as_ref(), 1).await.unwrap();
+        let quiet = publish_series(&bus, "VNM", "work", &wobble(300, 46)).await;
+        // Chinese tourism: a record 650 years ago, ~150 since, then 420: statistics only.
+        let mut values = vec![650; 8];
+        values.extend(wobble(150, 33));
+        values.extend([150; 4]);
+        values.push(420);
+        let surge = publish_series(&bus, "CHN", "tourism", &values).await;
+        let cfg = AnalysisConfig::default();
+
+        let first = process(bus.as_ref(), &cfg, &marker(0, vec![quiet]))
+            .await
+            .unwrap();
+        assert!(first.surges.is_empty());
+        let raw = bus
+            .kv_get(
+                names::ANALYZED_BUCKET,
+                &names::analyzed_key("rel-1", "fsb", 0),
+            )
+            .await
+            .unwrap()
+            .expect("part 0 recorded before part 1 arrives");
+        let record: PartRecord = serde_json::from_slice(&raw).unwrap();
+        assert!(!record.fdr_done && record.tested > 0);
+
+        let last = process(bus.as_ref(), &cfg, &marker(1, vec![surge]))
+            .await
+            .unwrap();
+        let found: Vec<String> = last
+            .surges
+            .iter()
+            .map(|s| format!("{}/{}", s.category, s.period))
+            .collect();
+        assert!(found.contains(&"tourism/2024-Q2".to_string()), "{found:?}");
+        let e = last
+            .surges
+            .iter()
+            .find(|s| s.category == "tourism")
+            .unwrap();
+        assert!(
+            e.explanation.starts_with(
+                "420 entries of Chinese citizens for tourism in 2024-Q2: far above the expected"
+            ),
+            "statistics only: {}",
+            e.explanation
+        );
+        assert!(
+            bus.kv_get(names::ANNOUNCED_BUCKET, &e.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let view = bus
+            .kv_get(
+                names::SERIES_BUCKET,
+                &names::series_key("fsb", "CHN", "tourism"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let view: SeriesView = serde_json::from_slice(&view).unwrap();
+        assert!(view.surges.contains(&e.id));
+
+        // A redelivered part 0 runs the same control again: the same surge, announced once.
+        let again = process(bus.as_ref(), &cfg, &marker(0, vec![quiet_change()])).await;
+        assert!(again.is_ok());
+        let readers_view: AnalyzedRelease = serde_json::from_slice(
+            &bus.kv_get(
+                names::ANALYZED_BUCKET,
+                &names::analyzed_key("rel-1", "fsb", 1),
+            )
+            .await
+            .unwrap()
+            .unwrap(),
+        )
+        .unwrap();
+        let ids = |s: &[SurgeEvent]| s.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&readers_view.surges), ids(&last.surges));
+    }
+
+    fn quiet_change() -> SeriesChange {
+        SeriesChange {
+            country: Country::parse("VNM").unwrap(),
+            category: "work".into(),
+            periods: vec!["2024-Q2".parse().unwrap()],
+        }
+    }
 }

@@ -13,6 +13,13 @@ pub const RELEASE_STREAM: &str = "BW_RELEASES";
 /// Surge events: `bw.surge.<country>.<category>`.
 pub const SURGE_STREAM: &str = "BW_SURGES";
 
+/// Every webhook attempt (the delivery log): `bw.attempt.<subscription>`.
+pub const ATTEMPT_STREAM: &str = "BW_ATTEMPTS";
+/// Deliveries given up on, for `borderwatch notify replay`: `bw.deadletter.<subscription>`.
+pub const DEADLETTER_STREAM: &str = "BW_DEADLETTER";
+/// Attempts kept per subscription in `BW_ATTEMPTS`.
+pub const ATTEMPTS_KEPT_PER_SUBSCRIPTION: i64 = 10_000;
+
 /// Release hashes seen (key: `<source>.<sha256>`), so the same bytes twice add nothing.
 pub const RELEASES_BUCKET: &str = "bw_releases";
 /// The latest per-series results the gateway serves (key: `<source>.<country>.<category>`).
@@ -23,6 +30,14 @@ pub const SUBSCRIPTIONS_BUCKET: &str = "bw_subscriptions";
 pub const DELIVERIES_BUCKET: &str = "bw_deliveries";
 /// Surge ids announced (key: surge id), so a surge found again is not published again.
 pub const ANNOUNCED_BUCKET: &str = "bw_announced";
+
+/// Silences (key: silence id).
+pub const SILENCES_BUCKET: &str = "bw_silences";
+/// Surges waiting for their digest (key: `<subscription>.<release>.<surge>`) and the
+/// claims of digest senders (key: `<subscription>.<release>.claim.<generation>`).
+pub const DIGESTS_BUCKET: &str = "bw_digests";
+/// Dead letters resent by `notify replay` (key: `<subscription>.<event>`).
+pub const DEADLETTER_DONE_BUCKET: &str = "bw_deadletter_done";
 
 /// Release parts analytics has finished (key: `<release id>.<source>.<part>`), with the
 /// surges each produced.
@@ -51,6 +66,14 @@ pub fn release_subject(source: &str) -> String {
 
 pub fn surge_subject(country: &str, category: &str) -> String {
     format!("bw.surge.{country}.{category}")
+}
+
+pub fn attempt_subject(subscription: &str) -> String {
+    format!("bw.attempt.{subscription}")
+}
+
+pub fn deadletter_subject(subscription: &str) -> String {
+    format!("bw.deadletter.{subscription}")
 }
 
 pub fn analyzed_key(release_id: &str, source: &str, part: u32) -> String {
@@ -90,6 +113,20 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             duplicate_window: Duration::from_secs(3600),
             replicas,
         },
+        StreamSpec {
+            name: ATTEMPT_STREAM.into(),
+            subjects: vec!["bw.attempt.>".into()],
+            max_msgs_per_subject: ATTEMPTS_KEPT_PER_SUBSCRIPTION,
+            duplicate_window: Duration::from_secs(3600),
+            replicas,
+        },
+        StreamSpec {
+            name: DEADLETTER_STREAM.into(),
+            subjects: vec!["bw.deadletter.>".into()],
+            max_msgs_per_subject: -1,
+            duplicate_window: Duration::from_secs(3600),
+            replicas,
+        },
     ]
 }
 
@@ -100,6 +137,9 @@ pub const BUCKETS: &[&str] = &[
     DELIVERIES_BUCKET,
     ANNOUNCED_BUCKET,
     ANALYZED_BUCKET,
+    SILENCES_BUCKET,
+    DIGESTS_BUCKET,
+    DEADLETTER_DONE_BUCKET,
 ];
 
 /// Creates every stream and bucket (idempotent); each role calls it at start.

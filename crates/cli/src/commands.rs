@@ -7,8 +7,10 @@ use borderwatch_bus::Bus;
 use borderwatch_ingest::service::{Submission, SubmitError, submit};
 use borderwatch_model::{Release, SurgeEvent};
 
+use borderwatch_notify::NotifyConfig;
+
 use crate::roles::{self, ALL_ROLES, Role, UpOptions};
-use crate::{AnalyzeArgs, Command, ImportArgs, Output};
+use crate::{Command, ImportArgs, NotifyAction, ReplayArgs};
 
 pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -20,7 +22,10 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 api_token: args.api_token,
                 stream_replicas: args.stream_replicas,
                 roles: ALL_ROLES.to_vec(),
-                notify: Default::default(),
+                notify: NotifyConfig {
+                    public_url: args.public_url,
+                    ..Default::default()
+                },
             };
             let signal = roles::shutdown_signal();
             let running = roles::start(opts).await?;
@@ -37,12 +42,28 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             running.wait(signal).await;
             Ok(())
         }
-        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, None, None).await,
-        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, None, None).await,
-        Command::Notify(a) => one_role(Role::Notify, &a.nats, None, None).await,
-        Command::Gateway(a) => one_role(Role::Gateway, &a.nats, Some(a.http), a.api_token).await,
+        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, None, None, None).await,
+        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, None, None, None).await,
+        Command::Notify(a) => match a.action {
+            Some(NotifyAction::Replay(r)) => replay(r).await,
+            None => {
+                let Some(nats) = a.nats else {
+                    bail!(
+                        "borderwatch notify needs --nats URL (or BORDERWATCH_NATS); `borderwatch up` runs notify on the in-process bus"
+                    );
+                };
+                let nats = crate::NatsArgs {
+                    nats,
+                    stream_replicas: a.stream_replicas,
+                };
+                one_role(Role::Notify, &nats, None, None, a.public_url).await
+            }
+        },
+        Command::Gateway(a) => {
+            one_role(Role::Gateway, &a.nats, Some(a.http), a.api_token, None).await
+        }
         Command::Import(a) => import(a).await,
-        Command::Analyze(a) => analyze(a).await,
+        Command::Analyze(a) => crate::analyze::run(a).await,
     }
 }
 
@@ -51,8 +72,10 @@ async fn one_role(
     nats: &crate::NatsArgs,
     http: Option<std::net::SocketAddr>,
     api_token: Option<String>,
+    public_url: Option<String>,
 ) -> anyhow::Result<()> {
     let mut opts = UpOptions::embedded(Default::default());
+    opts.notify.public_url = public_url;
     opts.nats = Some(nats.nats.clone());
     opts.stream_replicas = nats.stream_replicas;
     opts.roles = vec![role];
@@ -66,6 +89,40 @@ async fn one_role(
         println!("gateway listening on {url}");
     }
     running.wait(signal).await;
+    Ok(())
+}
+
+/// `notify replay`: resends dead letters once each and says what happened.
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    // For the in-process bus this opens the data directory itself: `up` must not be
+    // running on it (both would append to the same logs).
+    let bus = roles::connect(args.nats.as_deref(), &args.data, 1).await?;
+    let cfg = NotifyConfig {
+        public_url: args.public_url,
+        ..Default::default()
+    };
+    let report = borderwatch_notify::replay(bus, cfg, args.subscription.as_deref())
+        .await
+        .context("replaying dead letters")?;
+    for key in &report.resent {
+        println!("resent   {key}");
+    }
+    for key in &report.failed {
+        println!("refused  {key} (still dead: run replay again later)");
+    }
+    for key in &report.orphaned {
+        println!("skipped  {key} (its subscription was deleted)");
+    }
+    println!(
+        "{} resent, {} refused again, {} resent before, {} without a subscription",
+        report.resent.len(),
+        report.failed.len(),
+        report.already_done,
+        report.orphaned.len()
+    );
+    if !report.failed.is_empty() {
+        bail!("{} dead letters were refused again", report.failed.len());
+    }
     Ok(())
 }
 
@@ -170,39 +227,6 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     }
     if release.rejected.len() > 20 {
         println!("  … and {} more rejected rows", release.rejected.len() - 20);
-    }
-    Ok(())
-}
-
-async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let format = args.format.as_deref().unwrap_or("generic");
-    let parsed = borderwatch_ingest::parse(format, &bytes, args.source.as_deref())
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    for r in &parsed.rejected {
-        eprintln!(
-            "rejected row {} column {} value {:?}: {}",
-            r.row, r.column, r.value, r.reason
-        );
-    }
-    let frames = borderwatch_analytics::aggregate(&parsed.observations)?;
-    let cfg = borderwatch_analytics::DetectorConfig::default();
-    let now = borderwatch_model::now_rfc3339();
-    let mut surges = Vec::new();
-    for frame in &frames {
-        let periods: Vec<_> = frame.points.iter().map(|(p, _)| *p).collect();
-        surges.extend(borderwatch_analytics::evaluate(
-            frame, &periods, &cfg, "offline", &now,
-        ));
-    }
-    match args.output {
-        Output::Json => {
-            for s in &surges {
-                println!("{}", serde_json::to_string(s)?);
-            }
-        }
-        Output::Table => print_surges(&surges),
     }
     Ok(())
 }

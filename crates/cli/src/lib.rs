@@ -4,6 +4,7 @@
 //! `ingest`, `analytics`, `notify` and `gateway` run one role against NATS; `import` sends a
 //! file to a gateway; `analyze` runs the detectors on a file with no services at all.
 
+mod analyze;
 mod commands;
 pub mod roles;
 
@@ -50,8 +51,8 @@ pub enum Command {
     Ingest(RoleArgs),
     /// Run the analytics role (one of any number of replicas).
     Analytics(RoleArgs),
-    /// Run the notify role (webhook delivery).
-    Notify(RoleArgs),
+    /// Run the notify role (webhook delivery), or `notify replay` to resend dead letters.
+    Notify(NotifyArgs),
     /// Run the gateway role (HTTP API, live stream, dashboard).
     Gateway(GatewayArgs),
     /// Send a file to a running gateway.
@@ -74,6 +75,44 @@ pub struct NatsArgs {
 pub struct RoleArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub action: Option<NotifyAction>,
+    /// NATS server URLs, comma-separated (required to run the role).
+    #[arg(long, env = "BORDERWATCH_NATS")]
+    pub nats: Option<String>,
+    /// Copies of each stream and bucket (3 in a cluster).
+    #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// The gateway's public base URL, for links in Slack and Teams messages.
+    #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// Resend the dead letters (deliveries given up on), each once.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Only this subscription's dead letters.
+    #[arg(long)]
+    pub subscription: Option<String>,
+    /// NATS server URLs; without it, the data directory of the in-process bus.
+    #[arg(long, env = "BORDERWATCH_NATS")]
+    pub nats: Option<String>,
+    /// The data directory of `borderwatch up`. Stop `up` first: two processes must not
+    /// hold one data directory open.
+    #[arg(long, env = "BORDERWATCH_DATA", default_value = "borderwatch-data")]
+    pub data: PathBuf,
+    /// The gateway's public base URL, for links in Slack and Teams messages.
+    #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +147,9 @@ pub struct UpArgs {
     /// Copies of each stream and bucket (with --nats; 3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// The gateway's public base URL, for links in Slack and Teams messages.
+    #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +181,19 @@ pub struct AnalyzeArgs {
     pub format: Option<String>,
     #[arg(long)]
     pub source: Option<String>,
+    /// Detectors to run, comma-separated: record_high, exceeds_prior_year, year_over_year,
+    /// farrington, ears_c1, ears_c2, ears_c3, cusum (default: the evidence rules, farrington,
+    /// ears_c2 and cusum).
+    #[arg(long, env = "BORDERWATCH_DETECTORS")]
+    pub detectors: Option<String>,
+    /// A detector parameter, R's names in snake_case: farrington.b=3, farrington.limit54=5,4,
+    /// ears.alpha=0.01, cusum.h=3, fdr=0.1 … (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print every evaluation (one JSON line per series, period and detector) instead of
+    /// surge events.
+    #[arg(long)]
+    pub all: bool,
     /// Output: one JSON line per surge, or a table.
     #[arg(long, default_value = "table")]
     pub output: Output,

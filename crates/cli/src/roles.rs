@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use borderwatch_analytics::DetectorConfig;
+use borderwatch_analytics::AnalysisConfig;
 use borderwatch_bus::{Bus, MemoryBus, NatsBus, names};
 use borderwatch_gateway::GatewayConfig;
 use borderwatch_model::{AnalyzedRelease, Release};
@@ -129,7 +129,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
             }
             Role::Analytics => {
                 tasks.spawn(async move {
-                    let cfg = Arc::new(DetectorConfig::default());
+                    let cfg = Arc::new(AnalysisConfig::default());
                     if let Err(e) = borderwatch_analytics::service::run(bus, cfg, cancel).await {
                         error!(error = %e, "analytics stopped");
                     }

@@ -39,6 +39,129 @@ fn analyze_prints_the_headline_surge_as_json_lines() {
     );
 }
 
+fn nk_file() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nk.csv");
+    std::fs::write(&file, borderwatch_ingest::demo::demo_nk_only_csv()).unwrap();
+    let path = file.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+fn analyze(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("analyze")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn analyze_all_prints_one_row_per_series_period_and_detector() {
+    let (_dir, file) = nk_file();
+    let rows = json_lines(&analyze(&[&file, "--all"]));
+    assert!(!rows.is_empty());
+    let mut per_period: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in &rows {
+        for field in [
+            "source",
+            "country",
+            "category",
+            "period",
+            "value",
+            "detector",
+            "expected",
+            "upper_bound",
+            "alarm",
+            "p_value",
+        ] {
+            assert!(r.get(field).is_some(), "{field} missing in {r}");
+        }
+        assert!(r["alarm"].is_boolean());
+        let key = format!(
+            "{}/{}/{}/{}",
+            r["source"], r["country"], r["category"], r["period"]
+        );
+        per_period
+            .entry(key)
+            .or_default()
+            .push(r["detector"].as_str().unwrap().to_string());
+    }
+    let default = [
+        "exceeds_prior_year",
+        "record_high",
+        "year_over_year",
+        "farrington",
+        "ears_c2",
+        "cusum",
+    ];
+    for (key, detectors) in &per_period {
+        assert_eq!(detectors, &default, "{key}");
+    }
+    let headline = rows
+        .iter()
+        .find(|r| {
+            r["category"] == "study" && r["period"] == "2024-Q3" && r["detector"] == "record_high"
+        })
+        .expect("the headline period");
+    assert_eq!(headline["value"], 3765);
+    assert_eq!(headline["alarm"], true);
+}
+
+#[test]
+fn analyze_runs_the_named_detectors_with_the_given_settings() {
+    let (_dir, file) = nk_file();
+    let with_bounds = |b: &str| {
+        let set = format!("farrington.b={b}");
+        let rows = json_lines(&analyze(&[
+            &file,
+            "--all",
+            "--detectors",
+            "farrington",
+            "--set",
+            &set,
+            "--set",
+            "farrington.w=1",
+        ]));
+        assert!(rows.iter().all(|r| r["detector"] == "farrington"));
+        rows.iter().filter(|r| !r["upper_bound"].is_null()).count()
+    };
+    let (b2, b3) = (with_bounds("2"), with_bounds("3"));
+    assert!(b3 > 0, "farrington evaluates the long series");
+    assert!(b2 > b3, "b=2 needs a year less history: {b2} vs {b3}");
+}
+
+#[test]
+fn analyze_rejects_an_unknown_setting_by_name() {
+    let (_dir, file) = nk_file();
+    let out = analyze(&[&file, "--set", "farrington.bogus=1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`farrington.bogus` is not a setting"),
+        "{stderr}"
+    );
+    let out = analyze(&[&file, "--set", "farrington.b=three"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("setting `farrington.b`: `three`"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn analyze_names_the_file_when_it_cannot_be_read() {
     let out = Command::new(BIN)

@@ -5,7 +5,9 @@
 //! `BW_SURGES` stream, subscriptions live in the `bw_subscriptions` bucket.
 
 mod dashboard;
+mod deliveries;
 pub mod error;
+mod silences;
 pub mod surges;
 
 use std::convert::Infallible;
@@ -24,8 +26,8 @@ use axum::{Json, Router};
 use borderwatch_bus::{Bus, names};
 use borderwatch_ingest::service::{Submission, SubmitError, submit};
 use borderwatch_model::{
-    Country, Period, SeriesView, Severity, Subscription, SubscriptionFilter, SurgeEvent, Webhook,
-    now_rfc3339,
+    Country, DigestSpec, PayloadFormat, Period, SeriesView, Severity, Subscription,
+    SubscriptionFilter, SurgeEvent, Webhook, now_rfc3339,
 };
 use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
@@ -98,6 +100,15 @@ fn router_with(
             post(create_subscription).get(list_subscriptions),
         )
         .route("/v1/subscriptions/{id}", delete(delete_subscription))
+        .route(
+            "/v1/subscriptions/{id}/deliveries",
+            get(deliveries::list_deliveries),
+        )
+        .route(
+            "/v1/silences",
+            post(silences::create_silence).get(silences::list_silences),
+        )
+        .route("/v1/silences/{id}", delete(silences::delete_silence))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
@@ -474,7 +485,14 @@ struct SubscriptionRequest {
     #[serde(default)]
     filter: SubscriptionFilter,
     webhook: Webhook,
+    #[serde(default)]
+    format: PayloadFormat,
+    #[serde(default)]
+    digest: Option<DigestSpec>,
 }
+
+/// The longest digest grouping wait: a day.
+const MAX_GROUP_WAIT_SECS: u64 = 24 * 3600;
 
 fn validate_webhook(w: &Webhook) -> Result<(), ApiError> {
     let uri: Uri = w
@@ -496,6 +514,22 @@ fn validate_webhook(w: &Webhook) -> Result<(), ApiError> {
     Ok(())
 }
 
+fn validate_filter(f: &SubscriptionFilter) -> Result<(), ApiError> {
+    let named = [
+        ("filter.categories", &f.categories),
+        ("filter.sources", &f.sources),
+        ("filter.detectors", &f.detectors),
+    ];
+    for (field, list) in named {
+        if let Some(bad) = list.iter().find(|t| !borderwatch_model::is_token(t)) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: `{bad}` is not a name (lowercase letters, digits, - and _)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn create_subscription(
     State(state): State<AppState>,
     body: Bytes,
@@ -503,18 +537,22 @@ async fn create_subscription(
     let req: SubscriptionRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid subscription: {e}")))?;
     validate_webhook(&req.webhook)?;
-    for token in req.filter.categories.iter().chain(&req.filter.sources) {
-        if !borderwatch_model::is_token(token) {
-            return Err(ApiError::bad_request(format!(
-                "`{token}` is not a category or source name (lowercase letters, digits, - and _)"
-            )));
-        }
+    validate_filter(&req.filter)?;
+    if let Some(d) = &req.digest
+        && d.group_wait_secs > MAX_GROUP_WAIT_SECS
+    {
+        return Err(ApiError::bad_request(format!(
+            "digest.group_wait_secs is {}: at most {MAX_GROUP_WAIT_SECS} (a day)",
+            d.group_wait_secs
+        )));
     }
     let sub = Subscription {
         id: format!("sub-{}", uuid::Uuid::new_v4().simple()),
         filter: req.filter,
         webhook: req.webhook,
         created_at: now_rfc3339(),
+        format: req.format,
+        digest: req.digest,
     };
     state
         .bus
@@ -594,6 +632,20 @@ mod tests {
             };
             assert!(validate_webhook(&w).is_err(), "{bad}");
         }
+        assert!(
+            validate_filter(&SubscriptionFilter {
+                detectors: vec!["record_high".into()],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        assert!(
+            validate_filter(&SubscriptionFilter {
+                detectors: vec!["Record High".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
         let no_secret = Webhook {
             url: "https://example.org".into(),
             secret: None,

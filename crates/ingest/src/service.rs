@@ -232,12 +232,15 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         new_observations += changed.len() as u64;
         // Markers in parts of bounded size: each stays far below NATS's 1 MiB message limit
         // and is a unit of work another analytics replica can take.
-        for (part, changes) in chunk_changes(changes_of(&changed)).into_iter().enumerate() {
+        let chunks = chunk_changes(changes_of(&changed));
+        let parts = chunks.len() as u32;
+        for (part, changes) in chunks.into_iter().enumerate() {
             let part = part as u32;
             let marker = ReleaseMarker {
                 release_id: release_id.clone(),
                 source: source.clone(),
                 part,
+                parts,
                 changes,
             };
             bus.publish(

@@ -138,8 +138,16 @@ pub struct ReleaseMarker {
     /// 0-based part of this source's changes.
     #[serde(default)]
     pub part: u32,
+    /// How many parts this source's changes were cut into: the part that finds all of them
+    /// analysed runs the release-wide false-discovery control. 1 for markers from before.
+    #[serde(default = "one_part")]
+    pub parts: u32,
     /// Every series the release carried a new or changed figure for, with those periods.
     pub changes: Vec<SeriesChange>,
+}
+
+fn one_part() -> u32 {
+    1
 }
 
 /// The periods of one series that a release added or revised.
@@ -320,6 +328,9 @@ pub struct SubscriptionFilter {
     pub sources: Vec<String>,
     #[serde(default)]
     pub min_severity: Severity,
+    /// Matches when any finding's detector is listed.
+    #[serde(default)]
+    pub detectors: Vec<String>,
 }
 
 impl SubscriptionFilter {
@@ -328,7 +339,30 @@ impl SubscriptionFilter {
             && (self.categories.is_empty() || self.categories.contains(&e.category))
             && (self.sources.is_empty() || self.sources.contains(&e.source))
             && e.severity >= self.min_severity
+            && (self.detectors.is_empty()
+                || e.findings
+                    .iter()
+                    .any(|f| self.detectors.contains(&f.detector)))
     }
+}
+
+/// The body a webhook receives: the surge event JSON, or a Slack or Microsoft Teams
+/// incoming-webhook message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    #[default]
+    Json,
+    Slack,
+    Teams,
+}
+
+/// One message per (subscription, release) instead of one per surge, sent
+/// `group_wait_secs` after the release's first matching surge arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestSpec {
+    pub group_wait_secs: u64,
 }
 
 /// Where a subscription's events go.
@@ -347,6 +381,10 @@ pub struct Subscription {
     pub filter: SubscriptionFilter,
     pub webhook: Webhook,
     pub created_at: String,
+    #[serde(default)]
+    pub format: PayloadFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestSpec>,
 }
 
 impl Subscription {
@@ -356,6 +394,31 @@ impl Subscription {
         s.webhook.secret = None;
         s
     }
+}
+
+/// Which events a silence mutes: every given field must match; at least one is given.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceMatchers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Country>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// A stored silence (bucket `bw_silences`): matching events are recorded, not delivered,
+/// until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: String,
+    pub matchers: SilenceMatchers,
+    /// RFC 3339, UTC.
+    pub until: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub created_at: String,
 }
 
 /// The JSON error body of every 4xx/5xx answer.
@@ -427,6 +490,39 @@ mod tests {
             ..Default::default()
         };
         assert!(!severe.matches(&e));
+    }
+
+    #[test]
+    fn detector_filter_matches_when_any_finding_is_listed() {
+        let mut e = event("PRK", "study", Severity::High);
+        let finding = |d: &str| Finding {
+            detector: d.into(),
+            expected: None,
+            upper_bound: None,
+            p_value: None,
+            message: String::new(),
+            baseline: None,
+        };
+        e.findings = vec![finding("record_high"), finding("year_over_year")];
+        let f = |ds: &[&str]| SubscriptionFilter {
+            detectors: ds.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(f(&[]).matches(&e));
+        assert!(f(&["year_over_year"]).matches(&e));
+        assert!(f(&["exceeds_prior_year", "record_high"]).matches(&e));
+        assert!(!f(&["exceeds_prior_year"]).matches(&e));
+    }
+
+    #[test]
+    fn old_subscriptions_read_with_json_format_and_no_digest() {
+        let s: Subscription = serde_json::from_str(
+            r#"{"id":"sub-1","filter":{},"webhook":{"url":"http://x/"},"created_at":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.format, PayloadFormat::Json);
+        assert_eq!(s.digest, None);
+        assert!(s.filter.detectors.is_empty());
     }
 
     #[test]

@@ -8,8 +8,11 @@ use std::time::Duration;
 pub struct Backoff {
     pub initial: Duration,
     pub max: Duration,
-    /// After this long since the first attempt the delivery is given up and recorded failed.
+    /// After this long since the first attempt the delivery is given up: recorded failed
+    /// and sent to the dead-letter stream.
     pub max_age: Duration,
+    /// After this many attempts, likewise.
+    pub max_attempts: u32,
 }
 
 impl Default for Backoff {
@@ -18,6 +21,7 @@ impl Default for Backoff {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(60),
             max_age: Duration::from_secs(24 * 3600),
+            max_attempts: 50,
         }
     }
 }
@@ -36,6 +40,13 @@ impl Backoff {
             Some(ra) if ra > base => ra,
             _ => base,
         }
+    }
+}
+
+impl Backoff {
+    /// Whether a delivery that failed `attempts` times over `elapsed` is given up.
+    pub fn exhausted(&self, attempts: u32, elapsed: Duration) -> bool {
+        attempts >= self.max_attempts.max(1) || elapsed >= self.max_age
     }
 }
 
@@ -69,6 +80,18 @@ mod tests {
             Duration::from_secs(2)
         );
         assert!(b.delay(10, 0.5, Some(Duration::from_secs(2))) > Duration::from_secs(2));
+    }
+
+    #[test]
+    fn gives_up_at_max_attempts_or_max_age() {
+        let b = Backoff {
+            max_attempts: 3,
+            max_age: Duration::from_secs(60),
+            ..Backoff::default()
+        };
+        assert!(!b.exhausted(2, Duration::from_secs(59)));
+        assert!(b.exhausted(3, Duration::ZERO));
+        assert!(b.exhausted(1, Duration::from_secs(60)));
     }
 
     #[test]

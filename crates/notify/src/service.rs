@@ -1,25 +1,27 @@
-//! Delivery: the durable consumer `notify` on `BW_SURGES`, the subscriptions bucket, and a
-//! delivery record per (subscription, event) in `bw_deliveries`.
+//! The surge path: the durable consumer `notify` on `BW_SURGES`, the subscriptions and
+//! silences buckets, and a delivery record per (subscription, event) in `bw_deliveries`.
 //!
-//! An event is acknowledged only after every matching subscription has taken it (or given
-//! up), so a killed process resumes with it. The record is written after the receiver
-//! answered 2xx: a receiver that took the POST but whose answer was lost gets it again,
-//! with the same `X-Borderwatch-Event-Id`, which it can use to drop the repeat.
+//! An event is acknowledged only after every matching subscription has settled it
+//! (delivered, given up to the dead-letter stream, silenced, or recorded for a digest), so
+//! a killed process resumes with it. The record is written after the receiver answered
+//! 2xx: a receiver that took the POST but whose answer was lost gets it again, with the
+//! same `X-Borderwatch-Event-Id`, which it can use to drop the repeat.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, names};
-use borderwatch_model::{
-    EVENT_ID_HEADER, SIGNATURE_HEADER, Subscription, SurgeEvent, now_rfc3339, sign_body,
-};
+use borderwatch_model::{Silence, Subscription, SurgeEvent};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backoff::{Backoff, parse_retry_after};
+use crate::backoff::Backoff;
+use crate::notice::Notice;
+use crate::record::{DeliveryAttempt, DeliveryRecord, Outcome, log_attempt, read_record};
+use crate::send::{Ctx, Keepalive, Sent, send};
+use crate::{deadletter, digest, silence};
 
 /// Settings of the notify service.
 #[derive(Debug, Clone)]
@@ -29,6 +31,12 @@ pub struct NotifyConfig {
     pub request_timeout: Duration,
     /// Events delivered at once.
     pub concurrency: usize,
+    /// The gateway's public base URL, for links in Slack and Teams messages.
+    pub public_url: Option<String>,
+    /// How often the digest sender looks for due digests.
+    pub digest_tick: Duration,
+    /// A digest claim not refreshed for this long belongs to a dead sender.
+    pub digest_claim_lease: Duration,
 }
 
 impl Default for NotifyConfig {
@@ -37,35 +45,21 @@ impl Default for NotifyConfig {
             backoff: Backoff::default(),
             request_timeout: Duration::from_secs(10),
             concurrency: 64,
+            public_url: None,
+            digest_tick: digest::default_tick(),
+            digest_claim_lease: Duration::from_secs(60),
         }
     }
 }
 
-/// What `bw_deliveries` records per (subscription, event).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeliveryRecord {
-    pub subscription: String,
-    pub event: String,
-    /// `delivered` or `failed`.
-    pub outcome: String,
-    pub attempts: u32,
-    pub status: Option<u16>,
-    pub at: String,
-}
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
 
-const ACK_WAIT: Duration = Duration::from_secs(30);
-
-/// Delivers events until `cancel` fires, then finishes the attempts in flight.
+/// Delivers events (and sends digests) until `cancel` fires, then finishes the attempts in
+/// flight.
 pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Result<(), BusError> {
-    let client = reqwest::Client::builder()
-        .timeout(cfg.request_timeout)
-        .user_agent(concat!("borderwatch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| BusError::Nats {
-            op: "http client",
-            reason: e.to_string(),
-        })?;
-    let mut deliveries = bus
+    let ctx = Ctx::new(bus, cfg)?;
+    let mut deliveries = ctx
+        .bus
         .consume(
             names::SURGE_STREAM,
             names::NOTIFY_CONSUMER,
@@ -74,8 +68,8 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
         )
         .await?;
     info!("notify consuming surges");
-    let cfg = Arc::new(cfg);
-    let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let digests = tokio::spawn(digest::run_sender(ctx.clone(), cancel.clone()));
+    let slots = Arc::new(Semaphore::new(ctx.cfg.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let delivery = tokio::select! {
@@ -89,26 +83,21 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (bus, client, cfg, cancel) = (bus.clone(), client.clone(), cfg.clone(), cancel.clone());
+        let (ctx, cancel) = (ctx.clone(), cancel.clone());
         tasks.spawn(async move {
-            handle(&bus, &client, &cfg, delivery, &cancel).await;
+            handle(&ctx, delivery, &cancel).await;
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
     }
     // Drain: attempts in flight finish or give their event back unacknowledged.
     while tasks.join_next().await.is_some() {}
+    let _ = digests.await;
     info!("notify stopped");
     Ok(())
 }
 
-async fn handle(
-    bus: &Bus,
-    client: &reqwest::Client,
-    cfg: &NotifyConfig,
-    delivery: Delivery,
-    cancel: &CancellationToken,
-) {
+async fn handle(ctx: &Ctx, delivery: Delivery, cancel: &CancellationToken) {
     let event: SurgeEvent = match serde_json::from_slice(&delivery.message.payload) {
         Ok(e) => e,
         Err(e) => {
@@ -117,22 +106,31 @@ async fn handle(
             return;
         }
     };
-    let subscriptions = match load_subscriptions(bus).await {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot read subscriptions; will retry the event");
-            let _ = delivery.nak(Some(Duration::from_secs(2))).await;
-            return;
-        }
-    };
-    let body = delivery.message.payload.clone();
+    let (subscriptions, silences) =
+        match tokio::try_join!(load_subscriptions(&ctx.bus), load_silences(&ctx.bus)) {
+            Ok(both) => both,
+            Err(e) => {
+                warn!(error = %e, "cannot read subscriptions or silences; will retry the event");
+                let _ = delivery.nak(Some(Duration::from_secs(2))).await;
+                return;
+            }
+        };
+    let silenced_by =
+        silence::silenced_by(&silences, &event, time::OffsetDateTime::now_utc()).cloned();
+    let settled = futures::future::join_all(
+        subscriptions
+            .iter()
+            .filter(|s| s.filter.matches(&event))
+            .map(|sub| settle(ctx, &delivery, sub, &event, silenced_by.as_ref(), cancel)),
+    )
+    .await;
     let mut all_settled = true;
-    for sub in subscriptions.iter().filter(|s| s.filter.matches(&event)) {
-        match deliver_once(bus, client, cfg, &delivery, sub, &event, &body, cancel).await {
+    for result in settled {
+        match result {
             Ok(true) => {}
             Ok(false) => all_settled = false,
             Err(e) => {
-                warn!(error = %e, subscription = %sub.id, event = %event.id, "delivery state failed");
+                warn!(error = %e, event = %event.id, "delivery state failed");
                 all_settled = false;
             }
         }
@@ -160,104 +158,74 @@ pub async fn load_subscriptions(bus: &Bus) -> Result<Vec<Subscription>, BusError
     Ok(out)
 }
 
-/// Delivers `event` to `sub` unless that was done before. Returns false when it was
+/// Every stored silence, expired ones included.
+pub async fn load_silences(bus: &Bus) -> Result<Vec<Silence>, BusError> {
+    let mut out = Vec::new();
+    for key in bus.kv_keys(names::SILENCES_BUCKET).await? {
+        if let Some(v) = bus.kv_get(names::SILENCES_BUCKET, &key).await?
+            && let Ok(s) = serde_json::from_slice::<Silence>(&v)
+        {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Settles `event` for `sub` unless that was done before. Returns false when it was
 /// interrupted by shutdown (the event stays unacknowledged and comes back).
-#[allow(clippy::too_many_arguments)]
-async fn deliver_once(
-    bus: &Bus,
-    client: &reqwest::Client,
-    cfg: &NotifyConfig,
+async fn settle(
+    ctx: &Ctx,
     delivery: &Delivery,
     sub: &Subscription,
     event: &SurgeEvent,
-    body: &bytes::Bytes,
+    silenced_by: Option<&Silence>,
     cancel: &CancellationToken,
 ) -> Result<bool, BusError> {
-    let key = format!("{}.{}", sub.id, event.id);
-    if bus.kv_get(names::DELIVERIES_BUCKET, &key).await?.is_some() {
+    if read_record(&ctx.bus, &sub.id, &event.id).await?.is_some() {
         return Ok(true);
     }
-    let secret = sub.webhook.secret.clone().unwrap_or_default();
-    let signature = sign_body(secret.as_bytes(), body);
-    let started = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let sent = Instant::now();
-        let result = client
-            .post(&sub.webhook.url)
-            .header("content-type", "application/json")
-            .header(EVENT_ID_HEADER, &event.id)
-            .header(SIGNATURE_HEADER, &signature)
-            .body(body.clone())
-            .send()
-            .await;
-        let (status, retry_after, error) = match &result {
-            Ok(resp) => (
-                Some(resp.status().as_u16()),
-                resp.headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after),
-                None,
-            ),
-            Err(e) => (None, None, Some(e.to_string())),
-        };
-        let latency_ms = sent.elapsed().as_millis() as u64;
-        if let Some(code) = status
-            && (200..300).contains(&code)
-        {
-            info!(subscription = %sub.id, event = %event.id, status = code, attempt, latency_ms, "delivered");
-            record(bus, &key, sub, event, "delivered", attempt, status).await?;
-            return Ok(true);
-        }
-        if started.elapsed() >= cfg.backoff.max_age {
-            warn!(subscription = %sub.id, event = %event.id, attempt, "giving up on a delivery");
-            record(bus, &key, sub, event, "failed", attempt, status).await?;
-            return Ok(true);
-        }
-        let wait = cfg
-            .backoff
-            .delay(attempt, rand::random::<f64>(), retry_after);
-        warn!(
-            subscription = %sub.id, event = %event.id, attempt, status = ?status,
-            error = error.as_deref().unwrap_or(""), retry_in_ms = wait.as_millis() as u64,
-            "delivery failed; retrying"
-        );
-        // Keep the event ours while we wait, in slices shorter than the ack wait.
-        let until = tokio::time::Instant::now() + wait;
-        while tokio::time::Instant::now() < until {
-            let slice = (until - tokio::time::Instant::now()).min(ACK_WAIT / 3);
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(false),
-                _ = tokio::time::sleep(slice) => {}
-            }
-            let _ = delivery.in_progress().await;
-        }
+    if let Some(silence) = silenced_by {
+        info!(subscription = %sub.id, event = %event.id, silence = %silence.id, "silenced");
+        log_attempt(
+            &ctx.bus,
+            &DeliveryAttempt {
+                subscription: sub.id.clone(),
+                event_id: event.id.clone(),
+                attempt: 0,
+                at: borderwatch_model::now_rfc3339(),
+                outcome: Outcome::Silenced,
+                status: None,
+                latency_ms: None,
+                error: None,
+            },
+        )
+        .await;
+        let mut rec = DeliveryRecord::new(&sub.id, &event.id, Outcome::Silenced);
+        rec.silence = Some(silence.id.clone());
+        crate::record::write_record(&ctx.bus, &rec).await?;
+        return Ok(true);
     }
-}
-
-async fn record(
-    bus: &Bus,
-    key: &str,
-    sub: &Subscription,
-    event: &SurgeEvent,
-    outcome: &str,
-    attempts: u32,
-    status: Option<u16>,
-) -> Result<(), BusError> {
-    let rec = DeliveryRecord {
-        subscription: sub.id.clone(),
-        event: event.id.clone(),
-        outcome: outcome.into(),
-        attempts,
-        status,
-        at: now_rfc3339(),
-    };
-    bus.kv_put(
-        names::DELIVERIES_BUCKET,
-        key,
-        serde_json::to_vec(&rec).unwrap_or_default().into(),
-    )
-    .await
+    if sub.digest.is_some() {
+        digest::add(&ctx.bus, sub, event).await?;
+        return Ok(true);
+    }
+    let notice = Notice::Surge(event.clone());
+    let mut rec = DeliveryRecord::new(&sub.id, &event.id, Outcome::Delivered);
+    match send(ctx, sub, &notice, Keepalive::Consumer(delivery), cancel).await {
+        Sent::Delivered { attempts, status } => {
+            rec.attempts = attempts;
+            rec.status = Some(status);
+        }
+        Sent::GaveUp(failure) => {
+            // The dead letter first: a crash between the two resends, never loses.
+            deadletter::publish(ctx, sub, &notice, &failure).await?;
+            rec.outcome = Outcome::Failed;
+            rec.attempts = failure.attempts;
+            rec.status = failure.status;
+            rec.error = Some(failure.error);
+        }
+        Sent::Interrupted => return Ok(false),
+    }
+    crate::record::write_record(&ctx.bus, &rec).await?;
+    Ok(true)
 }

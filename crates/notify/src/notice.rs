@@ -1,0 +1,74 @@
+//! What one webhook POST carries: a single surge, or a digest of one release's surges for
+//! one subscription. Dead letters keep the notice, so a replay renders it again.
+
+use borderwatch_model::SurgeEvent;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// All matching surges of one release, for one subscription (the `json` digest body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// `dg-<hash of subscription + release>`: the `X-Borderwatch-Event-Id`.
+    pub id: String,
+    pub release_id: String,
+    pub surges: Vec<SurgeEvent>,
+    pub count: usize,
+}
+
+impl Digest {
+    pub fn new(id: String, release_id: String, mut surges: Vec<SurgeEvent>) -> Digest {
+        surges.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.series().cmp(&b.series()))
+                .then_with(|| a.period.cmp(&b.period))
+        });
+        Digest {
+            id,
+            release_id,
+            count: surges.len(),
+            surges,
+        }
+    }
+}
+
+/// The stable id of the digest of `release` for `subscription`.
+pub fn digest_id(subscription: &str, release: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(subscription.as_bytes());
+    h.update([0u8]);
+    h.update(release.as_bytes());
+    format!("dg-{}", &hex::encode(h.finalize())[..20])
+}
+
+/// A notice for one subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "event", rename_all = "lowercase")]
+pub enum Notice {
+    Surge(SurgeEvent),
+    Digest(Digest),
+}
+
+impl Notice {
+    /// The id receivers see in `X-Borderwatch-Event-Id` and the delivery record's key.
+    pub fn id(&self) -> &str {
+        match self {
+            Notice::Surge(e) => &e.id,
+            Notice::Digest(d) => &d.id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_ids_are_stable_per_subscription_and_release() {
+        let a = digest_id("sub-1", "rel-1");
+        assert_eq!(a, digest_id("sub-1", "rel-1"));
+        assert!(a.starts_with("dg-") && a.len() == 23);
+        assert_ne!(a, digest_id("sub-1", "rel-2"));
+        assert_ne!(a, digest_id("sub-2", "rel-1"));
+    }
+}

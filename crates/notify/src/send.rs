@@ -1,0 +1,224 @@
+//! Sending one notice to one webhook: render, sign, POST, and retry with backoff until it is
+//! taken or the policy gives up. Every attempt goes to the delivery log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use borderwatch_bus::{Bus, BusError, Delivery};
+use borderwatch_model::{EVENT_ID_HEADER, SIGNATURE_HEADER, Subscription, now_rfc3339, sign_body};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::NotifyConfig;
+use crate::backoff::parse_retry_after;
+use crate::digest::Claim;
+use crate::notice::Notice;
+use crate::record::{DeliveryAttempt, Outcome, log_attempt};
+use crate::template;
+
+/// What every delivery path shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub(crate) bus: Bus,
+    pub(crate) client: reqwest::Client,
+    pub(crate) cfg: Arc<NotifyConfig>,
+}
+
+impl Ctx {
+    pub(crate) fn new(bus: Bus, cfg: NotifyConfig) -> Result<Ctx, BusError> {
+        let client = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .user_agent(concat!("borderwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BusError::Nats {
+                op: "http client",
+                reason: e.to_string(),
+            })?;
+        Ok(Ctx {
+            bus,
+            client,
+            cfg: Arc::new(cfg),
+        })
+    }
+}
+
+/// How a notice's sending ended.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    Delivered {
+        attempts: u32,
+        status: u16,
+    },
+    GaveUp(Failure),
+    /// Shutdown, or another sender took the work over: nothing recorded.
+    Interrupted,
+}
+
+/// The last failure of a notice given up on.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) attempts: u32,
+    pub(crate) status: Option<u16>,
+    pub(crate) error: String,
+}
+
+/// Keeps the work ours while waiting between attempts.
+#[derive(Debug)]
+pub(crate) enum Keepalive<'a> {
+    /// A surge from the durable consumer: restart its ack timer.
+    Consumer(&'a Delivery),
+    /// A digest: refresh its claim; false when another sender took it over.
+    Claim(&'a Claim),
+}
+
+impl Keepalive<'_> {
+    async fn beat(&self) -> bool {
+        match self {
+            Keepalive::Consumer(d) => {
+                let _ = d.in_progress().await;
+                true
+            }
+            Keepalive::Claim(c) => c.refresh().await,
+        }
+    }
+
+    fn period(&self, cfg: &NotifyConfig) -> Duration {
+        match self {
+            Keepalive::Consumer(_) => crate::service::ACK_WAIT / 3,
+            Keepalive::Claim(_) => cfg.digest_claim_lease / 3,
+        }
+    }
+}
+
+/// The result of one POST.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) status: Option<u16>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) error: Option<String>,
+    pub(crate) latency_ms: u64,
+}
+
+impl Attempt {
+    pub(crate) fn ok(&self) -> bool {
+        self.status.is_some_and(|c| (200..300).contains(&c))
+    }
+}
+
+/// POSTs `body` once, signed with the subscription's secret.
+pub(crate) async fn post(ctx: &Ctx, sub: &Subscription, id: &str, body: &[u8]) -> Attempt {
+    let secret = sub.webhook.secret.as_deref().unwrap_or_default();
+    let sent = Instant::now();
+    let result = ctx
+        .client
+        .post(&sub.webhook.url)
+        .header("content-type", "application/json")
+        .header(EVENT_ID_HEADER, id)
+        .header(SIGNATURE_HEADER, sign_body(secret.as_bytes(), body))
+        .body(body.to_vec())
+        .send()
+        .await;
+    let latency_ms = sent.elapsed().as_millis() as u64;
+    match result {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let error = if resp.status().is_success() {
+                None
+            } else {
+                let text = resp.text().await.unwrap_or_default();
+                let text: String = text.chars().take(200).collect();
+                Some(format!("HTTP {status}: {}", text.trim()))
+            };
+            Attempt {
+                status: Some(status),
+                retry_after,
+                error,
+                latency_ms,
+            }
+        }
+        Err(e) => Attempt {
+            status: None,
+            retry_after: None,
+            error: Some(e.to_string()),
+            latency_ms,
+        },
+    }
+}
+
+/// Logs one attempt.
+pub(crate) async fn log(ctx: &Ctx, sub: &str, id: &str, n: u32, a: &Attempt, outcome: Outcome) {
+    log_attempt(
+        &ctx.bus,
+        &DeliveryAttempt {
+            subscription: sub.into(),
+            event_id: id.into(),
+            attempt: n,
+            at: now_rfc3339(),
+            outcome,
+            status: a.status,
+            latency_ms: Some(a.latency_ms),
+            error: a.error.clone(),
+        },
+    )
+    .await;
+}
+
+/// Sends `notice` to `sub` until it is taken, given up, or interrupted.
+pub(crate) async fn send(
+    ctx: &Ctx,
+    sub: &Subscription,
+    notice: &Notice,
+    keepalive: Keepalive<'_>,
+    cancel: &CancellationToken,
+) -> Sent {
+    let id = notice.id();
+    let body = template::render(sub.format, notice, ctx.cfg.public_url.as_deref());
+    let backoff = &ctx.cfg.backoff;
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let a = post(ctx, sub, id, &body).await;
+        if let Some(status) = a.status.filter(|_| a.ok()) {
+            info!(subscription = %sub.id, event = %id, status, attempt, latency_ms = a.latency_ms, "delivered");
+            log(ctx, &sub.id, id, attempt, &a, Outcome::Delivered).await;
+            return Sent::Delivered {
+                attempts: attempt,
+                status,
+            };
+        }
+        let error = a.error.clone().unwrap_or_default();
+        if backoff.exhausted(attempt, started.elapsed()) {
+            warn!(subscription = %sub.id, event = %id, attempt, error, "giving up on a delivery");
+            log(ctx, &sub.id, id, attempt, &a, Outcome::Failed).await;
+            return Sent::GaveUp(Failure {
+                attempts: attempt,
+                status: a.status,
+                error,
+            });
+        }
+        log(ctx, &sub.id, id, attempt, &a, Outcome::Retrying).await;
+        let wait = backoff.delay(attempt, rand::random::<f64>(), a.retry_after);
+        warn!(
+            subscription = %sub.id, event = %id, attempt, status = ?a.status, error,
+            retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying"
+        );
+        // Keep the work ours while we wait, in slices shorter than its lease.
+        let until = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < until {
+            let slice = (until - tokio::time::Instant::now()).min(keepalive.period(&ctx.cfg));
+            tokio::select! {
+                _ = cancel.cancelled() => return Sent::Interrupted,
+                _ = tokio::time::sleep(slice) => {}
+            }
+            if !keepalive.beat().await {
+                return Sent::Interrupted;
+            }
+        }
+    }
+}

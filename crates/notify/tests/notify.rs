@@ -1,0 +1,414 @@
+//! The notify service in process, on the in-process bus and on a real nats-server, with a
+//! gateway for the HTTP side and a real webhook receiver.
+
+mod support;
+
+use std::time::Duration;
+
+use borderwatch_bus::{Bus, names};
+use borderwatch_model::{Period, verify_signature};
+use borderwatch_notify::DeadLetter;
+use borderwatch_notify::notice::digest_id;
+use borderwatch_notify::record::{Outcome, read_record};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use support::{Receiver, SECRET, Services, Transport, fast_config, surge};
+
+const Q3: Period = Period::Quarter(2024, 3);
+
+async fn record_outcome(bus: &Bus, sub: &str, event: &str) -> Option<Outcome> {
+    read_record(bus, sub, event)
+        .await
+        .unwrap()
+        .map(|r| r.outcome)
+}
+
+/// Polls the delivery record until it exists.
+async fn wait_record(bus: &Bus, sub: &str, event: &str) -> Outcome {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(o) = record_outcome(bus, sub, event).await {
+            return o;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery record for {sub}/{event}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn slack_body_arrives_signed_over_the_exact_bytes() {
+    let t = Transport::memory().await;
+    let mut cfg = fast_config();
+    cfg.public_url = Some("https://bw.example.org".into());
+    let s = Services::start(t.bus.clone(), cfg).await;
+    let receiver = Receiver::start(&[]).await;
+    s.subscribe(&receiver, json!({"format": "slack"})).await;
+    s.publish(&surge("sg-slack", "PRK", "study", Q3, "rel-1"))
+        .await;
+
+    let got = receiver.wait_for(1, "the slack message").await;
+    let r = &got[0];
+    assert_eq!(r.event_id, "sg-slack");
+    assert!(verify_signature(SECRET.as_bytes(), &r.body, &r.signature));
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        body["text"],
+        "HIGH surge: fsb/PRK/study 2024-Q3: sg-slack: 3,765 entries for study in 2024-Q3"
+    );
+    assert_eq!(body["blocks"][0]["type"], "header");
+    assert_eq!(
+        body["blocks"][2]["fields"][4]["text"],
+        "*Link*\n<https://bw.example.org/v1/surges/sg-slack|open in borderwatch>"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn detector_filter_skips_surges_of_other_detectors() {
+    let t = Transport::memory().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let receiver = Receiver::start(&[]).await;
+    s.subscribe(
+        &receiver,
+        json!({"filter": {"detectors": ["year_over_year"]}}),
+    )
+    .await;
+    let mut wanted = surge("sg-yoy", "PRK", "study", Q3, "rel-1");
+    wanted.findings[0].detector = "year_over_year".into();
+    s.publish(&surge(
+        "sg-record",
+        "PRK",
+        "study",
+        Period::Quarter(2024, 2),
+        "rel-1",
+    ))
+    .await;
+    s.publish(&wanted).await;
+    let got = receiver.wait_for(1, "the year-over-year surge").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1);
+    assert_eq!(got[0].event_id, "sg-yoy");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn delivery_log_lists_attempts_with_status_codes_newest_first() {
+    let t = Transport::memory().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let receiver = Receiver::start(&[500, 503]).await;
+    let sub = s.subscribe(&receiver, json!({})).await;
+    s.publish(&surge("sg-log", "PRK", "study", Q3, "rel-1"))
+        .await;
+    receiver.wait_for(1, "the surge after two failures").await;
+    assert_eq!(
+        wait_record(&s.bus, &sub, "sg-log").await,
+        Outcome::Delivered
+    );
+
+    let log = s.deliveries(&sub).await;
+    let summary: Vec<(u64, String, u64)> = log
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_u64().unwrap(),
+                a["outcome"].as_str().unwrap().to_string(),
+                a["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (3, "delivered".into(), 200),
+            (2, "retrying".into(), 503),
+            (1, "retrying".into(), 500),
+        ]
+    );
+    for a in &log {
+        assert_eq!(a["event_id"], "sg-log");
+        assert!(a["latency_ms"].is_u64() && a["at"].is_string());
+    }
+    assert!(log[1]["error"].as_str().unwrap().starts_with("HTTP 503"));
+
+    let (status, body) = s
+        .get(&format!("/v1/subscriptions/{sub}/deliveries?limit=1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(body["deliveries"][0]["outcome"], "delivered");
+    let (status, body) = s
+        .get(&format!("/v1/subscriptions/{sub}/deliveries?limit=x"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+    let (status, _) = s.get("/v1/subscriptions/sub-nope/deliveries").await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn silenced_event_is_recorded_not_delivered() {
+    let t = Transport::memory().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let receiver = Receiver::start(&[]).await;
+    let sub = s
+        .subscribe(&receiver, json!({"filter": {"countries": ["PRK", "CHN"]}}))
+        .await;
+    let (status, silence) = s
+        .post(
+            "/v1/silences",
+            json!({"matchers": {"country": "PRK", "category": "study"}, "until": "2999-01-01T00:00:00Z", "comment": "known story"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{silence}");
+    let silence_id = silence["id"].as_str().unwrap().to_string();
+    let (_, list) = s.get("/v1/silences").await;
+    assert_eq!(list["silences"][0]["active"], true);
+
+    s.publish(&surge("sg-muted", "PRK", "study", Q3, "rel-1"))
+        .await;
+    s.publish(&surge("sg-loud", "CHN", "study", Q3, "rel-1"))
+        .await;
+    let got = receiver.wait_for(1, "the unsilenced surge").await;
+    assert_eq!(got[0].event_id, "sg-loud");
+    assert_eq!(
+        wait_record(&s.bus, &sub, "sg-muted").await,
+        Outcome::Silenced
+    );
+    let rec = read_record(&s.bus, &sub, "sg-muted")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.silence.as_deref(), Some(silence_id.as_str()));
+    let log = s.deliveries(&sub).await;
+    assert!(
+        log.iter()
+            .any(|a| a["event_id"] == "sg-muted" && a["outcome"] == "silenced"),
+        "{log:?}"
+    );
+    assert_eq!(receiver.received().len(), 1);
+
+    let resp = s
+        .http
+        .delete(format!("{}/v1/silences/{silence_id}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let (_, list) = s.get("/v1/silences").await;
+    assert_eq!(list["silences"].as_array().unwrap().len(), 0);
+    s.stop().await;
+}
+
+/// Dead letters on `bw.deadletter.>`, oldest first.
+async fn dead_letters(bus: &Bus) -> Vec<DeadLetter> {
+    let last = bus.last_seq(names::DEADLETTER_STREAM).await.unwrap();
+    let mut out = Vec::new();
+    if last == 0 {
+        return out;
+    }
+    let mut replay = bus
+        .replay(names::DEADLETTER_STREAM, "bw.deadletter.>", 1)
+        .await
+        .unwrap();
+    while let Some(msg) = replay.next().await {
+        let msg = msg.unwrap();
+        out.push(serde_json::from_slice(&msg.payload).unwrap());
+        if msg.seq >= last {
+            break;
+        }
+    }
+    out
+}
+
+async fn dead_letter_case(t: Transport) {
+    let mut cfg = fast_config();
+    cfg.backoff.max_attempts = 3;
+    let s = Services::start(t.bus.clone(), cfg.clone()).await;
+    let receiver = Receiver::start(&[]).await;
+    receiver.set_down(true);
+    let sub = s.subscribe(&receiver, json!({})).await;
+    s.publish(&surge("sg-dead", "PRK", "study", Q3, "rel-1"))
+        .await;
+
+    assert_eq!(wait_record(&s.bus, &sub, "sg-dead").await, Outcome::Failed);
+    assert_eq!(receiver.seen(), 3, "max_attempts POSTs, then given up");
+    let dead = dead_letters(&s.bus).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].subscription, sub);
+    assert_eq!(dead[0].event_id, "sg-dead");
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].last_status, Some(500));
+    assert!(dead[0].last_error.starts_with("HTTP 500"));
+    let log = s.deliveries(&sub).await;
+    assert_eq!(log[0]["outcome"], "failed");
+
+    // Still down: the replay is refused and the dead letter stays.
+    let report = borderwatch_notify::replay(s.bus.clone(), cfg.clone(), Some(&sub))
+        .await
+        .unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert!(receiver.received().is_empty());
+
+    receiver.set_down(false);
+    let report = borderwatch_notify::replay(s.bus.clone(), cfg.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.resent, vec![format!("{sub}.sg-dead")]);
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].event_id, "sg-dead");
+    assert!(verify_signature(
+        SECRET.as_bytes(),
+        &got[0].body,
+        &got[0].signature
+    ));
+    assert_eq!(
+        record_outcome(&s.bus, &sub, "sg-dead").await,
+        Some(Outcome::Delivered)
+    );
+
+    // A second replay sends nothing.
+    let report = borderwatch_notify::replay(s.bus.clone(), cfg, None)
+        .await
+        .unwrap();
+    assert!(report.resent.is_empty() && report.failed.is_empty());
+    assert_eq!(report.already_done, 1);
+    assert_eq!(receiver.received().len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn embedded_max_attempts_exceeded_goes_to_dead_letter_and_replays_once() {
+    dead_letter_case(Transport::memory().await).await;
+}
+
+#[tokio::test]
+async fn nats_max_attempts_exceeded_goes_to_dead_letter_and_replays_once() {
+    dead_letter_case(Transport::nats().await).await;
+}
+
+async fn digest_case(t: Transport) {
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let receiver = Receiver::start(&[]).await;
+    let sub = s
+        .subscribe(&receiver, json!({"digest": {"group_wait_secs": 1}}))
+        .await;
+    for (i, category) in ["study", "work", "tourism"].iter().enumerate() {
+        s.publish(&surge(&format!("sg-d{i}"), "PRK", category, Q3, "rel-7"))
+            .await;
+    }
+    let got = receiver.wait_for(1, "the digest").await;
+    // Nothing else follows: one POST for the release.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1);
+    let r = &got[0];
+    let id = digest_id(&sub, "rel-7");
+    assert_eq!(r.event_id, id);
+    assert!(verify_signature(SECRET.as_bytes(), &r.body, &r.signature));
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["release_id"], "rel-7");
+    assert_eq!(body["count"], 3);
+    let mut ids: Vec<&str> = body["surges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["sg-d0", "sg-d1", "sg-d2"]);
+    assert_eq!(wait_record(&s.bus, &sub, &id).await, Outcome::Delivered);
+    assert_eq!(wait_record(&s.bus, &sub, "sg-d1").await, Outcome::Delivered);
+    let left = s.bus.kv_keys(names::DIGESTS_BUCKET).await.unwrap();
+    assert!(
+        left.is_empty(),
+        "sent digests leave nothing behind: {left:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn embedded_digest_sends_one_post_with_every_surge_of_the_release() {
+    digest_case(Transport::memory().await).await;
+}
+
+#[tokio::test]
+async fn nats_digest_sends_one_post_with_every_surge_of_the_release() {
+    digest_case(Transport::nats().await).await;
+}
+
+#[tokio::test]
+async fn pending_digest_is_sent_after_a_restart() {
+    let t = Transport::memory().await;
+    let receiver = Receiver::start(&[]).await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let sub = s
+        .subscribe(
+            &receiver,
+            json!({"digest": {"group_wait_secs": 2}, "format": "teams"}),
+        )
+        .await;
+    s.publish(&surge("sg-r1", "PRK", "study", Q3, "rel-9"))
+        .await;
+    s.publish(&surge("sg-r2", "PRK", "work", Q3, "rel-9")).await;
+    // Both recorded for the digest, then notify stops before it is due.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while t.bus.kv_keys(names::DIGESTS_BUCKET).await.unwrap().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "surges not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    s.stop().await;
+    assert!(receiver.received().is_empty());
+
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let got = receiver.wait_for(1, "the digest after restart").await;
+    assert_eq!(got[0].event_id, digest_id(&sub, "rel-9"));
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(
+        body["attachments"][0]["content"]["body"][0]["text"],
+        "2 surges in release rel-9"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_subscription_fields_get_json_errors() {
+    let t = Transport::memory().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "secret": "x"});
+    for (body, needle) in [
+        (json!({"webhook": hook, "format": "xml"}), "unknown variant"),
+        (
+            json!({"webhook": hook, "filter": {"detectors": ["Record High"]}}),
+            "filter.detectors",
+        ),
+        (
+            json!({"webhook": hook, "digest": {"group_wait_secs": 999999}}),
+            "group_wait_secs",
+        ),
+        (json!({"webhook": hook, "digest": {}}), "group_wait_secs"),
+    ] {
+        let (status, resp) = s.post("/v1/subscriptions", body.clone()).await;
+        assert_eq!(status, 400, "{body} → {resp}");
+        let msg = resp["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg}");
+    }
+    let (status, sub) = s
+        .post(
+            "/v1/subscriptions",
+            json!({"webhook": hook, "format": "teams", "digest": {"group_wait_secs": 30}, "filter": {"detectors": ["record_high"]}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(sub["format"], "teams");
+    assert_eq!(sub["digest"]["group_wait_secs"], 30);
+    assert_eq!(sub["filter"]["detectors"][0], "record_high");
+    assert!(sub["webhook"].get("secret").is_none());
+    s.stop().await;
+}
