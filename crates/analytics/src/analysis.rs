@@ -1338,6 +1338,14 @@ pub fn surge_event(
         return None;
     }
     let findings: Vec<Finding> = a.evidence.iter().chain(&a.statistical).cloned().collect();
+    // The sentence cites every evidence rule but only the first statistical detector that
+    // gave a p-value, and only when it survived BH: one number a reader can check, not three
+    // ways of saying "unusually high". Every finding stays in `findings`.
+    let lead_statistic = a
+        .statistical
+        .iter()
+        .find(|f| significant && f.p_value.is_some());
+    let told: Vec<Finding> = a.evidence.iter().chain(lead_statistic).cloned().collect();
     Some(SurgeEvent {
         id: surge_id(&a.key, a.period, fingerprint),
         source: a.key.source.clone(),
@@ -1346,7 +1354,7 @@ pub fn surge_event(
         period: a.period,
         value: a.value,
         severity: severity(a.value, &findings),
-        explanation: explanation(&a.key, a.period, a.value, &findings),
+        explanation: explanation(&a.key, a.period, a.value, &told),
         findings,
         release_id: release_id.to_string(),
         detected_at: detected_at.to_string(),

@@ -410,6 +410,12 @@ fn the_headline_case_keeps_its_explanation() {
         e.explanation
     );
     assert_eq!(e.severity, Severity::Critical);
+    assert_eq!(
+        e.explanation.matches("p < ").count(),
+        1,
+        "one statistical clause, however many detectors agree: {}",
+        e.explanation
+    );
     let names: Vec<&str> = e.findings.iter().map(|f| f.detector.as_str()).collect();
     assert_eq!(
         &names[..3],
