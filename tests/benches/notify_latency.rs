@@ -66,6 +66,16 @@ async fn watch_surges(bus: Bus, published: Arc<Published>) {
     }
 }
 
+/// What notify's `load_subscriptions` costs on this bus: every key, then every value,
+/// one request at a time.
+async fn load_subscriptions(bus: &Bus) -> Duration {
+    let t = Instant::now();
+    for key in bus.kv_keys(names::SUBSCRIPTIONS_BUCKET).await.unwrap() {
+        bus.kv_get(names::SUBSCRIPTIONS_BUCKET, &key).await.unwrap();
+    }
+    t.elapsed()
+}
+
 struct Release {
     posts: usize,
     /// Ack → each POST.
@@ -206,6 +216,10 @@ async fn case(subs: usize, releases: usize) {
     println!(
         "| deliveries per second (POSTs ÷ time from surge published to last POST) | {:.0} |",
         posts as f64 / busy.as_secs_f64()
+    );
+    println!(
+        "| reading every subscription as notify does per event (kv_keys, then one kv_get each) | {} |",
+        ms(load_subscriptions(&bus).await)
     );
     println!();
     running.shutdown().await;
