@@ -1,13 +1,41 @@
-//! Analytics throughput on one big release: aggregation (polars) and the evidence
-//! detectors over every period of 25,000 series × 40 quarters.
+//! Analytics throughput on one big release: aggregation (polars) and every default detector
+//! (evidence rules, farrington, EARS C2, CUSUM, then Benjamini–Hochberg) over every period of
+//! 25,000 series × 40 quarters, on one core and on all of them.
 //!
 //! Run: `cargo bench -p borderwatch-analytics --bench analytics`
-//! (`BENCH_SERIES`, default 25,000). Results are kept in BENCHMARKS.md.
+//! (`BENCH_SERIES`, default 25,000; `BENCH_DETECTORS`, a comma list, default all defaults).
+//! Results are kept in BENCHMARKS.md.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use borderwatch_analytics::{DetectorConfig, aggregate, evaluate};
+use borderwatch_analytics::{
+    AnalysisConfig, Evaluation, SeriesFrame, aggregate, assess, decide, evaluate_frames,
+};
 use borderwatch_model::{Country, Observation, Period};
+
+/// A seeded, seasonal, noisy count: reproducible without a random-number crate.
+fn count(series: usize, q: usize) -> u64 {
+    let mut x = (series as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (q as u64 + 1);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    let level = 50 + (series % 200) as u64 * 25;
+    let season = [0.8, 1.1, 1.3, 0.9][q % 4];
+    let noise = 0.85 + (x % 300) as f64 / 1000.0;
+    (level as f64 * season * noise) as u64
+}
+
+fn evaluate(jobs: &[(&SeriesFrame, Vec<Period>)], cfg: &AnalysisConfig) -> (Duration, usize) {
+    let started = Instant::now();
+    let evaluations: Vec<Vec<Evaluation>> = evaluate_frames(jobs, cfg);
+    let assessments: Vec<_> = jobs
+        .iter()
+        .zip(&evaluations)
+        .flat_map(|((frame, _), e)| assess(frame, e))
+        .collect();
+    let surges = decide(&assessments, cfg, "bench", "now").len();
+    (started.elapsed(), surges)
+}
 
 fn main() {
     let series: usize = std::env::var("BENCH_SERIES")
@@ -27,7 +55,7 @@ fn main() {
                 country: countries[s % countries.len()],
                 category: format!("c{}", s / countries.len()),
                 period: Period::Quarter(2015, 1).offset(q as i64),
-                count: (s as u64 * 7 + q as u64 * 13) % 997 + 20,
+                count: count(s, q),
                 release_id: String::new(),
             });
         }
@@ -37,30 +65,52 @@ fn main() {
     let aggregated = started.elapsed();
     assert_eq!(frames.len(), series);
 
-    let cfg = DetectorConfig::default();
-    let started = Instant::now();
-    let mut surges = 0usize;
-    for frame in &frames {
-        let periods: Vec<Period> = frame.points.iter().map(|(p, _)| *p).collect();
-        surges += evaluate(frame, &periods, &cfg, "bench", "now").len();
-    }
-    let detected = started.elapsed();
-    let figures = obs.len() as f64;
+    // `BENCH_DETECTORS=farrington` (a comma list) times some detectors alone.
+    let detectors = std::env::var("BENCH_DETECTORS").unwrap_or_default();
+    let cfg = AnalysisConfig::only(&detectors).expect("known detectors");
+    let jobs: Vec<(&SeriesFrame, Vec<Period>)> = frames
+        .iter()
+        .map(|f| (f, f.points.iter().map(|(p, _)| *p).collect()))
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("one-thread pool");
+    let (single, surges_single) = one.install(|| evaluate(&jobs, &cfg));
+    let (all, surges_all) = evaluate(&jobs, &cfg);
+    assert_eq!(
+        surges_single, surges_all,
+        "the same surges on one core and on all"
+    );
+
+    let periods = obs.len() as f64;
+    let per_core_thousand =
+        |d: Duration, threads: usize| d.as_secs_f64() * threads as f64 / (series as f64 / 1000.0);
     println!(
-        "{series} series × {quarters} quarters = {} figures, one thread",
+        "{series} series × {quarters} quarters = {} series-periods; {cores} cores; {surges_all} surges",
         obs.len()
     );
     println!();
-    println!("| step | time | figures/s |");
-    println!("|---|---|---|");
+    println!("| step | threads | time | series-periods/s | s per core-thousand series |");
+    println!("|---|---|---|---|---|");
     println!(
-        "| aggregate (polars: yearly totals, year over year) | {:.3} s | {:.0} |",
+        "| aggregate (polars) | 1 | {:.3} s | {:.0} | {:.3} |",
         aggregated.as_secs_f64(),
-        figures / aggregated.as_secs_f64()
+        periods / aggregated.as_secs_f64(),
+        per_core_thousand(aggregated, 1)
     );
+    for (threads, d) in [(1, single), (cores, all)] {
+        println!(
+            "| all default detectors + BH | {threads} | {:.3} s | {:.0} | {:.3} |",
+            d.as_secs_f64(),
+            periods / d.as_secs_f64(),
+            per_core_thousand(d, threads)
+        );
+    }
+    println!();
     println!(
-        "| evidence detectors on every period ({surges} surges) | {:.3} s | {:.0} |",
-        detected.as_secs_f64(),
-        figures / detected.as_secs_f64()
+        "speed-up on {cores} cores: {:.2}×",
+        single.as_secs_f64() / all.as_secs_f64()
     );
 }
