@@ -17,8 +17,8 @@ use borderwatch_e2e::{Attempt, Behaviour, RoleProcess, ScriptedReceiver};
 use borderwatch_model::{SurgeEvent, verify_signature};
 
 const SECRET: &str = "notify-processes-secret";
-/// `NotifyConfig::default().concurrency`: events the notify process handles at once, so
-/// the most POSTs that can be in flight when it is killed.
+/// `NotifyConfig::default().concurrency`: the most webhook POSTs the notify process has in
+/// flight at once, so the most that can be in flight when it is killed.
 const NOTIFY_CONCURRENCY: usize = 64;
 /// How long a fresh notify process may take to connect and create its consumer.
 const START: Duration = Duration::from_secs(20);
@@ -64,7 +64,8 @@ impl Fixture {
         p
     }
 
-    /// Delivery records written so far.
+    /// Keys in `bw_deliveries`: records, and claims of deliveries under way (each becomes
+    /// its record once the receiver has answered).
     async fn recorded(&self) -> usize {
         self.bus
             .kv_keys(names::DELIVERIES_BUCKET)
@@ -185,6 +186,72 @@ async fn receiver_failing_for_30s_gets_every_event_once() {
         accepted.len(),
         accepted[0].at.duration_since(attempts[0].at)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_failing_for_20s_does_not_hold_back_another_subscription() {
+    let fx = Fixture::start("neighbour").await;
+    let failing = ScriptedReceiver::start(Behaviour {
+        fail_for: Some(Duration::from_secs(20)),
+        ..Behaviour::default()
+    })
+    .await;
+    let healthy = ScriptedReceiver::start(Behaviour::default()).await;
+    let _notify = fx.notify("notify").await;
+    put_subscription(fx.bus.as_ref(), "sub-failing", &failing.url("hook"), SECRET).await;
+    put_subscription(fx.bus.as_ref(), "sub-healthy", &healthy.url("hook"), SECRET).await;
+    // More events than POST slots: with a slot held through the retries, the failing
+    // receiver's events would fill them all and the healthy one would wait 20 s.
+    let events = surge_events("neighbour", 3 * NOTIFY_CONCURRENCY);
+    let published = Instant::now();
+    publish_surges(fx.bus.as_ref(), &events).await;
+
+    healthy
+        .wait_until(
+            Duration::from_secs(5),
+            "every event at the healthy receiver",
+            |r| distinct_accepted(r) == events.len(),
+        )
+        .await;
+    let took = published.elapsed();
+    let refused = failing.attempts().iter().filter(|a| !a.accepted()).count();
+    println!(
+        "healthy receiver had all {} events {took:?} after publishing; the failing one had refused {refused} POSTs by then",
+        events.len()
+    );
+    assert!(
+        failing.accepted().is_empty(),
+        "the failing receiver was still failing"
+    );
+    assert!(
+        refused >= events.len(),
+        "every event was tried at the failing receiver meanwhile"
+    );
+
+    failing
+        .wait_until(
+            Duration::from_secs(90),
+            "every event once it recovers",
+            |r| distinct_accepted(r) == events.len(),
+        )
+        .await;
+    fx.settle(2 * events.len(), Duration::from_secs(30)).await;
+    for r in [&healthy, &failing] {
+        check_signed_and_named(&r.accepted());
+        let per_event = r.accepted_per_event();
+        assert_eq!(
+            per_event.keys().cloned().collect::<HashSet<_>>(),
+            ids(&events)
+        );
+        assert!(
+            per_event.values().all(|n| *n == 1),
+            "events accepted twice: {:?}",
+            per_event
+                .iter()
+                .filter(|(_, n)| **n > 1)
+                .collect::<Vec<_>>()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -296,10 +296,16 @@ async fn send_digest(
         let surge_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         let notice = Notice::Digest(Digest::new(id.clone(), release, events));
         let mut rec = DeliveryRecord::new(&sub.id, &id, Outcome::Delivered);
+        let mut slot = None;
         match send(ctx, sub, &notice, Keepalive::Claim(claim), cancel).await {
-            Sent::Delivered { attempts, status } => {
+            Sent::Delivered {
+                attempts,
+                status,
+                slot: s,
+            } => {
                 rec.attempts = attempts;
                 rec.status = Some(status);
+                slot = Some(s);
             }
             Sent::GaveUp(failure) => {
                 deadletter::publish(ctx, sub, &notice, &failure).await?;
@@ -319,6 +325,7 @@ async fn send_digest(
             write_record(bus, &r).await?;
         }
         write_record(bus, &rec).await?;
+        drop(slot);
     }
     for key in keys {
         bus.kv_delete(names::DIGESTS_BUCKET, &key).await?;

@@ -7,6 +7,7 @@
 //! per release), `send`, `record` and `deadletter` connect them to the bus and to HTTP.
 
 pub mod backoff;
+mod cache;
 pub mod deadletter;
 mod digest;
 pub mod notice;

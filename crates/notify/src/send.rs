@@ -4,13 +4,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use borderwatch_bus::{Bus, BusError, Delivery};
-use borderwatch_model::{EVENT_ID_HEADER, SIGNATURE_HEADER, Subscription, now_rfc3339, sign_body};
+use borderwatch_bus::names;
+use borderwatch_bus::{Bus, BusError};
+use borderwatch_model::{
+    EVENT_ID_HEADER, SIGNATURE_HEADER, Silence, Subscription, now_rfc3339, sign_body,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::NotifyConfig;
 use crate::backoff::parse_retry_after;
+use crate::cache::Cached;
 use crate::digest::Claim;
 use crate::notice::Notice;
 use crate::record::{DeliveryAttempt, Outcome, log_attempt};
@@ -22,6 +27,13 @@ pub(crate) struct Ctx {
     pub(crate) bus: Bus,
     pub(crate) client: reqwest::Client,
     pub(crate) cfg: Arc<NotifyConfig>,
+    /// One per webhook POST in flight (`cfg.concurrency`): held around each attempt only,
+    /// never while waiting to retry.
+    pub(crate) posts: Arc<Semaphore>,
+    /// This process, as the owner of delivery claims.
+    pub(crate) owner: Arc<str>,
+    pub(crate) subscriptions: Arc<Cached<Subscription>>,
+    pub(crate) silences: Arc<Cached<Silence>>,
 }
 
 impl Ctx {
@@ -37,6 +49,10 @@ impl Ctx {
         Ok(Ctx {
             bus,
             client,
+            posts: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+            owner: format!("{:016x}", rand::random::<u64>()).into(),
+            subscriptions: Arc::new(Cached::new(names::SUBSCRIPTIONS_BUCKET, cfg.cache_max_age)),
+            silences: Arc::new(Cached::new(names::SILENCES_BUCKET, cfg.cache_max_age)),
             cfg: Arc::new(cfg),
         })
     }
@@ -48,6 +64,9 @@ pub(crate) enum Sent {
     Delivered {
         attempts: u32,
         status: u16,
+        /// The POST slot of the accepted attempt, to hold until the delivery is recorded:
+        /// so a crash can leave at most `concurrency` POSTs taken but unrecorded.
+        slot: OwnedSemaphorePermit,
     },
     GaveUp(Failure),
     /// Shutdown, or another sender took the work over: nothing recorded.
@@ -62,11 +81,12 @@ pub(crate) struct Failure {
     pub(crate) error: String,
 }
 
-/// Keeps the work ours while waiting between attempts.
+/// What keeps the work ours while waiting between attempts.
 #[derive(Debug)]
 pub(crate) enum Keepalive<'a> {
-    /// A surge from the durable consumer: restart its ack timer.
-    Consumer(&'a Delivery),
+    /// A surge: the service's ticker keeps the event (and its claims) alive for as long as
+    /// the event is handled, so there is nothing to do here.
+    Event,
     /// A digest: refresh its claim; false when another sender took it over.
     Claim(&'a Claim),
 }
@@ -74,17 +94,15 @@ pub(crate) enum Keepalive<'a> {
 impl Keepalive<'_> {
     async fn beat(&self) -> bool {
         match self {
-            Keepalive::Consumer(d) => {
-                let _ = d.in_progress().await;
-                true
-            }
+            Keepalive::Event => true,
             Keepalive::Claim(c) => c.refresh().await,
         }
     }
 
     fn period(&self, cfg: &NotifyConfig) -> Duration {
         match self {
-            Keepalive::Consumer(_) => crate::service::ACK_WAIT / 3,
+            // Only the cancellation is watched; any slice does.
+            Keepalive::Event => cfg.ack_wait,
             Keepalive::Claim(_) => cfg.digest_claim_lease / 3,
         }
     }
@@ -183,6 +201,14 @@ pub(crate) async fn send(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        // A slot around the attempt only: one waiting to retry holds none.
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => return Sent::Interrupted,
+            p = ctx.posts.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return Sent::Interrupted,
+            },
+        };
         let a = post(ctx, sub, id, &body).await;
         if let Some(status) = a.status.filter(|_| a.ok()) {
             info!(subscription = %sub.id, event = %id, status, attempt, latency_ms = a.latency_ms, "delivered");
@@ -190,8 +216,10 @@ pub(crate) async fn send(
             return Sent::Delivered {
                 attempts: attempt,
                 status,
+                slot,
             };
         }
+        drop(slot);
         let error = a.error.clone().unwrap_or_default();
         if backoff.exhausted(attempt, started.elapsed()) {
             warn!(subscription = %sub.id, event = %id, attempt, error, "giving up on a delivery");

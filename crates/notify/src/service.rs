@@ -1,27 +1,38 @@
 //! The surge path: the durable consumer `notify` on `BW_SURGES`, the subscriptions and
-//! silences buckets, and a delivery record per (subscription, event) in `bw_deliveries`.
+//! silences buckets (read through a shared cache), and a delivery record per
+//! (subscription, event) in `bw_deliveries`.
 //!
 //! An event is acknowledged only after every matching subscription has settled it
 //! (delivered, given up to the dead-letter stream, silenced, or recorded for a digest), so
-//! a killed process resumes with it. The record is written after the receiver answered
-//! 2xx: a receiver that took the POST but whose answer was lost gets it again, with the
+//! a killed process resumes with it. From the moment an event is received until it is
+//! acknowledged or refused, one ticker keeps it ours (`in_progress`) and refreshes its
+//! delivery claims, so NATS does not hand a second copy to anyone while the first is
+//! handled, however long it waits or retries. A surge is sent only under a claim created
+//! atomically at its record key; the record replaces the claim after the receiver answered
+//! 2xx. A receiver that took the POST but whose answer was lost gets it again, with the
 //! same `X-Borderwatch-Event-Id`, which it can use to drop the repeat.
+//!
+//! Bounds: `concurrency` POSTs at once (a permit per attempt, not held while waiting to
+//! retry), `max_events` events handled at once, and `max_deliveries` (subscription, event)
+//! deliveries under way at once, which bounds memory whatever the number of subscriptions.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, names};
 use borderwatch_model::{Silence, Subscription, SurgeEvent};
 use futures::StreamExt;
-use std::sync::Arc;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
+use crate::cache::load_bucket;
 use crate::notice::Notice;
-use crate::record::{DeliveryAttempt, DeliveryRecord, Outcome, log_attempt, read_record};
+use crate::record::{Claim, Claimed, DeliveryAttempt, DeliveryRecord, Outcome, Slot, log_attempt};
 use crate::send::{Ctx, Keepalive, Sent, send};
-use crate::{deadletter, digest, silence};
+use crate::{deadletter, digest, record, silence};
 
 /// Settings of the notify service.
 #[derive(Debug, Clone)]
@@ -29,8 +40,21 @@ pub struct NotifyConfig {
     pub backoff: Backoff,
     /// Timeout of one webhook POST.
     pub request_timeout: Duration,
-    /// Events delivered at once.
+    /// Webhook POSTs in flight at once (surges and digests together). A delivery waiting
+    /// to retry holds none.
     pub concurrency: usize,
+    /// Events handled at once, retrying ones included. NATS's default limit of
+    /// unacknowledged messages per consumer (1,000) is the useful maximum.
+    pub max_events: usize,
+    /// (subscription, event) deliveries under way at once, retrying ones included: what
+    /// bounds memory when an event matches many subscriptions.
+    pub max_deliveries: usize,
+    /// The surge consumer's ack wait: an event not marked in progress for this long is
+    /// redelivered. Events in hand are marked every third of it.
+    pub ack_wait: Duration,
+    /// How old the shared copy of the subscriptions and silences may be when an event
+    /// uses it; an older one is reloaded first.
+    pub cache_max_age: Duration,
     /// The gateway's public base URL, for links in Slack and Teams messages.
     pub public_url: Option<String>,
     /// How often the digest sender looks for due digests.
@@ -45,6 +69,10 @@ impl Default for NotifyConfig {
             backoff: Backoff::default(),
             request_timeout: Duration::from_secs(10),
             concurrency: 64,
+            max_events: 1000,
+            max_deliveries: 10_000,
+            cache_max_age: Duration::from_secs(1),
+            ack_wait: Duration::from_secs(30),
             public_url: None,
             digest_tick: digest::default_tick(),
             digest_claim_lease: Duration::from_secs(60),
@@ -52,7 +80,19 @@ impl Default for NotifyConfig {
     }
 }
 
-pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
+impl NotifyConfig {
+    /// How often an event in hand is marked in progress and its claims refreshed.
+    fn tick(&self) -> Duration {
+        (self.ack_wait / 3).max(Duration::from_millis(10))
+    }
+
+    /// A delivery claim not refreshed for this long belongs to a sender that died. Its
+    /// holder refreshes it every tick; NATS redelivers a dead holder's event after the ack
+    /// wait, so by then its claims are stale too.
+    fn claim_lease(&self) -> Duration {
+        self.ack_wait
+    }
+}
 
 /// Delivers events (and sends digests) until `cancel` fires, then finishes the attempts in
 /// flight.
@@ -64,14 +104,20 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
             names::SURGE_STREAM,
             names::NOTIFY_CONSUMER,
             "bw.surge.>",
-            ACK_WAIT,
+            ctx.cfg.ack_wait,
         )
         .await?;
     info!("notify consuming surges");
     let digests = tokio::spawn(digest::run_sender(ctx.clone(), cancel.clone()));
-    let slots = Arc::new(Semaphore::new(ctx.cfg.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
+    let events = Arc::new(Semaphore::new(ctx.cfg.max_events.max(1)));
+    let pairs = Arc::new(Semaphore::new(ctx.cfg.max_deliveries.max(1)));
+    let mut tasks = JoinSet::new();
     loop {
+        // A slot first, then the event: an event taken is in a kept-alive task at once.
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = events.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
         let delivery = tokio::select! {
             _ = cancel.cancelled() => break,
             d = deliveries.next() => match d {
@@ -80,12 +126,9 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
                 None => break,
             },
         };
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let (ctx, cancel) = (ctx.clone(), cancel.clone());
+        let (ctx, pairs, cancel) = (ctx.clone(), pairs.clone(), cancel.clone());
         tasks.spawn(async move {
-            handle(&ctx, delivery, &cancel).await;
+            handle(&ctx, delivery, &pairs, &cancel).await;
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
@@ -97,92 +140,203 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
     Ok(())
 }
 
-async fn handle(ctx: &Ctx, delivery: Delivery, cancel: &CancellationToken) {
+/// The delivery claims one event's task holds, refreshed by its ticker.
+#[derive(Debug, Default)]
+struct Claims(Mutex<Vec<Arc<Claim>>>);
+
+impl Claims {
+    fn add(&self, c: Arc<Claim>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+
+    fn remove(&self, c: &Arc<Claim>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|x| !Arc::ptr_eq(x, c));
+    }
+
+    fn all(&self) -> Vec<Arc<Claim>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Runs `work` while, every `period`, marking `delivery` in progress and refreshing the
+/// event's claims: the one place that keeps an event in hand ours.
+async fn kept_alive<F: Future>(
+    ctx: &Ctx,
+    delivery: &Delivery,
+    claims: &Claims,
+    period: Duration,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticker.tick() => {
+                if let Err(e) = delivery.in_progress().await {
+                    warn!(error = %e, seq = delivery.message.seq, "cannot mark a surge in progress");
+                }
+                futures::stream::iter(claims.all())
+                    .for_each_concurrent(32, |c| async move { c.refresh(&ctx.bus).await })
+                    .await;
+            }
+        }
+    }
+}
+
+async fn handle(ctx: &Ctx, delivery: Delivery, pairs: &Arc<Semaphore>, cancel: &CancellationToken) {
+    let claims = Arc::new(Claims::default());
+    let outcome = kept_alive(
+        ctx,
+        &delivery,
+        &claims,
+        ctx.cfg.tick(),
+        process(ctx, &delivery, &claims, pairs, cancel),
+    )
+    .await;
+    let settle = match outcome {
+        None => delivery.ack().await,
+        Some(delay) => delivery.nak(Some(delay)).await,
+    };
+    if let Err(e) = settle {
+        warn!(error = %e, seq = delivery.message.seq, "could not settle a surge delivery");
+    }
+}
+
+/// Settles one event for every matching subscription. None: acknowledge it; Some(delay):
+/// give it back to come again after `delay`.
+async fn process(
+    ctx: &Ctx,
+    delivery: &Delivery,
+    claims: &Arc<Claims>,
+    pairs: &Arc<Semaphore>,
+    cancel: &CancellationToken,
+) -> Option<Duration> {
     let event: SurgeEvent = match serde_json::from_slice(&delivery.message.payload) {
         Ok(e) => e,
         Err(e) => {
             warn!(error = %e, seq = delivery.message.seq, "dropping a surge event that does not parse");
-            let _ = delivery.ack().await;
-            return;
+            return None;
         }
     };
     let (subscriptions, silences) =
-        match tokio::try_join!(load_subscriptions(&ctx.bus), load_silences(&ctx.bus)) {
+        match tokio::try_join!(ctx.subscriptions.get(&ctx.bus), ctx.silences.get(&ctx.bus)) {
             Ok(both) => both,
             Err(e) => {
                 warn!(error = %e, "cannot read subscriptions or silences; will retry the event");
-                let _ = delivery.nak(Some(Duration::from_secs(2))).await;
-                return;
+                return Some(Duration::from_secs(2));
             }
         };
+    let event = Arc::new(event);
     let silenced_by =
         silence::silenced_by(&silences, &event, time::OffsetDateTime::now_utc()).cloned();
-    let settled = futures::future::join_all(
-        subscriptions
-            .iter()
-            .filter(|s| s.filter.matches(&event))
-            .map(|sub| settle(ctx, &delivery, sub, &event, silenced_by.as_ref(), cancel)),
-    )
-    .await;
-    let mut all_settled = true;
-    for result in settled {
-        match result {
-            Ok(true) => {}
-            Ok(false) => all_settled = false,
-            Err(e) => {
-                warn!(error = %e, event = %event.id, "delivery state failed");
-                all_settled = false;
-            }
-        }
-    }
-    let settle = if all_settled {
-        delivery.ack().await
-    } else {
-        delivery.nak(Some(Duration::from_secs(1))).await
+    let mut settling = JoinSet::new();
+    let mut retry: Option<Duration> = None;
+    let later = |retry: &mut Option<Duration>, d: Duration| {
+        *retry = Some(retry.map_or(d, |r| r.max(d)));
     };
-    if let Err(e) = settle {
-        warn!(error = %e, event = %event.id, "could not settle a surge delivery");
+    for (i, sub) in subscriptions.iter().enumerate() {
+        if !sub.filter.matches(&event) {
+            continue;
+        }
+        // One permit per delivery under way, taken before its task exists: the bound on
+        // memory. Deliveries that finish meanwhile are collected so their permits return.
+        let permit = loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break None,
+                p = pairs.clone().acquire_owned() => break p.ok(),
+                Some(done) = settling.join_next(), if !settling.is_empty() => {
+                    if let Some(d) = settled(done, &event.id) {
+                        later(&mut retry, d);
+                    }
+                }
+            }
+        };
+        let Some(permit) = permit else {
+            later(&mut retry, Duration::from_secs(1));
+            break;
+        };
+        let (ctx, subs, event, claims, silenced_by, cancel) = (
+            ctx.clone(),
+            subscriptions.clone(),
+            event.clone(),
+            claims.clone(),
+            silenced_by.clone(),
+            cancel.clone(),
+        );
+        settling.spawn(async move {
+            let out = settle(
+                &ctx,
+                &subs[i],
+                &event,
+                silenced_by.as_ref(),
+                &claims,
+                &cancel,
+            )
+            .await;
+            drop(permit);
+            out
+        });
+    }
+    while let Some(done) = settling.join_next().await {
+        if let Some(d) = settled(done, &event.id) {
+            later(&mut retry, d);
+        }
+    }
+    retry
+}
+
+/// What one subscription's settling asks of its event: None when done.
+fn settled(
+    done: Result<Result<Option<Duration>, BusError>, tokio::task::JoinError>,
+    event: &str,
+) -> Option<Duration> {
+    match done {
+        Ok(Ok(retry)) => retry,
+        Ok(Err(e)) => {
+            warn!(error = %e, event, "delivery state failed");
+            Some(Duration::from_secs(1))
+        }
+        Err(e) => {
+            warn!(error = %e, event, "a delivery task failed");
+            Some(Duration::from_secs(1))
+        }
     }
 }
 
-/// Every stored subscription.
+/// Every stored subscription (read now, not from the cache).
 pub async fn load_subscriptions(bus: &Bus) -> Result<Vec<Subscription>, BusError> {
-    let mut out = Vec::new();
-    for key in bus.kv_keys(names::SUBSCRIPTIONS_BUCKET).await? {
-        if let Some(v) = bus.kv_get(names::SUBSCRIPTIONS_BUCKET, &key).await?
-            && let Ok(s) = serde_json::from_slice::<Subscription>(&v)
-        {
-            out.push(s);
-        }
-    }
-    Ok(out)
+    load_bucket(bus, names::SUBSCRIPTIONS_BUCKET).await
 }
 
-/// Every stored silence, expired ones included.
+/// Every stored silence, expired ones included (read now, not from the cache).
 pub async fn load_silences(bus: &Bus) -> Result<Vec<Silence>, BusError> {
-    let mut out = Vec::new();
-    for key in bus.kv_keys(names::SILENCES_BUCKET).await? {
-        if let Some(v) = bus.kv_get(names::SILENCES_BUCKET, &key).await?
-            && let Ok(s) = serde_json::from_slice::<Silence>(&v)
-        {
-            out.push(s);
-        }
-    }
-    Ok(out)
+    load_bucket(bus, names::SILENCES_BUCKET).await
 }
 
-/// Settles `event` for `sub` unless that was done before. Returns false when it was
-/// interrupted by shutdown (the event stays unacknowledged and comes back).
+/// Settles `event` for `sub` unless that was done before. Returns None when settled, or
+/// how long until the event should come back: interrupted by shutdown, or another live
+/// sender holds the claim.
 async fn settle(
     ctx: &Ctx,
-    delivery: &Delivery,
     sub: &Subscription,
     event: &SurgeEvent,
     silenced_by: Option<&Silence>,
+    claims: &Claims,
     cancel: &CancellationToken,
-) -> Result<bool, BusError> {
-    if read_record(&ctx.bus, &sub.id, &event.id).await?.is_some() {
-        return Ok(true);
+) -> Result<Option<Duration>, BusError> {
+    if silenced_by.is_some() || sub.digest.is_some() {
+        let key = record::record_key(&sub.id, &event.id);
+        match record::read_slot(&ctx.bus, &key).await? {
+            Slot::Final => return Ok(None),
+            // Being sent by a copy that found no silence: that copy settles it.
+            Slot::Claimed(_) if sub.digest.is_none() => return Ok(Some(ctx.cfg.tick())),
+            Slot::Claimed(_) | Slot::Free => {}
+        }
     }
     if let Some(silence) = silenced_by {
         info!(subscription = %sub.id, event = %event.id, silence = %silence.id, "silenced");
@@ -202,19 +356,52 @@ async fn settle(
         .await;
         let mut rec = DeliveryRecord::new(&sub.id, &event.id, Outcome::Silenced);
         rec.silence = Some(silence.id.clone());
-        crate::record::write_record(&ctx.bus, &rec).await?;
-        return Ok(true);
+        record::write_record(&ctx.bus, &rec).await?;
+        return Ok(None);
     }
     if sub.digest.is_some() {
         digest::add(&ctx.bus, sub, event).await?;
-        return Ok(true);
+        return Ok(None);
     }
+    let claim = match record::claim(
+        &ctx.bus,
+        &sub.id,
+        &event.id,
+        &ctx.owner,
+        ctx.cfg.claim_lease(),
+        cancel,
+    )
+    .await?
+    {
+        Claimed::Held(c) => Arc::new(c),
+        Claimed::Settled => return Ok(None),
+        Claimed::Busy => return Ok(Some(ctx.cfg.tick())),
+    };
+    claims.add(claim.clone());
+    let result = deliver(ctx, sub, event, &claim).await;
+    claims.remove(&claim);
+    result
+}
+
+/// Sends `event` to `sub` under `claim`, and replaces the claim with the record.
+async fn deliver(
+    ctx: &Ctx,
+    sub: &Subscription,
+    event: &SurgeEvent,
+    claim: &Claim,
+) -> Result<Option<Duration>, BusError> {
     let notice = Notice::Surge(event.clone());
     let mut rec = DeliveryRecord::new(&sub.id, &event.id, Outcome::Delivered);
-    match send(ctx, sub, &notice, Keepalive::Consumer(delivery), cancel).await {
-        Sent::Delivered { attempts, status } => {
+    let mut slot = None;
+    match send(ctx, sub, &notice, Keepalive::Event, &claim.lost).await {
+        Sent::Delivered {
+            attempts,
+            status,
+            slot: s,
+        } => {
             rec.attempts = attempts;
             rec.status = Some(status);
+            slot = Some(s);
         }
         Sent::GaveUp(failure) => {
             // The dead letter first: a crash between the two resends, never loses.
@@ -224,8 +411,14 @@ async fn settle(
             rec.status = failure.status;
             rec.error = Some(failure.error);
         }
-        Sent::Interrupted => return Ok(false),
+        Sent::Interrupted => {
+            // Shutdown: give the claim back so the next copy need not wait out its lease.
+            // Taken over: it is no longer ours to release; the new holder settles it.
+            claim.release(&ctx.bus).await;
+            return Ok(Some(Duration::from_secs(1)));
+        }
     }
-    crate::record::write_record(&ctx.bus, &rec).await?;
-    Ok(true)
+    claim.finish(&ctx.bus, &rec).await?;
+    drop(slot);
+    Ok(None)
 }

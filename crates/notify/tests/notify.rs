@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use borderwatch_bus::{Bus, names};
 use borderwatch_model::{Period, verify_signature};
-use borderwatch_notify::DeadLetter;
 use borderwatch_notify::notice::digest_id;
 use borderwatch_notify::record::{Outcome, read_record};
+use borderwatch_notify::{DeadLetter, NotifyConfig};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::{Receiver, SECRET, Services, Transport, fast_config, surge};
@@ -410,5 +410,143 @@ async fn bad_subscription_fields_get_json_errors() {
     assert_eq!(sub["digest"]["group_wait_secs"], 30);
     assert_eq!(sub["filter"]["detectors"][0], "record_high");
     assert!(sub["webhook"].get("secret").is_none());
+    s.stop().await;
+}
+
+/// How many POSTs each event id got (accepted ones).
+fn per_event(r: &Receiver) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in r.received() {
+        *out.entry(p.event_id).or_insert(0) += 1;
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_failing_webhook_does_not_hold_back_other_subscriptions() {
+    let t = Transport::memory().await;
+    let mut cfg = fast_config();
+    // Far fewer POST slots than events: a delivery waiting to retry must not hold one.
+    cfg.concurrency = 2;
+    cfg.backoff.initial = Duration::from_millis(200);
+    cfg.backoff.max = Duration::from_millis(400);
+    let s = Services::start(t.bus.clone(), cfg).await;
+    let failing = Receiver::start(&[]).await;
+    failing.set_down(true);
+    let healthy = Receiver::start(&[]).await;
+    s.subscribe(&failing, json!({})).await;
+    s.subscribe(&healthy, json!({})).await;
+    for i in 0..20 {
+        s.publish(&surge(
+            &format!("sg-f{i:02}"),
+            "PRK",
+            "study",
+            Period::Quarter(2000 + i, 1),
+            "rel-f",
+        ))
+        .await;
+    }
+    let started = tokio::time::Instant::now();
+    healthy
+        .wait_for(20, "every event at the healthy webhook")
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the healthy webhook waited {:?} behind the failing one",
+        started.elapsed()
+    );
+    assert!(
+        failing.received().is_empty(),
+        "the failing one is still down"
+    );
+    assert!(
+        failing.seen() >= 20,
+        "every event was tried at the failing one"
+    );
+    failing.set_down(false);
+    failing.wait_for(20, "every event once it is back").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for r in [&failing, &healthy] {
+        let counts = per_event(r);
+        assert_eq!(counts.len(), 20);
+        assert!(
+            counts.values().all(|n| *n == 1),
+            "sent once each: {counts:?}"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn events_queued_longer_than_the_ack_wait_are_sent_once() {
+    let t = Transport::nats().await;
+    let mut cfg = fast_config();
+    // One POST at a time, 150 ms each, 20 events: the last waits 3 s, three ack waits.
+    cfg.concurrency = 1;
+    cfg.ack_wait = Duration::from_secs(1);
+    let s = Services::start(t.bus.clone(), cfg).await;
+    let receiver = Receiver::start(&[]).await;
+    receiver.set_delay(Duration::from_millis(150));
+    let sub = s.subscribe(&receiver, json!({})).await;
+    for i in 0..20 {
+        s.publish(&surge(
+            &format!("sg-q{i:02}"),
+            "PRK",
+            "study",
+            Period::Quarter(2000 + i, 1),
+            "rel-q",
+        ))
+        .await;
+    }
+    receiver.wait_for(20, "every event").await;
+    // Long enough for a redelivered copy to be sent too, if one were.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.seen(), 20, "no event was POSTed twice");
+    assert!(per_event(&receiver).values().all(|n| *n == 1));
+    assert_eq!(
+        wait_record(&s.bus, &sub, "sg-q19").await,
+        Outcome::Delivered
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_subscription_takes_effect_within_the_cache_age() {
+    let t = Transport::memory().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let first = Receiver::start(&[]).await;
+    s.subscribe(&first, json!({})).await;
+    s.publish(&surge("sg-c1", "PRK", "study", Q3, "rel-c"))
+        .await;
+    first.wait_for(1, "the first event").await;
+    // Created after the cache was loaded: seen once the copy is older than its max age.
+    let second = Receiver::start(&[]).await;
+    s.subscribe(&second, json!({})).await;
+    tokio::time::sleep(NotifyConfig::default().cache_max_age + Duration::from_millis(100)).await;
+    s.publish(&surge("sg-c2", "PRK", "work", Q3, "rel-c")).await;
+    let got = second.wait_for(1, "the event after the subscription").await;
+    assert_eq!(got[0].event_id, "sg-c2");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_reaches_more_subscriptions_than_deliveries_allowed_at_once() {
+    let t = Transport::memory().await;
+    let mut cfg = fast_config();
+    cfg.concurrency = 1;
+    cfg.max_deliveries = 2;
+    let s = Services::start(t.bus.clone(), cfg).await;
+    let mut receivers = Vec::new();
+    for _ in 0..6 {
+        let r = Receiver::start(&[]).await;
+        s.subscribe(&r, json!({})).await;
+        receivers.push(r);
+    }
+    s.publish(&surge("sg-many", "PRK", "study", Q3, "rel-m"))
+        .await;
+    for r in &receivers {
+        let got = r.wait_for(1, "the event").await;
+        assert_eq!(got[0].event_id, "sg-many");
+    }
     s.stop().await;
 }

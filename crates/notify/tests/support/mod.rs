@@ -38,6 +38,8 @@ struct Inner {
     script: VecDeque<u16>,
     /// Answer 500 to everything while set.
     down: bool,
+    /// Hold every POST this long before answering.
+    delay: Duration,
     seen: usize,
 }
 
@@ -53,6 +55,10 @@ async fn take(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let delay = inner.lock().unwrap().delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut inner = inner.lock().unwrap();
     inner.seen += 1;
     if inner.down {
@@ -94,6 +100,10 @@ impl Receiver {
 
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.inner.lock().unwrap().delay = delay;
     }
 
     pub fn set_down(&self, down: bool) {
