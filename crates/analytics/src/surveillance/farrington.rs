@@ -2,6 +2,7 @@
 //! reweighted quasi-Poisson GLM, the trend test, and the delta / nbPlugin / muan thresholds.
 //! It copies R's quirks on purpose (see DETECTORS.md, quirk Q1) so that alarms match R's.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use statrs::distribution::{
     ContinuousCDF, DiscreteCDF, NegativeBinomial, Normal, Poisson as PoissonDist,
 };
 
-use super::glm::{GlmError, GlmFit, fit_quasi_poisson};
+use super::glm::{GLM_EPSILON, GLM_MAXIT, GlmError, Wants, Workspace, dispersion, predict, t_test};
 
 /// Power transformation of the delta threshold (R's `powertrans`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -454,19 +455,37 @@ fn qpois(p: f64, lambda: f64) -> f64 {
 
 /// R's `anscombe.residuals(m, phi)`: 1.5 (y^(2/3) mu^(-1/6) - mu^(1/2)) / sqrt(phi (1 - h)).
 pub fn anscombe_residuals(y: &[f64], mu: &[f64], hat: &[f64], phi: f64) -> Vec<f64> {
-    y.iter()
-        .zip(mu)
-        .zip(hat)
-        .map(|((&y, &m), &h)| {
-            3.0 / 2.0 * (y.powf(2.0 / 3.0) * m.powf(-1.0 / 6.0) - m.sqrt())
-                / (phi * (1.0 - h)).sqrt()
-        })
-        .collect()
+    let mut y23 = Vec::with_capacity(y.len());
+    powers_two_thirds(y, &mut y23);
+    let mut out = Vec::with_capacity(y.len());
+    anscombe_residuals_into(&y23, mu, hat, phi, &mut out);
+    out
+}
+
+/// y^(2/3) for each y.
+fn powers_two_thirds(y: &[f64], out: &mut Vec<f64>) {
+    out.clear();
+    out.extend(y.iter().map(|&y| y.powf(2.0 / 3.0)));
+}
+
+/// [`anscombe_residuals`] into a reused buffer, given y^(2/3) (see [`powers_two_thirds`]).
+fn anscombe_residuals_into(y23: &[f64], mu: &[f64], hat: &[f64], phi: f64, out: &mut Vec<f64>) {
+    out.clear();
+    out.extend(y23.iter().zip(mu).zip(hat).map(|((&y23, &m), &h)| {
+        3.0 / 2.0 * (y23 * m.powf(-1.0 / 6.0) - m.sqrt()) / (phi * (1.0 - h)).sqrt()
+    }));
 }
 
 /// R's `algo.farrington.assign.weights(s, weightsThreshold)`: gamma s^-2 above the threshold,
 /// gamma elsewhere, with gamma chosen so the weights sum to the number of points.
 pub fn anscombe_weights(s: &[f64], threshold: f64) -> Vec<f64> {
+    let mut out = Vec::with_capacity(s.len());
+    anscombe_weights_into(s, threshold, &mut out);
+    out
+}
+
+/// [`anscombe_weights`] into a reused buffer.
+fn anscombe_weights_into(s: &[f64], threshold: f64, out: &mut Vec<f64>) {
     // A NaN residual (h = 1 and y = mu) counts as not above the threshold.
     let above = |v: f64| v > threshold;
     let denom: f64 = s
@@ -474,9 +493,11 @@ pub fn anscombe_weights(s: &[f64], threshold: f64) -> Vec<f64> {
         .map(|&v| if above(v) { v.powi(-2) } else { 1.0 })
         .sum();
     let gamma = s.len() as f64 / denom;
-    s.iter()
-        .map(|&v| if above(v) { gamma * v.powi(-2) } else { gamma })
-        .collect()
+    out.clear();
+    out.extend(
+        s.iter()
+            .map(|&v| if above(v) { gamma * v.powi(-2) } else { gamma }),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,6 +561,7 @@ pub fn reference_dates(t: i64, b: usize, weekly: bool) -> Vec<i64> {
 
 /// Labels of R's `blocks()`: `Some(level)` for points used in the fit (before removing the
 /// most recent ones). `refs` are 0-based indices, `refs[0] = k`, descending.
+#[cfg(test)]
 fn blocks(
     n: usize,
     refs: &[usize],
@@ -547,8 +569,23 @@ fn blocks(
     p: usize,
     years_back: usize,
 ) -> Result<Vec<Option<usize>>, FarringtonError> {
+    let mut labels = Vec::new();
+    blocks_into(n, refs, w, p, years_back, &mut labels)?;
+    Ok(labels)
+}
+
+/// [`blocks`] into a reused buffer.
+fn blocks_into(
+    n: usize,
+    refs: &[usize],
+    w: usize,
+    p: usize,
+    years_back: usize,
+    labels: &mut Vec<Option<usize>>,
+) -> Result<(), FarringtonError> {
     let k = refs[0];
-    let mut labels = vec![None; n];
+    labels.clear();
+    labels.resize(n, None);
     for l in &mut labels[k.saturating_sub(w)..=k] {
         *l = Some(p);
     }
@@ -591,11 +628,11 @@ fn blocks(
             }
         }
     }
-    Ok(labels)
+    Ok(())
 }
 
 /// Rows of the GLM for one time point (R's `algo.farrington.data.glm`).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct GlmData {
     response: Vec<f64>,
     wtime: Vec<f64>,
@@ -605,106 +642,227 @@ struct GlmData {
     wtime_now: f64,
 }
 
-/// One fit of R's `algo.farrington.fitGLM.flexible`.
+/// Buffers reused from point to point and from call to call (one set per thread), so that
+/// evaluating a point allocates nothing once they have grown.
+#[derive(Debug, Default)]
+struct Scratch {
+    refs: Vec<usize>,
+    labels: Vec<Option<usize>>,
+    data: GlmData,
+    /// Sorted seasonal levels present (the first is the reference level), empty without
+    /// factors.
+    levels: Vec<usize>,
+    /// Column-major design of the current fit.
+    x: Vec<f64>,
+    /// Design row of the evaluated point.
+    x0: Vec<f64>,
+    residuals: Vec<f64>,
+    omega: Vec<f64>,
+    /// response^(2/3) of the current point, computed on first use (empty until then).
+    y23: Vec<f64>,
+    pow_memo: PowMemo,
+    ws: Workspace,
+}
+
+/// A direct-mapped memo of y^(2/3): the same counts come back in the windows of many points,
+/// and `powf` is a pure function, so a remembered value is the very same number.
+#[derive(Debug)]
+struct PowMemo {
+    /// (bits of y, y^(2/3)); the key `u64::MAX` (a NaN) marks an empty slot.
+    slots: Vec<(u64, f64)>,
+}
+
+impl Default for PowMemo {
+    fn default() -> Self {
+        PowMemo {
+            slots: vec![(u64::MAX, 0.0); 1024],
+        }
+    }
+}
+
+impl PowMemo {
+    fn two_thirds(&mut self, y: f64) -> f64 {
+        let bits = y.to_bits();
+        let slot = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
+        let entry = &mut self.slots[slot];
+        if entry.0 != bits {
+            *entry = (bits, y.powf(2.0 / 3.0));
+        }
+        entry.1
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// One fit of R's `algo.farrington.fitGLM.flexible`, reduced to what the evaluation uses.
 #[derive(Debug)]
 struct FlexFit {
-    fit: GlmFit,
     /// max(1, Pearson dispersion) of the final (possibly reweighted) fit.
     phi: f64,
     /// What `summary.glm` and `predict.glm` see afterwards (quirk Q1): the dispersion
     /// computed with `model$weights <- omega`.
     summary_dispersion: f64,
     has_time: bool,
-    /// Sorted seasonal levels present (the first is the reference level), empty without factors.
-    levels: Vec<usize>,
+    /// `predict(model, newdata, se.fit = TRUE)` on the link scale before scaling: eta and
+    /// x0'(X'WX)^-1 x0. `None` if the evaluated point's level is not in the fit (R's predict
+    /// fails on a new factor level).
+    prediction: Option<(f64, f64)>,
+    /// Two-sided p-value of the time coefficient (with `has_time` and a prediction); `None`
+    /// when the coefficient is aliased.
+    trend_p: Option<f64>,
 }
 
-fn design(data: &GlmData, time: bool, levels: &[usize]) -> Vec<Vec<f64>> {
+/// Column-major design (intercept, wtime, level indicators) into `x`; returns the number of
+/// columns.
+fn design_into(data: &GlmData, time: bool, levels: &[usize], x: &mut Vec<f64>) -> usize {
     let n = data.response.len();
-    let mut cols = vec![vec![1.0; n]];
+    x.clear();
+    x.resize(n, 1.0);
+    let mut p = 1;
     if time {
-        cols.push(data.wtime.clone());
+        x.extend_from_slice(&data.wtime);
+        p += 1;
     }
     for &lev in levels.iter().skip(1) {
-        cols.push(
+        x.extend(
             data.groups
                 .iter()
-                .map(|&g| if g == lev { 1.0 } else { 0.0 })
-                .collect(),
+                .map(|&g| if g == lev { 1.0 } else { 0.0 }),
         );
+        p += 1;
     }
-    cols
+    p
+}
+
+/// Design row of the evaluated point: intercept, wtime, level `p`. `false` if level `p` is not
+/// in the fit (R's predict fails on a new factor level).
+fn x_now_into(
+    has_time: bool,
+    levels: &[usize],
+    wtime_now: f64,
+    p: usize,
+    x: &mut Vec<f64>,
+) -> bool {
+    x.clear();
+    x.push(1.0);
+    if has_time {
+        x.push(wtime_now);
+    }
+    if !levels.is_empty() {
+        if !levels.contains(&p) {
+            return false;
+        }
+        for &lev in levels.iter().skip(1) {
+            x.push(if lev == p { 1.0 } else { 0.0 });
+        }
+    }
+    true
 }
 
 fn fit_flexible(
-    data: &GlmData,
+    s: &mut Scratch,
     time: bool,
-    factors: bool,
     cfg: &FarringtonConfig,
     index: usize,
 ) -> Result<Option<FlexFit>, FarringtonError> {
     let glm_err = |source| FarringtonError::Glm { index, source };
-    let levels: Vec<usize> = if factors {
-        let mut l = data.groups.clone();
-        l.sort_unstable();
-        l.dedup();
-        l
-    } else {
-        Vec::new()
+    let first = Wants {
+        hat: cfg.reweight,
+        cov: !cfg.reweight,
     };
     let mut has_time = time;
-    let mut cols = design(data, has_time, &levels);
-    let mut fit = fit_quasi_poisson(&cols, &data.response, None).map_err(glm_err)?;
+    let mut p = design_into(&s.data, has_time, &s.levels, &mut s.x);
+    let y = &s.data.response;
+    let mut fit =
+        s.ws.fit(&s.x, p, y, None, GLM_EPSILON, GLM_MAXIT, first)
+            .map_err(glm_err)?;
     if !fit.converged {
         if has_time {
             has_time = false;
-            cols = design(data, false, &levels);
-            fit = fit_quasi_poisson(&cols, &data.response, None).map_err(glm_err)?;
+            p = design_into(&s.data, false, &s.levels, &mut s.x);
+            fit =
+                s.ws.fit(&s.x, p, y, None, GLM_EPSILON, GLM_MAXIT, first)
+                    .map_err(glm_err)?;
         }
         if !fit.converged {
             return Ok(None);
         }
     }
-    let mut phi = fit.pearson_dispersion().max(1.0);
-    let mut summary_weights = fit.working_weights.clone();
-    if cfg.reweight {
-        let s = anscombe_residuals(&data.response, &fit.fitted, &fit.hat, phi);
-        let omega = anscombe_weights(&s, cfg.weights_threshold);
+    let pearson = |ws: &Workspace, df| dispersion(&ws.working_weights, &ws.working_residuals, df);
+    let mut phi = pearson(&s.ws, fit.df_residual).max(1.0);
+    let summary_dispersion = if cfg.reweight {
+        // R has no result at this point when the weights cannot be formed, and stops the
+        // whole call: without residual degrees of freedom its phi is max(NaN, 1) = NaN, so
+        // every Anscombe residual is NaN and `algo.farrington.assign.weights` fails ("NAs
+        // are not allowed in subscripted assignments"; with one row, glm.fit's "object 'fit'
+        // not found"); if every residual is +Inf (h = 1), gamma = Inf gives NaN weights.
+        // Give an NA point there instead of stopping the call.
+        if pearson(&s.ws, fit.df_residual).is_nan() {
+            return Ok(None);
+        }
+        if s.y23.len() != y.len() {
+            s.y23.clear();
+            s.y23.extend(y.iter().map(|&v| s.pow_memo.two_thirds(v)));
+        }
+        anscombe_residuals_into(&s.y23, &s.ws.mu, &s.ws.hat, phi, &mut s.residuals);
+        anscombe_weights_into(&s.residuals, cfg.weights_threshold, &mut s.omega);
+        if s.omega.iter().any(|w| !w.is_finite()) {
+            return Ok(None);
+        }
         // R does not check convergence of the reweighted fit.
-        fit = fit_quasi_poisson(&cols, &data.response, Some(&omega)).map_err(glm_err)?;
-        phi = fit.pearson_dispersion().max(1.0);
-        summary_weights = omega;
-    }
+        let wants = Wants {
+            hat: false,
+            cov: true,
+        };
+        fit =
+            s.ws.fit(&s.x, p, y, Some(&s.omega), GLM_EPSILON, GLM_MAXIT, wants)
+                .map_err(glm_err)?;
+        phi = pearson(&s.ws, fit.df_residual).max(1.0);
+        dispersion(&s.omega, &s.ws.working_residuals, fit.df_residual)
+    } else {
+        pearson(&s.ws, fit.df_residual)
+    };
     // `max(NaN, 1)` is NaN in R; keep that.
-    if fit.pearson_dispersion().is_nan() {
+    if pearson(&s.ws, fit.df_residual).is_nan() {
         phi = f64::NAN;
     }
-    let summary_dispersion = fit.dispersion_with(&summary_weights);
+    let mut prediction = None;
+    let mut trend_p = None;
+    if x_now_into(
+        has_time,
+        &s.levels,
+        s.data.wtime_now,
+        cfg.no_periods,
+        &mut s.x0,
+    ) {
+        prediction = Some(predict(&s.ws.coefficients, &s.ws.cov, &s.x0));
+        if has_time {
+            trend_p = t_test(
+                &s.ws.coefficients,
+                &s.ws.cov,
+                1,
+                summary_dispersion,
+                fit.df_residual,
+            )
+            .map(|(_, _, pv)| pv);
+        }
+    }
     Ok(Some(FlexFit {
-        fit,
         phi,
         summary_dispersion,
         has_time,
-        levels,
+        prediction,
+        trend_p,
     }))
-}
-
-/// Design row of the evaluated point: intercept, wtime, level `p`. `None` if level `p` is not
-/// in the fit (R's predict fails on a new factor level).
-fn x_now(m: &FlexFit, data: &GlmData, p: usize) -> Option<Vec<f64>> {
-    let mut x = vec![1.0];
-    if m.has_time {
-        x.push(data.wtime_now);
-    }
-    if !m.levels.is_empty() {
-        if !m.levels.contains(&p) {
-            return None;
-        }
-        for &lev in m.levels.iter().skip(1) {
-            x.push(if lev == p { 1.0 } else { 0.0 });
-        }
-    }
-    Some(x)
 }
 
 /// R's `farringtonFlexible` with integer epochs (`epochAsDate = FALSE`). `counts` is the whole
@@ -763,14 +921,23 @@ pub fn farrington_flexible_with_epochs(
     let factors = cfg.no_periods != 1;
     let y: Vec<Option<f64>> = counts.iter().map(|c| c.map(|v| v as f64)).collect();
 
-    let mut out = Vec::with_capacity(range.len());
-    for k in range {
-        let refs = reference_indices(k, freq, epochs, cfg.b)?;
-        let labels = blocks(n, &refs, cfg.w, cfg.no_periods, cfg.b)?;
-        let data = glm_data(&labels, &y, k, pwni, epochs);
-        out.push(evaluate(k, &data, &y, cfg, factors)?);
-    }
-    Ok(out)
+    with_scratch(|s| {
+        let mut out = Vec::with_capacity(range.len());
+        for k in range {
+            reference_indices_into(k, freq, epochs, cfg.b, &mut s.refs)?;
+            blocks_into(n, &s.refs, cfg.w, cfg.no_periods, cfg.b, &mut s.labels)?;
+            glm_data_into(&s.labels, &y, k, pwni, epochs, &mut s.data);
+            s.y23.clear();
+            s.levels.clear();
+            if factors {
+                s.levels.extend_from_slice(&s.data.groups);
+                s.levels.sort_unstable();
+                s.levels.dedup();
+            }
+            out.push(evaluate(k, s, &y, cfg)?);
+        }
+        Ok(out)
+    })
 }
 
 fn validate(cfg: &FarringtonConfig, freq: usize) -> Result<(), FarringtonError> {
@@ -793,106 +960,103 @@ fn validate(cfg: &FarringtonConfig, freq: usize) -> Result<(), FarringtonError> 
     Ok(())
 }
 
-/// 0-based indices of the reference points, `[k, ...]`, descending.
-fn reference_indices(
+/// 0-based indices of the reference points, `[k, ...]`, descending, into `refs`.
+fn reference_indices_into(
     k: usize,
     freq: usize,
     epochs: Epochs<'_>,
     b: usize,
-) -> Result<Vec<usize>, FarringtonError> {
+    refs: &mut Vec<usize>,
+) -> Result<(), FarringtonError> {
     let missing = |years| FarringtonError::InsufficientHistory {
         index: k,
         years,
         w: 0,
     };
+    refs.clear();
     match epochs {
-        Epochs::Index => (0..=b)
-            .map(|i| k.checked_sub(i * freq).ok_or_else(|| missing(i)))
-            .collect(),
-        Epochs::Days(days) => reference_dates(days[k], b, freq == 52)
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| days.binary_search(&d).map_err(|_| missing(i)))
-            .collect(),
+        Epochs::Index => {
+            for i in 0..=b {
+                refs.push(k.checked_sub(i * freq).ok_or_else(|| missing(i))?);
+            }
+        }
+        Epochs::Days(days) => {
+            for (i, d) in reference_dates(days[k], b, freq == 52)
+                .into_iter()
+                .enumerate()
+            {
+                refs.push(days.binary_search(&d).map_err(|_| missing(i))?);
+            }
+        }
     }
+    Ok(())
 }
 
-fn glm_data(
+fn glm_data_into(
     labels: &[Option<usize>],
     y: &[Option<f64>],
     k: usize,
     pwni: usize,
     epochs: Epochs<'_>,
-) -> GlmData {
-    let used: Vec<usize> = (0..labels.len())
-        .filter(|&i| labels[i].is_some() && !(k.saturating_sub(pwni)..=k).contains(&i))
-        .collect();
+    data: &mut GlmData,
+) {
+    let recent = k.saturating_sub(pwni)..=k;
+    let used = |i: usize| labels[i].is_some() && !recent.contains(&i);
     let time_of = |i: usize, origin: usize| match epochs {
         Epochs::Index => (i + 1) as f64,
         Epochs::Days(d) => (d[i] - d[origin]) as f64 / (d[1] - d[0]) as f64,
     };
-    let origin = used.first().copied().unwrap_or(k);
-    let mut data = GlmData {
-        response: Vec::new(),
-        wtime: Vec::new(),
-        groups: Vec::new(),
-        wtime_now: 0.0,
-    };
-    for &i in &used {
+    let origin = (0..labels.len()).find(|&i| used(i)).unwrap_or(k);
+    data.response.clear();
+    data.wtime.clear();
+    data.groups.clear();
+    // R measures the prediction's wtime from the first row left after dropping missing
+    // counts, while the fit's wtime starts at the first used row (they differ only when that
+    // count is missing).
+    let mut origin_now = None;
+    for i in origin..labels.len() {
+        if !used(i) {
+            continue;
+        }
         if let Some(v) = y[i] {
+            origin_now.get_or_insert(i);
             data.response.push(v);
             data.wtime.push(time_of(i, origin));
             data.groups.push(labels[i].unwrap_or(0));
         }
     }
-    // R measures the prediction's wtime from the first row left after dropping missing
-    // counts, while the fit's wtime starts at the first used row (they differ only when that
-    // count is missing).
-    let origin_now = used
-        .iter()
-        .copied()
-        .find(|&i| y[i].is_some())
-        .unwrap_or(origin);
-    data.wtime_now = time_of(k, origin_now);
-    data
+    data.wtime_now = time_of(k, origin_now.unwrap_or(origin));
 }
 
 fn evaluate(
     k: usize,
-    data: &GlmData,
+    s: &mut Scratch,
     y: &[Option<f64>],
     cfg: &FarringtonConfig,
-    factors: bool,
 ) -> Result<FarringtonPoint, FarringtonError> {
-    let p = cfg.no_periods;
-    let Some(mut model) = fit_flexible(data, cfg.trend, factors, cfg, k)? else {
+    let Some(mut model) = fit_flexible(s, cfg.trend, cfg, k)? else {
         return Ok(FarringtonPoint::na(k));
     };
     let mut do_trend = false;
     if model.has_time {
-        let Some(x0) = x_now(&model, data, p) else {
+        let Some((eta, _)) = model.prediction else {
             return Ok(FarringtonPoint::na(k));
         };
-        let (eta, _) = model.fit.predict_link(&x0);
         let fit_response = eta.exp().max(f64::EPSILON);
-        let significant = model
-            .fit
-            .t_test(1, model.summary_dispersion)
-            .is_some_and(|(_, _, pv)| pv < cfg.p_threshold_trend);
-        let max_response = data.response.iter().copied().fold(f64::NAN, f64::max);
+        let significant = model.trend_p.is_some_and(|pv| pv < cfg.p_threshold_trend);
+        let max_response = s.data.response.iter().copied().fold(f64::NAN, f64::max);
         let no_extrapolation = fit_response <= max_response;
         do_trend = cfg.b >= 3 && significant && no_extrapolation;
         if !do_trend {
-            match fit_flexible(data, false, factors, cfg, k)? {
+            match fit_flexible(s, false, cfg, k)? {
                 Some(m) => model = m,
                 None => return Ok(FarringtonPoint::na(k)),
             }
         }
     }
-    let Some(x0) = x_now(&model, data, p) else {
+    let Some((eta, var)) = model.prediction else {
         return Ok(FarringtonPoint::na(k));
     };
-    let (eta, var) = model.fit.predict_link(&x0);
     let se_link = (var * model.summary_dispersion).sqrt();
     let phi = model.phi;
     let yk = y[k];
@@ -1084,5 +1248,43 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains("\"threshold_method\":\"delta\""));
         assert!(json.contains("\"power_trans\":\"two_thirds\""));
+    }
+
+    /// With w = 0 and a missing count, some fits have as many rows as coefficients: R's phi
+    /// is then max(NaN, 1) = NaN and its reweighting stops ("NAs are not allowed in
+    /// subscripted assignments"). Those points are NA; the call goes on, and the other points
+    /// are R's (surveillance 1.20.3, parity series q_muan_w0_missing_0002).
+    #[test]
+    fn saturated_first_fit_gives_an_na_point_not_an_error() {
+        let counts: Vec<Option<u64>> = [
+            1589, 1376, 1631, 1964, 1582, 1370, 1619, 1987, 1543, 1337, 1684, 2076, 1612, 0, 1664,
+            2021, 1657, 1356, 1705, 2025, 1620, 1290, 1657, 2021, 0, 1376, 1730, 1995, 1610, 1330,
+            1627, 2059,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (!matches!(i, 13 | 24)).then_some(c))
+        .collect();
+        let cfg = FarringtonConfig {
+            b: 3,
+            w: 0,
+            weights_threshold: 1.0,
+            threshold_method: ThresholdMethod::Muan,
+            ..FarringtonConfig::default()
+        };
+        let out = farrington_flexible(&counts, 4, Some(12..32), &cfg).unwrap();
+        for t in [18, 22, 26, 29] {
+            assert_eq!(out[t - 13].upper_bound, None, "t = {t}");
+        }
+        let r = [
+            (19, 1724.0, 1655.6666666666677, false),
+            (24, 2065.0, 1990.1937928716914, false),
+            (32, 2058.0, 1983.8520657186384, true),
+        ];
+        for (t, upper, expected, alarm) in r {
+            let p = &out[t - 13];
+            assert_eq!((p.upper_bound, p.alarm), (Some(upper), alarm), "t = {t}");
+            assert!(close(p.expected.unwrap(), expected, 1e-9), "t = {t}");
+        }
     }
 }

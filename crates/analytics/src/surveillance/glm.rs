@@ -69,16 +69,7 @@ impl GlmFit {
     /// `summary.glm`'s dispersion for quasi families: sum(w r^2) / df over w > 0, with the given
     /// weights `w` and the working residuals. Pass the working weights for the Pearson estimate.
     pub fn dispersion_with(&self, weights: &[f64]) -> f64 {
-        if self.df_residual == 0 {
-            return f64::NAN;
-        }
-        let ss: f64 = weights
-            .iter()
-            .zip(&self.working_residuals)
-            .filter(|(w, _)| **w > 0.0)
-            .map(|(w, r)| w * r * r)
-            .sum();
-        ss / self.df_residual as f64
+        dispersion(weights, &self.working_residuals, self.df_residual)
     }
 
     /// Pearson chi-square over residual degrees of freedom (R's `summary(model)$dispersion`).
@@ -122,7 +113,66 @@ fn two_sided_t_pvalue(t: f64, df: f64) -> f64 {
     if t.is_infinite() {
         return 0.0;
     }
-    statrs::function::beta::beta_reg(df / 2.0, 0.5, df / (df + t * t))
+    // As R's `pt` computes it: for |t| < sqrt(df) the upper tail of Beta(1/2, df/2) at
+    // t^2 / (df + t^2), so that a tiny t gives 1 - tiny rather than exactly 1 (which decides
+    // `p < pThresholdTrend` when that threshold is 1 and the trend estimate is ~0).
+    let t2 = t * t;
+    let nx = 1.0 + (t / df) * t;
+    if nx > 1e100 {
+        let lval = -0.5 * df * (2.0 * t.abs().ln() - df.ln())
+            - statrs::function::beta::ln_beta(0.5 * df, 0.5)
+            - (0.5 * df).ln();
+        lval.exp()
+    } else if df > t2 {
+        1.0 - statrs::function::beta::beta_reg(0.5, df / 2.0, t2 / (df + t2))
+    } else {
+        statrs::function::beta::beta_reg(df / 2.0, 0.5, 1.0 / nx)
+    }
+}
+
+/// `summary.glm`'s quasi dispersion: sum(w r^2) over w > 0, divided by `df` (NaN if df = 0).
+pub(crate) fn dispersion(weights: &[f64], residuals: &[f64], df_residual: usize) -> f64 {
+    if df_residual == 0 {
+        return f64::NAN;
+    }
+    let ss: f64 = weights
+        .iter()
+        .zip(residuals)
+        .filter(|(w, _)| **w > 0.0)
+        .map(|(w, r)| w * r * r)
+        .sum();
+    ss / df_residual as f64
+}
+
+/// Linear predictor at `x0` and x0'(X'WX)^-1 x0, with `cov` row-major p x p.
+pub(crate) fn predict(coefficients: &[Option<f64>], cov: &[f64], x0: &[f64]) -> (f64, f64) {
+    let p = coefficients.len();
+    let eta = (0..p)
+        .map(|j| coefficients[j].map_or(0.0, |b| b * x0[j]))
+        .sum();
+    let mut var = 0.0;
+    for i in 0..p {
+        for j in 0..p {
+            var += x0[i] * cov[i * p + j] * x0[j];
+        }
+    }
+    (eta, var)
+}
+
+/// (se, t, p) of coefficient `j` as in `summary.glm`; `None` when aliased.
+pub(crate) fn t_test(
+    coefficients: &[Option<f64>],
+    cov: &[f64],
+    j: usize,
+    dispersion: f64,
+    df_residual: usize,
+) -> Option<(f64, f64, f64)> {
+    let p = coefficients.len();
+    let beta = coefficients.get(j).copied().flatten()?;
+    let se = (cov[j * p + j] * dispersion).sqrt();
+    let t = beta / se;
+    let pv = two_sided_t_pvalue(t, df_residual as f64);
+    Some((se, t, pv))
 }
 
 /// Fits `y ~ X` (X given by columns, including the intercept column if wanted) as a
@@ -154,323 +204,532 @@ pub fn fit_quasi_poisson_with(
             response: n,
         });
     }
-    for (row, &v) in y.iter().enumerate() {
-        if !v.is_finite() || v < 0.0 {
-            return Err(GlmError::InvalidResponse { row, value: v });
+    let mut x = Vec::with_capacity(n * p);
+    for c in columns {
+        x.extend_from_slice(c);
+    }
+    let mut ws = Workspace::default();
+    let wants = Wants {
+        hat: true,
+        cov: true,
+    };
+    let fit = ws.fit(&x, p, y, prior_weights, epsilon, maxit, wants)?;
+    Ok(GlmFit {
+        coefficients: ws.coefficients.clone(),
+        fitted: ws.mu.clone(),
+        linear_predictor: ws.eta.clone(),
+        working_weights: ws.working_weights.clone(),
+        working_residuals: ws.working_residuals.clone(),
+        prior_weights: ws.weights.clone(),
+        hat: ws.hat.clone(),
+        cov_unscaled: ws
+            .cov
+            .chunks(p.max(1))
+            .take(p)
+            .map(<[f64]>::to_vec)
+            .collect(),
+        deviance: deviance(y, &ws.mu, &ws.weights),
+        rank: fit.rank,
+        df_residual: fit.df_residual,
+        iterations: fit.iterations,
+        converged: fit.converged,
+    })
+}
+
+/// Which by-products of a fit to compute (they do not change the fit itself).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wants {
+    /// Hat values ([`Workspace::hat`]).
+    pub hat: bool,
+    /// Unscaled covariance ([`Workspace::cov`]).
+    pub cov: bool,
+}
+
+/// The scalar results of [`Workspace::fit`]; the vectors stay in the workspace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FitInfo {
+    pub rank: usize,
+    pub df_residual: usize,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+#[inline]
+fn linkinv(eta: f64) -> f64 {
+    eta.exp().max(f64::EPSILON)
+}
+
+/// Poisson deviance, summed in row order.
+fn deviance(y: &[f64], mu: &[f64], weights: &[f64]) -> f64 {
+    y.iter()
+        .zip(mu)
+        .zip(weights)
+        .map(|((&yi, &mi), &wi)| {
+            if yi > 0.0 {
+                2.0 * wi * (yi * (yi / mi).ln() - (yi - mi))
+            } else {
+                2.0 * mi * wi
+            }
+        })
+        .sum()
+}
+
+/// eta = X coef, X column-major n x p.
+/// Each element is `(0..p).map(|j| x[i, j] * coef[j]).sum()`, accumulated column by column
+/// (the same additions in the same order, from the same starting value as `Iterator::sum`).
+fn x_times(x: &[f64], n: usize, p: usize, coef: &[f64], eta: &mut [f64]) {
+    let zero: f64 = std::iter::empty::<f64>().sum();
+    let eta = &mut eta[..n];
+    eta.fill(zero);
+    for (col, &c) in x.chunks_exact(n.max(1)).take(p).zip(coef) {
+        for (e, &v) in eta.iter_mut().zip(col) {
+            *e += v * c;
         }
     }
-    let weights: Vec<f64> = match prior_weights {
-        Some(w) => {
-            if w.len() != n {
-                return Err(GlmError::Shape {
-                    columns: p,
-                    rows: w.len(),
-                    response: n,
-                });
-            }
-            for (row, &v) in w.iter().enumerate() {
-                if !v.is_finite() || v < 0.0 {
-                    return Err(GlmError::InvalidWeight { row, value: v });
-                }
-            }
-            w.to_vec()
-        }
-        None => vec![1.0; n],
-    };
+}
 
-    let linkinv = |eta: f64| eta.exp().max(f64::EPSILON);
-    let deviance = |mu: &[f64]| -> f64 {
-        y.iter()
-            .zip(mu)
-            .zip(&weights)
-            .map(|((&yi, &mi), &wi)| {
+/// Buffers of one IRLS fit, reused from fit to fit so that fitting allocates nothing once
+/// the buffers have grown. After [`Workspace::fit`] the public fields hold the results (see
+/// [`GlmFit`] for their meaning; `cov` is row-major p x p).
+#[derive(Debug, Default)]
+pub(crate) struct Workspace {
+    pub coefficients: Vec<Option<f64>>,
+    pub mu: Vec<f64>,
+    pub eta: Vec<f64>,
+    pub working_weights: Vec<f64>,
+    pub working_residuals: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub hat: Vec<f64>,
+    pub cov: Vec<f64>,
+    good: Vec<usize>,
+    /// Column-major good x p weighted design, then its QR.
+    xw: Vec<f64>,
+    zw: Vec<f64>,
+    w: Vec<f64>,
+    qraux: Vec<f64>,
+    work1: Vec<f64>,
+    work2: Vec<f64>,
+    pivot: Vec<usize>,
+    coef: Vec<f64>,
+    start: Vec<f64>,
+    coefold: Vec<f64>,
+    rinv: Vec<f64>,
+    v: Vec<f64>,
+    /// The response of the last start computed, its eta and mu, and the unweighted deviance
+    /// term of each row at the start.
+    init_y: Vec<f64>,
+    init_eta: Vec<f64>,
+    init_mu: Vec<f64>,
+    init_terms: Vec<f64>,
+}
+
+impl Workspace {
+    /// [`fit_quasi_poisson_with`] on a column-major n x p design `x` (n = `y.len()`), the
+    /// same computation step for step.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fit(
+        &mut self,
+        x: &[f64],
+        p: usize,
+        y: &[f64],
+        prior_weights: Option<&[f64]>,
+        epsilon: f64,
+        maxit: usize,
+        wants: Wants,
+    ) -> Result<FitInfo, GlmError> {
+        let n = y.len();
+        debug_assert_eq!(x.len(), n * p);
+        for (row, &v) in y.iter().enumerate() {
+            if !v.is_finite() || v < 0.0 {
+                return Err(GlmError::InvalidResponse { row, value: v });
+            }
+        }
+        self.weights.clear();
+        match prior_weights {
+            Some(w) => {
+                if w.len() != n {
+                    return Err(GlmError::Shape {
+                        columns: p,
+                        rows: w.len(),
+                        response: n,
+                    });
+                }
+                for (row, &v) in w.iter().enumerate() {
+                    if !v.is_finite() || v < 0.0 {
+                        return Err(GlmError::InvalidWeight { row, value: v });
+                    }
+                }
+                self.weights.extend_from_slice(w);
+            }
+            None => self.weights.resize(n, 1.0),
+        }
+        assert!(maxit >= 1, "maxit >= 1 runs at least one iteration");
+
+        // The start depends on y only (and the first deviance on the weights too); fits of
+        // the same response one after the other share it.
+        let same_y = self.init_y.len() == n
+            && self
+                .init_y
+                .iter()
+                .zip(y)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same_y {
+            self.init_y.clear();
+            self.init_y.extend_from_slice(y);
+            self.init_eta.clear();
+            self.init_eta.extend(y.iter().map(|v| (v + 0.1).ln()));
+            self.init_mu.clear();
+            self.init_mu
+                .extend(self.init_eta.iter().map(|&e| linkinv(e)));
+            // yi log(yi / mi) - (yi - mi), the deviance term before its weight (y > 0 only).
+            self.init_terms.clear();
+            self.init_terms
+                .extend(y.iter().zip(&self.init_mu).map(|(&yi, &mi)| {
+                    if yi > 0.0 {
+                        yi * (yi / mi).ln() - (yi - mi)
+                    } else {
+                        0.0
+                    }
+                }));
+        }
+        self.eta.clear();
+        self.eta.extend_from_slice(&self.init_eta);
+        self.mu.clear();
+        self.mu.extend_from_slice(&self.init_mu);
+        // deviance(y, mu, weights) at the start, from the cached per-row terms.
+        let mut devold: f64 = y
+            .iter()
+            .zip(&self.mu)
+            .zip(&self.weights)
+            .zip(&self.init_terms)
+            .map(|(((&yi, &mi), &wi), &term)| {
                 if yi > 0.0 {
-                    2.0 * wi * (yi * (yi / mi).ln() - (yi - mi))
+                    2.0 * wi * term
                 } else {
                     2.0 * mi * wi
                 }
             })
-            .sum()
-    };
-    let x_times = |coef: &[f64]| -> Vec<f64> {
-        (0..n)
-            .map(|i| (0..p).map(|j| columns[j][i] * coef[j]).sum())
-            .collect()
-    };
+            .sum();
+        let mut have_coefold = false;
+        self.start.clear();
+        self.start.resize(p, 0.0);
+        self.coef.resize(p, 0.0);
+        let mut converged = false;
+        let mut iterations = 0;
+        let mut rank = 0;
 
-    let mut eta: Vec<f64> = y.iter().map(|v| (v + 0.1).ln()).collect();
-    let mut mu: Vec<f64> = eta.iter().map(|&e| linkinv(e)).collect();
-    let mut devold = deviance(&mu);
-    let mut coefold: Option<Vec<f64>> = None;
-    let mut start = vec![0.0; p];
-    let mut converged = false;
-    let mut iterations = 0;
-    let mut last: Option<(Vec<usize>, Vec<f64>, Qr)> = None;
-
-    for iter in 1..=maxit {
-        iterations = iter;
-        let good: Vec<usize> = (0..n).filter(|&i| weights[i] > 0.0).collect();
-        let mut xw = vec![Vec::with_capacity(good.len()); p];
-        let mut zw = Vec::with_capacity(good.len());
-        let mut w = Vec::with_capacity(good.len());
-        for &i in &good {
-            let mu_eta = linkinv(eta[i]);
-            let z = eta[i] + (y[i] - mu[i]) / mu_eta;
-            let wi = (weights[i] * mu_eta * mu_eta / mu[i]).sqrt();
-            for (j, col) in columns.iter().enumerate() {
-                xw[j].push(col[i] * wi);
-            }
-            zw.push(z * wi);
-            w.push(wi);
-        }
+        // The prior weights do not change, so neither do the rows with positive weight.
+        self.good.clear();
+        self.good.extend((0..n).filter(|&i| self.weights[i] > 0.0));
+        let ng = self.good.len();
+        let all_good = ng == n && n > 0;
+        self.zw.resize(ng, 0.0);
+        self.w.resize(ng, 0.0);
+        self.xw.resize(ng * p, 0.0);
         let tol = (1e-7f64).min(epsilon / 1000.0);
-        let qr = Qr::decompose(xw, tol);
-        if good.len() < qr.rank {
-            return Err(GlmError::TooFewObservations {
-                rank: qr.rank,
-                observations: good.len(),
-            });
-        }
-        let coef = qr.solve(&zw);
-        if coef.iter().any(|c| !c.is_finite()) {
-            // R: "non-finite coefficients at iteration", not converged.
-            last = Some((good, w, qr));
-            converged = false;
-            break;
-        }
-        start = coef;
-        eta = x_times(&start);
-        mu = eta.iter().map(|&e| linkinv(e)).collect();
-        let mut dev = deviance(&mu);
-        if !dev.is_finite() || mu.iter().any(|m| !m.is_finite()) {
-            let Some(old) = coefold.as_ref() else {
-                return Err(GlmError::NonFiniteDeviance);
-            };
-            let mut ii = 1;
-            while !dev.is_finite() || mu.iter().any(|m| !m.is_finite()) {
-                if ii > maxit {
-                    return Err(GlmError::NonFiniteDeviance);
+
+        for iter in 1..=maxit {
+            iterations = iter;
+            // mu_eta(eta) = max(exp(eta), eps) = mu for the log link.
+            if all_good {
+                let (zw, w) = (&mut self.zw[..n], &mut self.w[..n]);
+                let (eta, mu, yy, wt) =
+                    (&self.eta[..n], &self.mu[..n], &y[..n], &self.weights[..n]);
+                for i in 0..n {
+                    let mu_eta = mu[i];
+                    let z = eta[i] + (yy[i] - mu[i]) / mu_eta;
+                    let wi = (wt[i] * mu_eta * mu_eta / mu[i]).sqrt();
+                    zw[i] = z * wi;
+                    w[i] = wi;
                 }
-                ii += 1;
-                for (s, o) in start.iter_mut().zip(old) {
-                    *s = (*s + o) / 2.0;
+                for (dst, col) in self.xw.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                    for ((d, &v), &wi) in dst.iter_mut().zip(col).zip(&self.w) {
+                        *d = v * wi;
+                    }
                 }
-                eta = x_times(&start);
-                mu = eta.iter().map(|&e| linkinv(e)).collect();
-                dev = deviance(&mu);
-            }
-        }
-        last = Some((good, w, qr));
-        if (dev - devold).abs() / (dev.abs() + 0.1) < epsilon {
-            converged = true;
-            break;
-        }
-        devold = dev;
-        coefold = Some(start.clone());
-    }
-
-    let (good, w, qr) = last.expect("maxit >= 1 runs at least one iteration");
-    let mut coefficients = vec![None; p];
-    for &col in qr.pivot.iter().take(qr.rank) {
-        coefficients[col] = Some(start[col]);
-    }
-    let working_residuals: Vec<f64> = (0..n).map(|i| (y[i] - mu[i]) / linkinv(eta[i])).collect();
-    let mut working_weights = vec![0.0; n];
-    for (k, &i) in good.iter().enumerate() {
-        working_weights[i] = w[k] * w[k];
-    }
-
-    // (R'R)^-1 on the non-aliased columns, scattered back to design positions.
-    let rinv = qr.r_inverse();
-    let k = qr.rank;
-    let mut cov_unscaled = vec![vec![0.0; p]; p];
-    for a in 0..k {
-        for b in 0..k {
-            let s: f64 = (a.max(b)..k).map(|m| rinv[a][m] * rinv[b][m]).sum();
-            cov_unscaled[qr.pivot[a]][qr.pivot[b]] = s;
-        }
-    }
-    // Hat values: ||R^-T (sqrt(w_i) x_i)||^2 over the pivoted, non-aliased columns.
-    let mut hat = vec![0.0; n];
-    for (row, &i) in good.iter().enumerate() {
-        let xi: Vec<f64> = (0..k).map(|a| columns[qr.pivot[a]][i] * w[row]).collect();
-        let mut v = vec![0.0; k];
-        for a in 0..k {
-            // Solve R' v = xi (forward substitution).
-            let s = xi[a] - (0..a).map(|m| qr.r(m, a) * v[m]).sum::<f64>();
-            v[a] = s / qr.r(a, a);
-        }
-        let mut h: f64 = v.iter().map(|t| t * t).sum();
-        if h > 1.0 - 10.0 * f64::EPSILON {
-            h = 1.0;
-        }
-        hat[i] = h;
-    }
-
-    let n_ok = weights.iter().filter(|&&v| v != 0.0).count();
-    let final_deviance = deviance(&mu);
-    Ok(GlmFit {
-        coefficients,
-        fitted: mu.clone(),
-        linear_predictor: eta,
-        working_weights,
-        working_residuals,
-        prior_weights: weights,
-        hat,
-        cov_unscaled,
-        deviance: final_deviance,
-        rank: k,
-        df_residual: n_ok.saturating_sub(k),
-        iterations,
-        converged,
-    })
-}
-
-/// Householder QR after LINPACK's `dqrdc2` (R's modification with limited pivoting: a column
-/// whose remaining norm falls below `tol` times its original norm is moved to the end).
-#[derive(Debug, Clone)]
-struct Qr {
-    /// Column-major n x p, holding R above the diagonal and the Householder vectors below.
-    x: Vec<Vec<f64>>,
-    qraux: Vec<f64>,
-    pivot: Vec<usize>,
-    rank: usize,
-    n: usize,
-}
-
-impl Qr {
-    fn decompose(mut x: Vec<Vec<f64>>, tol: f64) -> Qr {
-        let p = x.len();
-        let n = x.first().map_or(0, Vec::len);
-        let nrm2 = |v: &[f64]| v.iter().map(|t| t * t).sum::<f64>().sqrt();
-        let mut qraux: Vec<f64> = x.iter().map(|c| nrm2(c)).collect();
-        let mut work1 = qraux.clone();
-        let mut work2: Vec<f64> = qraux
-            .iter()
-            .map(|&q| if q == 0.0 { 1.0 } else { q })
-            .collect();
-        let mut pivot: Vec<usize> = (0..p).collect();
-        let lup = n.min(p);
-        let mut k = p + 1; // 1-based as in the Fortran
-        for l in 0..lup {
-            // Cycle negligible columns to the end.
-            while l + 1 < k && qraux[l] < work2[l] * tol {
-                let col = x.remove(l);
-                x.push(col);
-                let pv = pivot.remove(l);
-                pivot.push(pv);
-                let q = qraux.remove(l);
-                qraux.push(q);
-                let w1 = work1.remove(l);
-                work1.push(w1);
-                let w2 = work2.remove(l);
-                work2.push(w2);
-                k -= 1;
-            }
-            if l + 1 == n {
-                break;
-            }
-            let mut nrmxl = nrm2(&x[l][l..]);
-            if nrmxl == 0.0 {
-                continue;
-            }
-            if x[l][l] != 0.0 {
-                nrmxl = nrmxl.abs() * x[l][l].signum();
-            }
-            for v in &mut x[l][l..] {
-                *v /= nrmxl;
-            }
-            x[l][l] += 1.0;
-            let (head, tail) = x.split_at_mut(l + 1);
-            let hv = &head[l];
-            for (off, col) in tail.iter_mut().enumerate() {
-                let j = l + 1 + off;
-                let dot: f64 = hv[l..].iter().zip(&col[l..]).map(|(a, b)| a * b).sum();
-                let t = -dot / hv[l];
-                for (c, h) in col[l..].iter_mut().zip(&hv[l..]) {
-                    *c += t * h;
+            } else {
+                for (r, &i) in self.good.iter().enumerate() {
+                    let mu_eta = self.mu[i];
+                    let z = self.eta[i] + (y[i] - self.mu[i]) / mu_eta;
+                    let wi = (self.weights[i] * mu_eta * mu_eta / self.mu[i]).sqrt();
+                    self.zw[r] = z * wi;
+                    self.w[r] = wi;
                 }
-                if qraux[j] != 0.0 {
-                    let tt = (1.0 - (col[l].abs() / qraux[j]).powi(2)).max(0.0);
-                    if tt.abs() < 1e-6 {
-                        qraux[j] = nrm2(&col[l + 1..]);
-                        work1[j] = qraux[j];
-                    } else {
-                        qraux[j] *= tt.sqrt();
+                for j in 0..p {
+                    let col = &x[j * n..(j + 1) * n];
+                    let dst = &mut self.xw[j * ng..(j + 1) * ng];
+                    for ((d, &i), &wi) in dst.iter_mut().zip(&self.good).zip(&self.w) {
+                        *d = col[i] * wi;
                     }
                 }
             }
-            qraux[l] = x[l][l];
-            x[l][l] = -nrmxl;
-        }
-        let rank = (k - 1).min(n);
-        Qr {
-            x,
-            qraux,
-            pivot,
-            rank,
-            n,
-        }
-    }
-
-    /// Element (i, j) of R (pivoted order).
-    fn r(&self, i: usize, j: usize) -> f64 {
-        self.x[j][i]
-    }
-
-    /// Least-squares coefficients in the original column order; aliased ones are 0
-    /// (as R's `Cdqrls` leaves them before `glm.fit` marks them NA).
-    fn solve(&self, y: &[f64]) -> Vec<f64> {
-        let k = self.rank;
-        let mut qty = y.to_vec();
-        for l in 0..k.min(self.n.saturating_sub(1)) {
-            if self.qraux[l] == 0.0 {
-                continue;
+            rank = qr_decompose(
+                &mut self.xw,
+                ng,
+                p,
+                tol,
+                &mut self.qraux,
+                &mut self.work1,
+                &mut self.work2,
+                &mut self.pivot,
+            );
+            if ng < rank {
+                return Err(GlmError::TooFewObservations {
+                    rank,
+                    observations: ng,
+                });
             }
-            let col = &self.x[l];
-            let diag = self.qraux[l];
-            let dot: f64 = diag * qty[l]
-                + col[l + 1..]
-                    .iter()
-                    .zip(&qty[l + 1..])
-                    .map(|(a, b)| a * b)
-                    .sum::<f64>();
-            let t = -dot / diag;
-            qty[l] += t * diag;
-            for (q, c) in qty[l + 1..].iter_mut().zip(&col[l + 1..]) {
-                *q += t * c;
+            qr_solve(
+                &self.xw,
+                ng,
+                &self.qraux,
+                &self.pivot,
+                rank,
+                &mut self.zw,
+                &mut self.v,
+                &mut self.coef,
+            );
+            if self.coef.iter().any(|c| !c.is_finite()) {
+                // R: "non-finite coefficients at iteration", not converged.
+                converged = false;
+                break;
             }
+            self.start.copy_from_slice(&self.coef);
+            x_times(x, n, p, &self.start, &mut self.eta);
+            for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
+                *m = linkinv(e);
+            }
+            let mut dev = deviance(y, &self.mu, &self.weights);
+            if !dev.is_finite() || self.mu.iter().any(|m| !m.is_finite()) {
+                if !have_coefold {
+                    return Err(GlmError::NonFiniteDeviance);
+                }
+                let mut ii = 1;
+                while !dev.is_finite() || self.mu.iter().any(|m| !m.is_finite()) {
+                    if ii > maxit {
+                        return Err(GlmError::NonFiniteDeviance);
+                    }
+                    ii += 1;
+                    for (s, o) in self.start.iter_mut().zip(&self.coefold) {
+                        *s = (*s + o) / 2.0;
+                    }
+                    x_times(x, n, p, &self.start, &mut self.eta);
+                    for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
+                        *m = linkinv(e);
+                    }
+                    dev = deviance(y, &self.mu, &self.weights);
+                }
+            }
+            if (dev - devold).abs() / (dev.abs() + 0.1) < epsilon {
+                converged = true;
+                break;
+            }
+            devold = dev;
+            self.coefold.resize(p, 0.0);
+            self.coefold.copy_from_slice(&self.start);
+            have_coefold = true;
         }
-        let mut b = vec![0.0; k];
-        for a in (0..k).rev() {
-            let s = qty[a] - (a + 1..k).map(|m| self.r(a, m) * b[m]).sum::<f64>();
-            b[a] = s / self.r(a, a);
-        }
-        let mut coef = vec![0.0; self.pivot.len()];
-        for a in 0..k {
-            coef[self.pivot[a]] = b[a];
-        }
-        coef
-    }
 
-    /// R^-1 (rank x rank, upper triangular), row-major.
-    fn r_inverse(&self) -> Vec<Vec<f64>> {
-        let k = self.rank;
-        // Column c of R^-1 solves R v = e_c.
-        let cols: Vec<Vec<f64>> = (0..k)
-            .map(|c| {
-                let mut v = vec![0.0; k];
+        self.coefficients.clear();
+        self.coefficients.resize(p, None);
+        for &col in self.pivot.iter().take(rank) {
+            self.coefficients[col] = Some(self.start[col]);
+        }
+        // (y - mu) / mu_eta(eta), and mu_eta(eta) = mu.
+        self.working_residuals.clear();
+        self.working_residuals
+            .extend((0..n).map(|i| (y[i] - self.mu[i]) / self.mu[i]));
+        self.working_weights.clear();
+        self.working_weights.resize(n, 0.0);
+        for (k, &i) in self.good.iter().enumerate() {
+            self.working_weights[i] = self.w[k] * self.w[k];
+        }
+
+        let k = rank;
+        let r = |i: usize, j: usize| self.xw[j * ng + i];
+        self.cov.clear();
+        if wants.cov {
+            // R^-1 (k x k, upper triangular, row-major): column c solves R v = e_c.
+            self.rinv.clear();
+            self.rinv.resize(k * k, 0.0);
+            self.v.clear();
+            self.v.resize(k, 0.0);
+            for c in 0..k {
+                self.v.fill(0.0);
                 for a in (0..=c).rev() {
                     let e = if a == c { 1.0 } else { 0.0 };
-                    let s = e - (a + 1..=c).map(|m| self.r(a, m) * v[m]).sum::<f64>();
-                    v[a] = s / self.r(a, a);
+                    let s = e - (a + 1..=c).map(|m| r(a, m) * self.v[m]).sum::<f64>();
+                    self.v[a] = s / r(a, a);
                 }
-                v
-            })
-            .collect();
-        (0..k)
-            .map(|a| (0..k).map(|c| cols[c][a]).collect())
-            .collect()
+                for a in 0..k {
+                    self.rinv[a * k + c] = self.v[a];
+                }
+            }
+            // (R'R)^-1 on the non-aliased columns, scattered back to design positions.
+            self.cov.resize(p * p, 0.0);
+            for a in 0..k {
+                for b in 0..k {
+                    let s: f64 = (a.max(b)..k)
+                        .map(|m| self.rinv[a * k + m] * self.rinv[b * k + m])
+                        .sum();
+                    self.cov[self.pivot[a] * p + self.pivot[b]] = s;
+                }
+            }
+        }
+        self.hat.clear();
+        if wants.hat {
+            // Hat values: ||R^-T (sqrt(w_i) x_i)||^2 over the pivoted, non-aliased columns.
+            self.hat.resize(n, 0.0);
+            self.v.clear();
+            self.v.resize(k, 0.0);
+            for (row, &i) in self.good.iter().enumerate() {
+                for a in 0..k {
+                    // Solve R' v = xi (forward substitution).
+                    let xi = x[self.pivot[a] * n + i] * self.w[row];
+                    let s = xi - (0..a).map(|m| r(m, a) * self.v[m]).sum::<f64>();
+                    self.v[a] = s / r(a, a);
+                }
+                let mut h: f64 = self.v.iter().map(|t| t * t).sum();
+                if h > 1.0 - 10.0 * f64::EPSILON {
+                    h = 1.0;
+                }
+                self.hat[i] = h;
+            }
+        }
+
+        let n_ok = self.weights.iter().filter(|&&v| v != 0.0).count();
+        Ok(FitInfo {
+            rank: k,
+            df_residual: n_ok.saturating_sub(k),
+            iterations,
+            converged,
+        })
+    }
+}
+
+fn nrm2(v: &[f64]) -> f64 {
+    v.iter().map(|t| t * t).sum::<f64>().sqrt()
+}
+
+/// Householder QR after LINPACK's `dqrdc2` (R's modification with limited pivoting: a column
+/// whose remaining norm falls below `tol` times its original norm is moved to the end), in
+/// place on the column-major n x p matrix `x`, which then holds R above the diagonal and the
+/// Householder vectors below. Returns the rank.
+#[allow(clippy::too_many_arguments)]
+fn qr_decompose(
+    x: &mut [f64],
+    n: usize,
+    p: usize,
+    tol: f64,
+    qraux: &mut Vec<f64>,
+    work1: &mut Vec<f64>,
+    work2: &mut Vec<f64>,
+    pivot: &mut Vec<usize>,
+) -> usize {
+    qraux.resize(p, 0.0);
+    work1.resize(p, 0.0);
+    work2.resize(p, 0.0);
+    pivot.resize(p, 0);
+    for j in 0..p {
+        let q = nrm2(&x[j * n..(j + 1) * n]);
+        qraux[j] = q;
+        work1[j] = q;
+        work2[j] = if q == 0.0 { 1.0 } else { q };
+        pivot[j] = j;
+    }
+    let lup = n.min(p);
+    let mut k = p + 1; // 1-based as in the Fortran
+    for l in 0..lup {
+        // Cycle negligible columns to the end.
+        while l + 1 < k && qraux[l] < work2[l] * tol {
+            x[l * n..p * n].rotate_left(n);
+            pivot[l..p].rotate_left(1);
+            qraux[l..p].rotate_left(1);
+            work1[l..p].rotate_left(1);
+            work2[l..p].rotate_left(1);
+            k -= 1;
+        }
+        if l + 1 == n {
+            break;
+        }
+        let (head, tail) = x.split_at_mut((l + 1) * n);
+        let hv = &mut head[l * n..];
+        let mut nrmxl = nrm2(&hv[l..]);
+        if nrmxl == 0.0 {
+            continue;
+        }
+        if hv[l] != 0.0 {
+            nrmxl = nrmxl.abs() * hv[l].signum();
+        }
+        for v in &mut hv[l..] {
+            *v /= nrmxl;
+        }
+        hv[l] += 1.0;
+        let hv = &*hv;
+        for (off, col) in tail.chunks_exact_mut(n).take(p - l - 1).enumerate() {
+            let j = l + 1 + off;
+            let dot: f64 = hv[l..].iter().zip(&col[l..]).map(|(a, b)| a * b).sum();
+            let t = -dot / hv[l];
+            for (c, h) in col[l..].iter_mut().zip(&hv[l..]) {
+                *c += t * h;
+            }
+            if qraux[j] != 0.0 {
+                let tt = (1.0 - (col[l].abs() / qraux[j]).powi(2)).max(0.0);
+                if tt.abs() < 1e-6 {
+                    qraux[j] = nrm2(&col[l + 1..]);
+                    work1[j] = qraux[j];
+                } else {
+                    qraux[j] *= tt.sqrt();
+                }
+            }
+        }
+        qraux[l] = x[l * n + l];
+        x[l * n + l] = -nrmxl;
+    }
+    (k - 1).min(n)
+}
+
+/// Least-squares coefficients in the original column order; aliased ones are 0
+/// (as R's `Cdqrls` leaves them before `glm.fit` marks them NA). `qty` holds y on entry and
+/// is overwritten with Q'y.
+#[allow(clippy::too_many_arguments)]
+fn qr_solve(
+    x: &[f64],
+    n: usize,
+    qraux: &[f64],
+    pivot: &[usize],
+    k: usize,
+    qty: &mut [f64],
+    b: &mut Vec<f64>,
+    coef: &mut [f64],
+) {
+    for l in 0..k.min(n.saturating_sub(1)) {
+        if qraux[l] == 0.0 {
+            continue;
+        }
+        let col = &x[l * n..(l + 1) * n];
+        let diag = qraux[l];
+        let dot: f64 = diag * qty[l]
+            + col[l + 1..]
+                .iter()
+                .zip(&qty[l + 1..])
+                .map(|(a, b)| a * b)
+                .sum::<f64>();
+        let t = -dot / diag;
+        qty[l] += t * diag;
+        for (q, c) in qty[l + 1..].iter_mut().zip(&col[l + 1..]) {
+            *q += t * c;
+        }
+    }
+    let r = |i: usize, j: usize| x[j * n + i];
+    b.resize(k, 0.0);
+    for a in (0..k).rev() {
+        let s = qty[a] - (a + 1..k).map(|m| r(a, m) * b[m]).sum::<f64>();
+        b[a] = s / r(a, a);
+    }
+    coef.fill(0.0);
+    for a in 0..k {
+        coef[pivot[a]] = b[a];
     }
 }
 
@@ -520,5 +779,28 @@ mod tests {
         assert!(fit.coefficients[2].is_none());
         assert!((fit.coefficients[0].unwrap() - 1.5f64.ln()).abs() < 1e-8);
         assert!((fit.coefficients[1].unwrap() - (4.5f64 / 1.5).ln()).abs() < 1e-8);
+    }
+
+    /// R 4.2.2: `sprintf("%.17g", 2 * pt(-t, df))`. A tiny t must give a p-value below 1, as
+    /// in R (farringtonFlexible keeps the trend when p < pThresholdTrend = 1).
+    #[test]
+    #[allow(clippy::excessive_precision)] // R's values exactly as printed
+    fn t_pvalue_matches_r_pt() {
+        let cases = [
+            (1e-14, 8.0, 0.99999999999999223),
+            (0.5, 8.0, 0.63053607555697644),
+            (3.0, 8.0, 0.017071681233782634),
+            (40.0, 3.0, 3.438068078915854e-05),
+            (1e60, 5.0, 1.8980334491124211e-299),
+        ];
+        for (t, df, want) in cases {
+            let got = two_sided_t_pvalue(-t, df);
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "t {t}, df {df}: {got} vs {want}"
+            );
+        }
+        assert!(two_sided_t_pvalue(1e-14, 8.0) < 1.0);
+        assert_eq!(two_sided_t_pvalue(0.0, 8.0), 1.0);
     }
 }
