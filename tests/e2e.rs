@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use borderwatch::roles::{Running, UpOptions, start};
 use borderwatch_bus::test_server::NatsServer;
-use borderwatch_e2e::{Receiver, headline_csv};
+use borderwatch_e2e::{Attempt, Behaviour, ScriptedReceiver, headline_csv};
 use borderwatch_model::{SurgeEvent, verify_signature};
 use serde_json::{Value, json};
 
@@ -57,13 +57,13 @@ async fn get_json(client: &reqwest::Client, url: String) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn subscribe(client: &reqwest::Client, base: &str, receiver: &Receiver) -> String {
+async fn subscribe(client: &reqwest::Client, base: &str, receiver: &ScriptedReceiver) -> String {
     let (status, body) = post(
         client,
         format!("{base}/v1/subscriptions"),
         json!({
             "filter": {"countries": ["PRK"], "categories": ["study"], "sources": [], "min_severity": "low"},
-            "webhook": {"url": receiver.url(), "secret": SECRET}
+            "webhook": {"url": receiver.url("hook"), "secret": SECRET}
         })
         .to_string(),
     )
@@ -76,8 +76,8 @@ async fn subscribe(client: &reqwest::Client, base: &str, receiver: &Receiver) ->
     body["id"].as_str().unwrap().to_string()
 }
 
-fn headline_received(got: &[borderwatch_e2e::Received]) -> bool {
-    got.iter().any(|r| {
+fn headline_received(got: &[Attempt]) -> bool {
+    got.iter().filter(|r| r.accepted()).any(|r| {
         serde_json::from_slice::<SurgeEvent>(&r.body)
             .is_ok_and(|e| e.period.to_string() == "2024-Q3")
     })
@@ -85,7 +85,11 @@ fn headline_received(got: &[borderwatch_e2e::Received]) -> bool {
 
 /// The scenario both transports must pass.
 async fn headline_case(setup: Setup) {
-    let receiver = Receiver::start(1).await;
+    let receiver = ScriptedReceiver::start(Behaviour {
+        fail_first: 1,
+        ..Behaviour::default()
+    })
+    .await;
     let running = setup.start().await;
     let base = running.gateway_url().unwrap();
     let client = reqwest::Client::new();
@@ -103,7 +107,7 @@ async fn headline_case(setup: Setup) {
 
     // The receiver fails the first POST: the delivery is retried and arrives signed.
     let got = receiver
-        .wait_for(
+        .wait_accepted(
             Duration::from_secs(30),
             "the headline surge",
             headline_received,
@@ -134,7 +138,7 @@ async fn headline_case(setup: Setup) {
         &headline.signature
     ));
     assert!(
-        receiver.attempts() > got.len(),
+        receiver.attempts().len() > got.len(),
         "the first attempt failed and was retried"
     );
 
@@ -147,12 +151,12 @@ async fn headline_case(setup: Setup) {
         .await;
         let n = surges["surges"].as_array().unwrap().len();
         let got = receiver
-            .wait_for(Duration::from_secs(30), "every announced surge", |r| {
+            .wait_accepted(Duration::from_secs(30), "every announced surge", |r| {
                 r.len() >= n
             })
             .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if receiver.received().len() == got.len() {
+        if receiver.accepted().len() == got.len() {
             break got;
         }
     };
@@ -164,7 +168,7 @@ async fn headline_case(setup: Setup) {
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["new_observations"], 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before_restart = receiver.received();
+    let before_restart = receiver.accepted();
     assert_eq!(
         before_restart.len(),
         got.len(),
@@ -237,7 +241,7 @@ async fn headline_case(setup: Setup) {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        receiver.received().len(),
+        receiver.accepted().len(),
         got.len(),
         "nothing redelivered after a restart"
     );

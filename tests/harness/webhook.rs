@@ -18,6 +18,8 @@ use axum::routing::post;
 /// How the receiver answers.
 #[derive(Debug, Clone, Default)]
 pub struct Behaviour {
+    /// Answer `500` to the first this many POSTs.
+    pub fail_first: usize,
     /// Answer `500` to every POST for this long from the first POST on.
     pub fail_for: Option<Duration>,
     /// Answer `429` with `Retry-After: <retry_after_secs>` to the first this many POSTs.
@@ -87,7 +89,8 @@ async fn take(
     let (status, retry_after) = {
         let mut attempts = inner.attempts.lock().unwrap();
         let first = attempts.first().map_or(at, |a| a.at);
-        let answer = if b.fail_for.is_some_and(|d| at < first + d) {
+        let answer = if attempts.len() < b.fail_first || b.fail_for.is_some_and(|d| at < first + d)
+        {
             (StatusCode::INTERNAL_SERVER_ERROR, None)
         } else if attempts.len() < b.throttle_first {
             (StatusCode::TOO_MANY_REQUESTS, Some(b.retry_after_secs))
@@ -177,6 +180,23 @@ impl ScriptedReceiver {
     }
 
     /// Waits until `pred` holds for the attempts seen, or panics after `timeout`.
+    /// Waits until `pred` holds for the accepted POSTs, and returns them; panics after
+    /// `timeout`.
+    pub async fn wait_accepted(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Attempt]) -> bool,
+    ) -> Vec<Attempt> {
+        let all = self
+            .wait_until(timeout, what, |r| {
+                let accepted: Vec<Attempt> = r.iter().filter(|a| a.accepted()).cloned().collect();
+                pred(&accepted)
+            })
+            .await;
+        all.into_iter().filter(|a| a.accepted()).collect()
+    }
+
     pub async fn wait_until(
         &self,
         timeout: Duration,
