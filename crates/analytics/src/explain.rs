@@ -1,75 +1,11 @@
-//! From detector findings to surge events: which periods to test, how loud a surge is, and
-//! the sentence a journalist would print about it.
+//! How loud a surge is and the sentence a journalist would print about it, from its
+//! findings. `analysis::decide` turns findings into surge events with these.
 
 use borderwatch_model::{
-    Finding, Period, SeriesKey, Severity, SurgeEvent, category_phrase, surge_id, thousands,
-    unit_noun,
+    Finding, Period, SeriesKey, Severity, category_phrase, thousands, unit_noun,
 };
 
-use crate::aggregate::SeriesFrame;
-use crate::detect::{DETECTORS, DetectorConfig, exceeds_prior_year, record_high, year_over_year};
-
-/// Runs the enabled detectors on each requested period of `frame` and returns a surge event
-/// for every period where at least one fired, oldest first.
-///
-/// Periods the series has no figure for, or of another length than the frame's, are
-/// skipped; a period asked for twice is tested once.
-pub fn evaluate(
-    frame: &SeriesFrame,
-    periods: &[Period],
-    cfg: &DetectorConfig,
-    release_id: &str,
-    detected_at: &str,
-) -> Vec<SurgeEvent> {
-    let mut periods: Vec<Period> = periods
-        .iter()
-        .copied()
-        .filter(|p| frame.position(*p).is_some())
-        .collect();
-    periods.sort_unstable();
-    periods.dedup();
-
-    let fingerprint = cfg.fingerprint();
-    periods
-        .into_iter()
-        .filter_map(|period| {
-            let value = frame.value_at(period)?;
-            let findings: Vec<Finding> = [
-                cfg.exceeds_prior_year
-                    .enabled
-                    .then(|| exceeds_prior_year(frame, period, &cfg.exceeds_prior_year))
-                    .flatten(),
-                cfg.record_high
-                    .enabled
-                    .then(|| record_high(frame, period, &cfg.record_high))
-                    .flatten(),
-                cfg.year_over_year
-                    .enabled
-                    .then(|| year_over_year(frame, period, &cfg.year_over_year))
-                    .flatten(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            if findings.is_empty() {
-                return None;
-            }
-            Some(SurgeEvent {
-                id: surge_id(&frame.key, period, &fingerprint),
-                source: frame.key.source.clone(),
-                country: frame.key.country,
-                category: frame.key.category.clone(),
-                period,
-                value,
-                severity: severity(value, &findings),
-                explanation: explanation(&frame.key, period, value, &findings),
-                findings,
-                release_id: release_id.to_string(),
-                detected_at: detected_at.to_string(),
-            })
-        })
-        .collect()
-}
+use crate::detect::DETECTORS;
 
 /// How loud a surge is, from its findings: the evidence a reader can check first, then the
 /// strength of the statistics.
@@ -176,12 +112,49 @@ pub fn explanation(key: &SeriesKey, period: Period, value: u64, findings: &[Find
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::SeriesFrame;
     use crate::aggregate::aggregate;
+    use crate::detect::DetectorConfig;
     use crate::testutil::{PRK_STUDY, consecutive, frame, quarters};
+    use crate::{AnalysisConfig, assess, decide, evaluate_all};
     use borderwatch_model::{Country, TOTAL_CATEGORY};
+    use borderwatch_model::{SurgeEvent, surge_id};
 
     fn q(s: &str) -> Period {
         s.parse().unwrap()
+    }
+
+    /// The analysis configuration that runs exactly the evidence rules of `cfg`.
+    fn analysis_for(cfg: &DetectorConfig) -> AnalysisConfig {
+        let mut names = Vec::new();
+        if cfg.exceeds_prior_year.enabled {
+            names.push("exceeds_prior_year");
+        }
+        if cfg.record_high.enabled {
+            names.push("record_high");
+        }
+        if cfg.year_over_year.enabled {
+            names.push("year_over_year");
+        }
+        let mut analysis = AnalysisConfig::only(&names.join(",")).unwrap();
+        if names.is_empty() {
+            analysis.detectors.clear();
+        }
+        analysis.evidence = cfg.clone();
+        analysis
+    }
+
+    /// The evidence rules of `cfg` through the analysis layer, as the service runs them.
+    fn evaluate(
+        frame: &SeriesFrame,
+        periods: &[Period],
+        cfg: &DetectorConfig,
+        release_id: &str,
+        detected_at: &str,
+    ) -> Vec<SurgeEvent> {
+        let analysis = analysis_for(cfg);
+        let rows = evaluate_all(frame, periods, &analysis);
+        decide(&assess(frame, &rows), &analysis, release_id, detected_at)
     }
 
     fn run(frame: &SeriesFrame, period: &str) -> Vec<SurgeEvent> {
@@ -229,7 +202,7 @@ mod tests {
     fn surge_id_depends_on_series_period_and_config() {
         let f = quarters("2019-Q1", &PRK_STUDY);
         let e = &run(&f, "2024-Q3")[0];
-        let fp = DetectorConfig::default().fingerprint();
+        let fp = analysis_for(&DetectorConfig::default()).fingerprint();
         assert_eq!(e.id, surge_id(&f.key, q("2024-Q3"), &fp));
         assert_eq!(e.id, run(&f, "2024-Q3")[0].id);
         let only_records = DetectorConfig::only("record_high").unwrap();
