@@ -21,10 +21,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::deadletter;
 use crate::notice::{Digest, Notice, digest_id};
-use crate::record::{DeliveryRecord, Outcome, read_record, write_record};
-use crate::send::{Ctx, Keepalive, Sent, send};
+use crate::record::{read_record, write_record};
+use crate::send::{Ctx, Keepalive, send};
 
 /// A surge waiting for its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -295,27 +294,10 @@ async fn send_digest(
         let id = free_id(bus, &sub.id, &claim.digest).await?;
         let surge_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         let notice = Notice::Digest(Digest::new(id.clone(), release, events));
-        let mut rec = DeliveryRecord::new(&sub.id, &id, Outcome::Delivered);
-        let mut slot = None;
-        match send(ctx, sub, &notice, Keepalive::Claim(claim), cancel).await {
-            Sent::Delivered {
-                attempts,
-                status,
-                slot: s,
-            } => {
-                rec.attempts = attempts;
-                rec.status = Some(status);
-                slot = Some(s);
-            }
-            Sent::GaveUp(failure) => {
-                deadletter::publish(ctx, sub, &notice, &failure).await?;
-                rec.outcome = Outcome::Failed;
-                rec.attempts = failure.attempts;
-                rec.status = failure.status;
-                rec.error = Some(failure.error);
-            }
-            Sent::Interrupted => return Ok(()),
-        }
+        let sent = send(ctx, sub, &notice, Keepalive::Claim(claim), cancel).await;
+        let Some((rec, slot)) = sent.into_record(ctx, sub, &notice, &id).await? else {
+            return Ok(());
+        };
         // The surges' records first: a digest record without them would let a crash
         // send these surges again in a follow-up.
         for surge in surge_ids {

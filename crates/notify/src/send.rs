@@ -16,9 +16,10 @@ use tracing::{info, warn};
 use crate::NotifyConfig;
 use crate::backoff::parse_retry_after;
 use crate::cache::Cached;
+use crate::deadletter;
 use crate::digest::Claim;
 use crate::notice::Notice;
-use crate::record::{DeliveryAttempt, Outcome, log_attempt};
+use crate::record::{DeliveryAttempt, DeliveryRecord, Outcome, log_attempt};
 use crate::template;
 
 /// What every delivery path shares.
@@ -71,6 +72,42 @@ pub(crate) enum Sent {
     GaveUp(Failure),
     /// Shutdown, or another sender took the work over: nothing recorded.
     Interrupted,
+}
+
+impl Sent {
+    /// The delivery record of a finished send of `notice` (id `event`) to `sub`, with the POST
+    /// slot to hold until that record is written. A delivery given up on is published as a
+    /// dead letter first: a crash between the two resends it, never loses it. `None` when
+    /// the send was interrupted and there is nothing to record.
+    pub(crate) async fn into_record(
+        self,
+        ctx: &Ctx,
+        sub: &Subscription,
+        notice: &Notice,
+        event: &str,
+    ) -> Result<Option<(DeliveryRecord, Option<OwnedSemaphorePermit>)>, BusError> {
+        let mut rec = DeliveryRecord::new(&sub.id, event, Outcome::Delivered);
+        match self {
+            Sent::Delivered {
+                attempts,
+                status,
+                slot,
+            } => {
+                rec.attempts = attempts;
+                rec.status = Some(status);
+                Ok(Some((rec, Some(slot))))
+            }
+            Sent::GaveUp(failure) => {
+                deadletter::publish(ctx, sub, notice, &failure).await?;
+                rec.outcome = Outcome::Failed;
+                rec.attempts = failure.attempts;
+                rec.status = failure.status;
+                rec.error = Some(failure.error);
+                Ok(Some((rec, None)))
+            }
+            Sent::Interrupted => Ok(None),
+        }
+    }
 }
 
 /// The last failure of a notice given up on.

@@ -31,8 +31,8 @@ use crate::backoff::Backoff;
 use crate::cache::load_bucket;
 use crate::notice::Notice;
 use crate::record::{Claim, Claimed, DeliveryAttempt, DeliveryRecord, Outcome, Slot, log_attempt};
-use crate::send::{Ctx, Keepalive, Sent, send};
-use crate::{deadletter, digest, record, silence};
+use crate::send::{Ctx, Keepalive, send};
+use crate::{digest, record, silence};
 
 /// Settings of the notify service.
 #[derive(Debug, Clone)]
@@ -391,33 +391,13 @@ async fn deliver(
     claim: &Claim,
 ) -> Result<Option<Duration>, BusError> {
     let notice = Notice::Surge(event.clone());
-    let mut rec = DeliveryRecord::new(&sub.id, &event.id, Outcome::Delivered);
-    let mut slot = None;
-    match send(ctx, sub, &notice, Keepalive::Event, &claim.lost).await {
-        Sent::Delivered {
-            attempts,
-            status,
-            slot: s,
-        } => {
-            rec.attempts = attempts;
-            rec.status = Some(status);
-            slot = Some(s);
-        }
-        Sent::GaveUp(failure) => {
-            // The dead letter first: a crash between the two resends, never loses.
-            deadletter::publish(ctx, sub, &notice, &failure).await?;
-            rec.outcome = Outcome::Failed;
-            rec.attempts = failure.attempts;
-            rec.status = failure.status;
-            rec.error = Some(failure.error);
-        }
-        Sent::Interrupted => {
-            // Shutdown: give the claim back so the next copy need not wait out its lease.
-            // Taken over: it is no longer ours to release; the new holder settles it.
-            claim.release(&ctx.bus).await;
-            return Ok(Some(Duration::from_secs(1)));
-        }
-    }
+    let sent = send(ctx, sub, &notice, Keepalive::Event, &claim.lost).await;
+    let Some((rec, slot)) = sent.into_record(ctx, sub, &notice, &event.id).await? else {
+        // Shutdown: give the claim back so the next copy need not wait out its lease.
+        // Taken over: it is no longer ours to release; the new holder settles it.
+        claim.release(&ctx.bus).await;
+        return Ok(Some(Duration::from_secs(1)));
+    };
     claim.finish(&ctx.bus, &rec).await?;
     drop(slot);
     Ok(None)
