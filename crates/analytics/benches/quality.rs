@@ -19,7 +19,6 @@ mod harness;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::PathBuf;
 
 use borderwatch_analytics::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
 use borderwatch_analytics::surveillance::farrington::{FarringtonConfig, farrington_flexible};
@@ -523,43 +522,18 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Real, known events.
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/borders")
-}
+#[path = "../tests/support/shared_data.rs"]
+mod shared_data;
 
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for ch in line.chars() {
-        match ch {
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(ch),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-fn read(name: &str) -> String {
-    let path = data_dir().join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}); the quality bench reads shared/data beside the checkout",
-            path.display()
-        )
-    })
+/// The rows of a CSV in `shared/data/borders/`.
+fn rows(name: &str) -> Vec<Vec<String>> {
+    shared_data::read_csv("borders", name).1
 }
 
 /// OHSS USBP encounters by citizenship, monthly, calendar months.
 fn ohss() -> HashMap<String, Vec<(Period, u64)>> {
     let mut out: HashMap<String, Vec<(Period, u64)>> = HashMap::new();
-    for line in read("ohss_usbp_encounters_monthly_citizenship_fy2000-fy2025m11.csv")
-        .lines()
-        .skip(1)
-    {
-        let f = split_csv(line);
+    for f in rows("ohss_usbp_encounters_monthly_citizenship_fy2000-fy2025m11.csv") {
         let fy: i32 = f[0].parse().expect("fiscal year");
         let m: u8 = f[1][..2].parse().expect("month number");
         // Fiscal month 1 is October of the previous calendar year.
@@ -579,11 +553,7 @@ fn ohss() -> HashMap<String, Vec<(Period, u64)>> {
 /// FSB entries to Russia by citizenship (all transport modes), quarterly.
 fn fsb() -> HashMap<String, Vec<(Period, u64)>> {
     let mut sums: HashMap<String, HashMap<Period, u64>> = HashMap::new();
-    for line in read("fsb_russia_entries_by_country_transport_2010q1-2020q1.csv")
-        .lines()
-        .skip(1)
-    {
-        let f = split_csv(line);
+    for f in rows("fsb_russia_entries_by_country_transport_2010q1-2020q1.csv") {
         let v: u64 = f[3].replace(',', "").parse().unwrap_or(0);
         let d: Vec<&str> = f[7].split('/').collect();
         let (m, y): (u8, i32) = (d[0].parse().expect("month"), d[2].parse().expect("year"));
@@ -787,11 +757,7 @@ fn events() -> Vec<Event> {
 /// (2023 quarters, 2024-Q3) with the unreported quarters missing.
 fn north_korea(fsb: &HashMap<String, Vec<(Period, u64)>>) -> Vec<(Period, u64)> {
     let mut v = fsb["North Korea"].clone();
-    for line in read("nk_entries_to_russia_reported_figures.csv")
-        .lines()
-        .skip(1)
-    {
-        let f = split_csv(line);
+    for f in rows("nk_entries_to_russia_reported_figures.csv") {
         if f[3] != "total" || !f[1].starts_with('Q') {
             continue;
         }

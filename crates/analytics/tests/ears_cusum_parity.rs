@@ -1,36 +1,14 @@
 //! Parity of EARS C1/C2/C3 and CUSUM with R `surveillance` outputs kept in `shared/data`:
 //! epysurv's alarm vectors (R via rpy2) and the package's own earsC test values.
 
-use std::path::PathBuf;
-
 use borderwatch_analytics::surveillance::cusum::{CusumConfig, cusum};
 use borderwatch_analytics::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/surveillance")
-}
+#[path = "support/shared_data.rs"]
+mod shared_data;
 
-/// A CSV as header + rows; the reference files hold no quoted fields.
 fn read_csv(rel: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let path = data_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "reference data {} is missing ({e}); these tests need the shared data checkout \
-             beside the project (../shared/data/surveillance)",
-            path.display()
-        )
-    });
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines
-        .next()
-        .unwrap_or_else(|| panic!("{} is empty", path.display()))
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(str::to_owned).collect())
-        .collect();
-    (header, rows)
+    shared_data::read_csv("surveillance", rel)
 }
 
 fn column(rel: &str, header: &[String], name: &str) -> usize {

@@ -2,49 +2,17 @@
 //! `shared/data/surveillance/` (package unit-test vectors, epysurv's alarm vector, the
 //! monitoringCounts vignette's Table 2), plus quarterly sanity checks.
 
-use std::path::PathBuf;
-
 use borderwatch_analytics::surveillance::farrington::{
     Epochs, FarringtonConfig, FarringtonError, PowerTrans, ThresholdMethod, anscombe_weights,
     delta_threshold, farrington_flexible, farrington_flexible_with_epochs, muan_threshold,
     nb_plugin_threshold,
 };
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/surveillance/")
-}
-
-fn read(rel: &str) -> String {
-    let path = data_dir().join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "reference file {} is missing ({e}); the parity tests need shared/data beside the checkout",
-            path.display()
-        )
-    })
-}
-
-/// Splits a CSV line on commas outside double quotes.
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for ch in line.chars() {
-        match ch {
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(ch),
-        }
-    }
-    out.push(cur);
-    out
-}
+#[path = "support/shared_data.rs"]
+mod shared_data;
 
 fn read_csv(rel: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = read(rel);
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = split_csv(lines.next().expect("header"));
-    (header, lines.map(split_csv).collect())
+    shared_data::read_csv("surveillance", rel)
 }
 
 fn col(header: &[String], name: &str) -> usize {
