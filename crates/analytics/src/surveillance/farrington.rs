@@ -360,6 +360,19 @@ fn ppois_upper(q: u64, lambda: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The smallest x in (lo, hi] with cdf(x) >= target, given cdf(lo) < target <= cdf(hi).
+fn smallest_reaching(mut lo: u64, mut hi: u64, cdf: &impl Fn(u64) -> f64, target: f64) -> u64 {
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if cdf(mid) >= target {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
 /// Smallest integer x with cdf(x) >= p (with R's fuzz for left continuity), searching from a
 /// normal-approximation start.
 fn discrete_quantile(p: f64, mean: f64, sd: f64, cdf: impl Fn(u64) -> f64) -> f64 {
@@ -392,16 +405,7 @@ fn discrete_quantile(p: f64, mean: f64, sd: f64, cdf: impl Fn(u64) -> f64) -> f6
                 step *= 2;
             } else {
                 // Answer in (cand, x].
-                let (mut lo, mut hi) = (cand, x);
-                while hi - lo > 1 {
-                    let mid = lo + (hi - lo) / 2;
-                    if cdf(mid) >= target {
-                        hi = mid;
-                    } else {
-                        lo = mid;
-                    }
-                }
-                return hi as f64;
+                return smallest_reaching(cand, x, &cdf, target) as f64;
             }
         }
     } else {
@@ -409,16 +413,7 @@ fn discrete_quantile(p: f64, mean: f64, sd: f64, cdf: impl Fn(u64) -> f64) -> f6
         loop {
             let cand = x.saturating_add(step);
             if cdf(cand) >= target {
-                let (mut lo, mut hi) = (x, cand);
-                while hi - lo > 1 {
-                    let mid = lo + (hi - lo) / 2;
-                    if cdf(mid) >= target {
-                        hi = mid;
-                    } else {
-                        lo = mid;
-                    }
-                }
-                return hi as f64;
+                return smallest_reaching(x, cand, &cdf, target) as f64;
             }
             if cand == u64::MAX {
                 return f64::INFINITY;
