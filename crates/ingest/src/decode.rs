@@ -53,6 +53,34 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, IngestError> {
     Ok(text)
 }
 
+/// The start of a file as text, for format detection: like [`decode_text`] but lenient (the
+/// head may end inside a character). `None` when the bytes are not text.
+pub fn decode_head(head: &[u8]) -> Option<String> {
+    if head.is_empty() || binary_kind(head).is_some() {
+        return None;
+    }
+    let text = if let Some((encoding, bom_len)) = Encoding::for_bom(head) {
+        encoding.decode_without_bom_handling(&head[bom_len..]).0
+    } else if let Some(encoding) = utf16_without_bom(head) {
+        encoding.decode_without_bom_handling(head).0
+    } else {
+        match std::str::from_utf8(head) {
+            Ok(s) => s.into(),
+            // Valid up to a character cut off at the end of the head.
+            Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&head[..e.valid_up_to()]),
+            Err(_) => WINDOWS_1251.decode_without_bom_handling(head).0,
+        }
+    };
+    (!text.contains('\0')).then(|| text.into_owned())
+}
+
+/// The error for a file that is not text and that no binary format recognised.
+pub fn not_text(bytes: &[u8]) -> IngestError {
+    IngestError::NotText {
+        kind: binary_kind(bytes).unwrap_or("binary data"),
+    }
+}
+
 fn strict(encoding: &'static Encoding, bytes: &[u8]) -> Result<String, IngestError> {
     let name = if encoding == UTF_8 {
         "UTF-8"

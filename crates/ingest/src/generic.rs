@@ -8,43 +8,10 @@
 
 use std::collections::HashMap;
 
-use borderwatch_model::{Country, Observation, Period, RejectedRow, TOTAL_CATEGORY, tokenize};
+use borderwatch_model::{Country, Observation, Period, TOTAL_CATEGORY, tokenize};
 
 use crate::error::IngestError;
-
-/// The most data rows one file may have unless the caller says otherwise.
-pub const DEFAULT_MAX_ROWS: u64 = 5_000_000;
-
-/// Longest raw value quoted back in a rejected row.
-const MAX_QUOTED: usize = 200;
-
-/// Bounds on what one file may make ingest do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParseLimits {
-    /// Data rows (not counting the header and blank lines); more refuses the file.
-    pub max_rows: u64,
-}
-
-impl Default for ParseLimits {
-    fn default() -> Self {
-        ParseLimits {
-            max_rows: DEFAULT_MAX_ROWS,
-        }
-    }
-}
-
-/// What a file yielded. Every data row is exactly one of: an observation, a rejected row, or
-/// an exact repeat of an earlier row (`duplicates`), so `rows` is the sum of the three.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Parsed {
-    /// Accepted figures in file order, `release_id` still empty.
-    pub observations: Vec<Observation>,
-    pub rejected: Vec<RejectedRow>,
-    /// Data rows read: the header and blank lines are not rows.
-    pub rows: u64,
-    /// Rows that repeated an earlier row exactly (same series, period and count): kept once.
-    pub duplicates: u64,
-}
+use crate::rows::{ParseLimits, Parsed, RowSink};
 
 /// The Russian purposes of trip as the FSB writes them, and their tokens.
 const RUSSIAN_CATEGORIES: &[(&str, &str)] = &[
@@ -62,6 +29,36 @@ const RUSSIAN_CATEGORIES: &[(&str, &str)] = &[
     ("всего", TOTAL_CATEGORY),
     ("итого", TOTAL_CATEGORY),
 ];
+
+/// The generic format in the format table.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "generic",
+    description: "one figure per row: CSV or JSON lines with source, period, country, category \
+                  (or purpose) and count",
+    sniff: sniff_generic,
+    parse: parse_bytes,
+};
+
+/// A generic file names its columns `period`, `country` and `count` in its first line.
+fn sniff_generic(sniff: &crate::formats::Sniff<'_>) -> bool {
+    let Some(head) = sniff.text_head else {
+        return false;
+    };
+    let first = head
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_lowercase();
+    ["period", "country", "count"]
+        .iter()
+        .all(|name| first.contains(name))
+}
+
+fn parse_bytes(bytes: &[u8], options: &crate::formats::Options<'_>) -> Result<Parsed, IngestError> {
+    let text = crate::decode::decode_text(bytes)?;
+    parse_generic_with_limits(&text, options.source, options.limits)
+}
 
 /// Parses a generic-format file (CSV or JSON lines, told apart by the first non-blank
 /// character) with the default limits. `default_source` names the source for rows that
@@ -85,16 +82,14 @@ pub fn parse_generic_with_limits(
     };
     let mut rows = Rows {
         default_source,
-        limits,
-        seen: HashMap::new(),
-        out: Parsed::default(),
+        sink: RowSink::new(limits),
     };
     match text.trim_start().chars().next() {
         None => return Err(IngestError::EmptyFile),
         Some('{') => parse_json_lines(text, &mut rows)?,
         Some(_) => parse_csv(text, &mut rows)?,
     }
-    Ok(rows.out)
+    Ok(rows.sink.finish())
 }
 
 /// One data row's raw values, before checking.
@@ -109,42 +104,25 @@ struct Raw {
     count: String,
 }
 
-type SeriesPeriod = (String, Country, String, Period);
-
-/// Checks rows one by one and keeps what they give.
+/// Checks rows one by one and hands what they give to the sink.
 struct Rows {
     default_source: Option<String>,
-    limits: ParseLimits,
-    /// The first count and line of every series and period seen.
-    seen: HashMap<SeriesPeriod, (u64, u64)>,
-    out: Parsed,
+    sink: RowSink,
 }
 
 impl Rows {
-    /// Counts one more data row against the limit.
     fn count_row(&mut self) -> Result<(), IngestError> {
-        self.out.rows += 1;
-        if self.out.rows > self.limits.max_rows {
-            return Err(IngestError::TooManyRows {
-                limit: self.limits.max_rows,
-            });
-        }
-        Ok(())
+        self.sink.count_row()
     }
 
     fn reject(&mut self, line: u64, column: &str, value: &str, reason: String) {
-        self.out.rejected.push(RejectedRow {
-            row: line,
-            column: column.to_string(),
-            value: quote(value),
-            reason,
-        });
+        self.sink.reject(line, column, value, reason);
     }
 
     fn accept(&mut self, line: u64, raw: Raw) {
         match self.check(&raw) {
-            Ok(obs) => self.keep(line, obs, &raw.count),
-            Err((column, value, reason)) => self.reject(line, column, &value, reason),
+            Ok(obs) => self.sink.keep(line, obs, &raw.count),
+            Err((column, value, reason)) => self.sink.reject(line, column, &value, reason),
         }
     }
 
@@ -198,31 +176,6 @@ impl Rows {
             release_id: String::new(),
         })
     }
-
-    /// Keeps a checked row unless an earlier row already gave its series and period.
-    fn keep(&mut self, line: u64, obs: Observation, raw_count: &str) {
-        let key = (
-            obs.source.clone(),
-            obs.country,
-            obs.category.clone(),
-            obs.period,
-        );
-        match self.seen.get(&key) {
-            Some(&(count, _)) if count == obs.count => self.out.duplicates += 1,
-            Some(&(count, first_line)) => {
-                let reason = format!(
-                    "conflicts with line {first_line}, which gave {count} for {}/{}/{} {}; \
-                     the earlier figure was kept: remove one of the two rows",
-                    obs.source, obs.country, obs.category, obs.period
-                );
-                self.reject(line, "count", raw_count, reason);
-            }
-            None => {
-                self.seen.insert(key, (obs.count, line));
-                self.out.observations.push(obs);
-            }
-        }
-    }
 }
 
 /// A category token from a label: a Russian purpose of trip, or any Latin label tokenized.
@@ -273,14 +226,6 @@ fn parse_count(value: &str) -> Result<u64, String> {
     } else {
         format!("`{t}` is not a count: write a whole number from 0 up in plain digits")
     })
-}
-
-/// A raw value as quoted back to the user: at most `MAX_QUOTED` characters.
-fn quote(value: &str) -> String {
-    match value.char_indices().nth(MAX_QUOTED) {
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-        None => value.to_string(),
-    }
 }
 
 /// The delimiter of the header line: whichever of `,`, `;` and tab occurs most outside
@@ -885,6 +830,6 @@ mod tests {
         let long = "x".repeat(1000);
         let text = format!("source,period,country,category,count\nfsb,2024,{long},study,1\n");
         let p = parse_generic(&text, None).unwrap();
-        assert!(p.rejected[0].value.chars().count() <= MAX_QUOTED + 1);
+        assert!(p.rejected[0].value.chars().count() <= crate::rows::MAX_QUOTED + 1);
     }
 }

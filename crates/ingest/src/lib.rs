@@ -7,19 +7,20 @@
 pub mod decode;
 pub mod demo;
 pub mod error;
+pub mod formats;
 pub mod generic;
+pub mod rows;
 pub mod service;
 
 pub use decode::decode_text;
 pub use demo::{demo_csv, demo_nk_only_csv};
 pub use error::IngestError;
-pub use generic::{ParseLimits, Parsed, parse_generic, parse_generic_with_limits};
+pub use formats::{FORMATS, Format};
+pub use generic::{parse_generic, parse_generic_with_limits};
+pub use rows::{ParseLimits, Parsed};
 
-/// The input formats [`parse`] knows.
-pub const FORMATS: &[&str] = &["generic"];
-
-/// Decodes and parses one file in the named format (`generic` when empty), with the default
-/// limits. `default_source` names the source for rows that have none.
+/// Decodes and parses one file in the named format (detected when empty or `auto`), with the
+/// default limits. `default_source` names the source for rows that have none.
 pub fn parse(
     format: &str,
     bytes: &[u8],
@@ -35,16 +36,15 @@ pub fn parse_with_limits(
     default_source: Option<&str>,
     limits: ParseLimits,
 ) -> Result<Parsed, IngestError> {
-    match format.trim().to_ascii_lowercase().as_str() {
-        "" | "generic" => {
-            let text = decode_text(bytes)?;
-            parse_generic_with_limits(&text, default_source, limits)
-        }
-        _ => Err(IngestError::UnknownFormat {
-            format: format.to_string(),
-            known: FORMATS.to_vec(),
-        }),
-    }
+    let format = match formats::by_name(format)? {
+        Some(f) => f,
+        None => formats::detect(bytes, None)?,
+    };
+    let options = formats::Options {
+        source: default_source,
+        limits,
+    };
+    (format.parse)(bytes, &options)
 }
 
 #[cfg(test)]

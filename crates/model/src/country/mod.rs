@@ -3,9 +3,15 @@
 //! The code tables come from the `celes` crate; this module adds the aliases that official
 //! statistics use (agency spellings, Russian names) and the words a headline needs (demonyms).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod agency;
+mod aliases;
+mod russian;
 
 /// An ISO 3166-1 alpha-3 code, upper case (`PRK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,83 +25,6 @@ pub struct Country([u8; 3]);
 pub struct CountryError {
     pub value: String,
 }
-
-/// Aliases the code tables lack: agency spellings and Russian names (lowercase, as written).
-const ALIASES: &[(&str, &str)] = &[
-    ("north korea", "PRK"),
-    ("korea, north", "PRK"),
-    ("dprk", "PRK"),
-    ("korea, democratic people's republic of", "PRK"),
-    ("кндр", "PRK"),
-    ("кндр (северная корея)", "PRK"),
-    ("северная корея", "PRK"),
-    ("south korea", "KOR"),
-    ("korea, south", "KOR"),
-    ("republic of korea", "KOR"),
-    ("корея, республика", "KOR"),
-    ("республика корея", "KOR"),
-    ("южная корея", "KOR"),
-    ("russia", "RUS"),
-    ("russian federation", "RUS"),
-    ("россия", "RUS"),
-    ("china", "CHN"),
-    ("china, peoples republic of", "CHN"),
-    ("китай", "CHN"),
-    ("кнр", "CHN"),
-    ("united states", "USA"),
-    ("usa", "USA"),
-    ("сша", "USA"),
-    ("united kingdom", "GBR"),
-    ("great britain", "GBR"),
-    ("великобритания", "GBR"),
-    ("vietnam", "VNM"),
-    ("viet nam", "VNM"),
-    ("вьетнам", "VNM"),
-    ("iran", "IRN"),
-    ("иран", "IRN"),
-    ("syria", "SYR"),
-    ("сирия", "SYR"),
-    ("laos", "LAO"),
-    ("moldova", "MDA"),
-    ("молдова", "MDA"),
-    ("молдавия", "MDA"),
-    ("venezuela", "VEN"),
-    ("bolivia", "BOL"),
-    ("tanzania", "TZA"),
-    ("turkey", "TUR"),
-    ("türkiye", "TUR"),
-    ("турция", "TUR"),
-    ("czech republic", "CZE"),
-    ("czechia", "CZE"),
-    ("украина", "UKR"),
-    ("беларусь", "BLR"),
-    ("белоруссия", "BLR"),
-    ("казахстан", "KAZ"),
-    ("узбекистан", "UZB"),
-    ("таджикистан", "TJK"),
-    ("киргизия", "KGZ"),
-    ("кыргызстан", "KGZ"),
-    ("kyrgyzstan", "KGZ"),
-    ("армения", "ARM"),
-    ("азербайджан", "AZE"),
-    ("грузия", "GEO"),
-    ("монголия", "MNG"),
-    ("германия", "DEU"),
-    ("индия", "IND"),
-    ("финляндия", "FIN"),
-    ("польша", "POL"),
-    ("эстония", "EST"),
-    ("латвия", "LVA"),
-    ("литва", "LTU"),
-    ("туркмения", "TKM"),
-    ("туркменистан", "TKM"),
-    ("mexico", "MEX"),
-    ("guatemala", "GTM"),
-    ("honduras", "HND"),
-    ("el salvador", "SLV"),
-    ("cuba", "CUB"),
-    ("haiti", "HTI"),
-];
 
 /// Demonyms for the countries that border statistics name most; others read "citizens of X".
 const DEMONYMS: &[(&str, &str)] = &[
@@ -146,7 +75,51 @@ const DEMONYMS: &[(&str, &str)] = &[
     ("VNM", "Vietnamese"),
 ];
 
+/// Every alias table as one map, built on first use.
+fn alias_table() -> &'static HashMap<&'static str, &'static str> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = HashMap::new();
+        for (alias, code) in aliases::ALIASES
+            .iter()
+            .chain(russian::ALIASES)
+            .chain(agency::ALIASES)
+            .chain(AGGREGATE_ALIASES)
+        {
+            table.insert(*alias, *code);
+        }
+        table
+    })
+}
+
+/// Words sources use for rows that are not one country.
+const AGGREGATE_ALIASES: &[(&str, &str)] = &[
+    ("zzt", "ZZT"),
+    ("total", "ZZT"),
+    ("all countries", "ZZT"),
+    ("всего", "ZZT"),
+    ("итого", "ZZT"),
+    ("zzo", "ZZO"),
+    ("other", "ZZO"),
+    ("others", "ZZO"),
+    ("other countries", "ZZO"),
+    ("unknown", "ZZO"),
+    ("прочие", "ZZO"),
+    ("другие страны", "ZZO"),
+];
+
 impl Country {
+    /// Not a country: every citizenship together, as a source's total row gives it. A code
+    /// from ISO 3166's user-assigned range, so it can never collide with a real country.
+    pub const TOTAL: Country = Country(*b"ZZT");
+    /// Not a country: citizenships a source lumps together ("other", "unknown").
+    pub const OTHER: Country = Country(*b"ZZO");
+
+    /// True for [`Country::TOTAL`] and [`Country::OTHER`]: rows kept apart from countries.
+    pub fn is_aggregate(&self) -> bool {
+        *self == Country::TOTAL || *self == Country::OTHER
+    }
+
     /// Reads a country from an ISO alpha-2 or alpha-3 code, an English name, or a known alias.
     pub fn parse(value: &str) -> Result<Country, CountryError> {
         let err = || CountryError {
@@ -157,7 +130,7 @@ impl Country {
             return Err(err());
         }
         let lower = trimmed.to_lowercase();
-        if let Some((_, code)) = ALIASES.iter().find(|(alias, _)| *alias == lower) {
+        if let Some(code) = alias_table().get(lower.as_str()) {
             return Ok(Country::from_code(code));
         }
         let found = match trimmed.len() {
@@ -190,6 +163,12 @@ impl Country {
 
     /// The country's English name from the ISO tables.
     pub fn name(&self) -> String {
+        if *self == Country::TOTAL {
+            return "all countries".into();
+        }
+        if *self == Country::OTHER {
+            return "other countries".into();
+        }
         celes::Country::from_alpha3(self.code().to_lowercase())
             .map(|c| c.long_name.to_string())
             .unwrap_or_else(|_| self.code().to_string())
@@ -197,6 +176,12 @@ impl Country {
 
     /// "North Korean citizens", or "citizens of Peru" where no demonym is on file.
     pub fn citizens_phrase(&self) -> String {
+        if *self == Country::TOTAL {
+            return "travellers of every citizenship".into();
+        }
+        if *self == Country::OTHER {
+            return "citizens of other countries".into();
+        }
         match DEMONYMS.iter().find(|(code, _)| *code == self.code()) {
             Some((_, demonym)) => format!("{demonym} citizens"),
             None => format!("citizens of {}", self.name()),
@@ -248,6 +233,17 @@ mod tests {
         }
         assert_eq!(Country::parse("Germany").unwrap().code(), "DEU");
         assert_eq!(Country::parse("DE").unwrap().code(), "DEU");
+    }
+
+    #[test]
+    fn keeps_totals_and_others_apart_from_countries() {
+        assert_eq!(Country::parse("ВСЕГО").unwrap(), Country::TOTAL);
+        assert_eq!(Country::parse("Other").unwrap(), Country::OTHER);
+        assert!(Country::TOTAL.is_aggregate() && Country::OTHER.is_aggregate());
+        assert!(!Country::parse("PRK").unwrap().is_aggregate());
+        assert_eq!(Country::TOTAL.to_string(), "ZZT");
+        let back: Country = serde_json::from_str("\"ZZO\"").unwrap();
+        assert_eq!(back, Country::OTHER);
     }
 
     #[test]
