@@ -7,6 +7,8 @@
 //! format's precise error.
 
 use crate::error::IngestError;
+
+mod fsb_csv;
 use crate::rows::{ParseLimits, Parsed};
 
 /// How much of a file's start sniffers look at.
@@ -45,7 +47,11 @@ pub struct Options<'a> {
 }
 
 /// Every format, specific ones first; `generic` is the fallback of detection.
-pub const FORMATS: &[Format] = &[crate::generic::FORMAT];
+pub const FORMATS: &[Format] = &[
+    // Russia: docs/formats.md, "Russia".
+    fsb_csv::FORMAT,
+    crate::generic::FORMAT,
+];
 
 /// The names of [`FORMATS`], for messages.
 pub fn names() -> Vec<&'static str> {

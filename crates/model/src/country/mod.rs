@@ -169,6 +169,9 @@ impl Country {
         if *self == Country::OTHER {
             return "other countries".into();
         }
+        if let Some(name) = self.user_assigned_name() {
+            return name.into();
+        }
         celes::Country::from_alpha3(self.code().to_lowercase())
             .map(|c| c.long_name.to_string())
             .unwrap_or_else(|_| self.code().to_string())
