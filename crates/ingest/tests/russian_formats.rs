@@ -191,3 +191,218 @@ fn fsb_file_without_its_columns_is_refused_naming_them() {
     assert_eq!(e.code(), "bad_layout");
     assert!(msg.contains("`trans`") && msg.contains("`iso_a3`"), "{msg}");
 }
+
+// ---- emiss_sdmx ----
+
+/// One `generic:Series` of a made-up EMISS export: OKSM country code, purpose code, PERIOD
+/// label, year, value.
+type SdmxSeries<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// An SDMX-ML 1.0 GenericData message laid out as fedstat.ru writes it (see the excerpt in
+/// shared/data/borders), for indicator 38479 by citizenship and purpose: data made here, the
+/// figures are those published for North Korea.
+fn emiss_38479(series: &[SdmxSeries<'_>]) -> String {
+    let mut s = String::from(
+        r#"<?xml version='1.0' encoding='UTF-8'?>
+<GenericData xmlns="http://www.SDMX.org/resources/SDMXML/schemas/v1_0/message" xmlns:common="http://www.SDMX.org/resources/SDMXML/schemas/v1_0/common" xmlns:generic="http://www.SDMX.org/resources/SDMXML/schemas/v1_0/generic" xmlns:structure="http://www.SDMX.org/resources/SDMXML/schemas/v1_0/structure" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<Header Id="singHead">
+	<ID>-1214661400</ID>
+	<Test>false</Test>
+	<Prepared>2024-11-20T05:58:21</Prepared>
+	<Sender id="UIS">
+		<Name xml:lang="ru">Государственная статистика</Name>
+	</Sender>
+	<DataSetAgency>13</DataSetAgency>
+	<DataSetID>13.01.38479</DataSetID>
+</Header>
+<CodeLists>
+	<structure:CodeList id="00_003">
+		<structure:Name xml:lang="ru">Регионы Российской Федерации (иерархический)</structure:Name>
+		<structure:Code value="00">
+			<structure:Description xml:lang="ru">Российская Федерация</structure:Description>
+		</structure:Code>
+	</structure:CodeList>
+	<structure:CodeList id="s_OKSM">
+		<structure:Name xml:lang="ru">Общероссийский классификатор стран мира (ОКСМ)</structure:Name>
+		<structure:Code value="408">
+			<structure:Description xml:lang="ru">Корейская Народно-Демократическая Республика</structure:Description>
+		</structure:Code>
+		<structure:Code value="156">
+			<structure:Description xml:lang="ru">Китай</structure:Description>
+		</structure:Code>
+	</structure:CodeList>
+	<structure:CodeList id="s_CEL">
+		<structure:Name xml:lang="ru">Цели поездки</structure:Name>
+		<structure:Code value="0"><structure:Description xml:lang="ru">Всего</structure:Description></structure:Code>
+		<structure:Code value="5"><structure:Description xml:lang="ru">Учеба</structure:Description></structure:Code>
+		<structure:Code value="6"><structure:Description xml:lang="ru">Работа</structure:Description></structure:Code>
+		<structure:Code value="2"><structure:Description xml:lang="ru">Деловая</structure:Description></structure:Code>
+		<structure:Code value="9"><structure:Description xml:lang="ru">Полёт на Луну</structure:Description></structure:Code>
+	</structure:CodeList>
+</CodeLists>
+<DataSet>
+"#,
+    );
+    for (oksm, purpose, period, year, value) in series {
+        s.push_str(&format!(
+            "\t<generic:Series>\n\t\t<generic:SeriesKey>\n\
+             \t\t\t<generic:Value concept=\"00_003\" value=\"00\"/>\n\
+             \t\t\t<generic:Value concept=\"s_OKSM\" value=\"{oksm}\"/>\n\
+             \t\t\t<generic:Value concept=\"s_CEL\" value=\"{purpose}\"/>\n\
+             \t\t</generic:SeriesKey>\n\t\t<generic:Attributes>\n\
+             \t\t\t<generic:Value concept=\"EI\" value=\"человек\"/>\n\
+             \t\t\t<generic:Value concept=\"PERIOD\" value=\"{period}\"/>\n\
+             \t\t</generic:Attributes>\n\t\t<generic:Obs>\n\
+             \t\t\t<generic:Time>{year}</generic:Time>\n\
+             \t\t\t<generic:ObsValue value=\"{value}\"/>\n\
+             \t\t</generic:Obs>\n\t</generic:Series>\n"
+        ));
+    }
+    s.push_str("</DataSet>\n</GenericData>\n");
+    s
+}
+
+/// North Korean entries for study in 2024 as the FSB releases them: year to date.
+const NK_STUDY_2024: &[SdmxSeries<'static>] = &[
+    ("408", "5", "I квартал", "2024", "38"),
+    ("408", "5", "январь-июнь", "2024", "370"),
+    ("408", "5", "январь-сентябрь", "2024", "4135"),
+    ("408", "5", "январь-декабрь", "2024", "7887"),
+];
+
+#[test]
+fn emiss_year_to_date_study_figures_difference_into_the_headline_quarters() {
+    let file = emiss_38479(NK_STUDY_2024);
+    let p = parse("emiss_sdmx", file.as_bytes(), None).unwrap();
+    assert_eq!(p.rejected, vec![]);
+    assert_eq!(p.rows, 4);
+    let q = |n| figure(&p, "fsb", "PRK", "study", Period::Quarter(2024, n));
+    assert_eq!((q(1), q(2), q(3), q(4)), (38, 332, 3765, 3752));
+    assert_eq!(figure(&p, "fsb", "PRK", "study", Period::Year(2024)), 7887);
+    assert_eq!(p.observations.len(), 5);
+}
+
+#[test]
+fn emiss_series_in_shuffled_order_give_the_same_figures() {
+    let mut shuffled = NK_STUDY_2024.to_vec();
+    shuffled.reverse();
+    let a = parse("emiss_sdmx", emiss_38479(NK_STUDY_2024).as_bytes(), None).unwrap();
+    let b = parse("emiss_sdmx", emiss_38479(&shuffled).as_bytes(), None).unwrap();
+    let mut a: Vec<_> = a.observations.iter().map(|o| (o.period, o.count)).collect();
+    let mut b: Vec<_> = b.observations.iter().map(|o| (o.period, o.count)).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn emiss_quarters_months_and_totals_are_read_as_labelled() {
+    let file = emiss_38479(&[
+        ("408", "0", "III квартал", "2023", "365"),
+        ("408", "2", "III квартал", "2023", "253"),
+        ("156", "0", "сентябрь", "2023", "1 234"),
+        ("408", "0", "год", "2024", "13221,0"),
+    ]);
+    let p = parse("emiss_sdmx", file.as_bytes(), None).unwrap();
+    assert_eq!(p.rejected, vec![]);
+    let q3 = Period::Quarter(2023, 3);
+    assert_eq!(figure(&p, "fsb", "PRK", "total", q3), 365);
+    assert_eq!(figure(&p, "fsb", "PRK", "business", q3), 253);
+    assert_eq!(
+        figure(&p, "fsb", "CHN", "total", Period::Month(2023, 9)),
+        1234
+    );
+    assert_eq!(
+        figure(&p, "fsb", "PRK", "total", Period::Year(2024)),
+        13_221
+    );
+}
+
+#[test]
+fn emiss_falling_year_to_date_is_a_rejected_row_naming_periods_and_values() {
+    let file = emiss_38479(&[
+        ("408", "6", "январь-март", "2024", "10"),
+        ("408", "6", "январь-июнь", "2024", "8"),
+    ]);
+    let p = parse("emiss_sdmx", file.as_bytes(), None).unwrap();
+    assert_eq!(
+        figure(&p, "fsb", "PRK", "work", Period::Quarter(2024, 1)),
+        10
+    );
+    assert_eq!(p.observations.len(), 1, "no negative or wrapped count");
+    assert_eq!(p.rejected.len(), 1);
+    let r = &p.rejected[0];
+    assert_eq!((r.column.as_str(), r.value.as_str()), ("ObsValue", "8"));
+    assert!(r.reason.contains("январь-июнь 2024 is 8"), "{}", r.reason);
+    assert!(r.reason.contains("январь-март 2024 (10)"), "{}", r.reason);
+    // The line of the second series' generic:Obs in the generated file.
+    let obs_line = file
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("<generic:Obs>"))
+        .nth(1)
+        .map(|(i, _)| i as u64 + 1)
+        .unwrap();
+    assert_eq!(r.row, obs_line);
+}
+
+#[test]
+fn emiss_bad_figures_are_rejected_one_by_one() {
+    let file = emiss_38479(&[
+        ("408", "5", "III квартал", "2024", "12,5"),
+        ("999", "5", "III квартал", "2024", "1"),
+        ("408", "9", "III квартал", "2024", "1"),
+        ("408", "5", "весна", "2024", "1"),
+        ("408", "5", "II квартал", "24", "1"),
+        ("408", "5", "I квартал", "2024", "38"),
+    ]);
+    let p = parse("emiss_sdmx", file.as_bytes(), None).unwrap();
+    let got: Vec<(&str, &str)> = p
+        .rejected
+        .iter()
+        .map(|r| (r.column.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ObsValue", "12,5"),
+            ("SeriesKey", "999"),
+            ("SeriesKey", "Полёт на Луну"),
+            ("PERIOD", "весна"),
+            ("Time", "24"),
+        ]
+    );
+    assert!(p.rejected[0].reason.contains("fractional"));
+    assert_eq!(p.observations.len(), 1);
+    assert_eq!(p.rows, 6);
+}
+
+#[test]
+fn emiss_source_comes_from_the_indicator_or_the_upload() {
+    let file = emiss_38479(NK_STUDY_2024).replace("13.01.38479", "13.01.1");
+    let p = parse("emiss_sdmx", file.as_bytes(), None).unwrap();
+    assert!(p.observations.iter().all(|o| o.source == "emiss"));
+    let p = parse("emiss_sdmx", file.as_bytes(), Some("fsb_emiss")).unwrap();
+    assert!(p.observations.iter().all(|o| o.source == "fsb_emiss"));
+}
+
+#[test]
+fn emiss_excerpt_without_a_country_dimension_is_refused_naming_its_dimensions() {
+    let bytes = borders(EMISS_EXCERPT);
+    assert_eq!(formats::detect(&bytes, None).unwrap().name, "emiss_sdmx");
+    let e = parse("emiss_sdmx", &bytes, None).unwrap_err();
+    let msg = e.to_string();
+    assert_eq!(e.code(), "bad_layout");
+    assert!(msg.contains("no country dimension"), "{msg}");
+    assert!(msg.contains("51_0 (Характеристики кредита)"), "{msg}");
+}
+
+#[test]
+fn emiss_broken_xml_is_refused_with_its_line() {
+    let mut file = emiss_38479(NK_STUDY_2024);
+    file.truncate(file.len() / 2);
+    file.push_str("<generic:Obs></generic:Series>");
+    let e = parse("emiss_sdmx", file.as_bytes(), None).unwrap_err();
+    assert_eq!(e.code(), "bad_layout");
+    assert!(e.to_string().contains("line "), "{e}");
+}

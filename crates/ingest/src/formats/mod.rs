@@ -8,7 +8,9 @@
 
 use crate::error::IngestError;
 
+mod emiss_sdmx;
 mod fsb_csv;
+mod ytd;
 use crate::rows::{ParseLimits, Parsed};
 
 /// How much of a file's start sniffers look at.
@@ -50,6 +52,7 @@ pub struct Options<'a> {
 pub const FORMATS: &[Format] = &[
     // Russia: docs/formats.md, "Russia".
     fsb_csv::FORMAT,
+    emiss_sdmx::FORMAT,
     crate::generic::FORMAT,
 ];
 
