@@ -406,3 +406,287 @@ fn emiss_broken_xml_is_refused_with_its_line() {
     assert_eq!(e.code(), "bad_layout");
     assert!(e.to_string().contains("line "), "{e}");
 }
+
+// ---- ru_sheet ----
+
+/// The MVD table's purposes: the derived CSV's column, and the category they become.
+const MVD_COLUMNS: &[(&str, &str)] = &[
+    ("primary_tourism", "tourism"),
+    ("primary_study", "study"),
+    ("primary_work", "work"),
+    ("primary_private", "private"),
+    ("primary_other", "other"),
+    ("at_stay_primary", "total"),
+];
+
+fn mvd_csv() -> Vec<Vec<String>> {
+    let bytes = borders(MVD_CSV);
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let mut rows = vec![header];
+    for r in reader.records() {
+        rows.push(r.unwrap().iter().map(String::from).collect());
+    }
+    rows
+}
+
+#[test]
+fn mvd_xls_matches_the_derived_csv_in_every_row() {
+    let p = parse("ru_sheet", &borders(MVD_XLS), None).unwrap();
+    let rows = mvd_csv();
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    let year = Period::Year(2016);
+    let mut checked = 0;
+    for row in &rows[1..] {
+        let name = &row[0];
+        if name == "ЛИЦА БЕЗ ГРАЖДАНСТВА" {
+            continue;
+        }
+        let code = Country::parse(name)
+            .unwrap_or_else(|_| panic!("`{name}` does not resolve"))
+            .to_string();
+        for (csv_column, category) in MVD_COLUMNS {
+            let want: u64 = row[col(csv_column)].parse().unwrap();
+            let got = figure(&p, "mvd_registration", &code, category, year);
+            assert_eq!(got, want, "{name} {category}");
+            checked += 1;
+        }
+    }
+    // 257 rows, the stateless row apart: 256 × 6 figures.
+    assert_eq!(checked, 256 * 6);
+    assert_eq!(p.rows, 257);
+    // Saint Pierre and Miquelon appears twice (two spellings, all zeros): kept once.
+    assert_eq!(p.duplicates, 6);
+    assert_eq!(p.observations.len(), 255 * 6);
+}
+
+#[test]
+fn mvd_xls_rejects_only_the_stateless_row_naming_it() {
+    let p = parse("ru_sheet", &borders(MVD_XLS), None).unwrap();
+    assert_eq!(p.rejected.len(), 1, "{:?}", p.rejected);
+    let r = &p.rejected[0];
+    assert_eq!(r.value, "ЛИЦА БЕЗ ГРАЖДАНСТВА");
+    assert_eq!(r.column, "САЙТ (2-РД страны)!A269");
+    assert_eq!(r.row, 269);
+    assert!(r.reason.contains("stateless"), "{}", r.reason);
+}
+
+#[test]
+fn mvd_xls_hand_checked_figures() {
+    // grep '^КНДР' shared/data/borders/mvd_migration_registration_by_country_purpose_2016.csv:
+    // tourism 1,072, study 191, work 27,417, private 239, other 1,011; first-time 29,930.
+    let p = parse("ru_sheet", &borders(MVD_XLS), None).unwrap();
+    let year = Period::Year(2016);
+    let prk = |c| figure(&p, "mvd_registration", "PRK", c, year);
+    assert_eq!(
+        [
+            prk("tourism"),
+            prk("study"),
+            prk("work"),
+            prk("private"),
+            prk("other")
+        ],
+        [1072, 191, 27_417, 239, 1011]
+    );
+    assert_eq!(prk("total"), 29_930);
+    // The ВСЕГО row is the total over countries, kept apart as ZZT.
+    assert_eq!(
+        figure(&p, "mvd_registration", "ZZT", "study", year),
+        406_052
+    );
+    // Names outside ISO 3166 keep their own series.
+    assert_eq!(figure(&p, "mvd_registration", "XAB", "study", year), 616);
+}
+
+#[test]
+fn mvd_total_column_is_the_sum_of_its_purposes_for_every_country() {
+    let p = parse("ru_sheet", &borders(MVD_XLS), None).unwrap();
+    let mut sums: std::collections::HashMap<Country, (u64, u64)> = Default::default();
+    for o in &p.observations {
+        let e = sums.entry(o.country).or_default();
+        if o.category == "total" {
+            e.1 += o.count;
+        } else {
+            e.0 += o.count;
+        }
+    }
+    assert_eq!(sums.len(), 255);
+    for (c, (parts, total)) in sums {
+        assert_eq!(parts, total, "{c}");
+    }
+}
+
+/// A wide MVD-shaped xlsx made here: merged title and header cells, as in the xls.
+fn mvd_xlsx(period_title: &str, rows: &[(&str, [&str; 6])]) -> Vec<u8> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut book = Workbook::new();
+    let merged = Format::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("2-РД страны").unwrap();
+    sheet
+        .merge_range(
+            0,
+            0,
+            0,
+            8,
+            "ОТДЕЛЬНЫЕ ПОКАЗАТЕЛИ МИГРАЦИОННОЙ СИТУАЦИИ В РОССИЙСКОЙ ФЕДЕРАЦИИ",
+            &merged,
+        )
+        .unwrap();
+    sheet
+        .merge_range(1, 0, 1, 8, period_title, &merged)
+        .unwrap();
+    sheet
+        .merge_range(2, 0, 2, 8, "с распределением по странам мира", &merged)
+        .unwrap();
+    sheet
+        .merge_range(4, 1, 4, 8, "МИГРАЦИОННЫЙ УЧЕТ", &merged)
+        .unwrap();
+    sheet
+        .merge_range(5, 1, 7, 1, "Поставлено на миграционный учет", &merged)
+        .unwrap();
+    sheet.merge_range(5, 2, 7, 2, "первично", &merged).unwrap();
+    sheet
+        .merge_range(5, 3, 6, 7, "из них по целям въезда:", &merged)
+        .unwrap();
+    for (i, p) in ["туризм", "учёба", "работа", "частная", "иное"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(7, 3 + i as u16, *p).unwrap();
+    }
+    sheet.write_string(8, 0, "код графы").unwrap();
+    for c in 1..9u16 {
+        sheet.write_number(8, c, f64::from(c)).unwrap();
+    }
+    for (r, (name, values)) in rows.iter().enumerate() {
+        let r = 9 + r as u32;
+        sheet.write_string(r, 0, *name).unwrap();
+        sheet.write_number(r, 1, 1.0e6).unwrap();
+        for (i, v) in values.iter().enumerate() {
+            let c = 2 + i as u16;
+            match v.parse::<f64>() {
+                Ok(n) => sheet.write_number(r, c, n).unwrap(),
+                Err(_) => sheet.write_string(r, c, *v).unwrap(),
+            };
+        }
+    }
+    book.save_to_buffer().unwrap()
+}
+
+#[test]
+fn xlsx_of_the_same_shape_reads_the_same_way() {
+    let file = mvd_xlsx(
+        "за III квартал 2024 года",
+        &[
+            (
+                "ВСЕГО по странам",
+                ["5000", "100", "3765", "1000", "35", "100"],
+            ),
+            (
+                "КНДР (Северная Корея)",
+                ["4000", "50", "3765", "100", "35", "50"],
+            ),
+            ("Атлантида", ["1", "0", "0", "1", "0", "0"]),
+            ("Китай", ["12", "–", "…", "2", "10.5", "0"]),
+        ],
+    );
+    assert_eq!(formats::detect(&file, None).unwrap().name, "ru_sheet");
+    let p = parse("", &file, None).unwrap();
+    let q3 = Period::Quarter(2024, 3);
+    assert_eq!(figure(&p, "mvd_registration", "PRK", "study", q3), 3765);
+    assert_eq!(figure(&p, "mvd_registration", "PRK", "total", q3), 4000);
+    assert_eq!(figure(&p, "mvd_registration", "ZZT", "tourism", q3), 100);
+    assert_eq!(
+        figure(&p, "mvd_registration", "CHN", "tourism", q3),
+        0,
+        "a dash is none"
+    );
+    assert_eq!(p.rows, 4);
+    let got: Vec<(u64, &str, &str)> = p
+        .rejected
+        .iter()
+        .map(|r| (r.row, r.column.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (12, "2-РД страны!A12", "Атлантида"),
+            (13, "2-РД страны!E13 (учёба)", "…"),
+            (13, "2-РД страны!G13 (частная)", "10.5"),
+        ]
+    );
+    assert!(p.rejected[1].reason.contains("not available"));
+}
+
+#[test]
+fn xlsx_for_a_year_to_date_span_is_refused_saying_why() {
+    let file = mvd_xlsx(
+        "за январь - сентябрь 2024 года",
+        &[("КНДР (Северная Корея)", ["1", "1", "0", "0", "0", "0"])],
+    );
+    let e = parse("ru_sheet", &file, None).unwrap_err();
+    assert_eq!(e.code(), "bad_layout");
+    assert!(e.to_string().contains("year-to-date"), "{e}");
+}
+
+#[test]
+fn a_workbook_without_purpose_columns_is_refused_listing_its_sheets() {
+    let e = parse(
+        "ru_sheet",
+        &borders("ohss_khsm_encounters_usbp_fy25m11.xlsx"),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "bad_layout");
+    assert!(e.to_string().contains("no row of purposes"), "{e}");
+}
+
+// ---- detection ----
+
+#[test]
+fn each_russian_file_is_detected_as_its_format() {
+    for (file, format) in [
+        (FSB_ENTRIES, "fsb_csv"),
+        (FSB_EXITS, "fsb_csv"),
+        (EMISS_EXCERPT, "emiss_sdmx"),
+        (MVD_XLS, "ru_sheet"),
+    ] {
+        let found = formats::detect(&borders(file), Some(file)).unwrap();
+        assert_eq!(found.name, format, "{file}");
+    }
+    let emiss = emiss_38479(NK_STUDY_2024);
+    assert_eq!(
+        formats::detect(emiss.as_bytes(), None).unwrap().name,
+        "emiss_sdmx"
+    );
+}
+
+#[test]
+fn other_files_are_not_claimed_by_the_russian_formats() {
+    let ours = ["fsb_csv", "emiss_sdmx", "ru_sheet"];
+    for file in [
+        MVD_CSV,
+        "nk_entries_to_russia_reported_figures.csv",
+        "emiss_indicator_catalog_border_migration_subset.csv",
+        "cbp_sw_land_border_encounters_fy22-fy25aug.csv",
+        "cbp_nationwide_encounters_aor_sample_tidytuesday.csv",
+        "ohss_khsm_encounters_usbp_fy25m11.xlsx",
+        "ohss_usbp_encounters_monthly_citizenship_fy2000-fy2025m11.csv",
+        "eurostat_tour_occ_arn2_sample.tsv",
+    ] {
+        // A binary file no format knows is refused; that is not a claim either.
+        if let Ok(found) = formats::detect(&borders(file), Some(file)) {
+            assert!(
+                !ours.contains(&found.name),
+                "{file} taken as {}",
+                found.name
+            );
+        }
+    }
+    let demo = borderwatch_ingest::demo_csv();
+    assert_eq!(
+        formats::detect(demo.as_bytes(), None).unwrap().name,
+        "generic"
+    );
+}

@@ -315,10 +315,10 @@ fn finish(
     let text = std::mem::take(buffer).trim().to_string();
     match (*capture, name) {
         (Capture::CodeListName, "Name") => {
-            if let Some((_, list)) = codelist.as_mut() {
-                if list.name.is_empty() {
-                    list.name = text;
-                }
+            if let Some((_, list)) = codelist.as_mut()
+                && list.name.is_empty()
+            {
+                list.name = text;
             }
         }
         (Capture::CodeDescription, "Description") => {

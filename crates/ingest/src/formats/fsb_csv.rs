@@ -120,7 +120,7 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
     let mut sink = RowSink::new(options.limits);
     // Per source, country and quarter: the modes accepted (first figure of each) and the
     // line of the last one, for the derived total.
-    let mut totals: HashMap<(String, Country, Period), ([Option<u64>; 5], u64)> = HashMap::new();
+    let mut totals: HashMap<SeriesQuarter, ([Option<u64>; 5], u64)> = HashMap::new();
     let mut order: Vec<(String, Country, Period)> = Vec::new();
     for record in records {
         let record = record.map_err(csv_error)?;
@@ -229,6 +229,9 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
     }
     Ok(sink.finish())
 }
+
+/// Source, country and quarter: the modes of one total.
+type SeriesQuarter = (String, Country, Period);
 
 /// `M/D/YYYY`, the last day of a quarter, as that quarter.
 pub(crate) fn quarter_of_date(value: &str) -> Result<Period, String> {

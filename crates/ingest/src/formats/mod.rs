@@ -10,6 +10,7 @@ use crate::error::IngestError;
 
 mod emiss_sdmx;
 mod fsb_csv;
+mod ru_sheet;
 mod ytd;
 use crate::rows::{ParseLimits, Parsed};
 
@@ -53,6 +54,7 @@ pub const FORMATS: &[Format] = &[
     // Russia: docs/formats.md, "Russia".
     fsb_csv::FORMAT,
     emiss_sdmx::FORMAT,
+    ru_sheet::FORMAT,
     crate::generic::FORMAT,
 ];
 

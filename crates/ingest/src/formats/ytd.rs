@@ -159,6 +159,9 @@ pub(crate) struct ToDate {
 /// before it; for December also the year itself), or why it gives nothing.
 pub(crate) type Pieces = Result<Vec<(Period, u64)>, String>;
 
+/// An accepted figure: end month, value, label and what it gave.
+type Accepted<'a> = (u8, u64, &'a str, Vec<(Period, u64)>);
+
 /// Differences the year-to-date figures of one series in `year` into quarters or months.
 /// The answer is aligned with `points`. A figure ending three months after the one before it
 /// gives that quarter, one month after it that month; December also gives the year. A figure
@@ -171,7 +174,7 @@ pub(crate) fn difference(year: i32, points: &[ToDate]) -> Vec<Pieces> {
     // The last figure accepted: its end month, value and label.
     let mut prev: Option<(u8, u64, &str)> = None;
     // Accepted figures by end month, for repeats.
-    let mut accepted: Vec<(u8, u64, &str, Vec<(Period, u64)>)> = Vec::new();
+    let mut accepted: Vec<Accepted<'_>> = Vec::new();
     for i in order {
         let p = &points[i];
         if let Some((_, value, label, pieces)) = accepted.iter().find(|a| a.0 == p.end) {
