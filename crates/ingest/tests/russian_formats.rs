@@ -690,3 +690,124 @@ fn other_files_are_not_claimed_by_the_russian_formats() {
         "generic"
     );
 }
+
+// ---- properties: no input makes a parser panic ----
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OURS: [&str; 3] = ["fsb_csv", "emiss_sdmx", "ru_sheet"];
+
+    fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A file's outcome is either an error with a message or rows that are accounted for.
+    fn check(format: &str, bytes: &[u8]) {
+        match parse(format, bytes, None) {
+            Err(e) => assert!(!e.to_string().is_empty(), "{format}: empty error"),
+            Ok(p) => {
+                if format != "ru_sheet" {
+                    // One figure per row (a sheet's row holds one per purpose column).
+                    assert!(p.rejected.len() as u64 <= p.rows, "{format}: {p:?}");
+                }
+                for r in &p.rejected {
+                    assert!(
+                        !r.reason.is_empty(),
+                        "{format}: a rejection without a reason"
+                    );
+                }
+                if format == "fsb_csv" {
+                    let non_total = p.observations.iter().filter(|o| o.category != "total");
+                    assert_eq!(
+                        non_total.count() as u64 + p.rejected.len() as u64 + p.duplicates,
+                        p.rows,
+                        "fsb_csv: every row is kept, repeated or rejected"
+                    );
+                }
+            }
+        }
+        // Detection never panics either.
+        let _ = formats::detect(bytes, None);
+    }
+
+    /// `base` with a few bytes overwritten, a slice cut out or the tail cut off.
+    fn mutate(base: &[u8], edits: &[(usize, u8)], cut: (usize, usize), truncate: usize) -> Vec<u8> {
+        let mut out = base.to_vec();
+        for (at, byte) in edits {
+            if !out.is_empty() {
+                let i = at % out.len();
+                out[i] = *byte;
+            }
+        }
+        if !out.is_empty() {
+            let from = cut.0 % out.len();
+            let to = (from + cut.1 % 64).min(out.len());
+            out.drain(from..to);
+        }
+        let keep = out.len() - truncate % (out.len() / 4 + 1);
+        out.truncate(keep);
+        out
+    }
+
+    fn fsb_head() -> Vec<u8> {
+        borders(FSB_ENTRIES)[..16 * 1024].to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            for format in OURS {
+                check(format, &bytes);
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_in_the_formats_shapes_never_panics(
+            lines in proptest::collection::vec("[A-Za-z0-9,\"/ .\\-–ёЁа-я]{0,60}", 0..20),
+        ) {
+            let body = lines.join("\n");
+            check("fsb_csv", format!("ENG,Trans,Type,Value,ISO_A2,ISO_A3,M49,Date\n{body}").as_bytes());
+            let sdmx = emiss_38479(&[("408", "5", body.as_str(), "2024", body.as_str())]);
+            check("emiss_sdmx", sdmx.as_bytes());
+        }
+
+        #[test]
+        fn mutated_fsb_and_sdmx_files_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..12),
+            cut in (any::<usize>(), any::<usize>()),
+            truncate in any::<usize>(),
+        ) {
+            check("fsb_csv", &mutate(&fsb_head(), &edits, cut, truncate));
+            let sdmx = emiss_38479(NK_STUDY_2024);
+            check("emiss_sdmx", &mutate(sdmx.as_bytes(), &edits, cut, truncate));
+            check("emiss_sdmx", &mutate(&borders(EMISS_EXCERPT), &edits, cut, truncate));
+        }
+    }
+
+    proptest! {
+        // Workbooks are slow to open in a debug build: fewer cases.
+        #![proptest_config(config(48))]
+
+        #[test]
+        fn mutated_workbooks_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..12),
+            cut in (any::<usize>(), any::<usize>()),
+            truncate in any::<usize>(),
+        ) {
+            check("ru_sheet", &mutate(&borders(MVD_XLS), &edits, cut, truncate));
+            let xlsx = mvd_xlsx(
+                "за III квартал 2024 года",
+                &[("КНДР (Северная Корея)", ["4000", "50", "3765", "100", "35", "50"])],
+            );
+            check("ru_sheet", &mutate(&xlsx, &edits, cut, truncate));
+        }
+    }
+}
