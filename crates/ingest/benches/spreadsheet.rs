@@ -206,7 +206,20 @@ fn main() {
             figures,
             repeat,
         ),
-        run("ru_sheet xlsx (detected)", "", &xlsx, figures, repeat),
+        run(
+            "ru_sheet xlsx (format named)",
+            "ru_sheet",
+            &xlsx,
+            figures,
+            repeat,
+        ),
+        run(
+            "ru_sheet xlsx (detected: opened twice)",
+            "",
+            &xlsx,
+            figures,
+            repeat,
+        ),
     ];
     let base = cases[0].time;
     println!(
