@@ -69,6 +69,14 @@ pub enum IngestError {
         known: Vec<&'static str>,
     },
 
+    /// A native format's file does not have the layout that format reads: a missing sheet,
+    /// column or header. The message names what was looked for and what was found.
+    #[error("{format}: {message}")]
+    BadLayout {
+        format: &'static str,
+        message: String,
+    },
+
     /// The message bus or the store failed: not the file's fault, worth retrying.
     #[error("ingest could not store the file ({0}); nothing was published, try again")]
     Unavailable(String),
@@ -91,6 +99,7 @@ impl IngestError {
             IngestError::TooManyRows { .. } => "too_many_rows",
             IngestError::Csv { .. } => "bad_csv",
             IngestError::UnknownFormat { .. } => "unknown_format",
+            IngestError::BadLayout { .. } => "bad_layout",
             IngestError::Unavailable(_) => "unavailable",
             IngestError::Internal(_) => "internal",
         }

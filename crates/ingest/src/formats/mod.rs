@@ -6,6 +6,11 @@
 //! format for any other text, so that a generic file with a mistake still gets the generic
 //! format's precise error.
 
+pub mod cbp;
+mod fiscal;
+pub mod ohss;
+mod table;
+
 use crate::error::IngestError;
 use crate::rows::{ParseLimits, Parsed};
 
@@ -45,7 +50,14 @@ pub struct Options<'a> {
 }
 
 /// Every format, specific ones first; `generic` is the fallback of detection.
-pub const FORMATS: &[Format] = &[crate::generic::FORMAT];
+pub const FORMATS: &[Format] = &[
+    // United States and Europe (docs/formats.md); `wide` is the most permissive specific
+    // format, so it stays last before `generic`.
+    cbp::FORMAT,
+    ohss::XLSX,
+    ohss::CSV,
+    crate::generic::FORMAT,
+];
 
 /// The names of [`FORMATS`], for messages.
 pub fn names() -> Vec<&'static str> {
