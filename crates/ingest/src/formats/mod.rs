@@ -10,6 +10,7 @@ pub mod cbp;
 mod fiscal;
 pub mod ohss;
 mod table;
+pub mod wide;
 
 use crate::error::IngestError;
 use crate::rows::{ParseLimits, Parsed};
@@ -56,6 +57,7 @@ pub const FORMATS: &[Format] = &[
     cbp::FORMAT,
     ohss::XLSX,
     ohss::CSV,
+    wide::FORMAT,
     crate::generic::FORMAT,
 ];
 
