@@ -6,10 +6,12 @@ mod us_eu_support;
 
 use std::collections::BTreeMap;
 
+use borderwatch_ingest::ParseLimits;
 use borderwatch_ingest::formats::detect;
 use borderwatch_ingest::{IngestError, Parsed, parse};
 use borderwatch_model::{Country, TOTAL_CATEGORY};
-use us_eu_support::{figure, read};
+use proptest::prelude::*;
+use us_eu_support::{Edit, figure, mutate, pieces_text, read};
 
 const SW: &str = "cbp_sw_land_border_encounters_fy22-fy25aug.csv";
 const NATIONWIDE: &str = "cbp_nationwide_encounters_aor_sample_tidytuesday.csv";
@@ -361,5 +363,117 @@ fn us_files_are_detected_from_their_content() {
         // Detection and the parser agree: the detected format reads the file.
         let p = (found.parse)(&read(name), &Default::default()).unwrap();
         assert!(!p.observations.is_empty(), "{name}");
+    }
+}
+
+/// A small workbook in the OHSS layout, for mutations that are quick to read.
+fn small_ohss_workbook() -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Monthly Citizenship").unwrap();
+    for (c, h) in ["Fiscal\nYear", "Month", "Citizenship", "Quantity"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write(0, c as u16, *h).unwrap();
+    }
+    for (r, (fy, month, country, n)) in [
+        (2024, "01 October", "Mexico", 49_780),
+        (2024, "02 November", "Korea, South", 10),
+        (2025, "01 October", "Unknown", 20),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = r as u32 + 1;
+        sheet.write(r, 0, fy).unwrap();
+        sheet.write(r, 1, month).unwrap();
+        sheet.write(r, 2, country).unwrap();
+        sheet.write(r, 3, n).unwrap();
+    }
+    workbook.save_to_buffer().unwrap()
+}
+
+#[test]
+fn small_ohss_workbook_reads() {
+    let p = parse("ohss_xlsx", &small_ohss_workbook(), None).unwrap();
+    assert_eq!(
+        figure(&p, "ohss_usbp", "MEX", "total", "2023-10"),
+        Some(49_780)
+    );
+    assert_eq!(figure(&p, "ohss_usbp", "ZZO", "total", "2024-10"), Some(20));
+    assert_eq!(p.observations.len(), 3);
+}
+
+/// Every US parser and detection on `bytes`: any answer but a panic, and the row limit kept.
+fn never_panics(bytes: &[u8], max_rows: u64) {
+    let limits = ParseLimits { max_rows };
+    for format in ["cbp_csv", "ohss_csv", "ohss_xlsx"] {
+        if let Ok(p) = borderwatch_ingest::parse_with_limits(format, bytes, None, limits) {
+            assert!(
+                p.rows <= max_rows,
+                "{format}: {} rows over the limit",
+                p.rows
+            );
+        }
+    }
+    let _ = detect(bytes, None);
+}
+
+fn edits() -> impl Strategy<Value = Vec<Edit>> {
+    proptest::collection::vec(any::<Edit>(), 0..12)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn us_parsers_never_panic_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        max_rows in 0u64..50,
+    ) {
+        never_panics(&bytes, max_rows);
+    }
+
+    #[test]
+    fn us_parsers_never_panic_on_format_pieces(
+        picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..200),
+        header in 0usize..3,
+    ) {
+        let header = [
+            "Fiscal Year,Month (abbv),Citizenship,Encounter Type,Encounter Count\n",
+            "fiscal_year,month,citizenship,quantity\n",
+            "",
+        ][header];
+        never_panics(format!("{header}{}", pieces_text(&picks)).as_bytes(), 1000);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn us_parsers_never_panic_on_mutated_real_files(
+        file in 0usize..3,
+        edits in edits(),
+        keep in any::<proptest::sample::Index>(),
+    ) {
+        // The Southwest file is cut to its first 16 KB to keep each case quick.
+        let base = match file {
+            0 => read(SW)[..16 * 1024].to_vec(),
+            1 => read(NATIONWIDE),
+            _ => read(OHSS_CSV)[..16 * 1024].to_vec(),
+        };
+        never_panics(&mutate(&base, &edits, keep), 1_000_000);
+    }
+
+    #[test]
+    fn ohss_xlsx_never_panics_on_a_mutated_workbook(
+        edits in edits(),
+        keep in any::<proptest::sample::Index>(),
+    ) {
+        let bytes = mutate(&small_ohss_workbook(), &edits, keep);
+        let _ = parse("ohss_xlsx", &bytes, None);
+        let _ = detect(&bytes, None);
     }
 }

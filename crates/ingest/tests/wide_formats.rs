@@ -4,8 +4,9 @@
 mod us_eu_support;
 
 use borderwatch_ingest::formats::detect;
-use borderwatch_ingest::{IngestError, Parsed, parse};
-use us_eu_support::{US_AND_EUROPE, all_files, figure, read};
+use borderwatch_ingest::{IngestError, ParseLimits, Parsed, parse, parse_with_limits};
+use proptest::prelude::*;
+use us_eu_support::{Edit, US_AND_EUROPE, all_files, figure, mutate, pieces_text, read};
 
 const EUROSTAT: &str = "eurostat_tour_occ_arn2_sample.tsv";
 
@@ -318,5 +319,58 @@ fn real_files_are_claimed_only_by_their_own_format() {
                 "{name} detected as {found:?}"
             ),
         }
+    }
+}
+
+/// The wide parser and detection on `bytes`: any answer but a panic, and the row limit kept.
+fn never_panics(bytes: &[u8], max_rows: u64) {
+    let limits = ParseLimits { max_rows };
+    if let Ok(p) = parse_with_limits("wide", bytes, Some("x"), limits) {
+        assert!(p.rows <= max_rows, "{} rows over the limit", p.rows);
+        assert!(p.observations.iter().all(|o| o.source == "x"));
+    }
+    let _ = detect(bytes, None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn wide_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        max_rows in 0u64..50,
+    ) {
+        never_panics(&bytes, max_rows);
+    }
+
+    #[test]
+    fn wide_never_panics_on_format_pieces(
+        picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..200),
+        header in 0usize..3,
+    ) {
+        let header = [
+            "freq,citizen,unit,geo\\TIME_PERIOD\t2024Q1\t2024Q2\n",
+            "Route,Nationality,JAN2009,FEB2009\n",
+            "",
+        ][header];
+        never_panics(format!("{header}{}", pieces_text(&picks)).as_bytes(), 1000);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn wide_never_panics_on_mutated_files(
+        file in 0usize..3,
+        edits in proptest::collection::vec(any::<Edit>(), 0..12),
+        keep in any::<proptest::sample::Index>(),
+    ) {
+        let base = match file {
+            0 => read(EUROSTAT),
+            1 => frontex_csv().into_bytes(),
+            _ => frontex_xlsx(),
+        };
+        never_panics(&mutate(&base, &edits, keep), 1_000_000);
     }
 }

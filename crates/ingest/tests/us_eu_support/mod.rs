@@ -72,3 +72,86 @@ pub(crate) fn figure(
 
 /// The formats this engineer's part adds: no other real file may be detected as one of them.
 pub(crate) const US_AND_EUROPE: &[&str] = &["cbp_csv", "ohss_xlsx", "ohss_csv", "wide"];
+
+/// One edit of a file for the property tests: at a position (a fraction of the length, so
+/// any file size works), replace, insert or delete a byte.
+pub(crate) type Edit = (proptest::sample::Index, u8, u8);
+
+/// `base` with `edits` applied, cut to at most `keep` of its bytes (`keep.index(len + 1)`).
+pub(crate) fn mutate(base: &[u8], edits: &[Edit], keep: proptest::sample::Index) -> Vec<u8> {
+    let mut out = base.to_vec();
+    for (at, byte, op) in edits {
+        if out.is_empty() {
+            out.push(*byte);
+            continue;
+        }
+        let i = at.index(out.len());
+        match op % 3 {
+            0 => out[i] = *byte,
+            1 => out.insert(i, *byte),
+            _ => {
+                out.remove(i);
+            }
+        }
+    }
+    out.truncate(keep.index(out.len() + 1));
+    out
+}
+
+/// Text made of pieces the CSV formats know (delimiters, quotes, month and country names,
+/// numbers, flags), for inputs that reach past the header.
+pub(crate) fn pieces_text(picks: &[proptest::sample::Index]) -> String {
+    const PIECES: &[&str] = &[
+        ",",
+        ",",
+        "\t",
+        ";",
+        "\n",
+        "\r\n",
+        "\"",
+        "\"\"",
+        " ",
+        ":",
+        ": c",
+        " e",
+        "\\",
+        "2024",
+        "2025 (FYTD)",
+        "FY2023",
+        "OCT",
+        "SEP",
+        "01 October",
+        "12 September",
+        "13 Octember",
+        "Mexico",
+        "OTHER",
+        "CHINA, PEOPLES REPUBLIC OF",
+        "Atlantis",
+        "EU27_2020",
+        "BE1",
+        "EL",
+        "Apprehensions",
+        "Title 42",
+        "0",
+        "7",
+        "1,234",
+        "-5",
+        "12.5",
+        "99999999999999999999999",
+        "2009M01",
+        "JAN2009",
+        "2024Q3",
+        "2024-Q5",
+        "NR",
+        "PC",
+        "citizen",
+        "geo\\TIME_PERIOD",
+        "é",
+        "\u{feff}",
+        "\0",
+    ];
+    picks
+        .iter()
+        .map(|p| PIECES[p.index(PIECES.len())])
+        .collect()
+}
