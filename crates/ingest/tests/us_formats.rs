@@ -210,6 +210,37 @@ fn cbp_row_with_a_bad_count_is_rejected_and_its_sums_withheld() {
 }
 
 #[test]
+fn cbp_unquoted_comma_rejects_the_row_and_withholds_its_sums() {
+    let text = "fiscal_year,month_abbv,citizenship,encounter_type,encounter_count\n\
+                2020,APR,\"CHINA, PEOPLES REPUBLIC OF\",Inadmissibles,108\n\
+                2020,APR,CHINA, PEOPLES REPUBLIC OF,Inadmissibles,5\n\
+                2020,APR,CHINA,Expulsions,1\n\
+                2020,APR,INDIA,Inadmissibles,3\n";
+    let p = parse("cbp_csv", text.as_bytes(), None).unwrap();
+    let r = &p.rejected[0];
+    assert_eq!((r.row, r.column.as_str()), (3, ""));
+    assert!(r.reason.contains("expected 5 fields"), "{}", r.reason);
+    assert!(
+        r.reason.contains("must be in double quotes"),
+        "{}",
+        r.reason
+    );
+    // China's inadmissibles and total would miss the 5 of line 3: withheld, not published
+    // as 108 and 109.
+    assert_eq!(
+        figure(&p, "cbp_sw", "CHN", "inadmissibles", "2020-04"),
+        None
+    );
+    assert_eq!(figure(&p, "cbp_sw", "CHN", "total", "2020-04"), None);
+    assert_eq!(
+        figure(&p, "cbp_sw", "CHN", "expulsions", "2020-04"),
+        Some(1)
+    );
+    assert_eq!(figure(&p, "cbp_sw", "IND", "total", "2020-04"), Some(3));
+    assert_eq!(p.rejected.len(), 3, "{:?}", p.rejected);
+}
+
+#[test]
 fn cbp_exact_repeat_is_counted_once_and_a_changed_repeat_rejected() {
     let header = "fiscal_year,month_abbv,citizenship,encounter_type,encounter_count\n";
     let text = format!(

@@ -242,6 +242,16 @@ fn eurostat_quarters_units_and_citizen_column() {
 }
 
 #[test]
+fn columns_after_the_periods_are_not_keys() {
+    let text = "country,route,2023,2024,Total\nSY,Eastern,1,2,3\nAF,Eastern,4,5,9\n";
+    let p = parse("wide", text.as_bytes(), Some("x")).unwrap();
+    assert_eq!(figure(&p, "x", "SYR", "eastern", "2024"), Some(2));
+    assert_eq!(figure(&p, "x", "AFG", "eastern", "2023"), Some(4));
+    assert_eq!(p.observations.len(), 4);
+    assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+}
+
+#[test]
 fn wide_without_a_country_column_says_which_names_it_looks_for() {
     let e = parse("wide", b"route,2023,2024\nEastern,1,2\n", Some("x")).unwrap_err();
     assert!(

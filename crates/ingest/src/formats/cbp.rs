@@ -5,7 +5,7 @@
 //! A series is (citizenship, encounter type): the rows of a month are summed over component,
 //! demographic, authority, region and office, and also over encounter types as `total`.
 
-use borderwatch_model::{Country, TOTAL_CATEGORY, tokenize};
+use borderwatch_model::{Country, Period, TOTAL_CATEGORY, tokenize};
 
 use super::table::{self, Added, Row, Sums};
 use super::{Format, Options, Sniff, fiscal};
@@ -111,6 +111,13 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
                 row.cells.len()
             );
             sink.reject(row.line, "", &row.cells.join(","), reason);
+            // Most often a citizenship with a `,` left unquoted: read it that way only to
+            // withhold the sums the row belongs to, which would be short without it.
+            if let Some(joined) = rejoin(&row, header.cells.len(), columns.citizenship) {
+                for key in row_keys(&joined, &columns) {
+                    sums.withhold(key, row.line);
+                }
+            }
             continue;
         }
         read_row(&row, &header, &columns, &mut sums, &mut sink);
@@ -119,9 +126,26 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
     Ok(sink.finish())
 }
 
-/// Sums one data row into its series, or rejects it naming the first bad column.
-fn read_row(row: &Row, header: &Row, c: &Columns, sums: &mut Sums, sink: &mut RowSink) {
-    let column = |i: usize| header.get(i).to_string();
+/// A row with more fields than the header, its extra fields taken back into the citizenship.
+fn rejoin(row: &Row, fields: usize, citizenship: usize) -> Option<Row> {
+    let extra = row.cells.len().checked_sub(fields).filter(|e| *e > 0)?;
+    let mut cells = row.cells[..citizenship].to_vec();
+    cells.push(row.cells[citizenship..=citizenship + extra].join(", "));
+    cells.extend_from_slice(&row.cells[citizenship + extra + 1..]);
+    Some(Row {
+        line: row.line,
+        cells,
+    })
+}
+
+/// One row's columns, read; an error names the column's index and the reason.
+struct Read {
+    period: Result<Period, (usize, String)>,
+    country: Result<Country, (usize, String)>,
+    category: Result<String, (usize, String)>,
+}
+
+fn read(row: &Row, c: &Columns) -> Read {
     let period = fiscal::fiscal_year(row.get(c.fiscal_year))
         .map_err(|e| (c.fiscal_year, e))
         .and_then(|fy| {
@@ -141,23 +165,44 @@ fn read_row(row: &Row, header: &Row, c: &Columns, sums: &mut Sums, sink: &mut Ro
             ),
         )
     });
-    let count = table::count(row.get(c.count)).map_err(|e| (c.count, e));
+    Read {
+        period,
+        country,
+        category,
+    }
+}
 
-    // The series this row adds to, as far as its columns could be read.
+/// The series and periods a row adds to, as far as its columns could be read: its encounter
+/// type and `total` for its citizenship and month.
+fn keys(read: &Read) -> Vec<(Country, String, Period)> {
     let mut keys = Vec::new();
-    if let (Ok(period), Ok(country)) = (&period, &country) {
+    if let (Ok(period), Ok(country)) = (&read.period, &read.country) {
         keys.push((*country, TOTAL_CATEGORY.to_string(), *period));
-        if let Ok(category) = &category
+        if let Ok(category) = &read.category
             && category != TOTAL_CATEGORY
         {
             keys.push((*country, category.clone(), *period));
         }
     }
-    let first_error = period
+    keys
+}
+
+fn row_keys(row: &Row, c: &Columns) -> Vec<(Country, String, Period)> {
+    keys(&read(row, c))
+}
+
+/// Sums one data row into its series, or rejects it naming the first bad column.
+fn read_row(row: &Row, header: &Row, c: &Columns, sums: &mut Sums, sink: &mut RowSink) {
+    let column = |i: usize| header.get(i).to_string();
+    let read = read(row, c);
+    let keys = keys(&read);
+    let count = table::count(row.get(c.count)).map_err(|e| (c.count, e));
+    let first_error = read
+        .period
         .as_ref()
         .err()
-        .or(country.as_ref().err())
-        .or(category.as_ref().err())
+        .or(read.country.as_ref().err())
+        .or(read.category.as_ref().err())
         .or(count.as_ref().err())
         .cloned();
     if let Some((i, reason)) = first_error {

@@ -4,8 +4,9 @@
 //!
 //! The header row is the first row with a period column (`2024`, `2024Q3`, `2024-Q3`,
 //! `2009M01`, `2009-01`, `JAN2009`, `Jan 2009`, or a date cell); rows above it may be titles
-//! of one or two cells. Its other cells name key columns; Eurostat's first column joins
-//! several (`freq,citizen,unit,geo\TIME_PERIOD`, its cells `A,SY,NR,DE`). The country is the
+//! of one or two cells. The cells before the first period column name key columns (cells
+//! after it that are not periods, such as a `Total`, are ignored); Eurostat's first column
+//! joins several (`freq,citizen,unit,geo\TIME_PERIOD`, its cells `A,SY,NR,DE`). The country is the
 //! first key column named (in this order) c_citizen, citizen, citizenship,
 //! country_of_citizenship, nationality, citizenship_grouping, country or geo. The category
 //! joins the values of the other key columns, except `freq`, `unit` and `source`, with `_`
@@ -178,6 +179,10 @@ fn layout(header: &Row) -> Result<Layout, IngestError> {
         }
         if let Some(p) = period_label(cell) {
             periods.push((i, p));
+            continue;
+        }
+        if !periods.is_empty() {
+            // After the periods: a derived column such as `Total`, not a key.
             continue;
         }
         let names = cell.split_once('\\').map(|(keys, _)| keys).unwrap_or(cell);
