@@ -55,10 +55,18 @@ struct Columns {
 
 fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
     let text = crate::decode::decode_text(bytes)?;
-    let header_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let rows = table::csv_rows(&text, table::delimiter(header_line))?;
-    let mut rows = rows.into_iter().filter(|r| !r.is_blank());
-    let header = rows.next().ok_or(IngestError::NoHeader)?;
+    let mut rows = table::text_rows(&text);
+    let header = loop {
+        match rows.next() {
+            None => return Err(IngestError::NoHeader),
+            Some(row) => {
+                let row = row?;
+                if !row.is_blank() {
+                    break row;
+                }
+            }
+        }
+    };
     let names: Vec<String> = header.cells.iter().map(|c| table::normalize(c)).collect();
     let find = |wanted: &[&str], shown: &str| {
         wanted
@@ -101,6 +109,10 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
     let mut sink = RowSink::new(options.limits);
     let mut sums = Sums::new(source);
     for row in rows {
+        let row = row?;
+        if row.is_blank() {
+            continue;
+        }
         sink.count_row()?;
         if row.cells.len() != header.cells.len() {
             let reason = format!(

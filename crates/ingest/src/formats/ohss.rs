@@ -89,20 +89,23 @@ fn parse_xlsx(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError
         });
     };
     let rows = table::sheet_rows(&mut workbook, &sheet, XLSX.name)?;
-    parse_rows(rows, options, XLSX.name, &format!("sheet \"{sheet}\", row"))
+    parse_rows(
+        rows.into_iter().map(Ok),
+        options,
+        XLSX.name,
+        &format!("sheet \"{sheet}\", row"),
+    )
 }
 
 fn parse_csv(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
     let text = crate::decode::decode_text(bytes)?;
-    let header_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let rows = table::csv_rows(&text, table::delimiter(header_line))?;
-    parse_rows(rows, options, CSV.name, "line")
+    parse_rows(table::text_rows(&text), options, CSV.name, "line")
 }
 
 /// Reads the table below its header. `place` names a row in messages (`line`, or the sheet
 /// and `row`).
 fn parse_rows(
-    rows: Vec<Row>,
+    mut rows: impl Iterator<Item = Result<Row, IngestError>>,
     options: &Options<'_>,
     format: &'static str,
     place: &str,
@@ -113,10 +116,10 @@ fn parse_rows(
         })?,
         None => SOURCE.to_string(),
     };
-    let mut rows = rows.into_iter().filter(|r| !r.is_blank());
     let mut first_rows = Vec::new();
     let header = loop {
-        match rows.next() {
+        match rows.next().transpose()? {
+            Some(row) if row.is_blank() => {}
             Some(row) if is_header(&names_of(&row)) => break row,
             Some(row) if first_rows.len() < HEADER_SEARCH => first_rows.push(row),
             _ => {
@@ -152,6 +155,10 @@ fn parse_rows(
 
     let mut sink = RowSink::new(options.limits);
     for row in rows {
+        let row = row?;
+        if row.is_blank() {
+            continue;
+        }
         sink.count_row()?;
         let checked = fiscal::fiscal_year(row.get(fy))
             .map_err(|e| (fy, e))

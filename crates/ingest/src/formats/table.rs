@@ -55,10 +55,13 @@ pub(crate) fn delimiter(header: &str) -> u8 {
     }
 }
 
-/// Every record of CSV text with the line it starts on (blank lines and quoted newlines
-/// counted), cells trimmed.
-pub(crate) fn csv_rows(text: &str, delimiter: u8) -> Result<Vec<Row>, IngestError> {
-    let mut reader = csv::ReaderBuilder::new()
+/// Every record of CSV text, one at a time, with the line it starts on (blank lines and
+/// quoted newlines counted), cells trimmed.
+pub(crate) fn csv_rows(
+    text: &str,
+    delimiter: u8,
+) -> impl Iterator<Item = Result<Row, IngestError>> + '_ {
+    let reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
@@ -66,8 +69,7 @@ pub(crate) fn csv_rows(text: &str, delimiter: u8) -> Result<Vec<Row>, IngestErro
         .from_reader(text.as_bytes());
     let bytes = text.as_bytes();
     let (mut pos, mut line) = (0usize, 1u64);
-    let mut rows = Vec::new();
-    for record in reader.records() {
+    reader.into_records().map(move |record| {
         let record = record.map_err(|e| IngestError::Csv {
             line: e.position().map(|p| p.line()).unwrap_or(line),
             message: e.to_string(),
@@ -81,12 +83,17 @@ pub(crate) fn csv_rows(text: &str, delimiter: u8) -> Result<Vec<Row>, IngestErro
             line += bytes[pos..start].iter().filter(|b| **b == b'\n').count() as u64;
             pos = start;
         }
-        rows.push(Row {
+        Ok(Row {
             line,
             cells: record.iter().map(str::to_string).collect(),
-        });
-    }
-    Ok(rows)
+        })
+    })
+}
+
+/// CSV text's rows, its delimiter taken from its first non-blank line.
+pub(crate) fn text_rows(text: &str) -> impl Iterator<Item = Result<Row, IngestError>> + '_ {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    csv_rows(text, delimiter(first))
 }
 
 /// A spreadsheet (xlsx, xlsm, xlsb, xls or ods), opened from memory.
@@ -369,7 +376,9 @@ mod tests {
 
     #[test]
     fn csv_rows_number_lines_from_the_start_of_the_text() {
-        let rows = csv_rows("\na,b\n\n\"x\ny\",1\nz,2\n", b',').unwrap();
+        let rows: Vec<Row> = csv_rows("\na,b\n\n\"x\ny\",1\nz,2\n", b',')
+            .collect::<Result<_, _>>()
+            .unwrap();
         let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![2, 4, 6]);
     }

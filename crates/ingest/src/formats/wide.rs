@@ -146,23 +146,34 @@ struct Layout {
 }
 
 /// The header: the first row with a period column, where the rows above it are titles (at
-/// most two cells each). A row of three or more cells without a period is another table's
-/// header, and ends the search.
-fn header_index(rows: &[Row]) -> Option<usize> {
-    for (i, row) in rows
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.is_blank())
-        .take(HEADER_SEARCH)
-    {
-        if row.cells.iter().any(|c| period_label(c).is_some()) {
-            return Some(i);
+/// most two cells each). Without one, `Err` carries the row of three or more cells without a
+/// period that ended the search (another table's header), if any.
+fn find_header(
+    rows: &mut impl Iterator<Item = Result<Row, IngestError>>,
+) -> Result<Result<Row, Option<Row>>, IngestError> {
+    let mut seen = 0;
+    for row in rows {
+        let row = row?;
+        if row.is_blank() {
+            continue;
         }
-        if filled(row) >= 3 {
-            return None;
+        if row.cells.iter().any(|c| period_label(c).is_some()) {
+            return Ok(Ok(row));
+        }
+        if filled(&row) >= 3 {
+            return Ok(Err(Some(row)));
+        }
+        seen += 1;
+        if seen >= HEADER_SEARCH {
+            break;
         }
     }
-    None
+    Ok(Err(None))
+}
+
+/// Whether rows start with a wide header that names a country column.
+fn is_wide(rows: &mut impl Iterator<Item = Result<Row, IngestError>>) -> bool {
+    matches!(find_header(rows), Ok(Ok(header)) if layout(&header).is_ok())
 }
 
 fn filled(row: &Row) -> usize {
@@ -235,81 +246,77 @@ fn layout(header: &Row) -> Result<Layout, IngestError> {
 }
 
 fn sniff(sniff: &Sniff<'_>) -> bool {
-    let rows = if is_spreadsheet(sniff.bytes) {
+    if is_spreadsheet(sniff.bytes) {
         return table::open_workbook(sniff.bytes, NAME)
             .ok()
             .and_then(|mut wb| first_wide_sheet(&mut wb))
             .is_some();
-    } else {
-        let Some(head) = sniff.text_head else {
-            return false;
-        };
-        match text_rows(head) {
-            Ok(rows) => rows,
-            Err(_) => return false,
-        }
-    };
-    header_index(&rows).is_some_and(|i| layout(&rows[i]).is_ok())
+    }
+    sniff
+        .text_head
+        .is_some_and(|head| is_wide(&mut table::text_rows(head)))
 }
 
 fn is_spreadsheet(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0])
 }
 
-fn text_rows(text: &str) -> Result<Vec<Row>, IngestError> {
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    table::csv_rows(text, table::delimiter(first))
-}
-
 /// The first sheet with a wide header, and its rows.
-fn first_wide_sheet(workbook: &mut table::Workbook) -> Option<(String, Vec<Row>)> {
+fn first_wide_sheet(workbook: &mut table::Workbook) -> Option<Vec<Row>> {
     for name in workbook.sheet_names() {
         let Ok(rows) = table::sheet_rows(workbook, &name, NAME) else {
             continue;
         };
-        if header_index(&rows).is_some_and(|i| layout(&rows[i]).is_ok()) {
-            return Some((name, rows));
+        if is_wide(&mut rows.iter().cloned().map(Ok)) {
+            return Some(rows);
         }
     }
     None
 }
 
+/// A spreadsheet's rows: its first sheet with a wide table, else its first sheet (whose
+/// header the error will describe).
+fn spreadsheet_rows(bytes: &[u8]) -> Result<Vec<Row>, IngestError> {
+    let mut workbook = table::open_workbook(bytes, NAME)?;
+    if let Some(rows) = first_wide_sheet(&mut workbook) {
+        return Ok(rows);
+    }
+    let first =
+        workbook
+            .sheet_names()
+            .into_iter()
+            .next()
+            .ok_or_else(|| IngestError::BadLayout {
+                format: NAME,
+                message: "the workbook has no sheets".into(),
+            })?;
+    table::sheet_rows(&mut workbook, &first, NAME)
+}
+
 fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
-    let rows = if is_spreadsheet(bytes) {
-        let mut workbook = table::open_workbook(bytes, NAME)?;
-        match first_wide_sheet(&mut workbook) {
-            Some((_, rows)) => rows,
-            None => {
-                // Read the first sheet again for the precise error about its header.
-                let first = workbook.sheet_names().into_iter().next().ok_or_else(|| {
-                    IngestError::BadLayout {
-                        format: NAME,
-                        message: "the workbook has no sheets".into(),
-                    }
-                })?;
-                table::sheet_rows(&mut workbook, &first, NAME)?
-            }
-        }
+    let text;
+    let mut rows: Box<dyn Iterator<Item = Result<Row, IngestError>>> = if is_spreadsheet(bytes) {
+        Box::new(spreadsheet_rows(bytes)?.into_iter().map(Ok))
     } else {
-        text_rows(&crate::decode::decode_text(bytes)?)?
+        text = crate::decode::decode_text(bytes)?;
+        Box::new(table::text_rows(&text))
     };
-    let Some(h) = header_index(&rows) else {
-        return Err(IngestError::BadLayout {
-            format: NAME,
-            message: format!(
-                "no header row with period columns (2024, 2024Q3, 2024-Q3, 2009M01, JAN2009): \
-                 rows above the header may only be titles of one or two cells{}",
-                rows.iter()
-                    .filter(|r| !r.is_blank())
-                    .take(HEADER_SEARCH)
-                    .find(|r| filled(r) >= 3)
-                    .map(|r| format!(", line {}, which has: {}", r.line, r.cells.join(", ")))
-                    .unwrap_or_default()
-            ),
-        });
+    let header = match find_header(&mut rows)? {
+        Ok(header) => header,
+        Err(blocking) => {
+            return Err(IngestError::BadLayout {
+                format: NAME,
+                message: format!(
+                    "no header row with period columns (2024, 2024Q3, 2024-Q3, 2009M01, \
+                     JAN2009): rows above the header may only be titles of one or two cells{}",
+                    blocking
+                        .map(|r| format!(", line {}, which has: {}", r.line, r.cells.join(", ")))
+                        .unwrap_or_default()
+                ),
+            });
+        }
     };
-    let layout = layout(&rows[h])?;
-    let header = &rows[h];
+    let layout = layout(&header)?;
     let default_source = match options.source.map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => Some(tokenize(s).ok_or_else(|| IngestError::BadSource {
             value: s.to_string(),
@@ -321,9 +328,13 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
     }
 
     let mut sink = RowSink::new(options.limits);
-    for row in rows[h + 1..].iter().filter(|r| !r.is_blank()) {
+    for row in rows {
+        let row = row?;
+        if row.is_blank() {
+            continue;
+        }
         sink.count_row()?;
-        read_row(row, header, &layout, default_source.as_deref(), &mut sink);
+        read_row(&row, &header, &layout, default_source.as_deref(), &mut sink);
     }
     Ok(sink.finish())
 }
