@@ -294,6 +294,22 @@ fn cbp_missing_column_names_it_and_what_was_found() {
 }
 
 #[test]
+fn row_limit_refuses_a_longer_file() {
+    let limits = |max_rows| ParseLimits { max_rows };
+    for (format, name, rows) in [("cbp_csv", NATIONWIDE, 31), ("ohss_csv", OHSS_CSV, 10_821)] {
+        let bytes = read(name);
+        let e = borderwatch_ingest::parse_with_limits(format, &bytes, None, limits(rows - 1))
+            .unwrap_err();
+        assert!(
+            matches!(e, IngestError::TooManyRows { .. }),
+            "{format}: {e:?}"
+        );
+        let p = borderwatch_ingest::parse_with_limits(format, &bytes, None, limits(rows)).unwrap();
+        assert_eq!(p.rows, rows, "{format}");
+    }
+}
+
+#[test]
 fn cbp_source_given_with_the_upload_wins() {
     let p = parse("cbp_csv", &read(NATIONWIDE), Some("cbp_boston")).unwrap();
     assert!(p.observations.iter().all(|o| o.source == "cbp_boston"));
