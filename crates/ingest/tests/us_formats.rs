@@ -241,6 +241,23 @@ fn cbp_unquoted_comma_rejects_the_row_and_withholds_its_sums() {
 }
 
 #[test]
+fn cbp_total_rows_are_left_out_not_counted_twice() {
+    let text = "fiscal_year,month_abbv,citizenship,encounter_type,encounter_count\n\
+                2024,JAN,CUBA,Expulsions,4\n\
+                2024,JAN,CUBA,Apprehensions,6\n\
+                2024,JAN,CUBA,Total,10\n";
+    let p = parse("cbp_csv", text.as_bytes(), None).unwrap();
+    assert_eq!(figure(&p, "cbp_sw", "CUB", "total", "2024-01"), Some(10));
+    assert_eq!(p.observations.len(), 3);
+    let r = &p.rejected[0];
+    assert_eq!(
+        (r.row, r.column.as_str(), r.value.as_str()),
+        (4, "encounter_type", "Total")
+    );
+    assert_eq!(p.rejected.len(), 1);
+}
+
+#[test]
 fn cbp_exact_repeat_is_counted_once_and_a_changed_repeat_rejected() {
     let header = "fiscal_year,month_abbv,citizenship,encounter_type,encounter_count\n";
     let text = format!(

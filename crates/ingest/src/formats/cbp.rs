@@ -190,9 +190,7 @@ fn keys(read: &Read) -> Vec<(Country, String, Period)> {
     let mut keys = Vec::new();
     if let (Ok(period), Ok(country)) = (&read.period, &read.country) {
         keys.push((*country, TOTAL_CATEGORY.to_string(), *period));
-        if let Ok(category) = &read.category
-            && category != TOTAL_CATEGORY
-        {
+        if let Ok(category) = &read.category {
             keys.push((*country, category.clone(), *period));
         }
     }
@@ -206,6 +204,18 @@ fn row_keys(row: &Row, c: &Columns) -> Vec<(Country, String, Period)> {
 /// Sums one data row into its series, or rejects it naming the first bad column.
 fn read_row(row: &Row, header: &Row, c: &Columns, sums: &mut Sums, sink: &mut RowSink) {
     let column = |i: usize| header.get(i).to_string();
+    if tokenize(row.get(c.encounter_type)).as_deref() == Some(TOTAL_CATEGORY) {
+        // Not part of any sum: `total` is made here from the encounter types.
+        sink.reject(
+            row.line,
+            &column(c.encounter_type),
+            row.get(c.encounter_type),
+            "a total over encounter types: left out, since the total is summed here from \
+             the encounter types' rows"
+                .into(),
+        );
+        return;
+    }
     let read = read(row, c);
     let keys = keys(&read);
     let count = table::count(row.get(c.count)).map_err(|e| (c.count, e));
