@@ -69,9 +69,9 @@ pub enum IngestError {
         known: Vec<&'static str>,
     },
 
-    /// A native format's file does not have the layout that format reads: a missing sheet,
-    /// column or header. The message names what was looked for and what was found.
-    #[error("{format}: {message}")]
+    /// A native format's file whose layout is not that format's (a missing column, a
+    /// spreadsheet without its header rows, XML that is not SDMX).
+    #[error("the file is not a readable {format} file: {message}")]
     BadLayout {
         format: &'static str,
         message: String,
