@@ -107,6 +107,12 @@ impl RowSink {
         }
     }
 
+    /// Counts a data row that repeated an earlier row exactly, for formats that sum their
+    /// rows into series and so find repeats before [`RowSink::keep`] could.
+    pub fn repeat(&mut self) {
+        self.out.duplicates += 1;
+    }
+
     /// What the file gave.
     pub fn finish(self) -> Parsed {
         self.out

@@ -6,12 +6,18 @@
 //! format for any other text, so that a generic file with a mistake still gets the generic
 //! format's precise error.
 
-use crate::error::IngestError;
+pub mod cbp;
+mod fiscal;
+pub mod ohss;
+mod table;
+pub mod wide;
 
 mod emiss_sdmx;
 mod fsb_csv;
 mod ru_sheet;
 mod ytd;
+
+use crate::error::IngestError;
 use crate::rows::{ParseLimits, Parsed};
 
 /// How much of a file's start sniffers look at.
@@ -55,6 +61,12 @@ pub const FORMATS: &[Format] = &[
     fsb_csv::FORMAT,
     emiss_sdmx::FORMAT,
     ru_sheet::FORMAT,
+    // United States and Europe (docs/formats.md); `wide` is the most permissive specific
+    // format, so it stays last before `generic`.
+    cbp::FORMAT,
+    ohss::XLSX,
+    ohss::CSV,
+    wide::FORMAT,
     crate::generic::FORMAT,
 ];
 

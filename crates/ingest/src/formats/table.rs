@@ -1,0 +1,385 @@
+//! What the native formats share: rows of text cells with their line numbers, read from CSV
+//! text or from a spreadsheet, header names normalized for matching, and the sums of formats
+//! whose rows are finer than a series.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use borderwatch_model::{Country, Observation, Period};
+use calamine::{Data, Reader};
+
+use crate::error::IngestError;
+use crate::rows::RowSink;
+
+/// One row of a table: its 1-based line (text) or row number (spreadsheet), and its cells.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row {
+    pub(crate) line: u64,
+    pub(crate) cells: Vec<String>,
+}
+
+impl Row {
+    pub(crate) fn is_blank(&self) -> bool {
+        self.cells.iter().all(|c| c.trim().is_empty())
+    }
+
+    pub(crate) fn get(&self, i: usize) -> &str {
+        self.cells.get(i).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// A header name for matching: lowercase ASCII words joined by `_` (`Month (abbv)` →
+/// `month_abbv`, `Fiscal\nYear` → `fiscal_year`).
+pub(crate) fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim_start_matches('\u{feff}').chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').to_string()
+}
+
+/// The delimiter of a header line: tab when it has one (Eurostat's first column holds
+/// commas), else `;` when it has more of them than `,`, else `,`.
+pub(crate) fn delimiter(header: &str) -> u8 {
+    let semicolons = header.matches(';').count();
+    if header.contains('\t') {
+        b'\t'
+    } else if semicolons > header.matches(',').count() {
+        b';'
+    } else {
+        b','
+    }
+}
+
+/// Every record of CSV text, one at a time, with the line it starts on (blank lines and
+/// quoted newlines counted), cells trimmed.
+pub(crate) fn csv_rows(
+    text: &str,
+    delimiter: u8,
+) -> impl Iterator<Item = Result<Row, IngestError>> + '_ {
+    let reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let bytes = text.as_bytes();
+    let (mut pos, mut line) = (0usize, 1u64);
+    reader.into_records().map(move |record| {
+        let record = record.map_err(|e| IngestError::Csv {
+            line: e.position().map(|p| p.line()).unwrap_or(line),
+            message: e.to_string(),
+        })?;
+        if let Some(p) = record.position() {
+            let mut start = p.byte() as usize;
+            while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+                start += 1;
+            }
+            let start = start.min(bytes.len()).max(pos);
+            line += bytes[pos..start].iter().filter(|b| **b == b'\n').count() as u64;
+            pos = start;
+        }
+        Ok(Row {
+            line,
+            cells: record.iter().map(str::to_string).collect(),
+        })
+    })
+}
+
+/// CSV text's rows, its delimiter taken from its first non-blank line.
+pub(crate) fn text_rows(text: &str) -> impl Iterator<Item = Result<Row, IngestError>> + '_ {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    csv_rows(text, delimiter(first))
+}
+
+/// A spreadsheet (xlsx, xlsm, xlsb, xls or ods), opened from memory.
+pub(crate) type Workbook = calamine::Sheets<Cursor<Vec<u8>>>;
+
+/// Opens a spreadsheet. The reader runs behind `catch_unwind`: a malformed file must become
+/// an error, never a panic of the service.
+pub(crate) fn open_workbook(bytes: &[u8], format: &'static str) -> Result<Workbook, IngestError> {
+    let cursor = Cursor::new(bytes.to_vec());
+    match std::panic::catch_unwind(|| calamine::open_workbook_auto_from_rs(cursor)) {
+        Ok(Ok(workbook)) => Ok(workbook),
+        Ok(Err(e)) => Err(IngestError::BadLayout {
+            format,
+            message: format!("the spreadsheet could not be read ({e}); save it again as .xlsx"),
+        }),
+        Err(_) => Err(IngestError::BadLayout {
+            format,
+            message: "the spreadsheet is damaged and could not be read; save it again as .xlsx"
+                .into(),
+        }),
+    }
+}
+
+/// The rows of one sheet as text cells, numbered as the spreadsheet numbers them.
+pub(crate) fn sheet_rows(
+    workbook: &mut Workbook,
+    sheet: &str,
+    format: &'static str,
+) -> Result<Vec<Row>, IngestError> {
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        workbook.worksheet_range(sheet)
+    }));
+    let range = match read {
+        Ok(Ok(range)) => range,
+        Ok(Err(e)) => {
+            return Err(IngestError::BadLayout {
+                format,
+                message: format!("sheet \"{sheet}\" could not be read ({e})"),
+            });
+        }
+        Err(_) => {
+            return Err(IngestError::BadLayout {
+                format,
+                message: format!("sheet \"{sheet}\" is damaged and could not be read"),
+            });
+        }
+    };
+    let first_row = range.start().map(|(r, _)| u64::from(r)).unwrap_or(0);
+    let first_col = range.start().map(|(_, c)| c as usize).unwrap_or(0);
+    Ok(range
+        .rows()
+        .enumerate()
+        .map(|(i, cells)| Row {
+            line: first_row + i as u64 + 1,
+            cells: std::iter::repeat_n(String::new(), first_col)
+                .chain(cells.iter().map(cell_text))
+                .collect(),
+        })
+        .collect())
+}
+
+/// A cell as the text a CSV export would show: whole numbers without `.0`.
+pub(crate) fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.trim().to_string(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) => month_label(d.as_f64()).unwrap_or_else(|| d.to_string()),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Error(e) => format!("#{e:?}"),
+    }
+}
+
+/// A date cell (days since 1899-12-30) as the month it falls in, `YYYY-MM`: spreadsheets
+/// often head monthly columns with the first day of the month.
+fn month_label(serial: f64) -> Option<String> {
+    if !(1.0..2_958_466.0).contains(&serial) {
+        return None;
+    }
+    // Days from 1970-01-01, then the civil date (Howard Hinnant's algorithm).
+    let z = serial.floor() as i64 - 25_569 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Some(format!("{year:04}-{month:02}"))
+}
+
+/// A count as agencies print it: whole digits (a spreadsheet's `90.0` has already lost its
+/// `.0`), optionally with `,` thousands separators in groups of three.
+pub(crate) fn count(value: &str) -> Result<u64, String> {
+    let t = value.trim();
+    if t.is_empty() {
+        return Err("the count is empty".into());
+    }
+    let grouped = t.contains(',')
+        && t.split(',').enumerate().all(|(i, g)| {
+            g.bytes().all(|b| b.is_ascii_digit())
+                && if i == 0 {
+                    (1..=3).contains(&g.len())
+                } else {
+                    g.len() == 3
+                }
+        });
+    let digits: String = if grouped {
+        t.replace(',', "")
+    } else {
+        t.to_string()
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return digits
+            .parse()
+            .map_err(|_| format!("the count `{t}` is too large"));
+    }
+    Err(if t.starts_with('-') {
+        format!("the count `{t}` is negative: counts are whole numbers from 0 up")
+    } else {
+        format!("`{t}` is not a count: expected a whole number from 0 up")
+    })
+}
+
+type Key = (Country, String, Period);
+
+/// Sums rows into series: for formats whose rows split a series further (CBP's components,
+/// demographics, authorities and offices). A figure one of whose rows was rejected is
+/// withheld, never published short.
+#[derive(Debug)]
+pub(crate) struct Sums {
+    source: String,
+    /// Sum and first line of each series and period, in the order first seen.
+    sums: HashMap<Key, (u64, u64)>,
+    order: Vec<Key>,
+    withheld: HashMap<Key, u64>,
+    /// The full key and count of each row, so an exact repeat is not counted twice.
+    rows: HashMap<Vec<String>, (u64, u64)>,
+}
+
+/// What [`Sums::row`] made of a row.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Added {
+    Summed,
+    /// The same row (every column, count included) came before: counted once.
+    Repeat,
+    /// The same row with another count came before: rejected, its figures withheld.
+    Conflict {
+        first_line: u64,
+        first_count: u64,
+    },
+}
+
+impl Sums {
+    pub(crate) fn new(source: String) -> Sums {
+        Sums {
+            source,
+            sums: HashMap::new(),
+            order: Vec::new(),
+            withheld: HashMap::new(),
+            rows: HashMap::new(),
+        }
+    }
+
+    /// Adds one row's count to every series and period in `keys`. `identity` is the row's
+    /// every column but the count.
+    pub(crate) fn row(
+        &mut self,
+        line: u64,
+        identity: Vec<String>,
+        keys: &[Key],
+        count: u64,
+    ) -> Added {
+        match self.rows.get(&identity) {
+            Some(&(first_count, _)) if first_count == count => return Added::Repeat,
+            Some(&(first_count, first_line)) => {
+                for key in keys {
+                    self.withhold(key.clone(), line);
+                }
+                return Added::Conflict {
+                    first_line,
+                    first_count,
+                };
+            }
+            None => {
+                self.rows.insert(identity, (count, line));
+            }
+        }
+        for key in keys {
+            match self.sums.get_mut(key) {
+                Some((sum, _)) => match sum.checked_add(count) {
+                    Some(s) => *sum = s,
+                    None => self.withhold(key.clone(), line),
+                },
+                None => {
+                    self.sums.insert(key.clone(), (count, line));
+                    self.order.push(key.clone());
+                }
+            }
+        }
+        Added::Summed
+    }
+
+    /// Marks a figure as incomplete: line `line`, one of its rows, was rejected.
+    pub(crate) fn withhold(&mut self, key: Key, line: u64) {
+        self.withheld.entry(key).or_insert(line);
+    }
+
+    /// Hands the complete sums to the sink, in the order first seen; each withheld figure is
+    /// reported as a rejected row at the line that made it incomplete.
+    pub(crate) fn finish(self, sink: &mut RowSink) {
+        for key in &self.order {
+            let Some(&(sum, first_line)) = self.sums.get(key) else {
+                continue;
+            };
+            let (country, category, period) = key.clone();
+            if let Some(&bad_line) = self.withheld.get(key) {
+                sink.reject(
+                    bad_line,
+                    "",
+                    &sum.to_string(),
+                    format!(
+                        "{}/{country}/{category} {period} is not ingested: it sums several \
+                         rows and this one was rejected, so the sum of the others ({sum}) \
+                         would be short; fix the row and send the file again",
+                        self.source
+                    ),
+                );
+                continue;
+            }
+            let obs = Observation {
+                source: self.source.clone(),
+                country,
+                category,
+                period,
+                count: sum,
+                release_id: String::new(),
+            };
+            sink.keep(first_line, obs, &sum.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_header_names() {
+        assert_eq!(normalize("Month (abbv)"), "month_abbv");
+        assert_eq!(normalize("Fiscal\nYear"), "fiscal_year");
+        assert_eq!(normalize("\u{feff} Encounter Count "), "encounter_count");
+        assert_eq!(normalize("geo\\TIME_PERIOD"), "geo_time_period");
+    }
+
+    #[test]
+    fn reads_counts_with_or_without_thousands_separators() {
+        assert_eq!(count("1234"), Ok(1234));
+        assert_eq!(count(" 1,234,567 "), Ok(1_234_567));
+        assert!(count("1,23").is_err());
+        assert!(count("12.5").is_err());
+        assert!(count("-3").unwrap_err().contains("negative"));
+        assert!(count("").is_err());
+        assert!(
+            count("99999999999999999999999")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn date_cells_name_their_month() {
+        assert_eq!(month_label(45_474.0).as_deref(), Some("2024-07")); // 2024-07-01
+        assert_eq!(month_label(39_814.0).as_deref(), Some("2009-01")); // 2009-01-01
+        assert_eq!(month_label(-5.0), None);
+    }
+
+    #[test]
+    fn csv_rows_number_lines_from_the_start_of_the_text() {
+        let rows: Vec<Row> = csv_rows("\na,b\n\n\"x\ny\",1\nz,2\n", b',')
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![2, 4, 6]);
+    }
+}
