@@ -456,8 +456,8 @@ enum Change {
     Revised(Revision),
 }
 
-/// Publishes one source's part of a release: its new and changed figures, the revisions,
-/// the missing categories and the markers. With `replay` (the received time of every
+/// Publishes one source's part of a release: the revisions and missing categories, then
+/// its new and changed figures, then the markers. With `replay` (the received time of every
 /// release, by id), it restores only figures the stream lost, announces nothing and
 /// publishes no marker.
 async fn apply_source(
@@ -469,12 +469,24 @@ async fn apply_source(
     applied: &mut Applied,
 ) -> Result<(), BusError> {
     let current = current_values(bus, source).await?;
+    // Figures an earlier, interrupted attempt at this same release stored are still its
+    // own: new, or the revisions that attempt announced (announcements go first).
+    let earlier_attempt = replay.is_none() && current.values().any(|o| o.release_id == release_id);
+    let announced = if earlier_attempt {
+        announced_revisions(bus, source, release_id).await?
+    } else {
+        HashMap::new()
+    };
     let mut changed: Vec<(&Observation, Change)> = Vec::new();
     for o in observations {
         let change = match current.get(&subject_of(o)) {
             None => Change::New,
-            // Stored by an earlier, interrupted attempt at this same release: still its own.
-            Some(c) if c.release_id == release_id && replay.is_none() => Change::New,
+            Some(c) if c.release_id == release_id && replay.is_none() => {
+                match announced.get(&(o.country, o.category.clone(), o.period)) {
+                    Some(r) => Change::Revised(r.clone()),
+                    None => Change::New,
+                }
+            }
             Some(c) if c.count == o.count => continue,
             Some(c) => match replay {
                 Some(order) if order.is_later(&c.release_id, release_id) => {
@@ -495,10 +507,52 @@ async fn apply_source(
         };
         changed.push((o, change));
     }
-    let missing = match replay {
-        None => missing_categories(release_id, source, observations, &current),
-        Some(_) => Vec::new(),
-    };
+    if replay.is_none() {
+        // Announcements first: a failure after them leaves no release record, and the same
+        // file sent again finds the same revisions and absences (and publishes them under
+        // the same message ids), whereas figures stored first would hide them from a retry.
+        let revisions: Vec<Outgoing> = changed
+            .iter()
+            .filter_map(|(_, change)| match change {
+                Change::Revised(r) => Some(
+                    Outgoing::new(
+                        names::revision_subject(&r.source, r.country.code(), &r.category),
+                        serde_json::to_vec(r).unwrap_or_default(),
+                    )
+                    .with_id(format!(
+                        "{}:{}:{}:{}",
+                        r.release_id,
+                        r.country.code(),
+                        r.category,
+                        r.period
+                    )),
+                ),
+                Change::New => None,
+            })
+            .collect();
+        applied.revisions += revisions.len() as u64;
+        if !revisions.is_empty() {
+            bus.publish_all(revisions).await?;
+        }
+        let missing = missing_categories(release_id, source, observations, &current);
+        if !missing.is_empty() {
+            let msgs = missing
+                .iter()
+                .map(|m| {
+                    Outgoing::new(
+                        names::missing_subject(&m.source, &m.category),
+                        serde_json::to_vec(m).unwrap_or_default(),
+                    )
+                    .with_id(format!(
+                        "{}:{}:{}:{}",
+                        m.release_id, m.source, m.category, m.last_period
+                    ))
+                })
+                .collect();
+            bus.publish_all(msgs).await?;
+        }
+        applied.missing.extend(missing);
+    }
     if !changed.is_empty() {
         let msgs = changed
             .iter()
@@ -517,43 +571,6 @@ async fn apply_source(
     if replay.is_some() {
         return Ok(());
     }
-    let revisions: Vec<Outgoing> = changed
-        .iter()
-        .filter_map(|(_, change)| match change {
-            Change::Revised(r) => Some(
-                Outgoing::new(
-                    names::revision_subject(&r.source, r.country.code(), &r.category),
-                    serde_json::to_vec(r).unwrap_or_default(),
-                )
-                .with_id(format!(
-                    "{}:{}:{}:{}",
-                    r.release_id,
-                    r.country.code(),
-                    r.category,
-                    r.period
-                )),
-            ),
-            Change::New => None,
-        })
-        .collect();
-    applied.revisions += revisions.len() as u64;
-    if !revisions.is_empty() {
-        bus.publish_all(revisions).await?;
-    }
-    if !missing.is_empty() {
-        let msgs = missing
-            .iter()
-            .map(|m| {
-                Outgoing::new(
-                    names::missing_subject(&m.source, &m.category),
-                    serde_json::to_vec(m).unwrap_or_default(),
-                )
-                .with_id(format!("{}:{}:{}", m.release_id, m.source, m.category))
-            })
-            .collect();
-        bus.publish_all(msgs).await?;
-    }
-    applied.missing.extend(missing);
     if changed.is_empty() {
         return Ok(());
     }
@@ -585,6 +602,48 @@ async fn apply_source(
     Ok(())
 }
 
+/// How long a read of stored messages waits for the next one before giving up.
+const STORED_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The revisions `release_id` announced for `source`, by (country, category, period): read
+/// only when retrying a release whose earlier attempt failed half-way.
+async fn announced_revisions(
+    bus: &dyn Transport,
+    source: &str,
+    release_id: &str,
+) -> Result<HashMap<(Country, String, Period), Revision>, BusError> {
+    let mut out = HashMap::new();
+    let last = bus.last_seq(names::REVISION_STREAM).await?;
+    if last == 0 {
+        return Ok(out);
+    }
+    // Unfiltered, so that the message at the last sequence comes and ends the read.
+    let mut stored = bus
+        .replay(names::REVISION_STREAM, "bw.revision.>", 1)
+        .await?;
+    let prefix = format!("bw.revision.{source}.");
+    loop {
+        let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next()).await;
+        let Ok(Some(msg)) = next else {
+            return Err(BusError::Timeout {
+                subject: names::REVISION_STREAM.to_string(),
+                timeout: STORED_READ_TIMEOUT,
+            });
+        };
+        let msg = msg?;
+        if msg.subject.starts_with(&prefix)
+            && let Ok(r) = serde_json::from_slice::<Revision>(&msg.payload)
+            && r.release_id == release_id
+        {
+            out.insert((r.country, r.category.clone(), r.period), r);
+        }
+        if msg.seq >= last {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Categories the stream has for a country of this release, up to the period just before
 /// the release's first period of that country or later, that the release leaves out while
 /// it brings periods of that country (same frequency) that are later than the category's last
@@ -610,8 +669,10 @@ fn missing_categories(
         entry.2.insert(o.category.as_str());
     }
     // (country, freq) → periods the stream has for any category of that country.
+    // Figures an interrupted attempt at this same release stored are not history.
+    let history = || current.values().filter(|o| o.release_id != release_id);
     let mut known: HashMap<(Country, Freq), BTreeSet<Period>> = HashMap::new();
-    for o in current.values() {
+    for o in history() {
         known
             .entry((o.country, o.period.freq()))
             .or_default()
@@ -629,13 +690,14 @@ fn missing_categories(
     }
     // (country, freq, category) → last period the stream has.
     let mut last_seen: BTreeMap<(Country, Freq, &str), Period> = BTreeMap::new();
-    for o in current.values() {
+    for o in history() {
         let entry = last_seen
             .entry((o.country, o.period.freq(), o.category.as_str()))
             .or_insert(o.period);
         *entry = (*entry).max(o.period);
     }
-    let mut grouped: BTreeMap<(String, Period, Period, Period), Vec<Country>> = BTreeMap::new();
+    // (category, last period seen) → countries and the release's periods of them.
+    let mut grouped: BTreeMap<(String, Period), (Vec<Country>, Period, Period)> = BTreeMap::new();
     for ((country, freq, category), last) in last_seen {
         let Some((first, release_last, categories)) = covered.get(&(country, freq)) else {
             continue;
@@ -646,14 +708,18 @@ fn missing_categories(
         if categories.contains(category) || !brings_later || last < first.offset(-1) {
             continue;
         }
-        grouped
-            .entry((category.to_string(), last, *first, *release_last))
-            .or_default()
-            .push(country);
+        let entry = grouped.entry((category.to_string(), last)).or_insert((
+            Vec::new(),
+            *first,
+            *release_last,
+        ));
+        entry.0.push(country);
+        entry.1 = entry.1.min(*first);
+        entry.2 = entry.2.max(*release_last);
     }
     grouped
         .into_iter()
-        .map(|((category, last, first, release_last), mut countries)| {
+        .map(|((category, last), (mut countries, first, release_last))| {
             countries.sort();
             MissingCategory {
                 source: source.to_string(),

@@ -435,6 +435,50 @@ async fn a_failure_half_way_lists_no_release_and_sending_again_completes_it() {
 }
 
 #[tokio::test]
+async fn a_retry_after_a_failure_half_way_still_announces_revisions_and_missing_categories() {
+    let inner = MemoryBus::ephemeral();
+    names::ensure_all(&inner, 1).await.unwrap();
+    let bus = Flaky {
+        inner,
+        fail_on: Mutex::new(None),
+        writes: Mutex::new(Vec::new()),
+    };
+    service::ingest(&bus, generic(rows_csv(&history())))
+        .await
+        .unwrap();
+    // 2025 without study and work, and a revised 2024-Q4 total for PRK.
+    let mut rows = vec![("PRK", "total", "2024-Q4".to_string(), 5_000)];
+    for country in ["PRK", "CHN"] {
+        for category in ["total", "tourism"] {
+            rows.push((country, category, "2025-Q1".to_string(), 150));
+        }
+    }
+    let file = rows_csv(&rows);
+    *bus.fail_on.lock().unwrap() = Some("bw.release.");
+    service::ingest(&bus, generic(file.clone()))
+        .await
+        .expect_err("fails after the observations");
+    *bus.fail_on.lock().unwrap() = None;
+    let release = service::ingest(&bus, generic(file)).await.expect("retried");
+    assert_eq!(release.revisions, 1);
+    assert_eq!(release.missing.len(), 2, "{:?}", release.missing);
+    assert_eq!(release.new_observations, 5);
+    // Announced once each, though published by both attempts (same message ids).
+    assert_eq!(bus.last_seq(names::REVISION_STREAM).await.unwrap(), 1);
+    assert_eq!(bus.last_seq(names::MISSING_STREAM).await.unwrap(), 2);
+    let marker = markers(&stored(&bus, names::RELEASE_STREAM, "bw.release.>").await)
+        .pop()
+        .unwrap();
+    let prk_total = marker
+        .changes
+        .iter()
+        .find(|c| c.country.code() == "PRK" && c.category == "total")
+        .unwrap();
+    assert_eq!(prk_total.periods, vec![period("2025-Q1")]);
+    assert_eq!(prk_total.revised, vec![period("2024-Q4")]);
+}
+
+#[tokio::test]
 async fn replay_on_an_intact_system_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bus = memory_bus(dir.path()).await;
