@@ -558,11 +558,13 @@ async fn apply_source(
             .iter()
             .map(|(o, _)| {
                 let payload = serde_json::to_vec(o).unwrap_or_default();
-                Outgoing::new(subject_of(o), payload).with_id(format!(
-                    "{}:{}",
-                    subject_of(o),
-                    o.count
-                ))
+                let msg = Outgoing::new(subject_of(o), payload);
+                match replay {
+                    // A lost figure must be stored again even if the stream still remembers
+                    // its message id (a purge keeps the duplicate window).
+                    Some(_) => msg,
+                    None => msg.with_id(format!("{}:{}", subject_of(o), o.count)),
+                }
             })
             .collect();
         bus.publish_all(msgs).await?;

@@ -560,6 +560,51 @@ async fn replay_restores_lost_observations_and_keeps_later_revisions() {
 }
 
 #[tokio::test]
+async fn replay_restores_a_deleted_obs_stream_on_nats() {
+    let server = NatsServer::start();
+    let bus: Bus = Arc::new(
+        NatsBus::connect(&server.url(), "releases-test")
+            .await
+            .expect("connects"),
+    );
+    names::ensure_all(bus.as_ref(), 1).await.unwrap();
+    let release = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    let before = figures(bus.as_ref()).await;
+    assert_eq!(before.len(), 3);
+    let report = service::replay(bus.as_ref(), &release.id).await.unwrap();
+    assert_eq!(report.restored, 0, "intact: nothing to add");
+
+    // The observations are lost: BW_OBS deleted, then created again, empty.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_stream(names::OBS_STREAM)
+        .await
+        .unwrap();
+    names::ensure_all(bus.as_ref(), 1).await.unwrap();
+    assert!(figures(bus.as_ref()).await.is_empty());
+
+    let report = service::replay(bus.as_ref(), &release.id).await.unwrap();
+    assert_eq!(report.restored, 3);
+    assert_eq!(figures(bus.as_ref()).await, before);
+
+    // Lost again, by a purge this time, within the duplicate window: restored again.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .get_stream(names::OBS_STREAM)
+        .await
+        .unwrap()
+        .purge()
+        .await
+        .unwrap();
+    assert!(figures(bus.as_ref()).await.is_empty());
+    let report = service::replay(bus.as_ref(), &release.id).await.unwrap();
+    assert_eq!(report.restored, 3);
+    assert_eq!(figures(bus.as_ref()).await, before);
+}
+
+#[tokio::test]
 async fn replay_names_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let bus = memory_bus(dir.path()).await;
