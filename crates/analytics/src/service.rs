@@ -113,6 +113,10 @@ pub struct PartRecord {
 
 /// Analyses one release marker; safe to repeat.
 ///
+/// Only the periods new to a series (`SeriesChange::periods`) are tested; revised periods
+/// (`revised`) are read with their latest figures (the stream's last version per subject)
+/// and shown in the series view, but a revision is never a surge by itself.
+///
 /// Evidence surges are announced at once. The statistical candidates are stored with the
 /// part's record; the part that finds every part of its release and source recorded (it
 /// checks before and after writing its own record, so at least one part always does) runs
@@ -439,6 +443,7 @@ mod tests {
             country,
             category: category.into(),
             periods,
+            revised: Vec::new(),
         }
     }
 
@@ -540,6 +545,7 @@ mod tests {
             country: Country::parse("VNM").unwrap(),
             category: "work".into(),
             periods: vec!["2024-Q2".parse().unwrap()],
+            revised: Vec::new(),
         }
     }
 }

@@ -37,6 +37,12 @@ pub enum BusError {
     NoBucket(String),
     #[error("`{0}` is not a valid key: use letters, digits, `-`, `_`, `=`, `.` and `/`")]
     BadKey(String),
+    #[error("no object store `{0}`: it must be created with ensure_object_store first")]
+    NoObjectStore(String),
+    #[error(
+        "`{0}` is not a valid object name: use up to 255 letters, digits, `-`, `_`, `=` and `.`, not starting with `.`"
+    )]
+    BadObjectName(String),
     #[error("no service answered on `{subject}`: {reason}")]
     NoResponder { subject: String, reason: String },
     #[error("request on `{subject}` timed out after {timeout:?}")]
@@ -127,6 +133,14 @@ impl Outgoing {
 pub struct PubAck {
     pub seq: u64,
     pub duplicate: bool,
+}
+
+/// What the object store knows of one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// Settles one delivery of a durable consumer.
@@ -237,6 +251,24 @@ pub trait Transport: Send + Sync + Debug {
     /// Serves requests on `subject` as a member of `queue`.
     async fn serve(&self, subject: &str, queue: &str) -> Result<BoxStream<'static, Request>>;
 
+    /// Creates the object store bucket (named blobs of any size) if it does not exist.
+    async fn ensure_object_store(&self, bucket: &str, replicas: usize) -> Result<()>;
+    /// Stores `data` under `name`, replacing an object of that name. Readers see the old
+    /// object or the new one whole, never a part.
+    async fn object_put(&self, bucket: &str, name: &str, data: Bytes) -> Result<ObjectInfo>;
+    /// The object's bytes, or `None` if there is no object of that name.
+    async fn object_get(&self, bucket: &str, name: &str) -> Result<Option<Bytes>>;
+    /// The object's size without its bytes, or `None` if there is no object of that name.
+    async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>>;
+    /// Removes the object; removing one that does not exist is not an error.
+    async fn object_delete(&self, bucket: &str, name: &str) -> Result<()>;
+    /// Every stored object, sorted by name.
+    async fn object_list(&self, bucket: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// The largest request or message payload this transport carries (NATS: the server's
+    /// `max_payload`, 1 MiB by default); bigger data goes through the object store.
+    fn max_payload(&self) -> usize;
+
     /// Whether the transport can reach its server now (always true in process).
     fn is_connected(&self) -> bool;
     /// A short name for logs and `/readyz`: `memory` or `nats`.
@@ -251,6 +283,17 @@ pub fn valid_key(key: &str) -> bool {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'/'))
+}
+
+/// Checks an object name: a conservative set that is a safe file name on every platform
+/// (the embedded transport keeps one file per object) and a valid NATS object name.
+pub fn valid_object_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
 }
 
 /// Whether NATS subject `subject` matches `filter` (`*` one token, `>` the rest).

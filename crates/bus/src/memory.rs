@@ -2,7 +2,8 @@
 //! buckets and request/reply with the semantics of NATS JetStream, kept in one process.
 //!
 //! With a data directory every stream, bucket and consumer position is an append-only log
-//! (`streams/`, `kv/`, `consumers/`), written before a publish or ack returns, so a
+//! (`streams/`, `kv/`, `consumers/`), and every object a file (`objects/<bucket>/<name>`,
+//! written to a temporary file and renamed into place), written before a publish or ack returns, so a
 //! restarted process resumes where the last one stopped. A torn last record (the process
 //! died mid-write) is cut off when the log is opened.
 
@@ -22,8 +23,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::{
-    Acker, BusError, Delivery, Headers, Message, Outgoing, PubAck, Replier, Request, Result,
-    StreamSpec, Transport, subject_matches, valid_key,
+    Acker, BusError, Delivery, Headers, Message, ObjectInfo, Outgoing, PubAck, Replier, Request,
+    Result, StreamSpec, Transport, subject_matches, valid_key, valid_object_name,
 };
 
 /// The in-process bus. Cloning shares it.
@@ -46,6 +47,9 @@ struct Inner {
 struct State {
     streams: HashMap<String, StreamState>,
     buckets: HashMap<String, BucketState>,
+    /// Object stores: without a data directory the objects themselves; with one, an empty
+    /// map per store (the files are the objects).
+    object_stores: HashMap<String, BTreeMap<String, Bytes>>,
 }
 
 #[derive(Debug)]
@@ -767,9 +771,167 @@ impl Transport for MemoryBus {
         true
     }
 
+    async fn ensure_object_store(&self, bucket: &str, _replicas: usize) -> Result<()> {
+        if let Some(dir) = self.inner.path(&["objects", bucket]) {
+            fs::create_dir_all(dir)?;
+        }
+        self.inner
+            .lock()
+            .object_stores
+            .entry(bucket.to_string())
+            .or_default();
+        Ok(())
+    }
+
+    async fn object_put(&self, bucket: &str, name: &str, data: Bytes) -> Result<ObjectInfo> {
+        let info = ObjectInfo {
+            name: name.to_string(),
+            size: data.len() as u64,
+        };
+        match self.object_path(bucket, name)? {
+            Some(path) => {
+                let tmp = path.with_file_name(format!(
+                    ".tmp-{name}-{}-{}",
+                    std::process::id(),
+                    TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+                ));
+                tokio::task::spawn_blocking(move || write_atomically(&tmp, &path, &data))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))??;
+            }
+            None => {
+                let mut state = self.inner.lock();
+                let store = state
+                    .object_stores
+                    .get_mut(bucket)
+                    .ok_or_else(|| BusError::NoObjectStore(bucket.to_string()))?;
+                store.insert(name.to_string(), data);
+            }
+        }
+        Ok(info)
+    }
+
+    async fn object_get(&self, bucket: &str, name: &str) -> Result<Option<Bytes>> {
+        match self.object_path(bucket, name)? {
+            Some(path) => {
+                let read = tokio::task::spawn_blocking(move || fs::read(path))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                match read {
+                    Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            None => Ok(self
+                .inner
+                .lock()
+                .object_stores
+                .get(bucket)
+                .and_then(|store| store.get(name).cloned())),
+        }
+    }
+
+    async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>> {
+        let size = match self.object_path(bucket, name)? {
+            Some(path) => match fs::metadata(path) {
+                Ok(meta) => Some(meta.len()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => self
+                .inner
+                .lock()
+                .object_stores
+                .get(bucket)
+                .and_then(|store| store.get(name).map(|b| b.len() as u64)),
+        };
+        Ok(size.map(|size| ObjectInfo {
+            name: name.to_string(),
+            size,
+        }))
+    }
+
+    async fn object_delete(&self, bucket: &str, name: &str) -> Result<()> {
+        match self.object_path(bucket, name)? {
+            Some(path) => match fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            },
+            None => {
+                if let Some(store) = self.inner.lock().object_stores.get_mut(bucket) {
+                    store.remove(name);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn object_list(&self, bucket: &str) -> Result<Vec<ObjectInfo>> {
+        let known = self.inner.lock().object_stores.get(bucket).cloned();
+        let Some(in_memory) = known else {
+            return Err(BusError::NoObjectStore(bucket.to_string()));
+        };
+        let mut out: Vec<ObjectInfo> = match self.inner.path(&["objects", bucket]) {
+            Some(dir) => {
+                let mut out = Vec::new();
+                for entry in fs::read_dir(dir)? {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    // Temporary files of writes in progress (or of a crash) are not objects.
+                    if valid_object_name(&name) && entry.file_type()?.is_file() {
+                        out.push(ObjectInfo {
+                            name,
+                            size: entry.metadata()?.len(),
+                        });
+                    }
+                }
+                out
+            }
+            None => in_memory
+                .iter()
+                .map(|(name, data)| ObjectInfo {
+                    name: name.clone(),
+                    size: data.len() as u64,
+                })
+                .collect(),
+        };
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn max_payload(&self) -> usize {
+        usize::MAX
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }
+}
+
+/// Distinguishes temporary files of concurrent writes of the same object.
+static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Writes `data` to `tmp`, makes it durable, and renames it to `path`: a reader (or a
+/// process started after a crash) sees the old file or the new one whole.
+fn write_atomically(tmp: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let written = (|| {
+        let mut file = File::create(tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        fs::rename(tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written?;
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = File::open(dir)
+    {
+        // Makes the rename itself durable where the platform allows it.
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 fn tokio_stream_from(rx: mpsc::UnboundedReceiver<Request>) -> BoxStream<'static, Request> {
@@ -777,6 +939,18 @@ fn tokio_stream_from(rx: mpsc::UnboundedReceiver<Request>) -> BoxStream<'static,
 }
 
 impl MemoryBus {
+    /// The object's file (`None` without a data directory), after checking the name and
+    /// that the store exists.
+    fn object_path(&self, bucket: &str, name: &str) -> Result<Option<PathBuf>> {
+        if !valid_object_name(name) {
+            return Err(BusError::BadObjectName(name.to_string()));
+        }
+        if !self.inner.lock().object_stores.contains_key(bucket) {
+            return Err(BusError::NoObjectStore(bucket.to_string()));
+        }
+        Ok(self.inner.path(&["objects", bucket, name]))
+    }
+
     fn kv_write(
         &self,
         bucket: &str,
@@ -850,6 +1024,39 @@ mod tests {
                 .as_deref(),
             Some(&b"v"[..])
         );
+    }
+
+    #[tokio::test]
+    async fn objects_survive_reopening_and_leave_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = Bytes::from(vec![7u8; 3 << 20]);
+        {
+            let bus = MemoryBus::open(dir.path()).await.unwrap();
+            names::ensure_all(&bus, 1).await.unwrap();
+            bus.object_put(names::RAW_OBJECT_STORE, "a", Bytes::from_static(b"old"))
+                .await
+                .unwrap();
+            bus.object_put(names::RAW_OBJECT_STORE, "a", blob.clone())
+                .await
+                .unwrap();
+        }
+        let files: Vec<String> = fs::read_dir(dir.path().join("objects").join("bw_raw"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            files,
+            vec!["a".to_string()],
+            "only the object, no temp file"
+        );
+        let bus = MemoryBus::open(dir.path()).await.unwrap();
+        names::ensure_all(&bus, 1).await.unwrap();
+        let got = bus
+            .object_get(names::RAW_OBJECT_STORE, "a")
+            .await
+            .unwrap()
+            .expect("kept across a restart");
+        assert_eq!(got, blob);
     }
 
     #[tokio::test]

@@ -20,7 +20,8 @@ pub const DEADLETTER_STREAM: &str = "BW_DEADLETTER";
 /// Attempts kept per subscription in `BW_ATTEMPTS`.
 pub const ATTEMPTS_KEPT_PER_SUBSCRIPTION: i64 = 10_000;
 
-/// Release hashes seen (key: `<source>.<sha256>`), so the same bytes twice add nothing.
+/// Release records (key: the content SHA-256 of the file), so the same bytes twice add
+/// nothing; each record names the object that keeps its exact bytes.
 pub const RELEASES_BUCKET: &str = "bw_releases";
 /// The latest per-series results the gateway serves (key: `<source>.<country>.<category>`).
 pub const SERIES_BUCKET: &str = "bw_series";
@@ -42,6 +43,29 @@ pub const DEADLETTER_DONE_BUCKET: &str = "bw_deadletter_done";
 /// Release parts analytics has finished (key: `<release id>.<source>.<part>`), with the
 /// surges each produced.
 pub const ANALYZED_BUCKET: &str = "bw_analyzed";
+
+/// Object store of the exact bytes of every release (object: [`raw_object_name`]) and of
+/// uploads too big for one request while they wait for ingest (object: `upload-…`).
+pub const RAW_OBJECT_STORE: &str = "bw_raw";
+
+/// The object that keeps the bytes with content hash `sha256` (hex).
+pub fn raw_object_name(sha256: &str) -> String {
+    format!("sha256-{sha256}")
+}
+
+/// Revisions: `bw.revision.<source>.<country>.<category>`, one event per figure a release
+/// changed (old value, new value, both release ids).
+pub const REVISION_STREAM: &str = "BW_REVISIONS";
+/// Categories a source stopped publishing: `bw.missing.<source>.<category>`.
+pub const MISSING_STREAM: &str = "BW_MISSING";
+
+pub fn revision_subject(source: &str, country: &str, category: &str) -> String {
+    format!("bw.revision.{source}.{country}.{category}")
+}
+
+pub fn missing_subject(source: &str, category: &str) -> String {
+    format!("bw.missing.{source}.{category}")
+}
 
 /// Ingest serves uploads here (queue group `ingest`).
 pub const INGEST_SUBJECT: &str = "bw.ingest.submit";
@@ -121,6 +145,20 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             replicas,
         },
         StreamSpec {
+            name: REVISION_STREAM.into(),
+            subjects: vec!["bw.revision.>".into()],
+            max_msgs_per_subject: -1,
+            duplicate_window: Duration::from_secs(3600),
+            replicas,
+        },
+        StreamSpec {
+            name: MISSING_STREAM.into(),
+            subjects: vec!["bw.missing.>".into()],
+            max_msgs_per_subject: -1,
+            duplicate_window: Duration::from_secs(3600),
+            replicas,
+        },
+        StreamSpec {
             name: DEADLETTER_STREAM.into(),
             subjects: vec!["bw.deadletter.>".into()],
             max_msgs_per_subject: -1,
@@ -150,5 +188,6 @@ pub async fn ensure_all(bus: &dyn crate::Transport, replicas: usize) -> crate::R
     for bucket in BUCKETS {
         bus.ensure_bucket(bucket, replicas).await?;
     }
+    bus.ensure_object_store(RAW_OBJECT_STORE, replicas).await?;
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! The NATS transport: [`Transport`] over a nats-server with JetStream, through async-nats.
 //! Streams and durable consumers are JetStream's own, buckets are JetStream key-value
-//! stores, and requests are core NATS request-reply with queue groups.
+//! stores, objects are JetStream object stores (`objects`), and requests are core NATS
+//! request-reply with queue groups.
+
+mod objects;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,8 +25,8 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, info, warn};
 
 use crate::{
-    Acker, BusError, Delivery, Headers, Message, Outgoing, PubAck, Replier, Request, Result,
-    StreamSpec, Transport, valid_key,
+    Acker, BusError, Delivery, Headers, Message, ObjectInfo, Outgoing, PubAck, Replier, Request,
+    Result, StreamSpec, Transport, valid_key,
 };
 
 /// Publishes in flight at once in `publish_all`: enough to hide the round trip, few enough
@@ -620,6 +623,34 @@ impl Transport for NatsBus {
 
     fn is_connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
+    }
+
+    async fn ensure_object_store(&self, bucket: &str, replicas: usize) -> Result<()> {
+        objects::ensure(&self.js, bucket, replicas).await
+    }
+
+    async fn object_put(&self, bucket: &str, name: &str, data: Bytes) -> Result<ObjectInfo> {
+        objects::put(&self.js, bucket, name, data).await
+    }
+
+    async fn object_get(&self, bucket: &str, name: &str) -> Result<Option<Bytes>> {
+        objects::get(&self.js, bucket, name).await
+    }
+
+    async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>> {
+        objects::info(&self.js, bucket, name).await
+    }
+
+    async fn object_delete(&self, bucket: &str, name: &str) -> Result<()> {
+        objects::delete(&self.js, bucket, name).await
+    }
+
+    async fn object_list(&self, bucket: &str) -> Result<Vec<ObjectInfo>> {
+        objects::list(&self.js, bucket).await
+    }
+
+    fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
     }
 
     fn kind(&self) -> &'static str {

@@ -59,6 +59,9 @@ contract!(
     request_without_server_fails_with_no_responder,
     ensure_all_is_idempotent_and_keeps_data,
     operations_on_unknown_stream_fail_with_no_stream,
+    object_put_get_info_list_delete_round_trip_a_blob_over_one_mib,
+    object_put_replaces_and_get_of_missing_object_is_none,
+    object_store_rejects_bad_names_and_unknown_stores,
 );
 
 fn shared(bus: MemoryBus) -> Bus {
@@ -677,6 +680,144 @@ async fn operations_on_unknown_stream_fail_with_no_stream(bus: Bus) {
         .err()
         .expect("unknown stream");
     assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
+}
+
+/// Bytes that differ everywhere, so a chunk stored twice or out of order shows.
+fn blob(len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+async fn object_put_get_info_list_delete_round_trip_a_blob_over_one_mib(bus: Bus) {
+    setup(&bus).await;
+    let store = names::RAW_OBJECT_STORE;
+    let big = blob(3 * 1024 * 1024 + 17);
+    assert!(
+        big.len() > 1024 * 1024,
+        "larger than NATS's default max payload"
+    );
+    let info = bus
+        .object_put(store, "sha256-big", big.clone())
+        .await
+        .expect("put");
+    assert_eq!(info.size, big.len() as u64);
+    bus.object_put(store, "small", Bytes::from_static(b"abc"))
+        .await
+        .expect("put");
+
+    let got = bus
+        .object_get(store, "sha256-big")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "the exact bytes come back");
+    let info = bus
+        .object_info(store, "sha256-big")
+        .await
+        .expect("info")
+        .expect("stored");
+    assert_eq!(info.size, big.len() as u64);
+    let listed: Vec<(String, u64)> = bus
+        .object_list(store)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| (o.name, o.size))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("sha256-big".to_string(), big.len() as u64),
+            ("small".to_string(), 3)
+        ]
+    );
+
+    bus.object_delete(store, "sha256-big")
+        .await
+        .expect("delete");
+    bus.object_delete(store, "sha256-big")
+        .await
+        .expect("deleting twice is fine");
+    assert_eq!(
+        bus.object_get(store, "sha256-big").await.expect("get"),
+        None
+    );
+    assert_eq!(
+        bus.object_info(store, "sha256-big").await.expect("info"),
+        None
+    );
+    let names: Vec<String> = bus
+        .object_list(store)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, vec!["small".to_string()]);
+}
+
+async fn object_put_replaces_and_get_of_missing_object_is_none(bus: Bus) {
+    setup(&bus).await;
+    let store = names::RAW_OBJECT_STORE;
+    assert_eq!(bus.object_get(store, "absent").await.expect("get"), None);
+    bus.object_put(store, "x", blob(2 * 1024 * 1024))
+        .await
+        .expect("put");
+    bus.object_put(store, "x", Bytes::from_static(b"second"))
+        .await
+        .expect("put again");
+    assert_eq!(
+        bus.object_get(store, "x").await.expect("get"),
+        Some(Bytes::from_static(b"second"))
+    );
+    assert_eq!(
+        bus.object_info(store, "x")
+            .await
+            .expect("info")
+            .map(|i| i.size),
+        Some(6)
+    );
+    // Setting up again keeps what is stored.
+    setup(&bus).await;
+    assert_eq!(
+        bus.object_get(store, "x").await.expect("get"),
+        Some(Bytes::from_static(b"second"))
+    );
+}
+
+async fn object_store_rejects_bad_names_and_unknown_stores(bus: Bus) {
+    setup(&bus).await;
+    for name in ["", ".hidden", "a/b", "has space", "../up"] {
+        let err = bus
+            .object_put(names::RAW_OBJECT_STORE, name, Bytes::from("x"))
+            .await
+            .expect_err("bad name");
+        assert!(
+            matches!(err, BusError::BadObjectName(_)),
+            "{name:?}: {err:?}"
+        );
+        let err = bus
+            .object_get(names::RAW_OBJECT_STORE, name)
+            .await
+            .expect_err("bad name");
+        assert!(
+            matches!(err, BusError::BadObjectName(_)),
+            "{name:?}: {err:?}"
+        );
+    }
+    let err = bus
+        .object_put("no_such_store", "x", Bytes::from("x"))
+        .await
+        .expect_err("unknown store");
+    assert!(matches!(err, BusError::NoObjectStore(_)), "got {err:?}");
+    let err = bus
+        .object_list("no_such_store")
+        .await
+        .expect_err("unknown store");
+    assert!(matches!(err, BusError::NoObjectStore(_)), "got {err:?}");
 }
 
 // NATS only: what the in-process bus has no counterpart for.

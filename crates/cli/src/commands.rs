@@ -10,7 +10,7 @@ use borderwatch_model::{Release, SurgeEvent};
 use borderwatch_notify::NotifyConfig;
 
 use crate::roles::{self, ALL_ROLES, Role, UpOptions};
-use crate::{Command, ImportArgs, NotifyAction, ReplayArgs};
+use crate::{Command, ImportArgs, NotifyAction, ReleaseReplayArgs, ReplayArgs};
 
 pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -64,6 +64,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Import(a) => import(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
+        Command::Replay(a) => replay_release(a).await,
     }
 }
 
@@ -123,6 +124,29 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if !report.failed.is_empty() {
         bail!("{} dead letters were refused again", report.failed.len());
     }
+    Ok(())
+}
+
+/// `replay RELEASE_ID`: ingests a release's kept bytes again and says what it restored.
+async fn replay_release(args: ReleaseReplayArgs) -> anyhow::Result<()> {
+    // For the in-process bus this opens the data directory itself: `up` must not be
+    // running on it (both would append to the same logs).
+    let bus = roles::connect(args.nats.as_deref(), &args.data, 1).await?;
+    let report = borderwatch_ingest::service::replay(bus.as_ref(), &args.release_id)
+        .await
+        .with_context(|| format!("replaying release {}", args.release_id))?;
+    println!(
+        "release {}: {} figures, {} restored, {} left as a later release revised them{}",
+        report.release_id,
+        report.accepted,
+        report.restored,
+        report.superseded,
+        if report.restored == 0 {
+            " (nothing was missing)"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 

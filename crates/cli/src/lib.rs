@@ -59,6 +59,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Read a file and print the surges the detectors find; no services needed.
     Analyze(AnalyzeArgs),
+    /// Ingest a release's kept bytes again: restores observations the streams lost; on an
+    /// intact system it adds nothing.
+    Replay(ReleaseReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +116,19 @@ pub struct ReplayArgs {
     /// The gateway's public base URL, for links in Slack and Teams messages.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseReplayArgs {
+    /// The release to replay (`rel-…`, as `import` and `POST /v1/ingest` answer).
+    pub release_id: String,
+    /// NATS server URLs; without it, the data directory of the in-process bus.
+    #[arg(long, env = "BORDERWATCH_NATS")]
+    pub nats: Option<String>,
+    /// The data directory of `borderwatch up`. Stop `up` first: two processes must not
+    /// hold one data directory open.
+    #[arg(long, env = "BORDERWATCH_DATA", default_value = "borderwatch-data")]
+    pub data: PathBuf,
 }
 
 #[derive(Debug, Args)]

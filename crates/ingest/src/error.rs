@@ -78,7 +78,9 @@ pub enum IngestError {
     },
 
     /// The message bus or the store failed: not the file's fault, worth retrying.
-    #[error("ingest could not store the file ({0}); nothing was published, try again")]
+    #[error(
+        "ingest could not store the file ({0}); no release was recorded: send the same file again"
+    )]
     Unavailable(String),
 
     #[error("ingest failed inside ({0}); this is a bug, please report it")]

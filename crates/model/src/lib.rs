@@ -116,6 +116,10 @@ pub struct Release {
     pub bytes: u64,
     pub accepted: u64,
     pub rejected: Vec<RejectedRow>,
+    /// How many rows were rejected: `rejected.len()` in an answer; the stored record keeps
+    /// only the first rows of a long list (the kept bytes hold them all).
+    #[serde(default)]
+    pub rejected_total: u64,
     /// Observations that were new or changed (0 when the same figures arrived before).
     pub new_observations: u64,
     pub first_period: Option<Period>,
@@ -127,6 +131,64 @@ pub struct Release {
     #[serde(default)]
     pub analyses: Vec<String>,
     pub received_at: String,
+    /// `received_at` in Unix milliseconds: orders releases received within one second.
+    #[serde(default)]
+    pub received_at_ms: u64,
+    /// Where the exact bytes are kept, for audit and `borderwatch replay`: stored before
+    /// anything of the release was published. `None` only in records from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<StoredObject>,
+    /// The source named with the upload (`?source=`), for rows without one; replay uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_source: Option<String>,
+    /// Figures of periods already known that this release changed (each announced as a
+    /// [`Revision`]).
+    #[serde(default)]
+    pub revisions: u64,
+    /// Categories that earlier releases published for these countries and this release
+    /// left out (each announced as a [`MissingCategory`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingCategory>,
+}
+
+/// An object in a bus object store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    pub store: String,
+    pub name: String,
+}
+
+/// A figure for a period already known that a later release changed, published on
+/// `bw.revision.<source>.<country>.<category>`. The new figure is stored as a new version;
+/// analytics uses the latest, and a revision is never a surge by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    pub source: String,
+    pub country: Country,
+    pub category: String,
+    pub period: Period,
+    pub old_count: u64,
+    pub new_count: u64,
+    /// The release the old figure came from (empty if unknown).
+    pub old_release_id: String,
+    pub release_id: String,
+}
+
+/// A category that a source published for a country up to `last_period` and that a
+/// release covering later periods of that country left out, published on
+/// `bw.missing.<source>.<category>`. Not a fall to zero: nothing is stored for the periods
+/// it does not cover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MissingCategory {
+    pub source: String,
+    pub category: String,
+    pub countries: Vec<Country>,
+    /// The last period the category was published for, for these countries.
+    pub last_period: Period,
+    /// The periods of those countries the release covers.
+    pub release_first_period: Period,
+    pub release_last_period: Period,
+    pub release_id: String,
 }
 
 /// The release marker published on `bw.release.<source>` after all its observations. A big
@@ -142,7 +204,8 @@ pub struct ReleaseMarker {
     /// analysed runs the release-wide false-discovery control. 1 for markers from before.
     #[serde(default = "one_part")]
     pub parts: u32,
-    /// Every series the release carried a new or changed figure for, with those periods.
+    /// Every series the release carried a new or changed figure for, with those periods
+    /// (new and revised apart).
     pub changes: Vec<SeriesChange>,
 }
 
@@ -155,7 +218,13 @@ fn one_part() -> u32 {
 pub struct SeriesChange {
     pub country: Country,
     pub category: String,
+    /// Periods new to the series: the ones analytics tests for surges. (In markers from
+    /// before revisions were told apart, every changed period.)
     pub periods: Vec<Period>,
+    /// Periods the series had, with a changed figure: analytics uses the new figures but
+    /// announces no surge for these periods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revised: Vec<Period>,
 }
 
 /// What analytics recorded when it finished a release (bucket `bw_analyzed`).

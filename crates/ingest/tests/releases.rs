@@ -1,0 +1,930 @@
+//! Releases: exact bytes kept, same bytes twice, refused files and failures that change
+//! nothing, replay, revisions and dropped categories, on the in-process bus (and, for
+//! uploads bigger than a NATS message, on a real nats-server).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use borderwatch_bus::test_server::NatsServer;
+use borderwatch_bus::{
+    Bus, BusError, Delivery, Headers, MemoryBus, Message, NatsBus, ObjectInfo, Outgoing, PubAck,
+    Request, StreamSpec, Transport, names,
+};
+use borderwatch_ingest::IngestError;
+use borderwatch_ingest::service::{self, ReplayError, Submission};
+use borderwatch_model::{MissingCategory, Observation, Period, Release, ReleaseMarker, Revision};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+fn csv(rows: &[(&str, &str, &str, u64)]) -> Bytes {
+    let mut out = String::from("source,period,country,category,count\n");
+    for (country, category, period, count) in rows {
+        out.push_str(&format!("fsb,{period},{country},{category},{count}\n"));
+    }
+    Bytes::from(out)
+}
+
+fn generic(bytes: Bytes) -> Submission {
+    Submission {
+        format: Some("generic".into()),
+        source: None,
+        bytes,
+    }
+}
+
+async fn memory_bus(dir: &std::path::Path) -> Bus {
+    let bus = MemoryBus::open(dir).await.expect("bus opens");
+    names::ensure_all(&bus, 1).await.expect("streams");
+    Arc::new(bus)
+}
+
+/// Every stored message of a stream matching `filter` (the stream is not followed live).
+async fn stored(bus: &dyn Transport, stream: &str, filter: &str) -> Vec<Message> {
+    let last = bus.last_seq(stream).await.expect("last seq");
+    let mut out = Vec::new();
+    if last == 0 {
+        return out;
+    }
+    let mut all = bus.replay(stream, ">", 1).await.expect("replay");
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), all.next())
+            .await
+            .expect("stored messages come at once")
+            .expect("stream open")
+            .expect("message");
+        let seq = msg.seq;
+        if borderwatch_bus::subject_matches(filter, &msg.subject) {
+            out.push(msg);
+        }
+        if seq >= last {
+            return out;
+        }
+    }
+}
+
+async fn figures(bus: &dyn Transport) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = bus
+        .last_per_subject(names::OBS_STREAM, &["bw.obs.>"])
+        .await
+        .expect("last per subject")
+        .into_iter()
+        .map(|m| {
+            let o: Observation = serde_json::from_slice(&m.payload).expect("observation");
+            (m.subject, o.count)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Everything a release can change: the figures, the streams' last sequences, the release
+/// records and the objects.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    figures: Vec<(String, u64)>,
+    seqs: Vec<u64>,
+    releases: Vec<String>,
+    objects: Vec<(String, u64)>,
+}
+
+async fn snapshot(bus: &dyn Transport) -> Snapshot {
+    let mut seqs = Vec::new();
+    for stream in [
+        names::OBS_STREAM,
+        names::RELEASE_STREAM,
+        names::REVISION_STREAM,
+        names::MISSING_STREAM,
+    ] {
+        seqs.push(bus.last_seq(stream).await.expect("last seq"));
+    }
+    Snapshot {
+        figures: figures(bus).await,
+        seqs,
+        releases: bus.kv_keys(names::RELEASES_BUCKET).await.expect("keys"),
+        objects: bus
+            .object_list(names::RAW_OBJECT_STORE)
+            .await
+            .expect("objects")
+            .into_iter()
+            .map(|o| (o.name, o.size))
+            .collect(),
+    }
+}
+
+fn markers(msgs: &[Message]) -> Vec<ReleaseMarker> {
+    msgs.iter()
+        .map(|m| serde_json::from_slice(&m.payload).expect("marker"))
+        .collect()
+}
+
+fn period(s: &str) -> Period {
+    s.parse().expect("period")
+}
+
+const GOOD: &[(&str, &str, &str, u64)] = &[
+    ("PRK", "study", "2024-Q2", 900),
+    ("PRK", "study", "2024-Q3", 3765),
+    ("PRK", "work", "2024-Q3", 2000),
+];
+
+#[tokio::test]
+async fn a_release_keeps_its_exact_bytes_named_in_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    // Windows line endings and a BOM: the bytes kept are the bytes sent, not a re-encoding.
+    let text = String::from_utf8(csv(GOOD).to_vec())
+        .unwrap()
+        .replace('\n', "\r\n");
+    let bytes = Bytes::from([&b"\xef\xbb\xbf"[..], text.as_bytes()].concat());
+    let release = service::ingest(bus.as_ref(), generic(bytes.clone()))
+        .await
+        .expect("ingested");
+    let raw = release
+        .raw
+        .clone()
+        .expect("the record says where the bytes are");
+    assert_eq!(raw.store, names::RAW_OBJECT_STORE);
+    assert_eq!(raw.name, names::raw_object_name(&release.content_sha256));
+    let kept = bus
+        .object_get(&raw.store, &raw.name)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(kept, bytes);
+    // The record is in the releases bucket under the content hash, with the same pointer.
+    let record: Release = serde_json::from_slice(
+        &bus.kv_get(names::RELEASES_BUCKET, &release.content_sha256)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record.raw, Some(raw));
+}
+
+#[tokio::test]
+async fn the_same_bytes_twice_add_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let first = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .expect("first");
+    assert_eq!(first.new_observations, 3);
+    let before = snapshot(bus.as_ref()).await;
+    let again = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .expect("again");
+    assert!(again.duplicate);
+    assert_eq!(again.new_observations, 0);
+    assert_eq!(again.id, first.id);
+    assert_eq!(snapshot(bus.as_ref()).await, before);
+}
+
+#[tokio::test]
+async fn a_refused_file_after_a_good_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .expect("good file");
+    let before = snapshot(bus.as_ref()).await;
+    assert_eq!(before.objects.len(), 1);
+    let bad = [
+        Bytes::from_static(b"source,period,country,category\nfsb,2025-Q1,PRK,study\n"),
+        Bytes::from_static(b""),
+        Bytes::from_static(b"\x00\x01\x02PK\x03\x04 not text"),
+    ];
+    for bytes in bad {
+        let err = service::ingest(bus.as_ref(), generic(bytes.clone()))
+            .await
+            .expect_err("refused");
+        assert!(err.is_input_error(), "{err}");
+        assert_eq!(
+            snapshot(bus.as_ref()).await,
+            before,
+            "refusing {bytes:?} changed the stored state"
+        );
+    }
+}
+
+/// The in-process bus, failing every publish on subjects starting with `fail_on`, and
+/// logging the order of writes.
+#[derive(Debug)]
+struct Flaky {
+    inner: MemoryBus,
+    fail_on: Mutex<Option<&'static str>>,
+    writes: Mutex<Vec<String>>,
+}
+
+impl Flaky {
+    fn check(&self, subject: &str) -> borderwatch_bus::Result<()> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(format!("publish {subject}"));
+        match *self.fail_on.lock().unwrap() {
+            Some(prefix) if subject.starts_with(prefix) => Err(BusError::Nats {
+                op: "publish",
+                reason: "injected failure".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for Flaky {
+    async fn ensure_stream(&self, spec: &StreamSpec) -> borderwatch_bus::Result<()> {
+        self.inner.ensure_stream(spec).await
+    }
+    async fn ensure_bucket(&self, bucket: &str, replicas: usize) -> borderwatch_bus::Result<()> {
+        self.inner.ensure_bucket(bucket, replicas).await
+    }
+    async fn publish(&self, msg: Outgoing) -> borderwatch_bus::Result<PubAck> {
+        self.check(&msg.subject)?;
+        self.inner.publish(msg).await
+    }
+    async fn publish_all(&self, msgs: Vec<Outgoing>) -> borderwatch_bus::Result<Vec<PubAck>> {
+        for m in &msgs {
+            self.check(&m.subject)?;
+        }
+        self.inner.publish_all(msgs).await
+    }
+    async fn last_per_subject(
+        &self,
+        stream: &str,
+        filters: &[&str],
+    ) -> borderwatch_bus::Result<Vec<Message>> {
+        self.inner.last_per_subject(stream, filters).await
+    }
+    async fn last_seq(&self, stream: &str) -> borderwatch_bus::Result<u64> {
+        self.inner.last_seq(stream).await
+    }
+    async fn replay(
+        &self,
+        stream: &str,
+        filter: &str,
+        from_seq: u64,
+    ) -> borderwatch_bus::Result<BoxStream<'static, borderwatch_bus::Result<Message>>> {
+        self.inner.replay(stream, filter, from_seq).await
+    }
+    async fn consume(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: &str,
+        ack_wait: Duration,
+    ) -> borderwatch_bus::Result<BoxStream<'static, borderwatch_bus::Result<Delivery>>> {
+        self.inner.consume(stream, durable, filter, ack_wait).await
+    }
+    async fn kv_get(&self, bucket: &str, key: &str) -> borderwatch_bus::Result<Option<Bytes>> {
+        self.inner.kv_get(bucket, key).await
+    }
+    async fn kv_put(&self, bucket: &str, key: &str, value: Bytes) -> borderwatch_bus::Result<()> {
+        self.writes.lock().unwrap().push(format!("kv_put {bucket}"));
+        self.inner.kv_put(bucket, key, value).await
+    }
+    async fn kv_create(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: Bytes,
+    ) -> borderwatch_bus::Result<bool> {
+        self.inner.kv_create(bucket, key, value).await
+    }
+    async fn kv_delete(&self, bucket: &str, key: &str) -> borderwatch_bus::Result<()> {
+        self.inner.kv_delete(bucket, key).await
+    }
+    async fn kv_keys(&self, bucket: &str) -> borderwatch_bus::Result<Vec<String>> {
+        self.inner.kv_keys(bucket).await
+    }
+    async fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> borderwatch_bus::Result<Message> {
+        self.inner.request(subject, headers, payload, timeout).await
+    }
+    async fn serve(
+        &self,
+        subject: &str,
+        queue: &str,
+    ) -> borderwatch_bus::Result<BoxStream<'static, Request>> {
+        self.inner.serve(subject, queue).await
+    }
+    async fn ensure_object_store(
+        &self,
+        bucket: &str,
+        replicas: usize,
+    ) -> borderwatch_bus::Result<()> {
+        self.inner.ensure_object_store(bucket, replicas).await
+    }
+    async fn object_put(
+        &self,
+        bucket: &str,
+        name: &str,
+        data: Bytes,
+    ) -> borderwatch_bus::Result<ObjectInfo> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(format!("object_put {name}"));
+        self.inner.object_put(bucket, name, data).await
+    }
+    async fn object_get(&self, bucket: &str, name: &str) -> borderwatch_bus::Result<Option<Bytes>> {
+        self.inner.object_get(bucket, name).await
+    }
+    async fn object_info(
+        &self,
+        bucket: &str,
+        name: &str,
+    ) -> borderwatch_bus::Result<Option<ObjectInfo>> {
+        self.inner.object_info(bucket, name).await
+    }
+    async fn object_delete(&self, bucket: &str, name: &str) -> borderwatch_bus::Result<()> {
+        self.inner.object_delete(bucket, name).await
+    }
+    async fn object_list(&self, bucket: &str) -> borderwatch_bus::Result<Vec<ObjectInfo>> {
+        self.inner.object_list(bucket).await
+    }
+    fn max_payload(&self) -> usize {
+        self.inner.max_payload()
+    }
+    fn is_connected(&self) -> bool {
+        true
+    }
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+}
+
+#[tokio::test]
+async fn the_bytes_are_kept_before_anything_is_published() {
+    let inner = MemoryBus::ephemeral();
+    names::ensure_all(&inner, 1).await.unwrap();
+    let bus = Flaky {
+        inner,
+        fail_on: Mutex::new(None),
+        writes: Mutex::new(Vec::new()),
+    };
+    service::ingest(&bus, generic(csv(GOOD)))
+        .await
+        .expect("ingested");
+    let writes = bus.writes.lock().unwrap().clone();
+    assert!(writes[0].starts_with("object_put sha256-"), "{writes:?}");
+    assert!(writes[1].starts_with("publish bw.obs."), "{writes:?}");
+    assert_eq!(
+        writes.last().map(String::as_str),
+        Some("kv_put bw_releases"),
+        "the record is written last: {writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_half_way_lists_no_release_and_sending_again_completes_it() {
+    let inner = MemoryBus::ephemeral();
+    names::ensure_all(&inner, 1).await.unwrap();
+    let bus = Flaky {
+        inner,
+        fail_on: Mutex::new(Some("bw.release.")),
+        writes: Mutex::new(Vec::new()),
+    };
+    let err = service::ingest(&bus, generic(csv(GOOD)))
+        .await
+        .expect_err("the marker publish fails");
+    assert!(matches!(err, IngestError::Unavailable(_)), "{err}");
+    assert!(!err.is_input_error());
+    assert!(
+        bus.kv_keys(names::RELEASES_BUCKET)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a release that failed half-way is not listed"
+    );
+    assert_eq!(bus.last_seq(names::RELEASE_STREAM).await.unwrap(), 0);
+    // The observations of the failed attempt are stored: they count as this release's own
+    // when the same file comes again, so its marker still names every one of them.
+    assert_eq!(figures(&bus).await.len(), 3);
+
+    *bus.fail_on.lock().unwrap() = None;
+    let release = service::ingest(&bus, generic(csv(GOOD)))
+        .await
+        .expect("sent again");
+    assert!(!release.duplicate);
+    assert_eq!(release.new_observations, 3);
+    let sent = markers(&stored(&bus, names::RELEASE_STREAM, "bw.release.>").await);
+    assert_eq!(sent.len(), 1);
+    let mut periods: Vec<(String, Vec<Period>)> = sent[0]
+        .changes
+        .iter()
+        .map(|c| (c.category.clone(), c.periods.clone()))
+        .collect();
+    periods.sort();
+    assert_eq!(
+        periods,
+        vec![
+            ("study".into(), vec![period("2024-Q2"), period("2024-Q3")]),
+            ("work".into(), vec![period("2024-Q3")]),
+        ]
+    );
+    assert_eq!(bus.kv_keys(names::RELEASES_BUCKET).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_a_failure_half_way_still_announces_revisions_and_missing_categories() {
+    let inner = MemoryBus::ephemeral();
+    names::ensure_all(&inner, 1).await.unwrap();
+    let bus = Flaky {
+        inner,
+        fail_on: Mutex::new(None),
+        writes: Mutex::new(Vec::new()),
+    };
+    service::ingest(&bus, generic(rows_csv(&history())))
+        .await
+        .unwrap();
+    // 2025 without study and work, and a revised 2024-Q4 total for PRK.
+    let mut rows = vec![("PRK", "total", "2024-Q4".to_string(), 5_000)];
+    for country in ["PRK", "CHN"] {
+        for category in ["total", "tourism"] {
+            rows.push((country, category, "2025-Q1".to_string(), 150));
+        }
+    }
+    let file = rows_csv(&rows);
+    *bus.fail_on.lock().unwrap() = Some("bw.release.");
+    service::ingest(&bus, generic(file.clone()))
+        .await
+        .expect_err("fails after the observations");
+    *bus.fail_on.lock().unwrap() = None;
+    let release = service::ingest(&bus, generic(file)).await.expect("retried");
+    assert_eq!(release.revisions, 1);
+    assert_eq!(release.missing.len(), 2, "{:?}", release.missing);
+    assert_eq!(release.new_observations, 5);
+    // Announced once each, though published by both attempts (same message ids).
+    assert_eq!(bus.last_seq(names::REVISION_STREAM).await.unwrap(), 1);
+    assert_eq!(bus.last_seq(names::MISSING_STREAM).await.unwrap(), 2);
+    let marker = markers(&stored(&bus, names::RELEASE_STREAM, "bw.release.>").await)
+        .pop()
+        .unwrap();
+    let prk_total = marker
+        .changes
+        .iter()
+        .find(|c| c.country.code() == "PRK" && c.category == "total")
+        .unwrap();
+    assert_eq!(prk_total.periods, vec![period("2025-Q1")]);
+    assert_eq!(prk_total.revised, vec![period("2024-Q4")]);
+}
+
+#[tokio::test]
+async fn replay_on_an_intact_system_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let release = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .expect("ingested");
+    let before = snapshot(bus.as_ref()).await;
+    let report = service::replay(bus.as_ref(), &release.id)
+        .await
+        .expect("replayed");
+    assert_eq!(report.restored, 0);
+    assert_eq!(report.accepted, 3);
+    assert_eq!(snapshot(bus.as_ref()).await, before);
+}
+
+#[tokio::test]
+async fn replay_restores_lost_observations_and_keeps_later_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = {
+        let bus = memory_bus(dir.path()).await;
+        let first = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+            .await
+            .expect("first");
+        let second = service::ingest(
+            bus.as_ref(),
+            generic(csv(&[
+                ("PRK", "study", "2024-Q3", 3800),
+                ("PRK", "study", "2024-Q4", 3752),
+            ])),
+        )
+        .await
+        .expect("second");
+        (first, second)
+    };
+    let expected = vec![
+        ("bw.obs.fsb.PRK.study.2024-Q2".to_string(), 900),
+        ("bw.obs.fsb.PRK.study.2024-Q3".to_string(), 3800),
+        ("bw.obs.fsb.PRK.study.2024-Q4".to_string(), 3752),
+        ("bw.obs.fsb.PRK.work.2024-Q3".to_string(), 2000),
+    ];
+    // The observations are lost: a new, empty BW_OBS.
+    std::fs::remove_file(dir.path().join("streams").join("BW_OBS.log")).unwrap();
+    let bus = memory_bus(dir.path()).await;
+    assert!(figures(bus.as_ref()).await.is_empty());
+
+    // Replayed newest first: the older release must not undo the revision.
+    let report = service::replay(bus.as_ref(), &second.id)
+        .await
+        .expect("replay");
+    assert_eq!(report.restored, 2);
+    let report = service::replay(bus.as_ref(), &first.id)
+        .await
+        .expect("replay");
+    assert_eq!(
+        report.restored, 2,
+        "2024-Q2 and work; not the revised 2024-Q3"
+    );
+    assert_eq!(report.superseded, 1);
+    assert_eq!(figures(bus.as_ref()).await, expected);
+    // Each restored figure names its own release.
+    let q2: Observation = serde_json::from_slice(
+        &bus.last_per_subject(names::OBS_STREAM, &["bw.obs.fsb.PRK.study.2024-Q2"])
+            .await
+            .unwrap()[0]
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(q2.release_id, first.id);
+    // A replay restores; it announces nothing again.
+    assert_eq!(bus.last_seq(names::REVISION_STREAM).await.unwrap(), 1);
+
+    // And again: nothing more.
+    let before = snapshot(bus.as_ref()).await;
+    for id in [&first.id, &second.id] {
+        let report = service::replay(bus.as_ref(), id).await.expect("replay");
+        assert_eq!(report.restored, 0);
+    }
+    assert_eq!(snapshot(bus.as_ref()).await, before);
+}
+
+#[tokio::test]
+async fn replay_restores_a_deleted_obs_stream_on_nats() {
+    let server = NatsServer::start();
+    let bus: Bus = Arc::new(
+        NatsBus::connect(&server.url(), "releases-test")
+            .await
+            .expect("connects"),
+    );
+    names::ensure_all(bus.as_ref(), 1).await.unwrap();
+    let release = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    let before = figures(bus.as_ref()).await;
+    assert_eq!(before.len(), 3);
+    let report = service::replay(bus.as_ref(), &release.id).await.unwrap();
+    assert_eq!(report.restored, 0, "intact: nothing to add");
+
+    // The observations are lost: BW_OBS deleted, then created again, empty.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_stream(names::OBS_STREAM)
+        .await
+        .unwrap();
+    names::ensure_all(bus.as_ref(), 1).await.unwrap();
+    assert!(figures(bus.as_ref()).await.is_empty());
+
+    let report = service::replay(bus.as_ref(), &release.id).await.unwrap();
+    assert_eq!(report.restored, 3);
+    assert_eq!(figures(bus.as_ref()).await, before);
+
+    // Lost again, by a purge this time, within the duplicate window: restored again.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .get_stream(names::OBS_STREAM)
+        .await
+        .unwrap()
+        .purge()
+        .await
+        .unwrap();
+    assert!(figures(bus.as_ref()).await.is_empty());
+    let report = service::replay(bus.as_ref(), &release.id).await.unwrap();
+    assert_eq!(report.restored, 3);
+    assert_eq!(figures(bus.as_ref()).await, before);
+}
+
+#[tokio::test]
+async fn replay_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let err = service::replay(bus.as_ref(), "rel-0000000000000000")
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, ReplayError::NotFound(_)), "{err}");
+    let release = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    let raw = release.raw.clone().unwrap();
+    bus.object_put(&raw.store, &raw.name, Bytes::from_static(b"tampered"))
+        .await
+        .unwrap();
+    let err = service::replay(bus.as_ref(), &release.id)
+        .await
+        .expect_err("changed bytes");
+    assert!(matches!(err, ReplayError::BytesChanged { .. }), "{err}");
+    assert!(err.to_string().contains(&release.content_sha256), "{err}");
+    bus.object_delete(&raw.store, &raw.name).await.unwrap();
+    let err = service::replay(bus.as_ref(), &release.id)
+        .await
+        .expect_err("missing bytes");
+    assert!(matches!(err, ReplayError::BytesMissing { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_changed_figure_is_a_new_version_announced_as_a_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let first = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    let second = service::ingest(
+        bus.as_ref(),
+        generic(csv(&[
+            ("PRK", "study", "2024-Q2", 90_000),
+            ("PRK", "study", "2024-Q3", 3765),
+            ("PRK", "study", "2024-Q4", 3752),
+        ])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.new_observations, 2);
+    assert_eq!(second.revisions, 1);
+
+    let revisions = stored(bus.as_ref(), names::REVISION_STREAM, "bw.revision.>").await;
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(revisions[0].subject, "bw.revision.fsb.PRK.study");
+    let r: Revision = serde_json::from_slice(&revisions[0].payload).unwrap();
+    assert_eq!(
+        (r.period, r.old_count, r.new_count),
+        (period("2024-Q2"), 900, 90_000)
+    );
+    assert_eq!(
+        (r.old_release_id, r.release_id),
+        (first.id, second.id.clone())
+    );
+
+    // Both versions are kept; the latest is the current figure.
+    let versions = stored(
+        bus.as_ref(),
+        names::OBS_STREAM,
+        "bw.obs.fsb.PRK.study.2024-Q2",
+    )
+    .await;
+    let counts: Vec<u64> = versions
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<Observation>(&m.payload)
+                .unwrap()
+                .count
+        })
+        .collect();
+    assert_eq!(counts, vec![900, 90_000]);
+    assert!(
+        figures(bus.as_ref())
+            .await
+            .contains(&("bw.obs.fsb.PRK.study.2024-Q2".to_string(), 90_000))
+    );
+
+    // The marker tells the new period from the revised one: analytics tests only the new.
+    let sent = markers(&stored(bus.as_ref(), names::RELEASE_STREAM, "bw.release.>").await);
+    let last = sent.last().unwrap();
+    assert_eq!(last.release_id, second.id);
+    assert_eq!(last.changes.len(), 1);
+    assert_eq!(last.changes[0].periods, vec![period("2024-Q4")]);
+    assert_eq!(last.changes[0].revised, vec![period("2024-Q2")]);
+}
+
+/// FSB-like history: two countries, four purposes, 2019-Q1..2024-Q4.
+fn history() -> Vec<(&'static str, &'static str, String, u64)> {
+    let mut rows = Vec::new();
+    for country in ["PRK", "CHN"] {
+        for (c, category) in ["total", "study", "work", "tourism"]
+            .into_iter()
+            .enumerate()
+        {
+            for year in 2019..=2024 {
+                for q in 1..=4 {
+                    rows.push((
+                        country,
+                        category,
+                        format!("{year}-Q{q}"),
+                        100 + 10 * c as u64 + q,
+                    ));
+                }
+            }
+        }
+    }
+    rows
+}
+
+fn rows_csv(rows: &[(&str, &str, String, u64)]) -> Bytes {
+    let borrowed: Vec<(&str, &str, &str, u64)> = rows
+        .iter()
+        .map(|(a, b, p, n)| (*a, *b, p.as_str(), *n))
+        .collect();
+    csv(&borrowed)
+}
+
+/// 2025 without study and work, as the FSB published it.
+fn release_2025(quarters: std::ops::RangeInclusive<u64>) -> Bytes {
+    let mut rows = Vec::new();
+    for country in ["PRK", "CHN"] {
+        for category in ["total", "tourism"] {
+            for q in quarters.clone() {
+                rows.push((country, category, format!("2025-Q{q}"), 150 + q));
+            }
+        }
+    }
+    rows_csv(&rows)
+}
+
+#[tokio::test]
+async fn a_dropped_category_is_announced_missing_not_read_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let first = service::ingest(bus.as_ref(), generic(rows_csv(&history())))
+        .await
+        .unwrap();
+    assert!(first.missing.is_empty());
+
+    let release = service::ingest(bus.as_ref(), generic(release_2025(1..=4)))
+        .await
+        .unwrap();
+    let missing: Vec<(String, Vec<String>, Period)> = release
+        .missing
+        .iter()
+        .map(|m| {
+            (
+                m.category.clone(),
+                m.countries.iter().map(|c| c.code().to_string()).collect(),
+                m.last_period,
+            )
+        })
+        .collect();
+    let both = vec!["CHN".to_string(), "PRK".to_string()];
+    assert_eq!(
+        missing,
+        vec![
+            ("study".into(), both.clone(), period("2024-Q4")),
+            ("work".into(), both, period("2024-Q4")),
+        ]
+    );
+    let events = stored(bus.as_ref(), names::MISSING_STREAM, "bw.missing.>").await;
+    let subjects: Vec<&str> = events.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        vec!["bw.missing.fsb.study", "bw.missing.fsb.work"]
+    );
+    let event: MissingCategory = serde_json::from_slice(&events[0].payload).unwrap();
+    assert_eq!(event, release.missing[0]);
+    assert_eq!(event.release_id, release.id);
+
+    // Nothing is stored for study in 2025: no zero, no figure at all.
+    let study_2025 = bus
+        .last_per_subject(names::OBS_STREAM, &["bw.obs.fsb.*.study.2025-*"])
+        .await
+        .unwrap();
+    assert!(study_2025.is_empty());
+    // The marker names only the series the release carried.
+    let sent = markers(&stored(bus.as_ref(), names::RELEASE_STREAM, "bw.release.>").await);
+    let last = sent.last().unwrap();
+    assert!(
+        last.changes
+            .iter()
+            .all(|c| c.category != "study" && c.category != "work")
+    );
+
+    // A later release of the same year (revised tourism) brings no new period: the
+    // absence was announced already.
+    let mut rows = Vec::new();
+    for country in ["PRK", "CHN"] {
+        rows.push((country, "tourism", "2025-Q1".to_string(), 999));
+    }
+    let again = service::ingest(bus.as_ref(), generic(rows_csv(&rows)))
+        .await
+        .unwrap();
+    assert!(again.missing.is_empty(), "{:?}", again.missing);
+    assert_eq!(bus.last_seq(names::MISSING_STREAM).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_category_published_in_the_release_is_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    service::ingest(bus.as_ref(), generic(rows_csv(&history())))
+        .await
+        .unwrap();
+    // Only PRK is in this release: CHN's categories are not its business; PRK has all four.
+    let mut rows = Vec::new();
+    for category in ["total", "study", "work", "tourism"] {
+        rows.push(("PRK", category, "2025-Q1".to_string(), 150));
+    }
+    let release = service::ingest(bus.as_ref(), generic(rows_csv(&rows)))
+        .await
+        .unwrap();
+    assert!(release.missing.is_empty(), "{:?}", release.missing);
+    assert_eq!(bus.last_seq(names::MISSING_STREAM).await.unwrap(), 0);
+}
+
+/// A long source name makes wide rows: several MiB with fewer rows to publish.
+const BIG_SOURCE: &str = "a-source-with-a-long-name-that-makes-every-row-of-the-file-wide";
+
+/// A generic CSV of about `mib` MiB.
+fn big_csv(mib: usize) -> (Bytes, u64) {
+    let mut out = String::from("source,period,country,category,count\n");
+    let mut rows = 0u64;
+    let countries = [
+        "PRK", "CHN", "VNM", "KAZ", "UZB", "TJK", "KGZ", "IND", "TUR", "IRN", "MNG", "ARM",
+    ];
+    'fill: for year in 1900..2100 {
+        for month in 1..=12 {
+            for country in countries {
+                for category in ["study", "work", "tourism", "private", "business", "transit"] {
+                    out.push_str(&format!(
+                        "{BIG_SOURCE},{year}-{month:02},{country},{category},{}\n",
+                        rows % 9973
+                    ));
+                    rows += 1;
+                    if out.len() >= mib << 20 {
+                        break 'fill;
+                    }
+                }
+            }
+        }
+    }
+    (Bytes::from(out), rows)
+}
+
+#[tokio::test]
+async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
+    let server = NatsServer::start();
+    let bus: Bus = Arc::new(
+        NatsBus::connect(&server.url(), "releases-test")
+            .await
+            .expect("connects"),
+    );
+    names::ensure_all(bus.as_ref(), 1).await.unwrap();
+    let (bytes, rows) = big_csv(5);
+    assert!(bytes.len() > 4 * bus.max_payload(), "{} bytes", bytes.len());
+    let server_task = service::Server::bind(bus.clone()).await.unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(server_task.run(cancel.clone()));
+
+    let release = service::submit(bus.as_ref(), generic(bytes.clone()))
+        .await
+        .expect("a 5 MiB upload is ingested");
+    assert_eq!(release.accepted, rows);
+    assert_eq!(release.bytes, bytes.len() as u64);
+    assert!(release.rejected.is_empty());
+    let raw = release.raw.clone().unwrap();
+    let kept = bus
+        .object_get(&raw.store, &raw.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept == bytes, "the exact bytes are kept");
+    // The staged upload is gone; only the release's bytes remain.
+    let objects: Vec<String> = bus
+        .object_list(names::RAW_OBJECT_STORE)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(objects, vec![raw.name.clone()]);
+
+    // The same big file again: a duplicate, through the same path.
+    let again = service::submit(bus.as_ref(), generic(bytes)).await.unwrap();
+    assert!(again.duplicate);
+
+    // A big file with many bad rows: the answer listing them is bigger than a message too.
+    let mut text = String::from("source,period,country,category,count\n");
+    for i in 0..40_000 {
+        text.push_str(&format!(
+            "{BIG_SOURCE},2024-Q{},PRK,study,not-a-number-{i}\n",
+            i % 4 + 1
+        ));
+    }
+    let release = service::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
+        .await
+        .expect("a big answer comes back");
+    assert_eq!(release.rejected.len(), 40_000);
+    assert!(release.rejected[0].value.starts_with("not-a-number"));
+    assert!(serde_json::to_vec(&release).unwrap().len() > bus.max_payload());
+    assert_eq!(release.rejected_total, 40_000);
+    // Sent again: the duplicate answer lists every rejected row too (the stored record keeps
+    // the first thousand; the rest are read from the bytes again).
+    let again = service::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.rejected, release.rejected);
+    let objects = bus.object_list(names::RAW_OBJECT_STORE).await.unwrap();
+    assert!(
+        objects.iter().all(|o| o.name.starts_with("sha256-")),
+        "staged uploads and replies are removed: {objects:?}"
+    );
+    cancel.cancel();
+    serving.await.unwrap().unwrap();
+}
