@@ -25,9 +25,22 @@ pub(crate) async fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     let cfg = config(args.detectors.as_deref(), &args.set)?;
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let format = args.format.as_deref().unwrap_or("generic");
-    let parsed = borderwatch_ingest::parse(format, &bytes, args.source.as_deref())
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let file_name = args.file.file_name().and_then(|n| n.to_str());
+    let format = match args.format.as_deref() {
+        Some(name) => borderwatch_ingest::formats::by_name(name)?,
+        None => None,
+    };
+    let format = match format {
+        Some(f) => f,
+        None => borderwatch_ingest::formats::detect(&bytes, file_name)
+            .with_context(|| format!("reading {}", args.file.display()))?,
+    };
+    let options = borderwatch_ingest::formats::Options {
+        source: args.source.as_deref(),
+        ..Default::default()
+    };
+    let parsed = (format.parse)(&bytes, &options)
+        .with_context(|| format!("reading {} as {}", args.file.display(), format.name))?;
     for r in &parsed.rejected {
         eprintln!(
             "rejected row {} column {} value {:?}: {}",

@@ -193,6 +193,7 @@ pub struct ImportArgs {
 pub struct AnalyzeArgs {
     /// The file to read.
     pub file: PathBuf,
+    /// Input format (default: detected from the file's content; see docs/formats.md).
     #[arg(long)]
     pub format: Option<String>,
     #[arg(long)]

@@ -32,6 +32,8 @@ pub fn category_phrase(category: &str) -> String {
         "private" => "for private visits".into(),
         "crew" | "transport_crew" | "service_personnel" => "as transport crew".into(),
         "permanent_residence" => "for permanent residence".into(),
+        // CBP's and OHSS's encounter types: what the encounter ended in, not a purpose.
+        "apprehensions" | "inadmissibles" | "expulsions" => format!("({category})"),
         other => format!("for {}", other.replace('_', " ")),
     }
 }
@@ -46,5 +48,12 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(3765), "3,765");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn phrases_purposes_and_encounter_types() {
+        assert_eq!(category_phrase("study"), "for study");
+        assert_eq!(category_phrase("apprehensions"), "(apprehensions)");
+        assert_eq!(category_phrase(crate::TOTAL_CATEGORY), "");
     }
 }
