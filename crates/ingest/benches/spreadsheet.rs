@@ -214,7 +214,7 @@ fn main() {
             repeat,
         ),
         run(
-            "ru_sheet xlsx (detected: opened twice)",
+            "ru_sheet xlsx (detected)",
             "",
             &xlsx,
             figures,
