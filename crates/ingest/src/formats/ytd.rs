@@ -342,7 +342,7 @@ mod tests {
             values in proptest::collection::vec(0u64..10_000, 4),
             shuffle in proptest::collection::vec(proptest::prelude::any::<u8>(), 4),
         ) {
-            let mut idx = vec![0usize, 1, 2, 3];
+            let mut idx = [0usize, 1, 2, 3];
             idx.sort_by_key(|i| shuffle[*i]);
             let points: Vec<ToDate> = idx
                 .iter()
