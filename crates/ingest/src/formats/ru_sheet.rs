@@ -179,9 +179,50 @@ fn sniff(sniff: &Sniff<'_>) -> bool {
     if !looks_like_workbook(sniff.bytes) {
         return false;
     }
+    if sniff.bytes.starts_with(b"PK") {
+        // An xlsx is read cell by cell, only as far as the header may be: detection must not
+        // cost every xlsx upload a full read.
+        return catch_unwind(AssertUnwindSafe(|| xlsx_has_purpose_row(sniff.bytes)))
+            .unwrap_or(false);
+    }
     open(sniff.bytes)
         .map(|sheets| sheets.iter().any(|s| header_row(s).is_some()))
         .unwrap_or(false)
+}
+
+/// Whether a sheet of the xlsx has a row of purposes in its first [`HEADER_SCAN`] rows.
+fn xlsx_has_purpose_row(bytes: &[u8]) -> bool {
+    let Ok(mut book) = calamine::Xlsx::new(Cursor::new(bytes)) else {
+        return false;
+    };
+    for name in book.sheet_names() {
+        let Ok(mut cells) = book.worksheet_cells_reader(&name) else {
+            continue;
+        };
+        let (mut row, mut purposes) = (None, 0);
+        while let Ok(Some(cell)) = cells.next_cell() {
+            let (r, _) = cell.get_position();
+            if r as usize >= HEADER_SCAN {
+                break;
+            }
+            if row != Some(r) {
+                row = Some(r);
+                purposes = 0;
+            }
+            let text = match cell.get_value() {
+                calamine::DataRef::SharedString(s) => normalize(s),
+                calamine::DataRef::String(s) => normalize(s),
+                _ => continue,
+            };
+            if purpose(Some(&text)).is_some() {
+                purposes += 1;
+                if purposes >= 3 {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 /// The period a text names, if it names one: `2016`, `2024-Q3`, `III квартал 2024`,

@@ -328,6 +328,51 @@ mod tests {
         assert_eq!(out[1], Ok(vec![(Period::Year(2019), 80)]));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Quarter-end year-to-date figures in any order: growing ones give quarters that sum
+        /// to the year; a falling one is an error, and no piece is ever above the largest figure.
+        #[test]
+        fn quarter_pieces_sum_to_the_year_or_the_fall_is_an_error(
+            values in proptest::collection::vec(0u64..10_000, 4),
+            shuffle in proptest::collection::vec(proptest::prelude::any::<u8>(), 4),
+        ) {
+            let mut idx = [0usize, 1, 2, 3];
+            idx.sort_by_key(|i| shuffle[*i]);
+            let points: Vec<ToDate> = idx
+                .iter()
+                .map(|&i| td(3 * (i as u8 + 1), values[i], "x"))
+                .collect();
+            let out = difference(2020, &points);
+            let growing = values.windows(2).all(|w| w[0] <= w[1]);
+            let max = values.iter().copied().max().unwrap_or(0);
+            if growing {
+                let mut quarters = 0;
+                for pieces in &out {
+                    let pieces = pieces.clone().unwrap();
+                    for (period, count) in pieces {
+                        if let Period::Quarter(..) = period {
+                            quarters += count;
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(quarters, values[3]);
+            } else {
+                proptest::prop_assert!(out.iter().any(Result::is_err));
+            }
+            for pieces in out.iter().flatten() {
+                for (_, count) in pieces {
+                    proptest::prop_assert!(*count <= max);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_repeated_figure_repeats_its_pieces_and_a_conflicting_one_is_an_error() {
         let points = [
