@@ -1,9 +1,7 @@
 //! How loud a surge is and the sentence a journalist would print about it, from its
 //! findings. `analysis::decide` turns findings into surge events with these.
 
-use borderwatch_model::{
-    Finding, Period, SeriesKey, Severity, category_phrase, thousands, unit_noun,
-};
+use borderwatch_model::{Finding, Period, SeriesKey, Severity, category_phrase, counted_subject};
 
 use crate::detect::DETECTORS;
 
@@ -94,12 +92,7 @@ fn evidence_severity(value: u64, findings: &[&Finding]) -> Option<Severity> {
 /// "3,765 entries of North Korean citizens for study in 2024-Q3: " followed by the findings'
 /// messages, joined by "; ".
 pub fn explanation(key: &SeriesKey, period: Period, value: u64, findings: &[Finding]) -> String {
-    let mut subject = format!(
-        "{} {} of {}",
-        thousands(value),
-        unit_noun(&key.source),
-        key.country.citizens_phrase()
-    );
+    let mut subject = counted_subject(&key.source, &key.country, value);
     let category = category_phrase(&key.category);
     if !category.is_empty() {
         subject.push(' ');

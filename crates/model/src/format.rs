@@ -22,6 +22,21 @@ pub fn unit_noun(source: &str) -> &'static str {
     }
 }
 
+/// What a figure counts, with whose crossings: "3,765 entries of North Korean citizens", or
+/// for a source of departures by destination (`fsb_exits`) "3,113,173 exits to Turkey".
+pub fn counted_subject(source: &str, country: &crate::Country, value: u64) -> String {
+    if source.ends_with("_exits") {
+        format!("{} exits to {}", thousands(value), country.name())
+    } else {
+        format!(
+            "{} {} of {}",
+            thousands(value),
+            unit_noun(source),
+            country.citizens_phrase()
+        )
+    }
+}
+
 /// "for study", "on business", or "" for the total over categories.
 pub fn category_phrase(category: &str) -> String {
     match category {
@@ -32,6 +47,12 @@ pub fn category_phrase(category: &str) -> String {
         "private" => "for private visits".into(),
         "crew" | "transport_crew" | "service_personnel" => "as transport crew".into(),
         "permanent_residence" => "for permanent residence".into(),
+        // The FSB's transport modes.
+        "air" => "by air".into(),
+        "car" => "by road".into(),
+        "rail" => "by rail".into(),
+        "ship" => "by sea or river".into(),
+        "walk" => "on foot".into(),
         // CBP's and OHSS's encounter types: what the encounter ended in, not a purpose.
         "apprehensions" | "inadmissibles" | "expulsions" => format!("({category})"),
         other => format!("for {}", other.replace('_', " ")),
@@ -55,5 +76,17 @@ mod tests {
         assert_eq!(category_phrase("study"), "for study");
         assert_eq!(category_phrase("apprehensions"), "(apprehensions)");
         assert_eq!(category_phrase(crate::TOTAL_CATEGORY), "");
+        assert_eq!(category_phrase("walk"), "on foot");
+    }
+
+    #[test]
+    fn names_what_was_counted() {
+        let prk = crate::Country::parse("PRK").unwrap();
+        assert_eq!(
+            counted_subject("fsb", &prk, 3765),
+            "3,765 entries of North Korean citizens"
+        );
+        let tur = crate::Country::parse("TUR").unwrap();
+        assert!(counted_subject("fsb_exits", &tur, 3113173).starts_with("3,113,173 exits to "));
     }
 }

@@ -9,7 +9,7 @@ mod period;
 mod sign;
 
 pub use country::{Country, CountryError};
-pub use format::{category_phrase, thousands, unit_noun};
+pub use format::{category_phrase, counted_subject, thousands, unit_noun};
 pub use period::{Freq, Period, PeriodError};
 pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
 
