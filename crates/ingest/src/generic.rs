@@ -83,6 +83,7 @@ pub fn parse_generic_with_limits(
     let mut rows = Rows {
         default_source,
         sink: RowSink::new(limits),
+        memo: Memos::default(),
     };
     match text.trim_start().chars().next() {
         None => return Err(IngestError::EmptyFile),
@@ -93,21 +94,55 @@ pub fn parse_generic_with_limits(
 }
 
 /// One data row's raw values, before checking.
-struct Raw {
+struct Raw<'a> {
     /// `None` when the file has no source column or the object no source key.
-    source: Option<String>,
-    period: String,
-    country: String,
+    source: Option<&'a str>,
+    period: &'a str,
+    country: &'a str,
     /// The column the category came from (`category` or `purpose`), for messages.
     category_column: &'static str,
-    category: String,
-    count: String,
+    category: &'a str,
+    count: &'a str,
+}
+
+/// Distinct cell texts remembered per column before a memo starts over (a bound on memory
+/// for files whose every cell differs).
+const MEMO_CAP: usize = 1 << 16;
+
+/// What each distinct cell text of a column parses to. A file repeats a few sources,
+/// periods, countries and categories millions of times: each text is checked once.
+#[derive(Debug)]
+struct Memo<T>(hashbrown::HashMap<Box<str>, T>);
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo(hashbrown::HashMap::default())
+    }
+}
+
+impl<T> Memo<T> {
+    fn get(&mut self, key: &str, compute: impl FnOnce(&str) -> T) -> &T {
+        if self.0.len() >= MEMO_CAP {
+            self.0.clear();
+        }
+        self.0.entry_ref(key).or_insert_with(|| compute(key))
+    }
+}
+
+/// The memos of the four checked columns; an `Err` holds the reason quoted back.
+#[derive(Debug, Default)]
+struct Memos {
+    source: Memo<Result<String, String>>,
+    period: Memo<Result<Period, String>>,
+    country: Memo<Result<Country, String>>,
+    category: Memo<Result<String, String>>,
 }
 
 /// Checks rows one by one and hands what they give to the sink.
 struct Rows {
     default_source: Option<String>,
     sink: RowSink,
+    memo: Memos,
 }
 
 impl Rows {
@@ -119,54 +154,60 @@ impl Rows {
         self.sink.reject(line, column, value, reason);
     }
 
-    fn accept(&mut self, line: u64, raw: Raw) {
-        match self.check(&raw) {
-            Ok(obs) => self.sink.keep(line, obs, &raw.count),
-            Err((column, value, reason)) => self.sink.reject(line, column, &value, reason),
+    fn accept(&mut self, line: u64, raw: &Raw<'_>) {
+        match self.check(raw) {
+            Ok(obs) => self.sink.keep(line, obs, raw.count),
+            Err((column, value, reason)) => self.sink.reject(line, column, value, reason),
         }
     }
 
-    /// The observation a row gives, or the first column that is wrong with it.
-    fn check(&self, raw: &Raw) -> Result<Observation, (&'static str, String, String)> {
-        let source = match raw
-            .source
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(s) => tokenize(s).ok_or_else(|| {
-                (
-                    "source",
-                    s.to_string(),
+    /// The observation a row gives, or the first column that is wrong with it (its name,
+    /// its value and the reason).
+    fn check<'r>(&mut self, raw: &Raw<'r>) -> Result<Observation, (&'static str, &'r str, String)> {
+        let source = match raw.source.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => match self.memo.source.get(s, |s| {
+                tokenize(s).ok_or_else(|| {
                     format!(
                         "`{s}` is not a usable source name: use Latin letters, digits, spaces, \
                          `-` and `_` (at most 64), e.g. `fsb`"
-                    ),
-                )
-            })?,
-            None => self.default_source.clone().ok_or_else(|| {
-                (
-                    "source",
-                    String::new(),
-                    "the source is empty and none was given with the file: fill it in, or \
-                     name the source with the upload"
-                        .to_string(),
-                )
-            })?,
+                    )
+                })
+            }) {
+                Ok(token) => token.clone(),
+                Err(reason) => return Err(("source", s, reason.clone())),
+            },
+            None => match &self.default_source {
+                Some(s) => s.clone(),
+                None => {
+                    return Err((
+                        "source",
+                        "",
+                        "the source is empty and none was given with the file: fill it in, or \
+                         name the source with the upload"
+                            .to_string(),
+                    ));
+                }
+            },
         };
-        let period: Period =
-            raw.period
-                .trim()
-                .parse()
-                .map_err(|e: borderwatch_model::PeriodError| {
-                    ("period", raw.period.clone(), e.to_string())
-                })?;
-        let country = Country::parse(&raw.country)
-            .map_err(|e| ("country", raw.country.clone(), e.to_string()))?;
-        let category = category_token(&raw.category)
-            .map_err(|reason| (raw.category_column, raw.category.clone(), reason))?;
-        let count =
-            parse_count(&raw.count).map_err(|reason| ("count", raw.count.clone(), reason))?;
+        let period = match self.memo.period.get(raw.period, |p| {
+            p.trim()
+                .parse::<Period>()
+                .map_err(|e: borderwatch_model::PeriodError| e.to_string())
+        }) {
+            Ok(p) => *p,
+            Err(reason) => return Err(("period", raw.period, reason.clone())),
+        };
+        let country = match self.memo.country.get(raw.country, |c| {
+            Country::parse(c).map_err(|e| e.to_string())
+        }) {
+            Ok(c) => *c,
+            Err(reason) => return Err(("country", raw.country, reason.clone())),
+        };
+        let category = match self.memo.category.get(raw.category, category_token) {
+            Ok(token) => token.clone(),
+            Err(reason) => return Err((raw.category_column, raw.category, reason.clone())),
+        };
+        let count = parse_count(raw.count).map_err(|reason| ("count", raw.count, reason))?;
         Ok(Observation {
             source,
             country,
@@ -252,8 +293,18 @@ fn sniff_delimiter(text: &str) -> u8 {
     }
 }
 
-fn is_blank(record: &csv::StringRecord) -> bool {
-    record.iter().all(|f| f.trim().is_empty())
+/// A cell as text, trimmed. The csv reader splits UTF-8 text at ASCII bytes only, so every
+/// cell is UTF-8; an empty cell stands in should one not be.
+fn cell(record: &csv::ByteRecord, i: usize) -> &str {
+    record
+        .get(i)
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .unwrap_or("")
+        .trim()
+}
+
+fn is_blank(record: &csv::ByteRecord) -> bool {
+    (0..record.len()).all(|i| cell(record, i).is_empty())
 }
 
 /// Line numbers from byte offsets. The csv reader's own line of a record counts from where it
@@ -274,7 +325,7 @@ impl<'a> Lines<'a> {
         }
     }
 
-    fn of(&mut self, record: &csv::StringRecord) -> u64 {
+    fn of(&mut self, record: &csv::ByteRecord) -> u64 {
         let Some(mut start) = record.position().map(|p| p.byte() as usize) else {
             return self.line;
         };
@@ -298,29 +349,58 @@ fn csv_error(e: csv::Error) -> IngestError {
     }
 }
 
+/// Whether a record (its bytes up to the end of the file) ends inside a quoted value: a
+/// quote opened at the start of a value and never closed, as in a file cut off mid-value.
+fn ends_inside_quotes(bytes: &[u8], delimiter: u8) -> bool {
+    let (mut quoted, mut at_start) = (false, true);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if b == b'"' && at_start {
+            quoted = true;
+            at_start = false;
+        } else {
+            at_start = b == delimiter || b == b'\n' || b == b'\r';
+        }
+        i += 1;
+    }
+    quoted
+}
+
 fn parse_csv(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
     let delimiter = sniff_delimiter(text);
+    // Byte records, reused, trimmed here: no allocation per row.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let mut records = reader.records();
+    let mut record = csv::ByteRecord::new();
     let mut lines = Lines::new(text);
 
-    let header = loop {
-        match records.next() {
-            None => return Err(IngestError::NoHeader),
-            Some(Err(e)) => return Err(csv_error(e)),
-            Some(Ok(r)) if is_blank(&r) => continue,
-            Some(Ok(r)) => break r,
+    let header_line = loop {
+        if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+            return Err(IngestError::NoHeader);
+        }
+        if !is_blank(&record) {
+            break lines.of(&record);
         }
     };
-    let header_line = lines.of(&header);
-    let names: Vec<String> = header
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_lowercase())
+    let names: Vec<String> = (0..record.len())
+        .map(|i| {
+            cell(&record, i)
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_lowercase()
+        })
         .collect();
     let find = |name: &str| names.iter().position(|n| n == name);
     let missing = |column: &'static str| IngestError::MissingColumn {
@@ -341,35 +421,55 @@ fn parse_csv(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
         return Err(IngestError::NoSource);
     }
 
-    let delimiter = char::from(delimiter).to_string();
-    for record in records {
-        let record = record.map_err(csv_error)?;
+    let delimiter_text = char::from(delimiter).to_string();
+    let joined = |record: &csv::ByteRecord| {
+        (0..record.len())
+            .map(|i| cell(record, i))
+            .collect::<Vec<_>>()
+            .join(&delimiter_text)
+    };
+    while reader.read_byte_record(&mut record).map_err(csv_error)? {
         if is_blank(&record) {
             continue;
         }
         rows.count_row()?;
         let line = lines.of(&record);
+        // Only the last record can run into the end of the file inside quotes.
+        if reader.position().byte() as usize >= text.len()
+            && let Some(start) = record.position().map(|p| p.byte() as usize)
+            && ends_inside_quotes(text.as_bytes().get(start..).unwrap_or(&[]), delimiter)
+        {
+            let last = record.len().saturating_sub(1);
+            let column = names.get(last).map(String::as_str).unwrap_or("");
+            rows.reject(
+                line,
+                column,
+                &joined(&record),
+                "a double quote opened in this row is never closed: the file ends inside \
+                 it, so it was probably cut off; send the whole file, or close the quote"
+                    .to_string(),
+            );
+            continue;
+        }
         if record.len() != names.len() {
             let reason = format!(
                 "expected {} fields as in the header (line {header_line}), found {}; a value \
-                 with a `{delimiter}` in it must be in double quotes",
+                 with a `{delimiter_text}` in it must be in double quotes",
                 names.len(),
                 record.len()
             );
-            let value = record.iter().collect::<Vec<_>>().join(&delimiter);
-            rows.reject(line, "", &value, reason);
+            rows.reject(line, "", &joined(&record), reason);
             continue;
         }
-        let get = |i: usize| record.get(i).unwrap_or("").to_string();
         let raw = Raw {
-            source: source.map(get),
-            period: get(period),
-            country: get(country),
+            source: source.map(|i| cell(&record, i)),
+            period: cell(&record, period),
+            country: cell(&record, country),
             category_column,
-            category: get(category),
-            count: get(count),
+            category: cell(&record, category),
+            count: cell(&record, count),
         };
-        rows.accept(line, raw);
+        rows.accept(line, &raw);
     }
     Ok(())
 }
@@ -473,14 +573,14 @@ fn parse_json_lines(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
             continue;
         }
         let raw = Raw {
-            source,
-            period: period.unwrap_or_default(),
-            country: country.unwrap_or_default(),
+            source: source.as_deref(),
+            period: period.as_deref().unwrap_or_default(),
+            country: country.as_deref().unwrap_or_default(),
             category_column,
-            category: category.unwrap_or_default(),
-            count: count.unwrap_or_default(),
+            category: category.as_deref().unwrap_or_default(),
+            count: count.as_deref().unwrap_or_default(),
         };
-        rows.accept(line, raw);
+        rows.accept(line, &raw);
     }
     Ok(())
 }

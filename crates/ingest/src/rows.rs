@@ -1,8 +1,6 @@
 //! What every format's parser produces, and the checks they all share: the row limit,
 //! rejected rows quoted back with row, column and reason, and repeated rows kept once.
 
-use std::collections::HashMap;
-
 use borderwatch_model::{Country, Observation, Period, RejectedRow};
 
 use crate::error::IngestError;
@@ -41,22 +39,43 @@ pub struct Parsed {
     pub duplicates: u64,
 }
 
-type SeriesPeriod = (String, Country, String, Period);
+/// A series and period by the interned numbers of its source and category.
+type SeriesPeriod = (usize, Country, usize, Period);
 
 /// Collects one file's rows: observations, rejected rows and repeats, under the limits.
 #[derive(Debug)]
 pub struct RowSink {
     limits: ParseLimits,
     /// The first count and line of every series and period seen.
-    seen: HashMap<SeriesPeriod, (u64, u64)>,
+    seen: hashbrown::HashMap<SeriesPeriod, (u64, u64)>,
+    /// Sources and categories by number, so the key of a row costs no allocation.
+    sources: Interner,
+    categories: Interner,
     out: Parsed,
+}
+
+/// Strings numbered in order of first appearance.
+#[derive(Debug, Default)]
+struct Interner(hashbrown::HashMap<String, usize>);
+
+impl Interner {
+    fn id(&mut self, s: &str) -> usize {
+        if let Some(&id) = self.0.get(s) {
+            return id;
+        }
+        let id = self.0.len();
+        self.0.insert(s.to_string(), id);
+        id
+    }
 }
 
 impl RowSink {
     pub fn new(limits: ParseLimits) -> RowSink {
         RowSink {
             limits,
-            seen: HashMap::new(),
+            seen: hashbrown::HashMap::default(),
+            sources: Interner::default(),
+            categories: Interner::default(),
             out: Parsed::default(),
         }
     }
@@ -85,9 +104,9 @@ impl RowSink {
     /// Keeps a checked row unless an earlier row already gave its series and period.
     pub fn keep(&mut self, line: u64, obs: Observation, raw_count: &str) {
         let key = (
-            obs.source.clone(),
+            self.sources.id(&obs.source),
             obs.country,
-            obs.category.clone(),
+            self.categories.id(&obs.category),
             obs.period,
         );
         match self.seen.get(&key) {
