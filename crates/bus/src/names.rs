@@ -43,6 +43,10 @@ pub const DEADLETTER_DONE_BUCKET: &str = "bw_deadletter_done";
 /// surges each produced.
 pub const ANALYZED_BUCKET: &str = "bw_analyzed";
 
+/// What ingest's scheduled-source poller last saw of each source (key: source name): ETag,
+/// Last-Modified and content hash, so a restart does not fetch or ingest it again.
+pub const SOURCES_BUCKET: &str = "bw_sources";
+
 /// Ingest serves uploads here (queue group `ingest`).
 pub const INGEST_SUBJECT: &str = "bw.ingest.submit";
 pub const INGEST_QUEUE: &str = "ingest";
@@ -140,6 +144,7 @@ pub const BUCKETS: &[&str] = &[
     SILENCES_BUCKET,
     DIGESTS_BUCKET,
     DEADLETTER_DONE_BUCKET,
+    SOURCES_BUCKET,
 ];
 
 /// Creates every stream and bucket (idempotent); each role calls it at start.

@@ -5,6 +5,8 @@
 //! full of NUL bytes is read as UTF-16, and anything else as windows-1251 (which maps every
 //! byte, so it never fails: a wrong guess shows up as unknown countries in rejected rows).
 
+use std::borrow::Cow;
+
 use encoding_rs::{DecoderResult, Encoding, UTF_8, UTF_16LE, WINDOWS_1251};
 
 use crate::error::IngestError;
@@ -14,13 +16,18 @@ const SNIFF_LEN: usize = 8192;
 
 /// Decodes a file's bytes into text, without a byte-order mark.
 pub fn decode_text(bytes: &[u8]) -> Result<String, IngestError> {
+    decode(bytes).map(Cow::into_owned)
+}
+
+/// [`decode_text`] that borrows the bytes when they are UTF-8 already (no copy).
+pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, IngestError> {
     if bytes.is_empty() {
         return Err(IngestError::EmptyFile);
     }
     if let Some(kind) = binary_kind(bytes) {
         return Err(IngestError::NotText { kind });
     }
-    let text = if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
+    let text: Cow<'_, str> = if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
         strict(encoding, &bytes[bom_len..]).map_err(|e| match e {
             IngestError::BadEncoding { encoding, offset } => IngestError::BadEncoding {
                 encoding,
@@ -35,14 +42,11 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, IngestError> {
         })?
     } else {
         match std::str::from_utf8(bytes) {
-            Ok(s) => s.to_string(),
-            Err(_) => WINDOWS_1251
-                .decode_without_bom_handling(bytes)
-                .0
-                .into_owned(),
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => WINDOWS_1251.decode_without_bom_handling(bytes).0,
         }
     };
-    if text.contains('\0') {
+    if text.as_bytes().contains(&0) {
         return Err(IngestError::NotText {
             kind: "binary data",
         });
@@ -81,7 +85,7 @@ pub fn not_text(bytes: &[u8]) -> IngestError {
     }
 }
 
-fn strict(encoding: &'static Encoding, bytes: &[u8]) -> Result<String, IngestError> {
+fn strict<'a>(encoding: &'static Encoding, bytes: &'a [u8]) -> Result<Cow<'a, str>, IngestError> {
     let name = if encoding == UTF_8 {
         "UTF-8"
     } else if encoding == UTF_16LE {
@@ -90,7 +94,7 @@ fn strict(encoding: &'static Encoding, bytes: &[u8]) -> Result<String, IngestErr
         "UTF-16BE"
     };
     match encoding.decode_without_bom_handling_and_without_replacement(bytes) {
-        Some(text) => Ok(text.into_owned()),
+        Some(text) => Ok(text),
         None => Err(IngestError::BadEncoding {
             encoding: name,
             offset: first_bad_offset(encoding, bytes),

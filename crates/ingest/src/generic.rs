@@ -56,7 +56,7 @@ fn sniff_generic(sniff: &crate::formats::Sniff<'_>) -> bool {
 }
 
 fn parse_bytes(bytes: &[u8], options: &crate::formats::Options<'_>) -> Result<Parsed, IngestError> {
-    let text = crate::decode::decode_text(bytes)?;
+    let text = crate::decode::decode(bytes)?;
     parse_generic_with_limits(&text, options.source, options.limits)
 }
 
@@ -80,9 +80,15 @@ pub fn parse_generic_with_limits(
         })?),
         None => None,
     };
+    let mut sink = RowSink::new(limits);
+    // Room for every row up front rather than growing by doubling: a row takes a line and
+    // at least 12 bytes (`,2024,KP,a,1`), so this never reserves more than a file of valid
+    // rows of the same size would fill.
+    let lines = text.bytes().filter(|b| *b == b'\n').count() as u64 + 1;
+    sink.reserve(lines.min(text.len() as u64 / 12).min(limits.max_rows));
     let mut rows = Rows {
         default_source,
-        sink: RowSink::new(limits),
+        sink,
         memo: Memos::default(),
     };
     match text.trim_start().chars().next() {

@@ -11,6 +11,7 @@ pub mod formats;
 pub mod generic;
 pub mod rows;
 pub mod service;
+pub mod sources;
 
 pub use decode::decode_text;
 pub use demo::{demo_csv, demo_nk_only_csv};

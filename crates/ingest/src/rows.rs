@@ -80,6 +80,13 @@ impl RowSink {
         }
     }
 
+    /// Makes room for `rows` more rows (a hint; parsers that can count lines cheaply give it).
+    pub fn reserve(&mut self, rows: u64) {
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX).min(1 << 26);
+        self.out.observations.reserve(rows);
+        self.seen.reserve(rows);
+    }
+
     /// Counts one more data row against the limit.
     pub fn count_row(&mut self) -> Result<(), IngestError> {
         self.out.rows += 1;
