@@ -250,12 +250,14 @@ pub fn next_delay(every: Duration, failures: u32, cfg: &PollConfig) -> Duration 
     cfg.retry_first.saturating_mul(factor).min(every)
 }
 
-/// Polls every source on its schedule until `cancel` fires: one task per source.
+/// Polls every source on its schedule until `cancel` fires: one task per source. Returns
+/// only then, also when there is nothing to poll (its caller takes a return for a failure).
 pub async fn run(bus: Bus, sources: Vec<Source>, cfg: PollConfig, cancel: CancellationToken) {
     let client = match http_client(&cfg) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "scheduled sources disabled: no HTTP client");
+            cancel.cancelled().await;
             return;
         }
     };
@@ -265,6 +267,7 @@ pub async fn run(bus: Bus, sources: Vec<Source>, cfg: PollConfig, cancel: Cancel
         tasks.spawn(async move { poll_forever(&bus, &client, &source, &cfg, &cancel).await });
     }
     while tasks.join_next().await.is_some() {}
+    cancel.cancelled().await;
 }
 
 /// The HTTP client the poller uses.
