@@ -618,6 +618,12 @@ mod tests {
     }
 
     #[test]
+    fn the_example_sources_file_is_valid() {
+        let s = parse_sources(include_str!("../../../deploy/sources.example.toml")).unwrap();
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
     fn intervals() {
         assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_interval("1d"), Ok(Duration::from_secs(86400)));
