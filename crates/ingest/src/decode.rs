@@ -78,6 +78,35 @@ pub fn decode_head(head: &[u8]) -> Option<String> {
     (!text.contains('\0')).then(|| text.into_owned())
 }
 
+/// How a file can be decoded piece by piece (pieces cut at line ends), judged from its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piecewise {
+    /// UTF-8 after a byte-order mark of `bom` bytes (0: none).
+    Utf8 {
+        bom: usize,
+    },
+    Windows1251,
+}
+
+/// [`Piecewise`] for a file starting with `head` (`whole`: the head is the whole file, so
+/// the choice is [`decode_text`]'s); `None` for UTF-16, which is read whole.
+pub(crate) fn piecewise(head: &[u8], whole: bool) -> Result<Option<Piecewise>, IngestError> {
+    if let Some(kind) = binary_kind(head) {
+        return Err(IngestError::NotText { kind });
+    }
+    Ok(match Encoding::for_bom(head) {
+        Some((encoding, bom)) if encoding == UTF_8 => Some(Piecewise::Utf8 { bom }),
+        Some(_) => None,
+        None if utf16_without_bom(head).is_some() => None,
+        None => match std::str::from_utf8(head) {
+            Ok(_) => Some(Piecewise::Utf8 { bom: 0 }),
+            // Valid up to a character cut off at the end of the head.
+            Err(e) if e.error_len().is_none() && !whole => Some(Piecewise::Utf8 { bom: 0 }),
+            Err(_) => Some(Piecewise::Windows1251),
+        },
+    })
+}
+
 /// The error for a file that is not text and that no binary format recognised.
 pub fn not_text(bytes: &[u8]) -> IngestError {
     IngestError::NotText {

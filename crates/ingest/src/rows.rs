@@ -154,6 +154,17 @@ impl RowSink {
         self.firsts.reserve(rows);
     }
 
+    /// Accepted observations not yet taken.
+    pub fn observation_count(&self) -> usize {
+        self.out.observations.len()
+    }
+
+    /// Takes the accepted observations so far (for parsers that hand them out in batches);
+    /// repeats of them are still recognised later.
+    pub fn take_observations(&mut self) -> Vec<Observation> {
+        std::mem::take(&mut self.out.observations)
+    }
+
     /// Counts one more data row against the limit.
     pub fn count_row(&mut self) -> Result<(), IngestError> {
         self.out.rows += 1;

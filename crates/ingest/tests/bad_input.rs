@@ -4,7 +4,10 @@
 
 use borderwatch_bus::{MemoryBus, Transport, names};
 use borderwatch_ingest::service::{Submission, ingest};
-use borderwatch_ingest::{IngestError, ParseLimits, Parsed, decode_text, parse, parse_with_limits};
+use borderwatch_ingest::{
+    IngestError, ParseLimits, Parsed, ReadOptions, decode_text, parse, parse_generic_reader,
+    parse_with_limits,
+};
 use borderwatch_model::RejectedRow;
 use encoding_rs::WINDOWS_1251;
 use proptest::prelude::*;
@@ -475,6 +478,73 @@ fn mutated(base: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// [`parse_generic_reader`] with the batches put back together, for comparison.
+fn streamed(bytes: &[u8], chunk_bytes: usize, batch_rows: usize) -> Result<Parsed, IngestError> {
+    let mut observations = Vec::new();
+    let mut parsed = parse_generic_reader(
+        bytes,
+        None,
+        ParseLimits::default(),
+        ReadOptions {
+            chunk_bytes,
+            batch_rows,
+        },
+        |batch| {
+            assert!(!batch.is_empty() && batch.len() <= batch_rows.max(1));
+            observations.extend(batch);
+            Ok(())
+        },
+    )?;
+    assert!(parsed.observations.is_empty());
+    parsed.observations = observations;
+    Ok(parsed)
+}
+
+fn same_as_whole(bytes: &[u8], chunk: usize, batch: usize) -> Result<(), TestCaseError> {
+    match (generic(bytes), streamed(bytes, chunk, batch)) {
+        (Ok(whole), Ok(piecewise)) => prop_assert_eq!(whole, piecewise),
+        (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => prop_assert!(false, "whole {:?} but piecewise {:?}", a, b),
+    }
+    Ok(())
+}
+
+#[test]
+fn a_big_file_read_piecewise_gives_what_the_whole_file_gives() {
+    let mut text = String::from(HEADER);
+    for i in 0..20_000u32 {
+        let country = ["PRK", "KP", "Atlantis", "CHN"][i as usize % 4];
+        text.push_str(&format!(
+            "fsb,{},{country},\"cat\n{}\",{}\n",
+            1000 + i % 997,
+            i % 13,
+            i % 7
+        ));
+    }
+    assert!(text.len() > 200_000);
+    let mut batches = 0;
+    let streamed_parse = parse_generic_reader(
+        text.as_bytes(),
+        None,
+        ParseLimits::default(),
+        ReadOptions {
+            chunk_bytes: 4096,
+            batch_rows: 1000,
+        },
+        |_| {
+            batches += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert!(batches > 3, "{batches}");
+    let whole = generic(text.as_bytes()).unwrap();
+    assert_eq!(streamed_parse.rows, whole.rows);
+    assert_eq!(streamed_parse.rejected, whole.rejected);
+    assert_eq!(streamed_parse.duplicates, whole.duplicates);
+    assert_eq!(streamed(text.as_bytes(), 4096, 1000).unwrap(), whole);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -509,6 +579,21 @@ proptest! {
         if let Ok(p) = parse("generic", &bytes, Some("fsb")) {
             rows_add_up(&p)?;
         }
+    }
+
+    #[test]
+    fn reading_piecewise_gives_what_the_whole_file_gives(
+        bytes in mutated(VALID.as_bytes()),
+        chunk in 1usize..48,
+        batch in 1usize..4,
+        cp1251 in any::<bool>(),
+    ) {
+        let bytes = if cp1251 {
+            WINDOWS_1251.encode(&String::from_utf8_lossy(&bytes)).0.into_owned()
+        } else {
+            bytes
+        };
+        same_as_whole(&bytes, chunk, batch)?;
     }
 
     #[test]
