@@ -66,6 +66,9 @@ pub fn revision_subject(source: &str, country: &str, category: &str) -> String {
 pub fn missing_subject(source: &str, category: &str) -> String {
     format!("bw.missing.{source}.{category}")
 }
+/// What ingest's scheduled-source poller last saw of each source (key: source name): ETag,
+/// Last-Modified and content hash, so a restart does not fetch or ingest it again.
+pub const SOURCES_BUCKET: &str = "bw_sources";
 
 /// Ingest serves uploads here (queue group `ingest`).
 pub const INGEST_SUBJECT: &str = "bw.ingest.submit";
@@ -178,6 +181,7 @@ pub const BUCKETS: &[&str] = &[
     SILENCES_BUCKET,
     DIGESTS_BUCKET,
     DEADLETTER_DONE_BUCKET,
+    SOURCES_BUCKET,
 ];
 
 /// Creates every stream and bucket (idempotent); each role calls it at start.

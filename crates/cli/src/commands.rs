@@ -5,12 +5,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use borderwatch_bus::Bus;
 use borderwatch_ingest::service::{Submission, SubmitError, submit};
-use borderwatch_model::{Release, SurgeEvent};
+use borderwatch_model::SurgeEvent;
 
 use borderwatch_notify::NotifyConfig;
 
 use crate::roles::{self, ALL_ROLES, Role, UpOptions};
-use crate::{Command, ImportArgs, NotifyAction, ReleaseReplayArgs, ReplayArgs};
+use crate::{Command, NotifyAction, ReleaseReplayArgs, ReplayArgs};
 
 pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -26,6 +26,8 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     public_url: args.public_url,
                     ..Default::default()
                 },
+                max_upload_bytes: args.max_upload_bytes,
+                sources: args.sources,
             };
             let signal = roles::shutdown_signal();
             let running = roles::start(opts).await?;
@@ -42,8 +44,8 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             running.wait(signal).await;
             Ok(())
         }
-        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, None, None, None).await,
-        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, None, None, None).await,
+        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, |o| o.sources = a.sources).await,
+        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, |_| {}).await,
         Command::Notify(a) => match a.action {
             Some(NotifyAction::Replay(r)) => replay(r).await,
             None => {
@@ -56,34 +58,34 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     nats,
                     stream_replicas: a.stream_replicas,
                 };
-                one_role(Role::Notify, &nats, None, None, a.public_url).await
+                one_role(Role::Notify, &nats, |o| o.notify.public_url = a.public_url).await
             }
         },
         Command::Gateway(a) => {
-            one_role(Role::Gateway, &a.nats, Some(a.http), a.api_token, None).await
+            one_role(Role::Gateway, &a.nats, |o| {
+                o.http = a.http;
+                o.api_token = a.api_token;
+                o.max_upload_bytes = a.max_upload_bytes;
+            })
+            .await
         }
-        Command::Import(a) => import(a).await,
+        Command::Import(a) => crate::import::run(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
         Command::Replay(a) => replay_release(a).await,
     }
 }
 
+/// Runs one role against NATS; `configure` sets the role's own options.
 async fn one_role(
     role: Role,
     nats: &crate::NatsArgs,
-    http: Option<std::net::SocketAddr>,
-    api_token: Option<String>,
-    public_url: Option<String>,
+    configure: impl FnOnce(&mut UpOptions),
 ) -> anyhow::Result<()> {
     let mut opts = UpOptions::embedded(Default::default());
-    opts.notify.public_url = public_url;
     opts.nats = Some(nats.nats.clone());
     opts.stream_replicas = nats.stream_replicas;
     opts.roles = vec![role];
-    opts.api_token = api_token;
-    if let Some(http) = http {
-        opts.http = http;
-    }
+    configure(&mut opts);
     let signal = roles::shutdown_signal();
     let running = roles::start(opts).await?;
     if let Some(url) = running.gateway_url() {
@@ -194,63 +196,4 @@ fn print_surges(surges: &[SurgeEvent]) {
             s.explanation
         );
     }
-}
-
-async fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let bytes = tokio::fs::read(&args.file)
-        .await
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    let mut url = format!("{}/v1/ingest", args.gateway.trim_end_matches('/'));
-    let mut params = Vec::new();
-    if let Some(f) = &args.format {
-        params.push(format!("format={f}"));
-    }
-    if let Some(s) = &args.source {
-        params.push(format!("source={s}"));
-    }
-    if !params.is_empty() {
-        url = format!("{url}?{}", params.join("&"));
-    }
-    let client = reqwest::Client::new();
-    let mut req = client.post(&url).body(bytes);
-    if let Some(t) = &args.api_token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("sending {} to {url}", args.file.display()))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.context("reading the gateway's answer")?;
-    if !status.is_success() {
-        let msg = body["error"]["message"].as_str().unwrap_or("no message");
-        bail!(
-            "{} refused by the gateway ({status}): {msg}",
-            args.file.display()
-        );
-    }
-    let release: Release = serde_json::from_value(body)?;
-    println!(
-        "{}: release {} — {} rows accepted, {} rejected, {} new observations{}",
-        args.file.display(),
-        release.id,
-        release.accepted,
-        release.rejected.len(),
-        release.new_observations,
-        if release.duplicate {
-            " (the same file was ingested before)"
-        } else {
-            ""
-        }
-    );
-    for r in release.rejected.iter().take(20) {
-        println!(
-            "  row {} column {} value {:?}: {}",
-            r.row, r.column, r.value, r.reason
-        );
-    }
-    if release.rejected.len() > 20 {
-        println!("  … and {} more rejected rows", release.rejected.len() - 20);
-    }
-    Ok(())
 }

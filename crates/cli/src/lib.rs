@@ -6,6 +6,7 @@
 
 mod analyze;
 mod commands;
+mod import;
 pub mod roles;
 
 use std::net::SocketAddr;
@@ -47,8 +48,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run every role in one process: on the in-process bus, or over NATS with --nats.
     Up(UpArgs),
-    /// Run the ingest role (serves uploads from gateways).
-    Ingest(RoleArgs),
+    /// Run the ingest role (serves uploads from gateways, polls scheduled sources).
+    Ingest(IngestArgs),
     /// Run the analytics role (one of any number of replicas).
     Analytics(RoleArgs),
     /// Run the notify role (webhook delivery), or `notify replay` to resend dead letters.
@@ -78,6 +79,15 @@ pub struct NatsArgs {
 pub struct RoleArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// A sources file (TOML) listing URLs and directories to poll on a schedule.
+    #[arg(long, env = "BORDERWATCH_SOURCES")]
+    pub sources: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +151,9 @@ pub struct GatewayArgs {
     /// Bearer token required for requests that change state.
     #[arg(long, env = "BORDERWATCH_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// Largest upload accepted, in bytes; a bigger one is answered 413.
+    #[arg(long, env = "BORDERWATCH_MAX_UPLOAD_BYTES", default_value_t = roles::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +179,12 @@ pub struct UpArgs {
     /// The gateway's public base URL, for links in Slack and Teams messages.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Largest upload the gateway accepts, in bytes; a bigger one is answered 413.
+    #[arg(long, env = "BORDERWATCH_MAX_UPLOAD_BYTES", default_value_t = roles::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: usize,
+    /// A sources file (TOML) listing URLs and directories for ingest to poll on a schedule.
+    #[arg(long, env = "BORDERWATCH_SOURCES")]
+    pub sources: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

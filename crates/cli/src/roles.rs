@@ -24,6 +24,9 @@ pub enum Role {
     Gateway,
 }
 
+/// The gateway's default upload limit: 64 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
 pub const ALL_ROLES: [Role; 4] = [Role::Ingest, Role::Analytics, Role::Notify, Role::Gateway];
 
 /// What `borderwatch up` (and tests) start.
@@ -37,6 +40,10 @@ pub struct UpOptions {
     pub stream_replicas: usize,
     pub roles: Vec<Role>,
     pub notify: NotifyConfig,
+    /// Largest upload the gateway takes (bytes).
+    pub max_upload_bytes: usize,
+    /// The scheduled sources file the ingest role polls (TOML), if any.
+    pub sources: Option<PathBuf>,
 }
 
 impl UpOptions {
@@ -49,6 +56,8 @@ impl UpOptions {
             stream_replicas: 1,
             roles: ALL_ROLES.to_vec(),
             notify: NotifyConfig::default(),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            sources: None,
         }
     }
 }
@@ -119,6 +128,17 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
         let (bus, cancel) = (bus.clone(), cancel.clone());
         match role {
             Role::Ingest => {
+                if let Some(path) = &opts.sources {
+                    let sources = borderwatch_ingest::sources::load(path)
+                        .with_context(|| format!("reading the sources file {}", path.display()))?;
+                    info!(sources = sources.len(), file = %path.display(), "polling scheduled sources");
+                    let (bus, cancel) = (bus.clone(), cancel.clone());
+                    let cfg = borderwatch_ingest::sources::PollConfig {
+                        max_bytes: opts.max_upload_bytes as u64,
+                        ..Default::default()
+                    };
+                    tasks.spawn(borderwatch_ingest::sources::run(bus, sources, cfg, cancel));
+                }
                 // Bound before start returns, so an upload right after start is served.
                 let server = borderwatch_ingest::service::Server::bind(bus).await?;
                 tasks.spawn(async move {
@@ -150,7 +170,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                 http = Some(listener.local_addr()?);
                 let cfg = GatewayConfig {
                     api_token: opts.api_token.clone(),
-                    ..GatewayConfig::default()
+                    max_body_bytes: opts.max_upload_bytes,
                 };
                 tasks.spawn(async move {
                     if let Err(e) = borderwatch_gateway::serve(bus, listener, cfg, cancel).await {

@@ -201,3 +201,167 @@ async fn import_sends_a_file_to_the_gateway_and_reports_rejected_rows() {
     assert!(stdout.contains("row 3 column country"), "{stdout}");
     running.shutdown().await;
 }
+
+async fn import_cmd(file: &std::path::Path, gateway: &str) -> std::process::Output {
+    tokio::process::Command::new(BIN)
+        .args(["import", file.to_str().unwrap(), "--gateway", gateway])
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_prints_a_summary_with_the_first_rejected_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = borderwatch::start(borderwatch::UpOptions::embedded(dir.path().join("data")))
+        .await
+        .unwrap();
+    let gateway = running.gateway_url().unwrap();
+    let mut csv = String::from("source,period,country,category,count\n");
+    csv.push_str("fsb,2024-Q1,PRK,study,38\nfsb,2024-Q2,PRK,study,41\n");
+    for i in 0..7 {
+        csv.push_str(&format!("fsb,2024-Q{},Atlantis{i},study,5\n", 1 + i % 4));
+    }
+    let file = dir.path().join("summary.csv");
+    std::fs::write(&file, &csv).unwrap();
+
+    let out = import_cmd(&file, &gateway).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].contains(": release rel-"), "{stdout}");
+    assert!(
+        lines[0].ends_with("2 rows accepted, 7 rejected, 2 new observations"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("source fsb, format generic")
+            && lines[1].contains("periods 2024-Q1 to 2024-Q2"),
+        "{stdout}"
+    );
+    assert_eq!(lines[2], "  rejected rows (first 5 of 7):", "{stdout}");
+    assert!(
+        lines[3].starts_with("    row 4 column country value \"Atlantis0\": "),
+        "{stdout}"
+    );
+    assert!(lines[7].starts_with("    row 8 column country"), "{stdout}");
+    assert!(lines[8].contains("… and 2 more rejected rows"), "{stdout}");
+    // Not a terminal: no progress bar anywhere.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("sending ["), "{stderr}");
+
+    let again = import_cmd(&file, &gateway).await;
+    let stdout = String::from_utf8(again.stdout).unwrap();
+    assert!(
+        stdout.contains("0 new observations (the same file was ingested before"),
+        "{stdout}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_limit_is_refused_with_413_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = borderwatch::UpOptions::embedded(dir.path().join("data"));
+    opts.max_upload_bytes = 1000;
+    let running = borderwatch::start(opts).await.unwrap();
+    let gateway = running.gateway_url().unwrap();
+    let mut csv = String::from("source,period,country,category,count\n");
+    for y in 1900..2100 {
+        csv.push_str(&format!("fsb,{y},PRK,study,1\n"));
+    }
+    assert!(csv.len() > 1000);
+    let file = dir.path().join("big.csv");
+    std::fs::write(&file, &csv).unwrap();
+
+    let out = import_cmd(&file, &gateway).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("413") && stderr.contains("larger than 1000 bytes"),
+        "{stderr}"
+    );
+
+    let resp = reqwest::Client::new()
+        .post(format!("{gateway}/v1/ingest"))
+        .body(csv.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-upload-bytes"),
+        "{body}"
+    );
+    // Under the limit, the same gateway takes it.
+    std::fs::write(&file, &csv[..900]).unwrap();
+    let out = import_cmd(&file, &gateway).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_a_sources_file_ingests_a_dropped_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let drop_dir = dir.path().join("incoming");
+    std::fs::create_dir(&drop_dir).unwrap();
+    std::fs::write(
+        drop_dir.join("nk.csv"),
+        "period,country,category,count\n2024-Q3,PRK,study,3765\n",
+    )
+    .unwrap();
+    let sources = dir.path().join("sources.toml");
+    std::fs::write(
+        &sources,
+        format!(
+            "[[source]]\nname = \"fsb\"\ndir = {:?}\nevery = \"1h\"\n",
+            drop_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut opts = borderwatch::UpOptions::embedded(dir.path().join("data"));
+    opts.sources = Some(sources);
+    let running = borderwatch::start(opts).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let keys = running
+            .bus
+            .kv_keys(borderwatch_bus::names::RELEASES_BUCKET)
+            .await
+            .unwrap();
+        if keys.len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing ingested");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_sources_file_stops_start_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = dir.path().join("sources.toml");
+    std::fs::write(&sources, "[[source]]\nname = \"fsb\"\nevery = \"1h\"\n").unwrap();
+    let mut opts = borderwatch::UpOptions::embedded(dir.path().join("data"));
+    opts.sources = Some(sources);
+    let e = borderwatch::start(opts).await.unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("sources.toml") && msg.contains("exactly one of `url` and `dir`"),
+        "{msg}"
+    );
+}

@@ -200,8 +200,24 @@ struct IngestParams {
 async fn ingest(
     State(state): State<AppState>,
     Query(params): Query<IngestParams>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the file is larger than {} bytes, the most this gateway takes in one \
+                     upload: split it into smaller files, or start the gateway with a higher \
+                     --max-upload-bytes (BORDERWATCH_MAX_UPLOAD_BYTES)",
+                    state.cfg.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request(format!("the upload could not be read: {rejection}"))
+        }
+    })?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "the request body is empty: send the file as the body",

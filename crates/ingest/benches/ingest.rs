@@ -1,10 +1,16 @@
-//! Ingest throughput: rows per second from a file's bytes to durable acknowledgement,
-//! beside a raw async-nats JetStream publish of the same messages in the same run.
+//! Ingest throughput, in two parts of one run:
+//!
+//! 1. parsing: a generated generic CSV of `BENCH_PARSE_ROWS` rows (default 5,000,000) from
+//!    its bytes to checked observations (decode, parse, normalize, dedup), on one core;
+//! 2. end to end: rows per second from a file's bytes to durable acknowledgement, beside a
+//!    raw async-nats JetStream publish of the same messages, for `BENCH_ROWS` rows (default
+//!    1,000,000).
+//!
+//! Peak memory (VmHWM) is printed after each part.
 //!
 //! Run: `cargo bench -p borderwatch-ingest --bench ingest` (needs `nats-server` on PATH or
-//! in NATS_SERVER_BIN). `BENCH_ROWS` sets the release size (default 200,000 rows),
-//! `BENCH_REPEAT` the repetitions per case (default 3; the median is reported).
-//! Results are kept in BENCHMARKS.md.
+//! in NATS_SERVER_BIN). `BENCH_REPEAT` sets the repetitions per case (default 3; the median
+//! is reported); `BENCH_E2E=0` skips part 2. Results are kept in BENCHMARKS.md.
 
 use std::time::{Duration, Instant};
 
@@ -23,24 +29,101 @@ const COUNTRIES: &[&str] = &[
 
 /// A generic CSV of `rows` figures for `source`: countries × categories × quarters.
 fn release_csv(source: &str, rows: usize) -> String {
+    use std::fmt::Write;
     let quarters = 40;
     let per_country = rows.div_ceil(COUNTRIES.len() * quarters);
-    let mut out = String::from("source,period,country,category,count\n");
+    let mut out = String::with_capacity(rows * 32 + 64);
+    out.push_str("source,period,country,category,count\n");
+    let periods: Vec<String> = (0..quarters)
+        .map(|q| Period::Quarter(2015, 1).offset(q as i64).to_string())
+        .collect();
     let mut n = 0;
     'outer: for country in COUNTRIES {
         for c in 0..per_country {
-            for q in 0..quarters {
+            for period in &periods {
                 if n == rows {
                     break 'outer;
                 }
-                let period = Period::Quarter(2015, 1).offset(q as i64);
                 let count = 100 + (n * 7919) % 5000;
-                out.push_str(&format!("{source},{period},{country},cat{c},{count}\n"));
+                let _ = writeln!(out, "{source},{period},{country},cat{c},{count}");
                 n += 1;
             }
         }
     }
     out
+}
+
+/// The process's peak resident memory so far (VmHWM), in MiB; 0 where /proc is missing.
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU time this thread has used (user + system), from /proc; zero where it is missing.
+/// On a shared machine the wall time of a one-thread task includes waiting for a core; its
+/// CPU time is what one core of its own would take.
+fn thread_cpu() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            // Fields 14 and 15 of stat (utime, stime), counted after the command name.
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// Part 1: decode + parse + normalize of a big file on one core.
+fn parse_part(rows: usize, repeat: usize) {
+    let t = Instant::now();
+    let csv = release_csv("bench", rows);
+    let generated = t.elapsed();
+    let (mut times, mut cpu_times) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let (t, cpu) = (Instant::now(), thread_cpu());
+        let parsed = borderwatch_ingest::parse("generic", csv.as_bytes(), None).expect("parse");
+        times.push(t.elapsed());
+        cpu_times.push(thread_cpu().saturating_sub(cpu));
+        assert_eq!(parsed.observations.len(), rows);
+        assert!(parsed.rejected.is_empty());
+    }
+    let (m, cpu) = (median(times), median(cpu_times));
+    println!(
+        "## parse: {rows} rows, {:.0} MiB of CSV (generated in {:.1} s), {repeat} repetitions, median",
+        csv.len() as f64 / 1048576.0,
+        generated.as_secs_f64()
+    );
+    println!();
+    println!("| case | wall time | rows/s (wall) | CPU time | rows/s per core (CPU) |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| decode + parse + normalize + dedup (`borderwatch_ingest::parse`, one thread) | {:.3} s | {:.0} | {:.3} s | {:.0} |",
+        m.as_secs_f64(),
+        rate(rows, m),
+        cpu.as_secs_f64(),
+        if cpu.is_zero() { 0.0 } else { rate(rows, cpu) }
+    );
+    println!();
+    println!("peak memory after parsing (VmHWM): {:.0} MiB", peak_mib());
+    println!();
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -93,15 +176,13 @@ async fn raw_publish(js: &jetstream::Context, msgs: &[(String, String, Vec<u8>)]
 
 #[tokio::main]
 async fn main() {
-    let rows: usize = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let repeat: usize = std::env::var("BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let repeat = env_usize("BENCH_REPEAT", 3).max(1);
     let _ = Country::parse("PRK");
+    parse_part(env_usize("BENCH_PARSE_ROWS", 5_000_000), repeat);
+    if env_usize("BENCH_E2E", 1) == 0 {
+        return;
+    }
+    let rows = env_usize("BENCH_ROWS", 1_000_000);
     let server = NatsServer::start();
     let bus = NatsBus::connect(&server.url(), "bench")
         .await
@@ -176,7 +257,7 @@ async fn main() {
         median(nats_t),
         median(mem_t),
     );
-    println!("rows per release: {rows}; repetitions: {repeat} (median shown)");
+    println!("## end to end: {rows} rows per release; repetitions: {repeat} (median shown)");
     println!();
     println!("| case | time | rows/s | vs raw JetStream publish |");
     println!("|---|---|---|---|");
@@ -199,5 +280,7 @@ async fn main() {
             rate(rows, d) / rate(rows, raw_m)
         );
     }
+    println!();
+    println!("peak memory at the end (VmHWM): {:.0} MiB", peak_mib());
     drop(server);
 }

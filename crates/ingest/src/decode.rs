@@ -5,6 +5,8 @@
 //! full of NUL bytes is read as UTF-16, and anything else as windows-1251 (which maps every
 //! byte, so it never fails: a wrong guess shows up as unknown countries in rejected rows).
 
+use std::borrow::Cow;
+
 use encoding_rs::{DecoderResult, Encoding, UTF_8, UTF_16LE, WINDOWS_1251};
 
 use crate::error::IngestError;
@@ -14,13 +16,18 @@ const SNIFF_LEN: usize = 8192;
 
 /// Decodes a file's bytes into text, without a byte-order mark.
 pub fn decode_text(bytes: &[u8]) -> Result<String, IngestError> {
+    decode(bytes).map(Cow::into_owned)
+}
+
+/// [`decode_text`] that borrows the bytes when they are UTF-8 already (no copy).
+pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, IngestError> {
     if bytes.is_empty() {
         return Err(IngestError::EmptyFile);
     }
     if let Some(kind) = binary_kind(bytes) {
         return Err(IngestError::NotText { kind });
     }
-    let text = if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
+    let text: Cow<'_, str> = if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
         strict(encoding, &bytes[bom_len..]).map_err(|e| match e {
             IngestError::BadEncoding { encoding, offset } => IngestError::BadEncoding {
                 encoding,
@@ -35,14 +42,11 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, IngestError> {
         })?
     } else {
         match std::str::from_utf8(bytes) {
-            Ok(s) => s.to_string(),
-            Err(_) => WINDOWS_1251
-                .decode_without_bom_handling(bytes)
-                .0
-                .into_owned(),
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => WINDOWS_1251.decode_without_bom_handling(bytes).0,
         }
     };
-    if text.contains('\0') {
+    if text.as_bytes().contains(&0) {
         return Err(IngestError::NotText {
             kind: "binary data",
         });
@@ -74,6 +78,35 @@ pub fn decode_head(head: &[u8]) -> Option<String> {
     (!text.contains('\0')).then(|| text.into_owned())
 }
 
+/// How a file can be decoded piece by piece (pieces cut at line ends), judged from its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piecewise {
+    /// UTF-8 after a byte-order mark of `bom` bytes (0: none).
+    Utf8 {
+        bom: usize,
+    },
+    Windows1251,
+}
+
+/// [`Piecewise`] for a file starting with `head` (`whole`: the head is the whole file, so
+/// the choice is [`decode_text`]'s); `None` for UTF-16, which is read whole.
+pub(crate) fn piecewise(head: &[u8], whole: bool) -> Result<Option<Piecewise>, IngestError> {
+    if let Some(kind) = binary_kind(head) {
+        return Err(IngestError::NotText { kind });
+    }
+    Ok(match Encoding::for_bom(head) {
+        Some((encoding, bom)) if encoding == UTF_8 => Some(Piecewise::Utf8 { bom }),
+        Some(_) => None,
+        None if utf16_without_bom(head).is_some() => None,
+        None => match std::str::from_utf8(head) {
+            Ok(_) => Some(Piecewise::Utf8 { bom: 0 }),
+            // Valid up to a character cut off at the end of the head.
+            Err(e) if e.error_len().is_none() && !whole => Some(Piecewise::Utf8 { bom: 0 }),
+            Err(_) => Some(Piecewise::Windows1251),
+        },
+    })
+}
+
 /// The error for a file that is not text and that no binary format recognised.
 pub fn not_text(bytes: &[u8]) -> IngestError {
     IngestError::NotText {
@@ -81,7 +114,7 @@ pub fn not_text(bytes: &[u8]) -> IngestError {
     }
 }
 
-fn strict(encoding: &'static Encoding, bytes: &[u8]) -> Result<String, IngestError> {
+fn strict<'a>(encoding: &'static Encoding, bytes: &'a [u8]) -> Result<Cow<'a, str>, IngestError> {
     let name = if encoding == UTF_8 {
         "UTF-8"
     } else if encoding == UTF_16LE {
@@ -90,7 +123,7 @@ fn strict(encoding: &'static Encoding, bytes: &[u8]) -> Result<String, IngestErr
         "UTF-16BE"
     };
     match encoding.decode_without_bom_handling_and_without_replacement(bytes) {
-        Some(text) => Ok(text.into_owned()),
+        Some(text) => Ok(text),
         None => Err(IngestError::BadEncoding {
             encoding: name,
             offset: first_bad_offset(encoding, bytes),

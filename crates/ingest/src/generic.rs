@@ -56,7 +56,7 @@ fn sniff_generic(sniff: &crate::formats::Sniff<'_>) -> bool {
 }
 
 fn parse_bytes(bytes: &[u8], options: &crate::formats::Options<'_>) -> Result<Parsed, IngestError> {
-    let text = crate::decode::decode_text(bytes)?;
+    let text = crate::decode::decode(bytes)?;
     parse_generic_with_limits(&text, options.source, options.limits)
 }
 
@@ -74,15 +74,17 @@ pub fn parse_generic_with_limits(
     limits: ParseLimits,
 ) -> Result<Parsed, IngestError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let default_source = match default_source.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => Some(tokenize(s).ok_or_else(|| IngestError::BadSource {
-            value: s.to_string(),
-        })?),
-        None => None,
-    };
+    let default_source = default_source_token(default_source)?;
+    let mut sink = RowSink::new(limits);
+    // Room for every row up front rather than growing by doubling: a row takes a line and
+    // at least 12 bytes (`,2024,KP,a,1`), so this never reserves more than a file of valid
+    // rows of the same size would fill.
+    let lines = text.bytes().filter(|b| *b == b'\n').count() as u64 + 1;
+    sink.reserve(lines.min(text.len() as u64 / 12).min(limits.max_rows));
     let mut rows = Rows {
         default_source,
-        sink: RowSink::new(limits),
+        sink,
+        memo: Memos::default(),
     };
     match text.trim_start().chars().next() {
         None => return Err(IngestError::EmptyFile),
@@ -92,22 +94,313 @@ pub fn parse_generic_with_limits(
     Ok(rows.sink.finish())
 }
 
+/// How [`parse_generic_reader`] reads: bytes per read, and observations per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    pub chunk_bytes: usize,
+    pub batch_rows: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            chunk_bytes: 1 << 20,
+            batch_rows: 50_000,
+        }
+    }
+}
+
+/// The generic format read from a stream: the text is decoded and parsed a piece at a time
+/// (pieces end at a line end outside quotes) and accepted observations are handed to
+/// `on_batch` as they pile up, so memory holds one piece, one batch, and what finding
+/// repeats needs (tens of bytes per accepted row), not the file. The [`Parsed`] returned
+/// has every count and rejected row but no observations: they all went to `on_batch`.
+/// Batches are provisional until it returns `Ok`: a file found bad further on (binary
+/// data, a wrong encoding, too many rows) is an error, and its batches must be dropped.
+///
+/// Gives the same rows, rejections and errors as [`crate::parse`] for UTF-8 and
+/// windows-1251 CSV. What is not read piecewise: UTF-16 files and JSON lines are read whole
+/// first; a file whose first 64 KiB are UTF-8 but which is not UTF-8 further on is refused
+/// (read whole, it would be taken for windows-1251).
+pub fn parse_generic_reader(
+    mut input: impl std::io::Read,
+    default_source: Option<&str>,
+    limits: ParseLimits,
+    read: ReadOptions,
+    mut on_batch: impl FnMut(Vec<Observation>) -> Result<(), IngestError>,
+) -> Result<Parsed, IngestError> {
+    let chunk_bytes = read.chunk_bytes.max(1);
+    let batch_rows = read.batch_rows.max(1);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut eof = false;
+    fill(
+        &mut input,
+        &mut pending,
+        crate::formats::SNIFF_BYTES,
+        &mut eof,
+    )?;
+    if pending.iter().all(u8::is_ascii_whitespace) && eof {
+        return Err(IngestError::EmptyFile);
+    }
+    let piecewise = crate::decode::piecewise(&pending, eof)?;
+    let bom = match piecewise {
+        Some(crate::decode::Piecewise::Utf8 { bom }) => bom,
+        _ => 0,
+    };
+    let json = pending[bom..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let Some(piecewise) = piecewise.filter(|_| !json) else {
+        // Read whole: UTF-16 (pieces would need cutting between code units) and JSON lines.
+        input
+            .read_to_end(&mut pending)
+            .map_err(|e| read_error(&e))?;
+        let options = crate::formats::Options {
+            source: default_source,
+            limits,
+        };
+        let mut parsed = parse_bytes(&pending, &options)?;
+        hand_out(
+            std::mem::take(&mut parsed.observations),
+            batch_rows,
+            &mut on_batch,
+        )?;
+        return Ok(parsed);
+    };
+    // Refused up front as a whole file is, before any row: binary data in the head.
+    if pending.contains(&0) {
+        return Err(IngestError::NotText {
+            kind: "binary data",
+        });
+    }
+    let head = crate::decode::decode_head(&pending).unwrap_or_default();
+    let delimiter = sniff_delimiter(head.trim_start_matches('\u{feff}'));
+    let mut rows = Rows {
+        default_source: default_source_token(default_source)?,
+        sink: RowSink::new(limits),
+        memo: Memos::default(),
+    };
+    pending.drain(..bom);
+    let mut offset = bom; // bytes of the file before `pending`
+    let mut line = 1u64;
+    let mut header: Option<Header> = None;
+    let mut any_text = false;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        if !eof && pending.len() < chunk_bytes {
+            fill(&mut input, &mut pending, chunk_bytes, &mut eof)?;
+        }
+        let window = pending.len().min(chunk_bytes);
+        let cut = if eof && pending.len() <= chunk_bytes {
+            pending.len()
+        } else if let Some(cut) = last_record_end(pending.get(..window).unwrap_or(&[]), delimiter) {
+            cut
+        } else if let Some(cut) = last_record_end(&pending, delimiter) {
+            cut // a record longer than a chunk
+        } else if eof {
+            pending.len()
+        } else {
+            // No line end outside quotes yet: read on.
+            let want = pending.len() + chunk_bytes;
+            fill(&mut input, &mut pending, want, &mut eof)?;
+            continue;
+        };
+        let piece = pending.get(..cut).unwrap_or(&[]);
+        let text: std::borrow::Cow<'_, str> = match piecewise {
+            crate::decode::Piecewise::Utf8 { bom } => match std::str::from_utf8(piece) {
+                Ok(t) => t.into(),
+                Err(e) if bom > 0 => {
+                    return Err(IngestError::BadEncoding {
+                        encoding: "UTF-8",
+                        offset: offset + e.valid_up_to(),
+                    });
+                }
+                Err(e) => {
+                    return Err(IngestError::Csv {
+                        line: line + count_lines(piece.get(..e.valid_up_to()).unwrap_or(&[])),
+                        message: format!(
+                            "byte {} is not UTF-8, though the file starts as UTF-8; save \
+                             it again as UTF-8",
+                            offset + e.valid_up_to()
+                        ),
+                    });
+                }
+            },
+            crate::decode::Piecewise::Windows1251 => {
+                encoding_rs::WINDOWS_1251
+                    .decode_without_bom_handling(piece)
+                    .0
+            }
+        };
+        if text.as_bytes().contains(&0) {
+            return Err(IngestError::NotText {
+                kind: "binary data",
+            });
+        }
+        any_text |= !text.trim().is_empty();
+        let mut reader = csv_reader(&text, delimiter);
+        let mut lines = Lines {
+            text: text.as_bytes(),
+            pos: 0,
+            line,
+        };
+        if header.is_none() {
+            header = read_header(&mut reader, &mut record, &mut lines, delimiter, &rows)?;
+        }
+        if let Some(h) = &header {
+            read_records(&mut reader, &mut record, &mut lines, &text, h, &mut rows)?;
+        }
+        line += count_lines(piece);
+        offset += cut;
+        pending.drain(..cut);
+        if rows.sink.observation_count() >= batch_rows {
+            hand_out(rows.sink.take_observations(), batch_rows, &mut on_batch)?;
+        }
+        if eof && pending.is_empty() {
+            break;
+        }
+    }
+    if header.is_none() {
+        return Err(if any_text {
+            IngestError::NoHeader
+        } else {
+            IngestError::EmptyFile
+        });
+    }
+    hand_out(rows.sink.take_observations(), batch_rows, &mut on_batch)?;
+    Ok(rows.sink.finish())
+}
+
+/// Hands `observations` to `on_batch` in batches of at most `batch_rows`.
+fn hand_out(
+    observations: Vec<Observation>,
+    batch_rows: usize,
+    on_batch: &mut impl FnMut(Vec<Observation>) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
+    let mut observations = observations.into_iter().peekable();
+    while observations.peek().is_some() {
+        on_batch(observations.by_ref().take(batch_rows).collect())?;
+    }
+    Ok(())
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+fn read_error(e: &std::io::Error) -> IngestError {
+    IngestError::Unavailable(format!("reading the file failed: {e}"))
+}
+
+/// Reads until `buf` holds `want` bytes or the input ends.
+fn fill(
+    input: &mut impl std::io::Read,
+    buf: &mut Vec<u8>,
+    want: usize,
+    eof: &mut bool,
+) -> Result<(), IngestError> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    while !*eof && buf.len() < want {
+        match input.read(&mut chunk) {
+            Ok(0) => *eof = true,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(&e)),
+        }
+    }
+    Ok(())
+}
+
+/// Where the last complete record of `bytes` ends: just after its last line end outside
+/// quotes (quotes as [`ends_inside_quotes`] reads them).
+fn last_record_end(bytes: &[u8], delimiter: u8) -> Option<usize> {
+    let (mut quoted, mut at_start, mut last) = (false, true, None);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if b == b'"' && at_start {
+            quoted = true;
+            at_start = false;
+        } else {
+            if b == b'\n' {
+                last = Some(i + 1);
+            }
+            at_start = b == delimiter || b == b'\n' || b == b'\r';
+        }
+        i += 1;
+    }
+    last
+}
+
+/// The default source as a token, or the error for one that cannot be.
+fn default_source_token(default_source: Option<&str>) -> Result<Option<String>, IngestError> {
+    match default_source.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => Ok(Some(tokenize(s).ok_or_else(|| IngestError::BadSource {
+            value: s.to_string(),
+        })?)),
+        None => Ok(None),
+    }
+}
+
 /// One data row's raw values, before checking.
-struct Raw {
+struct Raw<'a> {
     /// `None` when the file has no source column or the object no source key.
-    source: Option<String>,
-    period: String,
-    country: String,
+    source: Option<&'a str>,
+    period: &'a str,
+    country: &'a str,
     /// The column the category came from (`category` or `purpose`), for messages.
     category_column: &'static str,
-    category: String,
-    count: String,
+    category: &'a str,
+    count: &'a str,
+}
+
+/// Distinct cell texts remembered per column before a memo starts over (a bound on memory
+/// for files whose every cell differs).
+const MEMO_CAP: usize = 1 << 16;
+
+/// What each distinct cell text of a column parses to. A file repeats a few sources,
+/// periods, countries and categories millions of times: each text is checked once.
+#[derive(Debug)]
+struct Memo<T>(hashbrown::HashMap<Box<str>, T>);
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo(hashbrown::HashMap::default())
+    }
+}
+
+impl<T> Memo<T> {
+    fn get(&mut self, key: &str, compute: impl FnOnce(&str) -> T) -> &T {
+        if self.0.len() >= MEMO_CAP {
+            self.0.clear();
+        }
+        self.0.entry_ref(key).or_insert_with(|| compute(key))
+    }
+}
+
+/// The memos of the four checked columns; an `Err` holds the reason quoted back.
+#[derive(Debug, Default)]
+struct Memos {
+    source: Memo<Result<String, String>>,
+    period: Memo<Result<Period, String>>,
+    country: Memo<Result<Country, String>>,
+    category: Memo<Result<String, String>>,
 }
 
 /// Checks rows one by one and hands what they give to the sink.
 struct Rows {
     default_source: Option<String>,
     sink: RowSink,
+    memo: Memos,
 }
 
 impl Rows {
@@ -119,54 +412,60 @@ impl Rows {
         self.sink.reject(line, column, value, reason);
     }
 
-    fn accept(&mut self, line: u64, raw: Raw) {
-        match self.check(&raw) {
-            Ok(obs) => self.sink.keep(line, obs, &raw.count),
-            Err((column, value, reason)) => self.sink.reject(line, column, &value, reason),
+    fn accept(&mut self, line: u64, raw: &Raw<'_>) {
+        match self.check(raw) {
+            Ok(obs) => self.sink.keep(line, obs, raw.count),
+            Err((column, value, reason)) => self.sink.reject(line, column, value, reason),
         }
     }
 
-    /// The observation a row gives, or the first column that is wrong with it.
-    fn check(&self, raw: &Raw) -> Result<Observation, (&'static str, String, String)> {
-        let source = match raw
-            .source
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(s) => tokenize(s).ok_or_else(|| {
-                (
-                    "source",
-                    s.to_string(),
+    /// The observation a row gives, or the first column that is wrong with it (its name,
+    /// its value and the reason).
+    fn check<'r>(&mut self, raw: &Raw<'r>) -> Result<Observation, (&'static str, &'r str, String)> {
+        let source = match raw.source.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => match self.memo.source.get(s, |s| {
+                tokenize(s).ok_or_else(|| {
                     format!(
                         "`{s}` is not a usable source name: use Latin letters, digits, spaces, \
                          `-` and `_` (at most 64), e.g. `fsb`"
-                    ),
-                )
-            })?,
-            None => self.default_source.clone().ok_or_else(|| {
-                (
-                    "source",
-                    String::new(),
-                    "the source is empty and none was given with the file: fill it in, or \
-                     name the source with the upload"
-                        .to_string(),
-                )
-            })?,
+                    )
+                })
+            }) {
+                Ok(token) => token.clone(),
+                Err(reason) => return Err(("source", s, reason.clone())),
+            },
+            None => match &self.default_source {
+                Some(s) => s.clone(),
+                None => {
+                    return Err((
+                        "source",
+                        "",
+                        "the source is empty and none was given with the file: fill it in, or \
+                         name the source with the upload"
+                            .to_string(),
+                    ));
+                }
+            },
         };
-        let period: Period =
-            raw.period
-                .trim()
-                .parse()
-                .map_err(|e: borderwatch_model::PeriodError| {
-                    ("period", raw.period.clone(), e.to_string())
-                })?;
-        let country = Country::parse(&raw.country)
-            .map_err(|e| ("country", raw.country.clone(), e.to_string()))?;
-        let category = category_token(&raw.category)
-            .map_err(|reason| (raw.category_column, raw.category.clone(), reason))?;
-        let count =
-            parse_count(&raw.count).map_err(|reason| ("count", raw.count.clone(), reason))?;
+        let period = match self.memo.period.get(raw.period, |p| {
+            p.trim()
+                .parse::<Period>()
+                .map_err(|e: borderwatch_model::PeriodError| e.to_string())
+        }) {
+            Ok(p) => *p,
+            Err(reason) => return Err(("period", raw.period, reason.clone())),
+        };
+        let country = match self.memo.country.get(raw.country, |c| {
+            Country::parse(c).map_err(|e| e.to_string())
+        }) {
+            Ok(c) => *c,
+            Err(reason) => return Err(("country", raw.country, reason.clone())),
+        };
+        let category = match self.memo.category.get(raw.category, category_token) {
+            Ok(token) => token.clone(),
+            Err(reason) => return Err((raw.category_column, raw.category, reason.clone())),
+        };
+        let count = parse_count(raw.count).map_err(|reason| ("count", raw.count, reason))?;
         Ok(Observation {
             source,
             country,
@@ -252,8 +551,18 @@ fn sniff_delimiter(text: &str) -> u8 {
     }
 }
 
-fn is_blank(record: &csv::StringRecord) -> bool {
-    record.iter().all(|f| f.trim().is_empty())
+/// A cell as text, trimmed. The csv reader splits UTF-8 text at ASCII bytes only, so every
+/// cell is UTF-8; an empty cell stands in should one not be.
+fn cell(record: &csv::ByteRecord, i: usize) -> &str {
+    record
+        .get(i)
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .unwrap_or("")
+        .trim()
+}
+
+fn is_blank(record: &csv::ByteRecord) -> bool {
+    (0..record.len()).all(|i| cell(record, i).is_empty())
 }
 
 /// Line numbers from byte offsets. The csv reader's own line of a record counts from where it
@@ -274,7 +583,7 @@ impl<'a> Lines<'a> {
         }
     }
 
-    fn of(&mut self, record: &csv::StringRecord) -> u64 {
+    fn of(&mut self, record: &csv::ByteRecord) -> u64 {
         let Some(mut start) = record.position().map(|p| p.byte() as usize) else {
             return self.line;
         };
@@ -298,33 +607,81 @@ fn csv_error(e: csv::Error) -> IngestError {
     }
 }
 
-fn parse_csv(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
-    let delimiter = sniff_delimiter(text);
-    let mut reader = csv::ReaderBuilder::new()
+/// Whether a record (its bytes up to the end of the file) ends inside a quoted value: a
+/// quote opened at the start of a value and never closed, as in a file cut off mid-value.
+fn ends_inside_quotes(bytes: &[u8], delimiter: u8) -> bool {
+    let (mut quoted, mut at_start) = (false, true);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if b == b'"' && at_start {
+            quoted = true;
+            at_start = false;
+        } else {
+            at_start = b == delimiter || b == b'\n' || b == b'\r';
+        }
+        i += 1;
+    }
+    quoted
+}
+
+/// The columns of a CSV file, from its header line.
+struct Header {
+    names: Vec<String>,
+    line: u64,
+    delimiter: u8,
+    source: Option<usize>,
+    period: usize,
+    country: usize,
+    category: usize,
+    category_column: &'static str,
+    count: usize,
+}
+
+fn csv_reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
+    // Byte records, reused, trimmed here: no allocation per row.
+    csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let mut lines = Lines::new(text);
+        .from_reader(text.as_bytes())
+}
 
-    let header = loop {
-        match records.next() {
-            None => return Err(IngestError::NoHeader),
-            Some(Err(e)) => return Err(csv_error(e)),
-            Some(Ok(r)) if is_blank(&r) => continue,
-            Some(Ok(r)) => break r,
+/// Reads up to the header line; `None` when `text` holds only blank lines.
+fn read_header(
+    reader: &mut csv::Reader<&[u8]>,
+    record: &mut csv::ByteRecord,
+    lines: &mut Lines<'_>,
+    delimiter: u8,
+    rows: &Rows,
+) -> Result<Option<Header>, IngestError> {
+    let line = loop {
+        if !reader.read_byte_record(record).map_err(csv_error)? {
+            return Ok(None);
+        }
+        if !is_blank(record) {
+            break lines.of(record);
         }
     };
-    let header_line = lines.of(&header);
-    let names: Vec<String> = header
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_lowercase())
+    let names: Vec<String> = (0..record.len())
+        .map(|i| {
+            cell(record, i)
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_lowercase()
+        })
         .collect();
     let find = |name: &str| names.iter().position(|n| n == name);
     let missing = |column: &'static str| IngestError::MissingColumn {
-        line: header_line,
+        line,
         column,
         found: names.clone(),
     };
@@ -340,36 +697,93 @@ fn parse_csv(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
     if source.is_none() && rows.default_source.is_none() {
         return Err(IngestError::NoSource);
     }
+    Ok(Some(Header {
+        names,
+        line,
+        delimiter,
+        source,
+        period,
+        country,
+        category,
+        category_column,
+        count,
+    }))
+}
 
-    let delimiter = char::from(delimiter).to_string();
-    for record in records {
-        let record = record.map_err(csv_error)?;
-        if is_blank(&record) {
+fn parse_csv(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
+    let delimiter = sniff_delimiter(text);
+    let mut reader = csv_reader(text, delimiter);
+    let mut record = csv::ByteRecord::new();
+    let mut lines = Lines::new(text);
+    let header = read_header(&mut reader, &mut record, &mut lines, delimiter, rows)?
+        .ok_or(IngestError::NoHeader)?;
+    read_records(&mut reader, &mut record, &mut lines, text, &header, rows)
+}
+
+/// Reads the data rows of `text` (all of the file, or a piece of it that ends at a record
+/// boundary) into `rows`.
+fn read_records(
+    reader: &mut csv::Reader<&[u8]>,
+    record: &mut csv::ByteRecord,
+    lines: &mut Lines<'_>,
+    text: &str,
+    header: &Header,
+    rows: &mut Rows,
+) -> Result<(), IngestError> {
+    let names = &header.names;
+    let delimiter_text = char::from(header.delimiter).to_string();
+    let joined = |record: &csv::ByteRecord| {
+        (0..record.len())
+            .map(|i| cell(record, i))
+            .collect::<Vec<_>>()
+            .join(&delimiter_text)
+    };
+    while reader.read_byte_record(record).map_err(csv_error)? {
+        if is_blank(record) {
             continue;
         }
         rows.count_row()?;
-        let line = lines.of(&record);
-        if record.len() != names.len() {
-            let reason = format!(
-                "expected {} fields as in the header (line {header_line}), found {}; a value \
-                 with a `{delimiter}` in it must be in double quotes",
-                names.len(),
-                record.len()
+        let line = lines.of(record);
+        // Only the last record can run into the end of the file inside quotes.
+        if reader.position().byte() as usize >= text.len()
+            && let Some(start) = record.position().map(|p| p.byte() as usize)
+            && ends_inside_quotes(
+                text.as_bytes().get(start..).unwrap_or(&[]),
+                header.delimiter,
+            )
+        {
+            let last = record.len().saturating_sub(1);
+            let column = names.get(last).map(String::as_str).unwrap_or("");
+            rows.reject(
+                line,
+                column,
+                &joined(record),
+                "a double quote opened in this row is never closed: the file ends inside \
+                 it, so it was probably cut off; send the whole file, or close the quote"
+                    .to_string(),
             );
-            let value = record.iter().collect::<Vec<_>>().join(&delimiter);
-            rows.reject(line, "", &value, reason);
             continue;
         }
-        let get = |i: usize| record.get(i).unwrap_or("").to_string();
+        if record.len() != names.len() {
+            let reason = format!(
+                "expected {} fields as in the header (line {}), found {}; a value \
+                 with a `{delimiter_text}` in it must be in double quotes",
+                names.len(),
+                header.line,
+                record.len()
+            );
+            rows.reject(line, "", &joined(record), reason);
+            continue;
+        }
         let raw = Raw {
-            source: source.map(get),
-            period: get(period),
-            country: get(country),
-            category_column,
-            category: get(category),
-            count: get(count),
+            source: header.source.map(|i| cell(record, i)),
+            period: cell(record, header.period),
+            country: cell(record, header.country),
+            category_column: header.category_column,
+            category: cell(record, header.category),
+            count: cell(record, header.count),
         };
-        rows.accept(line, raw);
+        rows.accept(line, &raw);
     }
     Ok(())
 }
@@ -473,14 +887,14 @@ fn parse_json_lines(text: &str, rows: &mut Rows) -> Result<(), IngestError> {
             continue;
         }
         let raw = Raw {
-            source,
-            period: period.unwrap_or_default(),
-            country: country.unwrap_or_default(),
+            source: source.as_deref(),
+            period: period.as_deref().unwrap_or_default(),
+            country: country.as_deref().unwrap_or_default(),
             category_column,
-            category: category.unwrap_or_default(),
-            count: count.unwrap_or_default(),
+            category: category.as_deref().unwrap_or_default(),
+            count: count.as_deref().unwrap_or_default(),
         };
-        rows.accept(line, raw);
+        rows.accept(line, &raw);
     }
     Ok(())
 }

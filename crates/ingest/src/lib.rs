@@ -11,12 +11,13 @@ pub mod formats;
 pub mod generic;
 pub mod rows;
 pub mod service;
+pub mod sources;
 
 pub use decode::decode_text;
 pub use demo::{demo_csv, demo_nk_only_csv};
 pub use error::IngestError;
 pub use formats::{FORMATS, Format};
-pub use generic::{parse_generic, parse_generic_with_limits};
+pub use generic::{ReadOptions, parse_generic, parse_generic_reader, parse_generic_with_limits};
 pub use rows::{ParseLimits, Parsed};
 
 /// Decodes and parses one file in the named format (detected when empty or `auto`), with the

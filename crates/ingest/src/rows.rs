@@ -1,8 +1,6 @@
 //! What every format's parser produces, and the checks they all share: the row limit,
 //! rejected rows quoted back with row, column and reason, and repeated rows kept once.
 
-use std::collections::HashMap;
-
 use borderwatch_model::{Country, Observation, Period, RejectedRow};
 
 use crate::error::IngestError;
@@ -41,24 +39,130 @@ pub struct Parsed {
     pub duplicates: u64,
 }
 
-type SeriesPeriod = (String, Country, String, Period);
+/// A series by the interned numbers of its source and category.
+type SeriesKey = (u32, Country, u32);
+
+/// Periods of one series kept in a sorted vector up to this many, in a hash map beyond.
+const SMALL_SERIES: usize = 64;
+
+/// The periods seen of one series, each with the index of its first row in `firsts`.
+/// Files come grouped by series, so the rows of one series meet a small structure that is
+/// already in cache, where one hash map of every series and period would miss it per row.
+#[derive(Debug)]
+enum Periods {
+    Small(Vec<(Period, u32)>),
+    Big(hashbrown::HashMap<Period, u32>),
+}
+
+impl Periods {
+    /// The first row of `period` if seen, else records `next` as its first row.
+    fn first_or_insert(&mut self, period: Period, next: u32) -> Option<u32> {
+        match self {
+            Periods::Small(v) => match v.binary_search_by(|(p, _)| p.cmp(&period)) {
+                Ok(i) => v.get(i).map(|(_, first)| *first),
+                Err(i) => {
+                    if v.len() < SMALL_SERIES {
+                        v.insert(i, (period, next));
+                    } else {
+                        let mut map: hashbrown::HashMap<Period, u32> = v.drain(..).collect();
+                        map.insert(period, next);
+                        *self = Periods::Big(map);
+                    }
+                    None
+                }
+            },
+            Periods::Big(map) => match map.entry(period) {
+                hashbrown::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                hashbrown::hash_map::Entry::Vacant(e) => {
+                    e.insert(next);
+                    None
+                }
+            },
+        }
+    }
+}
 
 /// Collects one file's rows: observations, rejected rows and repeats, under the limits.
 #[derive(Debug)]
 pub struct RowSink {
     limits: ParseLimits,
-    /// The first count and line of every series and period seen.
-    seen: HashMap<SeriesPeriod, (u64, u64)>,
+    /// Sources and categories by number, so the key of a row costs no allocation.
+    sources: Interner,
+    categories: Interner,
+    /// Every series seen, by number; the last one looked up, since rows come grouped.
+    series: hashbrown::HashMap<SeriesKey, u32>,
+    last_series: Option<(SeriesKey, u32)>,
+    /// The periods of each series, by series number.
+    periods: Vec<Periods>,
+    /// The count and line of the first row of each series and period.
+    firsts: Vec<(u64, u64)>,
     out: Parsed,
+}
+
+/// Strings numbered in order of first appearance.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: hashbrown::HashMap<String, u32>,
+    last: Option<(String, u32)>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some((last, id)) = &self.last
+            && last == s
+        {
+            return *id;
+        }
+        let id = match self.ids.get(s) {
+            Some(&id) => id,
+            None => {
+                let id = self.ids.len() as u32;
+                self.ids.insert(s.to_string(), id);
+                id
+            }
+        };
+        match &mut self.last {
+            Some((last, last_id)) => {
+                last.clear();
+                last.push_str(s);
+                *last_id = id;
+            }
+            None => self.last = Some((s.to_string(), id)),
+        }
+        id
+    }
 }
 
 impl RowSink {
     pub fn new(limits: ParseLimits) -> RowSink {
         RowSink {
             limits,
-            seen: HashMap::new(),
+            sources: Interner::default(),
+            categories: Interner::default(),
+            series: hashbrown::HashMap::default(),
+            last_series: None,
+            periods: Vec::new(),
+            firsts: Vec::new(),
             out: Parsed::default(),
         }
+    }
+
+    /// Makes room for `rows` more rows (a hint; parsers that can count lines cheaply give it).
+    pub fn reserve(&mut self, rows: u64) {
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX).min(1 << 26);
+        self.out.observations.reserve(rows);
+        self.firsts.reserve(rows);
+    }
+
+    /// Accepted observations not yet taken.
+    pub fn observation_count(&self) -> usize {
+        self.out.observations.len()
+    }
+
+    /// Takes the accepted observations so far (for parsers that hand them out in batches);
+    /// repeats of them are still recognised later.
+    pub fn take_observations(&mut self) -> Vec<Observation> {
+        std::mem::take(&mut self.out.observations)
     }
 
     /// Counts one more data row against the limit.
@@ -82,17 +186,38 @@ impl RowSink {
         });
     }
 
+    /// The number of a series, new or seen.
+    fn series_of(&mut self, obs: &Observation) -> usize {
+        let key = (
+            self.sources.id(&obs.source),
+            obs.country,
+            self.categories.id(&obs.category),
+        );
+        if let Some((last, n)) = self.last_series
+            && last == key
+        {
+            return n as usize;
+        }
+        let next = self.series.len() as u32;
+        let n = *self.series.entry(key).or_insert(next);
+        if n == next {
+            self.periods.push(Periods::Small(Vec::new()));
+        }
+        self.last_series = Some((key, n));
+        n as usize
+    }
+
     /// Keeps a checked row unless an earlier row already gave its series and period.
     pub fn keep(&mut self, line: u64, obs: Observation, raw_count: &str) {
-        let key = (
-            obs.source.clone(),
-            obs.country,
-            obs.category.clone(),
-            obs.period,
-        );
-        match self.seen.get(&key) {
-            Some(&(count, _)) if count == obs.count => self.out.duplicates += 1,
-            Some(&(count, first_line)) => {
+        let series = self.series_of(&obs);
+        let next = self.firsts.len() as u32;
+        let first = match self.periods.get_mut(series) {
+            Some(periods) => periods.first_or_insert(obs.period, next),
+            None => None,
+        };
+        match first.and_then(|i| self.firsts.get(i as usize).copied()) {
+            Some((count, _)) if count == obs.count => self.out.duplicates += 1,
+            Some((count, first_line)) => {
                 let reason = format!(
                     "conflicts with line {first_line}, which gave {count} for {}/{}/{} {}; \
                      the earlier figure was kept: remove one of the two rows",
@@ -101,7 +226,7 @@ impl RowSink {
                 self.reject(line, "count", raw_count, reason);
             }
             None => {
-                self.seen.insert(key, (obs.count, line));
+                self.firsts.push((obs.count, line));
                 self.out.observations.push(obs);
             }
         }
@@ -124,5 +249,53 @@ pub(crate) fn quote(value: &str) -> String {
     match value.char_indices().nth(MAX_QUOTED) {
         Some((cut, _)) => format!("{}…", &value[..cut]),
         None => value.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(category: &str, period: Period, count: u64) -> Observation {
+        Observation {
+            source: "fsb".into(),
+            country: Country::parse("PRK").unwrap_or_else(|e| panic!("{e}")),
+            category: category.into(),
+            period,
+            count,
+            release_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn repeats_and_conflicts_are_found_in_long_series_in_any_order() {
+        let mut sink = RowSink::new(ParseLimits::default());
+        let months: Vec<Period> = (0..300).map(|i| Period::Month(2000, 1).offset(i)).collect();
+        let mut line = 1;
+        // Two series interleaved, periods in reverse, then every period again: the same
+        // count (a repeat) for even months, another count (a conflict) for odd ones.
+        for pass in 0..2u64 {
+            for (i, p) in months.iter().enumerate().rev() {
+                for category in ["study", "work"] {
+                    line += 1;
+                    let count = if pass == 1 && i % 2 == 1 {
+                        100_000
+                    } else {
+                        i as u64
+                    };
+                    sink.keep(line, obs(category, *p, count), &count.to_string());
+                }
+            }
+        }
+        let p = sink.finish();
+        assert_eq!(p.observations.len(), 600);
+        assert_eq!(p.duplicates, 300);
+        assert_eq!(p.rejected.len(), 300);
+        assert!(
+            p.rejected[0].reason.contains("conflicts with line 2,"),
+            "{}",
+            p.rejected[0].reason
+        );
+        assert_eq!(p.observations[0].period, months[299]);
     }
 }
