@@ -19,6 +19,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 nats: args.nats,
                 data: args.data,
                 http: args.http,
+                gateway: args.gateway.config(args.api_token.clone()),
                 api_token: args.api_token,
                 stream_replicas: args.stream_replicas,
                 roles: ALL_ROLES.to_vec(),
@@ -42,8 +43,8 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             running.wait(signal).await;
             Ok(())
         }
-        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, None, None, None).await,
-        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, None, None, None).await,
+        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, None, None, None, None).await,
+        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, None, None, None, None).await,
         Command::Notify(a) => match a.action {
             Some(NotifyAction::Replay(r)) => replay(r).await,
             None => {
@@ -56,11 +57,20 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     nats,
                     stream_replicas: a.stream_replicas,
                 };
-                one_role(Role::Notify, &nats, None, None, a.public_url).await
+                one_role(Role::Notify, &nats, None, None, a.public_url, None).await
             }
         },
         Command::Gateway(a) => {
-            one_role(Role::Gateway, &a.nats, Some(a.http), a.api_token, None).await
+            let gateway = a.gateway.config(a.api_token.clone());
+            one_role(
+                Role::Gateway,
+                &a.nats,
+                Some(a.http),
+                a.api_token,
+                None,
+                Some(gateway),
+            )
+            .await
         }
         Command::Import(a) => import(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
@@ -73,8 +83,12 @@ async fn one_role(
     http: Option<std::net::SocketAddr>,
     api_token: Option<String>,
     public_url: Option<String>,
+    gateway: Option<borderwatch_gateway::GatewayConfig>,
 ) -> anyhow::Result<()> {
     let mut opts = UpOptions::embedded(Default::default());
+    if let Some(g) = gateway {
+        opts.gateway = g;
+    }
     opts.notify.public_url = public_url;
     opts.nats = Some(nats.nats.clone());
     opts.stream_replicas = nats.stream_replicas;
