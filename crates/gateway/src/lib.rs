@@ -216,10 +216,10 @@ fn router_with(
         Ok(None) => {}
         Err(e) => warn!(error = %e, "CORS is off"),
     }
-    app.layer(middleware::from_fn(error::normalize))
-        .layer(middleware::from_fn(telemetry::track))
-        .layer(telemetry::trace_layer())
-        .with_state(state)
+    let app = app
+        .layer(middleware::from_fn(error::normalize))
+        .layer(middleware::from_fn(telemetry::track));
+    telemetry::with_request_log(app).with_state(state)
 }
 
 /// Adds the per-client-IP limit (tower_governor). The key is the TCP peer address: behind a

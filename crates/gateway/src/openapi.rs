@@ -638,3 +638,90 @@ pub(crate) struct DeliveryList {
     next_cursor: Option<String>,
     next: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderwatch_model::{
+        Baseline as B, Finding as F, Severity as S, Subscription as Sub, SubscriptionFilter as SF,
+        SurgeEvent as E, Webhook as W,
+    };
+
+    /// The documented properties of schema `name`.
+    fn props(doc: &Value, name: &str) -> Vec<String> {
+        let mut p: Vec<String> = doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {name}"))
+            .keys()
+            .cloned()
+            .collect();
+        p.sort();
+        p
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// The mirrors must keep up with the model: a field added there fails here.
+    #[test]
+    fn mirrored_schemas_have_the_fields_of_the_model_types() {
+        let doc = document_json();
+        let event = E {
+            id: "sg-1".into(),
+            source: "fsb".into(),
+            country: borderwatch_model::Country::parse("PRK").unwrap(),
+            category: "study".into(),
+            period: "2024-Q3".parse().unwrap(),
+            value: 3765,
+            severity: S::Critical,
+            explanation: "x".into(),
+            findings: vec![F {
+                detector: "record_high".into(),
+                expected: None,
+                upper_bound: None,
+                p_value: None,
+                message: "m".into(),
+                baseline: Some(B {
+                    period: "2019-Q3".parse().unwrap(),
+                    value: 950.0,
+                }),
+            }],
+            release_id: "rel-1".into(),
+            detected_at: "2025-01-01T00:00:00Z".into(),
+        };
+        let v = serde_json::to_value(&event).unwrap();
+        assert_eq!(keys(&v), props(&doc, "SurgeEvent"));
+        assert_eq!(keys(&v["findings"][0]), props(&doc, "Finding"));
+        assert_eq!(keys(&v["findings"][0]["baseline"]), props(&doc, "Baseline"));
+        let sub = Sub {
+            id: "sub-1".into(),
+            filter: SF::default(),
+            webhook: W {
+                url: "https://example.org".into(),
+                secret: None,
+            },
+            created_at: "2025-01-01T00:00:00Z".into(),
+            format: Default::default(),
+            digest: Some(borderwatch_model::DigestSpec { group_wait_secs: 1 }),
+        };
+        let v = serde_json::to_value(&sub).unwrap();
+        assert_eq!(keys(&v), props(&doc, "Subscription"));
+        assert_eq!(keys(&v["filter"]), props(&doc, "SubscriptionFilter"));
+        assert_eq!(keys(&v["webhook"]), props(&doc, "Webhook"));
+        let err = serde_json::to_value(crate::ApiError::bad_request("x").body).unwrap();
+        assert_eq!(keys(&err), props(&doc, "ErrorBody"));
+        assert_eq!(keys(&err["error"]), props(&doc, "ErrorDetail"));
+    }
+
+    #[test]
+    fn the_docs_page_escapes_what_it_shows() {
+        let doc =
+            serde_json::json!({"info": {"title": "<t>", "description": "a & b"}, "paths": {}});
+        let page = render_docs(&doc);
+        assert!(page.contains("&lt;t&gt; API") && page.contains("a &amp; b"));
+        assert!(!page.contains("<t>"));
+    }
+}

@@ -119,37 +119,31 @@ pub(crate) fn route_of(request: &Request) -> String {
 
 /// The request log line, in the request's span (method, route, path), with status and
 /// latency. Headers are not logged: the Authorization token never reaches a log.
-pub(crate) fn trace_layer() -> tower_http::trace::TraceLayer<
-    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
-    impl Fn(&Request) -> tracing::Span + Clone,
-    (),
-    impl Fn(&Response, Duration, &tracing::Span) + Clone,
-    (),
-    (),
-    (),
-> {
-    tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(|req: &Request| {
-            tracing::info_span!(
-                "request",
-                method = %req.method(),
-                route = %route_of(req),
-                path = %req.uri().path(),
+pub(crate) fn with_request_log(app: axum::Router<AppState>) -> axum::Router<AppState> {
+    app.layer(
+        tower_http::trace::TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    route = %route_of(req),
+                    path = %req.uri().path(),
+                )
+            })
+            .on_request(())
+            .on_response(
+                |resp: &Response, latency: Duration, _span: &tracing::Span| {
+                    info!(
+                        status = resp.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "request"
+                    );
+                },
             )
-        })
-        .on_request(())
-        .on_response(
-            |resp: &Response, latency: Duration, _span: &tracing::Span| {
-                info!(
-                    status = resp.status().as_u16(),
-                    latency_ms = latency.as_secs_f64() * 1000.0,
-                    "request"
-                );
-            },
-        )
-        .on_body_chunk(())
-        .on_eos(())
-        .on_failure(())
+            .on_body_chunk(())
+            .on_eos(())
+            .on_failure(()),
+    )
 }
 
 /// Metrics in Prometheus text format, every name `borderwatch_…`: requests by route and
