@@ -43,8 +43,30 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             running.wait(signal).await;
             Ok(())
         }
-        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, None, None, None, None).await,
-        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, None, None, None, None).await,
+        Command::Ingest(a) => {
+            one_role(
+                Role::Ingest,
+                &a.nats,
+                None,
+                None,
+                None,
+                None,
+                a.metrics_addr,
+            )
+            .await
+        }
+        Command::Analytics(a) => {
+            one_role(
+                Role::Analytics,
+                &a.nats,
+                None,
+                None,
+                None,
+                None,
+                a.metrics_addr,
+            )
+            .await
+        }
         Command::Notify(a) => match a.action {
             Some(NotifyAction::Replay(r)) => replay(r).await,
             None => {
@@ -57,7 +79,16 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     nats,
                     stream_replicas: a.stream_replicas,
                 };
-                one_role(Role::Notify, &nats, None, None, a.public_url, None).await
+                one_role(
+                    Role::Notify,
+                    &nats,
+                    None,
+                    None,
+                    a.public_url,
+                    None,
+                    a.metrics_addr,
+                )
+                .await
             }
         },
         Command::Gateway(a) => {
@@ -69,6 +100,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 a.api_token,
                 None,
                 Some(gateway),
+                None,
             )
             .await
         }
@@ -84,6 +116,7 @@ async fn one_role(
     api_token: Option<String>,
     public_url: Option<String>,
     gateway: Option<borderwatch_gateway::GatewayConfig>,
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut opts = UpOptions::embedded(Default::default());
     if let Some(g) = gateway {
@@ -101,6 +134,21 @@ async fn one_role(
     let running = roles::start(opts).await?;
     if let Some(url) = running.gateway_url() {
         println!("gateway listening on {url}");
+    }
+    if let Some(addr) = metrics_addr {
+        // The gateway serves /metrics itself; the other roles on their own address.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        println!("metrics on http://{}/metrics", listener.local_addr()?);
+        let (bus, cancel) = (running.bus.clone(), signal.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                borderwatch_gateway::telemetry::serve_metrics(bus, listener, cancel).await
+            {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        });
     }
     running.wait(signal).await;
     Ok(())

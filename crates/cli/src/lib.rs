@@ -75,6 +75,9 @@ pub struct NatsArgs {
 pub struct RoleArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// Serve this role's Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +93,9 @@ pub struct NotifyArgs {
     /// The gateway's public base URL, for links in Slack and Teams messages.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve this role's Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
