@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 ST_VERSION=4.32.5
 ST_MAX_EXAMPLES="${ST_MAX_EXAMPLES:-30}"
-ST_MAX_TIME="${ST_MAX_TIME:-240}"
+ST_MAX_TIME="${ST_MAX_TIME:-180}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/borderwatch/target}"
 VENV="${ST_VENV:-$HOME/.cache/borderwatch/schemathesis-$ST_VERSION}"
 

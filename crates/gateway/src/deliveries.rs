@@ -27,6 +27,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeliveriesParams {
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page: older attempts.
     cursor: Option<String>,

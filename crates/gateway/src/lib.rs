@@ -481,6 +481,7 @@ struct SeriesParams {
     /// Source, such as `fsb`.
     source: Option<String>,
     /// Page size, 1 to 10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -708,6 +709,7 @@ struct SurgeParams {
     /// `low`, `medium`, `high` or `critical`: that severity or higher.
     min_severity: Option<String>,
     /// Page size, 1 to 10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -1075,6 +1077,7 @@ async fn create_subscription(
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeyPageParams {
     /// Page size, 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -46,7 +46,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
     components(schemas(
         ErrorBody, ErrorDetail, Release, RejectedRow, SurgeEvent, Finding, Baseline, Severity,
         SurgeList, SeriesList, crate::SeriesSummary, SeriesDetail, Point, YearTotal,
-        YearOverYear, SubscriptionRequest, SubscriptionFilter, WebhookRequest, Webhook,
+        YearOverYear, Token, SubscriptionRequest, SubscriptionFilter, WebhookRequest, Webhook,
         PayloadFormat, DigestSpec, Subscription, SubscriptionList, SilenceRequest,
         SilenceMatchers, Silence, ListedSilence, SilenceList, DeliveryAttempt, Outcome,
         DeliveryList, crate::Health, crate::Readiness, crate::page::Format,
@@ -472,25 +472,34 @@ pub(crate) struct SeriesDetail {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct SubscriptionFilter {
+    /// Countries: ISO alpha-2, alpha-3 or names.
     #[schema(required = false)]
     countries: Vec<String>,
     #[schema(required = false)]
-    categories: Vec<String>,
+    categories: Vec<Token>,
     #[schema(required = false)]
-    sources: Vec<String>,
+    sources: Vec<Token>,
     #[schema(required = false)]
     min_severity: Severity,
     /// Matches when any finding came from a listed detector.
     #[schema(required = false)]
-    detectors: Vec<String>,
+    detectors: Vec<Token>,
 }
+
+/// A name: lowercase letters, digits, `-` and `_`.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[a-z0-9_-]{1,64}$")]
+#[allow(dead_code)]
+pub(crate) struct Token(String);
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct WebhookRequest {
     /// An http:// or https:// URL.
+    #[schema(pattern = "^https?://[^/?#]+")]
     url: String,
     /// Keys the `X-Borderwatch-Signature` HMAC; never returned.
+    #[schema(min_length = 1, pattern = "\\S")]
     secret: String,
 }
 
@@ -513,7 +522,8 @@ pub(crate) enum PayloadFormat {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct DigestSpec {
-    /// At most 86400.
+    /// At most 86400 (a day).
+    #[schema(maximum = 86400)]
     group_wait_secs: u64,
 }
 
@@ -554,11 +564,12 @@ pub(crate) struct SubscriptionList {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct SilenceMatchers {
-    #[schema(required = false)]
+    #[schema(required = false, value_type = Option<Token>)]
     source: Option<String>,
+    /// ISO alpha-2, alpha-3 or a name.
     #[schema(required = false)]
     country: Option<String>,
-    #[schema(required = false)]
+    #[schema(required = false, value_type = Option<Token>)]
     category: Option<String>,
 }
 
@@ -567,6 +578,7 @@ pub(crate) struct SilenceMatchers {
 pub(crate) struct SilenceRequest {
     matchers: SilenceMatchers,
     /// RFC 3339, in the future.
+    #[schema(format = DateTime)]
     until: String,
     #[schema(required = false)]
     comment: Option<String>,
