@@ -790,3 +790,55 @@ async fn readyz_is_503_while_nats_is_unreachable_and_200_again_after() {
     let body = until(200, || Box::pin(ready(&gw))).await;
     assert_eq!(body["connected"], true);
 }
+
+#[tokio::test]
+async fn the_delivery_log_pages_newest_first() {
+    let gw = start(no_limit()).await;
+    let r = gw
+        .http
+        .post(format!("{}/v1/subscriptions", gw.base))
+        .json(&json!({"webhook": {"url": "https://example.org/h", "secret": "s"}}))
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for n in 1..=5 {
+        let attempt = json!({
+            "subscription": id, "event_id": format!("sg-{n}"), "attempt": 1,
+            "at": "2025-01-01T00:00:00Z", "outcome": "delivered", "status": 200,
+            "latency_ms": 3, "error": null,
+        });
+        gw.bus
+            .publish(Outgoing::new(
+                names::attempt_subject(&id),
+                serde_json::to_vec(&attempt).unwrap(),
+            ))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut path = format!("/v1/subscriptions/{id}/deliveries?limit=2");
+    let mut pages = 0;
+    loop {
+        let (status, body) = gw.get_json(&path).await;
+        assert_eq!(status, 200, "{body}");
+        pages += 1;
+        for d in body["deliveries"].as_array().unwrap() {
+            seen.push(d["event_id"].as_str().unwrap().to_string());
+        }
+        match body["next"].as_str() {
+            Some(n) => path = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ["sg-5", "sg-4", "sg-3", "sg-2", "sg-1"]);
+    let (_, body) = gw
+        .get_json(&format!("/v1/subscriptions/{id}/deliveries?limit=5"))
+        .await;
+    assert_eq!(body["deliveries"].as_array().unwrap().len(), 5);
+    assert!(body["next"].is_null(), "{body}");
+}
