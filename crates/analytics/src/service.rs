@@ -346,6 +346,8 @@ async fn announce(bus: &dyn Transport, event: &SurgeEvent) -> Result<(), BusErro
     )
     .await?;
     info!(id = %event.id, series = %event.series(), period = %event.period, severity = %event.severity, "surge announced");
+    metrics::counter!("borderwatch_surges_total", "severity" => event.severity.to_string())
+        .increment(1);
     Ok(())
 }
 

@@ -19,6 +19,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 nats: args.nats,
                 data: args.data,
                 http: args.http,
+                gateway: args.gateway.config(args.api_token.clone()),
                 api_token: args.api_token,
                 stream_replicas: args.stream_replicas,
                 roles: ALL_ROLES.to_vec(),
@@ -44,8 +45,13 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             running.wait(signal).await;
             Ok(())
         }
-        Command::Ingest(a) => one_role(Role::Ingest, &a.nats, |o| o.sources = a.sources).await,
-        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, |_| {}).await,
+        Command::Ingest(a) => {
+            one_role(Role::Ingest, &a.nats, a.metrics_addr, |o| {
+                o.sources = a.sources
+            })
+            .await
+        }
+        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, a.metrics_addr, |_| {}).await,
         Command::Notify(a) => match a.action {
             Some(NotifyAction::Replay(r)) => replay(r).await,
             None => {
@@ -58,12 +64,16 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     nats,
                     stream_replicas: a.stream_replicas,
                 };
-                one_role(Role::Notify, &nats, |o| o.notify.public_url = a.public_url).await
+                one_role(Role::Notify, &nats, a.metrics_addr, |o| {
+                    o.notify.public_url = a.public_url
+                })
+                .await
             }
         },
         Command::Gateway(a) => {
-            one_role(Role::Gateway, &a.nats, |o| {
+            one_role(Role::Gateway, &a.nats, None, |o| {
                 o.http = a.http;
+                o.gateway = a.gateway.config(a.api_token.clone());
                 o.api_token = a.api_token;
                 o.max_upload_bytes = a.max_upload_bytes;
             })
@@ -79,6 +89,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
 async fn one_role(
     role: Role,
     nats: &crate::NatsArgs,
+    metrics_addr: Option<std::net::SocketAddr>,
     configure: impl FnOnce(&mut UpOptions),
 ) -> anyhow::Result<()> {
     let mut opts = UpOptions::embedded(Default::default());
@@ -90,6 +101,21 @@ async fn one_role(
     let running = roles::start(opts).await?;
     if let Some(url) = running.gateway_url() {
         println!("gateway listening on {url}");
+    }
+    if let Some(addr) = metrics_addr {
+        // The gateway serves /metrics itself; the other roles on their own address.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        println!("metrics on http://{}/metrics", listener.local_addr()?);
+        let (bus, cancel) = (running.bus.clone(), signal.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                borderwatch_gateway::telemetry::serve_metrics(bus, listener, cancel).await
+            {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        });
     }
     running.wait(signal).await;
     Ok(())

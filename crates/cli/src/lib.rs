@@ -79,12 +79,18 @@ pub struct NatsArgs {
 pub struct RoleArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// Serve this role's Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// Serve this role's Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// A sources file (TOML) listing URLs and directories to poll on a schedule.
     #[arg(long, env = "BORDERWATCH_SOURCES")]
     pub sources: Option<PathBuf>,
@@ -103,6 +109,9 @@ pub struct NotifyArgs {
     /// The gateway's public base URL, for links in Slack and Teams messages.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve this role's Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +163,49 @@ pub struct GatewayArgs {
     /// Largest upload accepted, in bytes; a bigger one is answered 413.
     #[arg(long, env = "BORDERWATCH_MAX_UPLOAD_BYTES", default_value_t = roles::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
+    #[command(flatten)]
+    pub gateway: GatewayFlags,
+}
+
+/// The gateway's HTTP settings (`up` and `gateway`).
+#[derive(Debug, Clone, Args)]
+pub struct GatewayFlags {
+    /// Bearer token required for reads (the API token is accepted too); /healthz, /readyz,
+    /// /openapi.json and /docs stay open. Unset: reads are open.
+    #[arg(long, env = "BORDERWATCH_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<String>,
+    /// Seconds before an unanswered request gets 408 (the live stream is not cut).
+    #[arg(long, env = "BORDERWATCH_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub request_timeout_secs: u64,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated; `*` for any.
+    /// Unset: same origin only.
+    #[arg(long, env = "BORDERWATCH_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Requests per second per client IP address (answered 429 with Retry-After beyond);
+    /// 0 turns the limit off.
+    #[arg(long, env = "BORDERWATCH_RATE_LIMIT", default_value_t = 50)]
+    pub rate_limit: u32,
+    /// Requests a client may send at once before the per-second rate applies.
+    #[arg(long, env = "BORDERWATCH_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+}
+
+impl GatewayFlags {
+    /// The gateway's configuration from these flags and the API token.
+    pub fn config(&self, api_token: Option<String>) -> borderwatch_gateway::GatewayConfig {
+        borderwatch_gateway::GatewayConfig {
+            api_token,
+            read_token: self.read_token.clone(),
+            // Set from --max-upload-bytes where the gateway starts (roles.rs).
+            max_body_bytes: roles::DEFAULT_MAX_UPLOAD_BYTES,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            cors_origins: self.cors_origins.clone(),
+            rate_limit: (self.rate_limit > 0).then_some(borderwatch_gateway::RateLimit {
+                per_second: self.rate_limit,
+                burst: self.rate_limit_burst,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +237,8 @@ pub struct UpArgs {
     /// A sources file (TOML) listing URLs and directories for ingest to poll on a schedule.
     #[arg(long, env = "BORDERWATCH_SOURCES")]
     pub sources: Option<PathBuf>,
+    #[command(flatten)]
+    pub gateway: GatewayFlags,
 }
 
 #[derive(Debug, Args)]

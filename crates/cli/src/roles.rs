@@ -36,7 +36,10 @@ pub struct UpOptions {
     pub nats: Option<String>,
     pub data: PathBuf,
     pub http: SocketAddr,
+    /// The API token (kept apart from `gateway` for callers that only set it).
     pub api_token: Option<String>,
+    /// The gateway's other settings (its `api_token` is taken from the field above).
+    pub gateway: GatewayConfig,
     pub stream_replicas: usize,
     pub roles: Vec<Role>,
     pub notify: NotifyConfig,
@@ -53,6 +56,7 @@ impl UpOptions {
             data,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_token: None,
+            gateway: GatewayConfig::default(),
             stream_replicas: 1,
             roles: ALL_ROLES.to_vec(),
             notify: NotifyConfig::default(),
@@ -120,6 +124,13 @@ pub async fn connect(
 
 /// Starts the roles in `opts` and returns once they are serving.
 pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
+    // One metrics registry per process: every role here counts into it, /metrics shows it.
+    borderwatch_gateway::telemetry::install();
+    if opts.roles.contains(&Role::Gateway) {
+        opts.gateway
+            .validate()
+            .map_err(|e| anyhow::anyhow!("gateway settings: {e}"))?;
+    }
     let bus = connect(opts.nats.as_deref(), &opts.data, opts.stream_replicas).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -171,6 +182,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                 let cfg = GatewayConfig {
                     api_token: opts.api_token.clone(),
                     max_body_bytes: opts.max_upload_bytes,
+                    ..opts.gateway.clone()
                 };
                 tasks.spawn(async move {
                     if let Err(e) = borderwatch_gateway::serve(bus, listener, cfg, cancel).await {

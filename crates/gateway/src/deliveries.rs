@@ -5,42 +5,51 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use borderwatch_bus::names;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::IntoParams;
 
-use crate::{ApiError, AppState};
+use crate::page::{self, ApiQuery};
+use crate::{ApiError, AppState, openapi};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 /// Reading stops here even if the stream has not reached its last message (it should).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DeliveriesParams {
-    limit: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page: older attempts.
+    cursor: Option<String>,
 }
 
+/// The delivery log of a subscription: every webhook attempt, newest first.
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/deliveries", tag = "subscriptions",
+    params(("id" = String, Path, description = "the subscription id (`sub-…`)"), DeliveriesParams),
+    responses(
+        (status = 200, description = "a page of attempts", body = openapi::DeliveryList),
+        (status = 400, description = "a parameter is wrong", body = openapi::ErrorBody),
+        (status = 404, description = "no such subscription", body = openapi::ErrorBody),
+    ))]
 pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<DeliveriesParams>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "`limit={s}` must be a whole number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    uri: Uri,
+    ApiQuery(params): ApiQuery<DeliveriesParams>,
+) -> Result<Response, ApiError> {
+    let limit = page::limit(params.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    // Attempts before this stream sequence (older than the previous page).
+    let before = page::seq_cursor(params.cursor.as_deref())?.unwrap_or(u64::MAX);
     if !borderwatch_bus::valid_key(&id)
         || state
             .bus
@@ -59,19 +68,25 @@ pub(crate) async fn list_deliveries(
         .iter()
         .map(|m| m.seq)
         .max();
-    let mut newest: VecDeque<Value> = VecDeque::with_capacity(limit);
+    // The newest `limit` attempts before the cursor, with their sequences, and how many
+    // matched in all (more than `limit`: there is a next page).
+    let mut newest: VecDeque<(u64, Value)> = VecDeque::with_capacity(limit);
+    let mut matched = 0usize;
     if let Some(last) = last {
         let mut replay = state.bus.replay(names::ATTEMPT_STREAM, &subject, 1).await?;
         let read = async {
             while let Some(msg) = replay.next().await {
                 let msg = msg?;
-                if let Ok(attempt) = serde_json::from_slice::<Value>(&msg.payload) {
+                if msg.seq < before
+                    && let Ok(attempt) = serde_json::from_slice::<Value>(&msg.payload)
+                {
+                    matched += 1;
                     if newest.len() == limit {
                         newest.pop_front();
                     }
-                    newest.push_back(attempt);
+                    newest.push_back((msg.seq, attempt));
                 }
-                if msg.seq >= last {
+                if msg.seq >= last || msg.seq + 1 >= before {
                     break;
                 }
             }
@@ -82,8 +97,17 @@ pub(crate) async fn list_deliveries(
             Err(_) => tracing::warn!(subscription = %id, "delivery log read timed out"),
         }
     }
-    let deliveries: Vec<Value> = newest.into_iter().rev().collect();
-    Ok(Json(
-        json!({ "subscription": id, "deliveries": deliveries }),
-    ))
+    let next_cursor = (matched > newest.len())
+        .then(|| newest.front().map(|(seq, _)| seq.to_string()))
+        .flatten();
+    let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
+    let deliveries: Vec<Value> = newest.into_iter().rev().map(|(_, v)| v).collect();
+    let resp = Json(json!({
+        "subscription": id,
+        "deliveries": deliveries,
+        "next_cursor": next_cursor,
+        "next": next,
+    }))
+    .into_response();
+    Ok(page::with_next(resp, next.as_deref()))
 }

@@ -5,16 +5,18 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use borderwatch_bus::names;
 use borderwatch_model::{Silence, SilenceMatchers, now_rfc3339};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::info;
 
-use crate::{ApiError, AppState};
+use crate::page::{self, ApiQuery};
+use crate::{ApiError, AppState, KeyPageParams, openapi};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +65,16 @@ fn validate(req: &SilenceRequest, now: OffsetDateTime) -> Result<String, ApiErro
         .map_err(|e| ApiError::bad_request(format!("until: {e}")))
 }
 
+/// Mute matching surges until a time: they are recorded as `silenced`, not sent (not later
+/// either).
+#[utoipa::path(post, path = "/v1/silences", tag = "silences",
+    request_body(content = openapi::SilenceRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the stored silence", body = openapi::Silence),
+        (status = 400, description = "the body is wrong: the message names the field", body = openapi::ErrorBody),
+        (status = 401, description = "the API token is missing or wrong", body = openapi::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
 pub(crate) async fn create_silence(
     State(state): State<AppState>,
     body: Bytes,
@@ -89,23 +101,43 @@ pub(crate) async fn create_silence(
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
-/// Every silence, with `active` saying whether it is in force now.
-pub(crate) async fn list_silences(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Silences in id order, with `active` saying whether each is in force now.
+#[utoipa::path(get, path = "/v1/silences", tag = "silences", params(KeyPageParams),
+    responses(
+        (status = 200, description = "a page of silences", body = openapi::SilenceList),
+        (status = 400, description = "a parameter is wrong", body = openapi::ErrorBody),
+    ))]
+pub(crate) async fn list_silences(
+    State(state): State<AppState>,
+    uri: Uri,
+    ApiQuery(params): ApiQuery<KeyPageParams>,
+) -> Result<Response, ApiError> {
     let now = OffsetDateTime::now_utc();
+    let (raw, next_cursor) = crate::key_page(&state.bus, names::SILENCES_BUCKET, &params).await?;
     let mut out = Vec::new();
-    for key in state.bus.kv_keys(names::SILENCES_BUCKET).await? {
-        if let Some(raw) = state.bus.kv_get(names::SILENCES_BUCKET, &key).await?
-            && let Ok(s) = serde_json::from_slice::<Silence>(&raw)
-        {
+    for (_, raw) in raw {
+        if let Ok(s) = serde_json::from_slice::<Silence>(&raw) {
             let active = OffsetDateTime::parse(&s.until, &Rfc3339).is_ok_and(|u| u > now);
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             v["active"] = json!(active);
             out.push(v);
         }
     }
-    Ok(Json(json!({ "silences": out })))
+    let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
+    let resp =
+        Json(json!({ "silences": out, "next_cursor": next_cursor, "next": next })).into_response();
+    Ok(page::with_next(resp, next.as_deref()))
 }
 
+/// Delete a silence: later surges are delivered again (what it muted is not resent).
+#[utoipa::path(delete, path = "/v1/silences/{id}", tag = "silences",
+    params(("id" = String, Path, description = "the silence id (`sil-…`)")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, description = "the API token is missing or wrong", body = openapi::ErrorBody),
+        (status = 404, description = "no such silence", body = openapi::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
 pub(crate) async fn delete_silence(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -127,6 +159,7 @@ pub(crate) async fn delete_silence(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use time::macros::datetime;
 
     fn req(v: Value) -> SilenceRequest {

@@ -373,6 +373,8 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         missing = release.missing.len(),
         "release ingested"
     );
+    metrics::counter!("borderwatch_rows_ingested_total").increment(release.accepted);
+    metrics::counter!("borderwatch_releases_total").increment(1);
     Ok(release)
 }
 

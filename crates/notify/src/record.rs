@@ -104,6 +104,7 @@ pub struct DeliveryAttempt {
 /// Appends `a` to the delivery log. The log is history, not state: a failure to write it is
 /// logged and does not hold the delivery back.
 pub async fn log_attempt(bus: &Bus, a: &DeliveryAttempt) {
+    metrics::counter!("borderwatch_deliveries_total", "outcome" => format!("{:?}", a.outcome).to_lowercase()).increment(1);
     let msg = Outgoing::new(
         names::attempt_subject(&a.subscription),
         serde_json::to_vec(a).unwrap_or_default(),

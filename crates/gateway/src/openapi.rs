@@ -1,0 +1,739 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! body schemas below; served at `/openapi.json` and rendered server-side at `/docs` (no
+//! JavaScript, nothing loaded from elsewhere: it works offline).
+//!
+//! The body types of `borderwatch-model` are mirrored here as schema-only types, so that the
+//! model crate stays free of API concerns; a test serialises real model values and checks
+//! that their fields are the documented ones, and schemathesis (CI) checks live answers
+//! against the document.
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::response::Html;
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "borderwatch",
+        description = "Surges in border-crossing statistics: ingest releases, read series and surges, subscribe to webhooks.\n\nErrors are `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists take `limit` and `cursor` and answer `next_cursor` and `next` (also as a `Link: <…>; rel=\"next\"` header). With an API token, requests that change state need `Authorization: Bearer <token>`; with a read token, reads need it too (except /healthz, /readyz, /openapi.json and /docs)."
+    ),
+    paths(
+        dashboard_page,
+        crate::healthz,
+        crate::readyz,
+        crate::telemetry::metrics_doc,
+        document,
+        docs_page,
+        crate::ingest,
+        crate::list_series,
+        crate::get_series,
+        crate::list_surges,
+        crate::stream_surges,
+        crate::get_surge,
+        crate::create_subscription,
+        crate::list_subscriptions,
+        crate::delete_subscription,
+        crate::deliveries::list_deliveries,
+        crate::silences::create_silence,
+        crate::silences::list_silences,
+        crate::silences::delete_silence,
+    ),
+    components(schemas(
+        ErrorBody, ErrorDetail, Release, RejectedRow, SurgeEvent, Finding, Baseline, Severity,
+        SurgeList, SeriesList, crate::SeriesSummary, SeriesDetail, Point, YearTotal,
+        YearOverYear, Token, SubscriptionRequest, SubscriptionFilter, WebhookRequest, Webhook,
+        PayloadFormat, DigestSpec, Subscription, SubscriptionList, SilenceRequest,
+        SilenceMatchers, Silence, ListedSilence, SilenceList, DeliveryAttempt, Outcome,
+        DeliveryList, crate::Health, crate::Readiness, crate::page::Format,
+    )),
+    modifiers(&Common),
+    tags(
+        (name = "ingest", description = "uploading releases"),
+        (name = "series", description = "figures and their aggregates"),
+        (name = "surges", description = "what the detectors found"),
+        (name = "subscriptions", description = "webhooks and their delivery log"),
+        (name = "silences", description = "muting surges for a while"),
+        (name = "operations", description = "probes, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The bearer scheme, and the error body as every operation's `default` answer (401 with a
+/// read token, 408, 413, 429 from the layers, 5xx).
+#[derive(Debug)]
+struct Common;
+
+impl Modify for Common {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = doc.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+        let default = ResponseBuilder::new()
+            .description("an error (the body says what): 401 without a needed token, 408 too slow, 413 too large, 429 rate-limited with Retry-After, 503 bus unavailable")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "ErrorBody",
+                    ))))
+                    .build(),
+            )
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("default".to_string())
+                    .or_insert_with(|| RefOr::T(default.clone()));
+            }
+        }
+    }
+}
+
+/// The document as JSON.
+pub fn document_json() -> Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+pub(crate) async fn document() -> Json<Value> {
+    Json(document_json())
+}
+
+/// The dashboard (HTML).
+#[utoipa::path(get, path = "/", tag = "operations",
+    responses((status = 200, description = "the dashboard page", content_type = "text/html", body = String)))]
+#[allow(dead_code)] // documents dashboard::page, which the dashboard module owns
+fn dashboard_page() {}
+
+/// This document as a page: every operation with its parameters, bodies and answers.
+#[utoipa::path(get, path = "/docs", tag = "operations",
+    responses((status = 200, description = "the API reference page", content_type = "text/html", body = String)))]
+pub(crate) async fn docs_page() -> Html<String> {
+    Html(render_docs(&document_json()))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `#/components/schemas/X` → `X`, a type for a schema object otherwise.
+fn schema_name(s: &Value) -> String {
+    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        return format!("<a href=\"#schema-{0}\">{0}</a>", esc(name));
+    }
+    if let Some(items) = s.get("items") {
+        return format!("array of {}", schema_name(items));
+    }
+    if let Some(all) = s
+        .get("oneOf")
+        .or_else(|| s.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        return all.iter().map(schema_name).collect::<Vec<_>>().join(" or ");
+    }
+    match s.get("type") {
+        Some(Value::String(t)) => esc(t),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(esc)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "any".to_string(),
+    }
+}
+
+fn render_docs(doc: &Value) -> String {
+    let mut h = String::new();
+    let title = doc["info"]["title"].as_str().unwrap_or("API");
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} API</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:62rem;margin:0 auto;padding:1rem;color:#222}}\
+h2{{margin-top:2rem;border-bottom:1px solid #ccc}}section{{margin:1rem 0;padding:.5rem 1rem;background:#f7f7f7}}\
+code,.m{{font-family:ui-monospace,monospace}}.m{{font-weight:bold;text-transform:uppercase;margin-right:.5rem}}\
+table{{border-collapse:collapse}}td,th{{padding:.2rem .6rem;text-align:left;vertical-align:top;border-bottom:1px solid #ddd}}</style>\
+</head><body><h1>{t} API</h1><p>{d}</p><p>The machine-readable document: <a href=\"/openapi.json\">/openapi.json</a>.</p>",
+        t = esc(title),
+        d = esc(doc["info"]["description"].as_str().unwrap_or("")),
+    );
+    let empty = serde_json::Map::new();
+    let paths = doc["paths"].as_object().unwrap_or(&empty);
+    for (path, item) in paths {
+        for method in ["get", "post", "delete", "put", "patch"] {
+            let Some(op) = item.get(method) else { continue };
+            let _ = write!(
+                h,
+                "<section id=\"{id}\"><p><span class=\"m\">{method}</span><code>{p}</code></p>",
+                id = esc(&format!("{method}-{path}")),
+                p = esc(path),
+            );
+            for key in ["summary", "description"] {
+                if let Some(t) = op.get(key).and_then(Value::as_str) {
+                    let _ = write!(h, "<p>{}</p>", esc(t));
+                }
+            }
+            if op.get("security").is_some() {
+                h.push_str("<p><i>Needs the API token when the gateway has one.</i></p>");
+            }
+            if let Some(params) = op.get("parameters").and_then(Value::as_array) {
+                h.push_str("<table><tr><th>parameter</th><th>in</th><th>type</th><th></th></tr>");
+                for p in params {
+                    let _ = write!(
+                        h,
+                        "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(p["name"].as_str().unwrap_or("")),
+                        if p["required"].as_bool() == Some(true) {
+                            " (required)"
+                        } else {
+                            ""
+                        },
+                        esc(p["in"].as_str().unwrap_or("")),
+                        schema_name(&p["schema"]),
+                        esc(p["description"].as_str().unwrap_or("")),
+                    );
+                }
+                h.push_str("</table>");
+            }
+            if let Some(content) = op["requestBody"]["content"].as_object() {
+                for (ct, c) in content {
+                    let _ = write!(
+                        h,
+                        "<p>Body: <code>{}</code> {}</p>",
+                        esc(ct),
+                        schema_name(&c["schema"])
+                    );
+                }
+            }
+            if let Some(resps) = op["responses"].as_object() {
+                h.push_str("<table><tr><th>answer</th><th></th><th>body</th></tr>");
+                for (status, r) in resps {
+                    let bodies: Vec<String> = r["content"]
+                        .as_object()
+                        .map(|c| {
+                            c.iter()
+                                .map(|(ct, c)| {
+                                    format!(
+                                        "<code>{}</code> {}",
+                                        esc(ct),
+                                        schema_name(&c["schema"])
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = write!(
+                        h,
+                        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(status),
+                        esc(r["description"].as_str().unwrap_or("")),
+                        bodies.join("<br>"),
+                    );
+                }
+                h.push_str("</table>");
+            }
+            h.push_str("</section>");
+        }
+    }
+    h.push_str("<h2>Bodies</h2>");
+    if let Some(schemas) = doc["components"]["schemas"].as_object() {
+        for (name, s) in schemas {
+            let _ = write!(h, "<section id=\"schema-{0}\"><p><b>{0}</b></p>", esc(name));
+            if let Some(d) = s.get("description").and_then(Value::as_str) {
+                let _ = write!(h, "<p>{}</p>", esc(d));
+            }
+            if let Some(vals) = s.get("enum").and_then(Value::as_array) {
+                let vals: Vec<String> = vals
+                    .iter()
+                    .map(|v| format!("<code>{}</code>", esc(&v.to_string())))
+                    .collect();
+                let _ = write!(h, "<p>one of {}</p>", vals.join(", "));
+            }
+            if let Some(props) = s.get("properties").and_then(Value::as_object) {
+                let required: Vec<&str> = s["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                h.push_str("<table>");
+                for (field, fs) in props {
+                    let _ = write!(
+                        h,
+                        "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(field),
+                        if required.contains(&field.as_str()) {
+                            ""
+                        } else {
+                            " (optional)"
+                        },
+                        schema_name(fs),
+                        esc(fs["description"].as_str().unwrap_or("")),
+                    );
+                }
+                h.push_str("</table>");
+            }
+            h.push_str("</section>");
+        }
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+// ---- Body schemas: mirrors of borderwatch-model's JSON, for the document only. ----
+
+/// Every 4xx/5xx answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorDetail {
+    /// A stable code: `bad_request`, `unauthorized`, `not_found`, `rate_limited`, …
+    code: String,
+    /// What was wrong, for people.
+    message: String,
+    /// For a file: its rejected rows (`RejectedRow`).
+    details: Vec<Value>,
+}
+
+/// A row of an upload that could not be read.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct RejectedRow {
+    /// 1-based line of the file (the header is line 1 in CSV).
+    row: u64,
+    column: String,
+    value: String,
+    reason: String,
+}
+
+/// What one upload produced.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Release {
+    id: String,
+    source: String,
+    format: String,
+    content_sha256: String,
+    bytes: u64,
+    accepted: u64,
+    rejected: Vec<RejectedRow>,
+    new_observations: u64,
+    first_period: Option<String>,
+    last_period: Option<String>,
+    /// True when these exact bytes came before.
+    duplicate: bool,
+    analyses: Vec<String>,
+    received_at: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// The earlier figure a finding compares with.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Baseline {
+    period: String,
+    value: f64,
+}
+
+/// What one detector found.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Finding {
+    detector: String,
+    expected: Option<f64>,
+    upper_bound: Option<f64>,
+    p_value: Option<f64>,
+    message: String,
+    #[schema(required = false)]
+    baseline: Option<Baseline>,
+}
+
+/// A surge: one period of one series that at least one detector flagged.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SurgeEvent {
+    /// Stable: the same series, period and detector configuration give the same id.
+    id: String,
+    source: String,
+    /// ISO 3166-1 alpha-3.
+    country: String,
+    category: String,
+    /// `2024`, `2024-Q3` or `2024-07`.
+    period: String,
+    value: u64,
+    severity: Severity,
+    explanation: String,
+    findings: Vec<Finding>,
+    release_id: String,
+    detected_at: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SurgeList {
+    surges: Vec<SurgeEvent>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+    /// The next page's URL; null on the last page.
+    next: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SeriesList {
+    series: Vec<crate::SeriesSummary>,
+    next_cursor: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Point {
+    period: String,
+    count: u64,
+}
+
+/// A calendar year's total (`complete` is false while some quarters or months are missing).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct YearTotal {
+    year: i32,
+    total: u64,
+    complete: bool,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct YearOverYear {
+    period: String,
+    value: u64,
+    previous: u64,
+    /// `value / previous`; null when the earlier figure is zero.
+    ratio: Option<f64>,
+}
+
+/// One series with its aggregates and surges.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SeriesDetail {
+    source: String,
+    country: String,
+    category: String,
+    /// `year`, `quarter` or `month`.
+    freq: String,
+    observations: Vec<Point>,
+    yearly: Vec<YearTotal>,
+    year_over_year: Vec<YearOverYear>,
+    /// Ids of the surges found in the series.
+    surges: Vec<String>,
+    updated_at: String,
+    release_id: String,
+    /// The surges themselves.
+    surge_events: Vec<SurgeEvent>,
+}
+
+/// Which surges a subscription wants; an empty or missing list matches everything.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SubscriptionFilter {
+    /// Countries: ISO alpha-2, alpha-3 or names.
+    #[schema(required = false)]
+    countries: Vec<String>,
+    #[schema(required = false)]
+    categories: Vec<Token>,
+    #[schema(required = false)]
+    sources: Vec<Token>,
+    #[schema(required = false)]
+    min_severity: Severity,
+    /// Matches when any finding came from a listed detector.
+    #[schema(required = false)]
+    detectors: Vec<Token>,
+}
+
+/// A name: lowercase letters, digits, `-` and `_`.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[a-z0-9_-]{1,64}$")]
+#[allow(dead_code)]
+pub(crate) struct Token(String);
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct WebhookRequest {
+    /// An http:// or https:// URL.
+    #[schema(pattern = "^https?://[^/?#]+")]
+    url: String,
+    /// Keys the `X-Borderwatch-Signature` HMAC; never returned.
+    #[schema(min_length = 1, pattern = "\\S")]
+    secret: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Webhook {
+    url: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum PayloadFormat {
+    Json,
+    Slack,
+    Teams,
+}
+
+/// One message per release instead of one per surge.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct DigestSpec {
+    /// At most 86400 (a day).
+    #[schema(maximum = 86400)]
+    group_wait_secs: u64,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SubscriptionRequest {
+    #[schema(required = false)]
+    filter: SubscriptionFilter,
+    webhook: WebhookRequest,
+    #[schema(required = false)]
+    format: PayloadFormat,
+    #[schema(required = false)]
+    digest: Option<DigestSpec>,
+}
+
+/// A stored subscription, without its secret.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Subscription {
+    id: String,
+    filter: SubscriptionFilter,
+    webhook: Webhook,
+    created_at: String,
+    format: PayloadFormat,
+    #[schema(required = false)]
+    digest: Option<DigestSpec>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SubscriptionList {
+    subscriptions: Vec<Subscription>,
+    next_cursor: Option<String>,
+    next: Option<String>,
+}
+
+/// Every given field must match; at least one is given.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SilenceMatchers {
+    #[schema(required = false, value_type = Option<Token>)]
+    source: Option<String>,
+    /// ISO alpha-2, alpha-3 or a name.
+    #[schema(required = false)]
+    country: Option<String>,
+    #[schema(required = false, value_type = Option<Token>)]
+    category: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SilenceRequest {
+    matchers: SilenceMatchers,
+    /// RFC 3339, in the future.
+    #[schema(format = DateTime)]
+    until: String,
+    #[schema(required = false)]
+    comment: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Silence {
+    id: String,
+    matchers: SilenceMatchers,
+    /// RFC 3339, UTC.
+    until: String,
+    #[schema(required = false)]
+    comment: Option<String>,
+    created_at: String,
+}
+
+/// A silence in the list, with whether it is in force now.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ListedSilence {
+    id: String,
+    matchers: SilenceMatchers,
+    until: String,
+    #[schema(required = false)]
+    comment: Option<String>,
+    created_at: String,
+    active: bool,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SilenceList {
+    silences: Vec<ListedSilence>,
+    next_cursor: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Outcome {
+    Delivered,
+    Retrying,
+    Failed,
+    Silenced,
+}
+
+/// One webhook attempt.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct DeliveryAttempt {
+    subscription: String,
+    event_id: String,
+    /// 1 for the first attempt; 0 for a silenced notice.
+    attempt: u32,
+    at: String,
+    outcome: Outcome,
+    status: Option<u16>,
+    latency_ms: Option<u64>,
+    error: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct DeliveryList {
+    subscription: String,
+    deliveries: Vec<DeliveryAttempt>,
+    next_cursor: Option<String>,
+    next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderwatch_model::{
+        Baseline as B, Finding as F, Severity as S, Subscription as Sub, SubscriptionFilter as SF,
+        SurgeEvent as E, Webhook as W,
+    };
+
+    /// The documented properties of schema `name`.
+    fn props(doc: &Value, name: &str) -> Vec<String> {
+        let mut p: Vec<String> = doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {name}"))
+            .keys()
+            .cloned()
+            .collect();
+        p.sort();
+        p
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// The mirrors must keep up with the model: a field added there fails here.
+    #[test]
+    fn mirrored_schemas_have_the_fields_of_the_model_types() {
+        let doc = document_json();
+        let event = E {
+            id: "sg-1".into(),
+            source: "fsb".into(),
+            country: borderwatch_model::Country::parse("PRK").unwrap(),
+            category: "study".into(),
+            period: "2024-Q3".parse().unwrap(),
+            value: 3765,
+            severity: S::Critical,
+            explanation: "x".into(),
+            findings: vec![F {
+                detector: "record_high".into(),
+                expected: None,
+                upper_bound: None,
+                p_value: None,
+                message: "m".into(),
+                baseline: Some(B {
+                    period: "2019-Q3".parse().unwrap(),
+                    value: 950.0,
+                }),
+            }],
+            release_id: "rel-1".into(),
+            detected_at: "2025-01-01T00:00:00Z".into(),
+        };
+        let v = serde_json::to_value(&event).unwrap();
+        assert_eq!(keys(&v), props(&doc, "SurgeEvent"));
+        assert_eq!(keys(&v["findings"][0]), props(&doc, "Finding"));
+        assert_eq!(keys(&v["findings"][0]["baseline"]), props(&doc, "Baseline"));
+        let sub = Sub {
+            id: "sub-1".into(),
+            filter: SF::default(),
+            webhook: W {
+                url: "https://example.org".into(),
+                secret: None,
+            },
+            created_at: "2025-01-01T00:00:00Z".into(),
+            format: Default::default(),
+            digest: Some(borderwatch_model::DigestSpec { group_wait_secs: 1 }),
+        };
+        let v = serde_json::to_value(&sub).unwrap();
+        assert_eq!(keys(&v), props(&doc, "Subscription"));
+        assert_eq!(keys(&v["filter"]), props(&doc, "SubscriptionFilter"));
+        assert_eq!(keys(&v["webhook"]), props(&doc, "Webhook"));
+        let err = serde_json::to_value(crate::ApiError::bad_request("x").body).unwrap();
+        assert_eq!(keys(&err), props(&doc, "ErrorBody"));
+        assert_eq!(keys(&err["error"]), props(&doc, "ErrorDetail"));
+    }
+
+    #[test]
+    fn the_docs_page_escapes_what_it_shows() {
+        let doc =
+            serde_json::json!({"info": {"title": "<t>", "description": "a & b"}, "paths": {}});
+        let page = render_docs(&doc);
+        assert!(page.contains("&lt;t&gt; API") && page.contains("a &amp; b"));
+        assert!(!page.contains("<t>"));
+    }
+}

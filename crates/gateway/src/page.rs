@@ -1,0 +1,163 @@
+//! What the list endpoints share: `limit` and `cursor` pagination with a next link, the
+//! `format=json|csv` choice, and query strings that answer a clear 400 when they do not parse.
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use crate::ApiError;
+
+/// The largest page any list serves.
+pub(crate) const MAX_LIMIT: usize = 10_000;
+
+/// The query string as `T`, or a 400 in the API's error body naming what did not parse.
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
+/// The page size: `given`, or `default`, at most `max`.
+pub(crate) fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "`limit={n}` must be a whole number from 1 to {max}"
+        ))),
+    }
+}
+
+/// A sequence cursor (surges, deliveries): the stream sequence of the last item returned.
+pub(crate) fn seq_cursor(cursor: Option<&str>) -> Result<Option<u64>, ApiError> {
+    cursor
+        .map(|c| {
+            c.trim().parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "`cursor={c}` is not a cursor: pass the `next_cursor` of the previous page"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// A key cursor (series, subscriptions, silences): the key of the last item returned.
+pub(crate) fn key_cursor(cursor: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match cursor {
+        Some(c) if !borderwatch_bus::valid_key(c) => Err(ApiError::bad_request(format!(
+            "`cursor={c}` is not a cursor: pass the `next_cursor` of the previous page"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// How a list or series is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Format {
+    /// JSON (the default).
+    #[default]
+    Json,
+    /// CSV with a header row (`text/csv`).
+    Csv,
+}
+
+/// The request's own path and query with `cursor` set to `cursor`: the next page.
+pub(crate) fn next_link(uri: &Uri, cursor: &str) -> String {
+    let mut pairs: Vec<String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
+        .map(str::to_string)
+        .collect();
+    pairs.push(format!("cursor={}", encode(cursor)));
+    format!("{}?{}", uri.path(), pairs.join("&"))
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Adds `Link: <next>; rel="next"` when there is a next page.
+pub(crate) fn with_next(mut resp: Response, next: Option<&str>) -> Response {
+    if let Some(v) = next.and_then(|n| HeaderValue::from_str(&format!("<{n}>; rel=\"next\"")).ok())
+    {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    resp
+}
+
+/// A CSV answer: `header` then `rows`, served as an attachment named `name`.
+pub(crate) fn csv<I, R>(name: &str, header: &[&str], rows: I) -> Response
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = String>,
+{
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail; a row that somehow does is skipped rather than panicking.
+    let _ = w.write_record(header);
+    for row in rows {
+        let row: Vec<String> = row.into_iter().collect();
+        let _ = w.write_record(&row);
+    }
+    let body = w.into_inner().unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_replaces_the_cursor_and_keeps_the_filters() {
+        let uri: Uri = "/v1/surges?country=PRK&cursor=9&limit=2".parse().unwrap();
+        assert_eq!(
+            next_link(&uri, "5"),
+            "/v1/surges?country=PRK&limit=2&cursor=5"
+        );
+        let uri: Uri = "/v1/series".parse().unwrap();
+        assert_eq!(next_link(&uri, "a b"), "/v1/series?cursor=a%20b");
+    }
+
+    #[test]
+    fn limits_outside_the_range_are_refused() {
+        assert_eq!(limit(None, 100, 1000).unwrap(), 100);
+        assert_eq!(limit(Some(1000), 100, 1000).unwrap(), 1000);
+        assert!(limit(Some(0), 100, 1000).is_err());
+        assert!(limit(Some(1001), 100, 1000).is_err());
+        assert!(seq_cursor(Some("x")).is_err());
+        assert_eq!(seq_cursor(Some("12")).unwrap(), Some(12));
+    }
+}
