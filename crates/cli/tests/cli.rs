@@ -294,7 +294,7 @@ async fn an_upload_over_the_limit_is_refused_with_413_and_says_so() {
         .unwrap();
     assert_eq!(resp.status(), 413);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "too_large", "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()

@@ -437,7 +437,7 @@ async fn ingest(
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                "payload_too_large",
                 format!(
                     "the file is larger than {} bytes, the most this gateway takes in one \
                      upload: split it into smaller files, or start the gateway with a higher \
