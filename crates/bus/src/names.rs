@@ -20,8 +20,9 @@ pub const DEADLETTER_STREAM: &str = "BW_DEADLETTER";
 /// Attempts kept per subscription in `BW_ATTEMPTS`.
 pub const ATTEMPTS_KEPT_PER_SUBSCRIPTION: i64 = 10_000;
 
-/// Release records (key: the content SHA-256 of the file), so the same bytes twice add
-/// nothing; each record names the object that keeps its exact bytes.
+/// Release records (key: the content SHA-256 of the file, then `.source` when the upload named
+/// one), so the same bytes twice add nothing; each record names the object that keeps its
+/// exact bytes.
 pub const RELEASES_BUCKET: &str = "bw_releases";
 /// The latest per-series results the gateway serves (key: `<source>.<country>.<category>`).
 pub const SERIES_BUCKET: &str = "bw_series";

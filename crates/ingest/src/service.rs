@@ -15,7 +15,7 @@ use std::time::Duration;
 use borderwatch_bus::{BusError, Headers, Outgoing, Transport, names};
 use borderwatch_model::{
     Country, ErrorBody, ErrorDetail, Freq, MissingCategory, Observation, Period, Release,
-    ReleaseMarker, Revision, SeriesChange, StoredObject, now_rfc3339, sha256_hex,
+    ReleaseMarker, Revision, SeriesChange, StoredObject, now_rfc3339, sha256_hex, tokenize,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -301,7 +301,8 @@ impl IngestError {
 /// again completes it (figures already stored by this release count as its own).
 pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, IngestError> {
     let sha = sha256_hex(&sub.bytes);
-    if let Some(mut release) = recorded_release(bus, &sha).await? {
+    let key = release_key(&sha, sub.source.as_deref());
+    if let Some(mut release) = recorded_release(bus, &key).await? {
         release.duplicate = true;
         release.new_observations = 0;
         if (release.rejected.len() as u64) < release.rejected_total {
@@ -317,11 +318,17 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         info!(release = %release.id, "same bytes as an earlier release: nothing to add");
         return Ok(release);
     }
-    let format = sub.format.clone().unwrap_or_else(|| "generic".to_string());
+    // The format by name, or detected from the content; the record keeps the one used, so
+    // that a replay reads the bytes the same way.
+    let format = match crate::formats::by_name(sub.format.as_deref().unwrap_or(""))? {
+        Some(f) => f.name,
+        None => crate::formats::detect(&sub.bytes, None)?.name,
+    }
+    .to_string();
     let parsed = parse_blocking(&format, &sub.bytes, sub.source.clone()).await?;
     let raw = keep_bytes(bus, &sha, &sub.bytes).await?;
 
-    let release_id = release_id_of(&sha);
+    let release_id = release_id_of(&key);
     let by_source = by_source(parsed.observations, &release_id);
     let mut applied = Applied::default();
     for (source, observations) in &by_source {
@@ -359,7 +366,7 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
     record.rejected.truncate(REJECTED_KEPT_IN_RECORD);
     bus.kv_put(
         names::RELEASES_BUCKET,
-        &sha,
+        &key,
         serde_json::to_vec(&record).unwrap_or_default().into(),
     )
     .await?;
@@ -388,8 +395,26 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn release_id_of(sha: &str) -> String {
-    format!("rel-{}", &sha[..16])
+/// A release is its bytes and the source named with them: the same file sent for two
+/// sources (a file without a source column) is two releases. Key: the content hash, then
+/// `.source` when one was named.
+fn release_key(sha: &str, source: Option<&str>) -> String {
+    match source.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(source) => format!(
+            "{sha}.{}",
+            tokenize(source).unwrap_or_else(|| sha256_hex(source.as_bytes()))
+        ),
+        None => sha.to_string(),
+    }
+}
+
+/// `rel-` and 16 hex digits: of the content hash alone, or of the key when a source was named.
+fn release_id_of(key: &str) -> String {
+    if key.len() == 64 {
+        format!("rel-{}", &key[..16])
+    } else {
+        format!("rel-{}", &sha256_hex(key.as_bytes())[..16])
+    }
 }
 
 async fn recorded_release(bus: &dyn Transport, sha: &str) -> Result<Option<Release>, BusError> {

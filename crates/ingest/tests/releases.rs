@@ -183,6 +183,59 @@ async fn the_same_bytes_twice_add_nothing() {
 }
 
 #[tokio::test]
+async fn the_same_bytes_for_another_source_are_another_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let bytes = Bytes::from_static(b"period,country,category,count\n2024-Q3,PRK,study,3765\n");
+    let sub = |source: &str| Submission {
+        format: None,
+        source: Some(source.into()),
+        bytes: bytes.clone(),
+    };
+    let a = service::ingest(bus.as_ref(), sub("fsb"))
+        .await
+        .expect("fsb");
+    let b = service::ingest(bus.as_ref(), sub("mvd"))
+        .await
+        .expect("mvd");
+    assert!(!b.duplicate, "a second source is not a repeat of the first");
+    assert_ne!(a.id, b.id);
+    assert_eq!((a.new_observations, b.new_observations), (1, 1));
+    let again = service::ingest(bus.as_ref(), sub("mvd"))
+        .await
+        .expect("mvd again");
+    assert!(again.duplicate);
+    assert_eq!(again.id, b.id);
+    let subjects: Vec<String> = figures(bus.as_ref())
+        .await
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+}
+
+#[tokio::test]
+async fn a_native_file_without_a_format_is_detected_and_recorded_as_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let fsb = b"ENG,Trans,Type,Value,ISO_A2,ISO_A3,M49,Date\n\
+North Korea,Air,In,\"1,234\",KP,PRK,408,9/30/2019\n";
+    let release = service::ingest(
+        bus.as_ref(),
+        Submission {
+            format: None,
+            source: None,
+            bytes: Bytes::from_static(fsb),
+        },
+    )
+    .await
+    .expect("detected and read");
+    assert_eq!(release.format, "fsb_csv");
+    assert_eq!(release.source, "fsb");
+    assert_eq!(release.accepted, 1, "{release:?}");
+}
+
+#[tokio::test]
 async fn a_refused_file_after_a_good_one_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bus = memory_bus(dir.path()).await;
