@@ -86,7 +86,7 @@ fn router_with(
         cfg: Arc::new(cfg.clone()),
     };
     Router::new()
-        .route("/", get(dashboard::page))
+        .merge(dashboard::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/ingest", post(ingest))
