@@ -56,9 +56,11 @@ pub(crate) fn render(
         );
         return svg;
     }
+    let detector = band_detector(view);
     let bands: Vec<(usize, &Band)> = view
         .bands
         .iter()
+        .filter(|b| Some(b.detector.as_str()) == detector)
         .filter_map(|b| index_of(view, b.period).map(|i| (i, b)))
         .collect();
     let max_value = obs
@@ -232,6 +234,13 @@ pub(crate) fn render(
     }
     svg.push_str("</g></svg>");
     svg
+}
+
+/// The one detector whose band the chart draws: the one that bounded the latest period
+/// (the view may hold early periods bounded by a fallback detector with a shorter history;
+/// mixing two detectors' bands in one shape would mislead).
+pub(crate) fn band_detector(view: &SeriesView) -> Option<&str> {
+    view.bands.last().map(|b| b.detector.as_str())
 }
 
 /// Pixel positions of period indices and values.
@@ -508,6 +517,22 @@ pub(crate) mod tests {
         let svg = render(&view, &refs, Some(&surges[0]));
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
+    }
+
+    #[test]
+    fn only_the_latest_periods_detector_is_drawn() {
+        let (mut view, _) = study_view();
+        for b in &mut view.bands[..4] {
+            b.detector = "ears_c2".into();
+        }
+        let svg = render(&view, &[], None);
+        assert_eq!(count(&svg, "<polygon class=\"band\""), 1);
+        let polygon = svg
+            .split("<polygon class=\"band\" points=\"")
+            .nth(1)
+            .unwrap();
+        assert_eq!(polygon.split('"').next().unwrap().split(' ').count(), 18);
+        assert!(svg.contains("expected to upper bound (farrington)"));
     }
 
     #[test]

@@ -138,11 +138,7 @@ fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
         *categories.entry(e.category.as_str()).or_default() += 1;
         *sources.entry(e.source.as_str()).or_default() += 1;
     }
-    let matching: Vec<&Entry> = entries
-        .iter()
-        .rev()
-        .filter(|e| filter.matches(&e.event))
-        .collect();
+    let matching = newest_first(entries.iter().filter(|e| filter.matches(&e.event)));
 
     body.push_str("<form class=\"filters\" method=\"get\" action=\"/\">");
     let country_options: Vec<(String, String)> = countries
@@ -220,6 +216,27 @@ fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
         "<script>{LIVE_JS}</script><script>{SUBSCRIBE_JS}</script>"
     );
     page("Latest surges", &body)
+}
+
+/// Newest release first (by its latest announcement); within a release the most severe
+/// first, then the latest period: the headline of a release tops the page.
+fn newest_first<'a>(entries: impl DoubleEndedIterator<Item = &'a Entry>) -> Vec<&'a Entry> {
+    let mut rank: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out: Vec<(usize, &Entry)> = entries
+        .rev()
+        .map(|e| {
+            let next = rank.len();
+            (*rank.entry(e.event.release_id.as_str()).or_insert(next), e)
+        })
+        .collect();
+    out.sort_by_key(|(r, e)| {
+        (
+            *r,
+            std::cmp::Reverse(e.event.severity),
+            std::cmp::Reverse(e.event.period),
+        )
+    });
+    out.into_iter().map(|(_, e)| e).collect()
 }
 
 /// A `<select>` whose first option is "any".
@@ -380,7 +397,7 @@ mod tests {
         let html = render(&entries(), &Filter::default(), false);
         let prk = html.find("3,765 entries of North Korean").unwrap();
         let chn = html.find("420 entries of Chinese").unwrap();
-        assert!(prk < chn, "newest first");
+        assert!(prk < chn, "the critical one first");
         assert!(html.contains("<span class=\"badge critical\">critical</span> <a class=\"series\" href=\"/series/fsb/PRK/study\">"));
         assert!(html.contains("2 of 2 matching surges (of 2)"));
         // Filter choices come from the stored surges.
@@ -390,6 +407,30 @@ mod tests {
         assert!(html.contains("<form class=\"subscribe\" id=\"subscribe-form\" hidden>"));
         assert!(html.contains("<noscript>"));
         assert!(html.contains("(only if the gateway was started with one)"));
+    }
+
+    #[test]
+    fn the_newest_release_comes_first_and_its_most_severe_surge_tops_it() {
+        let mut list = entries();
+        let mut later = entry(
+            3,
+            "SYR",
+            "work",
+            "12,019 entries of Syrian citizens",
+            Severity::Low,
+        );
+        Arc::make_mut(&mut later.event).release_id = "rel-2".into();
+        list.push(later);
+        list.push(entry(
+            4,
+            "VNM",
+            "private",
+            "10,611 entries of Vietnamese",
+            Severity::Medium,
+        ));
+        let order: Vec<u64> = newest_first(list.iter()).iter().map(|e| e.seq).collect();
+        // rel-1's latest announcement (seq 4) is newer than rel-2's (seq 3).
+        assert_eq!(order, vec![2, 4, 1, 3]);
     }
 
     #[test]

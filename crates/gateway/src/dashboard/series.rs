@@ -112,6 +112,7 @@ fn figure(v: f64) -> String {
 pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Option<&str>) -> String {
     let selected = pick(surges, asked);
     let refs: Vec<&SurgeEvent> = surges.iter().map(|s| &**s).collect();
+    let detector = chart::band_detector(view);
     let title = series_title(&view.source, view.country, &view.category);
     let href = series_href(&view.source, view.country.code(), &view.category);
     let mut body = String::with_capacity(32 * 1024);
@@ -131,10 +132,10 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
         body,
         "<figure class=\"chart-box\" id=\"chart\">{svg}<ul class=\"legend\"><li><i class=\"l-observed\"></i>figures</li>{band}<li><i class=\"l-surge\"></i>surge</li>{baseline}</ul></figure>",
         svg = chart::render(view, &refs, selected),
-        band = match view.bands.first() {
-            Some(b) => format!(
+        band = match detector {
+            Some(d) => format!(
                 "<li><i class=\"l-band\"></i>expected (dashed) up to the threshold ({})</li>",
-                escape(&b.detector)
+                escape(d)
             ),
             None => "<li>no statistical band: too little history, or a yearly series</li>".into(),
         },
@@ -185,9 +186,19 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
         body.push_str("</ul>\n");
     }
 
-    body.push_str("<h2>Figures</h2>\n<div class=\"table-wrap\"><table><thead><tr><th>period</th><th>figure</th><th>expected</th><th>threshold</th><th>surge</th></tr></thead><tbody>\n");
+    let _ = writeln!(
+        body,
+        "<h2>Figures</h2>\n<div class=\"table-wrap\"><table><thead><tr><th>period</th><th>figure</th><th>expected{d}</th><th>threshold{d}</th><th>surge</th></tr></thead><tbody>",
+        d = detector.map_or(String::new(), |d| format!(
+            " <span class=\"muted\">({})</span>",
+            escape(d)
+        )),
+    );
     for p in view.observations.iter().rev() {
-        let band = view.bands.iter().find(|b| b.period == p.period);
+        let band = view
+            .bands
+            .iter()
+            .find(|b| b.period == p.period && Some(b.detector.as_str()) == detector);
         let surge = surges.iter().find(|s| s.period == p.period);
         let _ = writeln!(
             body,
