@@ -18,7 +18,7 @@ use super::html::escape;
 /// The drawing's own coordinate system; the browser scales it to the page width.
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 340.0;
-const LEFT: f64 = 64.0;
+const LEFT: f64 = 76.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 34.0;

@@ -127,24 +127,24 @@ fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
     body.push_str("<h1>Latest surges</h1>\n");
 
     // The form's choices: what the stored surges hold.
-    let mut countries: BTreeMap<String, Country> = BTreeMap::new();
+    // Names are looked up once per country, not once per surge.
+    let mut codes: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
     let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
     let mut sources: BTreeMap<&str, usize> = BTreeMap::new();
     for entry in entries {
         let e = &entry.event;
-        countries
-            .entry(format!("{} ({})", e.country.name(), e.country))
-            .or_insert(e.country);
+        codes.insert(e.country);
         *categories.entry(e.category.as_str()).or_default() += 1;
         *sources.entry(e.source.as_str()).or_default() += 1;
     }
     let matching = newest_first(entries.iter().filter(|e| filter.matches(&e.event)));
 
     body.push_str("<form class=\"filters\" method=\"get\" action=\"/\">");
-    let country_options: Vec<(String, String)> = countries
+    let mut country_options: Vec<(String, String)> = codes
         .iter()
-        .map(|(label, c)| (c.code().to_string(), label.clone()))
+        .map(|c| (c.code().to_string(), format!("{} ({c})", c.name())))
         .collect();
+    country_options.sort_by(|a, b| a.1.cmp(&b.1));
     select(
         &mut body,
         "country",
