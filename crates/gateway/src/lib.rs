@@ -387,20 +387,32 @@ impl SurgeQuery {
 async fn list_surges(
     State(state): State<AppState>,
     Query(params): Query<SurgeParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let q = SurgeQuery::from_params(&params)?;
     let limit = params.limit.unwrap_or(1000).min(10_000);
-    // Newest first.
-    let surges: Vec<Arc<SurgeEvent>> = state
-        .surges
-        .after(0)
-        .into_iter()
-        .rev()
-        .filter(|e| q.matches(&e.event))
-        .take(limit)
-        .map(|e| e.event)
-        .collect();
-    Ok(Json(json!({ "surges": surges })))
+    // Rendered once per query until the next surge arrives.
+    let key = format!("/v1/surges?{}", uri.query().unwrap_or(""));
+    let body = state.surges.cached(&key, b"", || {
+        // Newest first.
+        let surges: Vec<Arc<SurgeEvent>> = state
+            .surges
+            .after(0)
+            .into_iter()
+            .rev()
+            .filter(|e| q.matches(&e.event))
+            .take(limit)
+            .map(|e| e.event)
+            .collect();
+        serde_json::to_vec(&json!({ "surges": surges }))
+            .unwrap_or_default()
+            .into()
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 async fn get_surge(

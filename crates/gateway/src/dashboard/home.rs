@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
-use axum::response::Html;
+use axum::http::Uri;
+use axum::response::Response;
 use borderwatch_model::{Country, Severity, SurgeEvent};
 use serde::Deserialize;
 
-use super::html::{badge, escape, page, series_title, surge_series_href};
+use super::html::{badge, escape, html_response, page, series_title, surge_series_href};
 use crate::AppState;
 use crate::surges::Entry;
 
@@ -96,13 +97,19 @@ impl Filter {
 pub(crate) async fn page_handler(
     State(state): State<AppState>,
     Query(params): Query<HomeParams>,
-) -> Html<String> {
-    let entries = state.surges.after(0);
-    Html(render(
-        &entries,
-        &Filter::from_params(&params),
-        state.cfg.api_token.is_some(),
-    ))
+    uri: Uri,
+) -> Response {
+    // Rendered once per filter until the next surge arrives.
+    let key = format!("/?{}", uri.query().unwrap_or(""));
+    html_response(state.surges.cached(&key, b"", || {
+        let entries = state.surges.after(0);
+        render(
+            &entries,
+            &Filter::from_params(&params),
+            state.cfg.api_token.is_some(),
+        )
+        .into()
+    }))
 }
 
 /// One surge as a list item (the live script builds the same shape).

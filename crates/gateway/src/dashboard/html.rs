@@ -72,6 +72,16 @@ pub(crate) fn badge(severity: Severity) -> String {
     format!("<span class=\"badge {severity}\">{severity}</span>")
 }
 
+/// A rendered page as a response.
+pub(crate) fn html_response(body: axum::body::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
 /// A whole page: `title` (escaped here) and `body` (already HTML).
 pub(crate) fn page(title: &str, body: &str) -> String {
     format!(

@@ -5,14 +5,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use borderwatch_bus::names;
 use borderwatch_model::{Country, SeriesView, SurgeEvent, thousands};
 use serde::Deserialize;
 
 use super::chart;
-use super::html::{badge, escape, page, series_href, series_title};
+use super::html::{badge, escape, html_response, page, series_href, series_title};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +25,7 @@ pub(crate) async fn page_handler(
     State(state): State<AppState>,
     Path((source, country, category)): Path<(String, String, String)>,
     Query(params): Query<SeriesParams>,
+    uri: Uri,
 ) -> Response {
     let not_found = |message: String| {
         (
@@ -81,12 +82,16 @@ pub(crate) async fn page_handler(
                 .into_response();
         }
     };
-    let surges: Vec<Arc<SurgeEvent>> = view
-        .surges
-        .iter()
-        .filter_map(|id| state.surges.get(id))
-        .collect();
-    Html(render(&view, &surges, params.surge.as_deref())).into_response()
+    // Rendered once per stored view and query until the next surge arrives.
+    let key = format!("{}?{}", uri.path(), uri.query().unwrap_or(""));
+    html_response(state.surges.cached(&key, &raw, || {
+        let surges: Vec<Arc<SurgeEvent>> = view
+            .surges
+            .iter()
+            .filter_map(|id| state.surges.get(id))
+            .collect();
+        render(&view, &surges, params.surge.as_deref()).into()
+    }))
 }
 
 /// The surge a chart illustrates: the one asked for, else the most severe, latest.
