@@ -38,10 +38,14 @@ struct BodyCache {
     seq: u64,
     /// Key → (validator, body): a body is served only with the validator it was made with.
     bodies: HashMap<String, (Bytes, Bytes)>,
+    /// Bytes held by `bodies`.
+    held: usize,
 }
 
-/// At most this many cached bodies; beyond it the cache starts over.
+/// At most this many cached bodies and bytes (requests with made-up query strings must not
+/// grow the gateway without bound); beyond either the cache starts over.
 const CACHED_BODIES: usize = 1024;
+const CACHED_BYTES: usize = 64 * 1024 * 1024;
 
 impl SurgeIndex {
     /// Starts following the stream from its first message.
@@ -190,15 +194,27 @@ impl SurgeIndex {
             }
         }
         let body = render();
+        let size = key.len() + validator.len() + body.len();
+        if size > CACHED_BYTES / 4 {
+            return body;
+        }
         let mut cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.seq != seq || cache.bodies.len() >= CACHED_BODIES {
+        if cache.seq != seq
+            || cache.bodies.len() >= CACHED_BODIES
+            || cache.held + size > CACHED_BYTES
+        {
             cache.bodies.clear();
+            cache.held = 0;
             cache.seq = seq;
         }
-        cache.bodies.insert(
+        let old = cache.bodies.insert(
             key.to_string(),
             (Bytes::copy_from_slice(validator), body.clone()),
         );
+        cache.held += size;
+        if let Some((v, b)) = old {
+            cache.held = cache.held.saturating_sub(key.len() + v.len() + b.len());
+        }
         body
     }
 
@@ -245,5 +261,22 @@ mod tests {
         assert_eq!(render(&index, b"view v2"), "1 surges");
         assert_eq!(render(&index, b"view v2"), "1 surges");
         assert_eq!(renders.get(), 3);
+    }
+
+    #[test]
+    fn the_cache_holds_a_bounded_number_of_bytes() {
+        let index = SurgeIndex {
+            entries: Arc::default(),
+            live: broadcast::channel(4).0,
+            caught_up: Arc::default(),
+            bodies: Arc::default(),
+        };
+        let big = Bytes::from(vec![b'x'; 1024 * 1024]);
+        for i in 0..200 {
+            index.cached(&format!("/v1/surges?x={i}"), b"", || big.clone());
+        }
+        let cache = index.bodies.lock().unwrap();
+        assert!(cache.held <= CACHED_BYTES, "{} bytes held", cache.held);
+        assert!(cache.bodies.len() < 64);
     }
 }
