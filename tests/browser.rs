@@ -205,6 +205,11 @@ async fn page_fits_width(c: &Client) -> (u64, u64) {
     )
 }
 
+/// The `n`th quarter from 2019-Q1.
+fn quarter(n: u32) -> String {
+    format!("{}-Q{}", 2019 + n / 4, n % 4 + 1)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_shows_the_headline_surge_and_its_chart_in_chromium() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -299,6 +304,41 @@ async fn the_dashboard_shows_the_headline_surge_and_its_chart_in_chromium() {
         assert!(scroll <= inner, "the home page is {scroll}px wide on a {inner}px phone");
         let phone_home = inspect(&c.screenshot().await.expect("screenshot"), &shots.join("home-phone.png"));
         assert_not_blank(&phone_home, "the home page on a phone");
+
+        // Live updates: a release ingested while the page is open shows up on top.
+        c.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("#live.on"))
+            .await
+            .expect("the live stream connected");
+        let mut csv = String::from("source,period,country,category,count\n");
+        for q in 0..20 {
+            csv.push_str(&format!("livetest,{},FRA,study,{}\n", quarter(q), 100 + q % 3));
+        }
+        csv.push_str(&format!("livetest,{},FRA,study,5000\n", quarter(20)));
+        let answer = reqwest::Client::new()
+            .post(format!("{base}/v1/ingest?format=generic"))
+            .body(csv)
+            .send()
+            .await
+            .expect("ingest a release");
+        assert!(answer.status().is_success(), "ingest answered {}", answer.status());
+        let fresh = c
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::XPath(
+                "//ul[@id='surges']/li[contains(@class, 'new')][contains(., 'livetest/FRA/study')][contains(., '2024-Q1')]",
+            ))
+            .await
+            .expect("the new surge added to the open page");
+        let href = fresh
+            .find(Locator::Css("a.series"))
+            .await
+            .expect("its series link")
+            .attr("href")
+            .await
+            .expect("href");
+        assert_eq!(href.as_deref(), Some("/series/livetest/FRA/study"));
         eprintln!("screenshots in {}", shots.display());
     }
     .await;
