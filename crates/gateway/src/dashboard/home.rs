@@ -195,7 +195,7 @@ fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
     }
     let _ = writeln!(
         body,
-        "<p class=\"muted\">{shown} of {matching} matching surges (of {all}), newest first. <span id=\"live\">Live updates need JavaScript.</span> JSON: <a href=\"/v1/surges?{q}\">/v1/surges</a></p>",
+        "<p class=\"muted\">{shown} of {matching} matching surges (of {all}), newest release first, its most severe on top. <span id=\"live\">Live updates need JavaScript.</span> JSON: <a href=\"/v1/surges?{q}\">/v1/surges</a></p>",
         shown = matching.len().min(SHOWN),
         matching = matching.len(),
         all = entries.len(),
