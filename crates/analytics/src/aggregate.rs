@@ -63,6 +63,7 @@ impl SeriesFrame {
             surges: Vec::new(),
             updated_at: updated_at.to_string(),
             release_id: release_id.to_string(),
+            bands: Vec::new(),
         }
     }
 }

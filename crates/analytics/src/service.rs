@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Outgoing, Transport, names};
 use borderwatch_model::{
-    AnalyzedRelease, Observation, Period, ReleaseMarker, SeriesKey, SeriesView, SurgeEvent,
+    AnalyzedRelease, Band, Observation, Period, ReleaseMarker, SeriesKey, SeriesView, SurgeEvent,
     now_rfc3339,
 };
 use futures::StreamExt;
@@ -24,8 +24,8 @@ use tracing::{info, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AnalysisConfig, Assessment, SeriesFrame, aggregate, assess, evaluate_frames, fdr_survivors,
-    surge_event,
+    AnalysisConfig, Assessment, Detector, Evaluation, SeriesFrame, aggregate, assess,
+    evaluate_frames, fdr_survivors, surge_event,
 };
 
 /// How long a release may go unacknowledged before another replica gets it.
@@ -163,7 +163,7 @@ pub async fn process(
     let mut periods_evaluated = 0u64;
     let mut tested = 0u64;
     let mut candidates = Vec::new();
-    for (i, periods, assessments) in assessed {
+    for (i, periods, assessments, bands) in assessed {
         let frame = &frames[i];
         periods_evaluated += periods as u64;
         // Evidence surges now: `significant = false` makes events of evidence only.
@@ -174,12 +174,9 @@ pub async fn process(
         for event in &events {
             announce(bus, event).await?;
         }
-        store_view(
-            bus,
-            frame.to_view(&marker.release_id, &detected_at),
-            &events,
-        )
-        .await?;
+        let mut view = frame.to_view(&marker.release_id, &detected_at);
+        view.bands = bands;
+        store_view(bus, view, &events).await?;
         surges.extend(events);
         tested += crate::tested(&assessments) as u64;
         candidates.extend(
@@ -227,14 +224,20 @@ pub async fn process(
 }
 
 /// The CPU part: aggregation, then every detector on every touched series, on every core.
-/// Returns the frames and, per touched frame, its index, the number of periods tested and
-/// its assessments.
+/// Returns the frames and, per touched frame, its index, the number of periods tested, its
+/// assessments and the bands of the tested periods.
 #[allow(clippy::type_complexity)]
 fn analyse(
     observations: &[Observation],
     touched: &HashMap<(String, String), Vec<Period>>,
     cfg: &AnalysisConfig,
-) -> Result<(Vec<SeriesFrame>, Vec<(usize, usize, Vec<Assessment>)>), crate::AnalyticsError> {
+) -> Result<
+    (
+        Vec<SeriesFrame>,
+        Vec<(usize, usize, Vec<Assessment>, Vec<Band>)>,
+    ),
+    crate::AnalyticsError,
+> {
     let frames = aggregate(observations)?;
     let picked: Vec<(usize, Vec<Period>)> = frames
         .iter()
@@ -258,9 +261,54 @@ fn analyse(
     let assessed = picked
         .iter()
         .zip(evaluations)
-        .map(|((i, periods), rows)| (*i, periods.len(), assess(&frames[*i], &rows)))
+        .map(|((i, periods), rows)| {
+            (
+                *i,
+                periods.len(),
+                assess(&frames[*i], &rows),
+                bands_of(&rows),
+            )
+        })
         .collect();
     Ok((frames, assessed))
+}
+
+/// The statistical detectors whose expected value and upper bound a chart draws, in order of
+/// preference: the first that has both for a period gives that period's band.
+const BAND_DETECTORS: [Detector; 4] = [
+    Detector::Farrington,
+    Detector::EarsC2,
+    Detector::EarsC1,
+    Detector::EarsC3,
+];
+
+/// One band per evaluated period that a statistical detector could bound.
+fn bands_of(rows: &[Evaluation]) -> Vec<Band> {
+    let mut periods: Vec<Period> = rows.iter().map(|r| r.period).collect();
+    periods.dedup();
+    periods
+        .into_iter()
+        .filter_map(|period| {
+            BAND_DETECTORS.iter().find_map(|&d| {
+                let r = rows
+                    .iter()
+                    .find(|r| r.period == period && r.detector == d)?;
+                match (r.expected, r.upper_bound) {
+                    (Some(expected), Some(upper_bound))
+                        if expected.is_finite() && upper_bound.is_finite() =>
+                    {
+                        Some(Band {
+                            period,
+                            detector: d.name().to_string(),
+                            expected,
+                            upper_bound,
+                        })
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .collect()
 }
 
 /// The records of every other part of the marker's release and source, or `None` while one
@@ -376,7 +424,8 @@ async fn add_to_view(bus: &dyn Transport, event: &SurgeEvent) -> Result<(), BusE
     .await
 }
 
-/// Stores the series view, keeping the ids of surges found in earlier releases.
+/// Stores the series view, keeping the ids of surges found in earlier releases and the bands
+/// of periods this release did not evaluate.
 async fn store_view(
     bus: &dyn Transport,
     mut view: SeriesView,
@@ -389,6 +438,13 @@ async fn store_view(
         && let Ok(prev) = serde_json::from_slice::<SeriesView>(&prev)
     {
         ids = prev.surges;
+        let fresh: Vec<Period> = view.bands.iter().map(|b| b.period).collect();
+        view.bands.extend(
+            prev.bands
+                .into_iter()
+                .filter(|b| !fresh.contains(&b.period) && b.period.freq() == view.freq),
+        );
+        view.bands.sort_by_key(|b| b.period);
     }
     for e in events {
         if !ids.contains(&e.id) {
@@ -457,6 +513,76 @@ mod tests {
             parts: 2,
             changes,
         }
+    }
+
+    #[tokio::test]
+    async fn the_view_keeps_a_band_per_evaluated_period_across_releases() {
+        let bus: Bus = Arc::new(MemoryBus::ephemeral());
+        names::ensure_all(bus.as_ref(), 1).await.unwrap();
+        let change = publish_series(&bus, "VNM", "work", &wobble(300, 40)).await;
+        let one_part = |release: &str, changes| ReleaseMarker {
+            release_id: release.into(),
+            source: "fsb".into(),
+            part: 0,
+            parts: 1,
+            changes,
+        };
+        let cfg = AnalysisConfig::default();
+        process(bus.as_ref(), &cfg, &one_part("rel-1", vec![change.clone()]))
+            .await
+            .unwrap();
+        let key = names::series_key("fsb", "VNM", "work");
+        let read = || async {
+            let raw = bus
+                .kv_get(names::SERIES_BUCKET, &key)
+                .await
+                .unwrap()
+                .unwrap();
+            serde_json::from_slice::<SeriesView>(&raw).unwrap()
+        };
+        let first = read().await;
+        // farrington needs three years of history: the later periods have a band.
+        assert!(first.bands.len() >= 20, "{} bands", first.bands.len());
+        let last = first.bands.last().unwrap();
+        assert_eq!(last.period, *change.periods.last().unwrap());
+        assert_eq!(last.detector, "farrington");
+        assert!(
+            last.upper_bound > last.expected && last.expected > 100.0,
+            "{last:?}"
+        );
+
+        // The next release changes only the last period: the other bands stay.
+        let period = *change.periods.last().unwrap();
+        let country = Country::parse("VNM").unwrap();
+        let revised = Observation {
+            source: "fsb".into(),
+            country,
+            category: "work".into(),
+            period,
+            count: 310,
+            release_id: "rel-2".into(),
+        };
+        let subject = names::obs_subject("fsb", "VNM", "work", &period.to_string());
+        bus.publish(Outgoing::new(
+            subject,
+            serde_json::to_vec(&revised).unwrap(),
+        ))
+        .await
+        .unwrap();
+        let only_last = SeriesChange {
+            periods: vec![period],
+            ..change
+        };
+        process(bus.as_ref(), &cfg, &one_part("rel-2", vec![only_last]))
+            .await
+            .unwrap();
+        let second = read().await;
+        assert_eq!(second.bands.len(), first.bands.len());
+        assert_eq!(
+            second.bands[..first.bands.len() - 1],
+            first.bands[..first.bands.len() - 1]
+        );
+        assert!(second.bands.windows(2).all(|w| w[0].period < w[1].period));
     }
 
     #[tokio::test]

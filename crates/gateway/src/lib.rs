@@ -157,7 +157,11 @@ pub fn router(bus: Bus, cfg: GatewayConfig, cancel: CancellationToken) -> Router
 /// The routes: each is in the OpenAPI document ([`openapi::ApiDoc`]); a test checks both ways.
 fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(dashboard::page))
+        .route("/", get(dashboard::home_page))
+        .route(
+            "/series/{source}/{country}/{category}",
+            get(dashboard::series_page),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(telemetry::metrics_handler))
@@ -867,31 +871,59 @@ async fn list_surges(
     let limit = page::limit(params.limit, 1000, page::MAX_LIMIT)?;
     let before = page::seq_cursor(params.cursor.as_deref())?.unwrap_or(u64::MAX);
     // Newest first; the cursor is the stream sequence of the last surge returned.
-    let mut matching = state
-        .surges
-        .after(0)
-        .into_iter()
-        .rev()
-        .filter(|e| e.seq < before && q.matches(&e.event));
-    let page: Vec<surges::Entry> = matching.by_ref().take(limit).collect();
-    let next_cursor = match (matching.next(), page.last()) {
-        (Some(_), Some(last)) => Some(last.seq.to_string()),
-        _ => None,
+    let select = || {
+        let mut matching = state
+            .surges
+            .after(0)
+            .into_iter()
+            .rev()
+            .filter(|e| e.seq < before && q.matches(&e.event));
+        let page: Vec<surges::Entry> = matching.by_ref().take(limit).collect();
+        let next_cursor = match (matching.next(), page.last()) {
+            (Some(_), Some(last)) => Some(last.seq.to_string()),
+            _ => None,
+        };
+        let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
+        (page, next_cursor, next)
     };
-    let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
-    let resp = match params.format.unwrap_or_default() {
+    match params.format.unwrap_or_default() {
         Format::Json => {
-            let surges: Vec<Arc<SurgeEvent>> = page.into_iter().map(|e| e.event).collect();
-            Json(json!({ "surges": surges, "next_cursor": next_cursor, "next": next }))
-                .into_response()
+            // Rendered once per query until the next surge arrives; the next page's link is
+            // kept beside the body for the Link header.
+            let key = format!("/v1/surges?{}", uri.query().unwrap_or(""));
+            let body = state.surges.cached(&key, b"", || {
+                let (page, next_cursor, next) = select();
+                let surges: Vec<Arc<SurgeEvent>> = page.into_iter().map(|e| e.event).collect();
+                serde_json::to_vec(
+                    &json!({ "surges": surges, "next_cursor": next_cursor, "next": next }),
+                )
+                .unwrap_or_default()
+                .into()
+            });
+            let next = state.surges.cached(&format!("{key}#next"), b"", || {
+                select().2.unwrap_or_default().into()
+            });
+            let next = String::from_utf8_lossy(&next).into_owned();
+            let resp = (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            Ok(page::with_next(
+                resp,
+                (!next.is_empty()).then_some(next.as_str()),
+            ))
         }
-        Format::Csv => page::csv(
-            "surges.csv",
-            &SURGE_CSV_HEADER,
-            page.iter().map(|e| surge_csv_row(&e.event)),
-        ),
-    };
-    Ok(page::with_next(resp, next.as_deref()))
+        Format::Csv => {
+            let (page, _, next) = select();
+            let resp = page::csv(
+                "surges.csv",
+                &SURGE_CSV_HEADER,
+                page.iter().map(|e| surge_csv_row(&e.event)),
+            );
+            Ok(page::with_next(resp, next.as_deref()))
+        }
+    }
 }
 
 /// One surge by id.

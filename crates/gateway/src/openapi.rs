@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
     ),
     paths(
         dashboard_page,
+        series_page,
         crate::healthz,
         crate::readyz,
         crate::telemetry::metrics_doc,
@@ -119,11 +120,37 @@ pub(crate) async fn document() -> Json<Value> {
     Json(document_json())
 }
 
-/// The dashboard (HTML).
-#[utoipa::path(get, path = "/", tag = "operations",
-    responses((status = 200, description = "the dashboard page", content_type = "text/html", body = String)))]
-#[allow(dead_code)] // documents dashboard::page, which the dashboard module owns
+/// The dashboard (HTML): the latest surges, filtered.
+#[utoipa::path(get, path = "/", tag = "dashboard",
+    params(
+        ("country" = Option<String>, Query, description = "only this country (code or name)"),
+        ("category" = Option<String>, Query, description = "only this category"),
+        ("source" = Option<String>, Query, description = "only this source"),
+        ("min_severity" = Option<String>, Query, description = "low, medium, high or critical"),
+    ),
+    responses(
+        (status = 200, description = "the dashboard page (a filter it cannot read is named on the page)", content_type = "text/html", body = String),
+        (status = 400, description = "a parameter is not text", body = ErrorBody),
+    ))]
+#[allow(dead_code)] // documents dashboard::home_page, which the dashboard module owns
 fn dashboard_page() {}
+
+/// A series page (HTML): its history as an SVG chart with the expected band, the threshold,
+/// the surges and the baseline their explanations cite.
+#[utoipa::path(get, path = "/series/{source}/{country}/{category}", tag = "dashboard",
+    params(
+        ("source" = String, Path, description = "source, such as `fsb`"),
+        ("country" = String, Path, description = "country: ISO alpha-2, alpha-3 or a name"),
+        ("category" = String, Path, description = "category, such as `study`"),
+        ("surge" = Option<String>, Query, description = "the surge whose explanation the chart illustrates"),
+    ),
+    responses(
+        (status = 200, description = "the series page", content_type = "text/html", body = String),
+        (status = 400, description = "a parameter is not text", body = ErrorBody),
+        (status = 404, description = "no such series (an HTML page)", content_type = "text/html", body = String),
+    ))]
+#[allow(dead_code)] // documents dashboard::series_page, which the dashboard module owns
+fn series_page() {}
 
 /// This document as a page: every operation with its parameters, bodies and answers.
 #[utoipa::path(get, path = "/docs", tag = "operations",

@@ -1,7 +1,10 @@
 //! The gateway's view of `BW_SURGES`: every event, read from the stream at start and kept
 //! current, for `GET /v1/surges` and the live stream.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::body::Bytes;
 
 use borderwatch_bus::{Bus, names};
 use borderwatch_model::SurgeEvent;
@@ -23,7 +26,26 @@ pub struct SurgeIndex {
     entries: Arc<RwLock<Vec<Entry>>>,
     live: broadcast::Sender<Entry>,
     caught_up: Arc<std::sync::atomic::AtomicBool>,
+    bodies: Arc<Mutex<BodyCache>>,
 }
+
+/// Rendered answers (JSON lists, dashboard pages) by request, valid while no surge is added:
+/// a repeated request between two announcements costs a lookup instead of filtering and
+/// serialising up to 10,000 events. See BENCHMARKS.md, "Gateway under load".
+#[derive(Debug, Default)]
+struct BodyCache {
+    /// The index's last sequence when these bodies were rendered.
+    seq: u64,
+    /// Key → (validator, body): a body is served only with the validator it was made with.
+    bodies: HashMap<String, (Bytes, Bytes)>,
+    /// Bytes held by `bodies`.
+    held: usize,
+}
+
+/// At most this many cached bodies and bytes (requests with made-up query strings must not
+/// grow the gateway without bound); beyond either the cache starts over.
+const CACHED_BODIES: usize = 1024;
+const CACHED_BYTES: usize = 64 * 1024 * 1024;
 
 impl SurgeIndex {
     /// Starts following the stream from its first message.
@@ -33,6 +55,7 @@ impl SurgeIndex {
             entries: Arc::new(RwLock::new(Vec::new())),
             live,
             caught_up: Arc::default(),
+            bodies: Arc::default(),
         };
         let me = index.clone();
         tokio::spawn(async move {
@@ -155,7 +178,105 @@ impl SurgeIndex {
             .map(|e| e.event.clone())
     }
 
+    /// The body `render` makes for `key`, rendered once per index state: reused until a
+    /// surge is added, and only while `validator` (e.g. the stored bytes the body was made
+    /// from; empty when the index is all it depends on) is the same.
+    pub fn cached(&self, key: &str, validator: &[u8], render: impl FnOnce() -> Bytes) -> Bytes {
+        // Read before rendering: a body may be newer than its sequence, never older.
+        let seq = self.last_seq();
+        {
+            let cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.seq == seq
+                && let Some((v, body)) = cache.bodies.get(key)
+                && v.as_ref() == validator
+            {
+                return body.clone();
+            }
+        }
+        let body = render();
+        let size = key.len() + validator.len() + body.len();
+        if size > CACHED_BYTES / 4 {
+            return body;
+        }
+        let mut cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.seq != seq
+            || cache.bodies.len() >= CACHED_BODIES
+            || cache.held + size > CACHED_BYTES
+        {
+            cache.bodies.clear();
+            cache.held = 0;
+            cache.seq = seq;
+        }
+        let old = cache.bodies.insert(
+            key.to_string(),
+            (Bytes::copy_from_slice(validator), body.clone()),
+        );
+        cache.held += size;
+        if let Some((v, b)) = old {
+            cache.held = cache.held.saturating_sub(key.len() + v.len() + b.len());
+        }
+        body
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Entry> {
         self.live.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_json(id: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "source": "fsb", "country": "PRK", "category": "study",
+            "period": "2024-Q3", "value": 3765, "severity": "critical", "explanation": "x",
+            "findings": [], "release_id": "rel-1", "detected_at": "2025-01-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cached_body_is_reused_until_a_surge_arrives_or_its_validator_changes() {
+        let index = SurgeIndex {
+            entries: Arc::default(),
+            live: broadcast::channel(4).0,
+            caught_up: Arc::default(),
+            bodies: Arc::default(),
+        };
+        let renders = std::cell::Cell::new(0);
+        let render = |index: &SurgeIndex, validator: &[u8]| {
+            index.cached("k", validator, || {
+                renders.set(renders.get() + 1);
+                Bytes::from(format!("{} surges", index.after(0).len()))
+            })
+        };
+        assert_eq!(render(&index, b""), "0 surges");
+        assert_eq!(render(&index, b""), "0 surges");
+        assert_eq!(renders.get(), 1);
+        index.push(1, &event_json("sg-1"));
+        assert_eq!(render(&index, b""), "1 surges");
+        assert_eq!(renders.get(), 2);
+        // Same index, other stored bytes behind the page: rendered again.
+        assert_eq!(render(&index, b"view v2"), "1 surges");
+        assert_eq!(render(&index, b"view v2"), "1 surges");
+        assert_eq!(renders.get(), 3);
+    }
+
+    #[test]
+    fn the_cache_holds_a_bounded_number_of_bytes() {
+        let index = SurgeIndex {
+            entries: Arc::default(),
+            live: broadcast::channel(4).0,
+            caught_up: Arc::default(),
+            bodies: Arc::default(),
+        };
+        let big = Bytes::from(vec![b'x'; 1024 * 1024]);
+        for i in 0..200 {
+            index.cached(&format!("/v1/surges?x={i}"), b"", || big.clone());
+        }
+        let cache = index.bodies.lock().unwrap();
+        assert!(cache.held <= CACHED_BYTES, "{} bytes held", cache.held);
+        assert!(cache.bodies.len() < 64);
     }
 }

@@ -379,6 +379,20 @@ pub struct SeriesView {
     pub surges: Vec<String>,
     pub updated_at: String,
     pub release_id: String,
+    /// Per evaluated period, what the main statistical detector expected and the threshold
+    /// it tested the figure against (the dashboard's chart draws them as a band), oldest
+    /// first. Empty for yearly series and views stored before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bands: Vec<Band>,
+}
+
+/// One period's expected value and upper bound from one statistical detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    pub period: Period,
+    pub detector: String,
+    pub expected: f64,
+    pub upper_bound: f64,
 }
 
 /// SHA-256 of bytes as lowercase hex.

@@ -1,0 +1,559 @@
+//! A series' history as an SVG chart, written by hand.
+//!
+//! Why not `plotters`: its SVG backend writes fixed pixel `width`/`height` (a phone needs a
+//! `viewBox` and `width: 100%`), gives its elements no classes or `<title>`s (so no CSS
+//! theming, no tooltips on a point, nothing a test or a browser can find by name), and lays
+//! text out from font metrics it has to estimate without a font backend. The chart here needs
+//! five kinds of shapes (a polygon band, polylines, circles, rectangles, text) on a
+//! categorical time axis; writing them directly is shorter than adapting plotters' output,
+//! and every element carries a class (`band`, `expected`, `threshold`, `observed`, `point`,
+//! `surge`, `baseline`) that the stylesheet colours and the tests count.
+
+use std::fmt::Write as _;
+
+use borderwatch_model::{Band, Freq, Period, SeriesView, SurgeEvent, thousands};
+
+use super::html::escape;
+
+/// The drawing's own coordinate system; the browser scales it to the page width.
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 340.0;
+const LEFT: f64 = 76.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 34.0;
+/// At most this many labels on the time axis, so they stay readable on a phone.
+const MAX_X_LABELS: usize = 8;
+
+/// The chart of `view`: observed figures (line and points), the statistical band from the
+/// expected value up to the upper bound (the threshold a figure must pass), every surge in
+/// red, and the baselines that `selected`'s explanation cites highlighted with a label.
+pub(crate) fn render(
+    view: &SeriesView,
+    surges: &[&SurgeEvent],
+    selected: Option<&SurgeEvent>,
+) -> String {
+    let obs = &view.observations;
+    let mut svg = String::with_capacity(8 * 1024);
+    let title = format!(
+        "{} / {} / {}: figures per {}",
+        view.source,
+        view.country,
+        view.category,
+        freq_noun(view.freq)
+    );
+    let _ = write!(
+        svg,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" aria-label="{t}" xmlns="http://www.w3.org/2000/svg"><title>{t}</title>"#,
+        t = escape(&title)
+    );
+    if obs.is_empty() {
+        let _ = write!(
+            svg,
+            r#"<text class="empty" x="{x}" y="{y}" text-anchor="middle">no figures yet</text></svg>"#,
+            x = WIDTH / 2.0,
+            y = HEIGHT / 2.0
+        );
+        return svg;
+    }
+    let detector = band_detector(view);
+    let bands: Vec<(usize, &Band)> = view
+        .bands
+        .iter()
+        .filter(|b| Some(b.detector.as_str()) == detector)
+        .filter_map(|b| index_of(view, b.period).map(|i| (i, b)))
+        .collect();
+    let max_value = obs
+        .iter()
+        .map(|p| p.count as f64)
+        .chain(bands.iter().map(|(_, b)| b.upper_bound))
+        .fold(0.0_f64, f64::max);
+    let (step, top_tick) = nice_ticks(max_value);
+    let scale = Scale {
+        n: obs.len(),
+        y_max: top_tick,
+    };
+
+    // Horizontal grid and the value axis, with thousands separators.
+    svg.push_str(r#"<g class="axis y">"#);
+    let mut tick = 0.0;
+    while tick <= top_tick + step / 2.0 {
+        let y = scale.y(tick);
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
+            x2 = WIDTH - RIGHT,
+            tx = LEFT - 6.0,
+            ty = y + 5.0,
+            label = thousands(tick.round() as u64),
+        );
+        tick += step;
+    }
+    svg.push_str("</g>");
+
+    // Baselines cited by the selected surge: a shaded span for a longer period (a whole year
+    // on a quarterly chart), a ring around the point for a period of the chart's own length.
+    if let Some(surge) = selected {
+        let mut seen: Vec<Period> = Vec::new();
+        for f in &surge.findings {
+            let Some(b) = &f.baseline else { continue };
+            if seen.contains(&b.period) {
+                continue;
+            }
+            seen.push(b.period);
+            let covered: Vec<usize> = obs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| contains(b.period, p.period))
+                .map(|(i, _)| i)
+                .collect();
+            let (Some(&first), Some(&last)) = (covered.first(), covered.last()) else {
+                continue;
+            };
+            let label = format!(
+                "baseline {}: {}",
+                b.period,
+                thousands(b.value.round() as u64)
+            );
+            if b.period.freq() == view.freq {
+                let (x, y) = (scale.x(first), scale.y(b.value));
+                let _ = write!(
+                    svg,
+                    r#"<g class="baseline point"><circle cx="{x:.1}" cy="{y:.1}" r="9"/><text x="{x:.1}" y="{ty:.1}" text-anchor="{anchor}">{label}</text></g>"#,
+                    ty = (y - 14.0).max(TOP - 4.0),
+                    anchor = anchor_for(x),
+                    label = escape(&label),
+                );
+            } else {
+                let half = scale.half_step();
+                let x1 = (scale.x(first) - half).max(LEFT);
+                let x2 = (scale.x(last) + half).min(WIDTH - RIGHT);
+                let _ = write!(
+                    svg,
+                    r#"<g class="baseline span"><rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{h:.1}"><title>{title}</title></rect><text x="{tx:.1}" y="{ty}" text-anchor="{anchor}">{label}</text></g>"#,
+                    w = x2 - x1,
+                    h = HEIGHT - TOP - BOTTOM,
+                    title = escape(&f.message),
+                    tx = (x1 + x2) / 2.0,
+                    ty = TOP - 8.0,
+                    anchor = anchor_for((x1 + x2) / 2.0),
+                    label = escape(&label),
+                );
+            }
+        }
+    }
+
+    // The band, in runs of consecutive periods: a polygon from the expected line up to the
+    // upper bound, the expected value dashed and the threshold as a line on top.
+    for run in runs(&bands) {
+        let upper: Vec<(f64, f64)> = run
+            .iter()
+            .map(|(i, b)| (scale.x(*i), scale.y(b.upper_bound)))
+            .collect();
+        let expected: Vec<(f64, f64)> = run
+            .iter()
+            .map(|(i, b)| (scale.x(*i), scale.y(b.expected.max(0.0))))
+            .collect();
+        let mut outline = upper.clone();
+        outline.extend(expected.iter().rev());
+        let detector = run.first().map_or("", |(_, b)| b.detector.as_str());
+        let _ = write!(
+            svg,
+            r#"<polygon class="band" points="{}"><title>expected to upper bound ({})</title></polygon>"#,
+            points(&outline),
+            escape(detector)
+        );
+        let _ = write!(
+            svg,
+            r#"<polyline class="expected" points="{}"/><polyline class="threshold" points="{}"/>"#,
+            points(&expected),
+            points(&upper)
+        );
+    }
+
+    // The figures.
+    let line: Vec<(f64, f64)> = obs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (scale.x(i), scale.y(p.count as f64)))
+        .collect();
+    let _ = write!(
+        svg,
+        r#"<polyline class="observed" points="{}"/>"#,
+        points(&line)
+    );
+    for (i, p) in obs.iter().enumerate() {
+        if surges.iter().any(|s| s.period == p.period) {
+            continue;
+        }
+        let _ = write!(
+            svg,
+            r#"<circle class="point" cx="{x:.1}" cy="{y:.1}" r="3"><title>{period}: {value}</title></circle>"#,
+            x = line[i].0,
+            y = line[i].1,
+            period = p.period,
+            value = thousands(p.count),
+        );
+    }
+    for s in surges {
+        let Some(i) = index_of(view, s.period) else {
+            continue;
+        };
+        let chosen = selected.is_some_and(|sel| sel.id == s.id);
+        let _ = write!(
+            svg,
+            r#"<circle class="surge{extra}" data-period="{period}" cx="{x:.1}" cy="{y:.1}" r="{r}"><title>{period}: {value}, {severity} surge. {text}</title></circle>"#,
+            extra = if chosen { " selected" } else { "" },
+            period = s.period,
+            x = line[i].0,
+            y = line[i].1,
+            r = if chosen { 7.0 } else { 5.5 },
+            value = thousands(obs[i].count),
+            severity = s.severity,
+            text = escape(&s.explanation),
+        );
+    }
+
+    // The time axis: one label per year (or every few), first and last period otherwise.
+    svg.push_str(r#"<g class="axis x">"#);
+    let _ = write!(
+        svg,
+        r#"<line class="base" x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/>"#,
+        x2 = WIDTH - RIGHT,
+        y = scale.y(0.0)
+    );
+    for (i, label) in x_labels(obs.iter().map(|p| p.period).collect()) {
+        let x = scale.x(i);
+        let _ = write!(
+            svg,
+            r#"<line class="tick" x1="{x:.1}" x2="{x:.1}" y1="{y1:.1}" y2="{y2:.1}"/><text x="{x:.1}" y="{ty:.1}" text-anchor="middle">{label}</text>"#,
+            y1 = scale.y(0.0),
+            y2 = scale.y(0.0) + 5.0,
+            ty = HEIGHT - BOTTOM + 22.0,
+        );
+    }
+    svg.push_str("</g></svg>");
+    svg
+}
+
+/// The one detector whose band the chart draws: the one that bounded the latest period
+/// (the view may hold early periods bounded by a fallback detector with a shorter history;
+/// mixing two detectors' bands in one shape would mislead).
+pub(crate) fn band_detector(view: &SeriesView) -> Option<&str> {
+    view.bands.last().map(|b| b.detector.as_str())
+}
+
+/// Pixel positions of period indices and values.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    n: usize,
+    y_max: f64,
+}
+
+impl Scale {
+    fn x(&self, i: usize) -> f64 {
+        let width = WIDTH - LEFT - RIGHT - 16.0;
+        if self.n <= 1 {
+            return LEFT + 8.0 + width / 2.0;
+        }
+        LEFT + 8.0 + width * i as f64 / (self.n - 1) as f64
+    }
+
+    fn half_step(&self) -> f64 {
+        if self.n <= 1 {
+            return 8.0;
+        }
+        (WIDTH - LEFT - RIGHT - 16.0) / (self.n - 1) as f64 / 2.0
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        let height = HEIGHT - TOP - BOTTOM;
+        let v = v.clamp(0.0, self.y_max);
+        HEIGHT - BOTTOM - height * v / self.y_max
+    }
+}
+
+/// A tick step of 1, 2 or 5 times a power of ten giving four to eight ticks, and the top
+/// tick at or above `max`.
+fn nice_ticks(max: f64) -> (f64, f64) {
+    if !max.is_finite() || max <= 0.0 {
+        return (1.0, 4.0);
+    }
+    let rough = max / 5.0;
+    let magnitude = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * magnitude)
+        .max(1.0);
+    (step, (max / step).ceil().max(1.0) * step)
+}
+
+fn index_of(view: &SeriesView, period: Period) -> Option<usize> {
+    view.observations
+        .binary_search_by(|p| p.period.cmp(&period))
+        .ok()
+}
+
+/// Whether `outer` covers `inner` (a year its quarters and months, a quarter its months).
+fn contains(outer: Period, inner: Period) -> bool {
+    match outer {
+        _ if outer == inner => true,
+        Period::Year(y) => inner.year() == y && inner.freq() != Freq::Year,
+        Period::Quarter(..) => inner.quarter_of() == Some(outer),
+        Period::Month(..) => false,
+    }
+}
+
+/// Bands split where a period in between has none.
+fn runs<'a>(bands: &'a [(usize, &'a Band)]) -> Vec<&'a [(usize, &'a Band)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for k in 1..=bands.len() {
+        if k == bands.len() || bands[k].0 != bands[k - 1].0 + 1 {
+            out.push(&bands[start..k]);
+            start = k;
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    out
+}
+
+fn points(pts: &[(f64, f64)]) -> String {
+    let mut s = String::with_capacity(pts.len() * 12);
+    for (i, (x, y)) in pts.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{x:.1},{y:.1}");
+    }
+    s
+}
+
+/// Keeps a label near the left or right edge inside the drawing.
+fn anchor_for(x: f64) -> &'static str {
+    if x < LEFT + 90.0 {
+        "start"
+    } else if x > WIDTH - RIGHT - 90.0 {
+        "end"
+    } else {
+        "middle"
+    }
+}
+
+fn freq_noun(freq: Freq) -> &'static str {
+    match freq {
+        Freq::Year => "year",
+        Freq::Quarter => "quarter",
+        Freq::Month => "month",
+    }
+}
+
+/// Which periods get a label on the time axis: the first period of each year (labelled with
+/// the year), thinned to at most [`MAX_X_LABELS`]; the first and last period when the series
+/// does not cross a year.
+fn x_labels(periods: Vec<Period>) -> Vec<(usize, String)> {
+    let mut marks: Vec<(usize, String)> = periods
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.sub() == 1)
+        .map(|(i, p)| (i, p.year().to_string()))
+        .collect();
+    if marks.len() < 2 {
+        marks = periods
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i == 0 || i + 1 == periods.len())
+            .map(|(i, p)| (i, p.to_string()))
+            .collect();
+    }
+    let every = marks.len().div_ceil(MAX_X_LABELS).max(1);
+    marks.into_iter().step_by(every).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use borderwatch_model::{Baseline, Country, Finding, Point, Severity};
+
+    /// The FSB's North Korean entries for study, 2019–2025 (the demo's headline series), with
+    /// farrington bands from 2022 on and the two surges the analytics service finds.
+    pub(crate) fn study_view() -> (SeriesView, Vec<SurgeEvent>) {
+        let values = [
+            700, 750, 950, 800, 260, 20, 15, 15, 15, 17, 19, 21, 16, 19, 22, 25, 20, 30, 62, 70,
+            38, 332, 3765, 3752, 3,
+        ];
+        let first = Period::Quarter(2019, 1);
+        let observations: Vec<Point> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| Point {
+                period: first.offset(i as i64),
+                count,
+            })
+            .collect();
+        let bands = observations[12..]
+            .iter()
+            .map(|p| Band {
+                period: p.period,
+                detector: "farrington".into(),
+                expected: 40.0,
+                upper_bound: 80.0,
+            })
+            .collect();
+        let view = SeriesView {
+            source: "fsb".into(),
+            country: Country::parse("PRK").unwrap(),
+            category: "study".into(),
+            freq: Freq::Quarter,
+            observations,
+            yearly: Vec::new(),
+            year_over_year: Vec::new(),
+            surges: vec!["sg-q3".into(), "sg-q4".into()],
+            updated_at: "2025-05-01T00:00:00Z".into(),
+            release_id: "rel-1".into(),
+            bands,
+        };
+        let surge = |id: &str, period: Period, value: u64, severity: Severity| SurgeEvent {
+            id: id.into(),
+            source: "fsb".into(),
+            country: view.country,
+            category: "study".into(),
+            period,
+            value,
+            severity,
+            explanation: format!("{value} entries for study in {period}"),
+            findings: vec![
+                Finding {
+                    detector: "exceeds_prior_year".into(),
+                    expected: None,
+                    upper_bound: Some(3200.0),
+                    p_value: None,
+                    message: "more than in the whole of 2019 (3,200)".into(),
+                    baseline: Some(Baseline {
+                        period: Period::Year(2019),
+                        value: 3200.0,
+                    }),
+                },
+                Finding {
+                    detector: "year_over_year".into(),
+                    expected: Some(62.0),
+                    upper_bound: Some(186.0),
+                    p_value: None,
+                    message: "61 times the same quarter a year earlier (62 in 2023-Q3)".into(),
+                    baseline: Some(Baseline {
+                        period: period.year_earlier(),
+                        value: 62.0,
+                    }),
+                },
+            ],
+            release_id: "rel-1".into(),
+            detected_at: "2025-05-01T00:00:00Z".into(),
+        };
+        let surges = vec![
+            surge("sg-q3", Period::Quarter(2024, 3), 3765, Severity::Critical),
+            surge("sg-q4", Period::Quarter(2024, 4), 3752, Severity::High),
+        ];
+        (view, surges)
+    }
+
+    fn count(svg: &str, needle: &str) -> usize {
+        svg.matches(needle).count()
+    }
+
+    #[test]
+    fn the_study_chart_draws_band_surges_and_the_cited_baselines() {
+        let (view, surges) = study_view();
+        let refs: Vec<&SurgeEvent> = surges.iter().collect();
+        let svg = render(&view, &refs, Some(&surges[0]));
+        assert!(svg.starts_with("<svg class=\"chart\" viewBox=\"0 0 640 340\" width=\"100%\""));
+        assert!(svg.ends_with("</svg>"));
+        // One band polygon (2022-Q1..2025-Q1 are consecutive) with its two lines.
+        assert_eq!(count(&svg, "<polygon class=\"band\""), 1);
+        assert_eq!(count(&svg, "<polyline class=\"expected\""), 1);
+        assert_eq!(count(&svg, "<polyline class=\"threshold\""), 1);
+        // 13 band periods: the polygon has 26 corners.
+        let polygon = svg
+            .split("<polygon class=\"band\" points=\"")
+            .nth(1)
+            .unwrap();
+        let corners = polygon.split('"').next().unwrap().split(' ').count();
+        assert_eq!(corners, 26);
+        // Two surges in red, the chosen one bigger; the other 23 figures as plain points.
+        assert_eq!(count(&svg, "<circle class=\"surge"), 2);
+        assert_eq!(count(&svg, "<circle class=\"surge selected\""), 1);
+        assert!(svg.contains("data-period=\"2024-Q3\""));
+        assert_eq!(count(&svg, "<circle class=\"point\""), 23);
+        // The year 2019 the explanation cites is a shaded span with its label; the quarter a
+        // year earlier is a ring on its point.
+        assert_eq!(count(&svg, "<g class=\"baseline span\">"), 1);
+        assert!(svg.contains(">baseline 2019: 3,200</text>"));
+        assert_eq!(count(&svg, "<g class=\"baseline point\">"), 1);
+        assert!(svg.contains(">baseline 2023-Q3: 62</text>"));
+        // Value axis with thousands separators, years on the time axis.
+        assert!(svg.contains(">4,000</text>"), "{svg}");
+        assert!(svg.contains(">2019</text>") && svg.contains(">2025</text>"));
+    }
+
+    #[test]
+    fn gaps_in_the_band_split_it_and_an_empty_series_says_so() {
+        let (mut view, _) = study_view();
+        view.bands.remove(5);
+        let svg = render(&view, &[], None);
+        assert_eq!(count(&svg, "<polygon class=\"band\""), 2);
+        assert_eq!(count(&svg, "class=\"baseline"), 0);
+        assert_eq!(count(&svg, "<circle class=\"point\""), 25);
+        view.observations.clear();
+        let svg = render(&view, &[], None);
+        assert!(svg.contains("no figures yet"));
+    }
+
+    #[test]
+    fn text_in_the_chart_is_escaped() {
+        let (view, mut surges) = study_view();
+        surges[0].explanation = "<script>alert(1)</script> & more".into();
+        let refs: Vec<&SurgeEvent> = surges.iter().collect();
+        let svg = render(&view, &refs, Some(&surges[0]));
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
+    }
+
+    #[test]
+    fn only_the_latest_periods_detector_is_drawn() {
+        let (mut view, _) = study_view();
+        for b in &mut view.bands[..4] {
+            b.detector = "ears_c2".into();
+        }
+        let svg = render(&view, &[], None);
+        assert_eq!(count(&svg, "<polygon class=\"band\""), 1);
+        let polygon = svg
+            .split("<polygon class=\"band\" points=\"")
+            .nth(1)
+            .unwrap();
+        assert_eq!(polygon.split('"').next().unwrap().split(' ').count(), 18);
+        assert!(svg.contains("expected to upper bound (farrington)"));
+    }
+
+    #[test]
+    fn ticks_are_round_numbers_above_the_maximum() {
+        assert_eq!(nice_ticks(3765.0), (1000.0, 4000.0));
+        assert_eq!(nice_ticks(62.0), (20.0, 80.0));
+        assert_eq!(nice_ticks(0.0), (1.0, 4.0));
+        assert_eq!(nice_ticks(3.0), (1.0, 3.0));
+        assert_eq!(nice_ticks(f64::NAN), (1.0, 4.0));
+    }
+
+    #[test]
+    fn monthly_labels_are_thinned_to_a_phone_width() {
+        let periods: Vec<Period> = (0..240).map(|i| Period::Month(2005, 1).offset(i)).collect();
+        let labels = x_labels(periods);
+        assert!(labels.len() <= MAX_X_LABELS, "{labels:?}");
+        assert_eq!(labels[0], (0, "2005".to_string()));
+        let short = x_labels(vec![Period::Quarter(2024, 2), Period::Quarter(2024, 3)]);
+        assert_eq!(
+            short,
+            vec![(0, "2024-Q2".to_string()), (1, "2024-Q3".to_string())]
+        );
+    }
+}
