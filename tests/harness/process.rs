@@ -54,6 +54,33 @@ impl RoleProcess {
         }
     }
 
+    /// SIGTERM, as Kubernetes or Compose stop a container, then waits up to `timeout` for
+    /// the process to exit by itself. Returns its exit status, or `None` if it was still
+    /// running (it is then killed).
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "could not send SIGTERM to {}",
+            self.name
+        );
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The log's lines so far, parsed (lines that are not JSON are skipped).
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
@@ -33,6 +33,10 @@ const PUBLISH_WINDOW: usize = 512;
 /// Messages a durable consumer pulls per request. Each pulled message's ack timer starts
 /// when it reaches the client, so a large batch behind a slow handler would be redelivered.
 const CONSUME_BATCH: usize = 64;
+
+/// Longest wait between reconnect attempts (async-nats backs off up to this; its default is
+/// 4 s). A cluster node that restarts is found again within this.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
 /// The bus over a NATS connection (one connection, shared by every call).
 pub struct NatsBus {
@@ -69,18 +73,29 @@ impl NatsBus {
             return Err(connect_error("no server URL given".into()));
         }
         let connected = Arc::new(AtomicBool::new(false));
-        let flag = connected.clone();
+        // The event callback needs the client (to say which server it reached, and to move off
+        // a server in lame-duck mode), which exists only once connect returns.
+        let handle: Arc<OnceLock<async_nats::Client>> = Arc::new(OnceLock::new());
+        let (flag, events_handle) = (connected.clone(), handle.clone());
         let client = ConnectOptions::new()
             .name(name)
+            // Keep trying for ever: a cluster that loses every node for a while comes back.
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                let ms = 100u64.saturating_mul(1 << attempts.min(5) as u64);
+                Duration::from_millis(ms).min(MAX_RECONNECT_DELAY)
+            })
             .event_callback(move |event| {
-                let flag = flag.clone();
-                async move { on_event(&flag, event) }
+                let (flag, handle) = (flag.clone(), events_handle.clone());
+                async move { on_event(&flag, handle.get(), event) }
             })
             .connect(addrs)
             .await
             .map_err(|e| connect_error(e.to_string()))?;
+        let _ = handle.set(client.clone());
         connected.store(true, Ordering::SeqCst);
-        info!(urls, name, "connected to nats");
+        let server = client.server_info();
+        info!(urls, name, server = %server.server_name, port = server.port, "connected to nats");
         let js = jetstream::new(client.clone());
         Ok(NatsBus {
             client,
@@ -130,6 +145,41 @@ impl NatsBus {
         buckets.insert(bucket.to_string(), store);
     }
 
+    /// Gives a bucket `replicas` copies (a deployment that grew from one node to a cluster,
+    /// or the other way: JetStream scales the bucket's stream in place) and turns direct gets
+    /// off. async-nats creates buckets with direct gets, which any replica may answer, a
+    /// follower possibly before it has a write the leader acknowledged; a replica checking
+    /// whether the other parts of its release are recorded (or a notify copy checking for a
+    /// delivery record) must see every acknowledged write, so reads go to the leader.
+    async fn tune_bucket(&self, bucket: &str, replicas: usize) -> Result<()> {
+        let mut stream = self
+            .js
+            .get_stream(format!("KV_{bucket}"))
+            .await
+            .map_err(|e| BusError::nats("bucket lookup", e))?;
+        let mut config = stream
+            .info()
+            .await
+            .map_err(|e| BusError::nats("bucket info", e))?
+            .config
+            .clone();
+        if config.num_replicas != replicas || config.allow_direct {
+            info!(
+                bucket,
+                replicas_before = config.num_replicas,
+                replicas,
+                "setting bucket replicas and leader reads"
+            );
+            config.num_replicas = replicas;
+            config.allow_direct = false;
+            self.js
+                .update_stream(config)
+                .await
+                .map_err(|e| BusError::nats("ensure_bucket", e))?;
+        }
+        Ok(())
+    }
+
     async fn send_publish(&self, msg: Outgoing) -> Result<jetstream::context::PublishAckFuture> {
         let subject = msg.subject.clone();
         let publish = publish_message(msg)?;
@@ -140,24 +190,52 @@ impl NatsBus {
     }
 }
 
-fn on_event(connected: &AtomicBool, event: Event) {
+fn on_event(connected: &AtomicBool, client: Option<&async_nats::Client>, event: Event) {
+    // Which server the client talks to now (the one it just reached, on `Connected`).
+    let server = client
+        .map(|c| {
+            let info = c.server_info();
+            format!("{} ({}:{})", info.server_name, info.host, info.port)
+        })
+        .unwrap_or_default();
     match event {
         Event::Connected => {
             connected.store(true, Ordering::SeqCst);
-            info!("nats connection (re)established");
+            info!(server, "nats connection (re)established");
         }
         Event::Disconnected => {
             connected.store(false, Ordering::SeqCst);
-            warn!("nats connection lost, reconnecting");
+            warn!(
+                server,
+                "nats connection lost, reconnecting to any server of the list"
+            );
         }
         Event::Closed => {
             connected.store(false, Ordering::SeqCst);
-            warn!("nats connection closed");
+            warn!(server, "nats connection closed");
         }
-        Event::LameDuckMode => warn!("nats server entered lame duck mode, it will shut down soon"),
-        Event::SlowConsumer(sid) => warn!(sid, "nats slow consumer: messages dropped"),
-        Event::ServerError(e) => warn!(error = %e, "nats server error"),
-        Event::ClientError(e) => warn!(error = %e, "nats client error"),
+        Event::LameDuckMode => {
+            // The server is about to shut down (an upgrade or a drain): move to another one
+            // now rather than when it closes the connection. Lame-duck mode stops the server
+            // accepting clients, so the reconnect lands elsewhere. A little jitter keeps every
+            // client of the node from reconnecting in the same instant.
+            warn!(
+                server,
+                "nats server entered lame duck mode; moving to another server"
+            );
+            if let Some(client) = client.cloned() {
+                let jitter = Duration::from_millis(u64::from(std::process::id() % 500));
+                tokio::spawn(async move {
+                    tokio::time::sleep(jitter).await;
+                    if let Err(e) = client.force_reconnect().await {
+                        warn!(error = %e, "could not leave the lame-duck server");
+                    }
+                });
+            }
+        }
+        Event::SlowConsumer(sid) => warn!(sid, server, "nats slow consumer: messages dropped"),
+        Event::ServerError(e) => warn!(error = %e, server, "nats server error"),
+        Event::ClientError(e) => warn!(error = %e, server, "nats client error"),
         Event::Draining => debug!("nats connection draining"),
     }
 }
@@ -335,11 +413,8 @@ impl Transport for NatsBus {
         if self.cached_store(bucket).is_some() {
             return Ok(());
         }
-        let store = match self.js.get_key_value(bucket).await {
-            Ok(store) => store,
-            // Creating a bucket that exists with the same settings succeeds, so a race with
-            // another process creating it is harmless.
-            Err(_) => self
+        if self.js.get_key_value(bucket).await.is_err() {
+            let created = self
                 .js
                 .create_key_value(kv::Config {
                     bucket: bucket.to_string(),
@@ -348,9 +423,22 @@ impl Transport for NatsBus {
                     num_replicas: replicas.max(1),
                     ..Default::default()
                 })
-                .await
-                .map_err(|e| BusError::nats("ensure_bucket", e))?,
-        };
+                .await;
+            // Another process may have created (and tuned) it meanwhile.
+            if let Err(e) = created
+                && self.js.get_key_value(bucket).await.is_err()
+            {
+                return Err(BusError::nats("ensure_bucket", e));
+            }
+        }
+        self.tune_bucket(bucket, replicas.max(1)).await?;
+        // Opened after tuning: the handle reads the stream's settings once, and they decide
+        // how it reads.
+        let store = self
+            .js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| BusError::nats("ensure_bucket", e))?;
         self.cache_store(bucket, store);
         Ok(())
     }
@@ -485,6 +573,18 @@ impl Transport for NatsBus {
         filter: &str,
         ack_wait: Duration,
     ) -> Result<BoxStream<'static, Result<Delivery>>> {
+        self.consume_prefetch(stream, durable, filter, ack_wait, CONSUME_BATCH)
+            .await
+    }
+
+    async fn consume_prefetch(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: &str,
+        ack_wait: Duration,
+        prefetch: usize,
+    ) -> Result<BoxStream<'static, Result<Delivery>>> {
         let stream = self.stream(stream).await?;
         // Create-or-update: every member of the durable sends the same settings, and a
         // changed ack wait or filter takes effect.
@@ -502,7 +602,7 @@ impl Transport for NatsBus {
             .map_err(|e| BusError::nats("consume", e))?;
         let messages = consumer
             .stream()
-            .max_messages_per_batch(CONSUME_BATCH)
+            .max_messages_per_batch(prefetch.max(1))
             .messages()
             .await
             .map_err(|e| BusError::nats("consume", e))?;

@@ -22,6 +22,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 api_token: args.api_token,
                 stream_replicas: args.stream_replicas,
                 roles: ALL_ROLES.to_vec(),
+                health: None,
                 notify: NotifyConfig {
                     public_url: args.public_url,
                     ..Default::default()
@@ -39,8 +40,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 println!("  live       {url}/v1/surges/stream");
                 println!("Ctrl-C stops it.");
             }
-            running.wait(signal).await;
-            Ok(())
+            running.wait(signal).await
         }
         Command::Ingest(a) => one_role(Role::Ingest, &a.nats, None, None, None).await,
         Command::Analytics(a) => one_role(Role::Analytics, &a.nats, None, None, None).await,
@@ -55,6 +55,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 let nats = crate::NatsArgs {
                     nats,
                     stream_replicas: a.stream_replicas,
+                    health: a.health,
                 };
                 one_role(Role::Notify, &nats, None, None, a.public_url).await
             }
@@ -79,6 +80,7 @@ async fn one_role(
     opts.nats = Some(nats.nats.clone());
     opts.stream_replicas = nats.stream_replicas;
     opts.roles = vec![role];
+    opts.health = nats.health;
     opts.api_token = api_token;
     if let Some(http) = http {
         opts.http = http;
@@ -88,8 +90,7 @@ async fn one_role(
     if let Some(url) = running.gateway_url() {
         println!("gateway listening on {url}");
     }
-    running.wait(signal).await;
-    Ok(())
+    running.wait(signal).await
 }
 
 /// `notify replay`: resends dead letters once each and says what happened.

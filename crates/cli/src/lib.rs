@@ -69,6 +69,10 @@ pub struct NatsArgs {
     /// Copies of each stream and bucket (3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Serve `/healthz` (alive) and `/readyz` (connected to NATS, not stopping) on this
+    /// address, for container probes.
+    #[arg(long, env = "BORDERWATCH_HEALTH")]
+    pub health: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +94,9 @@ pub struct NotifyArgs {
     /// The gateway's public base URL, for links in Slack and Teams messages.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve `/healthz` and `/readyz` on this address, for container probes.
+    #[arg(long, env = "BORDERWATCH_HEALTH")]
+    pub health: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
