@@ -56,7 +56,7 @@ fn count(series: usize, q: usize, quarters: usize) -> u64 {
     let level = 200.0 + (series % 50) as f64 * 40.0;
     let season = [0.9, 1.05, 1.15, 0.9][q % 4];
     let noise = 0.95 + (x % 100) as f64 / 1000.0;
-    let jump = if series % 40 == 0 && q == quarters - 1 {
+    let jump = if series.is_multiple_of(40) && q == quarters - 1 {
         5.0
     } else {
         1.0
@@ -578,6 +578,16 @@ async fn wait_status(url: &str, want: u16, what: &str) {
     }
 }
 
+/// `borderwatch probe URL` (the containers' health check): whether it exits 0.
+fn probe(url: &str) -> bool {
+    std::process::Command::new(borderwatch_e2e::built_borderwatch_bin())
+        .args(["probe", url])
+        .output()
+        .expect("borderwatch probe runs")
+        .status
+        .success()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_of_a_worker_role_follows_its_nats_connection() {
     let mut server = NatsServer::start();
@@ -601,9 +611,15 @@ async fn readyz_of_a_worker_role_follows_its_nats_connection() {
     assert_eq!(status_of(&healthz).await, 200);
     assert_eq!(status_of(&readyz).await, 200);
 
+    assert!(probe(&readyz), "`borderwatch probe` passes on a ready role");
+
     server.stop();
     wait_status(&readyz, 503, "NATS is down").await;
     assert_eq!(status_of(&healthz).await, 200, "alive all the same");
+    assert!(
+        !probe(&readyz),
+        "`borderwatch probe` fails on a role that is not ready"
+    );
     server.restart();
     wait_status(&readyz, 200, "NATS is back").await;
     wait_logged(&a, "nats connection (re)established", 1).await;

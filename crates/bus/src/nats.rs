@@ -14,7 +14,9 @@ use async_nats::jetstream::kv::{self, CreateErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self, AckKind, ErrorCode};
-use async_nats::{ConnectOptions, Event, HeaderMap, HeaderName, HeaderValue, RequestErrorKind};
+use async_nats::{
+    ConnectOptions, Event, HeaderMap, HeaderName, HeaderValue, RequestErrorKind, ServerAddr,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -65,6 +67,13 @@ impl NatsBus {
             .map(str::trim)
             .filter(|url| !url.is_empty())
             .collect();
+        // Passwords in the URLs stay out of logs and errors.
+        let shown = addrs
+            .iter()
+            .map(|u| redact(u))
+            .collect::<Vec<_>>()
+            .join(",");
+        let urls = shown.as_str();
         let connect_error = |reason: String| BusError::Connect {
             url: urls.to_string(),
             reason,
@@ -72,12 +81,17 @@ impl NatsBus {
         if addrs.is_empty() {
             return Err(connect_error("no server URL given".into()));
         }
+        let (addrs, credentials) = parse_servers(&addrs).map_err(connect_error)?;
         let connected = Arc::new(AtomicBool::new(false));
         // The event callback needs the client (to say which server it reached, and to move off
         // a server in lame-duck mode), which exists only once connect returns.
         let handle: Arc<OnceLock<async_nats::Client>> = Arc::new(OnceLock::new());
         let (flag, events_handle) = (connected.clone(), handle.clone());
-        let client = ConnectOptions::new()
+        let mut options = ConnectOptions::new();
+        if let Some((user, password)) = credentials {
+            options = options.user_and_password(user, password);
+        }
+        let client = options
             .name(name)
             // Keep trying for ever: a cluster that loses every node for a while comes back.
             .max_reconnects(None)
@@ -187,6 +201,54 @@ impl NatsBus {
             .send_publish(subject.clone(), publish)
             .await
             .map_err(|e| publish_error(&subject, e))
+    }
+}
+
+/// The server addresses, the user and password given in them (async-nats does not take
+/// them from the URL by itself; every URL that names a user must name the same one).
+#[allow(clippy::type_complexity)]
+fn parse_servers(
+    urls: &[&str],
+) -> std::result::Result<(Vec<ServerAddr>, Option<(String, String)>), String> {
+    let mut addrs = Vec::with_capacity(urls.len());
+    let mut credentials: Option<(String, String)> = None;
+    for url in urls {
+        let addr: ServerAddr = url
+            .parse()
+            .map_err(|e| format!("`{}` is not a server URL: {e}", redact(url)))?;
+        if let Some(user) = addr.username() {
+            let pair = (user.to_string(), addr.password().unwrap_or("").to_string());
+            match &credentials {
+                Some(known) if *known != pair => {
+                    return Err(
+                        "the server URLs name different users; give one user and password for all"
+                            .into(),
+                    );
+                }
+                _ => credentials = Some(pair),
+            }
+        }
+        addrs.push(addr);
+    }
+    Ok((addrs, credentials))
+}
+
+/// `nats://user:secret@host` → `nats://user:***@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -409,10 +471,8 @@ impl Transport for NatsBus {
         Ok(())
     }
 
+    /// Every call applies `replicas` (roles call it once, at start).
     async fn ensure_bucket(&self, bucket: &str, replicas: usize) -> Result<()> {
-        if self.cached_store(bucket).is_some() {
-            return Ok(());
-        }
         if self.js.get_key_value(bucket).await.is_err() {
             let created = self
                 .js
@@ -724,5 +784,35 @@ impl Transport for NatsBus {
 
     fn kind(&self) -> &'static str {
         "nats"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_server_urls_are_hidden() {
+        assert_eq!(
+            redact("nats://analytics:s3cr:et@nats-1:4222"),
+            "nats://analytics:***@nats-1:4222"
+        );
+        assert_eq!(redact("nats://nats-1:4222"), "nats://nats-1:4222");
+        assert_eq!(
+            redact("nats://token@nats-1:4222"),
+            "nats://token@nats-1:4222"
+        );
+    }
+
+    #[test]
+    fn the_user_and_password_of_the_urls_are_used_and_must_agree() {
+        let (addrs, creds) =
+            parse_servers(&["nats://bw:pw@nats-1:4222", "nats://bw:pw@nats-2:4222"]).unwrap();
+        assert_eq!(addrs.len(), 2);
+        assert_eq!(creds, Some(("bw".to_string(), "pw".to_string())));
+        let (_, none) = parse_servers(&["nats://nats-1:4222"]).unwrap();
+        assert_eq!(none, None);
+        let err = parse_servers(&["nats://a:1@n1:4222", "nats://b:2@n2:4222"]).unwrap_err();
+        assert!(err.contains("different users"), "{err}");
     }
 }

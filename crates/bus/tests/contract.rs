@@ -752,7 +752,7 @@ async fn nats_bus_on_three_node_cluster_replicates_streams_and_buckets() {
         let deadline = Instant::now() + WAIT;
         loop {
             let info = stream.info().await.expect("stream info");
-            let peers = info.cluster.map(|c| c.replicas.len()).unwrap_or(0);
+            let peers = info.cluster.as_ref().map(|c| c.replicas.len()).unwrap_or(0);
             if peers == 2 {
                 break;
             }

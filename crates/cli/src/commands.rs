@@ -65,7 +65,27 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Import(a) => import(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
+        Command::Probe(a) => probe(a).await,
     }
+}
+
+/// `probe URL`: 2xx → Ok; anything else, or no answer in time, → an error (exit 1).
+async fn probe(args: crate::ProbeArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout))
+        .build()?;
+    let resp = client
+        .get(&args.url)
+        .send()
+        .await
+        .with_context(|| format!("probing {}", args.url))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{} answered {status}: {body}", args.url);
+    }
+    println!("{body}");
+    Ok(())
 }
 
 async fn one_role(

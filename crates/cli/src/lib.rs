@@ -59,6 +59,18 @@ pub enum Command {
     Import(ImportArgs),
     /// Read a file and print the surges the detectors find; no services needed.
     Analyze(AnalyzeArgs),
+    /// GET a URL and exit 0 on a 2xx answer: a container health check (`/readyz`) that needs
+    /// no curl in the image.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to ask, e.g. http://127.0.0.1:9090/readyz.
+    pub url: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
