@@ -24,6 +24,16 @@ impl RoleProcess {
     /// Starts `borderwatch <args…>` with JSON logs in `<dir>/<name>.log` (appended to, so a
     /// restarted process keeps the earlier run's lines above its own).
     pub fn start(args: &[&str], dir: &Path, name: &str) -> RoleProcess {
+        RoleProcess::start_with_env(args, &[], dir, name)
+    }
+
+    /// As [`RoleProcess::start`], with extra environment variables.
+    pub fn start_with_env(
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &Path,
+        name: &str,
+    ) -> RoleProcess {
         let log = dir.join(format!("{name}.log"));
         let file = File::options()
             .create(true)
@@ -34,6 +44,7 @@ impl RoleProcess {
             .args(args)
             .env("BORDERWATCH_LOG_FORMAT", "json")
             .env("BORDERWATCH_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
