@@ -624,3 +624,66 @@ async fn readyz_of_a_worker_role_follows_its_nats_connection() {
     wait_status(&readyz, 200, "NATS is back").await;
     wait_logged(&a, "nats connection (re)established", 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_leaves_a_nats_node_in_lame_duck_mode_for_another_one() {
+    let servers = test_server::cluster(3);
+    let d = Deployment::new("lameduck", test_server::urls(&servers), 3).await;
+    let a = d
+        .role(
+            "analytics",
+            "analytics",
+            &["--health", "127.0.0.1:0"],
+            "analytics consuming releases",
+        )
+        .await;
+    let first = logged(&a, "connected to nats")[0]["fields"]["server"]
+        .as_str()
+        .expect("the server is logged")
+        .to_string();
+    let node: usize = first
+        .strip_prefix("bw-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected server name {first}"));
+    // SIGUSR2: nats-server's lame-duck mode (stop taking clients, then close them over the
+    // lame-duck duration, two minutes by default, and exit).
+    let pid = servers[node].pid().expect("the node runs").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-USR2", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    wait_logged(
+        &a,
+        "nats server entered lame duck mode; moving to another server",
+        1,
+    )
+    .await;
+    // The role moved at once, long before the node would have closed its connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let moved = logged(&a, "nats connection (re)established")
+            .iter()
+            .filter_map(|l| l["fields"]["server"].as_str().map(str::to_string))
+            .any(|s| !s.is_empty() && !s.starts_with(&first));
+        if moved {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the role did not move off {first}; log {}",
+            a.log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let addr = logged(&a, "health probes served")[0]["fields"]["addr"]
+        .as_str()
+        .expect("the probe address is logged")
+        .to_string();
+    wait_status(
+        &format!("http://{addr}/readyz"),
+        200,
+        "ready on the new node",
+    )
+    .await;
+}
