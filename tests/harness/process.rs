@@ -24,6 +24,16 @@ impl RoleProcess {
     /// Starts `borderwatch <args…>` with JSON logs in `<dir>/<name>.log` (appended to, so a
     /// restarted process keeps the earlier run's lines above its own).
     pub fn start(args: &[&str], dir: &Path, name: &str) -> RoleProcess {
+        RoleProcess::start_with_env(args, &[], dir, name)
+    }
+
+    /// As [`RoleProcess::start`], with extra environment variables.
+    pub fn start_with_env(
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &Path,
+        name: &str,
+    ) -> RoleProcess {
         let log = dir.join(format!("{name}.log"));
         let file = File::options()
             .create(true)
@@ -34,6 +44,7 @@ impl RoleProcess {
             .args(args)
             .env("BORDERWATCH_LOG_FORMAT", "json")
             .env("BORDERWATCH_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -51,6 +62,33 @@ impl RoleProcess {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, as Kubernetes or Compose stop a container, then waits up to `timeout` for
+    /// the process to exit by itself. Returns its exit status, or `None` if it was still
+    /// running (it is then killed).
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "could not send SIGTERM to {}",
+            self.name
+        );
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

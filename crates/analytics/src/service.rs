@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use borderwatch_bus::{Bus, BusError, Outgoing, Transport, names};
+use borderwatch_bus::{Bus, BusError, Delivery, Outgoing, Transport, names};
 use borderwatch_model::{
     AnalyzedRelease, Band, Observation, Period, ReleaseMarker, SeriesKey, SeriesView, SurgeEvent,
     now_rfc3339,
@@ -28,54 +28,140 @@ use crate::{
     evaluate_frames, fdr_survivors, surge_event,
 };
 
-/// How long a release may go unacknowledged before another replica gets it.
-const ACK_WAIT: Duration = Duration::from_secs(120);
+/// How long a release part may go without a sign of life before another replica gets it.
+/// While a replica works on a part it marks it in progress every [`HEARTBEAT`], so a slow
+/// part is never taken away from a live replica, and a dead replica's part comes back
+/// within this.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+const HEARTBEAT: Duration = Duration::from_secs(10);
 
-/// Processes releases until `cancel` fires; work in progress is finished first.
+/// Parts a replica holds at once: the one it works on. A replica that pulled several would
+/// keep them from idle replicas (a 25,000-series release is only 50 parts).
+const PREFETCH: usize = 1;
+
+/// How long a stopping replica waits for parts already on their way to it, to hand them
+/// back at once rather than after [`ACK_WAIT`].
+const HAND_BACK: Duration = Duration::from_millis(300);
+
+/// Processes releases until `cancel` fires. The part in hand is finished and acknowledged
+/// first; parts that reach a stopping replica are handed back (nak) for another one. Lost
+/// connections, failed acknowledgements and consumer errors are logged and outlived: the
+/// part comes back and processing it again is safe.
 pub async fn run(
     bus: Bus,
     cfg: Arc<AnalysisConfig>,
     cancel: CancellationToken,
 ) -> Result<(), BusError> {
-    let mut deliveries = bus
-        .consume(
-            names::RELEASE_STREAM,
-            names::ANALYTICS_CONSUMER,
-            "bw.release.>",
-            ACK_WAIT,
-        )
-        .await?;
+    let mut deliveries = subscribe(bus.as_ref()).await?;
     info!("analytics consuming releases");
     loop {
-        let delivery = tokio::select! {
+        let next = tokio::select! {
             _ = cancel.cancelled() => break,
-            d = deliveries.next() => match d {
-                Some(Ok(d)) => d,
-                Some(Err(e)) => { warn!(error = %e, "release consumer failed"); tokio::time::sleep(Duration::from_secs(1)).await; continue }
-                None => break,
-            },
+            d = deliveries.next() => d,
         };
-        let marker: ReleaseMarker = match serde_json::from_slice(&delivery.message.payload) {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, seq = delivery.message.seq, "dropping a release marker that does not parse");
-                delivery.ack().await?;
-                continue;
+        match next {
+            Some(Ok(delivery)) => handle(bus.as_ref(), &cfg, delivery).await,
+            Some(Err(e)) => {
+                warn!(error = %e, "release consumer failed; going on");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-        };
-        match process(bus.as_ref(), &cfg, &marker).await {
-            Ok(done) => {
-                info!(release = %marker.release_id, series = done.series, surges = done.surges.len(), "release analysed");
-                delivery.ack().await?;
-            }
-            Err(e) => {
-                warn!(release = %marker.release_id, error = %e, "release analysis failed; will retry");
-                delivery.nak(Some(Duration::from_secs(5))).await?;
+            None => {
+                warn!("release consumer ended; subscribing again");
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => { info!("analytics stopped"); return Ok(()) }
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    match subscribe(bus.as_ref()).await {
+                        Ok(d) => break deliveries = d,
+                        Err(e) => warn!(error = %e, "cannot subscribe to releases yet"),
+                    }
+                }
             }
         }
     }
+    hand_back(&mut deliveries).await;
     info!("analytics stopped");
     Ok(())
+}
+
+async fn subscribe(
+    bus: &dyn Transport,
+) -> Result<futures::stream::BoxStream<'static, Result<Delivery, BusError>>, BusError> {
+    bus.consume_prefetch(
+        names::RELEASE_STREAM,
+        names::ANALYTICS_CONSUMER,
+        "bw.release.>",
+        ACK_WAIT,
+        PREFETCH,
+    )
+    .await
+}
+
+/// Naks whatever reaches a stopping replica within [`HAND_BACK`].
+async fn hand_back(
+    deliveries: &mut futures::stream::BoxStream<'static, Result<Delivery, BusError>>,
+) {
+    let until = tokio::time::Instant::now() + HAND_BACK;
+    while let Ok(Some(next)) = tokio::time::timeout_at(until, deliveries.next()).await {
+        if let Ok(delivery) = next {
+            if let Err(e) = delivery.nak(None).await {
+                warn!(error = %e, seq = delivery.message.seq, "could not hand a release part back; it returns after the ack wait");
+            } else {
+                info!(seq = delivery.message.seq, "release part handed back");
+            }
+        }
+    }
+}
+
+/// Analyses one delivered part, keeping it marked in progress, and settles it.
+async fn handle(bus: &dyn Transport, cfg: &AnalysisConfig, delivery: Delivery) {
+    let seq = delivery.message.seq;
+    let marker: ReleaseMarker = match serde_json::from_slice(&delivery.message.payload) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, seq, "dropping a release marker that does not parse");
+            settle(&delivery, true).await;
+            return;
+        }
+    };
+    info!(release = %marker.release_id, source = %marker.source, part = marker.part, parts = marker.parts, delivered = delivery.delivered, "analysing release part");
+    let work = process(bus, cfg, &marker);
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let outcome = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            _ = ticker.tick() => {
+                if let Err(e) = delivery.in_progress().await {
+                    warn!(error = %e, seq, "cannot mark a release part in progress");
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(done) => {
+            info!(release = %marker.release_id, source = %marker.source, part = marker.part, parts = marker.parts, series = done.series, surges = done.surges.len(), delivered = delivery.delivered, "release analysed");
+            settle(&delivery, true).await;
+        }
+        Err(e) => {
+            warn!(release = %marker.release_id, part = marker.part, error = %e, "release analysis failed; will retry");
+            settle(&delivery, false).await;
+        }
+    }
+}
+
+/// Acks (or naks, to retry in 5 s). A failure is logged, not fatal: the part comes back
+/// after the ack wait and is analysed again, announcing nothing twice.
+async fn settle(delivery: &Delivery, done: bool) {
+    let settled = if done {
+        delivery.ack().await
+    } else {
+        delivery.nak(Some(Duration::from_secs(5))).await
+    };
+    if let Err(e) = settled {
+        warn!(error = %e, seq = delivery.message.seq, done, "could not settle a release part; it will be redelivered");
+    }
 }
 
 /// Why a release could not be analysed.

@@ -231,6 +231,21 @@ pub trait Transport: Send + Sync + Debug {
         filter: &str,
         ack_wait: Duration,
     ) -> Result<BoxStream<'static, Result<Delivery>>>;
+    /// As [`Transport::consume`], but this member holds at most `prefetch` messages it has
+    /// not finished: for slow work shared by replicas (analytics), where a member that pulled
+    /// a large batch would keep it from the others. The in-process bus hands a message out
+    /// only when the stream is polled, so it never holds more than the caller asked for.
+    async fn consume_prefetch(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: &str,
+        ack_wait: Duration,
+        prefetch: usize,
+    ) -> Result<BoxStream<'static, Result<Delivery>>> {
+        let _ = prefetch;
+        self.consume(stream, durable, filter, ack_wait).await
+    }
 
     async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>>;
     async fn kv_put(&self, bucket: &str, key: &str, value: Bytes) -> Result<()>;

@@ -8,7 +8,7 @@ mod objects;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
@@ -17,7 +17,9 @@ use async_nats::jetstream::kv::{self, CreateErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self, AckKind, ErrorCode};
-use async_nats::{ConnectOptions, Event, HeaderMap, HeaderName, HeaderValue, RequestErrorKind};
+use async_nats::{
+    ConnectOptions, Event, HeaderMap, HeaderName, HeaderValue, RequestErrorKind, ServerAddr,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -36,6 +38,10 @@ const PUBLISH_WINDOW: usize = 512;
 /// Messages a durable consumer pulls per request. Each pulled message's ack timer starts
 /// when it reaches the client, so a large batch behind a slow handler would be redelivered.
 const CONSUME_BATCH: usize = 64;
+
+/// Longest wait between reconnect attempts (async-nats backs off up to this; its default is
+/// 4 s). A cluster node that restarts is found again within this.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
 /// The bus over a NATS connection (one connection, shared by every call).
 pub struct NatsBus {
@@ -64,6 +70,13 @@ impl NatsBus {
             .map(str::trim)
             .filter(|url| !url.is_empty())
             .collect();
+        // Passwords in the URLs stay out of logs and errors.
+        let shown = addrs
+            .iter()
+            .map(|u| redact(u))
+            .collect::<Vec<_>>()
+            .join(",");
+        let urls = shown.as_str();
         let connect_error = |reason: String| BusError::Connect {
             url: urls.to_string(),
             reason,
@@ -71,19 +84,35 @@ impl NatsBus {
         if addrs.is_empty() {
             return Err(connect_error("no server URL given".into()));
         }
+        let (addrs, credentials) = parse_servers(&addrs).map_err(connect_error)?;
         let connected = Arc::new(AtomicBool::new(false));
-        let flag = connected.clone();
-        let client = ConnectOptions::new()
+        // The event callback needs the client (to say which server it reached, and to move off
+        // a server in lame-duck mode), which exists only once connect returns.
+        let handle: Arc<OnceLock<async_nats::Client>> = Arc::new(OnceLock::new());
+        let (flag, events_handle) = (connected.clone(), handle.clone());
+        let mut options = ConnectOptions::new();
+        if let Some((user, password)) = credentials {
+            options = options.user_and_password(user, password);
+        }
+        let client = options
             .name(name)
+            // Keep trying for ever: a cluster that loses every node for a while comes back.
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                let ms = 100u64.saturating_mul(1 << attempts.min(5) as u64);
+                Duration::from_millis(ms).min(MAX_RECONNECT_DELAY)
+            })
             .event_callback(move |event| {
-                let flag = flag.clone();
-                async move { on_event(&flag, event) }
+                let (flag, handle) = (flag.clone(), events_handle.clone());
+                async move { on_event(&flag, handle.get(), event) }
             })
             .connect(addrs)
             .await
             .map_err(|e| connect_error(e.to_string()))?;
+        let _ = handle.set(client.clone());
         connected.store(true, Ordering::SeqCst);
-        info!(urls, name, "connected to nats");
+        let server = client.server_info();
+        info!(urls, name, server = %server.server_name, port = server.port, "connected to nats");
         let js = jetstream::new(client.clone());
         Ok(NatsBus {
             client,
@@ -133,6 +162,41 @@ impl NatsBus {
         buckets.insert(bucket.to_string(), store);
     }
 
+    /// Gives a bucket `replicas` copies (a deployment that grew from one node to a cluster,
+    /// or the other way: JetStream scales the bucket's stream in place) and turns direct gets
+    /// off. async-nats creates buckets with direct gets, which any replica may answer, a
+    /// follower possibly before it has a write the leader acknowledged; a replica checking
+    /// whether the other parts of its release are recorded (or a notify copy checking for a
+    /// delivery record) must see every acknowledged write, so reads go to the leader.
+    async fn tune_bucket(&self, bucket: &str, replicas: usize) -> Result<()> {
+        let mut stream = self
+            .js
+            .get_stream(format!("KV_{bucket}"))
+            .await
+            .map_err(|e| BusError::nats("bucket lookup", e))?;
+        let mut config = stream
+            .info()
+            .await
+            .map_err(|e| BusError::nats("bucket info", e))?
+            .config
+            .clone();
+        if config.num_replicas != replicas || config.allow_direct {
+            info!(
+                bucket,
+                replicas_before = config.num_replicas,
+                replicas,
+                "setting bucket replicas and leader reads"
+            );
+            config.num_replicas = replicas;
+            config.allow_direct = false;
+            self.js
+                .update_stream(config)
+                .await
+                .map_err(|e| BusError::nats("ensure_bucket", e))?;
+        }
+        Ok(())
+    }
+
     async fn send_publish(&self, msg: Outgoing) -> Result<jetstream::context::PublishAckFuture> {
         let subject = msg.subject.clone();
         let publish = publish_message(msg)?;
@@ -143,24 +207,100 @@ impl NatsBus {
     }
 }
 
-fn on_event(connected: &AtomicBool, event: Event) {
+/// The server addresses, the user and password given in them (async-nats does not take
+/// them from the URL by itself; every URL that names a user must name the same one).
+#[allow(clippy::type_complexity)]
+fn parse_servers(
+    urls: &[&str],
+) -> std::result::Result<(Vec<ServerAddr>, Option<(String, String)>), String> {
+    let mut addrs = Vec::with_capacity(urls.len());
+    let mut credentials: Option<(String, String)> = None;
+    for url in urls {
+        let addr: ServerAddr = url
+            .parse()
+            .map_err(|e| format!("`{}` is not a server URL: {e}", redact(url)))?;
+        if let Some(user) = addr.username() {
+            let pair = (user.to_string(), addr.password().unwrap_or("").to_string());
+            match &credentials {
+                Some(known) if *known != pair => {
+                    return Err(
+                        "the server URLs name different users; give one user and password for all"
+                            .into(),
+                    );
+                }
+                _ => credentials = Some(pair),
+            }
+        }
+        addrs.push(addr);
+    }
+    Ok((addrs, credentials))
+}
+
+/// `nats://user:secret@host` → `nats://user:***@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn on_event(connected: &AtomicBool, client: Option<&async_nats::Client>, event: Event) {
+    // Which server the client talks to now (the one it just reached, on `Connected`).
+    let server = client
+        .map(|c| {
+            let info = c.server_info();
+            format!("{} ({}:{})", info.server_name, info.host, info.port)
+        })
+        .unwrap_or_default();
     match event {
         Event::Connected => {
             connected.store(true, Ordering::SeqCst);
-            info!("nats connection (re)established");
+            info!(server, "nats connection (re)established");
         }
         Event::Disconnected => {
             connected.store(false, Ordering::SeqCst);
-            warn!("nats connection lost, reconnecting");
+            warn!(
+                server,
+                "nats connection lost, reconnecting to any server of the list"
+            );
         }
         Event::Closed => {
             connected.store(false, Ordering::SeqCst);
-            warn!("nats connection closed");
+            warn!(server, "nats connection closed");
         }
-        Event::LameDuckMode => warn!("nats server entered lame duck mode, it will shut down soon"),
-        Event::SlowConsumer(sid) => warn!(sid, "nats slow consumer: messages dropped"),
-        Event::ServerError(e) => warn!(error = %e, "nats server error"),
-        Event::ClientError(e) => warn!(error = %e, "nats client error"),
+        Event::LameDuckMode => {
+            // The server is about to shut down (an upgrade or a drain): move to another one
+            // now rather than when it closes the connection. Lame-duck mode stops the server
+            // accepting clients, so the reconnect lands elsewhere. A little jitter keeps every
+            // client of the node from reconnecting in the same instant.
+            warn!(
+                server,
+                "nats server entered lame duck mode; moving to another server"
+            );
+            if let Some(client) = client.cloned() {
+                let jitter = Duration::from_millis(u64::from(std::process::id() % 500));
+                tokio::spawn(async move {
+                    tokio::time::sleep(jitter).await;
+                    if let Err(e) = client.force_reconnect().await {
+                        warn!(error = %e, "could not leave the lame-duck server");
+                    }
+                });
+            }
+        }
+        Event::SlowConsumer(sid) => warn!(sid, server, "nats slow consumer: messages dropped"),
+        Event::ServerError(e) => warn!(error = %e, server, "nats server error"),
+        Event::ClientError(e) => warn!(error = %e, server, "nats client error"),
         Event::Draining => debug!("nats connection draining"),
     }
 }
@@ -334,15 +474,10 @@ impl Transport for NatsBus {
         Ok(())
     }
 
+    /// Every call applies `replicas` (roles call it once, at start).
     async fn ensure_bucket(&self, bucket: &str, replicas: usize) -> Result<()> {
-        if self.cached_store(bucket).is_some() {
-            return Ok(());
-        }
-        let store = match self.js.get_key_value(bucket).await {
-            Ok(store) => store,
-            // Creating a bucket that exists with the same settings succeeds, so a race with
-            // another process creating it is harmless.
-            Err(_) => self
+        if self.js.get_key_value(bucket).await.is_err() {
+            let created = self
                 .js
                 .create_key_value(kv::Config {
                     bucket: bucket.to_string(),
@@ -351,9 +486,22 @@ impl Transport for NatsBus {
                     num_replicas: replicas.max(1),
                     ..Default::default()
                 })
-                .await
-                .map_err(|e| BusError::nats("ensure_bucket", e))?,
-        };
+                .await;
+            // Another process may have created (and tuned) it meanwhile.
+            if let Err(e) = created
+                && self.js.get_key_value(bucket).await.is_err()
+            {
+                return Err(BusError::nats("ensure_bucket", e));
+            }
+        }
+        self.tune_bucket(bucket, replicas.max(1)).await?;
+        // Opened after tuning: the handle reads the stream's settings once, and they decide
+        // how it reads.
+        let store = self
+            .js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| BusError::nats("ensure_bucket", e))?;
         self.cache_store(bucket, store);
         Ok(())
     }
@@ -488,6 +636,18 @@ impl Transport for NatsBus {
         filter: &str,
         ack_wait: Duration,
     ) -> Result<BoxStream<'static, Result<Delivery>>> {
+        self.consume_prefetch(stream, durable, filter, ack_wait, CONSUME_BATCH)
+            .await
+    }
+
+    async fn consume_prefetch(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: &str,
+        ack_wait: Duration,
+        prefetch: usize,
+    ) -> Result<BoxStream<'static, Result<Delivery>>> {
         let stream = self.stream(stream).await?;
         // Create-or-update: every member of the durable sends the same settings, and a
         // changed ack wait or filter takes effect.
@@ -505,7 +665,7 @@ impl Transport for NatsBus {
             .map_err(|e| BusError::nats("consume", e))?;
         let messages = consumer
             .stream()
-            .max_messages_per_batch(CONSUME_BATCH)
+            .max_messages_per_batch(prefetch.max(1))
             .messages()
             .await
             .map_err(|e| BusError::nats("consume", e))?;
@@ -655,5 +815,35 @@ impl Transport for NatsBus {
 
     fn kind(&self) -> &'static str {
         "nats"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_server_urls_are_hidden() {
+        assert_eq!(
+            redact("nats://analytics:s3cr:et@nats-1:4222"),
+            "nats://analytics:***@nats-1:4222"
+        );
+        assert_eq!(redact("nats://nats-1:4222"), "nats://nats-1:4222");
+        assert_eq!(
+            redact("nats://token@nats-1:4222"),
+            "nats://token@nats-1:4222"
+        );
+    }
+
+    #[test]
+    fn the_user_and_password_of_the_urls_are_used_and_must_agree() {
+        let (addrs, creds) =
+            parse_servers(&["nats://bw:pw@nats-1:4222", "nats://bw:pw@nats-2:4222"]).unwrap();
+        assert_eq!(addrs.len(), 2);
+        assert_eq!(creds, Some(("bw".to_string(), "pw".to_string())));
+        let (_, none) = parse_servers(&["nats://nats-1:4222"]).unwrap();
+        assert_eq!(none, None);
+        let err = parse_servers(&["nats://a:1@n1:4222", "nats://b:2@n2:4222"]).unwrap_err();
+        assert!(err.contains("different users"), "{err}");
     }
 }

@@ -75,6 +75,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id while it runs (to signal it, e.g. SIGUSR2 for lame-duck mode).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server and starts it again on the same port with the same store, as a
     /// crash and restart would; returns once it is ready again.
     pub fn restart(&mut self) {

@@ -863,11 +863,46 @@ async fn nats_bus_on_three_node_cluster_replicates_streams_and_buckets() {
             .await
             .expect("connects to the cluster"),
     );
-    // A new cluster can take a moment to place replicated assets.
-    let deadline = Instant::now() + WAIT;
-    while let Err(e) = names::ensure_all(bus.as_ref(), 3).await {
-        assert!(Instant::now() < deadline, "ensure_all on the cluster: {e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    // A new cluster can take a moment to place replicated assets. One copy first, then
+    // three, as a deployment that grew from one node would: the second call scales up.
+    for replicas in [1, 3] {
+        let deadline = Instant::now() + WAIT;
+        while let Err(e) = names::ensure_all(bus.as_ref(), replicas).await {
+            assert!(
+                Instant::now() < deadline,
+                "ensure_all({replicas}) on the cluster: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // What the servers report, asked directly: every stream and bucket has three copies.
+    let client = async_nats::connect(urls.split(',').collect::<Vec<_>>())
+        .await
+        .expect("raw client connects");
+    let js = async_nats::jetstream::new(client);
+    let mut assets: Vec<String> = names::streams(3).into_iter().map(|s| s.name).collect();
+    assets.extend(names::BUCKETS.iter().map(|b| format!("KV_{b}")));
+    for asset in &assets {
+        let mut stream = js.get_stream(asset).await.expect("asset exists");
+        let info = stream.info().await.expect("stream info");
+        assert_eq!(info.config.num_replicas, 3, "{asset} replicas");
+        assert!(
+            !info.config.allow_direct,
+            "{asset}: reads must go to the leader"
+        );
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let info = stream.info().await.expect("stream info");
+            let peers = info.cluster.as_ref().map(|c| c.replicas.len()).unwrap_or(0);
+            if peers == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{asset}: {peers} peers beside the leader, want 2"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let ack = bus
         .publish(obs("fsb", "PRK", "1", "replicated"))

@@ -23,6 +23,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 api_token: args.api_token,
                 stream_replicas: args.stream_replicas,
                 roles: ALL_ROLES.to_vec(),
+                health: None,
                 notify: NotifyConfig {
                     public_url: args.public_url,
                     ..Default::default()
@@ -42,8 +43,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 println!("  live       {url}/v1/surges/stream");
                 println!("Ctrl-C stops it.");
             }
-            running.wait(signal).await;
-            Ok(())
+            running.wait(signal).await
         }
         Command::Ingest(a) => {
             one_role(Role::Ingest, &a.nats, a.metrics_addr, |o| {
@@ -63,6 +63,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                 let nats = crate::NatsArgs {
                     nats,
                     stream_replicas: a.stream_replicas,
+                    health: a.health,
                 };
                 one_role(Role::Notify, &nats, a.metrics_addr, |o| {
                     o.notify.public_url = a.public_url
@@ -82,7 +83,27 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Import(a) => crate::import::run(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
         Command::Replay(a) => replay_release(a).await,
+        Command::Probe(a) => probe(a).await,
     }
+}
+
+/// `probe URL`: 2xx → Ok; anything else, or no answer in time, → an error (exit 1).
+async fn probe(args: crate::ProbeArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout))
+        .build()?;
+    let resp = client
+        .get(&args.url)
+        .send()
+        .await
+        .with_context(|| format!("probing {}", args.url))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{} answered {status}: {body}", args.url);
+    }
+    println!("{body}");
+    Ok(())
 }
 
 /// Runs one role against NATS; `configure` sets the role's own options.
@@ -96,6 +117,7 @@ async fn one_role(
     opts.nats = Some(nats.nats.clone());
     opts.stream_replicas = nats.stream_replicas;
     opts.roles = vec![role];
+    opts.health = nats.health;
     configure(&mut opts);
     let signal = roles::shutdown_signal();
     let running = roles::start(opts).await?;
@@ -117,8 +139,7 @@ async fn one_role(
             }
         });
     }
-    running.wait(signal).await;
-    Ok(())
+    running.wait(signal).await
 }
 
 /// `notify replay`: resends dead letters once each and says what happened.

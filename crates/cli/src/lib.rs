@@ -63,6 +63,18 @@ pub enum Command {
     /// Ingest a release's kept bytes again: restores observations the streams lost; on an
     /// intact system it adds nothing.
     Replay(ReleaseReplayArgs),
+    /// GET a URL and exit 0 on a 2xx answer: a container health check (`/readyz`) that needs
+    /// no curl in the image.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to ask, e.g. http://127.0.0.1:9090/readyz.
+    pub url: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +85,10 @@ pub struct NatsArgs {
     /// Copies of each stream and bucket (3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Serve `/healthz` (alive) and `/readyz` (connected to NATS, not stopping) on this
+    /// address, for container probes.
+    #[arg(long, env = "BORDERWATCH_HEALTH")]
+    pub health: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +128,9 @@ pub struct NotifyArgs {
     /// Serve this role's Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve `/healthz` and `/readyz` on this address, for container probes.
+    #[arg(long, env = "BORDERWATCH_HEALTH")]
+    pub health: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use borderwatch_analytics::AnalysisConfig;
@@ -11,9 +12,10 @@ use borderwatch_gateway::GatewayConfig;
 use borderwatch_model::{AnalyzedRelease, Release};
 use borderwatch_notify::NotifyConfig;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The roles a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct UpOptions {
     pub max_upload_bytes: usize,
     /// The scheduled sources file the ingest role polls (TOML), if any.
     pub sources: Option<PathBuf>,
+    /// Where to serve `/healthz` and `/readyz` for container probes (roles without HTTP).
+    pub health: Option<SocketAddr>,
 }
 
 impl UpOptions {
@@ -62,6 +66,7 @@ impl UpOptions {
             notify: NotifyConfig::default(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             sources: None,
+            health: None,
         }
     }
 }
@@ -72,6 +77,10 @@ pub struct Running {
     pub bus: Bus,
     /// Where the gateway listens, if it runs here.
     pub http: Option<SocketAddr>,
+    /// Where `/healthz` and `/readyz` are served, if asked for.
+    pub health: Option<SocketAddr>,
+    /// Every role is running and none is stopping (what `/readyz` reports, with the bus).
+    ready: Arc<AtomicBool>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -81,19 +90,29 @@ impl Running {
         self.http.map(|a| format!("http://{a}"))
     }
 
-    /// Stops every role: in-flight work is finished or left unacknowledged for redelivery.
+    /// Stops every role and waits for them: each finishes (and acknowledges) the work in
+    /// hand and leaves the rest unacknowledged for another replica. `/readyz` turns 503 at
+    /// once.
     pub async fn shutdown(mut self) {
+        self.ready.store(false, Ordering::SeqCst);
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+        info!("every role stopped");
     }
 
-    /// Waits until a role stops by itself (an error) or `cancel` fires.
-    pub async fn wait(mut self, cancel: CancellationToken) {
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = self.tasks.join_next() => { error!("a role stopped; shutting down"); }
-        }
+    /// Waits until `cancel` fires (SIGTERM, Ctrl-C), then shuts down. If a role stops by
+    /// itself first (an error it could not outlive), the others are shut down too and the
+    /// error says so, so that the process exits non-zero and its supervisor restarts it.
+    pub async fn wait(mut self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let failed = tokio::select! {
+            _ = cancel.cancelled() => false,
+            _ = self.tasks.join_next() => { error!("a role stopped; shutting down"); true }
+        };
         self.shutdown().await;
+        if failed {
+            bail!("a role stopped unexpectedly (see the log above)");
+        }
+        Ok(())
     }
 }
 
@@ -192,12 +211,89 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
             }
         }
     }
+    let ready = Arc::new(AtomicBool::new(true));
+    let health = match opts.health {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for health probes on {addr}"))?;
+            let bound = listener.local_addr()?;
+            info!(addr = %bound, "health probes served");
+            let (bus, ready, cancel) = (bus.clone(), ready.clone(), cancel.clone());
+            tasks.spawn(serve_health(listener, bus, ready, cancel));
+            Some(bound)
+        }
+        None => None,
+    };
     Ok(Running {
         bus,
         http,
+        health,
+        ready,
         cancel,
         tasks,
     })
+}
+
+/// `/healthz`: the process answers. `/readyz`: 200 while the bus is connected and the roles
+/// run, 503 while NATS is unreachable (the client is reconnecting) or the process is
+/// stopping. A few lines of HTTP/1.1 by hand: probes send one GET and close.
+async fn serve_health(
+    listener: tokio::net::TcpListener,
+    bus: Bus,
+    ready: Arc<AtomicBool>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let mut conn = match accepted {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                warn!(error = %e, "health probe connection failed");
+                continue;
+            }
+        };
+        let (bus, ready) = (bus.clone(), ready.clone());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+            let Ok(Ok(n)) = read else { return };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let connected = bus.is_connected();
+            let running = ready.load(Ordering::SeqCst);
+            let (status, body) = match path {
+                "/healthz" => ("200 OK", serde_json::json!({"status": "ok"})),
+                "/readyz" => {
+                    let body = serde_json::json!({
+                        "ready": connected && running,
+                        "transport": bus.kind(),
+                        "connected": connected,
+                        "stopping": !running,
+                    });
+                    if connected && running {
+                        ("200 OK", body)
+                    } else {
+                        ("503 Service Unavailable", body)
+                    }
+                }
+                _ => (
+                    "404 Not Found",
+                    serde_json::json!({"error": {"code": "not_found", "message": format!("no route for {path}"), "details": []}}),
+                ),
+            };
+            let body = body.to_string();
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(response.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
 }
 
 /// A token that fires on Ctrl-C or SIGTERM.
