@@ -728,7 +728,7 @@ struct SurgeParams {
     since: Option<String>,
     /// `low`, `medium`, `high` or `critical`: that severity or higher.
     min_severity: Option<String>,
-    /// Page size, 1 to 10000 (default 1000).
+    /// Page size, 1 to 10000 (default 50: page with `cursor`).
     #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
@@ -868,7 +868,7 @@ async fn list_surges(
         params.since.as_deref(),
         params.min_severity.as_deref(),
     )?;
-    let limit = page::limit(params.limit, 1000, page::MAX_LIMIT)?;
+    let limit = page::limit(params.limit, 50, page::MAX_LIMIT)?;
     let before = page::seq_cursor(params.cursor.as_deref())?.unwrap_or(u64::MAX);
     // Newest first; the cursor is the stream sequence of the last surge returned.
     let select = || {
