@@ -149,11 +149,18 @@ fn parse_part(rows: usize, repeat: usize) {
         sm.as_secs_f64(),
         rate(rows, sm),
         scpu.as_secs_f64(),
-        if scpu.is_zero() { 0.0 } else { rate(rows, scpu) }
+        if scpu.is_zero() {
+            0.0
+        } else {
+            rate(rows, scpu)
+        }
     );
     println!();
     println!("peak memory after the piecewise parse (VmHWM): {stream_peak:.0} MiB");
-    println!("peak memory after parsing whole (VmHWM): {:.0} MiB", peak_mib());
+    println!(
+        "peak memory after parsing whole (VmHWM): {:.0} MiB",
+        peak_mib()
+    );
     println!();
 }
 
