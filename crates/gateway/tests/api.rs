@@ -535,6 +535,21 @@ async fn the_api_token_guards_writes_and_the_read_token_guards_reads() {
             assert_eq!(r.status(), 200, "{path} with {t}");
         }
     }
+    // The scheme is case-insensitive; a token without it is no token.
+    for (value, want) in [
+        ("bearer read-tok", 200),
+        ("read-tok", 401),
+        ("Basic read-tok", 401),
+    ] {
+        let r = gw
+            .http
+            .get(format!("{}/v1/surges", gw.base))
+            .header("authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{value}");
+    }
     // Probes and the API's description stay open.
     for path in ["/healthz", "/readyz", "/openapi.json", "/docs"] {
         let r = req(reqwest::Method::GET, path, None).send().await.unwrap();
