@@ -236,9 +236,20 @@ fn server_binary() -> PathBuf {
 
 /// A port that was free a moment ago. Another process could take it before the server
 /// binds it; with random ports from the kernel that is rare enough for tests.
+/// A port nothing listens on now and that this process has not handed out before: the
+/// kernel may offer a port again as soon as its probe is closed, and a server given the same
+/// port for two purposes (client and cluster, say) exits at start.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("cannot find a free port on 127.0.0.1")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("cannot find a free port on 127.0.0.1");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
