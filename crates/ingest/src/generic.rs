@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use borderwatch_model::{Country, Observation, Period, TOTAL_CATEGORY, tokenize};
 
 use crate::error::IngestError;
-use crate::rows::{ParseLimits, Parsed, RowSink};
+use crate::rows::{Lines, ParseLimits, Parsed, RowSink};
 
 /// The Russian purposes of trip as the FSB writes them, and their tokens.
 const RUSSIAN_CATEGORIES: &[(&str, &str)] = &[
@@ -240,11 +240,7 @@ pub fn parse_generic_reader(
         }
         any_text |= !text.trim().is_empty();
         let mut reader = csv_reader(&text, delimiter);
-        let mut lines = Lines {
-            text: text.as_bytes(),
-            pos: 0,
-            line,
-        };
+        let mut lines = Lines::starting_at(&text, line);
         if header.is_none() {
             header = read_header(&mut reader, &mut record, &mut lines, delimiter, &rows)?;
         }
@@ -565,41 +561,6 @@ fn is_blank(record: &csv::ByteRecord) -> bool {
     (0..record.len()).all(|i| cell(record, i).is_empty())
 }
 
-/// Line numbers from byte offsets. The csv reader's own line of a record counts from where it
-/// started reading, before any blank lines it skipped; this counts from the record's first
-/// byte. Offsets only grow, so counting is linear over the file.
-struct Lines<'a> {
-    text: &'a [u8],
-    pos: usize,
-    line: u64,
-}
-
-impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Self {
-        Lines {
-            text: text.as_bytes(),
-            pos: 0,
-            line: 1,
-        }
-    }
-
-    fn of(&mut self, record: &csv::ByteRecord) -> u64 {
-        let Some(mut start) = record.position().map(|p| p.byte() as usize) else {
-            return self.line;
-        };
-        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
-            start += 1;
-        }
-        let start = start.min(self.text.len()).max(self.pos);
-        self.line += self.text[self.pos..start]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64;
-        self.pos = start;
-        self.line
-    }
-}
-
 fn csv_error(e: csv::Error) -> IngestError {
     IngestError::Csv {
         line: e.position().map(|p| p.line()).unwrap_or(0),
@@ -668,7 +629,7 @@ fn read_header(
             return Ok(None);
         }
         if !is_blank(record) {
-            break lines.of(record);
+            break lines.of(record.position());
         }
     };
     let names: Vec<String> = (0..record.len())
@@ -743,7 +704,7 @@ fn read_records(
             continue;
         }
         rows.count_row()?;
-        let line = lines.of(record);
+        let line = lines.of(record.position());
         // Only the last record can run into the end of the file inside quotes.
         if reader.position().byte() as usize >= text.len()
             && let Some(start) = record.position().map(|p| p.byte() as usize)

@@ -299,3 +299,45 @@ mod tests {
         assert_eq!(p.observations[0].period, months[299]);
     }
 }
+
+/// Line numbers of CSV records from their byte offsets. The csv reader's own line of a record
+/// counts from where it started reading, before any blank lines it skipped; this counts from
+/// the record's first byte. Offsets only grow, so counting is linear over the file.
+#[derive(Debug)]
+pub(crate) struct Lines<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Lines::starting_at(text, 1)
+    }
+
+    /// For a piece of a file whose first byte is on line `line`.
+    pub(crate) fn starting_at(text: &'a str, line: u64) -> Self {
+        Lines {
+            text: text.as_bytes(),
+            pos: 0,
+            line,
+        }
+    }
+
+    /// The 1-based line of the record at `position` (the last line seen when unknown).
+    pub(crate) fn of(&mut self, position: Option<&csv::Position>) -> u64 {
+        let Some(mut start) = position.map(|p| p.byte() as usize) else {
+            return self.line;
+        };
+        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        let start = start.min(self.text.len()).max(self.pos);
+        self.line += self.text[self.pos..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        self.pos = start;
+        self.line
+    }
+}

@@ -3,7 +3,8 @@
 
 use borderwatch_model::Period;
 
-const MONTHS: [&str; 12] = [
+/// Month names in calendar order, lowercase.
+pub(crate) const MONTHS: [&str; 12] = [
     "january",
     "february",
     "march",

@@ -15,7 +15,7 @@ use borderwatch_model::{Country, Observation, Period, TOTAL_CATEGORY, tokenize};
 
 use crate::error::IngestError;
 use crate::formats::{Format, Options, Sniff};
-use crate::rows::{Parsed, RowSink};
+use crate::rows::{Lines, Parsed, RowSink};
 
 /// The format's name.
 const NAME: &str = "fsb_csv";
@@ -79,7 +79,7 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let mut lines = LineOf::new(text);
+    let mut lines = Lines::new(text);
     let mut records = reader.records();
     let header = loop {
         match records.next() {
@@ -89,7 +89,7 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
             Some(Ok(r)) => break r,
         }
     };
-    let header_line = lines.of(&header);
+    let header_line = lines.of(header.position());
     let names: Vec<String> = header.iter().map(|h| h.to_lowercase()).collect();
     let col = |name: &str| names.iter().position(|n| n == name);
     let mut missing = REQUIRED.iter().filter(|r| col(r).is_none()).peekable();
@@ -128,7 +128,7 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
             continue;
         }
         sink.count_row()?;
-        let line = lines.of(&record);
+        let line = lines.of(record.position());
         if record.len() != names.len() {
             let reason = format!(
                 "expected {} fields as in the header (line {header_line}), found {}; a value \
@@ -297,41 +297,6 @@ fn csv_error(e: csv::Error) -> IngestError {
     IngestError::Csv {
         line: e.position().map(|p| p.line()).unwrap_or(0),
         message: e.to_string(),
-    }
-}
-
-/// The 1-based line a record starts on, from its byte offset (blank lines skipped by the
-/// reader are counted; the reader's own line may point before them).
-#[derive(Debug)]
-struct LineOf<'a> {
-    text: &'a [u8],
-    pos: usize,
-    line: u64,
-}
-
-impl<'a> LineOf<'a> {
-    fn new(text: &'a str) -> Self {
-        LineOf {
-            text: text.as_bytes(),
-            pos: 0,
-            line: 1,
-        }
-    }
-
-    fn of(&mut self, record: &csv::StringRecord) -> u64 {
-        let Some(mut start) = record.position().map(|p| p.byte() as usize) else {
-            return self.line;
-        };
-        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
-            start += 1;
-        }
-        let start = start.min(self.text.len()).max(self.pos);
-        self.line += self.text[self.pos..start]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64;
-        self.pos = start;
-        self.line
     }
 }
 

@@ -47,13 +47,9 @@ fn sniff_csv(sniff: &Sniff<'_>) -> bool {
     let Some(head) = sniff.text_head else {
         return false;
     };
-    let Some(first) = head.lines().find(|l| !l.trim().is_empty()) else {
+    let Some(names) = table::first_line_names(head) else {
         return false;
     };
-    let names: Vec<String> = first
-        .split(char::from(table::delimiter(first)))
-        .map(|n| table::normalize(n.trim_matches('"')))
-        .collect();
     is_header(&names)
 }
 

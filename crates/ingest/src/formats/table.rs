@@ -42,6 +42,17 @@ pub(crate) fn normalize(name: &str) -> String {
     out.trim_end_matches('_').to_string()
 }
 
+/// The column names of the first non-blank line of a file's head, normalized (for sniffers).
+pub(crate) fn first_line_names(head: &str) -> Option<Vec<String>> {
+    let first = head.lines().find(|l| !l.trim().is_empty())?;
+    Some(
+        first
+            .split(char::from(delimiter(first)))
+            .map(|n| normalize(n.trim_matches('"')))
+            .collect(),
+    )
+}
+
 /// The delimiter of a header line: tab when it has one (Eurostat's first column holds
 /// commas), else `;` when it has more of them than `,`, else `,`.
 pub(crate) fn delimiter(header: &str) -> u8 {

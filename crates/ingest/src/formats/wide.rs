@@ -101,20 +101,7 @@ pub(crate) fn period_label(label: &str) -> Option<Period> {
             _ => None,
         };
     }
-    let full = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
+    let full = super::fiscal::MONTHS;
     let m = MONTHS
         .iter()
         .position(|m| *m == name)
