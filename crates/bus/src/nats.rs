@@ -266,7 +266,30 @@ fn on_event(connected: &AtomicBool, client: Option<&async_nats::Client>, event: 
     match event {
         Event::Connected => {
             connected.store(true, Ordering::SeqCst);
-            info!(server, "nats connection (re)established");
+            // The client reports the connection before it stores the new server's INFO: wait
+            // a moment for the INFO to change, so the log names the server now in use (the
+            // same one again if it does not change).
+            match client.cloned() {
+                Some(client) => {
+                    tokio::spawn(async move {
+                        let describe = |c: &async_nats::Client| {
+                            let info = c.server_info();
+                            format!("{} ({}:{})", info.server_name, info.host, info.port)
+                        };
+                        for _ in 0..25 {
+                            if describe(&client) != server {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        info!(
+                            server = describe(&client),
+                            "nats connection (re)established"
+                        );
+                    });
+                }
+                None => info!(server, "nats connection (re)established"),
+            }
         }
         Event::Disconnected => {
             connected.store(false, Ordering::SeqCst);
