@@ -54,6 +54,9 @@ echo "schemathesis $ST_VERSION against $BASE (max $ST_MAX_EXAMPLES examples per 
 # The live stream never ends, so it is left out (tests/e2e.rs and the gateway tests cover it).
 status=0
 # From the scratch folder: schemathesis keeps a cache (.schemathesis/) in its working folder.
+# One worker: with two threads, hypothesis's ast.parse calls race inside CPython 3.11
+# ("SystemError: AST constructor recursion depth mismatch", seen in CI), which schemathesis
+# reports as an error of the operation under test.
 (cd "$WORK" && "$VENV/bin/st" run "$BASE/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --exclude-path /v1/surges/stream \
@@ -61,7 +64,7 @@ status=0
   --max-time "$ST_MAX_TIME" \
   --request-timeout 30 \
   --seed "${ST_SEED:-20241001}" \
-  --workers 2 \
+  --workers 1 \
   --no-color) || status=$?
 if [ "$status" -ne 0 ]; then
   echo "schemathesis: failures above; the gateway's log:" >&2

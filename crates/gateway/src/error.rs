@@ -100,16 +100,19 @@ fn code_for(status: StatusCode) -> &'static str {
 
 /// Middleware: an error answer that is not JSON (axum's 405 and extractor rejections, the
 /// timeout's 408, the body limit's 413, the rate limiter's 429) becomes the API's error body,
-/// keeping its other headers (`Allow`, `Retry-After`).
+/// keeping its other headers (`Allow`, `Retry-After`). The dashboard's own error pages
+/// (HTML) are left as they are.
 pub(crate) async fn normalize(request: Request, next: Next) -> Response {
     let resp = next.run(request).await;
     let status = resp.status();
-    let is_json = resp
+    let content_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .unwrap_or("");
+    let deliberate =
+        content_type.starts_with("application/json") || content_type.starts_with("text/html");
+    if !(status.is_client_error() || status.is_server_error()) || deliberate {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

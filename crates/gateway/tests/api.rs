@@ -857,3 +857,22 @@ async fn the_delivery_log_pages_newest_first() {
     assert_eq!(body["deliveries"].as_array().unwrap().len(), 5);
     assert!(body["next"].is_null(), "{body}");
 }
+
+#[tokio::test]
+async fn the_dashboards_not_found_page_stays_a_page_while_api_errors_are_json() {
+    let gw = start(no_limit()).await;
+    let page = gw.get("/series/fsb/PRK/nothing").await;
+    assert_eq!(page.status(), 404);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        page.headers()
+    );
+    assert!(page.text().await.unwrap().contains("Series not found"));
+    let (status, body) = gw.get_json("/v1/series/fsb/PRK/nothing").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}
