@@ -329,9 +329,20 @@ pub async fn wait_analyzed(
     let mut done = Vec::new();
     for key in &release.analyses {
         loop {
-            if let Some(raw) = bus.kv_get(names::ANALYZED_BUCKET, key).await? {
-                done.push(serde_json::from_slice(&raw)?);
-                break;
+            // A read that fails (a NATS node lost, a bucket leader being elected) is asked
+            // again until the deadline, like a record not written yet.
+            match bus.kv_get(names::ANALYZED_BUCKET, key).await {
+                Ok(Some(raw)) => {
+                    done.push(serde_json::from_slice(&raw)?);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    bail!("analytics did not finish {key} within {timeout:?}: {e}")
+                }
+                Err(e) => {
+                    warn!(error = %e, key, "reading the analysis record failed; trying again")
+                }
             }
             if tokio::time::Instant::now() > deadline {
                 bail!("analytics did not finish {key} within {timeout:?}");
