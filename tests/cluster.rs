@@ -34,7 +34,8 @@ const START: Duration = Duration::from_secs(60);
 /// wait of a killed replica's part is 30 s of it).
 const FINISH: Duration = Duration::from_secs(240);
 
-/// The tests share the machine's cores: one at a time, or each would time the other out.
+/// The tests share the machine's cores (and start NATS clusters that must elect leaders in
+/// time): one at a time, or each would time the other out.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 /// The surge ids one embedded `borderwatch up` finds in the release (computed once).
 static EXPECTED: OnceCell<HashSet<String>> = OnceCell::const_new();
@@ -590,6 +591,7 @@ fn probe(url: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_of_a_worker_role_follows_its_nats_connection() {
+    let _serial = SERIAL.lock().await;
     let mut server = NatsServer::start();
     let d = Deployment::new("readyz", server.url(), 1).await;
     let a = d
@@ -627,6 +629,7 @@ async fn readyz_of_a_worker_role_follows_its_nats_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_leaves_a_nats_node_in_lame_duck_mode_for_another_one() {
+    let _serial = SERIAL.lock().await;
     let servers = test_server::cluster(3);
     let d = Deployment::new("lameduck", test_server::urls(&servers), 3).await;
     let a = d

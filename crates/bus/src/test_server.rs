@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// How long a server may take to accept connections (and, in a cluster, to elect a
-/// JetStream leader).
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// JetStream leader): generous, as test machines are shared and busy.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One running nats-server. Its store directory lives as long as it does.
 #[derive(Debug)]
