@@ -309,8 +309,15 @@ fn fill(
 }
 
 /// Where the last complete record of `bytes` ends: just after its last line end outside
-/// quotes (quotes as [`ends_inside_quotes`] reads them).
+/// quotes (quotes as [`scan_quotes`] reads them).
 fn last_record_end(bytes: &[u8], delimiter: u8) -> Option<usize> {
+    scan_quotes(bytes, delimiter).1
+}
+
+/// Reads CSV quoting over `bytes`: a quote opens a value only at the value's start, `""`
+/// inside is a quote. Answers whether the bytes end inside a quoted value, and where the
+/// last line end outside quotes is (just after it).
+fn scan_quotes(bytes: &[u8], delimiter: u8) -> (bool, Option<usize>) {
     let (mut quoted, mut at_start, mut last) = (false, true, None);
     let mut i = 0;
     while i < bytes.len() {
@@ -334,7 +341,7 @@ fn last_record_end(bytes: &[u8], delimiter: u8) -> Option<usize> {
         }
         i += 1;
     }
-    last
+    (quoted, last)
 }
 
 /// The default source as a token, or the error for one that cannot be.
@@ -571,27 +578,7 @@ fn csv_error(e: csv::Error) -> IngestError {
 /// Whether a record (its bytes up to the end of the file) ends inside a quoted value: a
 /// quote opened at the start of a value and never closed, as in a file cut off mid-value.
 fn ends_inside_quotes(bytes: &[u8], delimiter: u8) -> bool {
-    let (mut quoted, mut at_start) = (false, true);
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if quoted {
-            if b == b'"' {
-                if bytes.get(i + 1) == Some(&b'"') {
-                    i += 1;
-                } else {
-                    quoted = false;
-                }
-            }
-        } else if b == b'"' && at_start {
-            quoted = true;
-            at_start = false;
-        } else {
-            at_start = b == delimiter || b == b'\n' || b == b'\r';
-        }
-        i += 1;
-    }
-    quoted
+    scan_quotes(bytes, delimiter).0
 }
 
 /// The columns of a CSV file, from its header line.
