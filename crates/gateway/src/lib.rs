@@ -891,17 +891,24 @@ async fn list_surges(
             // Rendered once per query until the next surge arrives; the next page's link is
             // kept beside the body for the Link header.
             let key = format!("/v1/surges?{}", uri.query().unwrap_or(""));
+            // A miss selects the page once; the link it found fills the second entry.
+            let mut fresh_next: Option<Option<String>> = None;
             let body = state.surges.cached(&key, b"", || {
                 let (page, next_cursor, next) = select();
                 let surges: Vec<Arc<SurgeEvent>> = page.into_iter().map(|e| e.event).collect();
-                serde_json::to_vec(
+                let body = serde_json::to_vec(
                     &json!({ "surges": surges, "next_cursor": next_cursor, "next": next }),
                 )
                 .unwrap_or_default()
-                .into()
+                .into();
+                fresh_next = Some(next);
+                body
             });
             let next = state.surges.cached(&format!("{key}#next"), b"", || {
-                select().2.unwrap_or_default().into()
+                fresh_next
+                    .unwrap_or_else(|| select().2)
+                    .unwrap_or_default()
+                    .into()
             });
             let next = String::from_utf8_lossy(&next).into_owned();
             let resp = (
