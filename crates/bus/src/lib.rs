@@ -49,6 +49,9 @@ pub enum BusError {
     Timeout { subject: String, timeout: Duration },
     #[error("the data directory failed: {0}")]
     Storage(#[from] std::io::Error),
+    /// Reading the data handed to [`Transport::object_put_reader`] failed: nothing was stored.
+    #[error("reading the data to store as `{name}` failed: {reason}")]
+    ObjectSource { name: String, reason: String },
     #[error("{op} failed: {reason}")]
     Nats { op: &'static str, reason: String },
     #[error("the bus is shut down")]
@@ -142,6 +145,9 @@ pub struct ObjectInfo {
     /// Size in bytes.
     pub size: u64,
 }
+
+/// Bytes read as they are needed: an object being stored, or a stored one being read.
+pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
 /// Settles one delivery of a durable consumer.
 #[async_trait]
@@ -273,6 +279,40 @@ pub trait Transport: Send + Sync + Debug {
     async fn object_put(&self, bucket: &str, name: &str, data: Bytes) -> Result<ObjectInfo>;
     /// The object's bytes, or `None` if there is no object of that name.
     async fn object_get(&self, bucket: &str, name: &str) -> Result<Option<Bytes>>;
+    /// Stores what `data` reads under `name`, as it is read: the object is never held in
+    /// memory whole. Readers see the old object or the new one whole, never a part; if
+    /// `data` fails ([`BusError::ObjectSource`]), the old object stays.
+    ///
+    /// The default reads `data` whole and calls [`Transport::object_put`]; both transports
+    /// override it.
+    async fn object_put_reader(
+        &self,
+        bucket: &str,
+        name: &str,
+        mut data: ObjectReader,
+    ) -> Result<ObjectInfo> {
+        use tokio::io::AsyncReadExt;
+        let mut whole = Vec::new();
+        data.read_to_end(&mut whole)
+            .await
+            .map_err(|e| BusError::ObjectSource {
+                name: name.to_string(),
+                reason: e.to_string(),
+            })?;
+        self.object_put(bucket, name, whole.into()).await
+    }
+    /// The object's bytes as a reader that fetches them as they are read, or `None` if there
+    /// is no object of that name. A read error means the object could not be read whole
+    /// (over NATS: a chunk is missing, or the bytes do not match the stored digest).
+    ///
+    /// The default reads the object whole with [`Transport::object_get`]; both transports
+    /// override it.
+    async fn object_reader(&self, bucket: &str, name: &str) -> Result<Option<ObjectReader>> {
+        Ok(self
+            .object_get(bucket, name)
+            .await?
+            .map(|b| Box::new(std::io::Cursor::new(b)) as ObjectReader))
+    }
     /// The object's size without its bytes, or `None` if there is no object of that name.
     async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>>;
     /// Removes the object; removing one that does not exist is not an error.

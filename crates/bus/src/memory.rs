@@ -832,6 +832,79 @@ impl Transport for MemoryBus {
         }
     }
 
+    async fn object_put_reader(
+        &self,
+        bucket: &str,
+        name: &str,
+        mut data: crate::ObjectReader,
+    ) -> Result<ObjectInfo> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let source_failed = |e: std::io::Error| BusError::ObjectSource {
+            name: name.to_string(),
+            reason: e.to_string(),
+        };
+        let Some(path) = self.object_path(bucket, name)? else {
+            // No data directory: the objects live in memory anyway.
+            let mut whole = Vec::new();
+            data.read_to_end(&mut whole).await.map_err(source_failed)?;
+            return self.object_put(bucket, name, whole.into()).await;
+        };
+        let tmp = path.with_file_name(format!(
+            ".tmp-{name}-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut chunk = vec![0u8; 256 * 1024];
+            let mut size = 0u64;
+            loop {
+                let n = data.read(&mut chunk).await.map_err(source_failed)?;
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&chunk[..n]).await?;
+                size += n as u64;
+            }
+            file.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await?;
+            Ok::<u64, BusError>(size)
+        }
+        .await;
+        let size = match written {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
+        if let Some(dir) = path.parent()
+            && let Ok(dir) = tokio::fs::File::open(dir).await
+        {
+            // Makes the rename itself durable where the platform allows it.
+            let _ = dir.sync_all().await;
+        }
+        Ok(ObjectInfo {
+            name: name.to_string(),
+            size,
+        })
+    }
+
+    async fn object_reader(&self, bucket: &str, name: &str) -> Result<Option<crate::ObjectReader>> {
+        match self.object_path(bucket, name)? {
+            // An open file keeps its bytes even if the object is replaced or removed meanwhile.
+            Some(path) => match tokio::fs::File::open(path).await {
+                Ok(file) => Ok(Some(Box::new(file))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            None => Ok(self
+                .object_get(bucket, name)
+                .await?
+                .map(|b| Box::new(std::io::Cursor::new(b)) as crate::ObjectReader)),
+        }
+    }
+
     async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>> {
         let size = match self.object_path(bucket, name)? {
             Some(path) => match fs::metadata(path) {

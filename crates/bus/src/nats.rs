@@ -820,6 +820,19 @@ impl Transport for NatsBus {
         objects::get(&self.js, bucket, name).await
     }
 
+    async fn object_put_reader(
+        &self,
+        bucket: &str,
+        name: &str,
+        data: crate::ObjectReader,
+    ) -> Result<ObjectInfo> {
+        objects::put_reader(&self.js, bucket, name, data).await
+    }
+
+    async fn object_reader(&self, bucket: &str, name: &str) -> Result<Option<crate::ObjectReader>> {
+        objects::reader(&self.js, bucket, name).await
+    }
+
     async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>> {
         objects::info(&self.js, bucket, name).await
     }

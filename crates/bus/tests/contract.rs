@@ -62,6 +62,8 @@ contract!(
     object_put_get_info_list_delete_round_trip_a_blob_over_one_mib,
     object_put_replaces_and_get_of_missing_object_is_none,
     object_store_rejects_bad_names_and_unknown_stores,
+    object_put_reader_stores_a_stream_read_in_small_pieces_and_object_reader_gives_it_back,
+    object_put_reader_whose_source_fails_keeps_the_old_object,
 );
 
 fn shared(bus: MemoryBus) -> Bus {
@@ -818,6 +820,144 @@ async fn object_store_rejects_bad_names_and_unknown_stores(bus: Bus) {
         .await
         .expect_err("unknown store");
     assert!(matches!(err, BusError::NoObjectStore(_)), "got {err:?}");
+}
+
+/// Hands out `data` a few bytes at a time, yielding between pieces as a network body does,
+/// and fails after `fail_after` bytes when set.
+struct Trickle {
+    data: Bytes,
+    at: usize,
+    piece: usize,
+    fail_after: Option<usize>,
+    yielded: bool,
+}
+
+impl tokio::io::AsyncRead for Trickle {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.yielded = false;
+        if self.fail_after.is_some_and(|limit| self.at >= limit) {
+            return std::task::Poll::Ready(Err(std::io::Error::other("the client went away")));
+        }
+        let end = (self.at + self.piece)
+            .min(self.data.len())
+            .min(self.at + buf.remaining());
+        buf.put_slice(&self.data[self.at..end]);
+        self.at = end;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+fn trickle(data: Bytes, piece: usize, fail_after: Option<usize>) -> borderwatch_bus::ObjectReader {
+    Box::new(Trickle {
+        data,
+        at: 0,
+        piece,
+        fail_after,
+        yielded: false,
+    })
+}
+
+async fn object_put_reader_stores_a_stream_read_in_small_pieces_and_object_reader_gives_it_back(
+    bus: Bus,
+) {
+    use tokio::io::AsyncReadExt;
+    setup(&bus).await;
+    let store = names::RAW_OBJECT_STORE;
+    let big = blob(2 * 1024 * 1024 + 4099);
+    let info = bus
+        .object_put_reader(store, "streamed", trickle(big.clone(), 16 * 1024 + 3, None))
+        .await
+        .expect("put from a reader");
+    assert_eq!(info.size, big.len() as u64);
+    assert_eq!(
+        bus.object_info(store, "streamed")
+            .await
+            .expect("info")
+            .map(|i| i.size),
+        Some(big.len() as u64)
+    );
+    let mut reader = bus
+        .object_reader(store, "streamed")
+        .await
+        .expect("reader")
+        .expect("stored");
+    let mut back = Vec::new();
+    let mut piece = vec![0u8; 10_000];
+    loop {
+        let n = reader.read(&mut piece).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        back.extend_from_slice(&piece[..n]);
+    }
+    assert!(back == big, "the exact bytes come back, in order");
+    assert_eq!(
+        bus.object_get(store, "streamed").await.expect("get"),
+        Some(big)
+    );
+    assert!(
+        bus.object_reader(store, "absent")
+            .await
+            .expect("reader")
+            .is_none()
+    );
+    // An empty stream is an empty object.
+    let info = bus
+        .object_put_reader(store, "empty", trickle(Bytes::new(), 10, None))
+        .await
+        .expect("empty put");
+    assert_eq!(info.size, 0);
+}
+
+async fn object_put_reader_whose_source_fails_keeps_the_old_object(bus: Bus) {
+    setup(&bus).await;
+    let store = names::RAW_OBJECT_STORE;
+    bus.object_put(store, "upload", Bytes::from_static(b"old"))
+        .await
+        .expect("put");
+    let err = bus
+        .object_put_reader(
+            store,
+            "upload",
+            trickle(blob(1024 * 1024), 64 * 1024, Some(300 * 1024)),
+        )
+        .await
+        .expect_err("the source fails half-way");
+    assert!(
+        matches!(&err, BusError::ObjectSource { name, reason } if name == "upload" && reason.contains("went away")),
+        "{err:?}"
+    );
+    assert_eq!(
+        bus.object_get(store, "upload").await.expect("get"),
+        Some(Bytes::from_static(b"old")),
+        "a failed write leaves the old object whole"
+    );
+    let err = bus
+        .object_put_reader(store, "new", trickle(blob(1000), 100, Some(500)))
+        .await
+        .expect_err("fails");
+    assert!(matches!(err, BusError::ObjectSource { .. }), "{err:?}");
+    let names: Vec<String> = bus
+        .object_list(store)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["upload".to_string()],
+        "no object from a failed write"
+    );
 }
 
 // NATS only: what the in-process bus has no counterpart for.

@@ -2,14 +2,19 @@
 //! into chunks), so that blobs of any size, larger than a message, are kept durably.
 
 use async_nats::jetstream::context::{GetStreamError, ObjectStoreErrorKind};
-use async_nats::jetstream::object_store::{self, GetErrorKind, InfoErrorKind, ObjectStore};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_nats::jetstream::object_store::{
+    self, GetErrorKind, InfoErrorKind, ObjectStore, PutErrorKind,
+};
 use async_nats::jetstream::stream::StorageType;
 use async_nats::jetstream::{self};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use crate::{BusError, ObjectInfo, Result, valid_object_name};
+use crate::{BusError, ObjectInfo, ObjectReader, Result, valid_object_name};
 
 fn check_name(name: &str) -> Result<()> {
     if valid_object_name(name) {
@@ -66,6 +71,110 @@ pub(super) async fn put(
         name: info.name,
         size: info.size as u64,
     })
+}
+
+/// Stores what `data` reads, a chunk at a time. A failed read stores no object (the chunks
+/// already sent stay in the stream, unreferenced, until the store is purged: async-nats does
+/// not name them to its caller).
+pub(super) async fn put_reader(
+    js: &jetstream::Context,
+    bucket: &str,
+    name: &str,
+    data: ObjectReader,
+) -> Result<ObjectInfo> {
+    check_name(name)?;
+    let store = store(js, bucket).await?;
+    let mut reader = FullChunks::new(data, CHUNK_BYTES);
+    let info = store.put(name, &mut reader).await.map_err(|e| {
+        if e.kind() == PutErrorKind::ReadChunks {
+            BusError::ObjectSource {
+                name: name.to_string(),
+                reason: std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| e.to_string()),
+            }
+        } else {
+            BusError::nats("object_put", e)
+        }
+    })?;
+    Ok(ObjectInfo {
+        name: info.name,
+        size: info.size as u64,
+    })
+}
+
+/// async-nats's chunk size: the object store stores one message per read of the data.
+const CHUNK_BYTES: usize = 128 * 1024;
+
+/// Reads whole chunks from a reader that hands out little at a time (an HTTP body comes in
+/// frames of a few KiB), so that the object store stores one message per 128 KiB, not per
+/// frame, and waits for one acknowledgement per chunk.
+struct FullChunks {
+    inner: ObjectReader,
+    pending: Vec<u8>,
+    taken: usize,
+    chunk: usize,
+    eof: bool,
+}
+
+impl FullChunks {
+    fn new(inner: ObjectReader, chunk: usize) -> FullChunks {
+        FullChunks {
+            inner,
+            pending: Vec::with_capacity(chunk),
+            taken: 0,
+            chunk,
+            eof: false,
+        }
+    }
+}
+
+impl AsyncRead for FullChunks {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.taken == this.pending.len() {
+            this.pending.clear();
+            this.taken = 0;
+        }
+        while !this.eof && this.pending.len() < this.chunk {
+            let start = this.pending.len();
+            this.pending.resize(this.chunk, 0);
+            let mut read = ReadBuf::new(&mut this.pending[start..]);
+            let polled = Pin::new(&mut this.inner).poll_read(cx, &mut read);
+            let n = read.filled().len();
+            this.pending.truncate(start + n);
+            match polled {
+                Poll::Ready(Ok(())) if n == 0 => this.eof = true,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let available = &this.pending[this.taken..];
+        let n = available.len().min(buf.remaining());
+        buf.put_slice(&available[..n]);
+        this.taken += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The object as a reader of its chunks; the digest is checked when the last one is read.
+pub(super) async fn reader(
+    js: &jetstream::Context,
+    bucket: &str,
+    name: &str,
+) -> Result<Option<ObjectReader>> {
+    check_name(name)?;
+    let store = store(js, bucket).await?;
+    match store.get(name).await {
+        Ok(object) => Ok(Some(Box::new(object))),
+        Err(e) if e.kind() == GetErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BusError::nats("object_get", e)),
+    }
 }
 
 pub(super) async fn get(
