@@ -366,7 +366,9 @@ async fn send(bus: &Bus, source: &Source, bytes: Bytes) -> Result<Sent, PollErro
         }
         Err(SubmitError::Rejected(body)) => Err(PollError::Ingest(body.error.message)),
         Err(SubmitError::Bus(e)) => Err(PollError::Bus(e)),
-        Err(e @ SubmitError::BadReply(_)) => Err(PollError::Ingest(e.to_string())),
+        Err(e @ (SubmitError::BadReply(_) | SubmitError::Read(_))) => {
+            Err(PollError::Ingest(e.to_string()))
+        }
     }
 }
 
