@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use borderwatch_bus::{Bus, names};
-use borderwatch_ingest::service::{Submission, SubmitError, submit};
+use borderwatch_ingest::service::{SubmitError, submit_reader};
 use borderwatch_model::{
     Country, DigestSpec, PayloadFormat, Period, SeriesView, Severity, Subscription,
     SubscriptionFilter, SurgeEvent, Webhook, now_rfc3339,
@@ -435,35 +435,70 @@ struct IngestParams {
 async fn ingest(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<IngestParams>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the file is larger than {} bytes, the most this gateway takes in one \
-                     upload: split it into smaller files, or start the gateway with a higher \
-                     --max-upload-bytes (BORDERWATCH_MAX_UPLOAD_BYTES)",
-                    state.cfg.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::bad_request(format!("the upload could not be read: {rejection}"))
-        }
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "the request body is empty: send the file as the body",
-        ));
-    }
-    let sub = Submission {
-        format: params.format,
-        source: params.source,
-        bytes: body,
+    let limit = state.cfg.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the file is larger than {limit} bytes, the most this gateway takes in one \
+                 upload: split it into smaller files, or start the gateway with a higher \
+                 --max-upload-bytes (BORDERWATCH_MAX_UPLOAD_BYTES)"
+            ),
+        )
     };
-    match submit(state.bus.as_ref(), sub).await {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    // The body is read as it arrives and handed on as it is read: a big upload goes to the
+    // object store piece by piece, never whole into this process. A body without a length
+    // is stopped as soon as it passes the limit.
+    let passed_limit = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&passed_limit);
+    let mut read = 0usize;
+    let mut chunks = body
+        .into_data_stream()
+        .map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            read += chunk.len();
+            if read > limit {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(std::io::Error::other(format!(
+                    "the upload passed {limit} bytes"
+                )));
+            }
+            Ok(chunk)
+        })
+        .boxed();
+    let first = loop {
+        match chunks.next().await {
+            None => {
+                return Err(ApiError::bad_request(
+                    "the request body is empty: send the file as the body",
+                ));
+            }
+            Some(Ok(chunk)) if chunk.is_empty() => {}
+            Some(Ok(chunk)) => break chunk,
+            Some(Err(_)) if passed_limit.load(std::sync::atomic::Ordering::SeqCst) => {
+                return Err(too_large());
+            }
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(format!(
+                    "the upload could not be read: {e}"
+                )));
+            }
+        }
+    };
+    let upload = tokio_util::io::StreamReader::new(stream::iter([Ok(first)]).chain(chunks));
+    let submitted = submit_reader(state.bus.as_ref(), params.format, params.source, upload).await;
+    match submitted {
         Ok(release) => {
             let status = if release.duplicate {
                 StatusCode::OK
@@ -481,6 +516,12 @@ async fn ingest(
             },
             body,
         }),
+        Err(SubmitError::Read(_)) if passed_limit.load(std::sync::atomic::Ordering::SeqCst) => {
+            Err(too_large())
+        }
+        Err(SubmitError::Read(reason)) => Err(ApiError::bad_request(format!(
+            "the upload could not be read: {reason}"
+        ))),
         Err(SubmitError::Bus(e)) => Err(e.into()),
         Err(e @ SubmitError::BadReply(_)) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -576,6 +576,36 @@ async fn a_body_over_the_limit_gets_413_in_the_error_body() {
     assert_eq!(body["error"]["code"], "payload_too_large");
 }
 
+/// A body without a length, sent `pieces` times `piece` bytes.
+fn chunked(piece: usize, pieces: usize) -> reqwest::Body {
+    let chunks = (0..pieces).map(move |_| Ok::<_, std::io::Error>(vec![b'x'; piece]));
+    reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+}
+
+#[tokio::test]
+async fn a_body_without_a_length_is_stopped_at_the_limit_and_leaves_nothing_staged() {
+    // Below the size at which uploads are staged in the object store, and above it (8 MiB).
+    for (limit, piece, pieces) in [(1000, 500, 10), (9 << 20, 1 << 20, 12)] {
+        let gw = start(GatewayConfig {
+            max_body_bytes: limit,
+            ..no_limit()
+        })
+        .await;
+        let r = gw
+            .http
+            .post(format!("{}/v1/ingest?source=fsb", gw.base))
+            .body(chunked(piece, pieces))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "limit {limit}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "payload_too_large");
+        let staged = gw.bus.object_list(names::RAW_OBJECT_STORE).await.unwrap();
+        assert!(staged.is_empty(), "limit {limit}: {staged:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_request_slower_than_the_timeout_gets_408() {
     let gw = start(GatewayConfig {

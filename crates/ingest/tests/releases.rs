@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{
-    Bus, BusError, Delivery, Headers, MemoryBus, Message, NatsBus, ObjectInfo, Outgoing, PubAck,
-    Request, StreamSpec, Transport, names,
+    Bus, BusError, Delivery, Headers, MemoryBus, Message, NatsBus, ObjectInfo, ObjectReader,
+    Outgoing, PubAck, Request, StreamSpec, Transport, names,
 };
-use borderwatch_ingest::IngestError;
-use borderwatch_ingest::service::{self, ReplayError, Submission};
+use borderwatch_ingest::service::{self, ReplayError, StagedUpload, Submission};
+use borderwatch_ingest::{IngestError, ReadOptions};
 use borderwatch_model::{MissingCategory, Observation, Period, Release, ReleaseMarker, Revision};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -269,6 +269,21 @@ struct Flaky {
     inner: MemoryBus,
     fail_on: Mutex<Option<&'static str>>,
     writes: Mutex<Vec<String>>,
+    /// Objects read whole (`object_get`), by name.
+    whole_reads: Mutex<Vec<String>>,
+}
+
+impl Flaky {
+    async fn new(fail_on: Option<&'static str>) -> Flaky {
+        let inner = MemoryBus::ephemeral();
+        names::ensure_all(&inner, 1).await.unwrap();
+        Flaky {
+            inner,
+            fail_on: Mutex::new(fail_on),
+            writes: Mutex::new(Vec::new()),
+            whole_reads: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl Flaky {
@@ -389,7 +404,27 @@ impl Transport for Flaky {
         self.inner.object_put(bucket, name, data).await
     }
     async fn object_get(&self, bucket: &str, name: &str) -> borderwatch_bus::Result<Option<Bytes>> {
+        self.whole_reads.lock().unwrap().push(name.to_string());
         self.inner.object_get(bucket, name).await
+    }
+    async fn object_put_reader(
+        &self,
+        bucket: &str,
+        name: &str,
+        data: ObjectReader,
+    ) -> borderwatch_bus::Result<ObjectInfo> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(format!("object_put {name}"));
+        self.inner.object_put_reader(bucket, name, data).await
+    }
+    async fn object_reader(
+        &self,
+        bucket: &str,
+        name: &str,
+    ) -> borderwatch_bus::Result<Option<ObjectReader>> {
+        self.inner.object_reader(bucket, name).await
     }
     async fn object_info(
         &self,
@@ -417,13 +452,7 @@ impl Transport for Flaky {
 
 #[tokio::test]
 async fn the_bytes_are_kept_before_anything_is_published() {
-    let inner = MemoryBus::ephemeral();
-    names::ensure_all(&inner, 1).await.unwrap();
-    let bus = Flaky {
-        inner,
-        fail_on: Mutex::new(None),
-        writes: Mutex::new(Vec::new()),
-    };
+    let bus = Flaky::new(None).await;
     service::ingest(&bus, generic(csv(GOOD)))
         .await
         .expect("ingested");
@@ -439,13 +468,7 @@ async fn the_bytes_are_kept_before_anything_is_published() {
 
 #[tokio::test]
 async fn a_failure_half_way_lists_no_release_and_sending_again_completes_it() {
-    let inner = MemoryBus::ephemeral();
-    names::ensure_all(&inner, 1).await.unwrap();
-    let bus = Flaky {
-        inner,
-        fail_on: Mutex::new(Some("bw.release.")),
-        writes: Mutex::new(Vec::new()),
-    };
+    let bus = Flaky::new(Some("bw.release.")).await;
     let err = service::ingest(&bus, generic(csv(GOOD)))
         .await
         .expect_err("the marker publish fails");
@@ -489,13 +512,7 @@ async fn a_failure_half_way_lists_no_release_and_sending_again_completes_it() {
 
 #[tokio::test]
 async fn a_retry_after_a_failure_half_way_still_announces_revisions_and_missing_categories() {
-    let inner = MemoryBus::ephemeral();
-    names::ensure_all(&inner, 1).await.unwrap();
-    let bus = Flaky {
-        inner,
-        fail_on: Mutex::new(None),
-        writes: Mutex::new(Vec::new()),
-    };
+    let bus = Flaky::new(None).await;
     service::ingest(&bus, generic(rows_csv(&history())))
         .await
         .unwrap();
@@ -980,4 +997,189 @@ async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
     );
     cancel.cancel();
     serving.await.unwrap().unwrap();
+}
+
+/// Puts `bytes` in the object store as an upload waiting for ingest, as `submit` does.
+async fn stage(bus: &dyn Transport, name: &str, bytes: Bytes) -> StagedUpload {
+    bus.object_put(names::RAW_OBJECT_STORE, name, bytes)
+        .await
+        .unwrap();
+    StagedUpload {
+        object: name.to_string(),
+        format: None,
+        source: None,
+    }
+}
+
+/// Reads of a few dozen bytes and batches of three figures: every piece and batch boundary
+/// a small file can have.
+fn tiny_reads() -> ReadOptions {
+    ReadOptions {
+        chunk_bytes: 97,
+        batch_rows: 3,
+    }
+}
+
+/// The 2025 release with a revised 2024-Q4 figure, a rejected row and an exact repeat.
+fn release_2025_with_everything() -> Bytes {
+    let mut file = String::from_utf8(release_2025(1..=3).to_vec()).unwrap();
+    file.push_str("fsb,2024-Q4,PRK,total,5000\n");
+    file.push_str("fsb,2025-Q1,Atlantis,total,1\n");
+    file.push_str("fsb,2025-Q1,PRK,total,151\n");
+    Bytes::from(file)
+}
+
+/// What a release announced and published, in stream order, for comparing two ways of
+/// ingesting it.
+async fn published(bus: &dyn Transport) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (stream, filter) in [
+        (names::REVISION_STREAM, "bw.revision.>"),
+        (names::MISSING_STREAM, "bw.missing.>"),
+        (names::RELEASE_STREAM, "bw.release.>"),
+    ] {
+        for m in stored(bus, stream, filter).await {
+            out.push((m.subject, String::from_utf8(m.payload.to_vec()).unwrap()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_staged_generic_upload_is_read_a_piece_at_a_time_and_gives_what_a_whole_read_gives() {
+    let file = release_2025_with_everything();
+
+    let whole_bus = Flaky::new(None).await;
+    service::ingest(&whole_bus, generic(rows_csv(&history())))
+        .await
+        .unwrap();
+    let mut whole = service::ingest(&whole_bus, generic(file.clone()))
+        .await
+        .unwrap();
+
+    let bus = Flaky::new(None).await;
+    service::ingest(&bus, generic(rows_csv(&history())))
+        .await
+        .unwrap();
+    let upload = stage(&bus, "upload-test-1", file.clone()).await;
+    let mut streamed = service::ingest_object(&bus, upload, tiny_reads())
+        .await
+        .expect("streamed");
+    assert!(
+        bus.whole_reads.lock().unwrap().is_empty(),
+        "no object is read whole: {:?}",
+        bus.whole_reads.lock().unwrap()
+    );
+
+    // The figures checked by hand: 12 rows of 2025, one revision, one bad row, one repeat.
+    assert_eq!(streamed.format, "generic");
+    assert_eq!(streamed.accepted, 13);
+    assert_eq!(streamed.new_observations, 13);
+    assert_eq!(streamed.revisions, 1);
+    assert_eq!(streamed.rejected.len(), 1);
+    assert_eq!(streamed.rejected[0].value, "Atlantis");
+    assert_eq!(streamed.rejected[0].row, 15);
+    let missing: Vec<&str> = streamed
+        .missing
+        .iter()
+        .map(|m| m.category.as_str())
+        .collect();
+    assert_eq!(missing, vec!["study", "work"]);
+    // The kept bytes are the upload's, under their hash.
+    let raw = streamed.raw.clone().unwrap();
+    assert_eq!(raw.name, format!("sha256-{}", streamed.content_sha256));
+    assert_eq!(
+        bus.inner
+            .object_get(&raw.store, &raw.name)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&file)
+    );
+
+    // The same release, the same figures and the same announcements and markers as a whole
+    // read, but for when it was received.
+    for r in [&mut whole, &mut streamed] {
+        r.received_at = String::new();
+        r.received_at_ms = 0;
+    }
+    assert_eq!(streamed, whole);
+    assert_eq!(figures(&bus).await, figures(&whole_bus).await);
+    assert_eq!(published(&bus).await, published(&whole_bus).await);
+}
+
+#[tokio::test]
+async fn a_staged_upload_that_is_bad_at_its_end_changes_nothing() {
+    let bus = Flaky::new(None).await;
+    service::ingest(&bus, generic(csv(GOOD))).await.unwrap();
+    let before = snapshot(&bus).await;
+    // Good rows for many batches, then binary data: the file is refused as a whole, after
+    // batches of good figures were read.
+    let mut file = String::from_utf8(rows_csv(&history()).to_vec()).unwrap();
+    file.push_str("fsb,2025-Q1,PRK,total,1\0\0\n");
+    let upload = stage(&bus, "upload-test-2", Bytes::from(file)).await;
+    let err = service::ingest_object(&bus, upload, tiny_reads())
+        .await
+        .expect_err("a truncated file is refused");
+    assert!(err.is_input_error(), "{err}");
+    bus.object_delete(names::RAW_OBJECT_STORE, "upload-test-2")
+        .await
+        .unwrap();
+    assert_eq!(snapshot(&bus).await, before, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_staged_upload_that_failed_half_way_completes_when_sent_again_then_is_a_duplicate() {
+    let bus = Flaky::new(None).await;
+    service::ingest(&bus, generic(rows_csv(&history())))
+        .await
+        .unwrap();
+    let file = release_2025_with_everything();
+    *bus.fail_on.lock().unwrap() = Some("bw.release.");
+    let upload = stage(&bus, "upload-test-3", file.clone()).await;
+    service::ingest_object(&bus, upload.clone(), tiny_reads())
+        .await
+        .expect_err("fails at the markers, after every figure");
+    assert!(bus.kv_keys(names::RELEASES_BUCKET).await.unwrap().len() == 1);
+    *bus.fail_on.lock().unwrap() = None;
+    let release = service::ingest_object(&bus, upload.clone(), tiny_reads())
+        .await
+        .expect("sent again");
+    assert!(!release.duplicate);
+    assert_eq!(release.new_observations, 13);
+    assert_eq!(release.revisions, 1);
+    assert_eq!(release.missing.len(), 2);
+    // Announced once each, though both attempts published them (same message ids).
+    assert_eq!(bus.last_seq(names::REVISION_STREAM).await.unwrap(), 1);
+    assert_eq!(bus.last_seq(names::MISSING_STREAM).await.unwrap(), 2);
+
+    let again = service::ingest_object(&bus, upload, tiny_reads())
+        .await
+        .expect("a third time");
+    assert!(again.duplicate);
+    assert_eq!(again.new_observations, 0);
+    assert_eq!(
+        again.rejected, release.rejected,
+        "the rejected rows are listed again"
+    );
+}
+
+#[tokio::test]
+async fn a_staged_native_file_is_detected_whole_and_read_whole() {
+    let bus = Flaky::new(None).await;
+    let fsb = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../../shared/data/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv",
+    ))
+    .expect("shared/data must be beside the checkout");
+    let upload = stage(&bus, "upload-test-4", Bytes::from(fsb)).await;
+    let release = service::ingest_object(&bus, upload, ReadOptions::default())
+        .await
+        .expect("ingested");
+    assert_eq!(release.format, "fsb_csv");
+    assert!(release.rejected.is_empty());
+    assert_eq!(
+        bus.whole_reads.lock().unwrap().clone(),
+        vec!["upload-test-4".to_string()],
+        "a native format is read whole"
+    );
 }
