@@ -4,7 +4,12 @@
 //!    its bytes to checked observations (decode, parse, normalize, dedup), on one core;
 //! 2. end to end: rows per second from a file's bytes to durable acknowledgement, beside a
 //!    raw async-nats JetStream publish of the same messages, for `BENCH_ROWS` rows (default
-//!    1,000,000).
+//!    5,000,000): ingest handed the bytes in memory, over NATS and embedded, and a streamed
+//!    upload over NATS, as `borderwatch import` makes one: the file read from disk, staged in
+//!    the object store as it is read, then read back a piece at a time, hashed and checked,
+//!    copied under its hash, and published batch by batch. The streamed case runs in a
+//!    process of its own (this binary again), so that its peak memory is its own and can be
+//!    set beside the file's size.
 //!
 //! Peak memory (VmHWM) is printed after each part.
 //!
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{MemoryBus, NatsBus, names};
-use borderwatch_ingest::service::{Submission, ingest};
+use borderwatch_ingest::service::{Server, Submission, ingest, submit_reader};
 use borderwatch_model::{Country, Observation, Period};
 
 const COUNTRIES: &[&str] = &[
@@ -212,15 +217,65 @@ async fn raw_publish(js: &jetstream::Context, msgs: &[(String, String, Vec<u8>)]
     }
 }
 
+/// The streamed case, in its own process: `BENCH_STREAM_FILE` to the ingest service of this
+/// process over `BENCH_NATS_URL`. Prints `seconds peak_mib accepted`.
+async fn streamed_child(file: &str, url: &str) {
+    let bus = NatsBus::connect(url, "bench-streamed")
+        .await
+        .expect("connect");
+    let bus: borderwatch_bus::Bus = std::sync::Arc::new(bus);
+    let server = Server::bind(bus.clone()).await.expect("ingest serves");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(server.run(cancel.clone()));
+    let t = Instant::now();
+    let upload = tokio::fs::File::open(file).await.expect("the generated file");
+    let release = submit_reader(bus.as_ref(), Some("generic".into()), None, upload)
+        .await
+        .expect("streamed ingest");
+    let elapsed = t.elapsed();
+    println!(
+        "{} {} {}",
+        elapsed.as_secs_f64(),
+        peak_mib(),
+        release.new_observations
+    );
+    cancel.cancel();
+    let _ = serving.await;
+}
+
+/// Runs [`streamed_child`] in a new process; its time and peak memory.
+fn streamed(file: &std::path::Path, url: &str, rows: usize) -> (Duration, f64) {
+    let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .env("BENCH_STREAM_FILE", file)
+        .env("BENCH_NATS_URL", url)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("the streamed case runs");
+    assert!(out.status.success(), "the streamed case failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .map(|f| f.parse().expect("a number"))
+        .collect();
+    assert_eq!(fields.get(2).copied(), Some(rows as f64), "{text}");
+    (Duration::from_secs_f64(fields[0]), fields[1])
+}
+
 #[tokio::main]
 async fn main() {
+    if let (Ok(file), Ok(url)) = (
+        std::env::var("BENCH_STREAM_FILE"),
+        std::env::var("BENCH_NATS_URL"),
+    ) {
+        return streamed_child(&file, &url).await;
+    }
     let repeat = env_usize("BENCH_REPEAT", 3).max(1);
     let _ = Country::parse("PRK");
     parse_part(env_usize("BENCH_PARSE_ROWS", 5_000_000), repeat);
     if env_usize("BENCH_E2E", 1) == 0 {
         return;
     }
-    let rows = env_usize("BENCH_ROWS", 1_000_000);
+    let rows = env_usize("BENCH_ROWS", 5_000_000);
     let server = NatsServer::start();
     let bus = NatsBus::connect(&server.url(), "bench")
         .await
@@ -242,6 +297,8 @@ async fn main() {
     .expect("raw stream");
 
     let (mut parse_t, mut raw_t, mut nats_t, mut mem_t) = (vec![], vec![], vec![], vec![]);
+    let (mut stream_t, mut stream_peak) = (vec![], 0.0f64);
+    let mut file_mib = 0.0;
     for i in 0..repeat {
         // Each repetition uses new sources, so nothing is a duplicate of an earlier one.
         let csv = release_csv(&format!("bench{i}"), rows);
@@ -287,13 +344,23 @@ async fn main() {
         .expect("ingest embedded");
         mem_t.push(t.elapsed());
         assert_eq!(release.new_observations as usize, rows);
+        drop(mem);
+
+        // Another source, so that its figures are new to the stream too.
+        let file = dir.path().join("streamed.csv");
+        std::fs::write(&file, release_csv(&format!("bench{i}s"), rows)).expect("file written");
+        file_mib = std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1048576.0);
+        let (t, peak) = streamed(&file, &server.url(), rows);
+        stream_t.push(t);
+        stream_peak = stream_peak.max(peak);
         eprintln!("repetition {} of {repeat} done", i + 1);
     }
-    let (parse_m, raw_m, nats_m, mem_m) = (
+    let (parse_m, raw_m, nats_m, mem_m, stream_m) = (
         median(parse_t),
         median(raw_t),
         median(nats_t),
         median(mem_t),
+        median(stream_t),
     );
     println!("## end to end: {rows} rows per release; repetitions: {repeat} (median shown)");
     println!();
@@ -309,6 +376,10 @@ async fn main() {
             nats_m,
         ),
         ("borderwatch ingest embedded (data directory)", mem_m),
+        (
+            "borderwatch streamed upload over NATS (file → object store → hash and check → copy → publish by batch; own process)",
+            stream_m,
+        ),
         ("decode + parse only (no bus)", parse_m),
     ] {
         println!(
@@ -320,5 +391,8 @@ async fn main() {
     }
     println!();
     println!("peak memory at the end (VmHWM): {:.0} MiB", peak_mib());
+    println!(
+        "peak memory of the streamed upload's process (VmHWM, the largest of {repeat}): {stream_peak:.0} MiB, for a {file_mib:.0} MiB file"
+    );
     drop(server);
 }
