@@ -54,8 +54,14 @@ fn inline_limit(bus: &dyn Transport) -> usize {
         .min(STAGE_ABOVE)
 }
 
-/// How long a gateway waits for the ingest service to answer.
+/// How long a gateway waits for the ingest service to answer an upload sent in the request.
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The wait for a staged upload of `size` bytes: [`SUBMIT_TIMEOUT`] and a second per MiB
+/// (5 million rows, 145 MiB, take about a minute on a quiet 2-core machine).
+fn staged_timeout(size: u64) -> Duration {
+    SUBMIT_TIMEOUT + Duration::from_secs(size / (1024 * 1024))
+}
 
 /// How long an upload waits for an ingest service to appear before it is refused.
 const NO_RESPONDER_GRACE: Duration = Duration::from_secs(5);
@@ -104,9 +110,11 @@ pub async fn submit(bus: &dyn Transport, sub: Submission) -> Result<Release, Sub
         return request_release(bus, sub.format, sub.source, sub.bytes, None).await;
     }
     let name = upload_object_name();
-    bus.object_put(names::RAW_OBJECT_STORE, &name, sub.bytes)
+    let info = bus
+        .object_put(names::RAW_OBJECT_STORE, &name, sub.bytes)
         .await?;
-    request_release(bus, sub.format, sub.source, Bytes::new(), Some(name)).await
+    let staged = Some((name, info.size));
+    request_release(bus, sub.format, sub.source, Bytes::new(), staged).await
 }
 
 /// [`submit`] for an upload read as it arrives (an HTTP body): one too big for a request is
@@ -129,25 +137,25 @@ pub async fn submit_reader(
     }
     let name = upload_object_name();
     let reader: ObjectReader = Box::new(std::io::Cursor::new(head).chain(upload));
-    match bus
+    let info = match bus
         .object_put_reader(names::RAW_OBJECT_STORE, &name, reader)
         .await
     {
-        Ok(_) => {}
+        Ok(info) => info,
         Err(BusError::ObjectSource { reason, .. }) => return Err(SubmitError::Read(reason)),
         Err(e) => return Err(e.into()),
-    }
-    request_release(bus, format, source, Bytes::new(), Some(name)).await
+    };
+    request_release(bus, format, source, Bytes::new(), Some((name, info.size))).await
 }
 
-/// Asks ingest for the release of `payload`, or of the staged object `staged` (removed once
-/// ingest has answered).
+/// Asks ingest for the release of `payload`, or of the staged object `staged` (name and
+/// size; removed once ingest has answered).
 async fn request_release(
     bus: &dyn Transport,
     format: Option<String>,
     source: Option<String>,
     payload: Bytes,
-    staged: Option<String>,
+    staged: Option<(String, u64)>,
 ) -> Result<Release, SubmitError> {
     let mut headers: Headers = Vec::new();
     if let Some(f) = format {
@@ -156,11 +164,15 @@ async fn request_release(
     if let Some(s) = source {
         headers.push((SOURCE_HEADER.into(), s));
     }
-    if let Some(name) = &staged {
-        headers.push((OBJECT_HEADER.into(), name.clone()));
-    }
-    let reply = request_ingest(bus, headers, payload).await;
-    if let Some(name) = staged
+    let timeout = match &staged {
+        Some((name, size)) => {
+            headers.push((OBJECT_HEADER.into(), name.clone()));
+            staged_timeout(*size)
+        }
+        None => SUBMIT_TIMEOUT,
+    };
+    let reply = request_ingest(bus, headers, payload, timeout).await;
+    if let Some((name, _)) = staged
         && let Err(e) = bus.object_delete(names::RAW_OBJECT_STORE, &name).await
     {
         warn!(object = %name, error = %e, "could not remove a staged upload");
@@ -220,6 +232,7 @@ async fn request_ingest(
     bus: &dyn Transport,
     headers: Headers,
     payload: bytes::Bytes,
+    timeout: Duration,
 ) -> Result<borderwatch_bus::Message, BusError> {
     // An ingest service that is (re)starting has no subscription for a moment: try again
     // briefly before telling the caller nobody serves uploads.
@@ -230,7 +243,7 @@ async fn request_ingest(
                 names::INGEST_SUBJECT,
                 headers.clone(),
                 payload.clone(),
-                SUBMIT_TIMEOUT,
+                timeout,
             )
             .await
         {
