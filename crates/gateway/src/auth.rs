@@ -1,7 +1,9 @@
 //! Access control. With `--api-token`, every request that changes state needs
 //! `Authorization: Bearer <api token>`; with `--read-token`, every other request does too
-//! (the read token or the API token), except the open paths: liveness, readiness and the API
-//! document. Tokens are compared in constant time and never logged.
+//! (the read token or the API token), except the open paths: liveness, readiness, the API
+//! document and the sign-in page. A browser signed in at `/login` reads with its session
+//! cookie instead, and a page load without one is sent to `/login` (API paths answer 401).
+//! Tokens are compared in constant time and never logged.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
@@ -10,8 +12,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::{ApiError, AppState};
 
-/// Paths anyone may read, whatever the tokens: probes and the API's description.
-const OPEN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/openapi.json", "/docs"];
+/// Paths anyone may read, whatever the tokens: probes, the API's description and the sign-in
+/// page.
+const OPEN_PATHS: [&str; 5] = ["/healthz", "/readyz", "/openapi.json", "/docs", "/login"];
+
+/// Posts anyone may send: signing in and out (they change only the browser's cookie).
+const OPEN_POSTS: [&str; 2] = ["/login", "/logout"];
 
 pub(crate) async fn require_token(
     State(state): State<AppState>,
@@ -24,6 +30,10 @@ pub(crate) async fn require_token(
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let given = bearer(request.headers());
+    let path = request.uri().path();
+    if changes_state && OPEN_POSTS.contains(&path) {
+        return next.run(request).await;
+    }
     if changes_state {
         if let Some(token) = cfg.api_token.as_deref()
             && !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
@@ -31,7 +41,7 @@ pub(crate) async fn require_token(
             return ApiError::unauthorized().into_response();
         }
     } else if let Some(read) = cfg.read_token.as_deref()
-        && !OPEN_PATHS.contains(&request.uri().path())
+        && !OPEN_PATHS.contains(&path)
     {
         let ok = given.is_some_and(|g| {
             // Both comparisons always run, so timing does not say which token matched.
@@ -42,11 +52,31 @@ pub(crate) async fn require_token(
                 .is_some_and(|t| constant_time_eq(g.as_bytes(), t.as_bytes()));
             r | w
         });
-        if !ok {
+        if !ok && !crate::dashboard::has_session(request.headers(), read) {
+            if is_page_load(&request) {
+                let target = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string();
+                return crate::dashboard::redirect_to_login(&target);
+            }
             return ApiError::unauthorized_read().into_response();
         }
     }
     next.run(request).await
+}
+
+/// A browser loading a dashboard page (not an API or metrics client): it asks for HTML.
+fn is_page_load(request: &Request) -> bool {
+    let path = request.uri().path();
+    let api = path.starts_with("/v1/") || path == "/metrics";
+    let wants_html = request
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    request.method() == Method::GET && wants_html && !api
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

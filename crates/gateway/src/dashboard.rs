@@ -2,12 +2,16 @@
 //! latest surges (filters as a GET form, live updates and the subscribe form as small
 //! scripts on top); `/series/{source}/{country}/{category}` draws a series as an SVG chart
 //! with its statistical band, surges and the baselines their explanations cite. Every value
-//! from data or the URL is escaped; the pages work without JavaScript.
+//! from data or the URL is escaped; the pages work without JavaScript. On a gateway with a
+//! read token, `/login` signs a browser in with a session cookie.
 
 mod chart;
 mod home;
 mod html;
+mod login;
 mod series;
+
+pub(crate) use login::{has_session, login, login_form, logout, redirect_to_login};
 
 /// `/`: the latest surges (routed in the gateway's `routes()`, with the API).
 pub(crate) use home::page_handler as home_page;

@@ -162,6 +162,8 @@ fn routes() -> Router<AppState> {
             "/series/{source}/{country}/{category}",
             get(dashboard::series_page),
         )
+        .route("/login", get(dashboard::login_form).post(dashboard::login))
+        .route("/logout", post(dashboard::logout))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(telemetry::metrics_handler))

@@ -20,11 +20,14 @@ use utoipa::{Modify, OpenApi, ToSchema};
 #[openapi(
     info(
         title = "borderwatch",
-        description = "Surges in border-crossing statistics: ingest releases, read series and surges, subscribe to webhooks.\n\nErrors are `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists take `limit` and `cursor` and answer `next_cursor` and `next` (also as a `Link: <…>; rel=\"next\"` header). With an API token, requests that change state need `Authorization: Bearer <token>`; with a read token, reads need it too (except /healthz, /readyz, /openapi.json and /docs)."
+        description = "Surges in border-crossing statistics: ingest releases, read series and surges, subscribe to webhooks.\n\nErrors are `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists take `limit` and `cursor` and answer `next_cursor` and `next` (also as a `Link: <…>; rel=\"next\"` header). With an API token, requests that change state need `Authorization: Bearer <token>`; with a read token, reads need it too (except /healthz, /readyz, /openapi.json, /docs and /login); a browser signs in at /login and reads with its session cookie."
     ),
     paths(
         dashboard_page,
         series_page,
+        login_page,
+        login,
+        logout,
         crate::healthz,
         crate::readyz,
         crate::telemetry::metrics_doc,
@@ -151,6 +154,44 @@ fn dashboard_page() {}
     ))]
 #[allow(dead_code)] // documents dashboard::series_page, which the dashboard module owns
 fn series_page() {}
+
+/// The sign-in page (HTML) of a gateway with a read token; without one, straight on to `next`.
+#[utoipa::path(get, path = "/login", tag = "dashboard",
+    params(("next" = Option<String>, Query, description = "the page to go to after signing in (a path of this site)")),
+    responses(
+        (status = 200, description = "the sign-in form", content_type = "text/html", body = String),
+        (status = 303, description = "no read token: go straight to `next`"),
+    ))]
+#[allow(dead_code)] // documents dashboard::login_form, which the dashboard module owns
+fn login_page() {}
+
+/// The sign-in form, sent.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // a schema only: the handler reads dashboard::login::LoginForm
+struct LoginForm {
+    /// The read token or the API token.
+    token: String,
+    /// The page to go to after signing in (a path of this site).
+    next: Option<String>,
+}
+
+/// Signs a browser in: with the read token or the API token, sets the `bw_session` cookie
+/// (HttpOnly, SameSite=Strict), which reads but never changes state, and goes on to `next`.
+#[utoipa::path(post, path = "/login", tag = "dashboard",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "signed in (or no read token): go on to `next`, with the session cookie"),
+        (status = 400, description = "not a form with a `token` field", body = ErrorBody),
+        (status = 401, description = "not one of this gateway's tokens: the form again (HTML)", content_type = "text/html", body = String),
+    ))]
+#[allow(dead_code)] // documents dashboard::login, which the dashboard module owns
+fn login() {}
+
+/// Signs a browser out: clears the session cookie.
+#[utoipa::path(post, path = "/logout", tag = "dashboard",
+    responses((status = 303, description = "signed out: go to the sign-in page")))]
+#[allow(dead_code)] // documents dashboard::logout, which the dashboard module owns
+fn logout() {}
 
 /// This document as a page: every operation with its parameters, bodies and answers.
 #[utoipa::path(get, path = "/docs", tag = "operations",

@@ -576,6 +576,136 @@ async fn a_body_over_the_limit_gets_413_in_the_error_body() {
     assert_eq!(body["error"]["code"], "payload_too_large");
 }
 
+#[tokio::test]
+async fn a_browser_signs_in_and_its_cookie_reads_but_never_writes() {
+    let gw = start(GatewayConfig {
+        api_token: Some("write-tok".into()),
+        read_token: Some("read-tok".into()),
+        ..no_limit()
+    })
+    .await;
+    // Redirects are looked at, not followed.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{path}", gw.base);
+    let page = |path: &str, cookie: Option<&str>| {
+        let mut r = http.get(url(path)).header("accept", "text/html,*/*;q=0.8");
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    // A page load without a session goes to the sign-in page, and comes back after it.
+    let r = page("/series/fsb/PRK/study?surge=x", None).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        "/login?next=%2Fseries%2Ffsb%2FPRK%2Fstudy%3Fsurge%3Dx"
+    );
+    let r = page(&location, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let form = r.text().await.unwrap();
+    assert!(form.contains(r#"name="token""#), "{form}");
+    assert!(
+        form.contains(r#"value="/series/fsb/PRK/study?surge=x""#),
+        "{form}"
+    );
+    // An API client still gets 401, not a page.
+    assert_eq!(
+        http.get(url("/v1/surges")).send().await.unwrap().status(),
+        401
+    );
+
+    let sign_in = |token: &str, next: &str| {
+        http.post(url("/login"))
+            .form(&[("token", token), ("next", next)])
+            .send()
+    };
+    let r = sign_in("wrong", "/").await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("not this gateway"));
+    let r = sign_in("read-tok", "/series/fsb/PRK/study").await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/series/fsb/PRK/study");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("bw_session="), "{set}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(
+        !set.contains("read-tok"),
+        "the token is not in the cookie: {set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    // The API token signs in too, to the same session; another site is never gone to.
+    let r = sign_in("write-tok", "https://evil.example/").await.unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    let again = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(again.starts_with(&format!("{cookie};")), "{again}");
+
+    // The cookie reads pages and the API...
+    assert_eq!(page("/", Some(&cookie)).await.unwrap().status(), 200);
+    let r = http
+        .get(url("/v1/surges"))
+        .header("cookie", format!("theme=dark; {cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // ...but changes nothing.
+    let r = http
+        .post(url("/v1/subscriptions"))
+        .header("cookie", &cookie)
+        .json(&json!({"webhook": {"url": "https://example.org/h", "secret": "s"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A made-up session is no session.
+    let forged = format!("bw_session={}", "0".repeat(64));
+    assert_eq!(page("/", Some(&forged)).await.unwrap().status(), 303);
+    // A form that is not one is a 400.
+    let r = http.post(url("/login")).body("token").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = http.post(url("/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    let cleared = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.starts_with("bw_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_read_token_the_sign_in_page_goes_straight_on() {
+    let gw = start(no_limit()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/login?next=/series/fsb/PRK/study", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/series/fsb/PRK/study");
+    let r = http
+        .post(format!("{}/login", gw.base))
+        .form(&[("token", "anything")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers().get("set-cookie").is_none());
+}
+
 /// A body without a length, sent `pieces` times `piece` bytes.
 fn chunked(piece: usize, pieces: usize) -> reqwest::Body {
     let chunks = (0..pieces).map(move |_| Ok::<_, std::io::Error>(vec![b'x'; piece]));
