@@ -274,10 +274,15 @@ fn main() {
             .await
             .expect("bind");
         let gateway = listener.local_addr().expect("addr");
+        // The rate limit is per client IP, and wrk is one client: it would measure 429s.
+        let cfg = GatewayConfig {
+            rate_limit: None,
+            ..GatewayConfig::default()
+        };
         tokio::spawn(borderwatch_gateway::serve(
             bus,
             listener,
-            GatewayConfig::default(),
+            cfg,
             cancel.clone(),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -297,6 +302,11 @@ fn main() {
 
     let cases = [
         ("trivial axum handler (ceiling)", trivial, "/"),
+        (
+            "GET /healthz (the gateway's middleware around a tiny answer)",
+            gateway,
+            "/healthz",
+        ),
         ("GET /v1/surges", gateway, "/v1/surges"),
         ("GET /v1/surges?limit=50", gateway, "/v1/surges?limit=50"),
         (
@@ -327,6 +337,12 @@ fn main() {
             seconds,
             connections,
             threads,
+        );
+        // A rate of refusals or errors is no result.
+        assert!(
+            !load.errors.contains("Non-2xx"),
+            "{path}: wrk saw answers other than 2xx/3xx: {}",
+            load.errors
         );
         let base = *ceiling.get_or_insert(load.rps);
         println!(
