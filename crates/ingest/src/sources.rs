@@ -21,16 +21,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, SystemTime};
 
 use borderwatch_bus::{Bus, BusError, names};
-use borderwatch_model::{Release, sha256_hex, tokenize};
-use bytes::Bytes;
+use borderwatch_model::{Release, tokenize};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::service::{Submission, SubmitError, submit};
+use crate::service::{Prepared, SubmitError, discard, prepare, send_prepared};
 
 /// What a sources file lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,13 +355,15 @@ enum Sent {
     Refused(String),
 }
 
-async fn send(bus: &Bus, source: &Source, bytes: Bytes) -> Result<Sent, PollError> {
-    let sub = Submission {
-        format: source.format.clone(),
-        source: Some(source.name.clone()),
-        bytes,
-    };
-    match submit(bus.as_ref(), sub).await {
+async fn send(bus: &Bus, source: &Source, upload: Prepared) -> Result<Sent, PollError> {
+    let sent = send_prepared(
+        bus.as_ref(),
+        source.format.clone(),
+        Some(source.name.clone()),
+        upload,
+    )
+    .await;
+    match sent {
         Ok(release) => Ok(Sent::Release(Box::new(release))),
         Err(SubmitError::Rejected(body)) if body.error.code != "unavailable" => {
             Ok(Sent::Refused(body.error.message))
@@ -415,18 +419,40 @@ async fn poll_url(
     if resp.content_length().is_some_and(|n| n > cfg.max_bytes) {
         return Err(too_big(url, cfg));
     }
-    let bytes = read_limited(resp, cfg.max_bytes)
-        .await
-        .map_err(|e| match e {
-            Limited::TooBig => too_big(url, cfg),
-            Limited::Http(e) => fetch_error(e),
-        })?;
-    let sha = sha256_hex(&bytes);
+    // Read as it arrives: a big file goes to the object store piece by piece (hashed on the
+    // way), never whole into memory, and stops at the size limit.
+    let passed_limit = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&passed_limit);
+    let max = cfg.max_bytes;
+    let mut read = 0u64;
+    let body = resp.bytes_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        read += chunk.len() as u64;
+        if read > max {
+            flag.store(true, AtomicOrdering::SeqCst);
+            return Err(std::io::Error::other("the file passed the size limit"));
+        }
+        Ok(chunk)
+    });
+    let upload = match prepare(bus.as_ref(), tokio_util::io::StreamReader::new(body)).await {
+        Ok(upload) => upload,
+        Err(_) if passed_limit.load(AtomicOrdering::SeqCst) => return Err(too_big(url, cfg)),
+        Err(SubmitError::Read(error)) => {
+            return Err(PollError::Fetch {
+                url: url.to_string(),
+                error,
+            });
+        }
+        Err(SubmitError::Bus(e)) => return Err(PollError::Bus(e)),
+        Err(e) => return Err(PollError::Ingest(e.to_string())),
+    };
+    let sha = upload.sha256.clone();
     let polled = if state.sha256.as_deref() == Some(sha.as_str()) {
         // The server ignored the conditional request but the content is what we have.
+        discard(bus.as_ref(), upload).await;
         Polled::Unchanged
     } else {
-        match send(bus, source, bytes).await? {
+        match send(bus, source, upload).await? {
             Sent::Release(r) => {
                 state.last_release = Some(r.id.clone());
                 Polled::Ingested(vec![*r])
@@ -449,22 +475,6 @@ fn too_big(url: &str, cfg: &PollConfig) -> PollError {
         url: url.to_string(),
         error: format!("the file is larger than {} bytes", cfg.max_bytes),
     }
-}
-
-enum Limited {
-    TooBig,
-    Http(reqwest::Error),
-}
-
-async fn read_limited(mut resp: reqwest::Response, max: u64) -> Result<Bytes, Limited> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(Limited::Http)? {
-        if out.len() as u64 + chunk.len() as u64 > max {
-            return Err(Limited::TooBig);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out.into())
 }
 
 async fn poll_dir(
@@ -514,16 +524,29 @@ async fn poll_dir(
             path: path.display().to_string(),
             error,
         };
-        let bytes = Bytes::from(tokio::fs::read(&path).await.map_err(file_error)?);
-        let sha = sha256_hex(&bytes);
+        let file = tokio::fs::File::open(&path).await.map_err(file_error)?;
+        let upload = match prepare(bus.as_ref(), file).await {
+            Ok(upload) => upload,
+            Err(SubmitError::Read(error)) => {
+                return Err(PollError::Dir {
+                    path: path.display().to_string(),
+                    error: std::io::Error::other(error),
+                });
+            }
+            Err(SubmitError::Bus(e)) => return Err(PollError::Bus(e)),
+            Err(e) => return Err(PollError::Ingest(e.to_string())),
+        };
+        let sha = upload.sha256.clone();
         if seen.is_none_or(|f| f.sha256 != sha) {
-            match send(bus, source, bytes).await? {
+            match send(bus, source, upload).await? {
                 Sent::Release(r) => {
                     state.last_release = Some(r.id.clone());
                     releases.push(*r);
                 }
                 Sent::Refused(reason) => refused.push(format!("{name}: {reason}")),
             }
+        } else {
+            discard(bus.as_ref(), upload).await;
         }
         state.files.insert(
             name,

@@ -303,3 +303,98 @@ async fn a_refused_file_is_remembered_and_not_sent_again() {
     assert_eq!(releases(&bus).await, 0);
     cancel.cancel();
 }
+
+/// A generic file of `rows` rows padded to about 230 bytes each by a column ingest ignores.
+fn padded_csv(rows: usize) -> String {
+    let mut out = String::from("period,country,category,count,note\n");
+    let pad = "x".repeat(200);
+    for i in 0..rows {
+        let month = i / 100;
+        out.push_str(&format!(
+            "{}-{:02},PRK,c{},{},{pad}\n",
+            1900 + month / 12,
+            month % 12 + 1,
+            i % 100,
+            i % 997
+        ));
+    }
+    out
+}
+
+/// Serves `text` in 64 KiB pieces without a Content-Length, as a generated export would.
+async fn serve_streamed(text: String) -> String {
+    let app = Router::new().route(
+        "/big.csv",
+        get(move || {
+            let text = text.clone();
+            async move {
+                let pieces: Vec<Result<Vec<u8>, std::io::Error>> = text
+                    .into_bytes()
+                    .chunks(64 * 1024)
+                    .map(|c| Ok(c.to_vec()))
+                    .collect();
+                axum::body::Body::from_stream(futures::stream::iter(pieces))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/big.csv")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_file_without_a_length_is_staged_as_it_arrives_and_stopped_at_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let bus = bus_with_ingest(dir.path(), &cancel).await;
+    let rows = 40_000;
+    let text = padded_csv(rows);
+    assert!(text.len() > 8 << 20, "bigger than what goes in a request");
+    let url = serve_streamed(text).await;
+    let cfg = test_config();
+    let client = http_client(&cfg).unwrap();
+    let source = url_source("big", url, 1000);
+    let Polled::Ingested(released) = poll_once(&bus, &client, &source, &cfg).await.unwrap() else {
+        panic!("the big file is ingested");
+    };
+    assert_eq!(released[0].accepted, rows as u64);
+    // Fetched again, the same bytes (known by the hash taken while staging) are not sent.
+    assert_eq!(
+        poll_once(&bus, &client, &source, &cfg).await.unwrap(),
+        Polled::Unchanged
+    );
+    let staged = |objects: Vec<borderwatch_bus::ObjectInfo>| {
+        objects
+            .into_iter()
+            .filter(|o| o.name.starts_with("upload-"))
+            .count()
+    };
+    let objects = bus.object_list(names::RAW_OBJECT_STORE).await.unwrap();
+    assert_eq!(staged(objects), 0, "no upload is left staged");
+
+    // The same file with a limit below its size, which it does not announce: stopped.
+    let small = PollConfig {
+        max_bytes: 4 << 20,
+        ..test_config()
+    };
+    let err = poll_once(
+        &bus,
+        &client,
+        &url_source("capped", source_url(&source), 1000),
+        &small,
+    )
+    .await
+    .expect_err("over the limit");
+    assert!(err.to_string().contains("larger than"), "{err}");
+    let objects = bus.object_list(names::RAW_OBJECT_STORE).await.unwrap();
+    assert_eq!(staged(objects), 0, "nothing is left staged");
+    cancel.cancel();
+}
+
+fn source_url(source: &Source) -> String {
+    match &source.location {
+        Location::Url(url) => url.clone(),
+        other => panic!("not a URL: {other:?}"),
+    }
+}

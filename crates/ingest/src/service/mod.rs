@@ -13,6 +13,7 @@ mod publish;
 mod staged;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use borderwatch_bus::{BusError, Headers, ObjectReader, Transport, names};
@@ -22,6 +23,7 @@ use borderwatch_model::{
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -123,17 +125,61 @@ pub async fn submit_reader(
     bus: &dyn Transport,
     format: Option<String>,
     source: Option<String>,
-    mut upload: impl AsyncRead + Send + Unpin + 'static,
+    upload: impl AsyncRead + Send + Unpin + 'static,
 ) -> Result<Release, SubmitError> {
+    let prepared = prepare(bus, upload).await?;
+    send_prepared(bus, format, source, prepared).await
+}
+
+/// An upload read and made ready to send: small enough for the request itself, or staged in
+/// the object store; with the content hash of every byte read.
+#[derive(Debug)]
+pub struct Prepared {
+    body: PreparedBody,
+    /// SHA-256 of the upload, hex.
+    pub sha256: String,
+    /// Bytes read.
+    pub size: u64,
+}
+
+#[derive(Debug)]
+enum PreparedBody {
+    Inline(Bytes),
+    Staged(String),
+}
+
+/// Reads `upload` to its end: up to the inline limit in memory, beyond it into the object
+/// store as it is read. Either [`send_prepared`] or [`discard`] must follow (a staged upload
+/// stays in the store until one does).
+pub async fn prepare(
+    bus: &dyn Transport,
+    upload: impl AsyncRead + Send + Unpin + 'static,
+) -> Result<Prepared, SubmitError> {
     let limit = inline_limit(bus);
+    let hashed = Arc::new(Mutex::new(Sha256::new()));
+    let mut upload = Hashing {
+        inner: upload,
+        hasher: Arc::clone(&hashed),
+    };
     let mut head = Vec::new();
     (&mut upload)
         .take(limit as u64 + 1)
         .read_to_end(&mut head)
         .await
         .map_err(|e| SubmitError::Read(e.to_string()))?;
+    let finish = |size: u64| Prepared {
+        body: PreparedBody::Inline(Bytes::new()),
+        sha256: hex::encode(
+            std::mem::take(&mut *hashed.lock().unwrap_or_else(|p| p.into_inner())).finalize(),
+        ),
+        size,
+    };
     if head.len() <= limit {
-        return request_release(bus, format, source, head.into(), None).await;
+        let size = head.len() as u64;
+        return Ok(Prepared {
+            body: PreparedBody::Inline(head.into()),
+            ..finish(size)
+        });
     }
     let name = upload_object_name();
     let reader: ObjectReader = Box::new(std::io::Cursor::new(head).chain(upload));
@@ -145,7 +191,61 @@ pub async fn submit_reader(
         Err(BusError::ObjectSource { reason, .. }) => return Err(SubmitError::Read(reason)),
         Err(e) => return Err(e.into()),
     };
-    request_release(bus, format, source, Bytes::new(), Some((name, info.size))).await
+    Ok(Prepared {
+        body: PreparedBody::Staged(name),
+        ..finish(info.size)
+    })
+}
+
+/// Sends a prepared upload to ingest and waits for its release.
+pub async fn send_prepared(
+    bus: &dyn Transport,
+    format: Option<String>,
+    source: Option<String>,
+    prepared: Prepared,
+) -> Result<Release, SubmitError> {
+    match prepared.body {
+        PreparedBody::Inline(bytes) => request_release(bus, format, source, bytes, None).await,
+        PreparedBody::Staged(name) => {
+            let staged = Some((name, prepared.size));
+            request_release(bus, format, source, Bytes::new(), staged).await
+        }
+    }
+}
+
+/// Drops a prepared upload that will not be sent.
+pub async fn discard(bus: &dyn Transport, prepared: Prepared) {
+    if let PreparedBody::Staged(name) = prepared.body
+        && let Err(e) = bus.object_delete(names::RAW_OBJECT_STORE, &name).await
+    {
+        warn!(object = %name, error = %e, "could not remove a staged upload");
+    }
+}
+
+/// An async reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &polled
+            && let Some(read) = buf.filled().get(before..)
+        {
+            self.hasher
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .update(read);
+        }
+        polled
+    }
 }
 
 /// Asks ingest for the release of `payload`, or of the staged object `staged` (name and
