@@ -149,6 +149,16 @@ pub struct ObjectInfo {
 /// Bytes read as they are needed: an object being stored, or a stored one being read.
 pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
+/// What [`Transport::object_sweep`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Writes that failed or were abandoned half-way (NATS: chunks no object refers to;
+    /// embedded: temporary files).
+    pub partial: u64,
+    /// Objects with a stale prefix, older than the age given, by name.
+    pub objects: Vec<String>,
+}
+
 /// Settles one delivery of a durable consumer.
 #[async_trait]
 pub trait Acker: Send + Sync + Debug {
@@ -319,6 +329,20 @@ pub trait Transport: Send + Sync + Debug {
     async fn object_delete(&self, bucket: &str, name: &str) -> Result<()>;
     /// Every stored object, sorted by name.
     async fn object_list(&self, bucket: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Removes what failed or abandoned writes left in the store, and objects named
+    /// `<one of stale_prefixes>…` (uploads whose client went away) last written more than
+    /// `max_age` ago. A write still in progress is younger than any sensible `max_age`, so
+    /// it is left alone. The default removes nothing.
+    async fn object_sweep(
+        &self,
+        bucket: &str,
+        stale_prefixes: &[&str],
+        max_age: Duration,
+    ) -> Result<Swept> {
+        let _ = (bucket, stale_prefixes, max_age);
+        Ok(Swept::default())
+    }
 
     /// The largest request or message payload this transport carries (NATS: the server's
     /// `max_payload`, 1 MiB by default); bigger data goes through the object store.

@@ -905,6 +905,51 @@ impl Transport for MemoryBus {
         }
     }
 
+    async fn object_sweep(
+        &self,
+        bucket: &str,
+        stale_prefixes: &[&str],
+        max_age: Duration,
+    ) -> Result<crate::Swept> {
+        if !self.inner.lock().object_stores.contains_key(bucket) {
+            return Err(BusError::NoObjectStore(bucket.to_string()));
+        }
+        // Without a data directory nothing is written half-way, and objects keep no time.
+        let Some(dir) = self.inner.path(&["objects", bucket]) else {
+            return Ok(crate::Swept::default());
+        };
+        let mut swept = crate::Swept::default();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let partial = name.starts_with(".tmp-");
+            let stale = stale_prefixes.iter().any(|p| name.starts_with(p));
+            if !(partial || stale) {
+                continue;
+            }
+            let old = entry
+                .metadata()?
+                .modified()
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_some_and(|age| age > max_age);
+            if !old {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            if partial {
+                swept.partial += 1;
+            } else {
+                swept.objects.push(name);
+            }
+        }
+        swept.objects.sort();
+        Ok(swept)
+    }
+
     async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>> {
         let size = match self.object_path(bucket, name)? {
             Some(path) => match fs::metadata(path) {
@@ -1097,6 +1142,43 @@ mod tests {
                 .as_deref(),
             Some(&b"v"[..])
         );
+    }
+
+    #[tokio::test]
+    async fn object_sweep_removes_old_temporary_files_of_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = MemoryBus::open(dir.path()).await.unwrap();
+        names::ensure_all(&bus, 1).await.unwrap();
+        let objects = dir.path().join("objects").join(names::RAW_OBJECT_STORE);
+        fs::write(objects.join(".tmp-upload-x-1-2"), b"half").unwrap();
+        bus.object_put(
+            names::RAW_OBJECT_STORE,
+            "sha256-a",
+            Bytes::from_static(b"a"),
+        )
+        .await
+        .unwrap();
+        let young = bus
+            .object_sweep(
+                names::RAW_OBJECT_STORE,
+                &["upload-"],
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert_eq!(young.partial, 0, "a write may still be in progress");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let swept = bus
+            .object_sweep(
+                names::RAW_OBJECT_STORE,
+                &["upload-"],
+                Duration::from_millis(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(swept.partial, 1);
+        assert!(!objects.join(".tmp-upload-x-1-2").exists());
+        assert!(objects.join("sha256-a").exists());
     }
 
     #[tokio::test]

@@ -833,6 +833,15 @@ impl Transport for NatsBus {
         objects::reader(&self.js, bucket, name).await
     }
 
+    async fn object_sweep(
+        &self,
+        bucket: &str,
+        stale_prefixes: &[&str],
+        max_age: Duration,
+    ) -> Result<crate::Swept> {
+        objects::sweep(&self.js, bucket, stale_prefixes, max_age).await
+    }
+
     async fn object_info(&self, bucket: &str, name: &str) -> Result<Option<ObjectInfo>> {
         objects::info(&self.js, bucket, name).await
     }

@@ -64,6 +64,7 @@ contract!(
     object_store_rejects_bad_names_and_unknown_stores,
     object_put_reader_stores_a_stream_read_in_small_pieces_and_object_reader_gives_it_back,
     object_put_reader_whose_source_fails_keeps_the_old_object,
+    object_sweep_removes_stale_uploads_only_once_old_enough_and_keeps_the_rest,
 );
 
 fn shared(bus: MemoryBus) -> Bus {
@@ -960,7 +961,112 @@ async fn object_put_reader_whose_source_fails_keeps_the_old_object(bus: Bus) {
     );
 }
 
+async fn object_sweep_removes_stale_uploads_only_once_old_enough_and_keeps_the_rest(bus: Bus) {
+    setup(&bus).await;
+    let store = names::RAW_OBJECT_STORE;
+    let kept = blob(300 * 1024);
+    bus.object_put(store, "sha256-keep", kept.clone())
+        .await
+        .expect("put");
+    bus.object_put(store, "upload-left", blob(1000))
+        .await
+        .expect("put");
+    bus.object_put(store, "reply-left", blob(10))
+        .await
+        .expect("put");
+    bus.object_put_reader(
+        store,
+        "upload-broken",
+        trickle(blob(600 * 1024), 64 * 1024, Some(300 * 1024)),
+    )
+    .await
+    .expect_err("the source fails half-way");
+    let stale = ["upload-", "reply-"];
+    let names = |objects: Vec<borderwatch_bus::ObjectInfo>| {
+        objects.into_iter().map(|o| o.name).collect::<Vec<_>>()
+    };
+    // Younger than an hour: nothing goes.
+    let swept = bus
+        .object_sweep(store, &stale, Duration::from_secs(3600))
+        .await
+        .expect("sweep");
+    assert_eq!(swept, borderwatch_bus::Swept::default());
+    assert_eq!(
+        names(bus.object_list(store).await.expect("list")),
+        vec!["reply-left", "sha256-keep", "upload-left"]
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let swept = bus
+        .object_sweep(store, &stale, Duration::from_millis(10))
+        .await
+        .expect("sweep");
+    assert_eq!(swept.objects, vec!["reply-left", "upload-left"]);
+    assert_eq!(
+        names(bus.object_list(store).await.expect("list")),
+        vec!["sha256-keep"]
+    );
+    assert_eq!(
+        bus.object_get(store, "sha256-keep").await.expect("get"),
+        Some(kept),
+        "what is kept is whole"
+    );
+    let again = bus
+        .object_sweep(store, &stale, Duration::ZERO)
+        .await
+        .expect("sweep");
+    assert!(again.objects.is_empty() && again.partial == 0, "{again:?}");
+}
+
 // NATS only: what the in-process bus has no counterpart for.
+
+#[tokio::test]
+async fn nats_object_sweep_purges_the_chunks_of_a_write_that_failed_half_way() {
+    let server = NatsServer::start();
+    let bus = nats_bus(&server).await;
+    setup(&bus).await;
+    let store = names::RAW_OBJECT_STORE;
+    bus.object_put(store, "sha256-keep", blob(200 * 1024))
+        .await
+        .expect("put");
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let messages = || async {
+        js.get_stream(format!("OBJ_{store}"))
+            .await
+            .expect("object stream")
+            .info()
+            .await
+            .expect("info")
+            .state
+            .messages
+    };
+    let before = messages().await;
+    bus.object_put_reader(
+        store,
+        "upload-broken",
+        trickle(blob(600 * 1024), 64 * 1024, Some(300 * 1024)),
+    )
+    .await
+    .expect_err("fails half-way");
+    assert!(messages().await > before, "async-nats left its chunks");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let swept = bus
+        .object_sweep(store, &["upload-"], Duration::from_millis(10))
+        .await
+        .expect("sweep");
+    assert_eq!(swept.partial, 1);
+    assert_eq!(
+        messages().await,
+        before,
+        "only the kept object's chunks and meta remain"
+    );
+    assert!(
+        bus.object_get(store, "sha256-keep")
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
 
 #[tokio::test]
 async fn nats_bus_reconnects_after_server_restart_and_keeps_data() {

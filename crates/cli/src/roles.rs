@@ -169,6 +169,10 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                     };
                     tasks.spawn(borderwatch_ingest::sources::run(bus, sources, cfg, cancel));
                 }
+                tasks.spawn(borderwatch_ingest::service::sweep_loop(
+                    bus.clone(),
+                    cancel.clone(),
+                ));
                 // Bound before start returns, so an upload right after start is served.
                 let server = borderwatch_ingest::service::Server::bind(bus).await?;
                 tasks.spawn(async move {

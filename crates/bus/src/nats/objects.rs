@@ -177,6 +177,79 @@ pub(super) async fn reader(
     }
 }
 
+/// Whether `t` is more than `max_age` ago (a time in the future is not).
+fn older_than(t: impl Into<std::time::SystemTime>, max_age: std::time::Duration) -> bool {
+    std::time::SystemTime::now()
+        .duration_since(t.into())
+        .is_ok_and(|age| age > max_age)
+}
+
+/// Deletes stale objects, then purges chunk subjects that no object refers to and whose last
+/// chunk is older than `max_age` (a write that failed half-way: async-nats does not name its
+/// chunks to the caller, so they can only be found this way).
+pub(super) async fn sweep(
+    js: &jetstream::Context,
+    bucket: &str,
+    stale_prefixes: &[&str],
+    max_age: std::time::Duration,
+) -> Result<crate::Swept> {
+    let store = store(js, bucket).await?;
+    let infos: Vec<object_store::ObjectInfo> = store
+        .list()
+        .await
+        .map_err(|e| BusError::nats("object_sweep", e))?
+        .try_collect()
+        .await
+        .map_err(|e| BusError::nats("object_sweep", e))?;
+    let mut swept = crate::Swept::default();
+    let mut referenced = std::collections::HashSet::new();
+    for info in &infos {
+        let stale = stale_prefixes.iter().any(|p| info.name.starts_with(p))
+            && info.modified.is_some_and(|m| older_than(m, max_age));
+        if stale && !info.deleted {
+            store
+                .delete(&info.name)
+                .await
+                .map_err(|e| BusError::nats("object_sweep", e))?;
+            swept.objects.push(info.name.clone());
+        } else {
+            referenced.insert(info.nuid.clone());
+        }
+    }
+    let stream = js
+        .get_stream(format!("OBJ_{bucket}"))
+        .await
+        .map_err(|e| BusError::nats("object_sweep", e))?;
+    let prefix = format!("$O.{bucket}.C.");
+    let subjects: Vec<(String, usize)> = stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|e| BusError::nats("object_sweep", e))?
+        .try_collect()
+        .await
+        .map_err(|e| BusError::nats("object_sweep", e))?;
+    for (subject, _) in subjects {
+        let nuid = subject.strip_prefix(&prefix).unwrap_or_default();
+        if referenced.contains(nuid) {
+            continue;
+        }
+        let last = stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .map_err(|e| BusError::nats("object_sweep", e))?;
+        if older_than(last.time, max_age) {
+            stream
+                .purge()
+                .filter(&subject)
+                .await
+                .map_err(|e| BusError::nats("object_sweep", e))?;
+            swept.partial += 1;
+        }
+    }
+    swept.objects.sort();
+    Ok(swept)
+}
+
 pub(super) async fn get(
     js: &jetstream::Context,
     bucket: &str,

@@ -355,6 +355,36 @@ async fn request_ingest(
     }
 }
 
+/// How often ingest sweeps the object store.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// How old a staged upload or answer must be to be swept: far beyond the longest wait for
+/// one (two minutes and a second per MiB).
+const STALE_AFTER: Duration = Duration::from_secs(6 * 3600);
+
+/// Sweeps `bw_raw` at start and then every hour until `cancel` fires: uploads (`upload-…`)
+/// and answers (`reply-…`) whose client went away before removing them, and the chunks of
+/// writes that failed half-way. Every ingest replica runs it; a second sweep finds nothing.
+pub async fn sweep_loop(bus: borderwatch_bus::Bus, cancel: CancellationToken) {
+    loop {
+        match bus
+            .object_sweep(names::RAW_OBJECT_STORE, &["upload-", "reply-"], STALE_AFTER)
+            .await
+        {
+            Ok(swept) if swept.partial > 0 || !swept.objects.is_empty() => info!(
+                partial_writes = swept.partial,
+                abandoned = swept.objects.len(),
+                "swept the object store"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not sweep the object store"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+    }
+}
+
 /// Serves submissions until `cancel` fires.
 pub async fn run(bus: borderwatch_bus::Bus, cancel: CancellationToken) -> Result<(), BusError> {
     Server::bind(bus).await?.run(cancel).await
