@@ -83,12 +83,12 @@ pub(crate) fn next_link(uri: &Uri, cursor: &str) -> String {
         .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
         .map(str::to_string)
         .collect();
-    pairs.push(format!("cursor={}", encode(cursor)));
+    pairs.push(format!("cursor={}", percent_encode(cursor)));
     format!("{}?{}", uri.path(), pairs.join("&"))
 }
 
-/// Percent-encodes everything but unreserved characters.
-fn encode(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters: a query value or a path segment.
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -82,10 +82,10 @@ impl Filter {
             q.push(format!("country={c}"));
         }
         if let Some(c) = &self.category {
-            q.push(format!("category={}", super::html::url_segment(c)));
+            q.push(format!("category={}", crate::page::percent_encode(c)));
         }
         if let Some(s) = &self.source {
-            q.push(format!("source={}", super::html::url_segment(s)));
+            q.push(format!("source={}", crate::page::percent_encode(s)));
         }
         if self.min_severity > Severity::Low {
             q.push(format!("min_severity={}", self.min_severity));

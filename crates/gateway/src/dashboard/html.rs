@@ -3,6 +3,8 @@
 
 use borderwatch_model::{Severity, SurgeEvent};
 
+use crate::page::percent_encode;
+
 /// The stylesheet, inlined in every page (one request per page, nothing to cache-bust).
 const STYLE: &str = include_str!("style.css");
 
@@ -22,26 +24,13 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-/// A path segment made safe for a URL (everything but unreserved characters percent-encoded).
-pub(crate) fn url_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The dashboard page of a series.
 pub(crate) fn series_href(source: &str, country: &str, category: &str) -> String {
     format!(
         "/series/{}/{}/{}",
-        url_segment(source),
-        url_segment(country),
-        url_segment(category)
+        percent_encode(source),
+        percent_encode(country),
+        percent_encode(category)
     )
 }
 

@@ -50,7 +50,7 @@ pub(crate) fn has_session(headers: &HeaderMap, read_token: &str) -> bool {
 
 /// Where a browser that must sign in first is sent: the sign-in page, which sends it back.
 pub(crate) fn redirect_to_login(path_and_query: &str) -> Response {
-    let next = super::html::url_segment(path_and_query);
+    let next = crate::page::percent_encode(path_and_query);
     see_other(&format!("/login?next={next}"), None)
 }
 

@@ -173,7 +173,7 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
                     format!(
                         "<a href=\"{}?surge={}#chart\">show on the chart</a>",
                         escape(&href),
-                        super::html::url_segment(&s.id)
+                        crate::page::percent_encode(&s.id)
                     )
                 },
                 text = escape(&s.explanation),
