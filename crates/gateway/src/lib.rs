@@ -462,23 +462,9 @@ async fn ingest(
     // The body is read as it arrives and handed on as it is read: a big upload goes to the
     // object store piece by piece, never whole into this process. A body without a length
     // is stopped as soon as it passes the limit.
-    let passed_limit = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = Arc::clone(&passed_limit);
-    let mut read = 0usize;
     let mut chunks = body
         .into_data_stream()
-        .map(move |chunk| {
-            let chunk = chunk.map_err(std::io::Error::other)?;
-            read += chunk.len();
-            if read > limit {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                return Err(std::io::Error::other(format!(
-                    "the upload passed {limit} bytes"
-                )));
-            }
-            Ok(chunk)
-        })
-        .boxed();
+        .map(|chunk| chunk.map_err(std::io::Error::other));
     let first = loop {
         match chunks.next().await {
             None => {
@@ -488,9 +474,6 @@ async fn ingest(
             }
             Some(Ok(chunk)) if chunk.is_empty() => {}
             Some(Ok(chunk)) => break chunk,
-            Some(Err(_)) if passed_limit.load(std::sync::atomic::Ordering::SeqCst) => {
-                return Err(too_large());
-            }
             Some(Err(e)) => {
                 return Err(ApiError::bad_request(format!(
                     "the upload could not be read: {e}"
@@ -499,7 +482,14 @@ async fn ingest(
         }
     };
     let upload = tokio_util::io::StreamReader::new(stream::iter([Ok(first)]).chain(chunks));
-    let submitted = submit_reader(state.bus.as_ref(), params.format, params.source, upload).await;
+    let submitted = submit_reader(
+        state.bus.as_ref(),
+        params.format,
+        params.source,
+        upload,
+        Some(limit as u64),
+    )
+    .await;
     match submitted {
         Ok(release) => {
             let status = if release.duplicate {
@@ -518,9 +508,7 @@ async fn ingest(
             },
             body,
         }),
-        Err(SubmitError::Read(_)) if passed_limit.load(std::sync::atomic::Ordering::SeqCst) => {
-            Err(too_large())
-        }
+        Err(SubmitError::TooLarge { .. }) => Err(too_large()),
         Err(SubmitError::Read(reason)) => Err(ApiError::bad_request(format!(
             "the upload could not be read: {reason}"
         ))),

@@ -231,7 +231,7 @@ async fn streamed_child(file: &str, url: &str) {
     let upload = tokio::fs::File::open(file)
         .await
         .expect("the generated file");
-    let release = submit_reader(bus.as_ref(), Some("generic".into()), None, upload)
+    let release = submit_reader(bus.as_ref(), Some("generic".into()), None, upload, None)
         .await
         .expect("streamed ingest");
     let elapsed = t.elapsed();

@@ -21,8 +21,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, SystemTime};
 
 use borderwatch_bus::{Bus, BusError, names};
@@ -370,9 +368,9 @@ async fn send(bus: &Bus, source: &Source, upload: Prepared) -> Result<Sent, Poll
         }
         Err(SubmitError::Rejected(body)) => Err(PollError::Ingest(body.error.message)),
         Err(SubmitError::Bus(e)) => Err(PollError::Bus(e)),
-        Err(e @ (SubmitError::BadReply(_) | SubmitError::Read(_))) => {
-            Err(PollError::Ingest(e.to_string()))
-        }
+        Err(
+            e @ (SubmitError::BadReply(_) | SubmitError::Read(_) | SubmitError::TooLarge { .. }),
+        ) => Err(PollError::Ingest(e.to_string())),
     }
 }
 
@@ -421,22 +419,13 @@ async fn poll_url(
     }
     // Read as it arrives: a big file goes to the object store piece by piece (hashed on the
     // way), never whole into memory, and stops at the size limit.
-    let passed_limit = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&passed_limit);
-    let max = cfg.max_bytes;
-    let mut read = 0u64;
-    let body = resp.bytes_stream().map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        read += chunk.len() as u64;
-        if read > max {
-            flag.store(true, AtomicOrdering::SeqCst);
-            return Err(std::io::Error::other("the file passed the size limit"));
-        }
-        Ok(chunk)
-    });
-    let upload = match prepare(bus.as_ref(), tokio_util::io::StreamReader::new(body)).await {
+    let body = resp
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let body = tokio_util::io::StreamReader::new(body);
+    let upload = match prepare(bus.as_ref(), body, Some(cfg.max_bytes)).await {
         Ok(upload) => upload,
-        Err(_) if passed_limit.load(AtomicOrdering::SeqCst) => return Err(too_big(url, cfg)),
+        Err(SubmitError::TooLarge { .. }) => return Err(too_big(url, cfg)),
         Err(SubmitError::Read(error)) => {
             return Err(PollError::Fetch {
                 url: url.to_string(),
@@ -525,7 +514,7 @@ async fn poll_dir(
             error,
         };
         let file = tokio::fs::File::open(&path).await.map_err(file_error)?;
-        let upload = match prepare(bus.as_ref(), file).await {
+        let upload = match prepare(bus.as_ref(), file, Some(cfg.max_bytes)).await {
             Ok(upload) => upload,
             Err(SubmitError::Read(error)) => {
                 return Err(PollError::Dir {

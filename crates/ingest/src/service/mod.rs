@@ -95,10 +95,12 @@ pub enum SubmitError {
     Bus(#[from] BusError),
     #[error("the ingest service sent an answer that is not a reply: {0}")]
     BadReply(String),
-    /// The upload itself could not be read (the client went away, or a limit the reader
-    /// enforces was passed): nothing was ingested.
+    /// The upload itself could not be read (the client went away): nothing was ingested.
     #[error("reading the upload failed: {0}")]
     Read(String),
+    /// The upload passed the most bytes its caller takes: nothing was ingested.
+    #[error("the upload is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
 }
 
 /// Sends an upload to whichever ingest service is serving, and waits for its release.
@@ -120,14 +122,16 @@ pub async fn submit(bus: &dyn Transport, sub: Submission) -> Result<Release, Sub
 }
 
 /// [`submit`] for an upload read as it arrives (an HTTP body): one too big for a request is
-/// written to the object store as it is read, so it is never held in memory whole.
+/// written to the object store as it is read, so it is never held in memory whole. An upload
+/// longer than `max_bytes` is stopped there ([`SubmitError::TooLarge`]).
 pub async fn submit_reader(
     bus: &dyn Transport,
     format: Option<String>,
     source: Option<String>,
     upload: impl AsyncRead + Send + Unpin + 'static,
+    max_bytes: Option<u64>,
 ) -> Result<Release, SubmitError> {
-    let prepared = prepare(bus, upload).await?;
+    let prepared = prepare(bus, upload, max_bytes).await?;
     send_prepared(bus, format, source, prepared).await
 }
 
@@ -149,51 +153,62 @@ enum PreparedBody {
 }
 
 /// Reads `upload` to its end: up to the inline limit in memory, beyond it into the object
-/// store as it is read. Either [`send_prepared`] or [`discard`] must follow (a staged upload
-/// stays in the store until one does).
+/// store as it is read, hashing it on the way. An upload longer than `max_bytes` is stopped
+/// as soon as it passes it, and nothing of it stays. Either [`send_prepared`] or
+/// [`discard`] must follow (a staged upload stays in the store until one does).
 pub async fn prepare(
     bus: &dyn Transport,
     upload: impl AsyncRead + Send + Unpin + 'static,
+    max_bytes: Option<u64>,
 ) -> Result<Prepared, SubmitError> {
     let limit = inline_limit(bus);
-    let hashed = Arc::new(Mutex::new(Sha256::new()));
+    let max = max_bytes.unwrap_or(u64::MAX);
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let mut upload = Hashing {
         inner: upload,
-        hasher: Arc::clone(&hashed),
+        seen: Arc::clone(&seen),
+        max,
+    };
+    // What was read, once the upload is read or has failed.
+    let read = || std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
+    let failed = |reason: String, seen: Seen| {
+        if seen.size > max {
+            SubmitError::TooLarge { limit: max }
+        } else {
+            SubmitError::Read(reason)
+        }
     };
     let mut head = Vec::new();
-    (&mut upload)
+    if let Err(e) = (&mut upload)
         .take(limit as u64 + 1)
         .read_to_end(&mut head)
         .await
-        .map_err(|e| SubmitError::Read(e.to_string()))?;
-    let finish = |size: u64| Prepared {
-        body: PreparedBody::Inline(Bytes::new()),
-        sha256: hex::encode(
-            std::mem::take(&mut *hashed.lock().unwrap_or_else(|p| p.into_inner())).finalize(),
-        ),
-        size,
-    };
+    {
+        return Err(failed(e.to_string(), read()));
+    }
     if head.len() <= limit {
-        let size = head.len() as u64;
+        let seen = read();
         return Ok(Prepared {
             body: PreparedBody::Inline(head.into()),
-            ..finish(size)
+            sha256: hex::encode(seen.hasher.finalize()),
+            size: seen.size,
         });
     }
     let name = upload_object_name();
     let reader: ObjectReader = Box::new(std::io::Cursor::new(head).chain(upload));
-    let info = match bus
+    match bus
         .object_put_reader(names::RAW_OBJECT_STORE, &name, reader)
         .await
     {
-        Ok(info) => info,
-        Err(BusError::ObjectSource { reason, .. }) => return Err(SubmitError::Read(reason)),
+        Ok(_) => {}
+        Err(BusError::ObjectSource { reason, .. }) => return Err(failed(reason, read())),
         Err(e) => return Err(e.into()),
-    };
+    }
+    let seen = read();
     Ok(Prepared {
         body: PreparedBody::Staged(name),
-        ..finish(info.size)
+        sha256: hex::encode(seen.hasher.finalize()),
+        size: seen.size,
     })
 }
 
@@ -222,10 +237,19 @@ pub async fn discard(bus: &dyn Transport, prepared: Prepared) {
     }
 }
 
-/// An async reader that hashes what passes through it.
+/// What has passed through a [`Hashing`] reader.
+#[derive(Default)]
+struct Seen {
+    hasher: Sha256,
+    size: u64,
+}
+
+/// An async reader that hashes and counts what passes through it, and fails once more than
+/// `max` bytes have.
 struct Hashing<R> {
     inner: R,
-    hasher: Arc<Mutex<Sha256>>,
+    seen: Arc<Mutex<Seen>>,
+    max: u64,
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
@@ -239,10 +263,17 @@ impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
         if let std::task::Poll::Ready(Ok(())) = &polled
             && let Some(read) = buf.filled().get(before..)
         {
-            self.hasher
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .update(read);
+            let max = self.max;
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.hasher.update(read);
+            seen.size += read.len() as u64;
+            if seen.size > max {
+                // A read that fails hands out nothing.
+                buf.set_filled(before);
+                return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                    "the upload passed {max} bytes"
+                ))));
+            }
         }
         polled
     }
