@@ -264,9 +264,9 @@ fn streamed(file: &std::path::Path, url: &str, rows: usize) -> (Duration, f64) {
 }
 
 /// Empties a stream between cases (untimed). nats-server keeps every subject's state in
-/// memory (about 400 bytes each: three repetitions of 5 million new subjects in each of three
-/// cases, kept, got it killed for memory on a 24 GiB machine), and every case publishes
-/// subjects of its own.
+/// memory (about 270 bytes each: `cargo bench -p borderwatch-bus --bench subjects`), and
+/// every case publishes subjects of its own: three repetitions of 5 million new subjects in
+/// each of three cases, kept, got it killed for memory on a 24 GiB machine.
 async fn purge(js: &jetstream::Context, stream: &str) {
     js.get_stream(stream)
         .await
