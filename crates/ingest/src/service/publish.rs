@@ -232,9 +232,12 @@ impl<'a> Publisher<'a> {
             return Ok(());
         };
         let applied = &mut self.applied;
-        let mut changed: Vec<(&Observation, Change)> = Vec::new();
+        // Each figure's subject, made once: it is the key of the current figures, the
+        // message's subject and the start of its message id.
+        let mut changed: Vec<(&Observation, String, Change)> = Vec::new();
         for o in observations {
-            let change = match state.current.get(&subject_of(o)) {
+            let subject = subject_of(o);
+            let change = match state.current.get(&subject) {
                 None => Change::New,
                 Some(c) if c.release_id == release_id && replay.is_none() => {
                     match state
@@ -263,7 +266,7 @@ impl<'a> Publisher<'a> {
                     }),
                 },
             };
-            changed.push((o, change));
+            changed.push((o, subject, change));
         }
         if replay.is_none() {
             // Announcements first: a failure after them leaves no release record, and the
@@ -271,7 +274,7 @@ impl<'a> Publisher<'a> {
             // same message ids), whereas figures stored first would hide them from a retry.
             let revisions: Vec<Outgoing> = changed
                 .iter()
-                .filter_map(|(_, change)| match change {
+                .filter_map(|(_, _, change)| match change {
                     Change::Revised(r) => Some(
                         Outgoing::new(
                             names::revision_subject(&r.source, r.country.code(), &r.category),
@@ -298,21 +301,21 @@ impl<'a> Publisher<'a> {
         }
         let msgs = changed
             .iter()
-            .map(|(o, _)| {
+            .map(|(o, subject, _)| {
                 let payload = serde_json::to_vec(o).unwrap_or_default();
-                let msg = Outgoing::new(subject_of(o), payload);
+                let msg = Outgoing::new(subject.as_str(), payload);
                 match replay {
                     // A lost figure must be stored again even if the stream still remembers
                     // its message id (a purge keeps the duplicate window).
                     Some(_) => msg,
-                    None => msg.with_id(format!("{}:{}", subject_of(o), o.count)),
+                    None => msg.with_id(format!("{subject}:{}", o.count)),
                 }
             })
             .collect();
         bus.publish_all(msgs).await?;
         applied.published += changed.len() as u64;
         if replay.is_none() {
-            for (o, change) in &changed {
+            for (o, _, change) in &changed {
                 let entry = state
                     .changes
                     .entry((o.country.code().to_string(), o.category.clone()))
