@@ -628,26 +628,31 @@ pub async fn ingest_object(
         )
         .await;
     }
-    let mut scan = staged::scan(bus, &sub.object, sub.source.clone(), read)
+    let staged::Scan {
+        sha,
+        size,
+        parsed,
+        shapes,
+    } = staged::scan(bus, &sub.object, sub.source.clone(), read)
         .await?
         .ok_or_else(gone)?;
-    let parsed = std::mem::replace(&mut scan.parsed, Ok(crate::Parsed::default()))?;
-    let key = release_key(&scan.sha, sub.source.as_deref());
+    let parsed = parsed?;
+    let key = release_key(&sha, sub.source.as_deref());
     if let Some(mut release) = recorded_release(bus, &key).await? {
         release.rejected = parsed.rejected;
         return Ok(duplicate(release));
     }
-    let raw = staged::keep(bus, &scan.sha, &sub.object, scan.size).await?;
+    let raw = staged::keep(bus, &sha, &sub.object, size).await?;
     let release_id = release_id_of(&key);
-    let mut publisher = Publisher::new(bus, &release_id, None, &scan.shapes);
+    let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
     let read_again = staged::publish(bus, &raw.name, sub.source.clone(), read, &mut publisher)
         .await?
         .ok_or_else(gone)?;
-    if read_again != scan.sha {
+    if read_again != sha {
         return Err(IngestError::Internal(format!(
             "the bytes kept as `{}` changed while they were read (content hash {read_again}, \
              expected {}); the release is not recorded: send the file again",
-            raw.name, scan.sha
+            raw.name, sha
         )));
     }
     let applied = publisher.finish().await?;
@@ -657,9 +662,9 @@ pub async fn ingest_object(
             key,
             id: release_id,
             format: crate::generic::FORMAT.name.to_string(),
-            sha: scan.sha,
-            bytes: scan.size,
-            shapes: &scan.shapes,
+            sha,
+            bytes: size,
+            shapes: &shapes,
             rejected: parsed.rejected,
             applied,
             raw,
