@@ -41,15 +41,10 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 
 /// A generic file names its columns `period`, `country` and `count` in its first line.
 fn sniff_generic(sniff: &crate::formats::Sniff<'_>) -> bool {
-    let Some(head) = sniff.text_head else {
+    let Some(first) = sniff.first_line() else {
         return false;
     };
-    let first = head
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .to_lowercase();
+    let first = first.to_lowercase();
     ["period", "country", "count"]
         .iter()
         .all(|name| first.contains(name))

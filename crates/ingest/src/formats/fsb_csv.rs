@@ -48,14 +48,9 @@ pub(crate) const FORMAT: Format = Format {
 
 /// The file's first non-blank line names at least the columns the parser needs.
 fn sniff(sniff: &Sniff<'_>) -> bool {
-    let Some(head) = sniff.text_head else {
+    let Some(first) = sniff.first_line() else {
         return false;
     };
-    let first = head
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
     let names: Vec<String> = first
         .split([',', ';', '\t'])
         .map(|n| n.trim().trim_matches('"').to_lowercase())

@@ -47,6 +47,20 @@ pub struct Sniff<'a> {
     pub file_name: Option<&'a str>,
 }
 
+impl<'a> Sniff<'a> {
+    /// The first line of text that is not blank (a byte-order mark left out): where a CSV
+    /// names its columns. `None` when the file is not text.
+    pub fn first_line(&self) -> Option<&'a str> {
+        let head = self.text_head?;
+        Some(
+            head.trim_start_matches('\u{feff}')
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(""),
+        )
+    }
+}
+
 /// What every parser is told besides the bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options<'a> {
