@@ -4,7 +4,7 @@
 //! shifts as nuisance. Per detector, for borderwatch's default combination and for R's
 //! `farringtonFlexible` (run on the same series in the same run, through parity/parity.R):
 //! probability of detection, false-positive rate and time to detection. Then real, known
-//! events in `../shared/data/borders/` and which detectors catch them.
+//! events in `testdata/borders/` and which detectors catch them.
 //!
 //! Run: `cargo bench -p borderwatch-analytics --bench quality`
 //! (`BENCH_REPS`: replicates per scenario, default 12; needs Rscript with `surveillance`).
@@ -522,12 +522,12 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Real, known events.
 
-#[path = "../tests/support/shared_data.rs"]
-mod shared_data;
+#[path = "../tests/support/testdata.rs"]
+mod testdata;
 
-/// The rows of a CSV in `shared/data/borders/`.
+/// The rows of a CSV in `testdata/borders/`.
 fn rows(name: &str) -> Vec<Vec<String>> {
-    shared_data::read_csv("borders", name).1
+    testdata::read_csv("borders", name).1
 }
 
 /// OHSS USBP encounters by citizenship, monthly, calendar months.

@@ -1,14 +1,14 @@
-//! Parity of EARS C1/C2/C3 and CUSUM with R `surveillance` outputs kept in `shared/data`:
+//! Parity of EARS C1/C2/C3 and CUSUM with R `surveillance` outputs kept in `testdata/`:
 //! epysurv's alarm vectors (R via rpy2) and the package's own earsC test values.
 
 use borderwatch_analytics::surveillance::cusum::{CusumConfig, cusum};
 use borderwatch_analytics::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
 
-#[path = "support/shared_data.rs"]
-mod shared_data;
+#[path = "support/testdata.rs"]
+mod testdata;
 
 fn read_csv(rel: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    shared_data::read_csv("surveillance", rel)
+    testdata::read_csv("surveillance", rel)
 }
 
 fn column(rel: &str, header: &[String], name: &str) -> usize {

@@ -1,5 +1,5 @@
 //! Parity of `farringtonFlexible` with R's surveillance package, on the reference files in
-//! `shared/data/surveillance/` (package unit-test vectors, epysurv's alarm vector, the
+//! `testdata/surveillance/` (package unit-test vectors, epysurv's alarm vector, the
 //! monitoringCounts vignette's Table 2), plus quarterly sanity checks.
 
 use borderwatch_analytics::surveillance::farrington::{
@@ -8,11 +8,11 @@ use borderwatch_analytics::surveillance::farrington::{
     nb_plugin_threshold,
 };
 
-#[path = "support/shared_data.rs"]
-mod shared_data;
+#[path = "support/testdata.rs"]
+mod testdata;
 
 fn read_csv(rel: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    shared_data::read_csv("surveillance", rel)
+    testdata::read_csv("surveillance", rel)
 }
 
 fn col(header: &[String], name: &str) -> usize {

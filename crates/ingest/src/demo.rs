@@ -114,7 +114,7 @@ pub const PRK_STUDY: &[Figure] = &[
 pub const PRK_TOTAL: &[Figure] = &[
     // 2010-Q1..2020-Q1: EMISS indicator 38479 ("Въезд иностранных граждан в РФ"), North
     // Korea, the sum of the transport modes (air, car, rail, ship, walk) per quarter, as in
-    // shared/data/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv
+    // testdata/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv
     // (Ksimi/Russia_in_out). 2019-Q3's 5,591 is also the figure RFA reported (Yonhap/Korea
     // Herald, 2024-11-09); 2019 sums to 21,481 (RFA: "about 21,000").
     fig("2010-Q1", 4015, Reported),

@@ -1168,9 +1168,9 @@ async fn a_staged_upload_that_failed_half_way_completes_when_sent_again_then_is_
 async fn a_staged_native_file_is_detected_whole_and_read_whole() {
     let bus = Flaky::new(None).await;
     let fsb = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../../../shared/data/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv",
+        "../../testdata/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv",
     ))
-    .expect("shared/data must be beside the checkout");
+    .expect("testdata/ is part of the repository");
     let upload = stage(&bus, "upload-test-4", Bytes::from(fsb)).await;
     let release = service::ingest_object(&bus, upload, ReadOptions::default())
         .await

@@ -1,8 +1,8 @@
-//! The native Russian formats against the real files of `shared/data/borders` (beside the
+//! The native Russian formats against the real files of `testdata/borders` (in the
 //! checkout; a missing file fails the test, naming it) and against files made here.
 //!
 //! Figures asserted below were checked by hand, e.g.
-//! `grep '^North Korea,' shared/data/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv | grep ',9/30/2019'`
+//! `grep '^North Korea,' testdata/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv | grep ',9/30/2019'`
 //! gives Car 587, Air 3,581, Rail 985, Ship 326, Walk 112: 5,591 in all.
 
 use std::path::PathBuf;
@@ -18,11 +18,11 @@ const MVD_CSV: &str = "mvd_migration_registration_by_country_purpose_2016.csv";
 
 fn borders(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/borders")
+        .join("../../testdata/borders")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "reference file {} is missing ({e}): shared/data must be beside the checkout",
+            "reference file {} is missing ({e}): testdata/ is part of the repository",
             path.display()
         )
     })
@@ -199,7 +199,7 @@ fn fsb_file_without_its_columns_is_refused_naming_them() {
 type SdmxSeries<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
 
 /// An SDMX-ML 1.0 GenericData message laid out as fedstat.ru writes it (see the excerpt in
-/// shared/data/borders), for indicator 38479 by citizenship and purpose: data made here, the
+/// testdata/borders), for indicator 38479 by citizenship and purpose: data made here, the
 /// figures are those published for North Korea.
 fn emiss_38479(series: &[SdmxSeries<'_>]) -> String {
     let mut s = String::from(
@@ -473,7 +473,7 @@ fn mvd_xls_rejects_only_the_stateless_row_naming_it() {
 
 #[test]
 fn mvd_xls_hand_checked_figures() {
-    // grep '^КНДР' shared/data/borders/mvd_migration_registration_by_country_purpose_2016.csv:
+    // grep '^КНДР' testdata/borders/mvd_migration_registration_by_country_purpose_2016.csv:
     // tourism 1,072, study 191, work 27,417, private 239, other 1,011; first-time 29,930.
     let p = parse("ru_sheet", &borders(MVD_XLS), None).unwrap();
     let year = Period::Year(2016);

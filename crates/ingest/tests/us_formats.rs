@@ -1,6 +1,6 @@
 //! The US formats on the real files: CBP encounters (`cbp_csv`) and DHS OHSS Border Patrol
 //! encounters (`ohss_xlsx`, `ohss_csv`). Expected figures were summed by hand with awk from
-//! the files in shared/data/borders (commands beside each).
+//! the files in testdata/borders (commands beside each).
 
 mod us_eu_support;
 

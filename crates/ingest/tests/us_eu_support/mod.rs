@@ -1,4 +1,4 @@
-//! Shared by the format tests: reading `shared/data/` (beside the checkout) and looking up
+//! Shared by the format tests: reading `testdata/` (at the repository root) and looking up
 //! parsed figures. A missing file is a failure that names it, never a skip.
 
 // Each test file that includes this module uses part of it.
@@ -9,25 +9,25 @@ use std::path::PathBuf;
 use borderwatch_ingest::Parsed;
 use borderwatch_model::{Country, Period};
 
-/// `shared/data/borders/<name>`.
+/// `testdata/borders/<name>`.
 pub(crate) fn path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/borders")
+        .join("../../testdata/borders")
         .join(name)
 }
 
-/// The bytes of `shared/data/borders/<name>`.
+/// The bytes of `testdata/borders/<name>`.
 pub(crate) fn read(name: &str) -> Vec<u8> {
     let path = path(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "reference file {} is missing ({e}): shared/data must be beside the checkout",
+            "reference file {} is missing ({e}): testdata/ is part of the repository",
             path.display()
         )
     })
 }
 
-/// Every real file of `shared/data/borders/`, by name.
+/// Every real file of `testdata/borders/`, by name.
 pub(crate) fn all_files() -> Vec<String> {
     let dir = path("");
     let mut names: Vec<String> = std::fs::read_dir(&dir)

@@ -1,4 +1,4 @@
-//! Reading the reference files of `shared/data/` (beside the checkout), for the parity tests
+//! Reading the reference files of `testdata/` (at the repository root), for the parity tests
 //! and the quality benchmark. A missing file is a failure that names it, never a skip.
 
 // Each test or bench that includes this module uses part of it.
@@ -6,25 +6,25 @@
 
 use std::path::PathBuf;
 
-/// `shared/data/<sub>`, beside the checkout.
+/// `testdata/<sub>`, at the repository root.
 pub(crate) fn data_dir(sub: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../testdata")
         .join(sub)
 }
 
-/// The text of `shared/data/<sub>/<rel>`.
+/// The text of `testdata/<sub>/<rel>`.
 pub(crate) fn read(sub: &str, rel: &str) -> String {
     let path = data_dir(sub).join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "reference file {} is missing ({e}): shared/data must be beside the checkout",
+            "reference file {} is missing ({e}): testdata/ is part of the repository",
             path.display()
         )
     })
 }
 
-/// A CSV of `shared/data/<sub>/<rel>` as its header and rows (quoted fields allowed).
+/// A CSV of `testdata/<sub>/<rel>` as its header and rows (quoted fields allowed).
 pub(crate) fn read_csv(sub: &str, rel: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let text = read(sub, rel);
     let mut reader = csv::ReaderBuilder::new()
