@@ -7,7 +7,7 @@ use borderwatch_model::{Period, Subscription, SurgeEvent, now_rfc3339};
 use serde_json::json;
 
 /// A valid surge event with id `id` for one quarter of PRK/study. Built from JSON (the wire
-/// form of DESIGN.md) so that fields added to the model later take their defaults.
+/// form of docs/design.md, "Interfaces") so that fields added later take their defaults.
 pub fn surge_event(id: &str, n: usize) -> SurgeEvent {
     let period = Period::Quarter(2000, 1).offset(n as i64);
     serde_json::from_value(json!({

@@ -1,5 +1,5 @@
 //! Detection quality after Noufaily et al. (2013), adapted to quarterly and monthly statistics
-//! (DETECTORS.md, "Benchmark design", last section): negative-binomial baselines with
+//! (docs/detection.md, "Quality benchmark design"): negative-binomial baselines with
 //! seasonality and trend, 20-80 periods, surges injected into the last year, persistent level
 //! shifts as nuisance. Per detector, for borderwatch's default combination and for R's
 //! `farringtonFlexible` (run on the same series in the same run, through parity/parity.R):

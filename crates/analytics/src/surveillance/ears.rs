@@ -1,6 +1,6 @@
 //! EARS C1, C2 and C3 after R `surveillance::earsC` (1.26.0): a bound from the mean and standard
 //! deviation of the last few periods, for series with little history. Pure functions over counts;
-//! bounds and alarms reproduce R's, quirks included (see DETECTORS.md and the notes below).
+//! bounds and alarms reproduce R's, quirks included (below; docs/detection.md, "EARS C1, C2, C3").
 
 use std::ops::Range;
 

@@ -1,6 +1,6 @@
 //! R's `farringtonFlexible` (surveillance 1.26.0) as pure functions: reference windows, the
 //! reweighted quasi-Poisson GLM, the trend test, and the delta / nbPlugin / muan thresholds.
-//! It copies R's quirks on purpose (see DETECTORS.md, quirk Q1) so that alarms match R's.
+//! It copies R's quirks so alarms match R's (docs/detection.md, "The R quirk the code copies").
 
 use std::cell::RefCell;
 use std::ops::Range;
