@@ -1,0 +1,162 @@
+//! The append-only log files under a data directory (`streams/`, `kv/`): one JSON header
+//! line per record, then its payload and a newline. Reading a log keeps its whole records and
+//! cuts off a torn last one, so a process that died mid-write leaves a log that opens.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::{Headers, Result};
+
+/// The header of one log record; `len` payload bytes and a newline follow it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct RecordHeader {
+    #[serde(default)]
+    pub(super) seq: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) subject: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) headers: Headers,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) msg_id: Option<String>,
+    #[serde(default)]
+    pub(super) at_ms: u64,
+    /// Key-value records: `put` or `del`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) op: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) key: String,
+    pub(super) len: usize,
+}
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(super) fn write_record(
+    w: &mut BufWriter<File>,
+    header: &RecordHeader,
+    payload: &[u8],
+) -> Result<()> {
+    serde_json::to_writer(&mut *w, header).map_err(std::io::Error::other)?;
+    w.write_all(b"\n")?;
+    w.write_all(payload)?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
+/// The whole records of a log, and the log opened for appending.
+pub(super) type OpenedLog = (Vec<(RecordHeader, Bytes)>, BufWriter<File>);
+
+/// Reads every whole record of a log, truncating a torn tail, and opens it for appending.
+pub(super) fn open_log(path: &Path) -> Result<OpenedLog> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut records = Vec::new();
+    let mut good_len = 0u64;
+    if path.exists() {
+        let mut reader = BufReader::new(File::open(path)?);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                break;
+            }
+            let Ok(header) = serde_json::from_str::<RecordHeader>(line.trim_end()) else {
+                break;
+            };
+            let mut payload = vec![0u8; header.len + 1];
+            if reader.read_exact(&mut payload).is_err() || payload[header.len] != b'\n' {
+                break;
+            }
+            payload.truncate(header.len);
+            good_len += (line.len() + header.len + 1) as u64;
+            records.push((header, Bytes::from(payload)));
+        }
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    if file.metadata()?.len() != good_len {
+        tracing::warn!(path = %path.display(), kept = good_len, "cut a torn record off a log");
+        file.set_len(good_len)?;
+    }
+    Ok((records, BufWriter::new(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
+    use bytes::Bytes;
+
+    use crate::{MemoryBus, Outgoing, Transport, names};
+
+    #[tokio::test]
+    async fn state_survives_reopening_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = MemoryBus::open(dir.path()).await.unwrap();
+            names::ensure_all(&bus, 1).await.unwrap();
+            bus.publish(Outgoing::new("bw.surge.PRK.study", "a").with_id("x"))
+                .await
+                .unwrap();
+            bus.kv_put(names::SERIES_BUCKET, "k", Bytes::from_static(b"v"))
+                .await
+                .unwrap();
+        }
+        let bus = MemoryBus::open(dir.path()).await.unwrap();
+        names::ensure_all(&bus, 1).await.unwrap();
+        let again = bus
+            .publish(Outgoing::new("bw.surge.PRK.study", "a").with_id("x"))
+            .await
+            .unwrap();
+        assert!(again.duplicate, "the dedup window survives a restart");
+        assert_eq!(
+            bus.kv_get(names::SERIES_BUCKET, "k")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_torn_log_tail_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = MemoryBus::open(dir.path()).await.unwrap();
+            names::ensure_all(&bus, 1).await.unwrap();
+            bus.publish(Outgoing::new("bw.surge.PRK.study", "first"))
+                .await
+                .unwrap();
+        }
+        let log = dir.path().join("streams").join("BW_SURGES.log");
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"{\"seq\":2,\"subject\":\"bw.surge.PRK.study\",\"len\":50}\npartial")
+            .unwrap();
+        drop(f);
+        let bus = MemoryBus::open(dir.path()).await.unwrap();
+        names::ensure_all(&bus, 1).await.unwrap();
+        let ack = bus
+            .publish(Outgoing::new("bw.surge.PRK.study", "second"))
+            .await
+            .unwrap();
+        assert_eq!(ack.seq, 2);
+        let all = bus
+            .last_per_subject(names::SURGE_STREAM, &["bw.surge.>"])
+            .await
+            .unwrap();
+        assert_eq!(all[0].payload, Bytes::from_static(b"second"));
+    }
+}

@@ -1,0 +1,467 @@
+//! Streams and durable consumers: messages by sequence and by subject (versions per subject,
+//! duplicate window), and each consumer's position, pending deliveries and acks (the
+//! `consumers/<stream>.<durable>.acks` log).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::time::Instant;
+
+use super::log::{RecordHeader, now_ms, open_log, write_record};
+use super::{Inner, MemoryBus};
+use crate::{
+    Acker, BusError, Delivery, Headers, Message, Outgoing, PubAck, Result, StreamSpec,
+    subject_matches,
+};
+
+#[derive(Debug)]
+pub(super) struct StreamState {
+    spec: StreamSpec,
+    msgs: BTreeMap<u64, Stored>,
+    by_subject: HashMap<String, VecDeque<u64>>,
+    last_seq: u64,
+    /// Message id → (sequence, unix ms when stored).
+    dedup: HashMap<String, (u64, u64)>,
+    consumers: HashMap<String, ConsumerState>,
+    log: Option<BufWriter<File>>,
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    subject: String,
+    headers: Headers,
+    payload: Bytes,
+}
+
+#[derive(Debug)]
+struct ConsumerState {
+    filter: String,
+    ack_wait: Duration,
+    /// The next stream sequence never delivered yet.
+    next_seq: u64,
+    /// Delivered, not yet acknowledged: sequence → (redeliver at, deliveries so far).
+    pending: BTreeMap<u64, (Instant, u64)>,
+    acked: BTreeSet<u64>,
+    log: Option<BufWriter<File>>,
+}
+
+impl StreamState {
+    fn store(&mut self, seq: u64, stored: Stored) {
+        let versions = self.by_subject.entry(stored.subject.clone()).or_default();
+        versions.push_back(seq);
+        if self.spec.max_msgs_per_subject > 0 {
+            while versions.len() > self.spec.max_msgs_per_subject as usize {
+                if let Some(old) = versions.pop_front() {
+                    self.msgs.remove(&old);
+                }
+            }
+        }
+        self.msgs.insert(seq, stored);
+        self.last_seq = self.last_seq.max(seq);
+    }
+
+    fn append(&mut self, msg: Outgoing) -> Result<PubAck> {
+        let now = now_ms();
+        let window = self.spec.duplicate_window.as_millis() as u64;
+        if let Some(id) = &msg.msg_id
+            && let Some(&(seq, at)) = self.dedup.get(id)
+            && now.saturating_sub(at) <= window
+        {
+            return Ok(PubAck {
+                seq,
+                duplicate: true,
+            });
+        }
+        let seq = self.last_seq + 1;
+        if let Some(log) = self.log.as_mut() {
+            let header = RecordHeader {
+                seq,
+                subject: msg.subject.clone(),
+                headers: msg.headers.clone(),
+                msg_id: msg.msg_id.clone(),
+                at_ms: now,
+                op: String::new(),
+                key: String::new(),
+                len: msg.payload.len(),
+            };
+            write_record(log, &header, &msg.payload)?;
+        }
+        if let Some(id) = msg.msg_id {
+            self.dedup.insert(id, (seq, now));
+        }
+        self.store(
+            seq,
+            Stored {
+                subject: msg.subject,
+                headers: msg.headers,
+                payload: msg.payload,
+            },
+        );
+        Ok(PubAck {
+            seq,
+            duplicate: false,
+        })
+    }
+
+    fn message(&self, seq: u64) -> Option<Message> {
+        self.msgs.get(&seq).map(|s| Message {
+            subject: s.subject.clone(),
+            headers: s.headers.clone(),
+            payload: s.payload.clone(),
+            seq,
+        })
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if let Some(log) = self.log.as_mut() {
+            log.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl ConsumerState {
+    fn settle(&mut self, seq: u64) -> Result<()> {
+        if self.pending.remove(&seq).is_some()
+            && self.acked.insert(seq)
+            && let Some(log) = self.log.as_mut()
+        {
+            writeln!(log, "{seq}")?;
+            log.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The next message for this consumer: an expired or refused delivery first, then one
+    /// never delivered. Returns the sequence and how often it has now been delivered.
+    fn next(&mut self, stream: &StreamState, now: Instant) -> Option<(u64, u64)> {
+        let due = self
+            .pending
+            .iter()
+            .find(|(_, (at, _))| *at <= now)
+            .map(|(seq, (_, n))| (*seq, *n));
+        if let Some((seq, n)) = due {
+            if stream.msgs.contains_key(&seq) {
+                self.pending.insert(seq, (now + self.ack_wait, n + 1));
+                return Some((seq, n + 1));
+            }
+            // The stream dropped it (a newer version replaced it): nothing to redeliver.
+            self.pending.remove(&seq);
+            return self.next(stream, now);
+        }
+        let candidates = stream.msgs.range(self.next_seq..);
+        for (seq, stored) in candidates {
+            self.next_seq = seq + 1;
+            if self.acked.contains(seq) || !subject_matches(&self.filter, &stored.subject) {
+                continue;
+            }
+            self.pending.insert(*seq, (now + self.ack_wait, 1));
+            return Some((*seq, 1));
+        }
+        self.next_seq = stream.last_seq + 1;
+        None
+    }
+
+    fn earliest_deadline(&self) -> Option<Instant> {
+        self.pending.values().map(|(at, _)| *at).min()
+    }
+}
+
+#[derive(Debug)]
+struct MemoryAcker {
+    inner: Arc<Inner>,
+    stream: String,
+    durable: String,
+    seq: u64,
+}
+
+impl MemoryAcker {
+    fn with_consumer<T>(&self, f: impl FnOnce(&mut ConsumerState) -> Result<T>) -> Result<T> {
+        let mut state = self.inner.lock();
+        let consumer = state
+            .streams
+            .get_mut(&self.stream)
+            .and_then(|s| s.consumers.get_mut(&self.durable))
+            .ok_or(BusError::Closed)?;
+        let out = f(consumer);
+        drop(state);
+        self.inner.changed.notify_waiters();
+        out
+    }
+}
+
+#[async_trait]
+impl Acker for MemoryAcker {
+    async fn ack(&self) -> Result<()> {
+        self.with_consumer(|c| c.settle(self.seq))
+    }
+
+    async fn nak(&self, delay: Option<Duration>) -> Result<()> {
+        let at = Instant::now() + delay.unwrap_or_default();
+        self.with_consumer(|c| {
+            if let Some(entry) = c.pending.get_mut(&self.seq) {
+                entry.0 = at;
+            }
+            Ok(())
+        })
+    }
+
+    async fn in_progress(&self) -> Result<()> {
+        self.with_consumer(|c| {
+            let wait = c.ack_wait;
+            if let Some(entry) = c.pending.get_mut(&self.seq) {
+                entry.0 = Instant::now() + wait;
+            }
+            Ok(())
+        })
+    }
+}
+
+pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
+    let mut state = bus.inner.lock();
+    if let Some(existing) = state.streams.get_mut(&spec.name) {
+        existing.spec = spec.clone();
+        return Ok(());
+    }
+    let mut stream = StreamState {
+        spec: spec.clone(),
+        msgs: BTreeMap::new(),
+        by_subject: HashMap::new(),
+        last_seq: 0,
+        dedup: HashMap::new(),
+        consumers: HashMap::new(),
+        log: None,
+    };
+    if let Some(path) = bus.inner.path(&["streams", &format!("{}.log", spec.name)]) {
+        let (records, log) = open_log(&path)?;
+        for (h, payload) in records {
+            if let Some(id) = h.msg_id {
+                stream.dedup.insert(id, (h.seq, h.at_ms));
+            }
+            stream.store(
+                h.seq,
+                Stored {
+                    subject: h.subject,
+                    headers: h.headers,
+                    payload,
+                },
+            );
+        }
+        stream.log = Some(log);
+    }
+    state.streams.insert(spec.name.clone(), stream);
+    Ok(())
+}
+
+pub(super) fn publish_all(bus: &MemoryBus, msgs: Vec<Outgoing>) -> Result<Vec<PubAck>> {
+    let mut acks = Vec::with_capacity(msgs.len());
+    {
+        let mut state = bus.inner.lock();
+        let mut touched = BTreeSet::new();
+        let result = (|| -> Result<()> {
+            for msg in msgs {
+                let (name, stream) = state
+                    .streams
+                    .iter_mut()
+                    .find(|(_, s)| {
+                        s.spec
+                            .subjects
+                            .iter()
+                            .any(|f| subject_matches(f, &msg.subject))
+                    })
+                    .ok_or_else(|| BusError::NoStream(msg.subject.clone()))?;
+                touched.insert(name.clone());
+                acks.push(stream.append(msg)?);
+            }
+            Ok(())
+        })();
+        for name in touched {
+            if let Some(s) = state.streams.get_mut(&name) {
+                s.flush()?;
+            }
+        }
+        result?;
+    }
+    bus.inner.changed.notify_waiters();
+    Ok(acks)
+}
+
+pub(super) fn last_seq(bus: &MemoryBus, stream: &str) -> Result<u64> {
+    let state = bus.inner.lock();
+    let s = state
+        .streams
+        .get(stream)
+        .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+    Ok(s.last_seq)
+}
+
+pub(super) fn last_per_subject(
+    bus: &MemoryBus,
+    stream: &str,
+    filters: &[&str],
+) -> Result<Vec<Message>> {
+    let state = bus.inner.lock();
+    let s = state
+        .streams
+        .get(stream)
+        .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+    let mut seqs: Vec<u64> = s
+        .by_subject
+        .iter()
+        .filter(|(subject, _)| filters.iter().any(|f| subject_matches(f, subject)))
+        .filter_map(|(_, versions)| versions.back().copied())
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs.into_iter().filter_map(|seq| s.message(seq)).collect())
+}
+
+pub(super) fn replay(
+    bus: &MemoryBus,
+    stream: &str,
+    filter: &str,
+    from_seq: u64,
+) -> Result<BoxStream<'static, Result<Message>>> {
+    if !bus.inner.lock().streams.contains_key(stream) {
+        return Err(BusError::NoStream(stream.to_string()));
+    }
+    let inner = bus.inner.clone();
+    let stream = stream.to_string();
+    let filter = filter.to_string();
+    let cursor = from_seq.max(1);
+    Ok(stream::unfold(cursor, move |mut cursor| {
+        let inner = inner.clone();
+        let stream = stream.clone();
+        let filter = filter.clone();
+        async move {
+            loop {
+                let notified = inner.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let state = inner.lock();
+                    let Some(s) = state.streams.get(&stream) else {
+                        return Some((Err(BusError::NoStream(stream.clone())), cursor));
+                    };
+                    for (seq, stored) in s.msgs.range(cursor..) {
+                        cursor = seq + 1;
+                        if subject_matches(&filter, &stored.subject) {
+                            let msg = s.message(*seq)?;
+                            return Some((Ok(msg), cursor));
+                        }
+                    }
+                    cursor = cursor.max(s.last_seq + 1);
+                }
+                notified.await;
+            }
+        }
+    })
+    .boxed())
+}
+
+pub(super) fn consume(
+    bus: &MemoryBus,
+    stream: &str,
+    durable: &str,
+    filter: &str,
+    ack_wait: Duration,
+) -> Result<BoxStream<'static, Result<Delivery>>> {
+    {
+        let mut state = bus.inner.lock();
+        let consumer_path = bus
+            .inner
+            .path(&["consumers", &format!("{stream}.{durable}.acks")]);
+        let s = state
+            .streams
+            .get_mut(stream)
+            .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+        match s.consumers.get_mut(durable) {
+            Some(c) => {
+                c.filter = filter.to_string();
+                c.ack_wait = ack_wait;
+            }
+            None => {
+                let mut c = ConsumerState {
+                    filter: filter.to_string(),
+                    ack_wait,
+                    next_seq: 1,
+                    pending: BTreeMap::new(),
+                    acked: BTreeSet::new(),
+                    log: None,
+                };
+                if let Some(path) = consumer_path {
+                    fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+                    if path.exists() {
+                        let text = fs::read_to_string(&path)?;
+                        c.acked = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                    }
+                    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                    c.log = Some(BufWriter::new(file));
+                }
+                s.consumers.insert(durable.to_string(), c);
+            }
+        }
+    }
+    let inner = bus.inner.clone();
+    let stream = stream.to_string();
+    let durable = durable.to_string();
+    Ok(stream::unfold((), move |()| {
+        let inner = inner.clone();
+        let stream = stream.clone();
+        let durable = durable.clone();
+        async move {
+            loop {
+                let notified = inner.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let wake_at = {
+                    let mut state = inner.lock();
+                    let Some(s) = state.streams.get_mut(&stream) else {
+                        return Some((Err(BusError::NoStream(stream.clone())), ()));
+                    };
+                    let mut consumers = std::mem::take(&mut s.consumers);
+                    let found = consumers.get_mut(&durable).map(|c| {
+                        let next = c.next(s, Instant::now());
+                        (next, c.earliest_deadline())
+                    });
+                    s.consumers = consumers;
+                    match found {
+                        None => return Some((Err(BusError::Closed), ())),
+                        Some((Some((seq, delivered)), _)) => {
+                            let message = s.message(seq)?;
+                            let acker = MemoryAcker {
+                                inner: inner.clone(),
+                                stream: stream.clone(),
+                                durable: durable.clone(),
+                                seq,
+                            };
+                            let delivery = Delivery {
+                                message,
+                                delivered,
+                                acker: Box::new(acker),
+                            };
+                            return Some((Ok(delivery), ()));
+                        }
+                        Some((None, deadline)) => deadline,
+                    }
+                };
+                match wake_at {
+                    Some(at) => {
+                        tokio::select! {
+                            _ = notified => {}
+                            _ = tokio::time::sleep_until(at) => {}
+                        }
+                    }
+                    None => notified.await,
+                }
+            }
+        }
+    })
+    .boxed())
+}
