@@ -91,7 +91,7 @@ async fn subscribe(
     bus.consume_prefetch(
         names::RELEASE_STREAM,
         names::ANALYTICS_CONSUMER,
-        "bw.release.>",
+        names::ALL_RELEASES,
         ACK_WAIT,
         PREFETCH,
     )

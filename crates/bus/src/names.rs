@@ -117,54 +117,75 @@ pub fn series_key(source: &str, country: &str, category: &str) -> String {
     format!("{source}.{country}.{category}")
 }
 
+/// Every observation: the subjects of [`OBS_STREAM`].
+pub const ALL_OBS: &str = "bw.obs.>";
+/// Every release marker: the subjects of [`RELEASE_STREAM`].
+pub const ALL_RELEASES: &str = "bw.release.>";
+/// Every surge event: the subjects of [`SURGE_STREAM`].
+pub const ALL_SURGES: &str = "bw.surge.>";
+/// Every webhook attempt: the subjects of [`ATTEMPT_STREAM`].
+pub const ALL_ATTEMPTS: &str = "bw.attempt.>";
+/// Every revision event: the subjects of [`REVISION_STREAM`].
+pub const ALL_REVISIONS: &str = "bw.revision.>";
+/// Every missing-category event: the subjects of [`MISSING_STREAM`].
+pub const ALL_MISSING: &str = "bw.missing.>";
+/// Every dead letter: the subjects of [`DEADLETTER_STREAM`].
+pub const ALL_DEADLETTERS: &str = "bw.deadletter.>";
+
+/// The start of every revision subject of `source` (`bw.revision.<source>.`; see
+/// [`revision_subject`]), to pick that source's revisions out of [`ALL_REVISIONS`].
+pub fn revisions_of(source: &str) -> String {
+    format!("bw.revision.{source}.")
+}
+
 /// The streams every role expects, with `replicas` copies each.
 pub fn streams(replicas: usize) -> Vec<StreamSpec> {
     vec![
         StreamSpec {
             name: OBS_STREAM.into(),
-            subjects: vec!["bw.obs.>".into()],
+            subjects: vec![ALL_OBS.into()],
             max_msgs_per_subject: 16,
             duplicate_window: Duration::from_secs(3600),
             replicas,
         },
         StreamSpec {
             name: RELEASE_STREAM.into(),
-            subjects: vec!["bw.release.>".into()],
+            subjects: vec![ALL_RELEASES.into()],
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
         },
         StreamSpec {
             name: SURGE_STREAM.into(),
-            subjects: vec!["bw.surge.>".into()],
+            subjects: vec![ALL_SURGES.into()],
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
         },
         StreamSpec {
             name: ATTEMPT_STREAM.into(),
-            subjects: vec!["bw.attempt.>".into()],
+            subjects: vec![ALL_ATTEMPTS.into()],
             max_msgs_per_subject: ATTEMPTS_KEPT_PER_SUBSCRIPTION,
             duplicate_window: Duration::from_secs(3600),
             replicas,
         },
         StreamSpec {
             name: REVISION_STREAM.into(),
-            subjects: vec!["bw.revision.>".into()],
+            subjects: vec![ALL_REVISIONS.into()],
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
         },
         StreamSpec {
             name: MISSING_STREAM.into(),
-            subjects: vec!["bw.missing.>".into()],
+            subjects: vec![ALL_MISSING.into()],
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
         },
         StreamSpec {
             name: DEADLETTER_STREAM.into(),
-            subjects: vec!["bw.deadletter.>".into()],
+            subjects: vec![ALL_DEADLETTERS.into()],
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,

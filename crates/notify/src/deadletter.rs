@@ -100,7 +100,7 @@ pub async fn replay(
     let ctx = Ctx::new(bus, cfg)?;
     let filter = match subscription {
         Some(s) => names::deadletter_subject(s),
-        None => "bw.deadletter.>".to_string(),
+        None => names::ALL_DEADLETTERS.to_string(),
     };
     let mut report = ReplayReport::default();
     let mut seen = std::collections::HashSet::new();

@@ -103,7 +103,7 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
         .consume(
             names::SURGE_STREAM,
             names::NOTIFY_CONSUMER,
-            "bw.surge.>",
+            names::ALL_SURGES,
             ctx.cfg.ack_wait,
         )
         .await?;

@@ -386,9 +386,9 @@ async fn announced_revisions(
     }
     // Unfiltered, so that the message at the last sequence comes and ends the read.
     let mut stored = bus
-        .replay(names::REVISION_STREAM, "bw.revision.>", 1)
+        .replay(names::REVISION_STREAM, names::ALL_REVISIONS, 1)
         .await?;
-    let prefix = format!("bw.revision.{source}.");
+    let prefix = names::revisions_of(source);
     loop {
         let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next()).await;
         let Ok(Some(msg)) = next else {
