@@ -1,7 +1,11 @@
+use super::evaluate::finite;
 use super::*;
-use crate::aggregate::aggregate;
+use crate::aggregate::{SeriesFrame, aggregate};
+use crate::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
+use crate::surveillance::farrington::{PowerTrans, ThresholdMethod};
 use crate::testutil::{PRK_STUDY, consecutive, frame, quarters};
 use borderwatch_model::{Country, Observation, Severity};
+use borderwatch_model::{Finding, Freq, Period, SeriesKey, SurgeEvent, surge_id};
 
 fn q(s: &str) -> Period {
     s.parse().unwrap()

@@ -1,0 +1,164 @@
+//! Decision: folds evaluation rows into one [`Assessment`] per (series, period), applies
+//! Benjamini–Hochberg across a release ([`bh_adjust`], [`fdr_survivors`]) and turns what
+//! survives into surge events with their severity and explanation ([`surge_event`], [`decide`]).
+
+use borderwatch_model::{Finding, Period, SeriesKey, SurgeEvent, surge_id};
+use serde::{Deserialize, Serialize};
+
+use super::config::AnalysisConfig;
+use super::evaluate::Evaluation;
+use crate::aggregate::SeriesFrame;
+use crate::explain::{explanation, severity};
+
+/// One (series, period) with everything the surge decision needs. Serialisable: the
+/// analytics service stores a release part's candidates with its `bw_analyzed` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub key: SeriesKey,
+    pub period: Period,
+    pub value: u64,
+    /// Findings of the evidence rules that fired.
+    #[serde(default)]
+    pub evidence: Vec<Finding>,
+    /// Findings of the statistical detectors that alarmed (CUSUM included).
+    #[serde(default)]
+    pub statistical: Vec<Finding>,
+    /// The combined p-value: min over the enabled p-value detectors of (p if it alarmed,
+    /// else 1), times the number of those that gave a p-value (Bonferroni), at most 1.
+    /// `None` when none of them could run (too little history).
+    pub p_value: Option<f64>,
+}
+
+/// Folds the rows of [`evaluate_all`](super::evaluate_all) into one [`Assessment`] per period.
+pub fn assess(frame: &SeriesFrame, evaluations: &[Evaluation]) -> Vec<Assessment> {
+    let mut out: Vec<Assessment> = Vec::new();
+    let mut tested: Vec<f64> = Vec::new();
+    for (n, e) in evaluations.iter().enumerate() {
+        if out.last().is_none_or(|a| a.period != e.period) {
+            out.push(Assessment {
+                key: frame.key.clone(),
+                period: e.period,
+                value: e.value,
+                evidence: Vec::new(),
+                statistical: Vec::new(),
+                p_value: None,
+            });
+            tested.clear();
+        }
+        let Some(a) = out.last_mut() else { continue };
+        if let Some(f) = &e.finding {
+            if e.detector.is_evidence() {
+                a.evidence.push(f.clone());
+            } else {
+                a.statistical.push(f.clone());
+            }
+        }
+        if e.detector.gives_p_value()
+            && let Some(p) = e.p_value
+        {
+            tested.push(if e.alarm { p } else { 1.0 });
+        }
+        let period_ends = evaluations
+            .get(n + 1)
+            .is_none_or(|next| next.period != e.period);
+        if period_ends && !tested.is_empty() {
+            let min = tested.iter().copied().fold(1.0, f64::min);
+            a.p_value = Some((min * tested.len() as f64).min(1.0));
+        }
+    }
+    out
+}
+
+/// R's `p.adjust(p, method = "BH", n = m)`: Benjamini–Hochberg adjusted p-values of `p` among
+/// `m ≥ p.len()` tests, the others all having larger p-values (NaN counts as 1).
+pub fn bh_adjust(p: &[f64], m: usize) -> Vec<f64> {
+    let m = m.max(p.len()) as f64;
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    let val = |i: usize| if p[i].is_nan() { 1.0 } else { p[i] };
+    order.sort_by(|&a, &b| val(b).total_cmp(&val(a)));
+    let mut adjusted = vec![1.0; p.len()];
+    let mut running = f64::INFINITY;
+    for (pos, &i) in order.iter().enumerate() {
+        let rank = (p.len() - pos) as f64;
+        running = running.min(m / rank * val(i));
+        adjusted[i] = running.min(1.0);
+    }
+    adjusted
+}
+
+/// Which assessments survive Benjamini–Hochberg at rate `fdr` among `tested` tests (at least
+/// the number with a p-value here): adjusted p ≤ fdr. Assessments without a p-value never do.
+pub fn fdr_survivors(assessments: &[Assessment], tested: usize, fdr: f64) -> Vec<bool> {
+    let with_p: Vec<(usize, f64)> = assessments
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.p_value.map(|p| (i, p)))
+        .collect();
+    let p: Vec<f64> = with_p.iter().map(|&(_, p)| p).collect();
+    let adjusted = bh_adjust(&p, tested);
+    let mut out = vec![false; assessments.len()];
+    for (&(i, _), q) in with_p.iter().zip(adjusted) {
+        out[i] = q <= fdr;
+    }
+    out
+}
+
+/// How many assessments carry a p-value: the BH family size they add.
+pub fn tested(assessments: &[Assessment]) -> usize {
+    assessments.iter().filter(|a| a.p_value.is_some()).count()
+}
+
+/// The surge event of one assessment: when an evidence rule fired, or when `significant`
+/// (it survived BH) and a statistical detector alarmed. Findings: evidence first, then the
+/// statistical alarms (corroboration, with their own p-values).
+pub fn surge_event(
+    a: &Assessment,
+    significant: bool,
+    fingerprint: &str,
+    release_id: &str,
+    detected_at: &str,
+) -> Option<SurgeEvent> {
+    let statistical_surge = significant && a.statistical.iter().any(|f| f.p_value.is_some());
+    if a.evidence.is_empty() && !statistical_surge {
+        return None;
+    }
+    let findings: Vec<Finding> = a.evidence.iter().chain(&a.statistical).cloned().collect();
+    // The sentence cites every evidence rule but only the first statistical detector that
+    // gave a p-value, and only when it survived BH: one number a reader can check, not three
+    // ways of saying "unusually high". Every finding stays in `findings`.
+    let lead_statistic = a
+        .statistical
+        .iter()
+        .find(|f| significant && f.p_value.is_some());
+    let told: Vec<Finding> = a.evidence.iter().chain(lead_statistic).cloned().collect();
+    Some(SurgeEvent {
+        id: surge_id(&a.key, a.period, fingerprint),
+        source: a.key.source.clone(),
+        country: a.key.country,
+        category: a.key.category.clone(),
+        period: a.period,
+        value: a.value,
+        severity: severity(a.value, &findings),
+        explanation: explanation(&a.key, a.period, a.value, &told),
+        findings,
+        release_id: release_id.to_string(),
+        detected_at: detected_at.to_string(),
+    })
+}
+
+/// From the assessments of a whole release to its surge events: BH at `cfg.fdr` across every
+/// assessment with a p-value, then [`surge_event`] for each, in input order.
+pub fn decide(
+    assessments: &[Assessment],
+    cfg: &AnalysisConfig,
+    release_id: &str,
+    detected_at: &str,
+) -> Vec<SurgeEvent> {
+    let survivors = fdr_survivors(assessments, tested(assessments), cfg.fdr);
+    let fingerprint = cfg.fingerprint();
+    assessments
+        .iter()
+        .zip(survivors)
+        .filter_map(|(a, s)| surge_event(a, s, &fingerprint, release_id, detected_at))
+        .collect()
+}
