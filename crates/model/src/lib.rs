@@ -4,11 +4,13 @@
 //! field renamed here is a wire change: add fields, never rename them.
 
 mod country;
+mod delivery;
 mod format;
 mod period;
 mod sign;
 
 pub use country::{Country, CountryError};
+pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, thousands, unit_noun};
 pub use period::{Freq, Period, PeriodError};
 pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};

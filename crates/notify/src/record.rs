@@ -4,63 +4,17 @@
 //!
 //! Before a surge is sent, its record key holds a claim (`{"claim": {owner, generation,
 //! at_ms}}`), created with `kv_create`, so two copies of one event (a redelivery while the
-//! first is still handled) cannot both send it. See [`claim`].
+//! first is still handled) cannot both send it. See `claim`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use borderwatch_bus::{Bus, BusError, Outgoing, names};
-use borderwatch_model::now_rfc3339;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-/// How a notice (or one attempt at it) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Delivered,
-    /// The attempt failed and another follows (attempt log only).
-    Retrying,
-    /// Given up: the notice is in the dead-letter stream.
-    Failed,
-    /// A silence muted it: recorded, not delivered.
-    Silenced,
-}
-
-/// What `bw_deliveries` records per (subscription, notice).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeliveryRecord {
-    pub subscription: String,
-    pub event: String,
-    pub outcome: Outcome,
-    pub attempts: u32,
-    pub status: Option<u16>,
-    pub at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The silence that muted it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub silence: Option<String>,
-    /// The digest a surge went out in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
-
-impl DeliveryRecord {
-    pub fn new(subscription: &str, event: &str, outcome: Outcome) -> DeliveryRecord {
-        DeliveryRecord {
-            subscription: subscription.into(),
-            event: event.into(),
-            outcome,
-            attempts: 0,
-            status: None,
-            at: now_rfc3339(),
-            error: None,
-            silence: None,
-            digest: None,
-        }
-    }
-}
+/// The record and log types live in the model, where the gateway reads them too.
+pub use borderwatch_model::{DeliveryAttempt, DeliveryRecord, Outcome};
 
 pub fn record_key(subscription: &str, event: &str) -> String {
     format!("{subscription}.{event}")
@@ -85,20 +39,6 @@ pub async fn write_record(bus: &Bus, rec: &DeliveryRecord) -> Result<(), BusErro
         serde_json::to_vec(rec).unwrap_or_default().into(),
     )
     .await
-}
-
-/// One webhook attempt, as the delivery log shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeliveryAttempt {
-    pub subscription: String,
-    pub event_id: String,
-    /// 1 for the first attempt; 0 for a silenced notice (nothing was sent).
-    pub attempt: u32,
-    pub at: String,
-    pub outcome: Outcome,
-    pub status: Option<u16>,
-    pub latency_ms: Option<u64>,
-    pub error: Option<String>,
 }
 
 /// Appends `a` to the delivery log. The log is history, not state: a failure to write it is
