@@ -8,10 +8,12 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::attempt::{log, post};
+use crate::config::NotifyConfig;
+use crate::ctx::Ctx;
 use crate::notice::Notice;
 use crate::record::{DeliveryRecord, Outcome, read_record, record_key, write_record};
-use crate::send::{Ctx, Failure, log, post};
-use crate::{NotifyConfig, template};
+use crate::template;
 
 /// One notice given up on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +25,14 @@ pub struct DeadLetter {
     pub last_status: Option<u16>,
     pub last_error: String,
     pub failed_at: String,
+}
+
+/// The last failure of a notice given up on.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) attempts: u32,
+    pub(crate) status: Option<u16>,
+    pub(crate) error: String,
 }
 
 pub(crate) async fn publish(

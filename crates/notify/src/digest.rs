@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use borderwatch_bus::{Bus, BusError, names};
 use borderwatch_model::{Subscription, SurgeEvent};
@@ -21,9 +20,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::ctx::Ctx;
+use crate::digest_claim::{Claim, ClaimValue, claim_key, now_ms};
 use crate::notice::{Digest, Notice, digest_id};
 use crate::record::{read_record, write_record};
-use crate::send::{Ctx, Keepalive, send};
+use crate::send::{Keepalive, send};
 
 /// A surge waiting for its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,24 +35,8 @@ struct Pending {
     arrived_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ClaimValue {
-    owner: String,
-    at_ms: u64,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn surge_key(digest: &str, surge: &str) -> String {
     format!("{digest}.s.{surge}")
-}
-
-fn claim_key(digest: &str, generation: u32) -> String {
-    format!("{digest}.c.{generation}")
 }
 
 /// Records `event` for `sub`'s digest of its release. Idempotent: a redelivered surge keeps
@@ -71,49 +56,6 @@ pub(crate) async fn add(bus: &Bus, sub: &Subscription, event: &SurgeEvent) -> Re
     )
     .await?;
     Ok(())
-}
-
-/// A sender's hold on one digest.
-#[derive(Debug)]
-pub(crate) struct Claim {
-    bus: Bus,
-    digest: String,
-    generation: u32,
-    owner: String,
-}
-
-impl Claim {
-    /// Refreshes the claim; false when a newer generation took the digest over.
-    pub(crate) async fn refresh(&self) -> bool {
-        match self
-            .bus
-            .kv_get(
-                names::DIGESTS_BUCKET,
-                &claim_key(&self.digest, self.generation + 1),
-            )
-            .await
-        {
-            Ok(Some(_)) => return false,
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, digest = %self.digest, "cannot check a digest claim"),
-        }
-        let value = ClaimValue {
-            owner: self.owner.clone(),
-            at_ms: now_ms(),
-        };
-        if let Err(e) = self
-            .bus
-            .kv_put(
-                names::DIGESTS_BUCKET,
-                &claim_key(&self.digest, self.generation),
-                serde_json::to_vec(&value).unwrap_or_default().into(),
-            )
-            .await
-        {
-            warn!(error = %e, digest = %self.digest, "cannot refresh a digest claim");
-        }
-        true
-    }
 }
 
 /// The keys of one digest in `bw_digests`.
@@ -317,9 +259,4 @@ async fn send_digest(
             .await?;
     }
     Ok(())
-}
-
-/// How often a sender looks for due digests, at least.
-pub(crate) const fn default_tick() -> Duration {
-    Duration::from_secs(1)
 }

@@ -5,11 +5,20 @@
 //! Pure cores: `backoff` (when to try again), `template` (the body each format gets),
 //! `silence` (what a silence mutes). `service` (the surge consumer), `digest` (one message
 //! per release), `send`, `record` and `deadletter` connect them to the bus and to HTTP.
+//!
+//! Imports run one way: `config` and `ctx` (the settings and the context every path
+//! shares), `attempt` (one POST) and `digest_claim` import none of the paths; `deadletter`
+//! imports those; `send` imports `deadletter`; `digest` imports `send`; `service` imports
+//! `digest` and `send`. The record and log types themselves live in `borderwatch-model`.
 
+mod attempt;
 pub mod backoff;
 mod cache;
+mod config;
+mod ctx;
 pub mod deadletter;
 mod digest;
+mod digest_claim;
 pub mod notice;
 pub mod record;
 mod send;
@@ -17,5 +26,6 @@ pub mod service;
 pub mod silence;
 pub mod template;
 
+pub use config::NotifyConfig;
 pub use deadletter::{DeadLetter, ReplayReport, replay};
-pub use service::{NotifyConfig, run};
+pub use service::run;

@@ -1,0 +1,57 @@
+//! The notify service's settings: retry policy, timeouts, bounds on work in flight, and
+//! how often digests are looked at. Every delivery path reads them through its context.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+
+/// Settings of the notify service.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub backoff: Backoff,
+    /// Timeout of one webhook POST.
+    pub request_timeout: Duration,
+    /// Webhook POSTs in flight at once (surges and digests together). A delivery waiting
+    /// to retry holds none.
+    pub concurrency: usize,
+    /// Events handled at once, retrying ones included. NATS's default limit of
+    /// unacknowledged messages per consumer (1,000) is the useful maximum.
+    pub max_events: usize,
+    /// (subscription, event) deliveries under way at once, retrying ones included: what
+    /// bounds memory when an event matches many subscriptions.
+    pub max_deliveries: usize,
+    /// The surge consumer's ack wait: an event not marked in progress for this long is
+    /// redelivered. Events in hand are marked every third of it.
+    pub ack_wait: Duration,
+    /// How old the shared copy of the subscriptions and silences may be when an event
+    /// uses it; an older one is reloaded first.
+    pub cache_max_age: Duration,
+    /// The gateway's public base URL, for links in Slack and Teams messages.
+    pub public_url: Option<String>,
+    /// How often the digest sender looks for due digests.
+    pub digest_tick: Duration,
+    /// A digest claim not refreshed for this long belongs to a dead sender.
+    pub digest_claim_lease: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            backoff: Backoff::default(),
+            request_timeout: Duration::from_secs(10),
+            concurrency: 64,
+            max_events: 1000,
+            max_deliveries: 10_000,
+            cache_max_age: Duration::from_secs(1),
+            ack_wait: Duration::from_secs(30),
+            public_url: None,
+            digest_tick: default_digest_tick(),
+            digest_claim_lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How often a sender looks for due digests, at least.
+const fn default_digest_tick() -> Duration {
+    Duration::from_secs(1)
+}

@@ -1,0 +1,50 @@
+//! The context every delivery path shares (the surge consumer, the digest sender and the
+//! dead-letter replay): the bus, the HTTP client, the settings, the POST slots and the
+//! cached subscriptions and silences.
+
+use std::sync::Arc;
+
+use borderwatch_bus::names;
+use borderwatch_bus::{Bus, BusError};
+use borderwatch_model::{Silence, Subscription};
+use tokio::sync::Semaphore;
+
+use crate::cache::Cached;
+use crate::config::NotifyConfig;
+
+/// What every delivery path shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub(crate) bus: Bus,
+    pub(crate) client: reqwest::Client,
+    pub(crate) cfg: Arc<NotifyConfig>,
+    /// One per webhook POST in flight (`cfg.concurrency`): held around each attempt only,
+    /// never while waiting to retry.
+    pub(crate) posts: Arc<Semaphore>,
+    /// This process, as the owner of delivery claims.
+    pub(crate) owner: Arc<str>,
+    pub(crate) subscriptions: Arc<Cached<Subscription>>,
+    pub(crate) silences: Arc<Cached<Silence>>,
+}
+
+impl Ctx {
+    pub(crate) fn new(bus: Bus, cfg: NotifyConfig) -> Result<Ctx, BusError> {
+        let client = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .user_agent(concat!("borderwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BusError::Nats {
+                op: "http client",
+                reason: e.to_string(),
+            })?;
+        Ok(Ctx {
+            bus,
+            client,
+            posts: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+            owner: format!("{:016x}", rand::random::<u64>()).into(),
+            subscriptions: Arc::new(Cached::new(names::SUBSCRIPTIONS_BUCKET, cfg.cache_max_age)),
+            silences: Arc::new(Cached::new(names::SILENCES_BUCKET, cfg.cache_max_age)),
+            cfg: Arc::new(cfg),
+        })
+    }
+}
