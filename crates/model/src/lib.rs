@@ -8,12 +8,14 @@ mod delivery;
 mod format;
 mod period;
 mod sign;
+mod vocabulary;
 
 pub use country::{Country, CountryError};
 pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
-pub use format::{category_phrase, counted_subject, thousands, unit_noun};
+pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
 pub use period::{Freq, Period, PeriodError};
 pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
+pub use vocabulary::{CountedBy, SourceVocabulary, UNKNOWN_SOURCE, vocabulary};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

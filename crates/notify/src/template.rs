@@ -2,7 +2,7 @@
 //! `json` is the surge event (or digest) itself; `slack` and `teams` are incoming-webhook
 //! messages those tools render. Pure functions: notice in, JSON out.
 
-use borderwatch_model::{PayloadFormat, SurgeEvent, thousands};
+use borderwatch_model::{PayloadFormat, SurgeEvent, thousands, unit_noun};
 use serde_json::{Value, json};
 
 use crate::notice::{Digest, Notice};
@@ -42,6 +42,12 @@ fn title(e: &SurgeEvent) -> String {
     )
 }
 
+/// The figure with what it counts, in the source's words: "3,765 entries", "1,200
+/// encounters".
+fn counted(e: &SurgeEvent) -> String {
+    format!("{} {}", thousands(e.value), unit_noun(&e.source))
+}
+
 fn detectors(e: &SurgeEvent) -> String {
     e.findings
         .iter()
@@ -69,7 +75,7 @@ fn slack_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
             slack_escape(&e.series().to_string())
         )),
         mrkdwn(format!("*Period*\n{}", e.period)),
-        mrkdwn(format!("*Value*\n{}", thousands(e.value))),
+        mrkdwn(format!("*Value*\n{}", counted(e))),
     ];
     if let Some(url) = link {
         fields.push(mrkdwn(format!("*Link*\n<{url}|open in borderwatch>")));
@@ -147,7 +153,7 @@ fn teams_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
             {"title": "Severity", "value": e.severity.to_string()},
             {"title": "Series", "value": e.series().to_string()},
             {"title": "Period", "value": e.period.to_string()},
-            {"title": "Value", "value": thousands(e.value)},
+            {"title": "Value", "value": counted(e)},
             {"title": "Detectors", "value": detectors(e)},
             {"title": "Event", "value": e.id},
         ]}),
@@ -229,7 +235,7 @@ mod tests {
                         {"type": "mrkdwn", "text": "*Severity*\nhigh"},
                         {"type": "mrkdwn", "text": "*Series*\nfsb/PRK/study"},
                         {"type": "mrkdwn", "text": "*Period*\n2024-Q3"},
-                        {"type": "mrkdwn", "text": "*Value*\n3,765"},
+                        {"type": "mrkdwn", "text": "*Value*\n3,765 entries"},
                         {"type": "mrkdwn", "text": "*Link*\n<https://bw.example.org/v1/surges/sg-1|open in borderwatch>"},
                     ]},
                     {"type": "context", "elements": [
@@ -244,6 +250,24 @@ mod tests {
     fn slack_surge_without_public_url_has_no_link_field() {
         let v = render_value(PayloadFormat::Slack, &Notice::Surge(event()), None);
         assert_eq!(v["blocks"][2]["fields"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn the_value_says_what_the_source_counts() {
+        let mut e = event();
+        e.source = "cbp_sw".into();
+        e.value = 1200;
+        let slack = render_value(PayloadFormat::Slack, &Notice::Surge(e.clone()), None);
+        assert_eq!(
+            slack["blocks"][2]["fields"][3]["text"],
+            "*Value*\n1,200 encounters"
+        );
+        e.source = "frontex".into();
+        let teams = render_value(PayloadFormat::Teams, &Notice::Surge(e), None);
+        assert_eq!(
+            teams["attachments"][0]["content"]["body"][2]["facts"][3]["value"],
+            "1,200 detections of illegal border crossings"
+        );
     }
 
     #[test]
@@ -271,7 +295,7 @@ mod tests {
                                 {"title": "Severity", "value": "high"},
                                 {"title": "Series", "value": "fsb/PRK/study"},
                                 {"title": "Period", "value": "2024-Q3"},
-                                {"title": "Value", "value": "3,765"},
+                                {"title": "Value", "value": "3,765 entries"},
                                 {"title": "Detectors", "value": "record_high"},
                                 {"title": "Event", "value": "sg-1"},
                             ]},

@@ -15,6 +15,8 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     // and Montenegro (MNE): its figures belong to neither.
     ("serbia and montenegro (former)", "SCG"),
     ("serbia and montenegro", "SCG"),
+    // Its code, so that a stored SCG figure reads back (the ISO tables no longer list it).
+    ("scg", "SCG"),
     // CBP Nationwide Encounters: capitals, qualifiers in brackets.
     ("myanmar (burma)", "MMR"),
     // Eurostat writes Greece and the United Kingdom with its own two-letter codes.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod agency;
 mod aliases;
+mod names;
 mod russian;
 
 /// An ISO 3166-1 alpha-3 code, upper case (`PRK`).
@@ -26,18 +27,26 @@ pub struct CountryError {
     pub value: String,
 }
 
-/// Demonyms for the countries that border statistics name most; others read "citizens of X".
+/// Demonyms for the countries that border statistics name most (Frontex's, CBP's and the
+/// FSB's largest citizenships); others read "citizens of X".
 const DEMONYMS: &[(&str, &str)] = &[
     ("AFG", "Afghan"),
+    ("ALB", "Albanian"),
     ("ARM", "Armenian"),
     ("AZE", "Azerbaijani"),
+    ("BGD", "Bangladeshi"),
     ("BLR", "Belarusian"),
     ("BRA", "Brazilian"),
+    ("CAN", "Canadian"),
     ("CHN", "Chinese"),
     ("COL", "Colombian"),
     ("CUB", "Cuban"),
     ("DEU", "German"),
+    ("DZA", "Algerian"),
     ("ECU", "Ecuadorian"),
+    ("EGY", "Egyptian"),
+    ("ERI", "Eritrean"),
+    ("ESP", "Spanish"),
     ("EST", "Estonian"),
     ("FIN", "Finnish"),
     ("FRA", "French"),
@@ -48,25 +57,36 @@ const DEMONYMS: &[(&str, &str)] = &[
     ("HTI", "Haitian"),
     ("IND", "Indian"),
     ("IRN", "Iranian"),
+    ("IRQ", "Iraqi"),
     ("ISR", "Israeli"),
     ("ITA", "Italian"),
     ("JPN", "Japanese"),
     ("KAZ", "Kazakh"),
     ("KGZ", "Kyrgyz"),
     ("KOR", "South Korean"),
+    ("LBY", "Libyan"),
     ("LTU", "Lithuanian"),
     ("LVA", "Latvian"),
+    ("MAR", "Moroccan"),
     ("MDA", "Moldovan"),
     ("MEX", "Mexican"),
     ("MNG", "Mongolian"),
+    ("NGA", "Nigerian"),
     ("NIC", "Nicaraguan"),
+    ("NLD", "Dutch"),
+    ("PAK", "Pakistani"),
+    ("PHL", "Filipino"),
     ("POL", "Polish"),
     ("PRK", "North Korean"),
     ("RUS", "Russian"),
+    ("SDN", "Sudanese"),
     ("SLV", "Salvadoran"),
+    ("SOM", "Somali"),
+    ("SRB", "Serbian"),
     ("SYR", "Syrian"),
     ("TJK", "Tajik"),
     ("TKM", "Turkmen"),
+    ("TUN", "Tunisian"),
     ("TUR", "Turkish"),
     ("UKR", "Ukrainian"),
     ("USA", "American"),
@@ -161,7 +181,9 @@ impl Country {
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
 
-    /// The country's English name from the ISO tables.
+    /// The country's name as a newspaper prints it, in its label form ("North Korea",
+    /// "Sudan", "Côte d'Ivoire", "United States"): the house style is described in
+    /// `names.rs`; names it does not list are the ISO tables' short names.
     pub fn name(&self) -> String {
         if *self == Country::TOTAL {
             return "all countries".into();
@@ -172,12 +194,25 @@ impl Country {
         if let Some(name) = self.user_assigned_name() {
             return name.into();
         }
+        if let Some((name, _)) = names::lookup(self.code()) {
+            return name.into();
+        }
         celes::Country::from_alpha3(self.code().to_lowercase())
             .map(|c| c.long_name.to_string())
             .unwrap_or_else(|_| self.code().to_string())
     }
 
-    /// "North Korean citizens", or "citizens of Peru" where no demonym is on file.
+    /// The name as a sentence writes it: with "the" where a newspaper writes one ("exits to
+    /// the United States", "citizens of the Netherlands"), else [`Country::name`].
+    pub fn name_in_sentence(&self) -> String {
+        match names::lookup(self.code()) {
+            Some((name, true)) => format!("the {name}"),
+            _ => self.name(),
+        }
+    }
+
+    /// "North Korean citizens", or "citizens of Peru" (and "citizens of the Netherlands")
+    /// where no demonym is on file.
     pub fn citizens_phrase(&self) -> String {
         if *self == Country::TOTAL {
             return "travellers of every citizenship".into();
@@ -187,7 +222,7 @@ impl Country {
         }
         match DEMONYMS.iter().find(|(code, _)| *code == self.code()) {
             Some((_, demonym)) => format!("{demonym} citizens"),
-            None => format!("citizens of {}", self.name()),
+            None => format!("citizens of {}", self.name_in_sentence()),
         }
     }
 }
@@ -268,5 +303,113 @@ mod tests {
                 .citizens_phrase()
                 .starts_with("citizens of")
         );
+    }
+
+    /// Every code the tables know, ISO and user-assigned, and the ISO 3166-3 ones aliases
+    /// map to.
+    fn every_country() -> Vec<Country> {
+        let mut all: Vec<Country> = celes::Country::get_countries()
+            .iter()
+            .map(|c| Country::from_code(c.alpha3))
+            .collect();
+        all.extend(
+            russian::USER_ASSIGNED
+                .iter()
+                .map(|(c, _, _)| Country::from_code(c)),
+        );
+        all.extend(alias_table().values().map(|c| Country::from_code(c)));
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    #[test]
+    fn no_name_reads_like_an_iso_table() {
+        for c in every_country() {
+            let name = c.name();
+            assert!(
+                !name.contains(", ")
+                    && !name.contains('(')
+                    && !name.starts_with("The ")
+                    && !name.contains(" And ")
+                    && !name.contains(" Of ")
+                    && !name.contains(" The ")
+                    && name != c.code()
+                    && !name.is_empty(),
+                "{c}: {name}"
+            );
+            let sentence = c.name_in_sentence();
+            assert!(sentence == name || sentence == format!("the {name}"), "{c}");
+            let citizens = c.citizens_phrase();
+            assert!(
+                !citizens.contains(" The ") && !citizens.contains(", "),
+                "{c}: {citizens}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_name_reads_back_as_its_country() {
+        let unread: Vec<String> = every_country()
+            .into_iter()
+            .filter(|c| {
+                !c.is_aggregate()
+                    && (Country::parse(&c.name()) != Ok(*c) || Country::parse(c.code()) != Ok(*c))
+            })
+            .map(|c| format!("{c} {}", c.name()))
+            .collect();
+        assert!(unread.is_empty(), "{unread:?}");
+    }
+
+    #[test]
+    fn names_tricky_countries_as_a_newspaper_does() {
+        for (code, name, in_sentence) in [
+            ("SDN", "Sudan", "Sudan"),
+            ("CIV", "Côte d'Ivoire", "Côte d'Ivoire"),
+            ("PRK", "North Korea", "North Korea"),
+            ("KOR", "South Korea", "South Korea"),
+            ("RUS", "Russia", "Russia"),
+            ("SYR", "Syria", "Syria"),
+            ("IRN", "Iran", "Iran"),
+            ("LAO", "Laos", "Laos"),
+            ("VNM", "Vietnam", "Vietnam"),
+            ("TZA", "Tanzania", "Tanzania"),
+            ("MDA", "Moldova", "Moldova"),
+            ("VEN", "Venezuela", "Venezuela"),
+            ("BOL", "Bolivia", "Bolivia"),
+            ("COD", "DR Congo", "DR Congo"),
+            ("COG", "Republic of Congo", "Republic of Congo"),
+            ("GBR", "Britain", "Britain"),
+            ("USA", "United States", "the United States"),
+            ("NLD", "Netherlands", "the Netherlands"),
+            ("PHL", "Philippines", "the Philippines"),
+            ("TUR", "Turkey", "Turkey"),
+            ("MKD", "North Macedonia", "North Macedonia"),
+            ("TWN", "Taiwan", "Taiwan"),
+            ("STP", "São Tomé and Príncipe", "São Tomé and Príncipe"),
+            ("BIH", "Bosnia and Herzegovina", "Bosnia and Herzegovina"),
+            ("SCG", "Serbia and Montenegro", "Serbia and Montenegro"),
+            ("XAB", "Abkhazia", "Abkhazia"),
+        ] {
+            let c = Country::from_code(code);
+            assert_eq!(
+                (c.name().as_str(), c.name_in_sentence().as_str()),
+                (name, in_sentence)
+            );
+        }
+    }
+
+    #[test]
+    fn citizens_read_with_a_demonym_or_the_sentence_name() {
+        let phrase = |code: &str| Country::from_code(code).citizens_phrase();
+        assert_eq!(phrase("PRK"), "North Korean citizens");
+        assert_eq!(phrase("SDN"), "Sudanese citizens");
+        assert_eq!(phrase("IRQ"), "Iraqi citizens");
+        assert_eq!(phrase("NLD"), "Dutch citizens");
+        assert_eq!(phrase("CIV"), "citizens of Côte d'Ivoire");
+        assert_eq!(phrase("COD"), "citizens of DR Congo");
+        assert_eq!(phrase("ARE"), "citizens of the United Arab Emirates");
+        assert_eq!(phrase("BOL"), "citizens of Bolivia");
+        assert_eq!(phrase("ZZT"), "travellers of every citizenship");
     }
 }
