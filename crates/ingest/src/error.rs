@@ -3,6 +3,8 @@
 //! Problems with single rows are not errors: they become `RejectedRow`s next to the rows
 //! that were accepted. Every message here says what was wrong and what to do about it.
 
+use borderwatch_ingest_client::ErrorCode;
+
 /// A file-level failure of ingest. `code()` gives a stable machine-readable name.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -90,20 +92,25 @@ pub enum IngestError {
 impl IngestError {
     /// A stable name for the error, for the `code` field of API error bodies.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The error's code as a type: the one the ingest client reads back from the body.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            IngestError::EmptyFile => "empty_file",
-            IngestError::NotText { .. } => "not_text",
-            IngestError::BadEncoding { .. } => "bad_encoding",
-            IngestError::NoHeader => "no_header",
-            IngestError::MissingColumn { .. } => "missing_column",
-            IngestError::NoSource => "no_source",
-            IngestError::BadSource { .. } => "bad_source",
-            IngestError::TooManyRows { .. } => "too_many_rows",
-            IngestError::Csv { .. } => "bad_csv",
-            IngestError::UnknownFormat { .. } => "unknown_format",
-            IngestError::BadLayout { .. } => "bad_layout",
-            IngestError::Unavailable(_) => "unavailable",
-            IngestError::Internal(_) => "internal",
+            IngestError::EmptyFile => ErrorCode::EmptyFile,
+            IngestError::NotText { .. } => ErrorCode::NotText,
+            IngestError::BadEncoding { .. } => ErrorCode::BadEncoding,
+            IngestError::NoHeader => ErrorCode::NoHeader,
+            IngestError::MissingColumn { .. } => ErrorCode::MissingColumn,
+            IngestError::NoSource => ErrorCode::NoSource,
+            IngestError::BadSource { .. } => ErrorCode::BadSource,
+            IngestError::TooManyRows { .. } => ErrorCode::TooManyRows,
+            IngestError::Csv { .. } => ErrorCode::BadCsv,
+            IngestError::UnknownFormat { .. } => ErrorCode::UnknownFormat,
+            IngestError::BadLayout { .. } => ErrorCode::BadLayout,
+            IngestError::Unavailable(_) => ErrorCode::Unavailable,
+            IngestError::Internal(_) => ErrorCode::Internal,
         }
     }
 

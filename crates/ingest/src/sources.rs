@@ -4,7 +4,7 @@
 //! is down (or slow) delays nobody else. A URL is fetched with `If-None-Match` /
 //! `If-Modified-Since`, and what it answered (ETag, Last-Modified, content hash) is kept in
 //! the `bw_sources` bucket, so a restarted ingest does not fetch again what it has. New
-//! content goes to ingest through [`crate::service::submit`], like any upload.
+//! content goes to ingest through [`borderwatch_ingest_client::submit`], like any upload.
 //!
 //! ```toml
 //! [[source]]
@@ -24,13 +24,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use borderwatch_bus::{Bus, BusError, names};
+use borderwatch_ingest_client::{
+    ErrorCode, Prepared, SubmitError, discard, prepare, send_prepared,
+};
 use borderwatch_model::{Release, tokenize};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-
-use crate::service::{Prepared, SubmitError, discard, prepare, send_prepared};
 
 /// What a sources file lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,7 +364,9 @@ async fn send(bus: &Bus, source: &Source, upload: Prepared) -> Result<Sent, Poll
     .await;
     match sent {
         Ok(release) => Ok(Sent::Release(Box::new(release))),
-        Err(SubmitError::Rejected(body)) if body.error.code != "unavailable" => {
+        Err(SubmitError::Rejected(body))
+            if ErrorCode::of(&body) != Some(ErrorCode::Unavailable) =>
+        {
             Ok(Sent::Refused(body.error.message))
         }
         Err(SubmitError::Rejected(body)) => Err(PollError::Ingest(body.error.message)),

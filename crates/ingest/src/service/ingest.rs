@@ -1,0 +1,195 @@
+//! Ingesting one file: from memory ([`ingest`]) or staged in the object store
+//! ([`ingest_object`]): parse it, keep its exact bytes under their hash, publish what is
+//! new, and record the release.
+
+use borderwatch_bus::{BusError, Transport, names};
+use borderwatch_model::{Release, StoredObject, sha256_hex};
+
+use super::publish::{Publisher, Shapes, add_to_shapes};
+use super::release::{
+    NewRelease, duplicate, record_release, recorded_release, release_id_of, release_key,
+};
+use super::staged;
+use crate::error::IngestError;
+use crate::generic::ReadOptions;
+
+pub use borderwatch_ingest_client::Submission;
+
+/// Ingests one file held in memory: parses it, keeps its bytes, publishes what is new, and
+/// records the release.
+///
+/// What a refused file leaves: nothing (it is parsed before anything is stored). What a
+/// failure half-way leaves: the bytes in the object store and perhaps some of the
+/// observations, but no release record, so the release is not listed and the same file sent
+/// again completes it (figures already stored by this release count as its own).
+pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, IngestError> {
+    let sha = sha256_hex(&sub.bytes);
+    let key = release_key(&sha, sub.source.as_deref());
+    if let Some(mut release) = recorded_release(bus, &key).await? {
+        if (release.rejected.len() as u64) < release.rejected_total {
+            // The record keeps the first rejected rows only: read the bytes again for all.
+            let parsed = parse_blocking(
+                &release.format,
+                &sub.bytes,
+                release.submitted_source.clone(),
+            )
+            .await?;
+            release.rejected = parsed.rejected;
+        }
+        return Ok(duplicate(release));
+    }
+    // The format by name, or detected from the content; the record keeps the one used, so
+    // that a replay reads the bytes the same way.
+    let format = match crate::formats::by_name(sub.format.as_deref().unwrap_or(""))? {
+        Some(f) => f.name,
+        None => crate::formats::detect(&sub.bytes, None)?.name,
+    }
+    .to_string();
+    let parsed = parse_blocking(&format, &sub.bytes, sub.source.clone()).await?;
+    let raw = keep_bytes(bus, &sha, &sub.bytes).await?;
+
+    let release_id = release_id_of(&key);
+    let mut shapes = Shapes::new();
+    add_to_shapes(&mut shapes, &parsed.observations);
+    let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
+    publisher.publish(parsed.observations).await?;
+    let applied = publisher.finish().await?;
+    record_release(
+        bus,
+        NewRelease {
+            key,
+            id: release_id,
+            format,
+            sha,
+            bytes: sub.bytes.len() as u64,
+            shapes: &shapes,
+            rejected: parsed.rejected,
+            applied,
+            raw,
+            submitted_source: sub.source,
+        },
+    )
+    .await
+}
+
+/// An upload waiting in the object store (`upload-…` in `bw_raw`), as a request names it.
+#[derive(Debug, Clone)]
+pub struct StagedUpload {
+    pub object: String,
+    pub format: Option<String>,
+    pub source: Option<String>,
+}
+
+/// Ingests an upload staged in the object store.
+///
+/// A file in the generic format (named, or detected from its first 64 KiB) is read from the
+/// store a piece at a time and published a batch at a time, so that neither the file nor
+/// its figures are ever held whole: a first pass hashes it and checks every row (a refused
+/// file stores nothing, as [`ingest`] promises), its bytes are copied under their hash, and a
+/// second pass over the kept copy publishes. Other formats are read whole, as [`ingest`]
+/// reads them: spreadsheets and XML need the whole file, and agencies publish them small.
+pub async fn ingest_object(
+    bus: &dyn Transport,
+    sub: StagedUpload,
+    read: ReadOptions,
+) -> Result<Release, IngestError> {
+    let gone = || {
+        IngestError::Unavailable(format!(
+            "the upload's bytes (object `{}` in `{}`) are gone; send the file again",
+            sub.object,
+            names::RAW_OBJECT_STORE
+        ))
+    };
+    let streamed = match crate::formats::by_name(sub.format.as_deref().unwrap_or(""))? {
+        Some(f) => staged::streams(f.name),
+        None => staged::looks_generic(bus, &sub.object).await?,
+    };
+    if !streamed {
+        let bytes = bus
+            .object_get(names::RAW_OBJECT_STORE, &sub.object)
+            .await?
+            .ok_or_else(gone)?;
+        return ingest(
+            bus,
+            Submission {
+                format: sub.format,
+                source: sub.source,
+                bytes,
+            },
+        )
+        .await;
+    }
+    let staged::Scan {
+        sha,
+        size,
+        parsed,
+        shapes,
+    } = staged::scan(bus, &sub.object, sub.source.clone(), read)
+        .await?
+        .ok_or_else(gone)?;
+    let parsed = parsed?;
+    let key = release_key(&sha, sub.source.as_deref());
+    if let Some(mut release) = recorded_release(bus, &key).await? {
+        release.rejected = parsed.rejected;
+        return Ok(duplicate(release));
+    }
+    let raw = staged::keep(bus, &sha, &sub.object, size).await?;
+    let release_id = release_id_of(&key);
+    let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
+    let read_again = staged::publish(bus, &raw.name, sub.source.clone(), read, &mut publisher)
+        .await?
+        .ok_or_else(gone)?;
+    if read_again != sha {
+        return Err(IngestError::Internal(format!(
+            "the bytes kept as `{}` changed while they were read (content hash {read_again}, \
+             expected {}); the release is not recorded: send the file again",
+            raw.name, sha
+        )));
+    }
+    let applied = publisher.finish().await?;
+    record_release(
+        bus,
+        NewRelease {
+            key,
+            id: release_id,
+            format: crate::generic::FORMAT.name.to_string(),
+            sha,
+            bytes: size,
+            shapes: &shapes,
+            rejected: parsed.rejected,
+            applied,
+            raw,
+            submitted_source: sub.source,
+        },
+    )
+    .await
+}
+
+pub(super) async fn parse_blocking(
+    format: &str,
+    bytes: &bytes::Bytes,
+    default_source: Option<String>,
+) -> Result<crate::Parsed, IngestError> {
+    let (format, bytes) = (format.to_string(), bytes.clone());
+    tokio::task::spawn_blocking(move || crate::parse(&format, &bytes, default_source.as_deref()))
+        .await
+        .map_err(|e| IngestError::Internal(e.to_string()))?
+}
+
+/// Keeps the exact bytes under their hash (once: the same bytes are not written again).
+async fn keep_bytes(
+    bus: &dyn Transport,
+    sha: &str,
+    bytes: &bytes::Bytes,
+) -> Result<StoredObject, BusError> {
+    let name = names::raw_object_name(sha);
+    let kept = bus.object_info(names::RAW_OBJECT_STORE, &name).await?;
+    if kept.is_none_or(|info| info.size != bytes.len() as u64) {
+        bus.object_put(names::RAW_OBJECT_STORE, &name, bytes.clone())
+            .await?;
+    }
+    Ok(StoredObject {
+        store: names::RAW_OBJECT_STORE.to_string(),
+        name,
+    })
+}
