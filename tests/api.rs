@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use borderwatch::roles::{UpOptions, start};
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_e2e::{Behaviour, RoleProcess, ScriptedReceiver, headline_csv};
+use borderwatch_test_support::NatsServer;
 use serde_json::{Value, json};
 
 /// The value of the sample line that starts with `prefix` (name and labels).

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use borderwatch::roles::{self, Role, UpOptions};
-use borderwatch_bus::test_server::{self, NatsServer};
 use borderwatch_bus::{Bus, NatsBus, Transport, names};
 use borderwatch_e2e::{Behaviour, RoleProcess, ScriptedReceiver};
 use borderwatch_ingest::service::{Submission, submit};
 use borderwatch_model::{Release, SurgeEvent};
+use borderwatch_test_support::{NatsServer, nats_server};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::{Mutex, OnceCell};
@@ -415,8 +415,8 @@ async fn cluster_loses_a_node_and_a_replica_mid_release_and_delivers_every_surge
         expected.len(),
         started.elapsed()
     );
-    let mut servers = test_server::cluster(3);
-    let d = Deployment::new("cluster", test_server::urls(&servers), 3).await;
+    let mut servers = nats_server::cluster(3);
+    let d = Deployment::new("cluster", nats_server::urls(&servers), 3).await;
     let receiver = ScriptedReceiver::start(Behaviour::default()).await;
     let _ingest = d.role("ingest", "ingest", &[], "bus ready").await;
     let mut a = d.analytics("analytics-a").await;
@@ -630,8 +630,8 @@ async fn readyz_of_a_worker_role_follows_its_nats_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_leaves_a_nats_node_in_lame_duck_mode_for_another_one() {
     let _serial = SERIAL.lock().await;
-    let servers = test_server::cluster(3);
-    let d = Deployment::new("lameduck", test_server::urls(&servers), 3).await;
+    let servers = nats_server::cluster(3);
+    let d = Deployment::new("lameduck", nats_server::urls(&servers), 3).await;
     let a = d
         .role(
             "analytics",

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use borderwatch::roles::{Running, UpOptions, start};
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_e2e::{Attempt, Behaviour, ScriptedReceiver, headline_csv};
 use borderwatch_model::{SurgeEvent, verify_signature};
+use borderwatch_test_support::NatsServer;
 use serde_json::{Value, json};
 
 const SECRET: &str = "s3cret-for-tests";

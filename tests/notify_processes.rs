@@ -10,11 +10,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{NatsBus, Transport, names};
 use borderwatch_e2e::surges::{publish_surges, put_subscription, surge_events};
 use borderwatch_e2e::{Attempt, Behaviour, RoleProcess, ScriptedReceiver};
 use borderwatch_model::{SurgeEvent, verify_signature};
+use borderwatch_test_support::NatsServer;
 
 const SECRET: &str = "notify-processes-secret";
 /// `NotifyConfig::default().concurrency`: the most webhook POSTs the notify process has in

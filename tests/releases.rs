@@ -5,11 +5,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use borderwatch::roles::{Running, UpOptions, start, wait_analyzed};
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{MemoryBus, Transport, names};
 use borderwatch_e2e::{built_borderwatch_bin, headline_csv};
 use borderwatch_ingest::service::{Submission, submit};
 use borderwatch_model::{Period, Release, Revision, SeriesView, SurgeEvent};
+use borderwatch_test_support::NatsServer;
 use futures::StreamExt;
 
 async fn start_embedded(dir: &std::path::Path) -> Running {

@@ -19,11 +19,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{NatsBus, Transport, names};
 use borderwatch_e2e::RoleProcess;
 use borderwatch_ingest::service::{Submission, ingest};
 use borderwatch_model::Period;
+use borderwatch_test_support::NatsServer;
 
 const QUARTERS: usize = 40;
 

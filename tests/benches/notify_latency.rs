@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use borderwatch::roles::{UpOptions, start, wait_analyzed};
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{Bus, names};
 use borderwatch_e2e::surges::put_subscription;
 use borderwatch_e2e::{Behaviour, ScriptedReceiver};
 use borderwatch_ingest::service::{Submission, submit};
+use borderwatch_test_support::NatsServer;
 use futures::StreamExt;
 
 /// A generic CSV of two series over 11 years of quarters for `source`: flat, except that

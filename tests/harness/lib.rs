@@ -1,13 +1,12 @@
-//! Test harness for borderwatch's end-to-end tests: a scripted webhook receiver that records
-//! every POST with its exact bytes (`webhook`), roles as OS processes (`process`) and surge
-//! events fed straight to notify (`surges`).
+//! Test harness for borderwatch's end-to-end tests: roles as OS processes (`process`) and
+//! surge events fed straight to notify (`surges`); the scripted webhook receiver that records
+//! every POST with its exact bytes comes from `borderwatch-test-support`, re-exported here.
 
 pub mod process;
 pub mod surges;
-pub mod webhook;
 
+pub use borderwatch_test_support::{Attempt, Behaviour, ScriptedReceiver};
 pub use process::{RoleProcess, built_borderwatch_bin};
-pub use webhook::{Attempt, Behaviour, ScriptedReceiver};
 
 /// The demo's North Korea figures as a generic CSV, the input of the headline case.
 pub fn headline_csv() -> String {

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use async_nats::jetstream;
-use borderwatch_bus::test_server::NatsServer;
+use borderwatch_test_support::NatsServer;
 
 /// The server's resident memory in MiB, from /proc.
 fn rss_mib(pid: u32) -> f64 {

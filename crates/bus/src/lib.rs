@@ -10,7 +10,6 @@
 pub mod memory;
 pub mod names;
 pub mod nats;
-pub mod test_server;
 
 use std::fmt::Debug;
 use std::sync::Arc;

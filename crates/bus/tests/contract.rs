@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use borderwatch_bus::names::{self, OBS_STREAM, SERIES_BUCKET};
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{
     Bus, BusError, MemoryBus, Message, NatsBus, Outgoing, StreamSpec, Transport,
 };
+use borderwatch_test_support::NatsServer;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 
@@ -29,7 +29,7 @@ macro_rules! contract {
 
             #[tokio::test]
             async fn nats() {
-                let server = borderwatch_bus::test_server::NatsServer::start();
+                let server = NatsServer::start();
                 let bus = super::nats_bus(&server).await;
                 super::$check(bus).await;
             }
@@ -1102,8 +1102,8 @@ async fn nats_bus_reconnects_after_server_restart_and_keeps_data() {
 
 #[tokio::test]
 async fn nats_bus_on_three_node_cluster_replicates_streams_and_buckets() {
-    let servers = borderwatch_bus::test_server::cluster(3);
-    let urls = borderwatch_bus::test_server::urls(&servers);
+    let servers = borderwatch_test_support::nats_server::cluster(3);
+    let urls = borderwatch_test_support::nats_server::urls(&servers);
     let bus: Bus = Arc::new(
         NatsBus::connect(&urls, "contract-cluster")
             .await

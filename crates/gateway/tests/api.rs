@@ -921,7 +921,7 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
 
 #[tokio::test]
 async fn readyz_is_503_while_nats_is_unreachable_and_200_again_after() {
-    let mut server = borderwatch_bus::test_server::NatsServer::start();
+    let mut server = borderwatch_test_support::NatsServer::start();
     let bus: Bus = Arc::new(
         borderwatch_bus::NatsBus::connect(&server.url(), "gateway-test")
             .await

@@ -20,10 +20,10 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{MemoryBus, NatsBus, names};
 use borderwatch_ingest::service::{Server, Submission, ingest, submit_reader};
 use borderwatch_model::{Country, Observation, Period};
+use borderwatch_test_support::NatsServer;
 
 const COUNTRIES: &[&str] = &[
     "AFG", "ARM", "AZE", "BLR", "BRA", "CHN", "COL", "CUB", "DEU", "ECU", "EST", "FIN", "FRA",

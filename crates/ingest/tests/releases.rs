@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{
     Bus, BusError, Delivery, Headers, MemoryBus, Message, NatsBus, ObjectInfo, ObjectReader,
     Outgoing, PubAck, Request, StreamSpec, Transport, names,
@@ -14,6 +13,7 @@ use borderwatch_bus::{
 use borderwatch_ingest::service::{self, ReplayError, StagedUpload, Submission};
 use borderwatch_ingest::{IngestError, ReadOptions};
 use borderwatch_model::{MissingCategory, Observation, Period, Release, ReleaseMarker, Revision};
+use borderwatch_test_support::NatsServer;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;

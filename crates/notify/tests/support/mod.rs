@@ -3,129 +3,22 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use borderwatch_bus::test_server::NatsServer;
 use borderwatch_bus::{Bus, MemoryBus, NatsBus, Outgoing, names};
 use borderwatch_model::{Country, Finding, Period, Severity, SurgeEvent};
 use borderwatch_notify::NotifyConfig;
 use borderwatch_notify::backoff::Backoff;
+use borderwatch_test_support::NatsServer;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "s3cret-for-notify-tests";
 
-/// One POST the receiver took.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub event_id: String,
-    pub signature: String,
-    pub body: Bytes,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    received: Vec<Received>,
-    /// Statuses to answer with, in order; 200 once they run out.
-    script: VecDeque<u16>,
-    /// Answer 500 to everything while set.
-    down: bool,
-    /// Hold every POST this long before answering.
-    delay: Duration,
-    seen: usize,
-}
-
-/// A webhook receiver on a random loopback port.
-#[derive(Debug, Clone)]
-pub struct Receiver {
-    pub addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
-}
-
-async fn take(
-    State(inner): State<Arc<Mutex<Inner>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let delay = inner.lock().unwrap().delay;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let mut inner = inner.lock().unwrap();
-    inner.seen += 1;
-    if inner.down {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    let status = inner.script.pop_front().unwrap_or(200);
-    if status != 200 {
-        return StatusCode::from_u16(status).unwrap();
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    inner.received.push(Received {
-        event_id: header("x-borderwatch-event-id"),
-        signature: header("x-borderwatch-signature"),
-        body,
-    });
-    StatusCode::OK
-}
-
-impl Receiver {
-    pub async fn start(script: &[u16]) -> Receiver {
-        let inner = Arc::new(Mutex::new(Inner {
-            script: script.iter().copied().collect(),
-            ..Default::default()
-        }));
-        let app = Router::new()
-            .route("/hook", post(take))
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { addr, inner }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    pub fn set_delay(&self, delay: Duration) {
-        self.inner.lock().unwrap().delay = delay;
-    }
-
-    pub fn set_down(&self, down: bool) {
-        self.inner.lock().unwrap().down = down;
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.inner.lock().unwrap().received.clone()
-    }
-
-    pub fn seen(&self) -> usize {
-        self.inner.lock().unwrap().seen
-    }
-
-    pub async fn wait_for(&self, n: usize, what: &str) -> Vec<Received> {
-        eventually(Duration::from_secs(20), what, || {
-            let got = self.received();
-            (got.len() >= n).then_some(got)
-        })
-        .await
-    }
-}
+/// The webhook receiver every test shares, started with a script of statuses
+/// (`Receiver::start(&[500, 503])`); subscriptions point at its `/hook`.
+pub use borderwatch_test_support::ScriptedReceiver as Receiver;
 
 /// Polls `f` until it gives a value, or panics after `timeout`.
 pub async fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -249,7 +142,7 @@ impl Services {
     pub async fn subscribe(&self, receiver: &Receiver, extra: Value) -> String {
         let mut body = serde_json::json!({
             "filter": {"countries": ["PRK"]},
-            "webhook": {"url": receiver.url(), "secret": SECRET},
+            "webhook": {"url": receiver.url("hook"), "secret": SECRET},
         });
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             for (k, v) in e {

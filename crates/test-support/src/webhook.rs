@@ -1,10 +1,11 @@
-//! A scripted webhook receiver: answers as a test tells it to (500 until a time, 429 with
-//! `Retry-After`, slow answers) and records every POST it sees, on any path, with its
-//! exact bytes, signature, event id and arrival time.
+//! A scripted webhook receiver, the one every test uses: answers as a test tells it to (a
+//! script of statuses, 500 until a time or while switched down, 429 with `Retry-After`, slow
+//! answers) and records every POST it sees, on any path, with its exact bytes, signature,
+//! event id and arrival time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,22 @@ pub struct Behaviour {
     /// Answer `429` with `Retry-After: <retry_after_secs>` to the first this many POSTs.
     pub throttle_first: usize,
     pub retry_after_secs: u64,
-    /// Hold every POST this long before answering (it is recorded on arrival).
+    /// Hold every POST this long before answering (it is recorded on arrival); see also
+    /// [`ScriptedReceiver::set_delay`].
     pub latency: Duration,
+    /// Statuses to answer POSTs with, in order, once the rules above let a POST through;
+    /// `200` once they run out.
+    pub script: Vec<u16>,
+}
+
+/// A script of statuses (`&[500, 503]`: two failures, then success), the rest as default.
+impl<const N: usize> From<&[u16; N]> for Behaviour {
+    fn from(script: &[u16; N]) -> Behaviour {
+        Behaviour {
+            script: script.to_vec(),
+            ..Behaviour::default()
+        }
+    }
 }
 
 /// One POST the receiver saw, and what it answered.
@@ -51,6 +66,12 @@ struct Inner {
     behaviour: Behaviour,
     attempts: Mutex<Vec<Attempt>>,
     in_flight: AtomicUsize,
+    /// What is left of `behaviour.script`.
+    script: Mutex<VecDeque<u16>>,
+    /// Answer 500 to every POST while set ([`ScriptedReceiver::set_down`]).
+    down: AtomicBool,
+    /// How long to hold every POST (starts as `behaviour.latency`).
+    latency: Mutex<Duration>,
 }
 
 /// A webhook receiver on a random loopback port that answers every path.
@@ -89,13 +110,17 @@ async fn take(
     let (status, retry_after) = {
         let mut attempts = inner.attempts.lock().unwrap();
         let first = attempts.first().map_or(at, |a| a.at);
-        let answer = if attempts.len() < b.fail_first || b.fail_for.is_some_and(|d| at < first + d)
+        let answer = if inner.down.load(Ordering::SeqCst)
+            || attempts.len() < b.fail_first
+            || b.fail_for.is_some_and(|d| at < first + d)
         {
             (StatusCode::INTERNAL_SERVER_ERROR, None)
         } else if attempts.len() < b.throttle_first {
             (StatusCode::TOO_MANY_REQUESTS, Some(b.retry_after_secs))
         } else {
-            (StatusCode::OK, None)
+            let scripted = inner.script.lock().unwrap().pop_front();
+            let status = scripted.and_then(|s| StatusCode::from_u16(s).ok());
+            (status.unwrap_or(StatusCode::OK), None)
         };
         attempts.push(Attempt {
             path: uri.path().to_string(),
@@ -107,8 +132,9 @@ async fn take(
         });
         answer
     };
-    if !b.latency.is_zero() {
-        tokio::time::sleep(b.latency).await;
+    let latency = *inner.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     let mut resp = status.into_response();
     if let Some(secs) = retry_after {
@@ -119,8 +145,14 @@ async fn take(
 }
 
 impl ScriptedReceiver {
-    pub async fn start(behaviour: Behaviour) -> ScriptedReceiver {
+    /// Starts a receiver that answers as `behaviour` says: a [`Behaviour`], or just a script
+    /// of statuses (`&[500, 503]`, `&[]`).
+    pub async fn start(behaviour: impl Into<Behaviour>) -> ScriptedReceiver {
+        let behaviour = behaviour.into();
         let inner = Arc::new(Inner {
+            script: Mutex::new(behaviour.script.iter().copied().collect()),
+            down: AtomicBool::new(false),
+            latency: Mutex::new(behaviour.latency),
             behaviour,
             attempts: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
@@ -137,6 +169,16 @@ impl ScriptedReceiver {
     /// The URL of `path` (without a leading slash) on this receiver.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
+    }
+
+    /// Answers 500 to every POST from now on while `down` (a receiver that went away).
+    pub fn set_down(&self, down: bool) {
+        self.inner.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Holds every POST from now on this long before answering.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.inner.latency.lock().unwrap() = delay;
     }
 
     /// Every POST seen, in arrival order, failed ones included.
@@ -174,12 +216,27 @@ impl ScriptedReceiver {
             .count()
     }
 
+    /// POSTs seen so far, failed ones included (cheap: no copies).
+    pub fn seen(&self) -> usize {
+        self.inner.attempts.lock().unwrap().len()
+    }
+
+    /// What a subscriber received: the POSTs answered 2xx ([`ScriptedReceiver::accepted`]).
+    pub fn received(&self) -> Vec<Attempt> {
+        self.accepted()
+    }
+
+    /// Waits up to 20 s until at least `n` POSTs were accepted, and returns the accepted ones.
+    pub async fn wait_for(&self, n: usize, what: &str) -> Vec<Attempt> {
+        self.wait_accepted(Duration::from_secs(20), what, |a| a.len() >= n)
+            .await
+    }
+
     /// POSTs the receiver is holding now (arrived, not yet answered).
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Waits until `pred` holds for the attempts seen, or panics after `timeout`.
     /// Waits until `pred` holds for the accepted POSTs, and returns them; panics after
     /// `timeout`.
     pub async fn wait_accepted(
@@ -197,6 +254,8 @@ impl ScriptedReceiver {
         all.into_iter().filter(|a| a.accepted()).collect()
     }
 
+    /// Waits until `pred` holds for the attempts seen, and returns them; panics after
+    /// `timeout`.
     pub async fn wait_until(
         &self,
         timeout: Duration,
@@ -218,5 +277,54 @@ impl ScriptedReceiver {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// POSTs `body` to `url`'s path by hand and returns the status the receiver answered.
+    async fn post(receiver: &ScriptedReceiver, path: &str, event: &str) -> u16 {
+        let mut conn = tokio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        let request = format!(
+            "POST /{path} HTTP/1.1\r\nHost: x\r\nX-Borderwatch-Event-Id: {event}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.unwrap();
+        response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_script_of_statuses_then_success_and_down_while_switched() {
+        let r = ScriptedReceiver::start(&[500, 503]).await;
+        assert_eq!(post(&r, "hook", "a").await, 500);
+        assert_eq!(post(&r, "hook", "a").await, 503);
+        assert_eq!(post(&r, "hook", "a").await, 200);
+        r.set_down(true);
+        assert_eq!(post(&r, "other/path", "b").await, 500);
+        r.set_down(false);
+        assert_eq!(post(&r, "other/path", "b").await, 200);
+        assert_eq!(r.seen(), 5);
+        let got = r.wait_for(2, "two accepted").await;
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].path, "/other/path");
+        assert_eq!(r.accepted_per_event()["b"], 1);
+    }
+
+    #[tokio::test]
+    async fn throttles_with_retry_after_first() {
+        let r = ScriptedReceiver::start(Behaviour {
+            throttle_first: 1,
+            retry_after_secs: 7,
+            ..Behaviour::default()
+        })
+        .await;
+        assert_eq!(post(&r, "h", "a").await, 429);
+        assert_eq!(post(&r, "h", "a").await, 200);
+        assert_eq!(r.received().len(), 1);
     }
 }

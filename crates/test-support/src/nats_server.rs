@@ -208,7 +208,7 @@ pub fn cluster(n: usize) -> Vec<NatsServer> {
     servers
 }
 
-/// The comma-separated URLs of `servers`, as [`crate::NatsBus::connect`] takes them.
+/// The comma-separated URLs of `servers`, as `borderwatch_bus::NatsBus::connect` takes them.
 pub fn urls(servers: &[NatsServer]) -> String {
     servers
         .iter()
