@@ -7,8 +7,10 @@
 pub mod decode;
 pub mod demo;
 pub mod error;
+pub mod format;
 pub mod formats;
 pub mod generic;
+mod purpose;
 pub mod rows;
 pub mod service;
 pub mod sources;

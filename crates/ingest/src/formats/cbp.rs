@@ -7,9 +7,10 @@
 
 use borderwatch_model::{Country, Period, TOTAL_CATEGORY, tokenize};
 
+use super::fiscal;
 use super::table::{self, Added, Row, Sums};
-use super::{Format, Options, Sniff, fiscal};
 use crate::error::IngestError;
+use crate::format::{Format, Options, Sniff};
 use crate::rows::{Parsed, RowSink};
 
 /// The source of a file whose header has CBP's `Land Border Region` (Nationwide Encounters).

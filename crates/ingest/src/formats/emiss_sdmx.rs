@@ -17,7 +17,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::ytd::{self, Label, ToDate};
 use crate::error::IngestError;
-use crate::formats::{Format, Options, Sniff};
+use crate::format::{Format, Options, Sniff};
 use crate::rows::{Parsed, RowSink};
 
 const NAME: &str = "emiss_sdmx";
@@ -524,7 +524,7 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
                             country = Some(c);
                         }
                         Some(Role::Purpose) => {
-                            category = crate::generic::category_token(&described)
+                            category = crate::purpose::category_token(&described)
                                 .map_err(|reason| ("SeriesKey", described.clone(), reason))?;
                         }
                         _ => {}

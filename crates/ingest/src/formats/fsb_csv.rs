@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use borderwatch_model::{Country, Observation, Period, TOTAL_CATEGORY, tokenize};
 
 use crate::error::IngestError;
-use crate::formats::{Format, Options, Sniff};
+use crate::format::{Format, Options, Sniff};
 use crate::rows::{Lines, Parsed, RowSink};
 
 /// The format's name.

@@ -8,9 +8,10 @@
 
 use borderwatch_model::{Country, Observation, TOTAL_CATEGORY, tokenize};
 
+use super::fiscal;
 use super::table::{self, Row};
-use super::{Format, Options, Sniff, fiscal};
 use crate::error::IngestError;
+use crate::format::{Format, Options, Sniff};
 use crate::rows::{Parsed, RowSink};
 
 /// The source both OHSS formats give their rows unless told otherwise.

@@ -19,30 +19,14 @@ use calamine::{Data, Reader};
 
 use super::ytd::{self, Label};
 use crate::error::IngestError;
-use crate::formats::{Format, Options, Sniff};
+use crate::format::{Format, Options, Sniff};
+use crate::purpose;
 use crate::rows::{Parsed, RowSink};
 
 const NAME: &str = "ru_sheet";
 
-/// Purposes of trip as column headers (normalized: lowercase, `ё` as `е`), and their tokens.
-const PURPOSES: &[(&str, &str)] = &[
-    ("туризм", "tourism"),
-    ("учеба", "study"),
-    ("работа", "work"),
-    ("частная", "private"),
-    ("иное", "other"),
-    ("иные", "other"),
-    ("прочие", "other"),
-    ("другие", "other"),
-    ("деловая", "business"),
-    ("служебная", "official"),
-    ("транзит", "transit"),
-    ("пмж", "permanent_residence"),
-    ("обслуживающий персонал", "transport_crew"),
-];
-
 /// Headers of a column that totals the purposes.
-const TOTAL_HEADERS: &[&str] = &["всего", "итого"];
+const TOTAL_HEADERS: &[&str] = purpose::TOTALS;
 /// The MVD's total of the purposes: first-time registrations, in a row above the purposes.
 const TOTAL_ABOVE: &[&str] = &["первично"];
 
@@ -170,9 +154,9 @@ fn header_row(sheet: &Sheet) -> Option<usize> {
     })
 }
 
+/// A purpose of trip as a column header (normalized: lowercase, `ё` as `е`), as its token.
 fn purpose(text: Option<&str>) -> Option<&'static str> {
-    let t = text?;
-    PURPOSES.iter().find(|(p, _)| *p == t).map(|(_, tok)| *tok)
+    purpose::purpose(text?)
 }
 
 fn sniff(sniff: &Sniff<'_>) -> bool {

@@ -19,8 +19,8 @@ use borderwatch_model::{Country, Observation, Period, TOTAL_CATEGORY, tokenize};
 use calamine::Reader;
 
 use super::table::{self, Row};
-use super::{Format, Options, Sniff};
 use crate::error::IngestError;
+use crate::format::{Format, Options, Sniff};
 use crate::rows::{Parsed, RowSink};
 
 pub(crate) const FORMAT: Format = Format {
