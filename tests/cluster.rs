@@ -19,7 +19,7 @@ use std::time::Duration;
 use borderwatch::roles::{self, Role, UpOptions};
 use borderwatch_bus::{Bus, NatsBus, Transport, names};
 use borderwatch_e2e::{Behaviour, RoleProcess, ScriptedReceiver};
-use borderwatch_ingest::service::{Submission, submit};
+use borderwatch_ingest_client::{Submission, submit};
 use borderwatch_model::{Release, SurgeEvent};
 use borderwatch_test_support::{NatsServer, nats_server};
 use futures::StreamExt;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use borderwatch::roles::{Running, UpOptions, start, wait_analyzed};
 use borderwatch_bus::{MemoryBus, Transport, names};
 use borderwatch_e2e::{built_borderwatch_bin, headline_csv};
-use borderwatch_ingest::service::{Submission, submit};
+use borderwatch_ingest_client::{Submission, submit};
 use borderwatch_model::{Period, Release, Revision, SeriesView, SurgeEvent};
 use borderwatch_test_support::NatsServer;
 use futures::StreamExt;

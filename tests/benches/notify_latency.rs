@@ -15,7 +15,7 @@ use borderwatch::roles::{UpOptions, start, wait_analyzed};
 use borderwatch_bus::{Bus, names};
 use borderwatch_e2e::surges::put_subscription;
 use borderwatch_e2e::{Behaviour, ScriptedReceiver};
-use borderwatch_ingest::service::{Submission, submit};
+use borderwatch_ingest_client::{Submission, submit};
 use borderwatch_test_support::NatsServer;
 use futures::StreamExt;
 

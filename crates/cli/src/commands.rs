@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use borderwatch_bus::Bus;
-use borderwatch_ingest::service::{Submission, SubmitError, submit};
+use borderwatch_ingest_client::{Submission, SubmitError, submit};
 use borderwatch_model::SurgeEvent;
 
 use borderwatch_notify::NotifyConfig;

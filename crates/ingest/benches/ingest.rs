@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use borderwatch_bus::{MemoryBus, NatsBus, names};
-use borderwatch_ingest::service::{Server, Submission, ingest, submit_reader};
+use borderwatch_ingest::service::{Server, Submission, ingest};
+use borderwatch_ingest_client::submit_reader;
 use borderwatch_model::{Country, Observation, Period};
 use borderwatch_test_support::NatsServer;
 

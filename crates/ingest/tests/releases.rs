@@ -12,6 +12,7 @@ use borderwatch_bus::{
 };
 use borderwatch_ingest::service::{self, ReplayError, StagedUpload, Submission};
 use borderwatch_ingest::{IngestError, ReadOptions};
+use borderwatch_ingest_client as client;
 use borderwatch_model::{MissingCategory, Observation, Period, Release, ReleaseMarker, Revision};
 use borderwatch_test_support::NatsServer;
 use bytes::Bytes;
@@ -941,7 +942,7 @@ async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let serving = tokio::spawn(server_task.run(cancel.clone()));
 
-    let release = service::submit(bus.as_ref(), generic(bytes.clone()))
+    let release = client::submit(bus.as_ref(), generic(bytes.clone()))
         .await
         .expect("a 5 MiB upload is ingested");
     assert_eq!(release.accepted, rows);
@@ -965,7 +966,7 @@ async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
     assert_eq!(objects, vec![raw.name.clone()]);
 
     // The same big file again: a duplicate, through the same path.
-    let again = service::submit(bus.as_ref(), generic(bytes)).await.unwrap();
+    let again = client::submit(bus.as_ref(), generic(bytes)).await.unwrap();
     assert!(again.duplicate);
 
     // A big file with many bad rows: the answer listing them is bigger than a message too.
@@ -976,7 +977,7 @@ async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
             i % 4 + 1
         ));
     }
-    let release = service::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
+    let release = client::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
         .await
         .expect("a big answer comes back");
     assert_eq!(release.rejected.len(), 40_000);
@@ -985,7 +986,7 @@ async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
     assert_eq!(release.rejected_total, 40_000);
     // Sent again: the duplicate answer lists every rejected row too (the stored record keeps
     // the first thousand; the rest are read from the bytes again).
-    let again = service::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
+    let again = client::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
         .await
         .unwrap();
     assert!(again.duplicate);
@@ -1167,10 +1168,11 @@ async fn a_staged_upload_that_failed_half_way_completes_when_sent_again_then_is_
 #[tokio::test]
 async fn a_staged_native_file_is_detected_whole_and_read_whole() {
     let bus = Flaky::new(None).await;
-    let fsb = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../../testdata/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv",
-    ))
-    .expect("testdata/ is part of the repository");
+    let fsb =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../../testdata/borders/fsb_russia_entries_by_country_transport_2010q1-2020q1.csv",
+        ))
+        .expect("testdata/ is part of the repository");
     let upload = stage(&bus, "upload-test-4", Bytes::from(fsb)).await;
     let release = service::ingest_object(&bus, upload, ReadOptions::default())
         .await
