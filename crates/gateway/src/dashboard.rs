@@ -1,9 +1,10 @@
 //! The dashboard: server-rendered HTML pages over the same state as the API. `/` lists the
 //! latest surges (filters as a GET form, live updates and the subscribe form as small
 //! scripts on top); `/series/{source}/{country}/{category}` draws a series as an SVG chart
-//! with its statistical band, surges and the baselines their explanations cite. Every value
-//! from data or the URL is escaped; the pages work without JavaScript. On a gateway with a
-//! read token, `/login` signs a browser in with a session cookie.
+//! with its statistical band, surges and the baselines their explanations cite. Pages and
+//! chart are `maud` templates, which escape every value from data or the URL; the pages work
+//! without JavaScript. On a gateway with a read token, `/login` signs a browser in with a
+//! session cookie.
 
 mod chart;
 mod home;

@@ -5,6 +5,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
@@ -76,28 +77,25 @@ pub(crate) enum Format {
 
 /// The request's own path and query with `cursor` set to `cursor`: the next page.
 pub(crate) fn next_link(uri: &Uri, cursor: &str) -> String {
-    let mut pairs: Vec<String> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
-        .map(str::to_string)
-        .collect();
-    pairs.push(format!("cursor={}", percent_encode(cursor)));
-    format!("{}?{}", uri.path(), pairs.join("&"))
+    let query = uri.query().unwrap_or("");
+    let path = format!("{}?", uri.path());
+    let start = path.len();
+    let mut next = form_urlencoded::Serializer::for_suffix(path, start);
+    next.extend_pairs(form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "cursor"));
+    next.append_pair("cursor", cursor);
+    next.finish()
 }
+
+/// Everything but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - _ . ~`).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes everything but unreserved characters: a query value or a path segment.
 pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// Adds `Link: <next>; rel="next"` when there is a next page.
@@ -148,7 +146,19 @@ mod tests {
             "/v1/surges?country=PRK&limit=2&cursor=5"
         );
         let uri: Uri = "/v1/series".parse().unwrap();
-        assert_eq!(next_link(&uri, "a b"), "/v1/series?cursor=a%20b");
+        // Values are written as a form encodes them: a space is `+`.
+        assert_eq!(next_link(&uri, "a b"), "/v1/series?cursor=a+b");
+        let uri: Uri = "/v1/series?q=x%20y&cursor=1".parse().unwrap();
+        assert_eq!(next_link(&uri, "a/b"), "/v1/series?q=x+y&cursor=a%2Fb");
+    }
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(
+            percent_encode("/series/x?surge=a b&é"),
+            "%2Fseries%2Fx%3Fsurge%3Da%20b%26%C3%A9"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! A series' history as an SVG chart, written by hand.
+//! A series' history as an SVG chart, drawn as a [`maud`] template (every text escaped).
 //!
 //! Why not `plotters`: its SVG backend writes fixed pixel `width`/`height` (a phone needs a
 //! `viewBox` and `width: 100%`), gives its elements no classes or `<title>`s (so no CSS
@@ -12,8 +12,7 @@
 use std::fmt::Write as _;
 
 use borderwatch_model::{Band, Freq, Period, SeriesView, SurgeEvent, thousands};
-
-use super::html::escape;
+use maud::{Markup, html};
 
 /// The drawing's own coordinate system; the browser scales it to the page width.
 const WIDTH: f64 = 640.0;
@@ -32,9 +31,8 @@ pub(crate) fn render(
     view: &SeriesView,
     surges: &[&SurgeEvent],
     selected: Option<&SurgeEvent>,
-) -> String {
+) -> Markup {
     let obs = &view.observations;
-    let mut svg = String::with_capacity(8 * 1024);
     let title = format!(
         "{} / {} / {}: figures per {}",
         view.source,
@@ -42,19 +40,21 @@ pub(crate) fn render(
         view.category,
         freq_noun(view.freq)
     );
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" aria-label="{t}" xmlns="http://www.w3.org/2000/svg"><title>{t}</title>"#,
-        t = escape(&title)
-    );
+    let frame = |content: Markup| {
+        html! {
+            svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width="100%" role="img"
+                aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
+                title { (title) }
+                (content)
+            }
+        }
+    };
     if obs.is_empty() {
-        let _ = write!(
-            svg,
-            r#"<text class="empty" x="{x}" y="{y}" text-anchor="middle">no figures yet</text></svg>"#,
-            x = WIDTH / 2.0,
-            y = HEIGHT / 2.0
-        );
-        return svg;
+        return frame(html! {
+            text class="empty" x=(WIDTH / 2.0) y=(HEIGHT / 2.0) text-anchor="middle" {
+                "no figures yet"
+            }
+        });
     }
     let detector = band_detector(view);
     let bands: Vec<(usize, &Band)> = view
@@ -73,167 +73,148 @@ pub(crate) fn render(
         n: obs.len(),
         y_max: top_tick,
     };
-
-    // Horizontal grid and the value axis, with thousands separators.
-    svg.push_str(r#"<g class="axis y">"#);
+    let mut ticks = Vec::new();
     let mut tick = 0.0;
     while tick <= top_tick + step / 2.0 {
-        let y = scale.y(tick);
-        let _ = write!(
-            svg,
-            r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
-            x2 = WIDTH - RIGHT,
-            tx = LEFT - 6.0,
-            ty = y + 5.0,
-            label = thousands(tick.round() as u64),
-        );
+        ticks.push(tick);
         tick += step;
     }
-    svg.push_str("</g>");
-
-    // Baselines cited by the selected surge: a shaded span for a longer period (a whole year
-    // on a quarterly chart), a ring around the point for a period of the chart's own length.
-    if let Some(surge) = selected {
-        let mut seen: Vec<Period> = Vec::new();
-        for f in &surge.findings {
-            let Some(b) = &f.baseline else { continue };
-            if seen.contains(&b.period) {
-                continue;
-            }
-            seen.push(b.period);
-            let covered: Vec<usize> = obs
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| contains(b.period, p.period))
-                .map(|(i, _)| i)
-                .collect();
-            let (Some(&first), Some(&last)) = (covered.first(), covered.last()) else {
-                continue;
-            };
-            let label = format!(
-                "baseline {}: {}",
-                b.period,
-                thousands(b.value.round() as u64)
-            );
-            if b.period.freq() == view.freq {
-                let (x, y) = (scale.x(first), scale.y(b.value));
-                let _ = write!(
-                    svg,
-                    r#"<g class="baseline point"><circle cx="{x:.1}" cy="{y:.1}" r="9"/><text x="{x:.1}" y="{ty:.1}" text-anchor="{anchor}">{label}</text></g>"#,
-                    ty = (y - 14.0).max(TOP - 4.0),
-                    anchor = anchor_for(x),
-                    label = escape(&label),
-                );
-            } else {
-                let half = scale.half_step();
-                let x1 = (scale.x(first) - half).max(LEFT);
-                let x2 = (scale.x(last) + half).min(WIDTH - RIGHT);
-                let _ = write!(
-                    svg,
-                    r#"<g class="baseline span"><rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{h:.1}"><title>{title}</title></rect><text x="{tx:.1}" y="{ty}" text-anchor="{anchor}">{label}</text></g>"#,
-                    w = x2 - x1,
-                    h = HEIGHT - TOP - BOTTOM,
-                    title = escape(&f.message),
-                    tx = (x1 + x2) / 2.0,
-                    ty = TOP - 8.0,
-                    anchor = anchor_for((x1 + x2) / 2.0),
-                    label = escape(&label),
-                );
-            }
-        }
-    }
-
-    // The band, in runs of consecutive periods: a polygon from the expected line up to the
-    // upper bound, the expected value dashed and the threshold as a line on top.
-    for run in runs(&bands) {
-        let upper: Vec<(f64, f64)> = run
-            .iter()
-            .map(|(i, b)| (scale.x(*i), scale.y(b.upper_bound)))
-            .collect();
-        let expected: Vec<(f64, f64)> = run
-            .iter()
-            .map(|(i, b)| (scale.x(*i), scale.y(b.expected.max(0.0))))
-            .collect();
-        let mut outline = upper.clone();
-        outline.extend(expected.iter().rev());
-        let detector = run.first().map_or("", |(_, b)| b.detector.as_str());
-        let _ = write!(
-            svg,
-            r#"<polygon class="band" points="{}"><title>expected to upper bound ({})</title></polygon>"#,
-            points(&outline),
-            escape(detector)
-        );
-        let _ = write!(
-            svg,
-            r#"<polyline class="expected" points="{}"/><polyline class="threshold" points="{}"/>"#,
-            points(&expected),
-            points(&upper)
-        );
-    }
-
     // The figures.
     let line: Vec<(f64, f64)> = obs
         .iter()
         .enumerate()
         .map(|(i, p)| (scale.x(i), scale.y(p.count as f64)))
         .collect();
-    let _ = write!(
-        svg,
-        r#"<polyline class="observed" points="{}"/>"#,
-        points(&line)
-    );
-    for (i, p) in obs.iter().enumerate() {
-        if surges.iter().any(|s| s.period == p.period) {
+
+    frame(html! {
+        // Horizontal grid and the value axis, with thousands separators.
+        g class="axis y" {
+            @for tick in ticks {
+                @let y = scale.y(tick);
+                line class="grid" x1=(LEFT) x2=(WIDTH - RIGHT) y1=(px(y)) y2=(px(y)) {}
+                text x=(LEFT - 6.0) y=(px(y + 5.0)) text-anchor="end" {
+                    (thousands(tick.round() as u64))
+                }
+            }
+        }
+        @if let Some(surge) = selected {
+            (baselines(view, &scale, surge))
+        }
+
+        // The band, in runs of consecutive periods: a polygon from the expected line up to
+        // the upper bound, the expected value dashed and the threshold as a line on top.
+        @for run in runs(&bands) {
+            @let upper: Vec<(f64, f64)> = run
+                .iter()
+                .map(|(i, b)| (scale.x(*i), scale.y(b.upper_bound)))
+                .collect();
+            @let expected: Vec<(f64, f64)> = run
+                .iter()
+                .map(|(i, b)| (scale.x(*i), scale.y(b.expected.max(0.0))))
+                .collect();
+            @let outline: Vec<(f64, f64)> =
+                upper.iter().chain(expected.iter().rev()).copied().collect();
+            @let detector = run.first().map_or("", |(_, b)| b.detector.as_str());
+            polygon class="band" points=(points(&outline)) {
+                title { "expected to upper bound (" (detector) ")" }
+            }
+            polyline class="expected" points=(points(&expected)) {}
+            polyline class="threshold" points=(points(&upper)) {}
+        }
+
+        polyline class="observed" points=(points(&line)) {}
+        @for (i, p) in obs.iter().enumerate() {
+            @if !surges.iter().any(|s| s.period == p.period) {
+                circle class="point" cx=(px(line[i].0)) cy=(px(line[i].1)) r="3" {
+                    title { (p.period) ": " (thousands(p.count)) }
+                }
+            }
+        }
+        @for s in surges {
+            @if let Some(i) = index_of(view, s.period) {
+                @let chosen = selected.is_some_and(|sel| sel.id == s.id);
+                circle class=(if chosen { "surge selected" } else { "surge" }) data-period=(s.period)
+                    cx=(px(line[i].0)) cy=(px(line[i].1)) r=(if chosen { 7.0 } else { 5.5 }) {
+                    title {
+                        (s.period) ": " (thousands(obs[i].count)) ", " (s.severity) " surge. "
+                        (s.explanation)
+                    }
+                }
+            }
+        }
+
+        // The time axis: one label per year (or every few), first and last period otherwise.
+        g class="axis x" {
+            line class="base" x1=(LEFT) x2=(WIDTH - RIGHT) y1=(px(scale.y(0.0)))
+                y2=(px(scale.y(0.0))) {}
+            @for (i, label) in x_labels(obs.iter().map(|p| p.period).collect()) {
+                @let x = px(scale.x(i));
+                line class="tick" x1=(x) x2=(x) y1=(px(scale.y(0.0))) y2=(px(scale.y(0.0) + 5.0)) {}
+                text x=(x) y=(px(HEIGHT - BOTTOM + 22.0)) text-anchor="middle" { (label) }
+            }
+        }
+    })
+}
+
+/// Baselines cited by the selected surge: a shaded span for a longer period (a whole year on
+/// a quarterly chart), a ring around the point for a period of the chart's own length.
+fn baselines(view: &SeriesView, scale: &Scale, surge: &SurgeEvent) -> Markup {
+    let obs = &view.observations;
+    let mut seen: Vec<Period> = Vec::new();
+    let mut shapes: Vec<Markup> = Vec::new();
+    for f in &surge.findings {
+        let Some(b) = &f.baseline else { continue };
+        if seen.contains(&b.period) {
             continue;
         }
-        let _ = write!(
-            svg,
-            r#"<circle class="point" cx="{x:.1}" cy="{y:.1}" r="3"><title>{period}: {value}</title></circle>"#,
-            x = line[i].0,
-            y = line[i].1,
-            period = p.period,
-            value = thousands(p.count),
-        );
-    }
-    for s in surges {
-        let Some(i) = index_of(view, s.period) else {
+        seen.push(b.period);
+        let covered: Vec<usize> = obs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| contains(b.period, p.period))
+            .map(|(i, _)| i)
+            .collect();
+        let (Some(&first), Some(&last)) = (covered.first(), covered.last()) else {
             continue;
         };
-        let chosen = selected.is_some_and(|sel| sel.id == s.id);
-        let _ = write!(
-            svg,
-            r#"<circle class="surge{extra}" data-period="{period}" cx="{x:.1}" cy="{y:.1}" r="{r}"><title>{period}: {value}, {severity} surge. {text}</title></circle>"#,
-            extra = if chosen { " selected" } else { "" },
-            period = s.period,
-            x = line[i].0,
-            y = line[i].1,
-            r = if chosen { 7.0 } else { 5.5 },
-            value = thousands(obs[i].count),
-            severity = s.severity,
-            text = escape(&s.explanation),
+        let label = format!(
+            "baseline {}: {}",
+            b.period,
+            thousands(b.value.round() as u64)
         );
+        let shape = if b.period.freq() == view.freq {
+            let (x, y) = (scale.x(first), scale.y(b.value));
+            html! {
+                g class="baseline point" {
+                    circle cx=(px(x)) cy=(px(y)) r="9" {}
+                    text x=(px(x)) y=(px((y - 14.0).max(TOP - 4.0))) text-anchor=(anchor_for(x)) {
+                        (label)
+                    }
+                }
+            }
+        } else {
+            let half = scale.half_step();
+            let x1 = (scale.x(first) - half).max(LEFT);
+            let x2 = (scale.x(last) + half).min(WIDTH - RIGHT);
+            html! {
+                g class="baseline span" {
+                    rect x=(px(x1)) y=(TOP) width=(px(x2 - x1)) height=(px(HEIGHT - TOP - BOTTOM)) {
+                        title { (f.message) }
+                    }
+                    text x=(px((x1 + x2) / 2.0)) y=(TOP - 8.0) text-anchor=(anchor_for((x1 + x2) / 2.0)) {
+                        (label)
+                    }
+                }
+            }
+        };
+        shapes.push(shape);
     }
+    html! { @for shape in &shapes { (shape) } }
+}
 
-    // The time axis: one label per year (or every few), first and last period otherwise.
-    svg.push_str(r#"<g class="axis x">"#);
-    let _ = write!(
-        svg,
-        r#"<line class="base" x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/>"#,
-        x2 = WIDTH - RIGHT,
-        y = scale.y(0.0)
-    );
-    for (i, label) in x_labels(obs.iter().map(|p| p.period).collect()) {
-        let x = scale.x(i);
-        let _ = write!(
-            svg,
-            r#"<line class="tick" x1="{x:.1}" x2="{x:.1}" y1="{y1:.1}" y2="{y2:.1}"/><text x="{x:.1}" y="{ty:.1}" text-anchor="middle">{label}</text>"#,
-            y1 = scale.y(0.0),
-            y2 = scale.y(0.0) + 5.0,
-            ty = HEIGHT - BOTTOM + 22.0,
-        );
-    }
-    svg.push_str("</g></svg>");
-    svg
+/// A coordinate to one decimal.
+fn px(v: f64) -> String {
+    format!("{v:.1}")
 }
 
 /// The one detector whose band the chart draws: the one that bounded the latest period
@@ -466,7 +447,7 @@ pub(crate) mod tests {
     fn the_study_chart_draws_band_surges_and_the_cited_baselines() {
         let (view, surges) = study_view();
         let refs: Vec<&SurgeEvent> = surges.iter().collect();
-        let svg = render(&view, &refs, Some(&surges[0]));
+        let svg = render(&view, &refs, Some(&surges[0])).into_string();
         assert!(svg.starts_with("<svg class=\"chart\" viewBox=\"0 0 640 340\" width=\"100%\""));
         assert!(svg.ends_with("</svg>"));
         // One band polygon (2022-Q1..2025-Q1 are consecutive) with its two lines.
@@ -500,12 +481,12 @@ pub(crate) mod tests {
     fn gaps_in_the_band_split_it_and_an_empty_series_says_so() {
         let (mut view, _) = study_view();
         view.bands.remove(5);
-        let svg = render(&view, &[], None);
+        let svg = render(&view, &[], None).into_string();
         assert_eq!(count(&svg, "<polygon class=\"band\""), 2);
         assert_eq!(count(&svg, "class=\"baseline"), 0);
         assert_eq!(count(&svg, "<circle class=\"point\""), 25);
         view.observations.clear();
-        let svg = render(&view, &[], None);
+        let svg = render(&view, &[], None).into_string();
         assert!(svg.contains("no figures yet"));
     }
 
@@ -514,7 +495,7 @@ pub(crate) mod tests {
         let (view, mut surges) = study_view();
         surges[0].explanation = "<script>alert(1)</script> & more".into();
         let refs: Vec<&SurgeEvent> = surges.iter().collect();
-        let svg = render(&view, &refs, Some(&surges[0]));
+        let svg = render(&view, &refs, Some(&surges[0])).into_string();
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
     }
@@ -525,7 +506,7 @@ pub(crate) mod tests {
         for b in &mut view.bands[..4] {
             b.detector = "ears_c2".into();
         }
-        let svg = render(&view, &[], None);
+        let svg = render(&view, &[], None).into_string();
         assert_eq!(count(&svg, "<polygon class=\"band\""), 1);
         let polygon = svg
             .split("<polygon class=\"band\" points=\"")

@@ -2,15 +2,15 @@
 //! when JavaScript runs, and a form to subscribe a webhook.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::Response;
 use borderwatch_model::{Country, Severity, SurgeEvent};
+use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
-use super::html::{badge, escape, html_response, page, series_title, surge_series_href};
+use super::html::{badge, html_response, page, series_title, surge_series_href};
 use crate::AppState;
 use crate::surges::Entry;
 
@@ -77,20 +77,20 @@ impl Filter {
 
     /// The same filter as query parameters of the live stream.
     fn stream_query(&self) -> String {
-        let mut q = Vec::new();
+        let mut q = form_urlencoded::Serializer::new(String::new());
         if let Some(c) = self.country {
-            q.push(format!("country={c}"));
+            q.append_pair("country", c.code());
         }
         if let Some(c) = &self.category {
-            q.push(format!("category={}", crate::page::percent_encode(c)));
+            q.append_pair("category", c);
         }
         if let Some(s) = &self.source {
-            q.push(format!("source={}", crate::page::percent_encode(s)));
+            q.append_pair("source", s);
         }
         if self.min_severity > Severity::Low {
-            q.push(format!("min_severity={}", self.min_severity));
+            q.append_pair("min_severity", &self.min_severity.to_string());
         }
-        q.join("&")
+        q.finish()
     }
 }
 
@@ -113,26 +113,24 @@ pub(crate) async fn page_handler(
 }
 
 /// One surge as a list item (the live script builds the same shape).
-pub(crate) fn surge_item(e: &SurgeEvent) -> String {
-    format!(
-        "<li class=\"{sev}\" data-id=\"{id}\">{badge} <a class=\"series\" href=\"{href}\">{title}</a> <b>{period}</b> <span class=\"muted\">{src}/{cty}/{cat}</span><p>{text}</p></li>\n",
-        sev = e.severity,
-        id = escape(&e.id),
-        badge = badge(e.severity),
-        href = escape(&surge_series_href(e)),
-        title = escape(&series_title(&e.source, e.country, &e.category)),
-        period = e.period,
-        src = escape(&e.source),
-        cty = e.country,
-        cat = escape(&e.category),
-        text = escape(&e.explanation),
-    )
+pub(crate) fn surge_item(e: &SurgeEvent) -> Markup {
+    html! {
+        li class=(e.severity) data-id=(e.id) {
+            (badge(e.severity))
+            " "
+            a class="series" href=(surge_series_href(e)) {
+                (series_title(&e.source, e.country, &e.category))
+            }
+            " "
+            b { (e.period) }
+            " "
+            span class="muted" { (e.source) "/" (e.country) "/" (e.category) }
+            p { (e.explanation) }
+        }
+    }
 }
 
 fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
-    let mut body = String::with_capacity(64 * 1024);
-    body.push_str("<h1>Latest surges</h1>\n");
-
     // The form's choices: what the stored surges hold.
     // Names are looked up once per country, not once per surge.
     let mut codes: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
@@ -146,83 +144,68 @@ fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
     }
     let matching = newest_first(entries.iter().filter(|e| filter.matches(&e.event)));
 
-    body.push_str("<form class=\"filters\" method=\"get\" action=\"/\">");
     let mut country_options: Vec<(String, String)> = codes
         .iter()
         .map(|c| (c.code().to_string(), format!("{} ({c})", c.name())))
         .collect();
     country_options.sort_by(|a, b| a.1.cmp(&b.1));
-    select(
-        &mut body,
-        "country",
-        "Country",
-        &country_options,
-        filter.country.map(|c| c.code().to_string()).as_deref(),
-    );
     let named = |m: &BTreeMap<&str, usize>| -> Vec<(String, String)> {
         m.keys().map(|k| (k.to_string(), k.to_string())).collect()
     };
-    select(
-        &mut body,
-        "category",
-        "Category",
-        &named(&categories),
-        filter.category.as_deref(),
-    );
-    select(
-        &mut body,
-        "source",
-        "Source",
-        &named(&sources),
-        filter.source.as_deref(),
-    );
     let severities: Vec<(String, String)> = ["medium", "high", "critical"]
         .iter()
         .map(|s| (s.to_string(), format!("{s} or higher")))
         .collect();
     let min = (filter.min_severity > Severity::Low).then(|| filter.min_severity.to_string());
-    select(
-        &mut body,
-        "min_severity",
-        "Severity",
-        &severities,
-        min.as_deref(),
-    );
-    body.push_str("<button type=\"submit\">Filter</button> <a href=\"/\">clear</a></form>\n");
+    let stream_query = filter.stream_query();
 
-    for problem in &filter.problems {
-        let _ = writeln!(body, "<p class=\"error\">{}</p>", escape(problem));
-    }
-    let _ = writeln!(
-        body,
-        "<p class=\"muted\">{shown} of {matching} matching surges (of {all}), newest release first, its most severe on top. <span id=\"live\">Live updates need JavaScript.</span> JSON: <a href=\"/v1/surges?{q}\">/v1/surges</a></p>",
-        shown = matching.len().min(SHOWN),
-        matching = matching.len(),
-        all = entries.len(),
-        q = escape(&filter.stream_query()),
-    );
-    let _ = writeln!(
-        body,
-        "<ul class=\"surges\" id=\"surges\" data-stream=\"/v1/surges/stream?{}\">",
-        escape(&filter.stream_query())
-    );
-    for entry in matching.iter().take(SHOWN) {
-        body.push_str(&surge_item(&entry.event));
-    }
-    if matching.is_empty() {
-        body.push_str(if entries.is_empty() {
-            "<li class=\"empty\">No surges yet. Ingest a release: <code>borderwatch import FILE</code>.</li>\n"
-        } else {
-            "<li class=\"empty\">No surge matches this filter.</li>\n"
-        });
-    }
-    body.push_str("</ul>\n");
-    subscribe_form(&mut body, filter, token_required);
-    let _ = write!(
-        body,
-        "<script>{LIVE_JS}</script><script>{SUBSCRIBE_JS}</script>"
-    );
-    page("Latest surges", &body)
+    let body = html! {
+        h1 { "Latest surges" }
+        form class="filters" method="get" action="/" {
+            (select(
+                "country",
+                "Country",
+                &country_options,
+                filter.country.map(|c| c.code().to_string()).as_deref(),
+            ))
+            (select("category", "Category", &named(&categories), filter.category.as_deref()))
+            (select("source", "Source", &named(&sources), filter.source.as_deref()))
+            (select("min_severity", "Severity", &severities, min.as_deref()))
+            button type="submit" { "Filter" }
+            " "
+            a href="/" { "clear" }
+        }
+        @for problem in &filter.problems {
+            p class="error" { (problem) }
+        }
+        p class="muted" {
+            (matching.len().min(SHOWN)) " of " (matching.len()) " matching surges (of "
+            (entries.len()) "), newest release first, its most severe on top. "
+            span id="live" { "Live updates need JavaScript." }
+            " JSON: "
+            a href={ "/v1/surges?" (stream_query) } { "/v1/surges" }
+        }
+        ul class="surges" id="surges" data-stream={ "/v1/surges/stream?" (stream_query) } {
+            @for entry in matching.iter().take(SHOWN) {
+                (surge_item(&entry.event))
+            }
+            @if matching.is_empty() {
+                @if entries.is_empty() {
+                    li class="empty" {
+                        "No surges yet. Ingest a release: "
+                        code { "borderwatch import FILE" }
+                        "."
+                    }
+                } @else {
+                    li class="empty" { "No surge matches this filter." }
+                }
+            }
+        }
+        (subscribe_form(filter, token_required))
+        script { (PreEscaped(LIVE_JS)) }
+        script { (PreEscaped(SUBSCRIBE_JS)) }
+    };
+    page("Latest surges", body).into_string()
 }
 
 /// Newest release first (by its latest announcement); within a release the most severe
@@ -247,97 +230,107 @@ fn newest_first<'a>(entries: impl DoubleEndedIterator<Item = &'a Entry>) -> Vec<
 }
 
 /// A `<select>` whose first option is "any".
-fn select(
-    out: &mut String,
-    name: &str,
-    label: &str,
-    options: &[(String, String)],
-    chosen: Option<&str>,
-) {
-    let _ = write!(
-        out,
-        "<label>{label}<select name=\"{name}\"><option value=\"\">any</option>"
-    );
-    let mut found = chosen.is_none();
-    for (value, text) in options {
-        let selected = chosen == Some(value.as_str());
-        found |= selected;
-        let _ = write!(
-            out,
-            "<option value=\"{}\"{}>{}</option>",
-            escape(value),
-            if selected { " selected" } else { "" },
-            escape(text)
-        );
+fn select(name: &str, label: &str, options: &[(String, String)], chosen: Option<&str>) -> Markup {
+    let found = chosen.is_none_or(|c| options.iter().any(|(value, _)| value == c));
+    html! {
+        label {
+            (label)
+            select name=(name) {
+                option value="" { "any" }
+                @for (value, text) in options {
+                    option value=(value) selected[chosen == Some(value.as_str())] { (text) }
+                }
+                // A value from the URL that no stored surge has yet: keep it chosen.
+                @if let (false, Some(value)) = (found, chosen) {
+                    option value=(value) selected { (value) }
+                }
+            }
+        }
     }
-    // A value from the URL that no stored surge has yet: keep it chosen.
-    if let (false, Some(value)) = (found, chosen) {
-        let _ = write!(
-            out,
-            "<option value=\"{v}\" selected>{v}</option>",
-            v = escape(value)
-        );
-    }
-    out.push_str("</select></label>");
 }
 
 /// The webhook subscription form. It posts JSON to `POST /v1/subscriptions` from a small
 /// script (the API takes JSON only); without JavaScript the page shows the same request as
 /// a `curl` command. When the gateway runs with an API token the reader types it in; it is
 /// sent as `Authorization: Bearer …` with that one request and kept nowhere.
-fn subscribe_form(out: &mut String, filter: &Filter, token_required: bool) {
+fn subscribe_form(filter: &Filter, token_required: bool) -> Markup {
     let countries = filter.country.map(|c| c.to_string()).unwrap_or_default();
     let categories = filter.category.clone().unwrap_or_default();
     let sources = filter.source.clone().unwrap_or_default();
-    let _ = write!(
-        out,
-        r#"<h2 id="subscribe">Get these surges by webhook</h2>
-<p class="muted">Each matching surge is POSTed to your URL, signed with your secret (<code>X-Borderwatch-Signature</code>).</p>
-<form class="subscribe" id="subscribe-form" hidden>
-<label class="wide">Webhook URL<input name="url" type="url" required placeholder="https://example.org/hook"></label>
-<label>Secret<input name="secret" type="password" required autocomplete="off"></label>
-<label>Format<select name="format"><option value="json">JSON</option><option value="slack">Slack</option><option value="teams">Teams</option></select></label>
-<label>Countries<input name="countries" value="{countries}" placeholder="PRK, CHN (empty: all)"></label>
-<label>Categories<input name="categories" value="{categories}" placeholder="study (empty: all)"></label>
-<label>Sources<input name="sources" value="{sources}" placeholder="fsb (empty: all)"></label>
-<label>Minimum severity<select name="min_severity">{severity_options}</select></label>
-<label class="wide">API token{token_note}<input name="token" type="password" autocomplete="off"{token_required}></label>
-<div class="wide"><button type="submit">Subscribe</button> <span id="subscribe-result" role="status"></span></div>
-</form>
-<noscript><p>Subscribing from this page needs JavaScript. Without it, send the request yourself:</p>
-<pre>curl -X POST "$GATEWAY/v1/subscriptions" -H 'Content-Type: application/json' {auth}\
-  -d '{{"filter": {{"countries": [{jc}], "categories": [{jcat}], "sources": [{js}], "min_severity": "{sev}"}}, "webhook": {{"url": "https://…", "secret": "…"}}}}'</pre></noscript>
-"#,
-        countries = escape(&countries),
-        categories = escape(&categories),
-        sources = escape(&sources),
-        severity_options = ["low", "medium", "high", "critical"]
-            .iter()
-            .map(|s| format!(
-                "<option{}>{s}</option>",
-                if *s == filter.min_severity.to_string() {
-                    " selected"
-                } else {
-                    ""
-                }
-            ))
-            .collect::<String>(),
-        token_note = if token_required {
-            " (this gateway requires one)"
-        } else {
-            " (only if the gateway was started with one)"
-        },
-        token_required = if token_required { " required" } else { "" },
-        auth = if token_required {
-            "-H 'Authorization: Bearer TOKEN' "
-        } else {
-            ""
-        },
-        jc = escape(&quoted(&countries)),
-        jcat = escape(&quoted(&categories)),
-        js = escape(&quoted(&sources)),
-        sev = filter.min_severity,
+    let min_severity = filter.min_severity.to_string();
+    let token_note = if token_required {
+        " (this gateway requires one)"
+    } else {
+        " (only if the gateway was started with one)"
+    };
+    let auth = if token_required {
+        "-H 'Authorization: Bearer TOKEN' "
+    } else {
+        ""
+    };
+    let curl = format!(
+        r#"curl -X POST "$GATEWAY/v1/subscriptions" -H 'Content-Type: application/json' {auth}\
+  -d '{{"filter": {{"countries": [{jc}], "categories": [{jcat}], "sources": [{js}], "min_severity": "{min_severity}"}}, "webhook": {{"url": "https://…", "secret": "…"}}}}'"#,
+        jc = quoted(&countries),
+        jcat = quoted(&categories),
+        js = quoted(&sources),
     );
+    html! {
+        h2 id="subscribe" { "Get these surges by webhook" }
+        p class="muted" {
+            "Each matching surge is POSTed to your URL, signed with your secret ("
+            code { "X-Borderwatch-Signature" }
+            ")."
+        }
+        form class="subscribe" id="subscribe-form" hidden {
+            label class="wide" {
+                "Webhook URL"
+                input name="url" type="url" required placeholder="https://example.org/hook";
+            }
+            label { "Secret" input name="secret" type="password" required autocomplete="off"; }
+            label {
+                "Format"
+                select name="format" {
+                    option value="json" { "JSON" }
+                    option value="slack" { "Slack" }
+                    option value="teams" { "Teams" }
+                }
+            }
+            label {
+                "Countries"
+                input name="countries" value=(countries) placeholder="PRK, CHN (empty: all)";
+            }
+            label {
+                "Categories"
+                input name="categories" value=(categories) placeholder="study (empty: all)";
+            }
+            label {
+                "Sources"
+                input name="sources" value=(sources) placeholder="fsb (empty: all)";
+            }
+            label {
+                "Minimum severity"
+                select name="min_severity" {
+                    @for s in ["low", "medium", "high", "critical"] {
+                        option selected[s == min_severity] { (s) }
+                    }
+                }
+            }
+            label class="wide" {
+                "API token" (token_note)
+                input name="token" type="password" autocomplete="off" required[token_required];
+            }
+            div class="wide" {
+                button type="submit" { "Subscribe" }
+                " "
+                span id="subscribe-result" role="status" {}
+            }
+        }
+        noscript {
+            p { "Subscribing from this page needs JavaScript. Without it, send the request yourself:" }
+            pre { (curl) }
+        }
+    }
 }
 
 fn quoted(v: &str) -> String {
@@ -522,7 +515,7 @@ mod tests {
         assert!(html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
         // The explanation is shown escaped when a filter lets it through.
         let html = render(&evil, &Filter::default(), false);
-        assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(html.contains("&lt;script&gt;alert('x')&lt;/script&gt;"));
         assert_eq!(
             html.matches("<script>").count(),
             2,

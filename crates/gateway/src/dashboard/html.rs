@@ -1,28 +1,14 @@
-//! The pieces every dashboard page shares: escaping, the page frame with its stylesheet, and
-//! links to series.
+//! The pieces every dashboard page shares: the page frame with its stylesheet, severity
+//! badges and links to series. Pages are [`maud`] templates: every spliced value is escaped
+//! unless it is wrapped in [`PreEscaped`], which only the page's own stylesheet and scripts are.
 
 use borderwatch_model::{Severity, SurgeEvent};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::page::percent_encode;
 
 /// The stylesheet, inlined in every page (one request per page, nothing to cache-bust).
 const STYLE: &str = include_str!("style.css");
-
-/// Text made safe for HTML element content and double- or single-quoted attributes.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The dashboard page of a series.
 pub(crate) fn series_href(source: &str, country: &str, category: &str) -> String {
@@ -57,8 +43,8 @@ pub(crate) fn series_title(
     title
 }
 
-pub(crate) fn badge(severity: Severity) -> String {
-    format!("<span class=\"badge {severity}\">{severity}</span>")
+pub(crate) fn badge(severity: Severity) -> Markup {
+    html! { span class={ "badge " (severity) } { (severity) } }
 }
 
 /// A rendered page as a response.
@@ -71,23 +57,27 @@ pub(crate) fn html_response(body: axum::body::Bytes) -> axum::response::Response
         .into_response()
 }
 
-/// A whole page: `title` (escaped here) and `body` (already HTML).
-pub(crate) fn page(title: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · borderwatch</title>
-<style>{STYLE}</style></head>
-<body>
-<header><a class="home" href="/">borderwatch</a> <nav><a href="/">surges</a> <a href="/v1/surges">API</a></nav></header>
-<main>
-{body}
-</main>
-</body></html>
-"#,
-        title = escape(title),
-    )
+/// A whole page: `title` and `body` in the dashboard's frame.
+pub(crate) fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · borderwatch" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a class="home" href="/" { "borderwatch" }
+                    " "
+                    nav { a href="/" { "surges" } " " a href="/v1/surges" { "API" } }
+                }
+                main { (body) }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -95,11 +85,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escape_covers_markup_and_both_quotes() {
-        assert_eq!(
-            escape(r#"<script>alert("x" & 'y')</script>"#),
-            "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
-        );
+    fn the_frame_escapes_the_title_and_keeps_the_body() {
+        let html = page(r#"<script>alert("x" & 'y')</script>"#, html! { p { "hi" } }).into_string();
+        assert!(html.contains(
+            "<title>&lt;script&gt;alert(&quot;x&quot; &amp; 'y')&lt;/script&gt; · borderwatch</title>"
+        ));
+        assert!(html.contains("<main><p>hi</p></main>"));
+        assert!(html.starts_with("<!DOCTYPE html><html lang=\"en\">"));
     }
 
     #[test]

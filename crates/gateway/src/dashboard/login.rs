@@ -15,7 +15,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::html::{escape, page};
+use maud::html;
+
+use super::html::page;
 use crate::auth::constant_time_eq;
 use crate::{ApiError, AppState};
 
@@ -92,22 +94,27 @@ fn secure(headers: &HeaderMap) -> &'static str {
 }
 
 fn login_page(status: StatusCode, next: &str, problem: Option<&str>) -> Response {
-    let problem = problem
-        .map(|p| format!("<p class=\"problem\">{}</p>", escape(p)))
-        .unwrap_or_default();
-    let body = format!(
-        r#"<h1>Sign in</h1>
-<p>This gateway needs its read token (or its API token) for reads. The token is sent once;
-the browser then keeps a session cookie, which reads but never changes anything.</p>
-{problem}<form method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label>Token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
-<button type="submit">Sign in</button>
-</form>
-<p>API clients send <code>Authorization: Bearer &lt;token&gt;</code> instead.</p>"#,
-        next = escape(next),
-    );
-    let mut response = super::html::html_response(page("Sign in", &body).into());
+    let body = html! {
+        h1 { "Sign in" }
+        p {
+            "This gateway needs its read token (or its API token) for reads. The token is sent "
+            "once; the browser then keeps a session cookie, which reads but never changes anything."
+        }
+        @if let Some(problem) = problem {
+            p class="problem" { (problem) }
+        }
+        form method="post" action="/login" {
+            input type="hidden" name="next" value=(next);
+            label {
+                "Token "
+                input type="password" name="token" autocomplete="current-password" required autofocus;
+            }
+            " "
+            button type="submit" { "Sign in" }
+        }
+        p { "API clients send " code { "Authorization: Bearer <token>" } " instead." }
+    };
+    let mut response = super::html::html_response(page("Sign in", body).into_string().into());
     *response.status_mut() = status;
     response
 }

@@ -1,7 +1,6 @@
 //! `/series/{source}/{country}/{category}`: one series' history as a chart, its surges with
 //! their explanations and a table of the figures.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -9,11 +8,13 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use borderwatch_bus::names;
 use borderwatch_model::{Country, SeriesView, SurgeEvent, thousands};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::chart;
-use super::html::{badge, escape, html_response, page, series_href, series_title};
+use super::html::{badge, html_response, page, series_href, series_title};
 use crate::AppState;
+use crate::page::percent_encode;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct SeriesParams {
@@ -30,13 +31,17 @@ pub(crate) async fn page_handler(
     let not_found = |message: String| {
         (
             StatusCode::NOT_FOUND,
-            Html(page(
-                "Series not found",
-                &format!(
-                    "<h1>Series not found</h1><p>{}</p><p><a href=\"/\">Back to the latest surges</a></p>",
-                    escape(&message)
-                ),
-            )),
+            Html(
+                page(
+                    "Series not found",
+                    html! {
+                        h1 { "Series not found" }
+                        p { (message) }
+                        p { a href="/" { "Back to the latest surges" } }
+                    },
+                )
+                .into_string(),
+            ),
         )
             .into_response()
     };
@@ -54,13 +59,16 @@ pub(crate) async fn page_handler(
         Err(e) => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Html(page(
-                    "Unavailable",
-                    &format!(
-                        "<h1>Unavailable</h1><p>The series store cannot be read: {}</p>",
-                        escape(&e.to_string())
-                    ),
-                )),
+                Html(
+                    page(
+                        "Unavailable",
+                        html! {
+                            h1 { "Unavailable" }
+                            p { "The series store cannot be read: " (e) }
+                        },
+                    )
+                    .into_string(),
+                ),
             )
                 .into_response();
         }
@@ -70,14 +78,16 @@ pub(crate) async fn page_handler(
         Err(e) => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Html(page(
-                    "Unreadable series",
-                    &format!(
-                        "<h1>Unreadable series</h1><p>The stored view of {} does not parse: {}</p>",
-                        escape(&key),
-                        escape(&e.to_string())
-                    ),
-                )),
+                Html(
+                    page(
+                        "Unreadable series",
+                        html! {
+                            h1 { "Unreadable series" }
+                            p { "The stored view of " (key) " does not parse: " (e) }
+                        },
+                    )
+                    .into_string(),
+                ),
             )
                 .into_response();
         }
@@ -120,108 +130,105 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
     let detector = chart::band_detector(view);
     let title = series_title(&view.source, view.country, &view.category);
     let href = series_href(&view.source, view.country.code(), &view.category);
-    let mut body = String::with_capacity(32 * 1024);
-    let _ = write!(
-        body,
-        "<h1>{title}</h1>\n<p class=\"muted\">Series {src}/{cty}/{cat} · {n} figures · updated {updated} (release {release}) · JSON: <a href=\"/v1{href}\">/v1{href}</a></p>\n",
-        title = escape(&title),
-        src = escape(&view.source),
-        cty = view.country,
-        cat = escape(&view.category),
-        n = view.observations.len(),
-        updated = escape(&view.updated_at),
-        release = escape(&view.release_id),
-        href = escape(&href),
-    );
-    let _ = writeln!(
-        body,
-        "<figure class=\"chart-box\" id=\"chart\">{svg}<ul class=\"legend\"><li><i class=\"l-observed\"></i>figures</li>{band}<li><i class=\"l-surge\"></i>surge</li>{baseline}</ul></figure>",
-        svg = chart::render(view, &refs, selected),
-        band = match detector {
-            Some(d) => format!(
-                "<li><i class=\"l-band\"></i>expected (dashed) up to the threshold ({})</li>",
-                escape(d)
-            ),
-            None => "<li>no statistical band: too little history, or a yearly series</li>".into(),
-        },
-        baseline = if selected.is_some_and(|s| s.findings.iter().any(|f| f.baseline.is_some())) {
-            "<li><i class=\"l-baseline\"></i>baseline the explanation cites</li>"
-        } else {
-            ""
-        },
-    );
-
-    body.push_str("<h2>Surges</h2>\n");
-    if surges.is_empty() {
-        body.push_str("<p>No surge found in this series.</p>\n");
-    } else {
-        body.push_str("<ul class=\"surges\">\n");
-        let mut by_period: Vec<&Arc<SurgeEvent>> = surges.iter().collect();
-        by_period.sort_by_key(|s| std::cmp::Reverse(s.period));
-        for s in by_period {
-            let chosen = selected.is_some_and(|sel| sel.id == s.id);
-            let _ = write!(
-                body,
-                "<li class=\"{sev}\" data-id=\"{id}\">{badge} <b>{period}</b> {link}<p>{text}</p><ul class=\"findings\">",
-                sev = s.severity,
-                id = escape(&s.id),
-                badge = badge(s.severity),
-                period = s.period,
-                link = if chosen {
-                    "<span class=\"muted\">(on the chart)</span>".to_string()
-                } else {
-                    format!(
-                        "<a href=\"{}?surge={}#chart\">show on the chart</a>",
-                        escape(&href),
-                        crate::page::percent_encode(&s.id)
-                    )
-                },
-                text = escape(&s.explanation),
-            );
-            for f in &s.findings {
-                let _ = write!(
-                    body,
-                    "<li><code>{}</code> {}</li>",
-                    escape(&f.detector),
-                    escape(&f.message)
-                );
-            }
-            body.push_str("</ul></li>\n");
+    let cites_baseline = selected.is_some_and(|s| s.findings.iter().any(|f| f.baseline.is_some()));
+    let mut by_period: Vec<&Arc<SurgeEvent>> = surges.iter().collect();
+    by_period.sort_by_key(|s| std::cmp::Reverse(s.period));
+    let body = html! {
+        h1 { (title) }
+        p class="muted" {
+            "Series " (view.source) "/" (view.country) "/" (view.category)
+            " · " (view.observations.len()) " figures · updated " (view.updated_at)
+            " (release " (view.release_id) ") · JSON: "
+            a href={ "/v1" (href) } { "/v1" (href) }
         }
-        body.push_str("</ul>\n");
-    }
+        figure class="chart-box" id="chart" {
+            (chart::render(view, &refs, selected))
+            ul class="legend" {
+                li { i class="l-observed" {} "figures" }
+                @match detector {
+                    Some(d) => li {
+                        i class="l-band" {}
+                        "expected (dashed) up to the threshold (" (d) ")"
+                    },
+                    None => li { "no statistical band: too little history, or a yearly series" },
+                }
+                li { i class="l-surge" {} "surge" }
+                @if cites_baseline {
+                    li { i class="l-baseline" {} "baseline the explanation cites" }
+                }
+            }
+        }
 
-    let _ = writeln!(
-        body,
-        "<h2>Figures</h2>\n<div class=\"table-wrap\"><table><thead><tr><th>period</th><th>figure</th><th>expected{d}</th><th>threshold{d}</th><th>surge</th></tr></thead><tbody>",
-        d = detector.map_or(String::new(), |d| format!(
-            " <span class=\"muted\">({})</span>",
-            escape(d)
-        )),
-    );
-    for p in view.observations.iter().rev() {
-        let band = view
-            .bands
-            .iter()
-            .find(|b| b.period == p.period && Some(b.detector.as_str()) == detector);
-        let surge = surges.iter().find(|s| s.period == p.period);
-        let _ = writeln!(
-            body,
-            "<tr{class}><td>{period}</td><td>{value}</td><td>{expected}</td><td>{upper}</td><td>{surge}</td></tr>",
-            class = if surge.is_some() {
-                " class=\"surge-row\""
-            } else {
-                ""
-            },
-            period = p.period,
-            value = thousands(p.count),
-            expected = band.map_or(String::new(), |b| figure(b.expected)),
-            upper = band.map_or(String::new(), |b| figure(b.upper_bound)),
-            surge = surge.map_or(String::new(), |s| badge(s.severity)),
-        );
+        h2 { "Surges" }
+        @if surges.is_empty() {
+            p { "No surge found in this series." }
+        } @else {
+            ul class="surges" {
+                @for s in &by_period {
+                    li class=(s.severity) data-id=(s.id) {
+                        (badge(s.severity))
+                        " "
+                        b { (s.period) }
+                        " "
+                        @if selected.is_some_and(|sel| sel.id == s.id) {
+                            span class="muted" { "(on the chart)" }
+                        } @else {
+                            a href={ (href) "?surge=" (percent_encode(&s.id)) "#chart" } {
+                                "show on the chart"
+                            }
+                        }
+                        p { (s.explanation) }
+                        ul class="findings" {
+                            @for f in &s.findings {
+                                li { code { (f.detector) } " " (f.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        h2 { "Figures" }
+        div class="table-wrap" {
+            table {
+                thead {
+                    tr {
+                        th { "period" }
+                        th { "figure" }
+                        th { "expected" (detector_note(detector)) }
+                        th { "threshold" (detector_note(detector)) }
+                        th { "surge" }
+                    }
+                }
+                tbody {
+                    @for p in view.observations.iter().rev() {
+                        @let band = view
+                            .bands
+                            .iter()
+                            .find(|b| b.period == p.period && Some(b.detector.as_str()) == detector);
+                        @let surge = surges.iter().find(|s| s.period == p.period);
+                        tr class=[surge.map(|_| "surge-row")] {
+                            td { (p.period) }
+                            td { (thousands(p.count)) }
+                            td { @if let Some(b) = band { (figure(b.expected)) } }
+                            td { @if let Some(b) = band { (figure(b.upper_bound)) } }
+                            td { @if let Some(s) = surge { (badge(s.severity)) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(&title, body).into_string()
+}
+
+/// " (farrington)" after a column the band's detector fills.
+fn detector_note(detector: Option<&str>) -> Markup {
+    html! {
+        @if let Some(d) = detector {
+            " " span class="muted" { "(" (d) ")" }
+        }
     }
-    body.push_str("</tbody></table></div>\n");
-    page(&title, &body)
 }
 
 #[cfg(test)]
