@@ -48,6 +48,9 @@ pub struct PriorYearConfig {
     /// period (a pandemic collapse, a border closure) is no baseline: beating it says
     /// nothing a reader would call news.
     pub min_year_share: f64,
+    /// How many calendar years back a compared year may lie: the rule names the largest
+    /// complete year among them, so a small year long ago is never the yardstick.
+    pub recent_years: i32,
 }
 
 impl Default for PriorYearConfig {
@@ -56,6 +59,7 @@ impl Default for PriorYearConfig {
             enabled: true,
             min_value: 50,
             min_year_share: 0.25,
+            recent_years: 5,
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct YearOverYearConfig {
     pub min_ratio: f64,
     /// Smallest value worth reporting.
     pub min_value: u64,
+    /// Smallest figure a year earlier that a ratio may be taken to: "1,441 times the same
+    /// month a year earlier (1)" says nothing.
+    pub min_previous: u64,
 }
 
 impl Default for YearOverYearConfig {
@@ -77,6 +84,7 @@ impl Default for YearOverYearConfig {
             enabled: true,
             min_ratio: 3.0,
             min_value: 50,
+            min_previous: 20,
         }
     }
 }
@@ -118,9 +126,9 @@ impl DetectorConfig {
     }
 
     /// Stable text naming the enabled detectors and their parameters
-    /// (`evidence-v1;rh:8,0.2,50;py:50;yoy:3,50`), mixed into surge ids.
+    /// (`evidence-v2;rh:8,0.2,50;py:50,0.25,5;yoy:3,50,20`), mixed into surge ids.
     pub fn fingerprint(&self) -> String {
-        let mut s = String::from("evidence-v1");
+        let mut s = String::from("evidence-v2");
         let rh = &self.record_high;
         if rh.enabled {
             s.push_str(&format!(
@@ -130,11 +138,17 @@ impl DetectorConfig {
         }
         let py = &self.exceeds_prior_year;
         if py.enabled {
-            s.push_str(&format!(";py:{},{}", py.min_value, py.min_year_share));
+            s.push_str(&format!(
+                ";py:{},{},{}",
+                py.min_value, py.min_year_share, py.recent_years
+            ));
         }
         let yoy = &self.year_over_year;
         if yoy.enabled {
-            s.push_str(&format!(";yoy:{},{}", yoy.min_ratio, yoy.min_value));
+            s.push_str(&format!(
+                ";yoy:{},{},{}",
+                yoy.min_ratio, yoy.min_value, yoy.min_previous
+            ));
         }
         s
     }
@@ -179,10 +193,13 @@ pub fn record_high(frame: &SeriesFrame, period: Period, cfg: &RecordHighConfig) 
     })
 }
 
-/// Fires when one quarter's or month's figure is above the total of a whole, complete
-/// earlier calendar year (with a total above 0), and at least `min_value`.
+/// Fires when one quarter's or month's figure is above the total of the largest complete
+/// calendar year among the last `recent_years` (on a tie, the most recent), at least
+/// `min_value`, and the first figure since that year to cross it: the level is news when it
+/// is first reached, not every period after.
 ///
-/// Names the largest such year (on a tie, the most recent): the strongest true sentence.
+/// A small year long ago is never the yardstick (only recent years count, and the largest
+/// of them), nor is a collapsed one (below `min_year_share` of the median earlier year).
 /// `expected` is the mean complete-year total of earlier years spread over the year's
 /// periods; `upper_bound` is the named year's total.
 pub fn exceeds_prior_year(
@@ -208,9 +225,20 @@ pub fn exceeds_prior_year(
     let floor = median * cfg.min_year_share;
     let (year, total) = earlier
         .iter()
-        .filter(|y| y.total > 0 && value > y.total && y.total as f64 >= floor)
+        .filter(|y| y.year >= period.year() - cfg.recent_years.max(1))
+        .filter(|y| y.total > 0 && y.total as f64 >= floor)
         .map(|y| (y.year, y.total))
         .max_by_key(|&(year, total)| (total, year))?;
+    if value <= total {
+        return None;
+    }
+    let crossed_before = frame
+        .points
+        .iter()
+        .any(|&(p, v)| p.year() > year && p < period && v > total);
+    if crossed_before {
+        return None;
+    }
     let mean = earlier.iter().map(|y| y.total as f64).sum::<f64>() / earlier.len() as f64;
     Some(Finding {
         detector: "exceeds_prior_year".into(),
@@ -226,7 +254,8 @@ pub fn exceeds_prior_year(
 }
 
 /// Fires when the figure is at least `min_ratio` times the same period a year earlier (which
-/// must be present and above 0) and at least `min_value`.
+/// must be present, above 0 and at least `min_previous`: a ratio to a handful is no news)
+/// and at least `min_value`.
 pub fn year_over_year(
     frame: &SeriesFrame,
     period: Period,
@@ -235,7 +264,7 @@ pub fn year_over_year(
     let value = frame.value_at(period)?;
     let earlier = period.year_earlier();
     let previous = frame.value_at(earlier)?;
-    if value < cfg.min_value || previous == 0 {
+    if value < cfg.min_value || previous == 0 || previous < cfg.min_previous {
         return None;
     }
     let ratio = value as f64 / previous as f64;
@@ -331,9 +360,34 @@ mod tests {
         assert_eq!(found.message, "more than in the whole of 2019 (3,200)");
         assert_eq!(found.upper_bound, Some(3200.0));
         assert_eq!(found.baseline.unwrap().period, Period::Year(2019));
-        // 332 beats 2020-2023, of which 2023 (182) is the largest.
-        let found = exceeds_prior_year(&f, q("2024-Q2"), &cfg).unwrap();
-        assert_eq!(found.message, "more than in the whole of 2023 (182)");
+        // 332 beats 2020-2023, but 2019 (3,200) is the largest of the last five years: a
+        // reader is not told it beat a collapsed year when a recent one was ten times larger.
+        assert_eq!(exceeds_prior_year(&f, q("2024-Q2"), &cfg), None);
+    }
+
+    #[test]
+    fn exceeds_prior_year_fires_when_the_level_is_first_crossed() {
+        let mut values = PRK_STUDY.to_vec();
+        values.push(3752);
+        let f = quarters("2019-Q1", &values);
+        let cfg = PriorYearConfig::default();
+        assert!(exceeds_prior_year(&f, q("2024-Q3"), &cfg).is_some());
+        // 2024-Q4 (3,752) is above 2019 too, but 2024-Q3 crossed that level first.
+        assert_eq!(exceeds_prior_year(&f, q("2024-Q4"), &cfg), None);
+    }
+
+    #[test]
+    fn exceeds_prior_year_never_cites_a_small_year_long_ago() {
+        // 2010 was small (49 in all); 2011-2015 were large; 2016 months beat 2010 only.
+        let mut values = vec![12, 12, 12, 13];
+        values.extend([400; 20]);
+        values.extend([60, 70, 80, 90]);
+        let f = quarters("2010-Q1", &values);
+        let cfg = PriorYearConfig {
+            min_year_share: 0.0,
+            ..PriorYearConfig::default()
+        };
+        assert_eq!(exceeds_prior_year(&f, q("2016-Q4"), &cfg), None);
     }
 
     #[test]
@@ -348,9 +402,15 @@ mod tests {
             None,
             "beating a collapsed year is no news"
         );
+        // Compared with 2020 alone, it is the floor that keeps it quiet.
+        let last_year_only = PriorYearConfig {
+            recent_years: 1,
+            ..cfg.clone()
+        };
+        assert_eq!(exceeds_prior_year(&f, q("2021-Q1"), &last_year_only), None);
         let no_floor = PriorYearConfig {
             min_year_share: 0.0,
-            ..cfg
+            ..last_year_only
         };
         assert!(exceeds_prior_year(&f, q("2021-Q1"), &no_floor).is_some());
     }
@@ -409,6 +469,14 @@ mod tests {
     }
 
     #[test]
+    fn year_over_year_needs_a_baseline_that_means_something() {
+        let f = quarters("2023-Q1", &[1, 1, 1, 1, 1441]);
+        assert!(year_over_year(&f, q("2024-Q1"), &YearOverYearConfig::default()).is_none());
+        let g = quarters("2023-Q1", &[20, 1, 1, 1, 100]);
+        assert!(year_over_year(&g, q("2024-Q1"), &YearOverYearConfig::default()).is_some());
+    }
+
+    #[test]
     fn year_over_year_ignores_zero_baseline() {
         let f = quarters("2023-Q1", &[0, 1, 1, 1, 900]);
         assert!(year_over_year(&f, q("2024-Q1"), &YearOverYearConfig::default()).is_none());
@@ -460,11 +528,11 @@ mod tests {
     fn fingerprint_names_enabled_detectors_and_parameters() {
         assert_eq!(
             DetectorConfig::default().fingerprint(),
-            "evidence-v1;rh:8,0.2,50;py:50,0.25;yoy:3,50"
+            "evidence-v2;rh:8,0.2,50;py:50,0.25,5;yoy:3,50,20"
         );
         assert_eq!(
             DetectorConfig::only("record_high").unwrap().fingerprint(),
-            "evidence-v1;rh:8,0.2,50"
+            "evidence-v2;rh:8,0.2,50"
         );
     }
 

@@ -5,6 +5,7 @@
 //! lives beside it. polars is used inside `aggregate` only and never appears in the API.
 
 mod aggregate;
+pub mod alert;
 mod analysis;
 mod detect;
 mod error;

@@ -6,6 +6,7 @@
 mod country;
 mod delivery;
 mod format;
+mod incident;
 mod period;
 mod sign;
 mod vocabulary;
@@ -13,6 +14,7 @@ mod vocabulary;
 pub use country::{Country, CountryError};
 pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
+pub use incident::{Incident, IncidentUpdate};
 pub use period::{Freq, Period, PeriodError};
 pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
 pub use vocabulary::{CountedBy, SourceVocabulary, UNKNOWN_SOURCE, vocabulary};

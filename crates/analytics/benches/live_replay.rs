@@ -1,0 +1,615 @@
+//! Live replay: the real periodic files of `testdata/borders` fed the way agencies publish
+//! them, and what a subscriber with one catch-all subscription would be sent.
+//!
+//! For each file: the history load first (the whole file up to a cut, as a new user's first
+//! import), then the same file one period longer, release by release, to its end. Each
+//! release goes through the analysis the service runs (aggregation, every default detector
+//! on the periods new to each series, Benjamini–Hochberg across the release) and then the
+//! alert layer (`borderwatch_analytics::alert`: live edge, score gate, severity, incidents).
+//!
+//! Per source it prints the notifications of the history load, the notifications per live
+//! release as a share of the series in it (median and worst), the share of live
+//! series-periods that are surges, `high` and `critical`, and, beside it, what the first
+//! round (every surge sent, no live edge, no incidents) would have sent. Then each known
+//! event with the release in which it was first notified and the incidents of its series.
+//!
+//! Command: `cargo bench -p borderwatch-analytics --bench live_replay` (a few minutes in a
+//! release build; `--profile dev` works too, slower). `BENCH_LIVE_SHARE` sets the share of a
+//! file's periods replayed live (default 0.35). Results are kept in BENCHMARKS.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use borderwatch_analytics::alert::{self, Alarm, AlertConfig};
+use borderwatch_analytics::{AnalysisConfig, SeriesFrame, aggregate, assess, decide};
+use borderwatch_model::{
+    Country, Incident, IncidentUpdate, Observation, Period, SeriesKey, Severity,
+};
+
+/// One real file and the source it is replayed as.
+struct File {
+    name: &'static str,
+    format: &'static str,
+    /// Keep only these categories (the files also carry breakdowns that repeat the totals).
+    categories: Option<&'static [&'static str]>,
+}
+
+const FILES: &[File] = &[
+    File {
+        name: "fsb_russia_entries_by_country_transport_2010q1-2020q1.csv",
+        format: "auto",
+        categories: None,
+    },
+    File {
+        name: "fsb_russia_exits_by_destination_transport_2010q1-2020q1.csv",
+        format: "auto",
+        categories: None,
+    },
+    File {
+        name: "ohss_usbp_encounters_monthly_citizenship_fy2000-fy2025m11.csv",
+        format: "auto",
+        categories: None,
+    },
+    File {
+        name: "cbp_sw_land_border_encounters_fy22-fy25aug.csv",
+        format: "auto",
+        categories: None,
+    },
+];
+
+/// A known event: a series and the period its story starts.
+struct Event {
+    label: &'static str,
+    source: &'static str,
+    country: &'static str,
+    category: &'static str,
+    onset: &'static str,
+}
+
+const EVENTS: &[Event] = &[
+    Event {
+        label: "2018 FIFA World Cup in Russia",
+        source: "fsb",
+        country: "PER",
+        category: "total",
+        onset: "2018-Q2",
+    },
+    Event {
+        label: "2018 FIFA World Cup in Russia",
+        source: "fsb",
+        country: "ARG",
+        category: "total",
+        onset: "2018-Q2",
+    },
+    Event {
+        label: "2018 FIFA World Cup in Russia",
+        source: "fsb",
+        country: "MEX",
+        category: "total",
+        onset: "2018-Q2",
+    },
+    Event {
+        label: "2018 FIFA World Cup in Russia",
+        source: "fsb",
+        country: "COL",
+        category: "total",
+        onset: "2018-Q2",
+    },
+    Event {
+        label: "2018 FIFA World Cup in Russia",
+        source: "fsb",
+        country: "BRA",
+        category: "total",
+        onset: "2018-Q2",
+    },
+    Event {
+        label: "2021 spring surge",
+        source: "ohss_usbp",
+        country: "HND",
+        category: "total",
+        onset: "2021-03",
+    },
+    Event {
+        label: "2021 spring surge",
+        source: "ohss_usbp",
+        country: "VEN",
+        category: "total",
+        onset: "2021-03",
+    },
+    Event {
+        label: "2021 spring surge",
+        source: "ohss_usbp",
+        country: "BRA",
+        category: "total",
+        onset: "2021-03",
+    },
+    Event {
+        label: "2021 spring surge",
+        source: "ohss_usbp",
+        country: "NIC",
+        category: "total",
+        onset: "2021-03",
+    },
+    Event {
+        label: "2021 Colombian arrivals",
+        source: "ohss_usbp",
+        country: "COL",
+        category: "total",
+        onset: "2021-08",
+    },
+    Event {
+        label: "Del Rio camp, Sept 2021",
+        source: "ohss_usbp",
+        country: "HTI",
+        category: "total",
+        onset: "2021-09",
+    },
+    Event {
+        label: "Turkish arrivals 2022",
+        source: "ohss_usbp",
+        country: "TUR",
+        category: "total",
+        onset: "2022-03",
+    },
+    Event {
+        label: "Senegalese one-month spike",
+        source: "ohss_usbp",
+        country: "SEN",
+        category: "total",
+        onset: "2022-03",
+    },
+    Event {
+        label: "Russian arrivals after the invasion of Ukraine",
+        source: "ohss_usbp",
+        country: "RUS",
+        category: "total",
+        onset: "2022-05",
+    },
+    Event {
+        label: "Peruvian arrivals 2022",
+        source: "ohss_usbp",
+        country: "PER",
+        category: "total",
+        onset: "2022-05",
+    },
+    Event {
+        label: "Mauritanian arrivals 2023",
+        source: "ohss_usbp",
+        country: "MRT",
+        category: "total",
+        onset: "2023-03",
+    },
+    Event {
+        label: "Guinean arrivals 2023",
+        source: "ohss_usbp",
+        country: "GIN",
+        category: "total",
+        onset: "2023-08",
+    },
+    Event {
+        label: "North Korean entries for study (the seed case)",
+        source: "fsb",
+        country: "PRK",
+        category: "study",
+        onset: "2024-Q3",
+    },
+];
+
+fn testdata(name: &str) -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/borders"
+    ))
+    .join(name)
+}
+
+/// What one replayed source produced.
+#[derive(Default)]
+struct Tally {
+    series: usize,
+    live_releases: usize,
+    history_surges: usize,
+    history_series: usize,
+    history_notifications: usize,
+    history_before: usize,
+    /// Per live release: (series in it, notifications sent, notifications of the first round).
+    releases: Vec<(usize, usize, usize)>,
+    live_series_periods: usize,
+    live_surges: usize,
+    live_high: usize,
+    live_critical: usize,
+    /// (series, period) → the release (index, 0 = history) that first notified it.
+    notified: HashMap<(SeriesKey, Period), usize>,
+    incidents: HashMap<SeriesKey, Vec<Incident>>,
+    release_periods: Vec<Period>,
+    /// Every live surge before the score gate: its score and whether it survived.
+    live_scores: Vec<f64>,
+    /// (series, period) → score, severity and what the surge did to its incident.
+    alarms: HashMap<(SeriesKey, Period), (f64, Severity, IncidentUpdate)>,
+}
+
+fn main() {
+    let live_share: f64 = std::env::var("BENCH_LIVE_SHARE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.35);
+    let cfg = AnalysisConfig::default();
+    let alerts = AlertConfig::default();
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    for file in FILES {
+        let bytes = std::fs::read(testdata(file.name))
+            .unwrap_or_else(|e| panic!("{}: {e} (testdata/ is part of the repository)", file.name));
+        let parsed = borderwatch_ingest::parse(file.format, &bytes, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.name));
+        let mut by_source: BTreeMap<String, Vec<Observation>> = BTreeMap::new();
+        for o in parsed.observations {
+            if file
+                .categories
+                .is_none_or(|c| c.contains(&o.category.as_str()))
+            {
+                by_source.entry(o.source.clone()).or_default().push(o);
+            }
+        }
+        for (source, obs) in by_source {
+            eprintln!("replaying {source} ({}, {} figures)", file.name, obs.len());
+            let tally = replay(&obs, live_share, &cfg, &alerts);
+            tallies.insert(source, tally);
+        }
+    }
+    // The seed case: the FSB's North Korean figures as published (demo data), 2024-Q3 live.
+    let nk = borderwatch_ingest::parse(
+        "generic",
+        borderwatch_ingest::demo_nk_only_csv().as_bytes(),
+        None,
+    )
+    .expect("demo data parses");
+    let nk_obs: Vec<Observation> = nk.observations;
+    eprintln!("replaying the seed case ({} figures)", nk_obs.len());
+    tallies.insert(
+        "fsb (North Korea, seed)".into(),
+        replay_from(&nk_obs, "2024-Q2", &cfg, &alerts),
+    );
+
+    report(&tallies);
+}
+
+/// Replays a source: history up to the period `live_share` of the way from the end, then
+/// one release per period.
+fn replay(
+    obs: &[Observation],
+    live_share: f64,
+    cfg: &AnalysisConfig,
+    alerts: &AlertConfig,
+) -> Tally {
+    let periods = main_periods(obs);
+    let live = ((periods.len() as f64 * live_share).round() as usize).clamp(1, periods.len() - 1);
+    let cut = periods[periods.len() - live - 1];
+    replay_from(obs, &cut.to_string(), cfg, alerts)
+}
+
+/// The distinct periods of the shortest length in `obs`, oldest first.
+fn main_periods(obs: &[Observation]) -> Vec<Period> {
+    let freq = obs
+        .iter()
+        .map(|o| o.period.freq())
+        .min()
+        .expect("observations");
+    let mut periods: Vec<Period> = obs
+        .iter()
+        .map(|o| o.period)
+        .filter(|p| p.freq() == freq)
+        .collect();
+    periods.sort();
+    periods.dedup();
+    periods
+}
+
+fn replay_from(
+    obs: &[Observation],
+    cut: &str,
+    cfg: &AnalysisConfig,
+    alerts: &AlertConfig,
+) -> Tally {
+    let cut: Period = cut.parse().expect("cut period");
+    let periods = main_periods(obs);
+    let mut tally = Tally::default();
+    let mut releases = vec![cut];
+    releases.extend(periods.iter().copied().filter(|p| *p > cut));
+    let fingerprint = cfg.fingerprint();
+    let mut known: HashMap<SeriesKey, Period> = HashMap::new();
+    for (r, &upto) in releases.iter().enumerate() {
+        let subset: Vec<Observation> = obs
+            .iter()
+            .filter(|o| {
+                if o.period.freq() == upto.freq() {
+                    o.period <= upto
+                } else {
+                    o.period.year() < upto.year()
+                }
+            })
+            .cloned()
+            .collect();
+        let frames = aggregate(&subset).expect("aggregate");
+        // The periods new to each series in this release.
+        let jobs: Vec<(&SeriesFrame, Vec<Period>)> = frames
+            .iter()
+            .filter_map(|f| {
+                let before = known.get(&f.key).copied();
+                let new: Vec<Period> = f
+                    .points
+                    .iter()
+                    .map(|p| p.0)
+                    .filter(|p| before.is_none_or(|b| *p > b))
+                    .collect();
+                (!new.is_empty()).then_some((f, new))
+            })
+            .collect();
+        let evaluations = borderwatch_analytics::evaluate_frames(&jobs, cfg);
+        let assessments: Vec<_> = jobs
+            .iter()
+            .zip(&evaluations)
+            .flat_map(|((frame, _), rows)| assess(frame, rows))
+            .collect();
+        let surges = decide(&assessments, cfg, &format!("r{r}"), "replay");
+        let mut by_series: HashMap<SeriesKey, Vec<borderwatch_model::SurgeEvent>> = HashMap::new();
+        for s in surges {
+            by_series.entry(s.series()).or_default().push(s);
+        }
+        let mut notifications = 0;
+        let mut before_round = 0;
+        let mut history_surges = 0;
+        let mut history_series = 0;
+        for (frame, new) in &jobs {
+            let all: Vec<Period> = frame.points.iter().map(|p| p.0).collect();
+            let live = alert::live_periods(&all, new, alerts.live_window);
+            let mut events = by_series.remove(&frame.key).unwrap_or_default();
+            events.sort_by_key(|e| e.period);
+            before_round += events.len();
+            if r > 0
+                && let Ok(path) = std::env::var("BENCH_DUMP")
+            {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("dump file");
+                for e in events.iter().filter(|e| live.contains(&e.period)) {
+                    let detectors: Vec<String> = e
+                        .findings
+                        .iter()
+                        .map(|f| {
+                            format!(
+                                "{}:{:.0}:{:.1e}",
+                                f.detector,
+                                f.expected.unwrap_or(-1.0),
+                                f.p_value.unwrap_or(1.0)
+                            )
+                        })
+                        .collect();
+                    writeln!(
+                        f,
+                        "{}\t{}\t{}\t{:.1}\t{}",
+                        e.series(),
+                        e.period,
+                        e.value,
+                        alert::score(e.value, &e.findings),
+                        detectors.join(" ")
+                    )
+                    .expect("dump");
+                }
+            }
+            if r > 0 {
+                tally.live_scores.extend(
+                    events
+                        .iter()
+                        .filter(|e| live.contains(&e.period))
+                        .map(|e| alert::score(e.value, &e.findings)),
+                );
+            }
+            let alarms: Vec<Alarm> = events
+                .iter()
+                .filter_map(|e| {
+                    let score = alert::score(e.value, &e.findings);
+                    (score >= alerts.min_score).then(|| Alarm {
+                        period: e.period,
+                        value: e.value,
+                        surge_id: e.id.clone(),
+                        severity: alerts.severity(score, &e.findings),
+                        score,
+                        live: live.contains(&e.period),
+                    })
+                })
+                .collect();
+            if r > 0 {
+                tally.live_series_periods += live.len();
+                for a in alarms.iter().filter(|a| a.live) {
+                    tally.live_surges += 1;
+                    tally.live_high += usize::from(a.severity == Severity::High);
+                    tally.live_critical += usize::from(a.severity == Severity::Critical);
+                }
+            }
+            let historical = alarms.iter().filter(|a| !a.live).count();
+            if historical > 0 {
+                history_surges += historical;
+                history_series += 1;
+            }
+            let incidents = tally.incidents.entry(frame.key.clone()).or_default();
+            let advance = alert::advance(incidents, &frame.key, new, &alarms, &fingerprint);
+            for (a, (_, update)) in alarms.iter().zip(&advance.updates) {
+                tally.alarms.insert(
+                    (frame.key.clone(), a.period),
+                    (a.score, a.severity, *update),
+                );
+                if a.live && update.is_news() {
+                    notifications += 1;
+                    tally
+                        .notified
+                        .entry((frame.key.clone(), a.period))
+                        .or_insert(r);
+                }
+            }
+            if let Some(last) = all.last() {
+                known.insert(frame.key.clone(), *last);
+            }
+        }
+        // One summary per release that brought historical surges.
+        let summary = usize::from(history_surges > 0);
+        if r == 0 {
+            tally.series = jobs.len();
+            tally.history_surges = history_surges;
+            tally.history_series = history_series;
+            tally.history_notifications = notifications + summary;
+            tally.history_before = before_round;
+        } else {
+            tally.live_releases += 1;
+            tally
+                .releases
+                .push((jobs.len(), notifications + summary, before_round));
+        }
+        tally.release_periods.push(upto);
+    }
+    tally
+}
+
+fn pct(n: usize, d: usize) -> String {
+    if d == 0 {
+        "–".into()
+    } else {
+        format!("{:.2} %", 100.0 * n as f64 / d as f64)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn report(tallies: &BTreeMap<String, Tally>) {
+    println!(
+        "| source | series | live releases | history load: surges (series) | history load: notifications (first round) | live: notified share of series, median / worst (first round) | live surges | high | critical |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (source, t) in tallies {
+        let shares: Vec<f64> = t
+            .releases
+            .iter()
+            .map(|&(n, sent, _)| sent as f64 / n.max(1) as f64)
+            .collect();
+        let before: Vec<f64> = t
+            .releases
+            .iter()
+            .map(|&(n, _, b)| b as f64 / n.max(1) as f64)
+            .collect();
+        let worst = shares.iter().copied().fold(0.0, f64::max);
+        let worst_before = before.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {source} | {} | {} | {} ({}) | {} ({}) | {:.2} % / {:.2} % ({:.2} % / {:.2} %) | {} | {} | {} |",
+            t.series,
+            t.live_releases,
+            t.history_surges,
+            t.history_series,
+            t.history_notifications,
+            t.history_before,
+            100.0 * median(shares),
+            100.0 * worst,
+            100.0 * median(before),
+            100.0 * worst_before,
+            pct(t.live_surges, t.live_series_periods),
+            pct(t.live_high, t.live_series_periods),
+            pct(t.live_critical, t.live_series_periods),
+        );
+    }
+    println!();
+    println!("Live series-periods whose surge scores at least T (before the gate), per source:");
+    println!();
+    let thresholds = [0.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0, 80.0];
+    let head: Vec<String> = thresholds.iter().map(|t| format!("≥ {t}")).collect();
+    println!("| source | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(thresholds.len()));
+    for (source, t) in tallies {
+        let cells: Vec<String> = thresholds
+            .iter()
+            .map(|&th| {
+                pct(
+                    t.live_scores.iter().filter(|&&s| s >= th).count(),
+                    t.live_series_periods,
+                )
+            })
+            .collect();
+        println!("| {source} | {} |", cells.join(" | "));
+    }
+    println!();
+    println!(
+        "| event | series | onset | first notified | incidents of the series from the onset | onset: score, severity, incident | verdict |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for e in EVENTS {
+        let onset: Period = e.onset.parse().expect("onset");
+        let key = SeriesKey::new(
+            e.source,
+            Country::parse(e.country).expect("country"),
+            e.category,
+        );
+        let Some((_, t)) = tallies.iter().find(|(s, t)| {
+            s.starts_with(e.source)
+                && t.incidents.contains_key(&key)
+                && t.release_periods.contains(&onset)
+        }) else {
+            println!(
+                "| {} | {key} | {onset} | – | – | not in a live release |",
+                e.label
+            );
+            continue;
+        };
+        let release = t
+            .release_periods
+            .iter()
+            .position(|p| *p == onset)
+            .expect("onset release");
+        let first = t
+            .notified
+            .iter()
+            .filter(|((k, p), _)| *k == key && *p >= onset && *p <= onset.offset(2))
+            .map(|(_, r)| *r)
+            .min();
+        let incidents = t.incidents[&key]
+            .iter()
+            .filter(|i| i.last >= onset && i.opened <= onset.offset(2))
+            .count();
+        // The incident the onset belongs to, when it opened before the onset.
+        let earlier = t.incidents[&key]
+            .iter()
+            .find(|i| i.opened < onset && i.last >= onset && i.announced)
+            .and_then(|i| {
+                t.notified
+                    .iter()
+                    .filter(|((k, p), _)| *k == key && *p >= i.opened && *p < onset)
+                    .map(|((_, p), _)| *p)
+                    .min()
+            });
+        let verdict = match (first, earlier) {
+            (Some(r), _) if r == release && incidents == 1 => {
+                "notified at onset, one incident".to_string()
+            }
+            (Some(r), _) if r == release => "notified at onset".to_string(),
+            (_, Some(p)) => format!("notified at {p}, when its incident opened (one incident)"),
+            (Some(_), None) => "notified late".to_string(),
+            (None, None) => "missed".to_string(),
+        };
+        let when = first.map_or("–".to_string(), |r| t.release_periods[r].to_string());
+        let at_onset = t
+            .alarms
+            .get(&(key.clone(), onset))
+            .map_or("no surge".to_string(), |(score, severity, update)| {
+                format!("{score:.0}, {severity}, {update:?}")
+            });
+        println!(
+            "| {} | {key} | {onset} | {when} | {incidents} | {at_onset} | {verdict} |",
+            e.label
+        );
+    }
+}

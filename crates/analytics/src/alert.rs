@@ -1,0 +1,435 @@
+//! What of a release's surges a subscriber hears: the live edge of each series, one
+//! incident per episode, and a score that ranks surges and sets their severity.
+//!
+//! The detectors say what is unusual in a series; this module says what is news. It is pure
+//! (the analytics service keeps the incident state in `bw_incidents`, the live-replay
+//! benchmark in memory), so the service and the benchmark decide alike.
+
+use borderwatch_model::{Finding, Incident, IncidentUpdate, Period, SeriesKey, Severity};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What makes a surge news, and how loud. Part of the analysis configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertConfig {
+    /// How many of a series' newest periods count as its live edge (1: only the figure a
+    /// release adds at the end).
+    pub live_window: usize,
+    /// Smallest score a surge needs to be announced at all.
+    pub min_score: f64,
+    /// Scores from which a surge is `medium`, `high` and `critical`.
+    pub medium_score: f64,
+    pub high_score: f64,
+    pub critical_score: f64,
+}
+
+impl Default for AlertConfig {
+    /// Calibrated with the live-replay benchmark on the real files of `testdata/borders`
+    /// (`cargo bench -p borderwatch-analytics --bench live_replay`; rates in BENCHMARKS.md).
+    fn default() -> Self {
+        AlertConfig {
+            live_window: 1,
+            min_score: 55.0,
+            medium_score: 62.0,
+            high_score: 70.0,
+            critical_score: 78.0,
+        }
+    }
+}
+
+impl AlertConfig {
+    /// Severity from the score, with one rule a reader can check: `critical` needs a
+    /// sentence that stands on its own (a whole earlier year beaten, or a record), never
+    /// statistics alone.
+    pub fn severity(&self, score: f64, findings: &[Finding]) -> Severity {
+        let has = |name: &str| findings.iter().any(|f| f.detector == name);
+        let checkable = has("exceeds_prior_year") || has("record_high");
+        if score >= self.critical_score && checkable {
+            Severity::Critical
+        } else if score >= self.high_score {
+            Severity::High
+        } else if score >= self.medium_score {
+            Severity::Medium
+        } else {
+            Severity::Low
+        }
+    }
+
+    /// Stable text of the settings, mixed into surge ids with the detectors' settings.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "alert-v1;{};{};{};{};{}",
+            self.live_window,
+            self.min_score,
+            self.medium_score,
+            self.high_score,
+            self.critical_score
+        )
+    }
+}
+
+/// The periods of one series at its live edge after a release: among the series' newest
+/// `window` periods, those the release brought (`new`) that are later than every period the
+/// series had before it. `all` is every period of the series after the release, oldest
+/// first.
+///
+/// A series that had no figures before the release has no live edge: its first load is
+/// history, however recent, so loading a source's archive announces nothing one by one.
+pub fn live_periods(all: &[Period], new: &[Period], window: usize) -> Vec<Period> {
+    let Some(prior_max) = all.iter().filter(|p| !new.contains(p)).max() else {
+        return Vec::new();
+    };
+    let tail = &all[all.len().saturating_sub(window.max(1))..];
+    tail.iter()
+        .copied()
+        .filter(|p| p > prior_max && new.contains(p))
+        .collect()
+}
+
+/// How newsworthy a surge is, 0–100: the size of the jump (40 points: value over expected,
+/// log2, full at 32 times), its absolute size (40: the excess over expected, log10, full at
+/// 100,000), its rarity (10: −log10 of the smallest p-value, full at 10⁻⁸) and how many
+/// detectors agree (10: two points each, full at five).
+///
+/// The weights were chosen with the live-replay benchmark: rarity weighs little because on
+/// real series p-values reach 10⁻⁵⁰ for rises of a few dozen people, and absolute size
+/// weighs as much as the jump because a newsroom does not print 20 → 60.
+///
+/// Expected is the statistical detectors' largest expectation, or without one the largest
+/// figure an evidence rule compared with: the least flattering comparison, so a jump is not
+/// made big by a small baseline.
+pub fn score(value: u64, findings: &[Finding]) -> f64 {
+    let expected = |evidence: bool| {
+        findings
+            .iter()
+            .filter(|f| crate::detect::DETECTORS.contains(&f.detector.as_str()) == evidence)
+            .filter_map(|f| f.expected)
+            .filter(|e| e.is_finite())
+            .reduce(f64::max)
+    };
+    let reference = expected(false)
+        .or_else(|| expected(true))
+        .unwrap_or(0.0)
+        .max(0.0);
+    let value = value as f64;
+    let ratio = value / reference.max(1.0);
+    let excess = (value - reference).max(1.0);
+    let jump = (ratio.max(1.0).log2() / 5.0).min(1.0) * 40.0;
+    let size = (excess.log10() / 5.0).min(1.0) * 40.0;
+    let p = findings
+        .iter()
+        .filter_map(|f| f.p_value)
+        .filter(|p| p.is_finite())
+        .reduce(f64::min);
+    let rarity = p.map_or(0.0, |p| {
+        ((-p.max(1e-300).log10()) / 8.0).clamp(0.0, 1.0) * 10.0
+    });
+    let agreement = (findings.len().min(5) as f64) * 2.0;
+    ((jump + size + rarity + agreement) * 10.0).round() / 10.0
+}
+
+/// The stable id of the incident a series' surge at `opened` starts.
+pub fn incident_id(series: &SeriesKey, opened: Period, fingerprint: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        series.source.as_str(),
+        series.country.code(),
+        series.category.as_str(),
+        &opened.to_string(),
+        fingerprint,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    format!("in-{}", &hex::encode(h.finalize())[..20])
+}
+
+/// One surge of a series as the incident tracker sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    pub period: Period,
+    pub value: u64,
+    pub surge_id: String,
+    pub severity: Severity,
+    pub score: f64,
+    pub live: bool,
+}
+
+/// What happened to a series' incidents over one release's evaluated periods.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Advance {
+    /// Per alarm, in input order: its incident and what the alarm did to it.
+    pub updates: Vec<(String, IncidentUpdate)>,
+    /// Incidents that ended in this release (the series came back inside its band).
+    pub closed: Vec<Incident>,
+}
+
+/// Advances one series' incidents over the periods a release evaluated (oldest first) and
+/// the alarms among them (oldest first, each at one of those periods).
+///
+/// Consecutive alarming periods are one incident: the first opens it, the next ones continue
+/// it, one louder than every earlier one escalates it. A period without an alarm after the
+/// incident's last one closes it, as does a gap (the next alarm is not the period right
+/// after). An incident opened in history that continues at the live edge is announced then,
+/// once (`Opened`): the subscriber heard of it only in the history summary.
+///
+/// `incidents` holds the series' incidents, oldest first; the open one, if any, is last.
+pub fn advance(
+    incidents: &mut Vec<Incident>,
+    series: &SeriesKey,
+    evaluated: &[Period],
+    alarms: &[Alarm],
+    fingerprint: &str,
+) -> Advance {
+    let mut out = Advance::default();
+    let mut next_alarm = alarms.iter().peekable();
+    for &period in evaluated {
+        let alarm = next_alarm.next_if(|a| a.period == period);
+        let open = incidents.last_mut().filter(|i| i.closed.is_none());
+        match (alarm, open) {
+            (Some(a), Some(open)) if open.last.offset(1) == period => {
+                let update = if !open.announced && a.live {
+                    IncidentUpdate::Opened
+                } else if a.severity > open.peak_severity {
+                    IncidentUpdate::Escalated
+                } else {
+                    IncidentUpdate::Continued
+                };
+                open.last = period;
+                open.last_value = a.value;
+                open.peak_value = open.peak_value.max(a.value);
+                open.surges.push(a.surge_id.clone());
+                open.peak_severity = open.peak_severity.max(a.severity);
+                open.peak_score = open.peak_score.max(a.score);
+                open.live |= a.live;
+                open.announced |= a.live;
+                out.updates.push((open.id.clone(), update));
+            }
+            (Some(a), open) => {
+                if let Some(open) = open {
+                    open.closed = Some(open.last.offset(1));
+                    out.closed.push(open.clone());
+                }
+                let incident = Incident {
+                    id: incident_id(series, period, fingerprint),
+                    source: series.source.clone(),
+                    country: series.country,
+                    category: series.category.clone(),
+                    opened: period,
+                    last: period,
+                    last_value: a.value,
+                    peak_value: a.value,
+                    closed: None,
+                    peak_severity: a.severity,
+                    peak_score: a.score,
+                    surges: vec![a.surge_id.clone()],
+                    live: a.live,
+                    announced: a.live,
+                };
+                out.updates
+                    .push((incident.id.clone(), IncidentUpdate::Opened));
+                incidents.push(incident);
+            }
+            (None, Some(open)) if open.last < period => {
+                open.closed = Some(period);
+                out.closed.push(open.clone());
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderwatch_model::Country;
+
+    fn q(s: &str) -> Period {
+        s.parse().unwrap()
+    }
+
+    fn qs(list: &[&str]) -> Vec<Period> {
+        list.iter().map(|s| q(s)).collect()
+    }
+
+    fn key() -> SeriesKey {
+        SeriesKey::new("fsb", Country::parse("PRK").unwrap(), "study")
+    }
+
+    fn alarm(period: &str, severity: Severity, live: bool) -> Alarm {
+        Alarm {
+            period: q(period),
+            value: 100,
+            surge_id: format!("sg-{period}"),
+            severity,
+            score: 50.0,
+            live,
+        }
+    }
+
+    #[test]
+    fn the_newest_period_a_release_adds_is_live() {
+        let all = qs(&["2024-Q1", "2024-Q2", "2024-Q3"]);
+        assert_eq!(live_periods(&all, &qs(&["2024-Q3"]), 1), qs(&["2024-Q3"]));
+    }
+
+    #[test]
+    fn a_first_load_is_history() {
+        let all = qs(&["2024-Q1", "2024-Q2", "2024-Q3"]);
+        assert!(live_periods(&all, &all, 1).is_empty());
+    }
+
+    #[test]
+    fn a_backfill_or_late_addition_is_history() {
+        // 2023-Q4 arrives late, after 2024-Q1 was known.
+        let all = qs(&["2023-Q3", "2023-Q4", "2024-Q1"]);
+        assert!(live_periods(&all, &qs(&["2023-Q4"]), 1).is_empty());
+        // A release that adds two quarters at the end: only the newest is live…
+        let all = qs(&["2024-Q1", "2024-Q2", "2024-Q3"]);
+        let new = qs(&["2024-Q2", "2024-Q3"]);
+        assert_eq!(live_periods(&all, &new, 1), qs(&["2024-Q3"]));
+        // …unless the window is widened.
+        assert_eq!(live_periods(&all, &new, 2), new);
+    }
+
+    #[test]
+    fn a_widened_window_never_reaches_behind_what_was_known() {
+        let all = qs(&["2024-Q1", "2024-Q2", "2024-Q3"]);
+        assert_eq!(live_periods(&all, &qs(&["2024-Q3"]), 3), qs(&["2024-Q3"]));
+    }
+
+    #[test]
+    fn consecutive_alarms_are_one_incident() {
+        let mut incidents = Vec::new();
+        let evaluated = qs(&["2021-Q2", "2021-Q3", "2021-Q4", "2022-Q1"]);
+        let alarms = [
+            alarm("2021-Q2", Severity::Medium, true),
+            alarm("2021-Q3", Severity::Medium, true),
+            alarm("2021-Q4", Severity::High, true),
+        ];
+        let out = advance(&mut incidents, &key(), &evaluated, &alarms, "f");
+        let updates: Vec<IncidentUpdate> = out.updates.iter().map(|u| u.1).collect();
+        assert_eq!(
+            updates,
+            [
+                IncidentUpdate::Opened,
+                IncidentUpdate::Continued,
+                IncidentUpdate::Escalated
+            ]
+        );
+        assert!(out.updates.iter().all(|u| u.0 == out.updates[0].0));
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(incidents[0].closed, Some(q("2022-Q1")));
+        assert_eq!(out.closed.len(), 1);
+        assert_eq!(incidents[0].peak_severity, Severity::High);
+        assert_eq!(incidents[0].surges.len(), 3);
+    }
+
+    #[test]
+    fn incidents_continue_across_releases_and_keep_their_id() {
+        let mut incidents = Vec::new();
+        let first = advance(
+            &mut incidents,
+            &key(),
+            &qs(&["2021-Q2"]),
+            &[alarm("2021-Q2", Severity::High, true)],
+            "f",
+        );
+        let second = advance(
+            &mut incidents,
+            &key(),
+            &qs(&["2021-Q3"]),
+            &[alarm("2021-Q3", Severity::High, true)],
+            "f",
+        );
+        assert_eq!(first.updates[0].0, second.updates[0].0);
+        assert_eq!(second.updates[0].1, IncidentUpdate::Continued);
+        assert!(incidents[0].closed.is_none());
+    }
+
+    #[test]
+    fn a_gap_or_a_quiet_period_ends_the_episode() {
+        let mut incidents = Vec::new();
+        let evaluated = qs(&["2021-Q1", "2021-Q2", "2021-Q3"]);
+        let alarms = [
+            alarm("2021-Q1", Severity::Low, true),
+            alarm("2021-Q3", Severity::Low, true),
+        ];
+        let out = advance(&mut incidents, &key(), &evaluated, &alarms, "f");
+        assert_eq!(incidents.len(), 2);
+        assert_eq!(incidents[0].closed, Some(q("2021-Q2")));
+        assert_ne!(out.updates[0].0, out.updates[1].0);
+        assert_eq!(out.updates[1].1, IncidentUpdate::Opened);
+    }
+
+    #[test]
+    fn an_incident_opened_in_history_is_announced_when_it_reaches_the_live_edge() {
+        let mut incidents = Vec::new();
+        let history = advance(
+            &mut incidents,
+            &key(),
+            &qs(&["2021-Q1"]),
+            &[alarm("2021-Q1", Severity::High, false)],
+            "f",
+        );
+        assert_eq!(history.updates[0].1, IncidentUpdate::Opened);
+        assert!(!incidents[0].announced);
+        let live = advance(
+            &mut incidents,
+            &key(),
+            &qs(&["2021-Q2"]),
+            &[alarm("2021-Q2", Severity::High, true)],
+            "f",
+        );
+        assert_eq!(live.updates[0].1, IncidentUpdate::Opened);
+        let again = advance(
+            &mut incidents,
+            &key(),
+            &qs(&["2021-Q3"]),
+            &[alarm("2021-Q3", Severity::High, true)],
+            "f",
+        );
+        assert_eq!(again.updates[0].1, IncidentUpdate::Continued);
+    }
+
+    #[test]
+    fn score_grows_with_jump_size_and_rarity() {
+        let finding = |expected: f64, p: Option<f64>| Finding {
+            detector: "farrington".into(),
+            expected: Some(expected),
+            upper_bound: Some(expected * 2.0),
+            p_value: p,
+            message: String::new(),
+            baseline: None,
+        };
+        let small = score(91, &[finding(38.0, Some(0.01))]);
+        let big = score(3765, &[finding(62.0, Some(1e-9))]);
+        assert!(small < big, "{small} {big}");
+        assert!(score(3765, &[finding(62.0, Some(1e-3))]) < big);
+        assert!((0.0..=100.0).contains(&big));
+    }
+
+    #[test]
+    fn critical_needs_a_checkable_sentence() {
+        let cfg = AlertConfig::default();
+        let stat = Finding {
+            detector: "farrington".into(),
+            expected: None,
+            upper_bound: None,
+            p_value: Some(1e-12),
+            message: String::new(),
+            baseline: None,
+        };
+        assert_eq!(
+            cfg.severity(99.0, std::slice::from_ref(&stat)),
+            Severity::High
+        );
+        let record = Finding {
+            detector: "record_high".into(),
+            ..stat
+        };
+        assert_eq!(cfg.severity(99.0, &[record]), Severity::Critical);
+    }
+}

@@ -1,0 +1,61 @@
+//! Incidents: consecutive alarming periods of one series, announced once (Alertmanager's
+//! firing/resolved grouping, for statistics that arrive a release at a time).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Country, Period, Severity};
+
+/// One episode of a series: opened by its first alarming period, continued by the next
+/// consecutive ones, closed by the first period back inside the band. Kept by analytics in
+/// `bw_incidents` (key `<source>.<country>.<category>`, the series' incidents oldest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// `in-` and 20 hex digits of series, first period and detector configuration: stable.
+    pub id: String,
+    pub source: String,
+    pub country: Country,
+    pub category: String,
+    /// The first alarming period.
+    pub opened: Period,
+    /// The latest alarming period so far.
+    pub last: Period,
+    pub last_value: u64,
+    pub peak_value: u64,
+    /// The first period back inside the band; `None` while the incident is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<Period>,
+    pub peak_severity: Severity,
+    pub peak_score: f64,
+    /// Ids of its surges, oldest period first.
+    pub surges: Vec<String>,
+    /// Whether any of its periods was at the live edge of a release (else it is history).
+    pub live: bool,
+    /// Whether subscribers were told of it one by one (it reached the live edge).
+    pub announced: bool,
+}
+
+impl Incident {
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+}
+
+/// What one surge did to its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentUpdate {
+    /// The first period of the incident subscribers hear of: it is announced.
+    #[default]
+    Opened,
+    /// Another period of an incident already announced, no louder: recorded, not announced.
+    Continued,
+    /// A period louder than every earlier one of its incident: announced again.
+    Escalated,
+}
+
+impl IncidentUpdate {
+    /// Whether a surge with this update is sent to subscribers one by one.
+    pub fn is_news(self) -> bool {
+        matches!(self, IncidentUpdate::Opened | IncidentUpdate::Escalated)
+    }
+}
