@@ -190,8 +190,8 @@ impl Deployment {
     }
 
     /// `borderwatch <role> --nats <every url> --stream-replicas N [extra…]`, logging to
-    /// `<name>.log`; returns once it logged `ready`.
-    async fn role(&self, role: &str, name: &str, extra: &[&str], ready: &str) -> RoleProcess {
+    /// `<name>.log`; returns once it logged its readiness line.
+    async fn role(&self, role: &str, name: &str, extra: &[&str]) -> RoleProcess {
         let mut args = vec![
             role,
             "--nats",
@@ -201,16 +201,15 @@ impl Deployment {
         ];
         args.extend(extra);
         let p = RoleProcess::start(&args, self.dir(), name);
-        wait_logged(&p, ready, 1).await;
+        p.wait_ready(role, 1, START).await;
         p
     }
 
     async fn analytics(&self, name: &str) -> RoleProcess {
-        self.role("analytics", name, &[], "analytics consuming releases")
-            .await
+        self.role("analytics", name, &[]).await
     }
 
-    /// The gateway, and its base URL (it prints where it listens on stdout, into its log).
+    /// The gateway, and its base URL (from its readiness line).
     async fn gateway(&self) -> (RoleProcess, String) {
         let p = RoleProcess::start(
             &[
@@ -225,21 +224,10 @@ impl Deployment {
             self.dir(),
             "gateway",
         );
-        let deadline = tokio::time::Instant::now() + START;
-        loop {
-            let text = std::fs::read_to_string(&p.log).unwrap_or_default();
-            if let Some(url) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("gateway listening on "))
-            {
-                return (p, url.trim().to_string());
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the gateway did not start; log:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ready = p.wait_ready("gateway", 1, START).await;
+        let addr = ready["http"].as_str().expect("the gateway's address");
+        let url = format!("http://{addr}");
+        (p, url)
     }
 
     /// Messages of `consumer` on `stream` not yet delivered, and delivered but not acked.
@@ -418,12 +406,10 @@ async fn cluster_loses_a_node_and_a_replica_mid_release_and_delivers_every_surge
     let mut servers = nats_server::cluster(3);
     let d = Deployment::new("cluster", nats_server::urls(&servers), 3).await;
     let receiver = ScriptedReceiver::start(Behaviour::default()).await;
-    let _ingest = d.role("ingest", "ingest", &[], "bus ready").await;
+    let _ingest = d.role("ingest", "ingest", &[]).await;
     let mut a = d.analytics("analytics-a").await;
     let b = d.analytics("analytics-b").await;
-    let _notify = d
-        .role("notify", "notify", &[], "notify consuming surges")
-        .await;
+    let _notify = d.role("notify", "notify", &[]).await;
     let (_gateway, gateway) = d.gateway().await;
     subscribe_everything(&gateway, &receiver).await;
 
@@ -475,7 +461,7 @@ async fn cluster_loses_a_node_and_a_replica_mid_release_and_delivers_every_surge
     let delivered_before = receiver.accepted_count();
     servers[2].restart();
     let a = d.analytics("analytics-a").await;
-    wait_logged(&a, "analytics consuming releases", 2).await;
+    a.wait_ready("analytics", 2, START).await;
     let again = upload(&gateway, csv).await;
     assert_eq!(again.id, release.id, "the same bytes are the same release");
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -515,12 +501,10 @@ async fn analytics_replica_stopped_with_sigterm_finishes_its_part_and_the_other_
     let server = NatsServer::start();
     let d = Deployment::new("sigterm", server.url(), 1).await;
     let receiver = ScriptedReceiver::start(Behaviour::default()).await;
-    let _ingest = d.role("ingest", "ingest", &[], "bus ready").await;
+    let _ingest = d.role("ingest", "ingest", &[]).await;
     let mut a = d.analytics("analytics-a").await;
     let b = d.analytics("analytics-b").await;
-    let _notify = d
-        .role("notify", "notify", &[], "notify consuming surges")
-        .await;
+    let _notify = d.role("notify", "notify", &[]).await;
     let (_gateway, gateway) = d.gateway().await;
     subscribe_everything(&gateway, &receiver).await;
 
@@ -595,12 +579,7 @@ async fn readyz_of_a_worker_role_follows_its_nats_connection() {
     let mut server = NatsServer::start();
     let d = Deployment::new("readyz", server.url(), 1).await;
     let a = d
-        .role(
-            "analytics",
-            "analytics",
-            &["--health", "127.0.0.1:0"],
-            "analytics consuming releases",
-        )
+        .role("analytics", "analytics", &["--health", "127.0.0.1:0"])
         .await;
     let addr = logged(&a, "health probes served")[0]["fields"]["addr"]
         .as_str()
@@ -633,12 +612,7 @@ async fn a_role_leaves_a_nats_node_in_lame_duck_mode_for_another_one() {
     let servers = nats_server::cluster(3);
     let d = Deployment::new("lameduck", nats_server::urls(&servers), 3).await;
     let a = d
-        .role(
-            "analytics",
-            "analytics",
-            &["--health", "127.0.0.1:0"],
-            "analytics consuming releases",
-        )
+        .role("analytics", "analytics", &["--health", "127.0.0.1:0"])
         .await;
     let first = logged(&a, "connected to nats")[0]["fields"]["server"]
         .as_str()

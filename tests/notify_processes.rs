@@ -60,7 +60,7 @@ impl Fixture {
     async fn notify(&self, name: &str) -> RoleProcess {
         let dir = self.dir.as_ref().unwrap().path();
         let p = RoleProcess::notify(&self.url(), dir, name);
-        p.wait_for_message("notify consuming surges", START).await;
+        p.wait_ready("notify", 1, START).await;
         p
     }
 

@@ -110,20 +110,30 @@ impl RoleProcess {
             .collect()
     }
 
-    /// Waits until a log line has `message`, or panics with the log after `timeout`.
-    pub async fn wait_for_message(&self, message: &str, timeout: Duration) {
+    /// Waits until the process logged its readiness line for `role` (`ingest`, `analytics`,
+    /// `notify`, `gateway`) `times` times (a restarted process appends to the same log), and
+    /// returns that line's fields; panics with the log after `timeout`. The readiness line is
+    /// the event with the field `ready` set to the role, whatever its message says (see
+    /// `borderwatch::roles::start`); the gateway's has `http`, the address it listens on.
+    pub async fn wait_ready(
+        &self,
+        role: &str,
+        times: usize,
+        timeout: Duration,
+    ) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self
+            let ready: Vec<serde_json::Value> = self
                 .log_lines()
-                .iter()
-                .any(|l| l["fields"]["message"] == message)
-            {
-                return;
+                .into_iter()
+                .filter(|l| l["fields"]["ready"] == role)
+                .collect();
+            if ready.len() >= times {
+                return ready[times - 1]["fields"].clone();
             }
             if tokio::time::Instant::now() > deadline {
                 panic!(
-                    "{} did not log `{message}` within {timeout:?}; log {}:\n{}",
+                    "{} was not ready as {role} ({times} times) within {timeout:?}; log {}:\n{}",
                     self.name,
                     self.log.display(),
                     std::fs::read_to_string(&self.log).unwrap_or_default()

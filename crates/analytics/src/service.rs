@@ -53,7 +53,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), BusError> {
     let mut deliveries = subscribe(bus.as_ref()).await?;
-    info!("analytics consuming releases");
+    info!(ready = "analytics", "analytics consuming releases");
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => break,

@@ -29,7 +29,7 @@ macro_rules! contract {
 
             #[tokio::test]
             async fn nats() {
-                let server = NatsServer::start();
+                let server = borderwatch_test_support::NatsServer::start();
                 let bus = super::nats_bus(&server).await;
                 super::$check(bus).await;
             }

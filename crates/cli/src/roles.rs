@@ -142,6 +142,12 @@ pub async fn connect(
 }
 
 /// Starts the roles in `opts` and returns once they are serving.
+///
+/// Readiness: each role logs one event with the field `ready` set to its name once it
+/// serves, for tests and scripts to wait for instead of a message's wording (in JSON logs
+/// `{"fields":{"ready":"gateway","http":"127.0.0.1:PORT",…}}`): ingest (its request
+/// subscription is bound) and the gateway (listening; `http` is its address) below, analytics
+/// and notify in their services once their durable consumer is up.
 pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
     // One metrics registry per process: every role here counts into it, /metrics shows it.
     borderwatch_gateway::telemetry::install();
@@ -229,6 +235,13 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
         }
         None => None,
     };
+    // Readiness lines (see the doc comment): everything above is bound, health probes too.
+    if opts.roles.contains(&Role::Ingest) {
+        info!(ready = "ingest", "ingest ready");
+    }
+    if let Some(addr) = http {
+        info!(ready = "gateway", http = %addr, "gateway ready");
+    }
     Ok(Running {
         bus,
         http,

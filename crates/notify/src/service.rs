@@ -62,7 +62,7 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
             ctx.cfg.ack_wait,
         )
         .await?;
-    info!("notify consuming surges");
+    info!(ready = "notify", "notify consuming surges");
     let digests = tokio::spawn(digest::run_sender(ctx.clone(), cancel.clone()));
     let events = Arc::new(Semaphore::new(ctx.cfg.max_events.max(1)));
     let pairs = Arc::new(Semaphore::new(ctx.cfg.max_deliveries.max(1)));
