@@ -1,5 +1,6 @@
 //! What the notify tests share: a webhook receiver that records every POST with its exact
-//! bytes and answers as told, and the notify service with a gateway on one bus.
+//! bytes and answers as told, and the notify service on a bus whose subscriptions, silences
+//! and delivery log the tests write and read directly, as the gateway does.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -7,10 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use borderwatch_bus::{Bus, MemoryBus, NatsBus, Outgoing, names};
-use borderwatch_model::{Country, Finding, Period, Severity, SurgeEvent};
+use borderwatch_model::{
+    Country, Finding, Period, Severity, Silence, Subscription, SurgeEvent, now_rfc3339,
+};
 use borderwatch_notify::NotifyConfig;
 use borderwatch_notify::backoff::Backoff;
 use borderwatch_test_support::NatsServer;
+use futures::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -79,32 +83,25 @@ pub fn fast_config() -> NotifyConfig {
     }
 }
 
-/// Notify and a gateway on one bus.
+/// Notify on a bus.
 pub struct Services {
     pub bus: Bus,
-    pub base: String,
-    pub http: reqwest::Client,
     cancel: CancellationToken,
     notify: tokio::task::JoinHandle<()>,
+}
+
+/// A fresh id with `prefix`, as the gateway makes them (`sub-…`, `sil-…`).
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{:032x}", rand::random::<u128>())
 }
 
 impl Services {
     pub async fn start(bus: Bus, cfg: NotifyConfig) -> Services {
         let cancel = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (b, c) = (bus.clone(), cancel.clone());
-        tokio::spawn(async move {
-            borderwatch_gateway::serve(b, listener, Default::default(), c)
-                .await
-                .unwrap()
-        });
         let (b, c) = (bus.clone(), cancel.clone());
         let notify = tokio::spawn(async move { borderwatch_notify::run(b, cfg, c).await.unwrap() });
         Services {
             bus,
-            base,
-            http: reqwest::Client::new(),
             cancel,
             notify,
         }
@@ -115,30 +112,8 @@ impl Services {
         let _ = self.notify.await;
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Creates a subscription for `receiver` with `extra` fields merged in; returns its id.
+    /// Stores a subscription for `receiver` with `extra` fields merged in, in
+    /// `bw_subscriptions` as the gateway does; returns its id.
     pub async fn subscribe(&self, receiver: &Receiver, extra: Value) -> String {
         let mut body = serde_json::json!({
             "filter": {"countries": ["PRK"]},
@@ -149,22 +124,67 @@ impl Services {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let (status, sub) = self.post("/v1/subscriptions", body).await;
-        assert_eq!(status, 201, "subscription created: {sub}");
-        assert!(
-            sub["webhook"].get("secret").is_none(),
-            "the secret is never returned"
-        );
-        sub["id"].as_str().unwrap().to_string()
+        body["id"] = new_id("sub").into();
+        body["created_at"] = now_rfc3339().into();
+        let sub: Subscription = serde_json::from_value(body).unwrap();
+        self.bus
+            .kv_put(
+                names::SUBSCRIPTIONS_BUCKET,
+                &sub.id,
+                serde_json::to_vec(&sub).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        sub.id
     }
 
-    /// The delivery log of a subscription, newest first.
+    /// Stores a silence (`matchers`, `until`, `comment`) in `bw_silences` as the gateway
+    /// does; returns its id.
+    pub async fn silence(&self, mut body: Value) -> String {
+        body["id"] = new_id("sil").into();
+        body["created_at"] = now_rfc3339().into();
+        let silence: Silence = serde_json::from_value(body).unwrap();
+        self.bus
+            .kv_put(
+                names::SILENCES_BUCKET,
+                &silence.id,
+                serde_json::to_vec(&silence).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        silence.id
+    }
+
+    /// The delivery log of a subscription (`BW_ATTEMPTS`), newest first: what
+    /// `GET /v1/subscriptions/{id}/deliveries` serves.
     pub async fn deliveries(&self, sub: &str) -> Vec<Value> {
-        let (status, body) = self
-            .get(&format!("/v1/subscriptions/{sub}/deliveries"))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["deliveries"].as_array().unwrap().clone()
+        let subject = names::attempt_subject(sub);
+        let last = self
+            .bus
+            .last_per_subject(names::ATTEMPT_STREAM, &[&subject])
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .max();
+        let mut out = Vec::new();
+        let Some(last) = last else {
+            return out;
+        };
+        let mut replay = self
+            .bus
+            .replay(names::ATTEMPT_STREAM, &subject, 1)
+            .await
+            .unwrap();
+        while let Some(msg) = replay.next().await {
+            let msg = msg.unwrap();
+            out.push(serde_json::from_slice(&msg.payload).unwrap());
+            if msg.seq >= last {
+                break;
+            }
+        }
+        out.reverse();
+        out
     }
 
     pub async fn publish(&self, e: &SurgeEvent) {
