@@ -62,8 +62,9 @@ pub struct ReplayReport {
 /// On an intact system it adds nothing. Figures the stream lost (a recreated `BW_OBS`) are
 /// published again; figures a later release revised are left as they are. A replay only
 /// restores: it announces no revision, missing category or marker again, and the release
-/// record stays as it was. Generic files are read a piece at a time, as [`ingest_object`]
-/// reads them: first checked whole against their content hash, then published.
+/// record stays as it was. Generic files are read a piece at a time, as
+/// [`ingest_object`](crate::service::ingest_object) reads them: first checked whole against
+/// their content hash, then published.
 pub async fn replay(bus: &dyn Transport, release_id: &str) -> Result<ReplayReport, ReplayError> {
     let all = releases(bus).await?;
     let release = all
