@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::{ApiError, AppState};
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Paths anyone may read, whatever the tokens: probes, the API's description and the sign-in
 /// page.

@@ -1,11 +1,13 @@
-//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! body schemas below; served at `/openapi.json` and rendered server-side at `/docs` (no
-//! JavaScript, nothing loaded from elsewhere: it works offline).
+//! The OpenAPI document, served at `/openapi.json` and rendered server-side at `/docs` (no
+//! JavaScript, nothing loaded from elsewhere: it works offline). Each API module documents
+//! its own paths and bodies (a `#[derive(OpenApi)]` beside its handlers); [`ApiDoc`] merges
+//! them with the operations and dashboard pages documented here, and adds what every
+//! operation shares. Nothing under `api` imports this module.
 //!
-//! The body types of `borderwatch-model` are mirrored here as schema-only types, so that the
-//! model crate stays free of API concerns; a test serialises real model values and checks
-//! that their fields are the documented ones, and schemathesis (CI) checks live answers
-//! against the document.
+//! The body types of `borderwatch-model` are mirrored in the API modules as schema-only
+//! types, so that the model crate stays free of API concerns; a test serialises real model
+//! values and checks that their fields are the documented ones, and schemathesis (CI) checks
+//! live answers against the document.
 
 use std::fmt::Write as _;
 
@@ -16,6 +18,35 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::api::schema::ErrorBody;
+use crate::api::{deliveries, health, ingest, series, silences, subscriptions, surges};
+
+/// The whole document: `Top` and every API module's part, then `Common` over all of its
+/// operations.
+#[derive(Debug)]
+pub struct ApiDoc;
+
+impl OpenApi for ApiDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        let mut doc = Top::openapi();
+        for part in [
+            health::HealthApi::openapi(),
+            ingest::IngestApi::openapi(),
+            series::SeriesApi::openapi(),
+            surges::SurgesApi::openapi(),
+            subscriptions::SubscriptionsApi::openapi(),
+            deliveries::DeliveriesApi::openapi(),
+            silences::SilencesApi::openapi(),
+        ] {
+            doc.merge(part);
+        }
+        Common.modify(&mut doc);
+        doc
+    }
+}
+
+/// The document's description and tags, the dashboard pages, the metrics and this document
+/// itself.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -28,34 +59,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
         login_page,
         login,
         logout,
-        crate::healthz,
-        crate::readyz,
         crate::telemetry::metrics_doc,
         document,
         docs_page,
-        crate::ingest,
-        crate::list_series,
-        crate::get_series,
-        crate::list_surges,
-        crate::stream_surges,
-        crate::get_surge,
-        crate::create_subscription,
-        crate::list_subscriptions,
-        crate::delete_subscription,
-        crate::deliveries::list_deliveries,
-        crate::silences::create_silence,
-        crate::silences::list_silences,
-        crate::silences::delete_silence,
     ),
-    components(schemas(
-        ErrorBody, ErrorDetail, Release, RejectedRow, SurgeEvent, Finding, Baseline, Severity,
-        SurgeList, SeriesList, crate::SeriesSummary, SeriesDetail, Point, YearTotal,
-        YearOverYear, Token, SubscriptionRequest, SubscriptionFilter, WebhookRequest, Webhook,
-        PayloadFormat, DigestSpec, Subscription, SubscriptionList, SilenceRequest,
-        SilenceMatchers, Silence, ListedSilence, SilenceList, DeliveryAttempt, Outcome,
-        DeliveryList, crate::Health, crate::Readiness, crate::page::Format,
-    )),
-    modifiers(&Common),
+    components(schemas(ErrorBody, LoginForm)),
     tags(
         (name = "ingest", description = "uploading releases"),
         (name = "series", description = "figures and their aggregates"),
@@ -65,7 +73,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         (name = "operations", description = "probes, metrics, this document"),
     )
 )]
-pub struct ApiDoc;
+struct Top;
 
 /// The bearer scheme, and the error body as every operation's `default` answer (401 with a
 /// read token, 408, 413, 429 from the layers, 5xx).
@@ -370,355 +378,6 @@ table{{border-collapse:collapse}}td,th{{padding:.2rem .6rem;text-align:left;vert
     h
 }
 
-// ---- Body schemas: mirrors of borderwatch-model's JSON, for the document only. ----
-
-/// Every 4xx/5xx answer.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ErrorDetail {
-    /// A stable code: `bad_request`, `unauthorized`, `not_found`, `rate_limited`, …
-    code: String,
-    /// What was wrong, for people.
-    message: String,
-    /// For a file: its rejected rows (`RejectedRow`).
-    details: Vec<Value>,
-}
-
-/// A row of an upload that could not be read.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct RejectedRow {
-    /// 1-based line of the file (the header is line 1 in CSV).
-    row: u64,
-    column: String,
-    value: String,
-    reason: String,
-}
-
-/// What one upload produced.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Release {
-    id: String,
-    source: String,
-    format: String,
-    content_sha256: String,
-    bytes: u64,
-    accepted: u64,
-    rejected: Vec<RejectedRow>,
-    new_observations: u64,
-    first_period: Option<String>,
-    last_period: Option<String>,
-    /// True when these exact bytes came before.
-    duplicate: bool,
-    analyses: Vec<String>,
-    received_at: String,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-/// The earlier figure a finding compares with.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Baseline {
-    period: String,
-    value: f64,
-}
-
-/// What one detector found.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Finding {
-    detector: String,
-    expected: Option<f64>,
-    upper_bound: Option<f64>,
-    p_value: Option<f64>,
-    message: String,
-    #[schema(required = false)]
-    baseline: Option<Baseline>,
-}
-
-/// A surge: one period of one series that at least one detector flagged.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SurgeEvent {
-    /// Stable: the same series, period and detector configuration give the same id.
-    id: String,
-    source: String,
-    /// ISO 3166-1 alpha-3.
-    country: String,
-    category: String,
-    /// `2024`, `2024-Q3` or `2024-07`.
-    period: String,
-    value: u64,
-    severity: Severity,
-    explanation: String,
-    findings: Vec<Finding>,
-    release_id: String,
-    detected_at: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SurgeList {
-    surges: Vec<SurgeEvent>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<String>,
-    /// The next page's URL; null on the last page.
-    next: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SeriesList {
-    series: Vec<crate::SeriesSummary>,
-    next_cursor: Option<String>,
-    next: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Point {
-    period: String,
-    count: u64,
-}
-
-/// A calendar year's total (`complete` is false while some quarters or months are missing).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct YearTotal {
-    year: i32,
-    total: u64,
-    complete: bool,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct YearOverYear {
-    period: String,
-    value: u64,
-    previous: u64,
-    /// `value / previous`; null when the earlier figure is zero.
-    ratio: Option<f64>,
-}
-
-/// One series with its aggregates and surges.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SeriesDetail {
-    source: String,
-    country: String,
-    category: String,
-    /// `year`, `quarter` or `month`.
-    freq: String,
-    observations: Vec<Point>,
-    yearly: Vec<YearTotal>,
-    year_over_year: Vec<YearOverYear>,
-    /// Ids of the surges found in the series.
-    surges: Vec<String>,
-    updated_at: String,
-    release_id: String,
-    /// The surges themselves.
-    surge_events: Vec<SurgeEvent>,
-}
-
-/// Which surges a subscription wants; an empty or missing list matches everything.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SubscriptionFilter {
-    /// Countries: ISO alpha-2, alpha-3 or names.
-    #[schema(required = false)]
-    countries: Vec<String>,
-    #[schema(required = false)]
-    categories: Vec<Token>,
-    #[schema(required = false)]
-    sources: Vec<Token>,
-    #[schema(required = false)]
-    min_severity: Severity,
-    /// Matches when any finding came from a listed detector.
-    #[schema(required = false)]
-    detectors: Vec<Token>,
-}
-
-/// A name: lowercase letters, digits, `-` and `_`.
-#[derive(ToSchema)]
-#[schema(value_type = String, pattern = "^[a-z0-9_-]{1,64}$")]
-#[allow(dead_code)]
-pub(crate) struct Token(String);
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct WebhookRequest {
-    /// An http:// or https:// URL.
-    #[schema(pattern = "^https?://[^/?#]+")]
-    url: String,
-    /// Keys the `X-Borderwatch-Signature` HMAC; never returned.
-    #[schema(min_length = 1, pattern = "\\S")]
-    secret: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Webhook {
-    url: String,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum PayloadFormat {
-    Json,
-    Slack,
-    Teams,
-}
-
-/// One message per release instead of one per surge.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct DigestSpec {
-    /// At most 86400 (a day).
-    #[schema(maximum = 86400)]
-    group_wait_secs: u64,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SubscriptionRequest {
-    #[schema(required = false)]
-    filter: SubscriptionFilter,
-    webhook: WebhookRequest,
-    #[schema(required = false)]
-    format: PayloadFormat,
-    #[schema(required = false)]
-    digest: Option<DigestSpec>,
-}
-
-/// A stored subscription, without its secret.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Subscription {
-    id: String,
-    filter: SubscriptionFilter,
-    webhook: Webhook,
-    created_at: String,
-    format: PayloadFormat,
-    #[schema(required = false)]
-    digest: Option<DigestSpec>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SubscriptionList {
-    subscriptions: Vec<Subscription>,
-    next_cursor: Option<String>,
-    next: Option<String>,
-}
-
-/// Every given field must match; at least one is given.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SilenceMatchers {
-    #[schema(required = false, value_type = Option<Token>)]
-    source: Option<String>,
-    /// ISO alpha-2, alpha-3 or a name.
-    #[schema(required = false)]
-    country: Option<String>,
-    #[schema(required = false, value_type = Option<Token>)]
-    category: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SilenceRequest {
-    matchers: SilenceMatchers,
-    /// RFC 3339, in the future.
-    #[schema(format = DateTime)]
-    until: String,
-    #[schema(required = false)]
-    comment: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Silence {
-    id: String,
-    matchers: SilenceMatchers,
-    /// RFC 3339, UTC.
-    until: String,
-    #[schema(required = false)]
-    comment: Option<String>,
-    created_at: String,
-}
-
-/// A silence in the list, with whether it is in force now.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ListedSilence {
-    id: String,
-    matchers: SilenceMatchers,
-    until: String,
-    #[schema(required = false)]
-    comment: Option<String>,
-    created_at: String,
-    active: bool,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SilenceList {
-    silences: Vec<ListedSilence>,
-    next_cursor: Option<String>,
-    next: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum Outcome {
-    Delivered,
-    Retrying,
-    Failed,
-    Silenced,
-}
-
-/// One webhook attempt.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct DeliveryAttempt {
-    subscription: String,
-    event_id: String,
-    /// 1 for the first attempt; 0 for a silenced notice.
-    attempt: u32,
-    at: String,
-    outcome: Outcome,
-    status: Option<u16>,
-    latency_ms: Option<u64>,
-    error: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct DeliveryList {
-    subscription: String,
-    deliveries: Vec<DeliveryAttempt>,
-    next_cursor: Option<String>,
-    next: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -791,7 +450,7 @@ mod tests {
         assert_eq!(keys(&v), props(&doc, "Subscription"));
         assert_eq!(keys(&v["filter"]), props(&doc, "SubscriptionFilter"));
         assert_eq!(keys(&v["webhook"]), props(&doc, "Webhook"));
-        let err = serde_json::to_value(crate::ApiError::bad_request("x").body).unwrap();
+        let err = serde_json::to_value(crate::error::ApiError::bad_request("x").body).unwrap();
         assert_eq!(keys(&err), props(&doc, "ErrorBody"));
         assert_eq!(keys(&err["error"]), props(&doc, "ErrorDetail"));
     }

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// Seconds: from a cache hit to a slow upload.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -173,7 +173,7 @@ fn render(bus: &Bus) -> Response {
             )
                 .into_response()
         }
-        None => crate::ApiError::new(
+        None => crate::error::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "metrics are off: another metrics recorder was installed in this process",

@@ -14,9 +14,27 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::info;
+use utoipa::OpenApi;
 
+use super::{KeyPageParams, key_page, schema};
+use crate::error::ApiError;
 use crate::page::{self, ApiQuery};
-use crate::{ApiError, AppState, KeyPageParams, openapi};
+use crate::state::AppState;
+
+/// The silences' part of the OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(create_silence, list_silences, delete_silence),
+    components(schemas(
+        doc::SilenceRequest,
+        doc::SilenceMatchers,
+        doc::Silence,
+        doc::ListedSilence,
+        doc::SilenceList,
+        schema::Token,
+    ))
+)]
+pub(crate) struct SilencesApi;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,11 +86,11 @@ fn validate(req: &SilenceRequest, now: OffsetDateTime) -> Result<String, ApiErro
 /// Mute matching surges until a time: they are recorded as `silenced`, not sent (not later
 /// either).
 #[utoipa::path(post, path = "/v1/silences", tag = "silences",
-    request_body(content = openapi::SilenceRequest, content_type = "application/json"),
+    request_body(content = doc::SilenceRequest, content_type = "application/json"),
     responses(
-        (status = 201, description = "the stored silence", body = openapi::Silence),
-        (status = 400, description = "the body is wrong: the message names the field", body = openapi::ErrorBody),
-        (status = 401, description = "the API token is missing or wrong", body = openapi::ErrorBody),
+        (status = 201, description = "the stored silence", body = doc::Silence),
+        (status = 400, description = "the body is wrong: the message names the field", body = schema::ErrorBody),
+        (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub(crate) async fn create_silence(
@@ -104,8 +122,8 @@ pub(crate) async fn create_silence(
 /// Silences in id order, with `active` saying whether each is in force now.
 #[utoipa::path(get, path = "/v1/silences", tag = "silences", params(KeyPageParams),
     responses(
-        (status = 200, description = "a page of silences", body = openapi::SilenceList),
-        (status = 400, description = "a parameter is wrong", body = openapi::ErrorBody),
+        (status = 200, description = "a page of silences", body = doc::SilenceList),
+        (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
     ))]
 pub(crate) async fn list_silences(
     State(state): State<AppState>,
@@ -113,7 +131,7 @@ pub(crate) async fn list_silences(
     ApiQuery(params): ApiQuery<KeyPageParams>,
 ) -> Result<Response, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let (raw, next_cursor) = crate::key_page(&state.bus, names::SILENCES_BUCKET, &params).await?;
+    let (raw, next_cursor) = key_page(&state.bus, names::SILENCES_BUCKET, &params).await?;
     let mut out = Vec::new();
     for (_, raw) in raw {
         if let Ok(s) = serde_json::from_slice::<Silence>(&raw) {
@@ -134,8 +152,8 @@ pub(crate) async fn list_silences(
     params(("id" = String, Path, description = "the silence id (`sil-…`)")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, description = "the API token is missing or wrong", body = openapi::ErrorBody),
-        (status = 404, description = "no such silence", body = openapi::ErrorBody),
+        (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such silence", body = schema::ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub(crate) async fn delete_silence(
@@ -154,6 +172,71 @@ pub(crate) async fn delete_silence(
     state.bus.kv_delete(names::SILENCES_BUCKET, &id).await?;
     info!(silence = %id, "silence deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the
+/// document only.
+mod doc {
+    use utoipa::ToSchema;
+
+    use crate::api::schema::Token;
+
+    /// Every given field must match; at least one is given.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SilenceMatchers {
+        #[schema(required = false, value_type = Option<Token>)]
+        source: Option<String>,
+        /// ISO alpha-2, alpha-3 or a name.
+        #[schema(required = false)]
+        country: Option<String>,
+        #[schema(required = false, value_type = Option<Token>)]
+        category: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SilenceRequest {
+        matchers: SilenceMatchers,
+        /// RFC 3339, in the future.
+        #[schema(format = DateTime)]
+        until: String,
+        #[schema(required = false)]
+        comment: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct Silence {
+        id: String,
+        matchers: SilenceMatchers,
+        /// RFC 3339, UTC.
+        until: String,
+        #[schema(required = false)]
+        comment: Option<String>,
+        created_at: String,
+    }
+
+    /// A silence in the list, with whether it is in force now.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct ListedSilence {
+        id: String,
+        matchers: SilenceMatchers,
+        until: String,
+        #[schema(required = false)]
+        comment: Option<String>,
+        created_at: String,
+        active: bool,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SilenceList {
+        silences: Vec<ListedSilence>,
+        next_cursor: Option<String>,
+        next: Option<String>,
+    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,20 @@ use borderwatch_bus::names;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, OpenApi};
 
+use super::schema;
+use crate::error::ApiError;
 use crate::page::{self, ApiQuery};
-use crate::{ApiError, AppState, openapi};
+use crate::state::AppState;
+
+/// The delivery log's part of the OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(list_deliveries),
+    components(schemas(doc::DeliveryList, doc::DeliveryAttempt, doc::Outcome))
+)]
+pub(crate) struct DeliveriesApi;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -37,9 +47,9 @@ pub(crate) struct DeliveriesParams {
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/deliveries", tag = "subscriptions",
     params(("id" = String, Path, description = "the subscription id (`sub-…`)"), DeliveriesParams),
     responses(
-        (status = 200, description = "a page of attempts", body = openapi::DeliveryList),
-        (status = 400, description = "a parameter is wrong", body = openapi::ErrorBody),
-        (status = 404, description = "no such subscription", body = openapi::ErrorBody),
+        (status = 200, description = "a page of attempts", body = doc::DeliveryList),
+        (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such subscription", body = schema::ErrorBody),
     ))]
 pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
@@ -110,4 +120,44 @@ pub(crate) async fn list_deliveries(
     }))
     .into_response();
     Ok(page::with_next(resp, next.as_deref()))
+}
+
+/// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the
+/// document only.
+mod doc {
+    use utoipa::ToSchema;
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    pub(crate) enum Outcome {
+        Delivered,
+        Retrying,
+        Failed,
+        Silenced,
+    }
+
+    /// One webhook attempt.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct DeliveryAttempt {
+        subscription: String,
+        event_id: String,
+        /// 1 for the first attempt; 0 for a silenced notice.
+        attempt: u32,
+        at: String,
+        outcome: Outcome,
+        status: Option<u16>,
+        latency_ms: Option<u64>,
+        error: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct DeliveryList {
+        subscription: String,
+        deliveries: Vec<DeliveryAttempt>,
+        next_cursor: Option<String>,
+        next: Option<String>,
+    }
 }

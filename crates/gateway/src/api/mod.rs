@@ -1,0 +1,65 @@
+//! The JSON API, one module per resource: its handlers, their request and response types,
+//! and its part of the OpenAPI document (a `#[derive(OpenApi)]` each, merged in
+//! `openapi.rs`). What several resources share (country parsing, key-ordered pages of a
+//! bucket) is here; the shared body schemas are in [`schema`].
+
+pub(crate) mod deliveries;
+pub(crate) mod health;
+pub(crate) mod ingest;
+pub(crate) mod schema;
+pub(crate) mod series;
+pub(crate) mod silences;
+pub(crate) mod subscriptions;
+pub(crate) mod surges;
+
+use axum::body::Bytes;
+use borderwatch_bus::Bus;
+use borderwatch_model::Country;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+use crate::page;
+
+pub(crate) fn parse_country(value: &str) -> Result<Country, ApiError> {
+    Country::parse(value).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyPageParams {
+    /// Page size, 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// One page of a bucket's values in key order, and the cursor of the next page.
+pub(crate) async fn key_page(
+    bus: &Bus,
+    bucket: &str,
+    params: &KeyPageParams,
+) -> Result<(Vec<(String, Bytes)>, Option<String>), ApiError> {
+    let limit = page::limit(params.limit, 1000, 1000)?;
+    let cursor = page::key_cursor(params.cursor.as_deref())?;
+    let mut keys = bus.kv_keys(bucket).await?;
+    keys.sort();
+    let mut out = Vec::new();
+    let mut next = None;
+    for key in keys {
+        if cursor.is_some_and(|c| key.as_str() <= c) {
+            continue;
+        }
+        let Some(raw) = bus.kv_get(bucket, &key).await? else {
+            continue;
+        };
+        if out.len() == limit {
+            next = out.last().map(|(k, _): &(String, Bytes)| k.clone());
+            break;
+        }
+        out.push((key, raw));
+    }
+    Ok((out, next))
+}

@@ -1,0 +1,82 @@
+//! The body schemas several resources share (the error body, the surge event, names), as
+//! schema-only mirrors of `borderwatch-model`'s JSON, so that the model crate stays free of
+//! API concerns. Each resource's own bodies sit in its module; `openapi.rs` checks the
+//! mirrors against real model values.
+
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Every 4xx/5xx answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorDetail {
+    /// A stable code: `bad_request`, `unauthorized`, `not_found`, `rate_limited`, …
+    code: String,
+    /// What was wrong, for people.
+    message: String,
+    /// For a file: its rejected rows (`RejectedRow`).
+    details: Vec<Value>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// The earlier figure a finding compares with.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Baseline {
+    period: String,
+    value: f64,
+}
+
+/// What one detector found.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Finding {
+    detector: String,
+    expected: Option<f64>,
+    upper_bound: Option<f64>,
+    p_value: Option<f64>,
+    message: String,
+    #[schema(required = false)]
+    baseline: Option<Baseline>,
+}
+
+/// A surge: one period of one series that at least one detector flagged.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SurgeEvent {
+    /// Stable: the same series, period and detector configuration give the same id.
+    id: String,
+    source: String,
+    /// ISO 3166-1 alpha-3.
+    country: String,
+    category: String,
+    /// `2024`, `2024-Q3` or `2024-07`.
+    period: String,
+    value: u64,
+    severity: Severity,
+    explanation: String,
+    findings: Vec<Finding>,
+    release_id: String,
+    detected_at: String,
+}
+
+/// A name: lowercase letters, digits, `-` and `_`.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[a-z0-9_-]{1,64}$")]
+#[allow(dead_code)]
+pub(crate) struct Token(String);

@@ -1,0 +1,330 @@
+//! Subscriptions: `POST /v1/subscriptions` (a webhook and its filter), `GET` (the list,
+//! without secrets) and `DELETE /v1/subscriptions/{id}`, kept in the `bw_subscriptions`
+//! bucket that notify reads.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use borderwatch_bus::names;
+use borderwatch_model::{
+    DigestSpec, PayloadFormat, Subscription, SubscriptionFilter, Webhook, now_rfc3339,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::info;
+use utoipa::OpenApi;
+
+use super::{KeyPageParams, key_page, schema};
+use crate::error::ApiError;
+use crate::page::{self, ApiQuery};
+use crate::state::AppState;
+
+/// The subscriptions' part of the OpenAPI document (their delivery log is in
+/// [`super::deliveries`]).
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(create_subscription, list_subscriptions, delete_subscription),
+    components(schemas(
+        doc::SubscriptionRequest,
+        doc::SubscriptionFilter,
+        doc::WebhookRequest,
+        doc::Webhook,
+        doc::PayloadFormat,
+        doc::DigestSpec,
+        doc::Subscription,
+        doc::SubscriptionList,
+        schema::Token,
+    ))
+)]
+pub(crate) struct SubscriptionsApi;
+
+/// `POST /v1/subscriptions`' body (schema: [`doc::SubscriptionRequest`]).
+#[derive(Debug, Deserialize)]
+struct SubscriptionRequest {
+    #[serde(default)]
+    filter: SubscriptionFilter,
+    webhook: Webhook,
+    #[serde(default)]
+    format: PayloadFormat,
+    #[serde(default)]
+    digest: Option<DigestSpec>,
+}
+
+/// The longest digest grouping wait: a day.
+const MAX_GROUP_WAIT_SECS: u64 = 24 * 3600;
+
+fn validate_webhook(w: &Webhook) -> Result<(), ApiError> {
+    let uri: Uri = w
+        .url
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("webhook.url `{}` is not a URL", w.url)))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http") | Some("https"));
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(format!(
+            "webhook.url `{}` must be an http:// or https:// URL with a host",
+            w.url
+        )));
+    }
+    if w.secret.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        return Err(ApiError::bad_request(
+            "webhook.secret is required: it keys the X-Borderwatch-Signature HMAC",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_filter(f: &SubscriptionFilter) -> Result<(), ApiError> {
+    let named = [
+        ("filter.categories", &f.categories),
+        ("filter.sources", &f.sources),
+        ("filter.detectors", &f.detectors),
+    ];
+    for (field, list) in named {
+        if let Some(bad) = list.iter().find(|t| !borderwatch_model::is_token(t)) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: `{bad}` is not a name (lowercase letters, digits, - and _)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Create a webhook subscription. The secret keys the signature of every POST and is never
+/// returned.
+#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions",
+    request_body(content = doc::SubscriptionRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the stored subscription, without its secret", body = doc::Subscription),
+        (status = 400, description = "the body is wrong: the message names the field", body = schema::ErrorBody),
+        (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn create_subscription(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Subscription>), ApiError> {
+    let req: SubscriptionRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid subscription: {e}")))?;
+    validate_webhook(&req.webhook)?;
+    validate_filter(&req.filter)?;
+    if let Some(d) = &req.digest
+        && d.group_wait_secs > MAX_GROUP_WAIT_SECS
+    {
+        return Err(ApiError::bad_request(format!(
+            "digest.group_wait_secs is {}: at most {MAX_GROUP_WAIT_SECS} (a day)",
+            d.group_wait_secs
+        )));
+    }
+    let sub = Subscription {
+        id: format!("sub-{}", uuid::Uuid::new_v4().simple()),
+        filter: req.filter,
+        webhook: req.webhook,
+        created_at: now_rfc3339(),
+        format: req.format,
+        digest: req.digest,
+    };
+    state
+        .bus
+        .kv_put(
+            names::SUBSCRIPTIONS_BUCKET,
+            &sub.id,
+            serde_json::to_vec(&sub).unwrap_or_default().into(),
+        )
+        .await?;
+    info!(subscription = %sub.id, "subscription created");
+    Ok((StatusCode::CREATED, Json(sub.redacted())))
+}
+
+/// Subscriptions in id order, without their secrets.
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", params(KeyPageParams),
+    responses(
+        (status = 200, description = "a page of subscriptions", body = doc::SubscriptionList),
+        (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
+    ))]
+pub(crate) async fn list_subscriptions(
+    State(state): State<AppState>,
+    uri: Uri,
+    ApiQuery(params): ApiQuery<KeyPageParams>,
+) -> Result<Response, ApiError> {
+    let (raw, next_cursor) = key_page(&state.bus, names::SUBSCRIPTIONS_BUCKET, &params).await?;
+    let subs: Vec<Subscription> = raw
+        .iter()
+        .filter_map(|(_, r)| serde_json::from_slice::<Subscription>(r).ok())
+        .map(|s| s.redacted())
+        .collect();
+    let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
+    let resp = Json(json!({ "subscriptions": subs, "next_cursor": next_cursor, "next": next }))
+        .into_response();
+    Ok(page::with_next(resp, next.as_deref()))
+}
+
+/// Delete a subscription: nothing more is sent to its webhook.
+#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "the subscription id (`sub-…`)")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such subscription", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn delete_subscription(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !borderwatch_bus::valid_key(&id)
+        || state
+            .bus
+            .kv_get(names::SUBSCRIPTIONS_BUCKET, &id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found(format!("no subscription {id}")));
+    }
+    state
+        .bus
+        .kv_delete(names::SUBSCRIPTIONS_BUCKET, &id)
+        .await?;
+    info!(subscription = %id, "subscription deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the
+/// document only.
+mod doc {
+    use utoipa::ToSchema;
+
+    use crate::api::schema::{Severity, Token};
+
+    /// Which surges a subscription wants; an empty or missing list matches everything.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SubscriptionFilter {
+        /// Countries: ISO alpha-2, alpha-3 or names.
+        #[schema(required = false)]
+        countries: Vec<String>,
+        #[schema(required = false)]
+        categories: Vec<Token>,
+        #[schema(required = false)]
+        sources: Vec<Token>,
+        #[schema(required = false)]
+        min_severity: Severity,
+        /// Matches when any finding came from a listed detector.
+        #[schema(required = false)]
+        detectors: Vec<Token>,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct WebhookRequest {
+        /// An http:// or https:// URL.
+        #[schema(pattern = "^https?://[^/?#]+")]
+        url: String,
+        /// Keys the `X-Borderwatch-Signature` HMAC; never returned.
+        #[schema(min_length = 1, pattern = "\\S")]
+        secret: String,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct Webhook {
+        url: String,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    pub(crate) enum PayloadFormat {
+        Json,
+        Slack,
+        Teams,
+    }
+
+    /// One message per release instead of one per surge.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct DigestSpec {
+        /// At most 86400 (a day).
+        #[schema(maximum = 86400)]
+        group_wait_secs: u64,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SubscriptionRequest {
+        #[schema(required = false)]
+        filter: SubscriptionFilter,
+        webhook: WebhookRequest,
+        #[schema(required = false)]
+        format: PayloadFormat,
+        #[schema(required = false)]
+        digest: Option<DigestSpec>,
+    }
+
+    /// A stored subscription, without its secret.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct Subscription {
+        id: String,
+        filter: SubscriptionFilter,
+        webhook: Webhook,
+        created_at: String,
+        format: PayloadFormat,
+        #[schema(required = false)]
+        digest: Option<DigestSpec>,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SubscriptionList {
+        subscriptions: Vec<Subscription>,
+        next_cursor: Option<String>,
+        next: Option<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_need_a_scheme_and_host() {
+        let ok = Webhook {
+            url: "https://example.org/hook".into(),
+            secret: Some("s".into()),
+        };
+        assert!(validate_webhook(&ok).is_ok());
+        for bad in [
+            "ftp://example.org/x",
+            "example.org",
+            "http://",
+            "/just/a/path",
+        ] {
+            let w = Webhook {
+                url: bad.into(),
+                secret: Some("s".into()),
+            };
+            assert!(validate_webhook(&w).is_err(), "{bad}");
+        }
+        assert!(
+            validate_filter(&SubscriptionFilter {
+                detectors: vec!["record_high".into()],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        assert!(
+            validate_filter(&SubscriptionFilter {
+                detectors: vec!["Record High".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
+        let no_secret = Webhook {
+            url: "https://example.org".into(),
+            secret: None,
+        };
+        assert!(validate_webhook(&no_secret).is_err());
+    }
+}

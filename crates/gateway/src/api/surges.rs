@@ -1,0 +1,374 @@
+//! Surges: `GET /v1/surges` (newest first, filtered; JSON or CSV), `GET /v1/surges/{id}` and
+//! the live stream `GET /v1/surges/stream` (server-sent events), all served from the
+//! gateway's surge index (`crate::surges`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use borderwatch_model::{Country, Period, Severity, SurgeEvent};
+use futures::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::{IntoParams, OpenApi};
+
+use super::{parse_country, schema};
+use crate::error::ApiError;
+use crate::page::{self, ApiQuery, Format};
+use crate::state::AppState;
+use crate::surges::Entry;
+
+/// The surges' part of the OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(list_surges, stream_surges, get_surge),
+    components(schemas(
+        doc::SurgeList,
+        schema::SurgeEvent,
+        schema::Finding,
+        schema::Baseline,
+        schema::Severity,
+        Format,
+    ))
+)]
+pub(crate) struct SurgesApi;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SurgeParams {
+    /// Country: ISO alpha-2, alpha-3 or an English or Russian name.
+    country: Option<String>,
+    /// Category, such as `study`.
+    category: Option<String>,
+    /// Source, such as `fsb`.
+    source: Option<String>,
+    /// A period (`2024-Q1`: surges for that period or later) or an RFC 3339 time
+    /// (surges detected then or later).
+    since: Option<String>,
+    /// `low`, `medium`, `high` or `critical`: that severity or higher.
+    min_severity: Option<String>,
+    /// Page size, 1 to 10000 (default 50: page with `cursor`).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<Format>,
+}
+
+/// The filter of the live stream: the list's filters, without paging.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StreamParams {
+    /// Country: ISO alpha-2, alpha-3 or an English or Russian name.
+    country: Option<String>,
+    /// Category, such as `study`.
+    category: Option<String>,
+    /// Source, such as `fsb`.
+    source: Option<String>,
+    /// A period (`2024-Q1`) or an RFC 3339 time.
+    since: Option<String>,
+    /// `low`, `medium`, `high` or `critical`.
+    min_severity: Option<String>,
+}
+
+/// A surge filter from query parameters, shared by the list and the live stream.
+#[derive(Debug, Default)]
+struct SurgeQuery {
+    country: Option<Country>,
+    category: Option<String>,
+    source: Option<String>,
+    since_period: Option<Period>,
+    since_time: Option<String>,
+    min_severity: Severity,
+}
+
+impl SurgeQuery {
+    fn new(
+        country: Option<&str>,
+        category: Option<&str>,
+        source: Option<&str>,
+        since: Option<&str>,
+        min_severity: Option<&str>,
+    ) -> Result<SurgeQuery, ApiError> {
+        let mut q = SurgeQuery {
+            country: country.map(parse_country).transpose()?,
+            category: category.map(str::to_string),
+            source: source.map(str::to_string),
+            ..Default::default()
+        };
+        if let Some(s) = min_severity {
+            q.min_severity = s.parse().map_err(ApiError::bad_request)?;
+        }
+        if let Some(since) = since {
+            if let Ok(period) = since.parse::<Period>() {
+                q.since_period = Some(period);
+            } else if time::OffsetDateTime::parse(
+                since,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .is_ok()
+            {
+                q.since_time = Some(since.to_string());
+            } else {
+                return Err(ApiError::bad_request(format!(
+                    "`since={since}` is neither a period (2024-Q1) nor an RFC 3339 time"
+                )));
+            }
+        }
+        Ok(q)
+    }
+
+    fn matches(&self, e: &SurgeEvent) -> bool {
+        self.country.is_none_or(|c| c == e.country)
+            && self.category.as_deref().is_none_or(|c| c == e.category)
+            && self.source.as_deref().is_none_or(|s| s == e.source)
+            && self.since_period.is_none_or(|p| e.period >= p)
+            && self
+                .since_time
+                .as_deref()
+                .is_none_or(|t| e.detected_at.as_str() >= t)
+            && e.severity >= self.min_severity
+    }
+}
+
+const SURGE_CSV_HEADER: [&str; 11] = [
+    "id",
+    "source",
+    "country",
+    "category",
+    "period",
+    "value",
+    "severity",
+    "detectors",
+    "release_id",
+    "detected_at",
+    "explanation",
+];
+
+fn surge_csv_row(e: &SurgeEvent) -> [String; 11] {
+    let detectors: Vec<&str> = e.findings.iter().map(|f| f.detector.as_str()).collect();
+    [
+        e.id.clone(),
+        e.source.clone(),
+        e.country.code().to_string(),
+        e.category.clone(),
+        e.period.to_string(),
+        e.value.to_string(),
+        e.severity.to_string(),
+        detectors.join(";"),
+        e.release_id.clone(),
+        e.detected_at.clone(),
+        e.explanation.clone(),
+    ]
+}
+
+/// Surges, newest first, filtered by the query parameters; `format=csv` answers CSV (one
+/// row per surge, detectors joined with `;`). The next page is at `next` (also the `Link`
+/// header); new surges do not shift the pages.
+#[utoipa::path(get, path = "/v1/surges", tag = "surges", params(SurgeParams),
+    responses(
+        (status = 200, description = "a page of surges", content(
+            (doc::SurgeList = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "a parameter is wrong: the message names it", body = schema::ErrorBody),
+    ))]
+pub(crate) async fn list_surges(
+    State(state): State<AppState>,
+    uri: Uri,
+    ApiQuery(params): ApiQuery<SurgeParams>,
+) -> Result<Response, ApiError> {
+    let q = SurgeQuery::new(
+        params.country.as_deref(),
+        params.category.as_deref(),
+        params.source.as_deref(),
+        params.since.as_deref(),
+        params.min_severity.as_deref(),
+    )?;
+    let limit = page::limit(params.limit, 50, page::MAX_LIMIT)?;
+    let before = page::seq_cursor(params.cursor.as_deref())?.unwrap_or(u64::MAX);
+    // Newest first; the cursor is the stream sequence of the last surge returned.
+    let select = || {
+        let mut matching = state
+            .surges
+            .after(0)
+            .into_iter()
+            .rev()
+            .filter(|e| e.seq < before && q.matches(&e.event));
+        let page: Vec<Entry> = matching.by_ref().take(limit).collect();
+        let next_cursor = match (matching.next(), page.last()) {
+            (Some(_), Some(last)) => Some(last.seq.to_string()),
+            _ => None,
+        };
+        let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
+        (page, next_cursor, next)
+    };
+    match params.format.unwrap_or_default() {
+        Format::Json => {
+            // Rendered once per query until the next surge arrives; the next page's link is
+            // kept beside the body for the Link header.
+            let key = format!("/v1/surges?{}", uri.query().unwrap_or(""));
+            // A miss selects the page once; the link it found fills the second entry.
+            let mut fresh_next: Option<Option<String>> = None;
+            let body = state.surges.cached(&key, b"", || {
+                let (page, next_cursor, next) = select();
+                let surges: Vec<Arc<SurgeEvent>> = page.into_iter().map(|e| e.event).collect();
+                let body = serde_json::to_vec(
+                    &json!({ "surges": surges, "next_cursor": next_cursor, "next": next }),
+                )
+                .unwrap_or_default()
+                .into();
+                fresh_next = Some(next);
+                body
+            });
+            let next = state.surges.cached(&format!("{key}#next"), b"", || {
+                fresh_next
+                    .unwrap_or_else(|| select().2)
+                    .unwrap_or_default()
+                    .into()
+            });
+            let next = String::from_utf8_lossy(&next).into_owned();
+            let resp = (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            Ok(page::with_next(
+                resp,
+                (!next.is_empty()).then_some(next.as_str()),
+            ))
+        }
+        Format::Csv => {
+            let (page, _, next) = select();
+            let resp = page::csv(
+                "surges.csv",
+                &SURGE_CSV_HEADER,
+                page.iter().map(|e| surge_csv_row(&e.event)),
+            );
+            Ok(page::with_next(resp, next.as_deref()))
+        }
+    }
+}
+
+/// One surge by id.
+#[utoipa::path(get, path = "/v1/surges/{id}", tag = "surges",
+    params(("id" = String, Path, description = "the surge id (`sg-…`)")),
+    responses(
+        (status = 200, description = "the surge", body = schema::SurgeEvent),
+        (status = 404, description = "no such surge", body = schema::ErrorBody),
+    ))]
+pub(crate) async fn get_surge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Arc<SurgeEvent>>, ApiError> {
+    state
+        .surges
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no surge {id}")))
+}
+
+/// Server-sent events: every new surge as `event: surge` with the stream sequence as its id
+/// and the surge event as data. A client reconnecting with `Last-Event-ID` gets what it
+/// missed first.
+#[utoipa::path(get, path = "/v1/surges/stream", tag = "surges", params(StreamParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received")),
+    responses(
+        (status = 200, description = "an endless stream of `surge` events", content_type = "text/event-stream", body = String),
+        (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
+    ))]
+pub(crate) async fn stream_surges(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StreamParams>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let q = Arc::new(SurgeQuery::new(
+        params.country.as_deref(),
+        params.category.as_deref(),
+        params.source.as_deref(),
+        params.since.as_deref(),
+        params.min_severity.as_deref(),
+    )?);
+    let last_id: u64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    // Subscribe before reading the backlog, so nothing falls between the two.
+    let live = state.surges.subscribe();
+    let backlog = if last_id == u64::MAX {
+        Vec::new()
+    } else {
+        state.surges.after(last_id)
+    };
+    let mut high_water = backlog
+        .last()
+        .map_or(last_id.min(state.surges.last_seq()), |e| e.seq);
+    if last_id == u64::MAX {
+        high_water = state.surges.last_seq();
+    }
+    let to_event = |e: &Entry| {
+        Event::default()
+            .event("surge")
+            .id(e.seq.to_string())
+            .json_data(&*e.event)
+            .unwrap_or_default()
+    };
+    let qb = q.clone();
+    let backlog = stream::iter(
+        backlog
+            .into_iter()
+            .filter(move |e| qb.matches(&e.event))
+            .map(move |e| Ok(to_event(&e))),
+    );
+    let live = stream::unfold((live, high_water), move |(mut rx, mut hw)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.seq > hw => {
+                    hw = e.seq;
+                    return Some((e, (rx, hw)));
+                }
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    })
+    .filter(move |e| std::future::ready(q.matches(&e.event)))
+    .map(move |e| Ok(to_event(&e)));
+    Ok(
+        // The stream ends at shutdown, so open dashboards do not hold the server up.
+        Sse::new(
+            backlog
+                .chain(live)
+                .take_until(state.cancel.clone().cancelled_owned()),
+        )
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
+    )
+}
+
+/// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the
+/// document only.
+mod doc {
+    use utoipa::ToSchema;
+
+    use crate::api::schema::SurgeEvent;
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SurgeList {
+        surges: Vec<SurgeEvent>,
+        /// Pass as `cursor` for the next page; null on the last page.
+        next_cursor: Option<String>,
+        /// The next page's URL; null on the last page.
+        next: Option<String>,
+    }
+}

@@ -1,0 +1,212 @@
+//! The router: the table of routes (every one documented in the OpenAPI document; a test
+//! checks both ways with [`routed_paths`]) and the layers around them. Requests pass,
+//! outermost first: the request log, metrics, error normalisation, CORS, the per-client rate
+//! limit, the timeout, the body limit and the token check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{MethodRouter, delete, get, post};
+use borderwatch_bus::Bus;
+use tokio_util::sync::CancellationToken;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::PeerIpKeyExtractor;
+use tower_http::cors::CorsLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::warn;
+
+use crate::api::{deliveries, health, ingest, series, silences, subscriptions, surges};
+use crate::config::{GatewayConfig, RateLimit, allowed_origins};
+use crate::error::{self, ApiError};
+use crate::state::AppState;
+use crate::surges::SurgeIndex;
+use crate::{auth, dashboard, openapi, telemetry};
+
+/// The routes, each with its handlers: each is in the OpenAPI document
+/// ([`openapi::ApiDoc`]); a test checks both ways.
+fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(dashboard::home_page)),
+        (
+            "/series/{source}/{country}/{category}",
+            get(dashboard::series_page),
+        ),
+        ("/login", get(dashboard::login_form).post(dashboard::login)),
+        ("/logout", post(dashboard::logout)),
+        ("/healthz", get(health::healthz)),
+        ("/readyz", get(health::readyz)),
+        ("/metrics", get(telemetry::metrics_handler)),
+        ("/openapi.json", get(openapi::document)),
+        ("/docs", get(openapi::docs_page)),
+        ("/v1/ingest", post(ingest::ingest)),
+        ("/v1/series", get(series::list_series)),
+        (
+            "/v1/series/{source}/{country}/{category}",
+            get(series::get_series),
+        ),
+        ("/v1/surges", get(surges::list_surges)),
+        ("/v1/surges/stream", get(surges::stream_surges)),
+        ("/v1/surges/{id}", get(surges::get_surge)),
+        (
+            "/v1/subscriptions",
+            post(subscriptions::create_subscription).get(subscriptions::list_subscriptions),
+        ),
+        (
+            "/v1/subscriptions/{id}",
+            delete(subscriptions::delete_subscription),
+        ),
+        (
+            "/v1/subscriptions/{id}/deliveries",
+            get(deliveries::list_deliveries),
+        ),
+        (
+            "/v1/silences",
+            post(silences::create_silence).get(silences::list_silences),
+        ),
+        ("/v1/silences/{id}", delete(silences::delete_silence)),
+    ]
+}
+
+/// The paths the router serves, read from the table it is built from.
+pub fn routed_paths() -> Vec<&'static str> {
+    table().into_iter().map(|(path, _)| path).collect()
+}
+
+fn routes() -> Router<AppState> {
+    table()
+        .into_iter()
+        .fold(Router::new(), |app, (path, handlers)| {
+            app.route(path, handlers)
+        })
+}
+
+/// The routes in their layers, over `surges`.
+pub(crate) fn build(
+    bus: Bus,
+    surges: SurgeIndex,
+    cfg: GatewayConfig,
+    cancel: CancellationToken,
+) -> Router {
+    telemetry::install();
+    let state = AppState {
+        cancel: cancel.clone(),
+        surges,
+        bus,
+        cfg: Arc::new(cfg.clone()),
+    };
+    // Layers added later wrap those added before: the token check runs innermost.
+    let mut app = routes()
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            cfg.request_timeout,
+        ));
+    app = with_rate_limit(app, cfg.rate_limit, &cancel);
+    match cors_layer(&cfg.cors_origins) {
+        Ok(Some(cors)) => app = app.layer(cors),
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "CORS is off"),
+    }
+    let app = app
+        .layer(middleware::from_fn(error::normalize))
+        .layer(middleware::from_fn(telemetry::track));
+    telemetry::with_request_log(app).with_state(state)
+}
+
+/// Adds the per-client-IP limit (tower_governor). The key is the TCP peer address: behind a
+/// reverse proxy every client shares the proxy's budget, so limit there instead or raise it.
+fn with_rate_limit(
+    app: Router<AppState>,
+    limit: Option<RateLimit>,
+    cancel: &CancellationToken,
+) -> Router<AppState> {
+    let Some(limit) = limit else {
+        return app;
+    };
+    let Some(conf) = GovernorConfigBuilder::default()
+        .period(Duration::from_secs(1) / limit.per_second.max(1))
+        .burst_size(limit.burst.max(1))
+        .key_extractor(PeerIpKeyExtractor)
+        .finish()
+    else {
+        warn!(?limit, "the rate limit is off: its settings were refused");
+        return app;
+    };
+    // Forget idle clients now and then, so the table does not grow with every address seen.
+    let limiter = conf.limiter().clone();
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => limiter.retain_recent(),
+            }
+        }
+    });
+    app.layer(
+        GovernorLayer::new(conf).error_handler(|e| match e {
+            tower_governor::GovernorError::TooManyRequests { wait_time, headers } => {
+                let mut resp = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many requests from this address: retry in {wait_time} s (see Retry-After)"
+                    ),
+                )
+                .into_response();
+                if let Some(h) = headers {
+                    resp.headers_mut().extend(h);
+                }
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait_time.max(1)),
+                );
+                resp
+            }
+            tower_governor::GovernorError::UnableToExtractKey => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the rate limit needs the client address: serve with connect info",
+            )
+            .into_response(),
+            tower_governor::GovernorError::Other { code, msg, .. } => {
+                ApiError::new(code, "rate_limited", msg.unwrap_or_default()).into_response()
+            }
+        }),
+    )
+}
+
+/// CORS from the configured origins: `None` when there are none (same origin only).
+fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    let Some(allow) = allowed_origins(origins)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::LINK, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    ))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
