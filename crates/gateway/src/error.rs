@@ -1,5 +1,5 @@
 //! API errors: every 4xx/5xx answer is `{"error": {"code", "message", "details"}}`, also
-//! those made by axum and the tower layers (405, 408, 413, 429), which [`normalize`] rewrites.
+//! those made by axum and the tower layers (405, 408, 413, 429), which `normalize` rewrites.
 
 use axum::Json;
 use axum::extract::Request;

@@ -78,7 +78,10 @@ impl SurgeIndex {
             }
             loop {
                 let from = me.last_seq() + 1;
-                match bus.replay(names::SURGE_STREAM, names::ALL_SURGES, from).await {
+                match bus
+                    .replay(names::SURGE_STREAM, names::ALL_SURGES, from)
+                    .await
+                {
                     Ok(mut stream) => {
                         me.caught_up
                             .store(true, std::sync::atomic::Ordering::Relaxed);
