@@ -316,7 +316,7 @@ on_both_transports!(bad_rows_case:
 async fn state_changing_requests_need_the_api_token() {
     let setup = Setup::embedded();
     let mut opts = UpOptions::embedded(setup.data.path().to_path_buf());
-    opts.api_token = Some("tok".into());
+    opts.gateway.api_token = Some("tok".into());
     let running = start(opts).await.unwrap();
     let base = running.gateway_url().unwrap();
     let client = reqwest::Client::new();

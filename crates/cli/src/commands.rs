@@ -15,25 +15,11 @@ use crate::{Command, NotifyAction, ReleaseReplayArgs, ReplayArgs};
 pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => {
-            let opts = UpOptions {
-                nats: args.nats,
-                data: args.data,
-                http: args.http,
-                gateway: args.gateway.config(args.api_token.clone()),
-                api_token: args.api_token,
-                stream_replicas: args.stream_replicas,
-                roles: ALL_ROLES.to_vec(),
-                health: None,
-                notify: NotifyConfig {
-                    public_url: args.public_url,
-                    ..Default::default()
-                },
-                max_upload_bytes: args.max_upload_bytes,
-                sources: args.sources,
-            };
+            let demo = args.demo;
+            let opts = up_options(args);
             let signal = roles::shutdown_signal();
             let running = roles::start(opts).await?;
-            if args.demo {
+            if demo {
                 load_demo(&running.bus).await?;
             }
             if let Some(url) = running.gateway_url() {
@@ -72,19 +58,38 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             }
         },
         Command::Gateway(a) => {
-            one_role(Role::Gateway, &a.nats, None, |o| {
-                o.http = a.http;
-                o.gateway = a.gateway.config(a.api_token.clone());
-                o.api_token = a.api_token;
-                o.max_upload_bytes = a.max_upload_bytes;
-            })
-            .await
+            let nats = a.nats.clone();
+            one_role(Role::Gateway, &nats, None, |o| gateway_options(o, a)).await
         }
         Command::Import(a) => crate::import::run(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
         Command::Replay(a) => replay_release(a).await,
         Command::Probe(a) => probe(a).await,
     }
+}
+
+/// What `up` starts: every role, with the flags' values.
+fn up_options(args: crate::UpArgs) -> UpOptions {
+    UpOptions {
+        nats: args.nats,
+        data: args.data,
+        http: args.http,
+        gateway: args.gateway.config(args.api_token, args.max_upload_bytes),
+        stream_replicas: args.stream_replicas,
+        roles: ALL_ROLES.to_vec(),
+        health: None,
+        notify: NotifyConfig {
+            public_url: args.public_url,
+            ..Default::default()
+        },
+        sources: args.sources,
+    }
+}
+
+/// The gateway role's own options from its flags.
+fn gateway_options(opts: &mut UpOptions, args: crate::GatewayArgs) {
+    opts.http = args.http;
+    opts.gateway = args.gateway.config(args.api_token, args.max_upload_bytes);
 }
 
 /// `probe URL`: 2xx → Ok; anything else, or no answer in time, → an error (exit 1).
@@ -242,5 +247,56 @@ fn print_surges(surges: &[SurgeEvent]) {
             s.period,
             s.explanation
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::Cli;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(args).unwrap().command
+    }
+
+    /// `--max-upload-bytes` once reached the gateway only through a second field that
+    /// `start` copied over `gateway.max_body_bytes`; the options now carry it themselves.
+    #[test]
+    fn up_flags_land_in_the_gateway_config() {
+        let Command::Up(a) = parse(&[
+            "borderwatch",
+            "up",
+            "--api-token",
+            "tok",
+            "--max-upload-bytes",
+            "1000",
+        ]) else {
+            panic!("not up")
+        };
+        let opts = up_options(a);
+        assert_eq!(opts.gateway.max_body_bytes, 1000);
+        assert_eq!(opts.gateway.api_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn gateway_flags_land_in_the_gateway_config() {
+        let Command::Gateway(a) = parse(&[
+            "borderwatch",
+            "gateway",
+            "--nats",
+            "nats://127.0.0.1:4222",
+            "--api-token",
+            "tok",
+            "--max-upload-bytes",
+            "1000",
+        ]) else {
+            panic!("not gateway")
+        };
+        let mut opts = UpOptions::embedded(Default::default());
+        gateway_options(&mut opts, a);
+        assert_eq!(opts.gateway.max_body_bytes, 1000);
+        assert_eq!(opts.gateway.api_token.as_deref(), Some("tok"));
     }
 }

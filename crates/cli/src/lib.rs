@@ -68,16 +68,18 @@ pub enum Command {
     Probe(ProbeArgs),
 }
 
+/// `probe`'s flags. The URL is positional and has no variable: it is what the command is
+/// about, and one process environment often serves several probes.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// The URL to ask, e.g. http://127.0.0.1:9090/readyz.
     pub url: String,
     /// Seconds to wait for the answer.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, env = "BORDERWATCH_TIMEOUT", default_value_t = 3)]
     pub timeout: u64,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
     /// NATS server URLs, comma-separated.
     #[arg(long, env = "BORDERWATCH_NATS")]
@@ -142,7 +144,7 @@ pub enum NotifyAction {
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Only this subscription's dead letters.
-    #[arg(long)]
+    #[arg(long, env = "BORDERWATCH_SUBSCRIPTION")]
     pub subscription: Option<String>,
     /// NATS server URLs; without it, the data directory of the in-process bus.
     #[arg(long, env = "BORDERWATCH_NATS")]
@@ -210,13 +212,17 @@ pub struct GatewayFlags {
 }
 
 impl GatewayFlags {
-    /// The gateway's configuration from these flags and the API token.
-    pub fn config(&self, api_token: Option<String>) -> borderwatch_gateway::GatewayConfig {
+    /// The gateway's configuration from these flags, the API token and the upload limit
+    /// (`--api-token` and `--max-upload-bytes` live beside these flags, not among them).
+    pub fn config(
+        &self,
+        api_token: Option<String>,
+        max_body_bytes: usize,
+    ) -> borderwatch_gateway::GatewayConfig {
         borderwatch_gateway::GatewayConfig {
             api_token,
             read_token: self.read_token.clone(),
-            // Set from --max-upload-bytes where the gateway starts (roles.rs).
-            max_body_bytes: roles::DEFAULT_MAX_UPLOAD_BYTES,
+            max_body_bytes,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             cors_origins: self.cors_origins.clone(),
             rate_limit: (self.rate_limit > 0).then_some(borderwatch_gateway::RateLimit {
@@ -281,14 +287,16 @@ pub struct ImportArgs {
     pub api_token: Option<String>,
 }
 
+/// `analyze`'s flags. FILE is positional and has no variable: it is what the command reads.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// The file to read.
     pub file: PathBuf,
     /// Input format (default: detected from the file's content; see docs/formats.md).
-    #[arg(long)]
+    #[arg(long, env = "BORDERWATCH_FORMAT")]
     pub format: Option<String>,
-    #[arg(long)]
+    /// Source name, where the file has no source column.
+    #[arg(long, env = "BORDERWATCH_SOURCE")]
     pub source: Option<String>,
     /// Detectors to run, comma-separated: record_high, exceeds_prior_year, year_over_year,
     /// farrington, ears_c1, ears_c2, ears_c3, cusum (default: the evidence rules, farrington,
@@ -296,15 +304,21 @@ pub struct AnalyzeArgs {
     #[arg(long, env = "BORDERWATCH_DETECTORS")]
     pub detectors: Option<String>,
     /// A detector parameter, R's names in snake_case: farrington.b=3, farrington.limit54=5,4,
-    /// ears.alpha=0.01, cusum.h=3, fdr=0.1 … (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    /// ears.alpha=0.01, cusum.h=3, fdr=0.1 … (repeatable). In BORDERWATCH_SET, pairs are
+    /// separated by `;` (values such as `limit54=5,4` hold commas).
+    #[arg(
+        long = "set",
+        value_name = "KEY=VALUE",
+        env = "BORDERWATCH_SET",
+        value_delimiter = ';'
+    )]
     pub set: Vec<String>,
     /// Print every evaluation (one JSON line per series, period and detector) instead of
     /// surge events.
-    #[arg(long)]
+    #[arg(long, env = "BORDERWATCH_ALL")]
     pub all: bool,
     /// Output: one JSON line per surge, or a table.
-    #[arg(long, default_value = "table")]
+    #[arg(long, env = "BORDERWATCH_OUTPUT", default_value = "table")]
     pub output: Output,
 }
 
@@ -330,4 +344,50 @@ pub fn init_logging(cli: &Cli) {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     commands::run(cli.command).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// README: "every flag is also an environment variable". Positional arguments (a file, a
+    /// URL, a release id) have none: they are what the command is about.
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_positional() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_env().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "borderwatch", &mut missing);
+        assert!(missing.is_empty(), "flags without a variable: {missing:?}");
+    }
+
+    #[test]
+    fn set_pairs_split_on_semicolons_as_borderwatch_set_does() {
+        let cli = Cli::try_parse_from([
+            "borderwatch",
+            "analyze",
+            "f.csv",
+            "--set",
+            "farrington.limit54=5,4;fdr=0.1",
+        ])
+        .unwrap();
+        let Command::Analyze(a) = cli.command else {
+            panic!("not analyze")
+        };
+        assert_eq!(a.set, ["farrington.limit54=5,4", "fdr=0.1"]);
+    }
 }

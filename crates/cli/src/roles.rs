@@ -38,15 +38,12 @@ pub struct UpOptions {
     pub nats: Option<String>,
     pub data: PathBuf,
     pub http: SocketAddr,
-    /// The API token (kept apart from `gateway` for callers that only set it).
-    pub api_token: Option<String>,
-    /// The gateway's other settings (its `api_token` is taken from the field above).
+    /// The gateway's settings, as given: its `api_token` and `max_body_bytes` too (the
+    /// latter also bounds what the ingest role's source poller fetches).
     pub gateway: GatewayConfig,
     pub stream_replicas: usize,
     pub roles: Vec<Role>,
     pub notify: NotifyConfig,
-    /// Largest upload the gateway takes (bytes).
-    pub max_upload_bytes: usize,
     /// The scheduled sources file the ingest role polls (TOML), if any.
     pub sources: Option<PathBuf>,
     /// Where to serve `/healthz` and `/readyz` for container probes (roles without HTTP).
@@ -59,12 +56,13 @@ impl UpOptions {
             nats: None,
             data,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            api_token: None,
-            gateway: GatewayConfig::default(),
+            gateway: GatewayConfig {
+                max_body_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+                ..GatewayConfig::default()
+            },
             stream_replicas: 1,
             roles: ALL_ROLES.to_vec(),
             notify: NotifyConfig::default(),
-            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             sources: None,
             health: None,
         }
@@ -170,7 +168,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                     info!(sources = sources.len(), file = %path.display(), "polling scheduled sources");
                     let (bus, cancel) = (bus.clone(), cancel.clone());
                     let cfg = borderwatch_ingest::sources::PollConfig {
-                        max_bytes: opts.max_upload_bytes as u64,
+                        max_bytes: opts.gateway.max_body_bytes as u64,
                         ..Default::default()
                     };
                     tasks.spawn(borderwatch_ingest::sources::run(bus, sources, cfg, cancel));
@@ -208,11 +206,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                     .await
                     .with_context(|| format!("listening on {}", opts.http))?;
                 http = Some(listener.local_addr()?);
-                let cfg = GatewayConfig {
-                    api_token: opts.api_token.clone(),
-                    max_body_bytes: opts.max_upload_bytes,
-                    ..opts.gateway.clone()
-                };
+                let cfg = opts.gateway.clone();
                 tasks.spawn(async move {
                     if let Err(e) = borderwatch_gateway::serve(bus, listener, cfg, cancel).await {
                         error!(error = %e, "gateway stopped");
@@ -368,4 +362,34 @@ pub async fn wait_analyzed(
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller's `gateway.api_token` and `gateway.max_body_bytes` are what the gateway
+    /// enforces (`start` used to overwrite both from two other fields).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn start_honours_the_gateway_token_and_upload_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = UpOptions::embedded(dir.path().join("data"));
+        opts.roles = vec![Role::Gateway];
+        opts.gateway.api_token = Some("tok".into());
+        opts.gateway.max_body_bytes = 1000;
+        let running = start(opts).await.unwrap();
+        let url = format!("{}/v1/ingest", running.gateway_url().unwrap());
+        let client = reqwest::Client::new();
+        let unauthorised = client.post(&url).body("x").send().await.unwrap();
+        assert_eq!(unauthorised.status(), 401);
+        let too_large = client
+            .post(&url)
+            .bearer_auth("tok")
+            .body(vec![b'x'; 1001])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(too_large.status(), 413);
+        running.shutdown().await;
+    }
 }

@@ -267,7 +267,7 @@ async fn import_prints_a_summary_with_the_first_rejected_rows() {
 async fn an_upload_over_the_limit_is_refused_with_413_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = borderwatch::UpOptions::embedded(dir.path().join("data"));
-    opts.max_upload_bytes = 1000;
+    opts.gateway.max_body_bytes = 1000;
     let running = borderwatch::start(opts).await.unwrap();
     let gateway = running.gateway_url().unwrap();
     let mut csv = String::from("source,period,country,category,count\n");
