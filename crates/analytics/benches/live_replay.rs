@@ -233,8 +233,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.35);
-    let cfg = AnalysisConfig::default();
+    // decide() applies the score gate; the replay applies it itself, so that it can count
+    // what the first round (no gate) would have sent.
     let alerts = AlertConfig::default();
+    let mut cfg = AnalysisConfig::default();
+    cfg.alert.min_score = 0.0;
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     for file in FILES {
         let bytes = std::fs::read(testdata(file.name))

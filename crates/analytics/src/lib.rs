@@ -25,5 +25,5 @@ pub use detect::{
     exceeds_prior_year, record_high, year_over_year,
 };
 pub use error::AnalyticsError;
-pub use explain::{explanation, severity};
+pub use explain::explanation;
 pub mod service;

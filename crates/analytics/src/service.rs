@@ -208,7 +208,7 @@ pub struct PartRecord {
 /// checks before and after writing its own record, so at least one part always does) runs
 /// Benjamini–Hochberg over all of them and announces the statistical surges, which are then
 /// in its `AnalyzedRelease.surges`. Two replicas doing that at once announce nothing twice:
-/// surge ids are stable and [`announce`] skips known ones.
+/// surge ids are stable and `announce` skips known ones.
 pub async fn process(
     bus: &dyn Transport,
     cfg: &AnalysisConfig,
@@ -255,7 +255,16 @@ pub async fn process(
         // Evidence surges now: `significant = false` makes events of evidence only.
         let events: Vec<SurgeEvent> = assessments
             .iter()
-            .filter_map(|a| surge_event(a, false, &fingerprint, &marker.release_id, &detected_at))
+            .filter_map(|a| {
+                surge_event(
+                    a,
+                    false,
+                    &fingerprint,
+                    &cfg.alert,
+                    &marker.release_id,
+                    &detected_at,
+                )
+            })
             .collect();
         for event in &events {
             announce(bus, event).await?;
@@ -442,7 +451,9 @@ fn statistical_surges(
         .into_iter()
         .zip(&all)
         .filter(|(significant, a)| *significant && a.evidence.is_empty())
-        .filter_map(|(_, a)| surge_event(a, true, &fingerprint, release_id, detected_at))
+        .filter_map(|(_, a)| {
+            surge_event(a, true, &fingerprint, &cfg.alert, release_id, detected_at)
+        })
         .collect()
 }
 
@@ -682,7 +693,10 @@ mod tests {
         values.extend([150; 4]);
         values.push(420);
         let surge = publish_series(&bus, "CHN", "tourism", &values).await;
-        let cfg = AnalysisConfig::default();
+        // Without the score gate (420 against 150 scores below it): the release-wide
+        // false-discovery control is what is tested.
+        let mut cfg = AnalysisConfig::default();
+        cfg.alert.min_score = 0.0;
 
         let first = process(bus.as_ref(), &cfg, &marker(0, vec![quiet]))
             .await

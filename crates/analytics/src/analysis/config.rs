@@ -8,6 +8,7 @@ use std::str::FromStr;
 use borderwatch_model::{Freq, sha256_hex};
 use serde::{Deserialize, Serialize};
 
+use crate::alert::AlertConfig;
 use crate::detect::DetectorConfig;
 use crate::error::AnalyticsError;
 use crate::surveillance::cusum::CusumConfig;
@@ -280,6 +281,10 @@ pub struct AnalysisConfig {
     /// when the whole window is the collapse. On the demo data this is 1,413 false surges in
     /// 240 synthetic series against none. false gives R's alarms unchanged.
     pub long_run_guard: bool,
+    /// What of the surges is news and how loud ([`AlertConfig`]: the score gate, severity
+    /// thresholds and the live edge). Not in the fingerprint: retuning the thresholds does
+    /// not rename the surges that stay.
+    pub alert: AlertConfig,
 }
 
 impl Default for AnalysisConfig {
@@ -300,6 +305,7 @@ impl Default for AnalysisConfig {
             fdr: 0.05,
             min_value: 20,
             long_run_guard: true,
+            alert: AlertConfig::default(),
         }
     }
 }
@@ -396,6 +402,19 @@ impl AnalysisConfig {
         if !(self.fdr > 0.0 && self.fdr <= 1.0) {
             return bad(format!("fdr must be in (0, 1], got {}", self.fdr));
         }
+        let a = &self.alert;
+        if !(a.min_score <= a.medium_score
+            && a.medium_score <= a.high_score
+            && a.high_score <= a.critical_score)
+        {
+            return bad(format!(
+                "alert scores must rise: min_score {} <= medium_score {} <= high_score {} <= critical_score {}",
+                a.min_score, a.medium_score, a.high_score, a.critical_score
+            ));
+        }
+        if a.live_window == 0 {
+            return bad("alert.live_window must be at least 1".into());
+        }
         for (name, f, freq) in [
             ("farrington.monthly", &self.farrington.monthly, 12usize),
             ("farrington.quarterly", &self.farrington.quarterly, 4),
@@ -467,11 +486,20 @@ impl AnalysisConfig {
         for k in ["min_history", "margin", "min_value"] {
             keys.push(format!("record_high.{k}"));
         }
-        for k in ["min_value", "min_year_share"] {
+        for k in ["min_value", "min_year_share", "recent_years"] {
             keys.push(format!("exceeds_prior_year.{k}"));
         }
-        for k in ["min_ratio", "min_value"] {
+        for k in ["min_ratio", "min_value", "min_previous"] {
             keys.push(format!("year_over_year.{k}"));
+        }
+        for k in [
+            "live_window",
+            "min_score",
+            "medium_score",
+            "high_score",
+            "critical_score",
+        ] {
+            keys.push(format!("alert.{k}"));
         }
         keys
     }
@@ -571,6 +599,34 @@ impl AnalysisConfig {
             }
             ("year_over_year", "min_value") => {
                 self.evidence.year_over_year.min_value = v.u64()?;
+                true
+            }
+            ("year_over_year", "min_previous") => {
+                self.evidence.year_over_year.min_previous = v.u64()?;
+                true
+            }
+            ("exceeds_prior_year", "recent_years") => {
+                self.evidence.exceeds_prior_year.recent_years = v.u64()? as i32;
+                true
+            }
+            ("alert", "live_window") => {
+                self.alert.live_window = v.u64()? as usize;
+                true
+            }
+            ("alert", "min_score") => {
+                self.alert.min_score = v.f64()?;
+                true
+            }
+            ("alert", "medium_score") => {
+                self.alert.medium_score = v.f64()?;
+                true
+            }
+            ("alert", "high_score") => {
+                self.alert.high_score = v.f64()?;
+                true
+            }
+            ("alert", "critical_score") => {
+                self.alert.critical_score = v.f64()?;
                 true
             }
             _ => false,

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::config::AnalysisConfig;
 use super::evaluate::Evaluation;
 use crate::aggregate::SeriesFrame;
-use crate::explain::{explanation, severity};
+use crate::alert::{AlertConfig, score};
+use crate::explain::explanation;
 
 /// One (series, period) with everything the surge decision needs. Serialisable: the
 /// analytics service stores a release part's candidates with its `bw_analyzed` record.
@@ -109,12 +110,14 @@ pub fn tested(assessments: &[Assessment]) -> usize {
 }
 
 /// The surge event of one assessment: when an evidence rule fired, or when `significant`
-/// (it survived BH) and a statistical detector alarmed. Findings: evidence first, then the
-/// statistical alarms (corroboration, with their own p-values).
+/// (it survived BH) and a statistical detector alarmed, and its [`score`] reaches
+/// `alert.min_score`. Findings: evidence first, then the statistical alarms (corroboration,
+/// with their own p-values). Severity comes from the score ([`AlertConfig::severity`]).
 pub fn surge_event(
     a: &Assessment,
     significant: bool,
     fingerprint: &str,
+    alert: &AlertConfig,
     release_id: &str,
     detected_at: &str,
 ) -> Option<SurgeEvent> {
@@ -123,6 +126,10 @@ pub fn surge_event(
         return None;
     }
     let findings: Vec<Finding> = a.evidence.iter().chain(&a.statistical).cloned().collect();
+    let score = score(a.value, &findings);
+    if score < alert.min_score {
+        return None;
+    }
     // The sentence cites every evidence rule but only the first statistical detector that
     // gave a p-value, and only when it survived BH: one number a reader can check, not three
     // ways of saying "unusually high". Every finding stays in `findings`.
@@ -138,7 +145,7 @@ pub fn surge_event(
         category: a.key.category.clone(),
         period: a.period,
         value: a.value,
-        severity: severity(a.value, &findings),
+        severity: alert.severity(score, &findings),
         explanation: explanation(&a.key, a.period, a.value, &told),
         findings,
         release_id: release_id.to_string(),
@@ -159,6 +166,6 @@ pub fn decide(
     assessments
         .iter()
         .zip(survivors)
-        .filter_map(|(a, s)| surge_event(a, s, &fingerprint, release_id, detected_at))
+        .filter_map(|(a, s)| surge_event(a, s, &fingerprint, &cfg.alert, release_id, detected_at))
         .collect()
 }

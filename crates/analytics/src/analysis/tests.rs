@@ -1,6 +1,7 @@
 use super::evaluate::finite;
 use super::*;
 use crate::aggregate::{SeriesFrame, aggregate};
+use crate::alert::AlertConfig;
 use crate::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
 use crate::surveillance::farrington::{PowerTrans, ThresholdMethod};
 use crate::testutil::{PRK_STUDY, consecutive, frame, quarters};
@@ -384,20 +385,35 @@ fn assess_takes_the_bonferroni_minimum_of_alarming_detectors() {
 fn a_cusum_alarm_alone_makes_no_surge() {
     let mut a = candidate(None);
     a.statistical[0].detector = "cusum".into();
-    assert!(surge_event(&a, true, "fp", "r", "t").is_none());
+    assert!(surge_event(&a, true, "fp", &ungated(), "r", "t").is_none());
+}
+
+/// The alert settings without the score gate: the surge decision alone.
+fn ungated() -> AlertConfig {
+    AlertConfig {
+        min_score: 0.0,
+        ..AlertConfig::default()
+    }
 }
 
 #[test]
 fn a_statistical_surge_needs_to_survive_bh() {
     let a = candidate(Some(0.0004));
-    assert!(surge_event(&a, false, "fp", "r", "t").is_none());
-    let e = surge_event(&a, true, "fp", "r", "t").unwrap();
+    assert!(surge_event(&a, false, "fp", &ungated(), "r", "t").is_none());
+    let e = surge_event(&a, true, "fp", &ungated(), "r", "t").unwrap();
     assert_eq!(
         e.explanation,
         "420 entries of Chinese citizens for tourism in 2024-Q2: far above the expected 130 \
          (upper bound 210, p < 0.001)"
     );
-    assert_eq!(e.severity, Severity::Medium);
+    assert_eq!(e.severity, Severity::Low);
+}
+
+#[test]
+fn a_significant_rise_too_small_to_print_is_no_surge() {
+    // 420 against an expected 130: significant, but its score (about 40) is below the gate.
+    let a = candidate(Some(0.0004));
+    assert!(surge_event(&a, true, "fp", &AlertConfig::default(), "r", "t").is_none());
 }
 
 #[test]
@@ -448,7 +464,11 @@ fn a_statistical_surge_reads_like_a_journalist_wrote_it() {
     let f = chinese_tourism();
     let last = f.points.last().unwrap().0;
     assert_eq!(last, q("2024-Q2"));
-    let all = events(&f, &AnalysisConfig::default());
+    // 420 against 150 is significant but scores about 40, below the default gate: the
+    // sentence is what is tested here.
+    let mut cfg = AnalysisConfig::default();
+    cfg.alert = ungated();
+    let all = events(&f, &cfg);
     let e = all
         .iter()
         .find(|e| e.period == last)
@@ -467,12 +487,14 @@ fn a_statistical_surge_reads_like_a_journalist_wrote_it() {
     );
     assert!(e.explanation.contains("(upper bound "), "{}", e.explanation);
     assert!(e.explanation.contains("p < 0.001"), "{}", e.explanation);
-    assert!(e.severity >= Severity::Medium);
+    assert_eq!(e.severity, Severity::Low);
 }
 
 #[test]
 fn decide_controls_false_discoveries_across_series() {
-    let cfg = AnalysisConfig::default();
+    // Without the score gate, so that what is counted is Benjamini–Hochberg's work alone.
+    let mut cfg = AnalysisConfig::default();
+    cfg.alert = ungated();
     let mut assessments = Vec::new();
     for s in 0..150u64 {
         let f = series(
