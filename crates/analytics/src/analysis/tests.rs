@@ -466,8 +466,10 @@ fn a_statistical_surge_reads_like_a_journalist_wrote_it() {
     assert_eq!(last, q("2024-Q2"));
     // 420 against 150 is significant but scores about 40, below the default gate: the
     // sentence is what is tested here.
-    let mut cfg = AnalysisConfig::default();
-    cfg.alert = ungated();
+    let cfg = AnalysisConfig {
+        alert: ungated(),
+        ..AnalysisConfig::default()
+    };
     let all = events(&f, &cfg);
     let e = all
         .iter()
@@ -493,8 +495,10 @@ fn a_statistical_surge_reads_like_a_journalist_wrote_it() {
 #[test]
 fn decide_controls_false_discoveries_across_series() {
     // Without the score gate, so that what is counted is Benjamini–Hochberg's work alone.
-    let mut cfg = AnalysisConfig::default();
-    cfg.alert = ungated();
+    let cfg = AnalysisConfig {
+        alert: ungated(),
+        ..AnalysisConfig::default()
+    };
     let mut assessments = Vec::new();
     for s in 0..150u64 {
         let f = series(
