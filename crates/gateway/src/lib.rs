@@ -23,6 +23,7 @@ pub mod error;
 pub mod openapi;
 mod page;
 mod router;
+mod secret;
 mod state;
 pub mod surges;
 pub mod telemetry;

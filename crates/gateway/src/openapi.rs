@@ -450,6 +450,28 @@ mod tests {
         assert_eq!(keys(&v), props(&doc, "Subscription"));
         assert_eq!(keys(&v["filter"]), props(&doc, "SubscriptionFilter"));
         assert_eq!(keys(&v["webhook"]), props(&doc, "Webhook"));
+        // The delivery log's items are notify's `DeliveryAttempt`, now in the model.
+        let attempt = borderwatch_model::DeliveryAttempt {
+            subscription: "sub-1".into(),
+            event_id: "sg-1".into(),
+            attempt: 1,
+            at: "2025-01-01T00:00:00Z".into(),
+            outcome: borderwatch_model::Outcome::Delivered,
+            status: Some(200),
+            latency_ms: Some(3),
+            error: None,
+        };
+        let v = serde_json::to_value(&attempt).unwrap();
+        assert_eq!(keys(&v), props(&doc, "DeliveryAttempt"));
+        use borderwatch_model::Outcome as O;
+        let outcomes: Vec<Value> = [O::Delivered, O::Retrying, O::Failed, O::Silenced]
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap())
+            .collect();
+        assert_eq!(
+            doc["components"]["schemas"]["Outcome"]["enum"],
+            Value::from(outcomes)
+        );
         let err = serde_json::to_value(crate::error::ApiError::bad_request("x").body).unwrap();
         assert_eq!(keys(&err), props(&doc, "ErrorBody"));
         assert_eq!(keys(&err["error"]), props(&doc, "ErrorDetail"));

@@ -1030,3 +1030,129 @@ async fn the_dashboards_not_found_page_stays_a_page_while_api_errors_are_json() 
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+// The gateway's HTTP side of subscriptions, silences and the delivery log (these assertions
+// lived in the notify tests while they started a gateway).
+
+async fn post_json(gw: &Gateway, path: &str, body: Value) -> (u16, Value) {
+    let r = gw
+        .http
+        .post(format!("{}{path}", gw.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bad_subscription_fields_get_json_errors() {
+    let gw = start(no_limit()).await;
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "secret": "x"});
+    for (body, needle) in [
+        (json!({"webhook": hook, "format": "xml"}), "unknown variant"),
+        (
+            json!({"webhook": hook, "filter": {"detectors": ["Record High"]}}),
+            "filter.detectors",
+        ),
+        (
+            json!({"webhook": hook, "digest": {"group_wait_secs": 999999}}),
+            "group_wait_secs",
+        ),
+        (json!({"webhook": hook, "digest": {}}), "group_wait_secs"),
+    ] {
+        let (status, resp) = post_json(&gw, "/v1/subscriptions", body.clone()).await;
+        assert_eq!(status, 400, "{body} → {resp}");
+        let msg = resp["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg}");
+    }
+    let (status, sub) = post_json(
+        &gw,
+        "/v1/subscriptions",
+        json!({"webhook": hook, "format": "teams", "digest": {"group_wait_secs": 30}, "filter": {"detectors": ["record_high"]}}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(sub["format"], "teams");
+    assert_eq!(sub["digest"]["group_wait_secs"], 30);
+    assert_eq!(sub["filter"]["detectors"][0], "record_high");
+    assert!(sub["webhook"].get("secret").is_none());
+}
+
+#[tokio::test]
+async fn a_silence_is_listed_active_until_deleted() {
+    let gw = start(no_limit()).await;
+    let (status, silence) = post_json(
+        &gw,
+        "/v1/silences",
+        json!({"matchers": {"country": "PRK", "category": "study"}, "until": "2999-01-01T00:00:00Z", "comment": "known story"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{silence}");
+    let silence_id = silence["id"].as_str().unwrap().to_string();
+    let (_, list) = gw.get_json("/v1/silences").await;
+    assert_eq!(list["silences"][0]["active"], true);
+    let resp = gw
+        .http
+        .delete(format!("{}/v1/silences/{silence_id}", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let (_, list) = gw.get_json("/v1/silences").await;
+    assert_eq!(list["silences"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn the_delivery_log_takes_a_limit_and_refuses_a_bad_one_or_an_unknown_subscription() {
+    let gw = start(no_limit()).await;
+    let (status, sub) = post_json(
+        &gw,
+        "/v1/subscriptions",
+        json!({"webhook": {"url": "https://example.org/h", "secret": "s"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "subscription created: {sub}");
+    assert!(
+        sub["webhook"].get("secret").is_none(),
+        "the secret is never returned"
+    );
+    let sub = sub["id"].as_str().unwrap().to_string();
+    // What notify logs: a failed attempt, then the accepted one.
+    for (n, outcome, status) in [
+        (1, borderwatch_model::Outcome::Retrying, 503),
+        (2, borderwatch_model::Outcome::Delivered, 200),
+    ] {
+        let attempt = borderwatch_model::DeliveryAttempt {
+            subscription: sub.clone(),
+            event_id: "sg-log".into(),
+            attempt: n,
+            at: "2025-01-01T00:00:00Z".into(),
+            outcome,
+            status: Some(status),
+            latency_ms: Some(3),
+            error: None,
+        };
+        gw.bus
+            .publish(Outgoing::new(
+                names::attempt_subject(&sub),
+                serde_json::to_vec(&attempt).unwrap(),
+            ))
+            .await
+            .unwrap();
+    }
+    let (status, body) = gw
+        .get_json(&format!("/v1/subscriptions/{sub}/deliveries?limit=1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(body["deliveries"][0]["outcome"], "delivered");
+    let (status, body) = gw
+        .get_json(&format!("/v1/subscriptions/{sub}/deliveries?limit=x"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+    let (status, _) = gw.get_json("/v1/subscriptions/sub-nope/deliveries").await;
+    assert_eq!(status, 404);
+}

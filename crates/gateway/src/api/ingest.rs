@@ -9,8 +9,8 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
-// The ingest service's client: every use of the ingest crate is here.
-use borderwatch_ingest::service::{SubmitError, submit_reader};
+// The ingest service's client (its own crate: the gateway does not link the service).
+use borderwatch_ingest_client::{ErrorCode, SubmitError, submit_reader};
 
 use super::schema;
 use crate::error::ApiError;
@@ -115,10 +115,10 @@ pub(crate) async fn ingest(
             Ok((status, Json(release)).into_response())
         }
         Err(SubmitError::Rejected(body)) => Err(ApiError {
-            status: match body.error.code.as_str() {
-                "too_many_rows" => StatusCode::PAYLOAD_TOO_LARGE,
-                "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-                "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+            status: match ErrorCode::of(&body) {
+                Some(ErrorCode::TooManyRows) => StatusCode::PAYLOAD_TOO_LARGE,
+                Some(ErrorCode::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+                Some(ErrorCode::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
             body,

@@ -18,7 +18,7 @@ use sha2::Sha256;
 use maud::html;
 
 use super::html::page;
-use crate::auth::constant_time_eq;
+use crate::secret::constant_time_eq;
 use crate::{ApiError, AppState};
 
 /// The session cookie's name.

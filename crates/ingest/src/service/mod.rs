@@ -30,13 +30,6 @@ pub use self::release::releases;
 pub use self::replay::{ReplayError, ReplayReport, replay};
 pub use self::serve::{Server, run, sweep_loop};
 
-// The client, at the paths it had before it became its own crate, until the gateway imports
-// it from `borderwatch_ingest_client` (issue 14).
-pub use borderwatch_ingest_client::{
-    FORMAT_HEADER, OBJECT_HEADER, Prepared, Reply, SOURCE_HEADER, SUBMIT_TIMEOUT, SubmitError,
-    discard, prepare, send_prepared, submit, submit_reader,
-};
-
 impl From<BusError> for IngestError {
     fn from(e: BusError) -> IngestError {
         IngestError::Unavailable(e.to_string())
