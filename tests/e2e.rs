@@ -191,6 +191,33 @@ async fn headline_case(setup: Setup) {
     .await;
     let list = surges["surges"].as_array().unwrap();
     assert!(list.iter().any(|s| s["id"] == event.id.as_str()));
+    // The headline surge belongs to an incident the API lists; the file is the series' first
+    // load, so its surges are history.
+    assert!(event.historical, "a first load is history");
+    assert!(event.score > 0.0);
+    let incident_id = event
+        .incident_id
+        .clone()
+        .expect("the surge has an incident");
+    let incidents: Value = get_json(
+        &client,
+        format!("{base}/v1/incidents?country=PRK&category=study"),
+    )
+    .await;
+    let incident = incidents["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == incident_id.as_str())
+        .unwrap_or_else(|| panic!("incident {incident_id} is listed: {incidents}"));
+    assert!(
+        incident["surges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == event.id.as_str()),
+        "{incident}"
+    );
     let series: Value = get_json(&client, format!("{base}/v1/series/fsb/PRK/study")).await;
     assert!(series["observations"].as_array().unwrap().len() >= 20);
     assert!(

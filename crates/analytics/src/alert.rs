@@ -5,7 +5,9 @@
 //! (the analytics service keeps the incident state in `bw_incidents`, the live-replay
 //! benchmark in memory), so the service and the benchmark decide alike.
 
-use borderwatch_model::{Finding, Incident, IncidentUpdate, Period, SeriesKey, Severity};
+use borderwatch_model::{
+    Finding, Incident, IncidentSurge, IncidentUpdate, Period, SeriesKey, Severity,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -156,6 +158,20 @@ pub struct Alarm {
     pub live: bool,
 }
 
+impl Alarm {
+    fn surge(&self, update: IncidentUpdate) -> IncidentSurge {
+        IncidentSurge {
+            id: self.surge_id.clone(),
+            period: self.period,
+            value: self.value,
+            severity: self.severity,
+            score: self.score,
+            update,
+            live: self.live,
+        }
+    }
+}
+
 /// What happened to a series' incidents over one release's evaluated periods.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Advance {
@@ -199,7 +215,7 @@ pub fn advance(
                 open.last = period;
                 open.last_value = a.value;
                 open.peak_value = open.peak_value.max(a.value);
-                open.surges.push(a.surge_id.clone());
+                open.surges.push(a.surge(update));
                 open.peak_severity = open.peak_severity.max(a.severity);
                 open.peak_score = open.peak_score.max(a.score);
                 open.live |= a.live;
@@ -223,7 +239,7 @@ pub fn advance(
                     closed: None,
                     peak_severity: a.severity,
                     peak_score: a.score,
-                    surges: vec![a.surge_id.clone()],
+                    surges: vec![a.surge(IncidentUpdate::Opened)],
                     live: a.live,
                     announced: a.live,
                 };

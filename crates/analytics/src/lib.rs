@@ -10,6 +10,7 @@ mod analysis;
 mod detect;
 mod error;
 mod explain;
+mod incidents;
 pub mod surveillance;
 #[cfg(test)]
 mod testutil;
@@ -26,4 +27,5 @@ pub use detect::{
 };
 pub use error::AnalyticsError;
 pub use explain::explanation;
+pub use incidents::IncidentWork;
 pub mod service;

@@ -23,8 +23,9 @@ use tracing::{info, warn};
 
 use serde::{Deserialize, Serialize};
 
+use crate::incidents::{self, IncidentWork};
 use crate::{
-    AnalysisConfig, Assessment, Detector, Evaluation, SeriesFrame, aggregate, assess,
+    AnalysisConfig, Assessment, Detector, Evaluation, SeriesFrame, aggregate, alert, assess,
     evaluate_frames, fdr_survivors, surge_event,
 };
 
@@ -192,6 +193,10 @@ pub struct PartRecord {
     /// (a larger p-value never passes, and ranks below the rate do not depend on the others).
     #[serde(default)]
     pub candidates: Vec<Assessment>,
+    /// The series of this part whose incidents the release may change (a surge, a
+    /// candidate or an open incident), with the periods evaluated.
+    #[serde(default)]
+    pub incidents: Vec<IncidentWork>,
     /// Set by the part that ran BH over the whole release.
     #[serde(default)]
     pub fdr_done: bool,
@@ -203,12 +208,17 @@ pub struct PartRecord {
 /// (`revised`) are read with their latest figures (the stream's last version per subject)
 /// and shown in the series view, but a revision is never a surge by itself.
 ///
-/// Evidence surges are announced at once. The statistical candidates are stored with the
-/// part's record; the part that finds every part of its release and source recorded (it
-/// checks before and after writing its own record, so at least one part always does) runs
-/// Benjamini–Hochberg over all of them and announces the statistical surges, which are then
-/// in its `AnalyzedRelease.surges`. Two replicas doing that at once announce nothing twice:
-/// surge ids are stable and `announce` skips known ones.
+/// Each part stores its evidence surges and its statistical candidates with its record, and
+/// the series whose incidents the release may change. The part that finds every part of its
+/// release and source recorded (it checks before and after writing its own record, so at
+/// least one part always does) runs Benjamini–Hochberg over all candidates, advances the
+/// incidents of the release's series (`bw_incidents`: each surge gets its incident and
+/// whether it opened, continued or escalated it) and announces every surge of the release,
+/// evidence and statistical; the statistical ones are then in its `AnalyzedRelease.surges`.
+/// Announcing waits for the whole release because whether a period continues an incident or
+/// closes it is only known once its statistical verdict is. Two replicas doing that at once
+/// announce nothing twice: surge ids are stable, `announce` skips known ones, and incidents
+/// record through which period they are advanced.
 pub async fn process(
     bus: &dyn Transport,
     cfg: &AnalysisConfig,
@@ -249,9 +259,10 @@ pub async fn process(
     let mut periods_evaluated = 0u64;
     let mut tested = 0u64;
     let mut candidates = Vec::new();
+    let mut incident_work = Vec::new();
     for (i, periods, assessments, bands) in assessed {
         let frame = &frames[i];
-        periods_evaluated += periods as u64;
+        periods_evaluated += periods.len() as u64;
         // Evidence surges now: `significant = false` makes events of evidence only.
         let events: Vec<SurgeEvent> = assessments
             .iter()
@@ -266,19 +277,26 @@ pub async fn process(
                 )
             })
             .collect();
-        for event in &events {
-            announce(bus, event).await?;
-        }
         let mut view = frame.to_view(&marker.release_id, &detected_at);
         view.bands = bands;
         store_view(bus, view, &events).await?;
-        surges.extend(events);
         tested += crate::tested(&assessments) as u64;
+        let before = candidates.len();
         candidates.extend(
             assessments
                 .into_iter()
                 .filter(|a| a.p_value.is_some_and(|p| p <= cfg.fdr)),
         );
+        if !events.is_empty()
+            || candidates.len() > before
+            || incidents::has_open(bus, &frame.key).await?
+        {
+            incident_work.push(IncidentWork {
+                key: frame.key.clone(),
+                evaluated: periods,
+            });
+        }
+        surges.extend(events);
     }
     let mut record = PartRecord {
         analyzed: AnalyzedRelease {
@@ -293,6 +311,7 @@ pub async fn process(
         parts: marker.parts.max(1),
         tested,
         candidates,
+        incidents: incident_work,
         fdr_done: false,
     };
     let key = names::analyzed_key(&marker.release_id, &marker.source, marker.part);
@@ -304,13 +323,37 @@ pub async fn process(
         }
     };
     if let Some(others) = others {
-        let events = statistical_surges(&record, &others, cfg, &marker.release_id, &detected_at);
-        for event in &events {
-            announce(bus, event).await?;
+        let statistical =
+            statistical_surges(&record, &others, cfg, &marker.release_id, &detected_at);
+        for event in &statistical {
             add_to_view(bus, event).await?;
         }
-        info!(release = %marker.release_id, source = %marker.source, surges = events.len(), "release-wide false-discovery control done");
-        record.analyzed.surges.extend(events);
+        info!(release = %marker.release_id, source = %marker.source, surges = statistical.len(), "release-wide false-discovery control done");
+        record.analyzed.surges.extend(statistical);
+        // Every surge of the release, each once, with its incident, then announced.
+        let mut all: Vec<SurgeEvent> = Vec::new();
+        for e in std::iter::once(&record)
+            .chain(&others)
+            .flat_map(|r| &r.analyzed.surges)
+        {
+            if !all.iter().any(|a| a.id == e.id) {
+                all.push(e.clone());
+            }
+        }
+        let work: Vec<IncidentWork> = std::iter::once(&record)
+            .chain(&others)
+            .flat_map(|r| r.incidents.iter().cloned())
+            .collect();
+        incidents::apply(bus, &work, &mut all, &fingerprint).await?;
+        all.sort_by(|a, b| a.series().cmp(&b.series()).then(a.period.cmp(&b.period)));
+        for event in &all {
+            announce(bus, event).await?;
+        }
+        for e in &mut record.analyzed.surges {
+            if let Some(done) = all.iter().find(|a| a.id == e.id) {
+                *e = done.clone();
+            }
+        }
         record.fdr_done = true;
         record.analyzed.finished_at = now_rfc3339();
         put_record(bus, &key, &record).await?;
@@ -319,8 +362,8 @@ pub async fn process(
 }
 
 /// The CPU part: aggregation, then every detector on every touched series, on every core.
-/// Returns the frames and, per touched frame, its index, the number of periods tested, its
-/// assessments and the bands of the tested periods.
+/// Returns the frames and, per touched frame, its index, the periods tested, its assessments
+/// (each marked live when at the series' live edge) and the bands of the tested periods.
 #[allow(clippy::type_complexity)]
 fn analyse(
     observations: &[Observation],
@@ -329,7 +372,7 @@ fn analyse(
 ) -> Result<
     (
         Vec<SeriesFrame>,
-        Vec<(usize, usize, Vec<Assessment>, Vec<Band>)>,
+        Vec<(usize, Vec<Period>, Vec<Assessment>, Vec<Band>)>,
     ),
     crate::AnalyticsError,
 > {
@@ -354,15 +397,16 @@ fn analyse(
         .collect();
     let evaluations = evaluate_frames(&jobs, cfg);
     let assessed = picked
-        .iter()
+        .into_iter()
         .zip(evaluations)
         .map(|((i, periods), rows)| {
-            (
-                *i,
-                periods.len(),
-                assess(&frames[*i], &rows),
-                bands_of(&rows),
-            )
+            let all: Vec<Period> = frames[i].points.iter().map(|p| p.0).collect();
+            let live = alert::live_periods(&all, &periods, cfg.alert.live_window);
+            let mut assessments = assess(&frames[i], &rows);
+            for a in &mut assessments {
+                a.live = live.contains(&a.period);
+            }
+            (i, periods, assessments, bands_of(&rows))
         })
         .collect();
     Ok((frames, assessed))
@@ -610,6 +654,116 @@ mod tests {
             parts: 2,
             changes,
         }
+    }
+
+    /// Publishes one figure of `fsb/VNM/work` and analyses the release that brings it.
+    async fn live_release(bus: &Bus, release: &str, period: &str, count: u64) -> AnalyzedRelease {
+        let country = Country::parse("VNM").unwrap();
+        let period: Period = period.parse().unwrap();
+        let o = Observation {
+            source: "fsb".into(),
+            country,
+            category: "work".into(),
+            period,
+            count,
+            release_id: release.into(),
+        };
+        let subject = names::obs_subject("fsb", "VNM", "work", &period.to_string());
+        bus.publish(Outgoing::new(subject, serde_json::to_vec(&o).unwrap()))
+            .await
+            .unwrap();
+        let change = SeriesChange {
+            country,
+            category: "work".into(),
+            periods: vec![period],
+            revised: Vec::new(),
+        };
+        let marker = ReleaseMarker {
+            release_id: release.into(),
+            source: "fsb".into(),
+            part: 0,
+            parts: 1,
+            changes: vec![change],
+        };
+        process(bus.as_ref(), &AnalysisConfig::default(), &marker)
+            .await
+            .unwrap()
+    }
+
+    async fn incidents_of(bus: &Bus) -> borderwatch_model::SeriesIncidents {
+        let raw = bus
+            .kv_get(
+                names::INCIDENTS_BUCKET,
+                &names::series_key("fsb", "VNM", "work"),
+            )
+            .await
+            .unwrap()
+            .expect("the series' incidents are kept");
+        serde_json::from_slice(&raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn history_is_marked_and_a_live_episode_is_one_incident_until_it_ends() {
+        use borderwatch_model::IncidentUpdate;
+        let bus: Bus = Arc::new(MemoryBus::ephemeral());
+        names::ensure_all(bus.as_ref(), 1).await.unwrap();
+        // A first load: ten years, with a one-quarter spike in 2017 that is history.
+        let mut values = wobble(300, 40);
+        values[18] = 3000;
+        let history = publish_series(&bus, "VNM", "work", &values).await;
+        let first = process(
+            bus.as_ref(),
+            &AnalysisConfig::default(),
+            &ReleaseMarker {
+                release_id: "rel-history".into(),
+                source: "fsb".into(),
+                part: 0,
+                parts: 1,
+                changes: vec![history],
+            },
+        )
+        .await
+        .unwrap();
+        assert!(!first.surges.is_empty(), "the 2017 spike is found");
+        assert!(
+            first.surges.iter().all(|e| e.historical),
+            "{:?}",
+            first.surges
+        );
+        let kept = incidents_of(&bus).await;
+        assert!(kept.incidents.iter().all(|i| !i.announced && !i.live));
+
+        // The next quarter jumps: live, and it opens an incident.
+        let opened = live_release(&bus, "rel-2", "2023-Q1", 3000).await;
+        let e = &opened.surges[0];
+        assert!(!e.historical);
+        assert_eq!(e.incident_update, IncidentUpdate::Opened);
+        assert!(e.score >= AnalysisConfig::default().alert.min_score);
+        let incident = e.incident_id.clone().expect("an incident");
+
+        // It stays high: the same incident, not announced again unless louder.
+        let more = live_release(&bus, "rel-3", "2023-Q2", 3300).await;
+        let e = &more.surges[0];
+        assert_eq!(e.incident_id.as_deref(), Some(incident.as_str()));
+        assert_ne!(e.incident_update, IncidentUpdate::Opened);
+
+        // Back to normal: the incident closes there.
+        let quiet = live_release(&bus, "rel-4", "2023-Q3", 310).await;
+        assert!(quiet.surges.is_empty());
+        let kept = incidents_of(&bus).await;
+        let last = kept.incidents.last().unwrap();
+        assert_eq!(last.id, incident);
+        assert_eq!(last.closed, Some("2023-Q3".parse().unwrap()));
+        assert!(last.announced && last.live);
+        assert_eq!(last.surges.len(), 2);
+
+        // The same release analysed again changes nothing.
+        let again = live_release(&bus, "rel-3", "2023-Q2", 3300).await;
+        assert_eq!(
+            again.surges[0].incident_id.as_deref(),
+            Some(incident.as_str())
+        );
+        assert_eq!(incidents_of(&bus).await, kept);
     }
 
     #[tokio::test]

@@ -45,6 +45,10 @@ pub const DEADLETTER_DONE_BUCKET: &str = "bw_deadletter_done";
 /// surges each produced.
 pub const ANALYZED_BUCKET: &str = "bw_analyzed";
 
+/// Each series' incidents, runs of consecutive alarming periods (key: the series key
+/// `<source>.<country>.<category>`, as in [`SERIES_BUCKET`]), written by analytics.
+pub const INCIDENTS_BUCKET: &str = "bw_incidents";
+
 /// Object store of the exact bytes of every release (object: [`raw_object_name`]) and of
 /// uploads too big for one request while they wait for ingest (object: `upload-…`).
 pub const RAW_OBJECT_STORE: &str = "bw_raw";
@@ -200,6 +204,7 @@ pub const BUCKETS: &[&str] = &[
     DELIVERIES_BUCKET,
     ANNOUNCED_BUCKET,
     ANALYZED_BUCKET,
+    INCIDENTS_BUCKET,
     SILENCES_BUCKET,
     DIGESTS_BUCKET,
     DEADLETTER_DONE_BUCKET,

@@ -19,7 +19,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::schema::ErrorBody;
-use crate::api::{deliveries, health, ingest, series, silences, subscriptions, surges};
+use crate::api::{deliveries, health, incidents, ingest, series, silences, subscriptions, surges};
 
 /// The whole document: `Top` and every API module's part, then `Common` over all of its
 /// operations.
@@ -34,6 +34,7 @@ impl OpenApi for ApiDoc {
             ingest::IngestApi::openapi(),
             series::SeriesApi::openapi(),
             surges::SurgesApi::openapi(),
+            incidents::IncidentsApi::openapi(),
             subscriptions::SubscriptionsApi::openapi(),
             deliveries::DeliveriesApi::openapi(),
             silences::SilencesApi::openapi(),
@@ -430,6 +431,10 @@ mod tests {
             }],
             release_id: "rel-1".into(),
             detected_at: "2025-01-01T00:00:00Z".into(),
+            score: 80.0,
+            historical: false,
+            incident_id: Some("in-1".into()),
+            incident_update: borderwatch_model::IncidentUpdate::Opened,
         };
         let v = serde_json::to_value(&event).unwrap();
         assert_eq!(keys(&v), props(&doc, "SurgeEvent"));

@@ -21,7 +21,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::warn;
 
-use crate::api::{deliveries, health, ingest, series, silences, subscriptions, surges};
+use crate::api::{deliveries, health, incidents, ingest, series, silences, subscriptions, surges};
 use crate::config::{GatewayConfig, RateLimit, allowed_origins};
 use crate::error::{self, ApiError};
 use crate::state::AppState;
@@ -53,6 +53,7 @@ fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/surges", get(surges::list_surges)),
         ("/v1/surges/stream", get(surges::stream_surges)),
         ("/v1/surges/{id}", get(surges::get_surge)),
+        ("/v1/incidents", get(incidents::list_incidents)),
         (
             "/v1/subscriptions",
             post(subscriptions::create_subscription).get(subscriptions::list_subscriptions),

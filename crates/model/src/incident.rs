@@ -26,12 +26,38 @@ pub struct Incident {
     pub closed: Option<Period>,
     pub peak_severity: Severity,
     pub peak_score: f64,
-    /// Ids of its surges, oldest period first.
-    pub surges: Vec<String>,
+    /// Its surges, oldest period first.
+    pub surges: Vec<IncidentSurge>,
     /// Whether any of its periods was at the live edge of a release (else it is history).
     pub live: bool,
     /// Whether subscribers were told of it one by one (it reached the live edge).
     pub announced: bool,
+}
+
+/// One period of an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSurge {
+    /// The surge event's id.
+    pub id: String,
+    pub period: Period,
+    pub value: u64,
+    pub severity: Severity,
+    pub score: f64,
+    /// What this surge did to the incident.
+    pub update: IncidentUpdate,
+    /// Whether it was at the live edge of its release.
+    pub live: bool,
+}
+
+/// Everything `bw_incidents` keeps for one series.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SeriesIncidents {
+    /// The latest period whose verdict the incidents include: a release analysed again
+    /// changes nothing up to here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<Period>,
+    /// Oldest first; the open one, if any, is last.
+    pub incidents: Vec<Incident>,
 }
 
 impl Incident {

@@ -14,7 +14,7 @@ mod vocabulary;
 pub use country::{Country, CountryError};
 pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
-pub use incident::{Incident, IncidentUpdate};
+pub use incident::{Incident, IncidentSurge, IncidentUpdate, SeriesIncidents};
 pub use period::{Freq, Period, PeriodError};
 pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
 pub use vocabulary::{CountedBy, SourceVocabulary, UNKNOWN_SOURCE, vocabulary};
@@ -318,6 +318,23 @@ pub struct SurgeEvent {
     pub findings: Vec<Finding>,
     pub release_id: String,
     pub detected_at: String,
+    /// How newsworthy, 0–100 (size of the jump, absolute size, rarity, agreement of the
+    /// detectors): ranks surges; severity follows from it. 0 in events from before.
+    #[serde(default)]
+    pub score: f64,
+    /// True when the period was not at the live edge of its series in the release that
+    /// brought it (a first load's history, a backfill, a late addition): stored and shown,
+    /// told to subscribers in a summary rather than one by one.
+    #[serde(default)]
+    pub historical: bool,
+    /// The incident (run of consecutive alarming periods of the series) this surge belongs
+    /// to. `None` in events from before incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// What this surge did to its incident: `opened` and `escalated` are news, `continued`
+    /// is not announced again.
+    #[serde(default)]
+    pub incident_update: IncidentUpdate,
 }
 
 impl SurgeEvent {
@@ -550,6 +567,10 @@ mod tests {
             findings: vec![],
             release_id: String::new(),
             detected_at: String::new(),
+            score: 0.0,
+            historical: false,
+            incident_id: None,
+            incident_update: Default::default(),
         }
     }
 

@@ -49,6 +49,10 @@ mod tests {
             findings: vec![],
             release_id: "rel-1".into(),
             detected_at: String::new(),
+            score: 0.0,
+            historical: false,
+            incident_id: None,
+            incident_update: Default::default(),
         }
     }
 

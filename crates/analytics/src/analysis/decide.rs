@@ -28,6 +28,11 @@ pub struct Assessment {
     /// else 1), times the number of those that gave a p-value (Bonferroni), at most 1.
     /// `None` when none of them could run (too little history).
     pub p_value: Option<f64>,
+    /// Whether the period is at the live edge of its series in the release being analysed
+    /// (`alert::live_periods`); set by the service, false where nothing is live (a file
+    /// analysed alone is all history).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// Folds the rows of [`evaluate_all`](super::evaluate_all) into one [`Assessment`] per period.
@@ -43,6 +48,7 @@ pub fn assess(frame: &SeriesFrame, evaluations: &[Evaluation]) -> Vec<Assessment
                 evidence: Vec::new(),
                 statistical: Vec::new(),
                 p_value: None,
+                live: false,
             });
             tested.clear();
         }
@@ -150,6 +156,10 @@ pub fn surge_event(
         findings,
         release_id: release_id.to_string(),
         detected_at: detected_at.to_string(),
+        score,
+        historical: !a.live,
+        incident_id: None,
+        incident_update: Default::default(),
     })
 }
 

@@ -338,6 +338,7 @@ fn candidate(p: Option<f64>) -> Assessment {
             baseline: None,
         }],
         p_value: p,
+        live: true,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub(crate) mod deliveries;
 pub(crate) mod health;
+pub(crate) mod incidents;
 pub(crate) mod ingest;
 pub(crate) mod schema;
 pub(crate) mod series;

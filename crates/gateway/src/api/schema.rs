@@ -73,6 +73,27 @@ pub(crate) struct SurgeEvent {
     findings: Vec<Finding>,
     release_id: String,
     detected_at: String,
+    /// How newsworthy, 0–100 (size of the jump, absolute size, rarity, agreement of the
+    /// detectors): ranks surges; severity follows from it.
+    score: f64,
+    /// True when the period was not at the live edge of its series in the release that
+    /// brought it (history, a backfill, a late addition).
+    historical: bool,
+    /// The incident (run of consecutive alarming periods of the series) it belongs to.
+    incident_id: Option<String>,
+    /// What the surge did to its incident: `opened` and `escalated` are news, `continued`
+    /// is not announced again.
+    incident_update: IncidentUpdate,
+}
+
+/// What one surge did to its incident.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum IncidentUpdate {
+    Opened,
+    Continued,
+    Escalated,
 }
 
 /// A name: lowercase letters, digits, `-` and `_`.

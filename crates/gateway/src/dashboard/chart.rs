@@ -431,6 +431,10 @@ pub(crate) mod tests {
             ],
             release_id: "rel-1".into(),
             detected_at: "2025-05-01T00:00:00Z".into(),
+            score: 0.0,
+            historical: false,
+            incident_id: None,
+            incident_update: Default::default(),
         };
         let surges = vec![
             surge("sg-q3", Period::Quarter(2024, 3), 3765, Severity::Critical),

@@ -369,6 +369,10 @@ mod tests {
                 findings: Vec::new(),
                 release_id: "rel-1".into(),
                 detected_at: "2025-01-01T00:00:00Z".into(),
+                score: 0.0,
+                historical: false,
+                incident_id: None,
+                incident_update: Default::default(),
             }),
         }
     }

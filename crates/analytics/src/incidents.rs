@@ -1,0 +1,110 @@
+//! Keeping incidents: each series' runs of consecutive alarming periods in `bw_incidents`,
+//! advanced once per release by the part that finishes it (`service::process`), with the
+//! pure rules of [`crate::alert`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use borderwatch_bus::{BusError, Transport, names};
+use borderwatch_model::{Period, SeriesIncidents, SeriesKey, SurgeEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{self, Alarm};
+
+/// How many incidents a series keeps (the oldest go first): the API lists recent episodes,
+/// and the record of one series stays small.
+const KEPT_PER_SERIES: usize = 50;
+
+/// A series whose incidents a release may change, with the periods the release evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentWork {
+    pub key: SeriesKey,
+    pub evaluated: Vec<Period>,
+}
+
+/// Whether `key` has an open incident.
+pub(crate) async fn has_open(bus: &dyn Transport, key: &SeriesKey) -> Result<bool, BusError> {
+    Ok(read(bus, key)
+        .await?
+        .incidents
+        .last()
+        .is_some_and(|i| i.is_open()))
+}
+
+async fn read(bus: &dyn Transport, key: &SeriesKey) -> Result<SeriesIncidents, BusError> {
+    let kv_key = names::series_key(&key.source, key.country.code(), &key.category);
+    Ok(bus
+        .kv_get(names::INCIDENTS_BUCKET, &kv_key)
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default())
+}
+
+/// Advances the incidents of every series in `work` over its evaluated periods and gives
+/// each event of `events` its incident and what it did to it.
+///
+/// Safe to repeat: a series' record says through which period it is advanced, and periods
+/// up to there are not applied again; their events are matched to the incidents that hold
+/// them.
+pub(crate) async fn apply(
+    bus: &dyn Transport,
+    work: &[IncidentWork],
+    events: &mut [SurgeEvent],
+    fingerprint: &str,
+) -> Result<(), BusError> {
+    let mut by_series: BTreeMap<SeriesKey, BTreeSet<Period>> = BTreeMap::new();
+    for w in work {
+        by_series
+            .entry(w.key.clone())
+            .or_default()
+            .extend(w.evaluated.iter().copied());
+    }
+    for e in events.iter() {
+        by_series.entry(e.series()).or_default().insert(e.period);
+    }
+    for (key, evaluated) in by_series {
+        let mut state = read(bus, &key).await?;
+        let fresh: Vec<Period> = evaluated
+            .into_iter()
+            .filter(|p| state.through.is_none_or(|t| *p > t))
+            .collect();
+        let mut mine: Vec<&mut SurgeEvent> =
+            events.iter_mut().filter(|e| e.series() == key).collect();
+        mine.sort_by_key(|e| e.period);
+        if let Some(&last) = fresh.last() {
+            let alarms: Vec<Alarm> = mine
+                .iter()
+                .filter(|e| fresh.contains(&e.period))
+                .map(|e| Alarm {
+                    period: e.period,
+                    value: e.value,
+                    surge_id: e.id.clone(),
+                    severity: e.severity,
+                    score: e.score,
+                    live: !e.historical,
+                })
+                .collect();
+            alert::advance(&mut state.incidents, &key, &fresh, &alarms, fingerprint);
+            state.through = Some(last);
+            let excess = state.incidents.len().saturating_sub(KEPT_PER_SERIES);
+            state.incidents.drain(..excess);
+            let kv_key = names::series_key(&key.source, key.country.code(), &key.category);
+            bus.kv_put(
+                names::INCIDENTS_BUCKET,
+                &kv_key,
+                serde_json::to_vec(&state).unwrap_or_default().into(),
+            )
+            .await?;
+        }
+        for e in mine {
+            let held = state.incidents.iter().find_map(|i| {
+                let s = i.surges.iter().find(|s| s.id == e.id)?;
+                Some((i.id.clone(), s.update))
+            });
+            if let Some((id, update)) = held {
+                e.incident_id = Some(id);
+                e.incident_update = update;
+            }
+        }
+    }
+    Ok(())
+}
