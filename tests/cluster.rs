@@ -361,6 +361,8 @@ async fn subscribe_everything(gateway: &str, receiver: &ScriptedReceiver) {
         .json(&json!({
             "filter": {"countries": [], "categories": [], "sources": [], "min_severity": "low"},
             "webhook": {"url": receiver.url("hook"), "secret": SECRET},
+            // Every surge on its own, history included: delivery is what is tested.
+            "history": "each",
         }))
         .send()
         .await

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use borderwatch::roles::{Running, UpOptions, start};
-use borderwatch_e2e::{Attempt, Behaviour, ScriptedReceiver, headline_csv};
-use borderwatch_model::{SurgeEvent, verify_signature};
+use borderwatch_e2e::{Attempt, Behaviour, ScriptedReceiver, headline_csv, headline_csv_until};
+use borderwatch_model::{IncidentUpdate, Severity, SurgeEvent, verify_signature};
 use borderwatch_test_support::NatsServer;
 use serde_json::{Value, json};
 
@@ -63,7 +63,9 @@ async fn subscribe(client: &reqwest::Client, base: &str, receiver: &ScriptedRece
         format!("{base}/v1/subscriptions"),
         json!({
             "filter": {"countries": ["PRK"], "categories": ["study"], "sources": [], "min_severity": "low"},
-            "webhook": {"url": receiver.url("hook"), "secret": SECRET}
+            "webhook": {"url": receiver.url("hook"), "secret": SECRET},
+            // Every surge on its own, history included: this test is about delivery.
+            "history": "each"
         })
         .to_string(),
     )
@@ -293,6 +295,98 @@ macro_rules! on_both_transports {
 on_both_transports!(headline_case:
     embedded_headline_surge_reaches_a_signed_webhook_once,
     nats_headline_surge_reaches_a_signed_webhook_once);
+
+/// What a newsroom subscribed with the defaults hears: the archive loaded first is history,
+/// told in one summary; the release that adds 2024-Q3 brings exactly its live surges, the
+/// headline among them, critical and citing 2019.
+async fn history_then_live_case(setup: Setup) {
+    let receiver = ScriptedReceiver::start(Behaviour::default()).await;
+    let running = setup.start().await;
+    let base = running.gateway_url().unwrap();
+    let client = reqwest::Client::new();
+    let (status, body) = post(
+        &client,
+        format!("{base}/v1/subscriptions"),
+        json!({
+            "filter": {"countries": ["PRK"]},
+            "webhook": {"url": receiver.url("hook"), "secret": SECRET}
+        })
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["history"], "summary", "the default: {body}");
+
+    // The archive up to 2024-Q2: history, told once.
+    let (status, release) = post(
+        &client,
+        format!("{base}/v1/ingest?format=generic"),
+        headline_csv_until("2024-Q2"),
+    )
+    .await;
+    assert_eq!(status, 201, "{release}");
+    receiver
+        .wait_accepted(Duration::from_secs(30), "the history summary", |r| {
+            !r.is_empty()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = receiver.accepted();
+    assert_eq!(got.len(), 1, "one summary for the history load");
+    assert!(verify_signature(
+        SECRET.as_bytes(),
+        &got[0].body,
+        &got[0].signature
+    ));
+    let summary: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(summary["history"], true, "{summary}");
+    let historical: Value = get_json(&client, format!("{base}/v1/surges?country=PRK")).await;
+    let historical = historical["surges"].as_array().unwrap();
+    assert!(!historical.is_empty());
+    assert!(historical.iter().all(|s| s["historical"] == true));
+    assert_eq!(summary["count"], historical.len(), "{summary}");
+
+    // The release that adds 2024-Q3: its live surges, each once, and nothing of the past.
+    let (status, release) = post(
+        &client,
+        format!("{base}/v1/ingest?format=generic"),
+        headline_csv_until("2024-Q3"),
+    )
+    .await;
+    assert_eq!(status, 201, "{release}");
+    let got = receiver
+        .wait_accepted(Duration::from_secs(30), "the live surge", headline_received)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let live: Vec<SurgeEvent> = receiver.accepted()[1..]
+        .iter()
+        .map(|a| serde_json::from_slice(&a.body).unwrap())
+        .collect();
+    assert!(got.len() > 1);
+    assert!(
+        live.iter()
+            .all(|e| e.period.to_string() == "2024-Q3" && !e.historical),
+        "{live:?}"
+    );
+    let headline = live
+        .iter()
+        .find(|e| e.category == "study")
+        .expect("the headline surge");
+    assert_eq!(headline.severity, Severity::Critical);
+    assert!(
+        headline
+            .explanation
+            .contains("more than in the whole of 2019 (3,200)"),
+        "{}",
+        headline.explanation
+    );
+    assert_eq!(headline.incident_update, IncidentUpdate::Opened);
+    assert!(headline.incident_id.is_some());
+}
+
+on_both_transports!(history_then_live_case:
+    embedded_history_load_is_one_summary_then_the_live_surge_arrives,
+    nats_history_load_is_one_summary_then_the_live_surge_arrives);
 
 /// Rows that cannot be read are listed with row, column, value and reason; the rest land.
 async fn bad_rows_case(setup: Setup) {

@@ -450,6 +450,7 @@ mod tests {
             created_at: "2025-01-01T00:00:00Z".into(),
             format: Default::default(),
             digest: Some(borderwatch_model::DigestSpec { group_wait_secs: 1 }),
+            history: Default::default(),
         };
         let v = serde_json::to_value(&sub).unwrap();
         assert_eq!(keys(&v), props(&doc, "Subscription"));

@@ -491,6 +491,22 @@ pub struct Subscription {
     pub format: PayloadFormat,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<DigestSpec>,
+    /// How surges that are history (not at their series' live edge) reach it: one summary
+    /// per release (the default) or each on its own.
+    #[serde(default)]
+    pub history: HistoryDelivery,
+}
+
+/// How a subscription hears of surges a release brings that are history: a first load, a
+/// backfill, a late addition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryDelivery {
+    /// One summary per release: how many surges in how many series, the highest-scoring few.
+    #[default]
+    Summary,
+    /// Every historical surge on its own, as if it were news (for an archive of alerts).
+    Each,
 }
 
 impl Subscription {

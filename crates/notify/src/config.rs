@@ -32,6 +32,10 @@ pub struct NotifyConfig {
     pub digest_tick: Duration,
     /// A digest claim not refreshed for this long belongs to a dead sender.
     pub digest_claim_lease: Duration,
+    /// How long a history summary waits after its release's first historical surge arrived
+    /// (for subscriptions without a digest, which wait their own `group_wait_secs`):
+    /// analytics announces a release's surges together, so a few seconds gather them all.
+    pub history_wait: Duration,
 }
 
 impl Default for NotifyConfig {
@@ -47,6 +51,7 @@ impl Default for NotifyConfig {
             public_url: None,
             digest_tick: default_digest_tick(),
             digest_claim_lease: Duration::from_secs(60),
+            history_wait: Duration::from_secs(5),
         }
     }
 }

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::ctx::Ctx;
 use crate::digest_claim::{Claim, ClaimValue, claim_key, now_ms};
-use crate::notice::{Digest, Notice, digest_id};
+use crate::notice::{Digest, Notice, digest_id, history_id};
 use crate::record::{read_record, write_record};
 use crate::send::{Keepalive, send};
 
@@ -33,21 +33,35 @@ struct Pending {
     release_id: String,
     event: SurgeEvent,
     arrived_ms: u64,
+    /// Part of the release's history summary rather than of its digest.
+    #[serde(default)]
+    history: bool,
 }
 
 fn surge_key(digest: &str, surge: &str) -> String {
     format!("{digest}.s.{surge}")
 }
 
-/// Records `event` for `sub`'s digest of its release. Idempotent: a redelivered surge keeps
-/// its first arrival time.
-pub(crate) async fn add(bus: &Bus, sub: &Subscription, event: &SurgeEvent) -> Result<(), BusError> {
-    let digest = digest_id(&sub.id, &event.release_id);
+/// Records `event` for `sub`'s digest of its release, or, with `history`, for the summary of
+/// the release's historical surges. Idempotent: a redelivered surge keeps its first arrival
+/// time.
+pub(crate) async fn add(
+    bus: &Bus,
+    sub: &Subscription,
+    event: &SurgeEvent,
+    history: bool,
+) -> Result<(), BusError> {
+    let digest = if history {
+        history_id(&sub.id, &event.release_id)
+    } else {
+        digest_id(&sub.id, &event.release_id)
+    };
     let pending = Pending {
         subscription: sub.id.clone(),
         release_id: event.release_id.clone(),
         event: event.clone(),
         arrived_ms: now_ms(),
+        history,
     };
     bus.kv_create(
         names::DIGESTS_BUCKET,
@@ -153,7 +167,11 @@ async fn tick(
             }
             continue;
         };
-        let wait_ms = sub.digest.as_ref().map_or(0, |d| d.group_wait_secs * 1000);
+        let wait_ms = match &sub.digest {
+            Some(d) => d.group_wait_secs * 1000,
+            None if first.history => ctx.cfg.history_wait.as_millis() as u64,
+            None => 0,
+        };
         let first_ms = pending.iter().map(|(_, p)| p.arrived_ms).min().unwrap_or(0);
         if now_ms() < first_ms + wait_ms {
             continue;
@@ -223,6 +241,7 @@ async fn send_digest(
 ) -> Result<(), BusError> {
     let bus = &ctx.bus;
     let release = pending[0].1.release_id.clone();
+    let history = pending[0].1.history;
     let mut keys = Vec::new();
     let mut events = Vec::new();
     for (key, p) in pending {
@@ -235,7 +254,12 @@ async fn send_digest(
     if !events.is_empty() {
         let id = free_id(bus, &sub.id, &claim.digest).await?;
         let surge_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        let notice = Notice::Digest(Digest::new(id.clone(), release, events));
+        let digest = if history {
+            Digest::history(id.clone(), release, events)
+        } else {
+            Digest::new(id.clone(), release, events)
+        };
+        let notice = Notice::Digest(digest);
         let sent = send(ctx, sub, &notice, Keepalive::Claim(claim), cancel).await;
         let Some((rec, slot)) = sent.into_record(ctx, sub, &notice, &id).await? else {
             return Ok(());

@@ -13,7 +13,17 @@ pub struct Digest {
     pub release_id: String,
     pub surges: Vec<SurgeEvent>,
     pub count: usize,
+    /// True for the summary of the historical surges a release brought (a first load, a
+    /// backfill): `surges` then holds the highest-scoring [`HISTORY_TOP`], `count` all of
+    /// them, in `series` series.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<usize>,
 }
+
+/// How many surges a history summary lists.
+pub const HISTORY_TOP: usize = 10;
 
 impl Digest {
     pub fn new(id: String, release_id: String, mut surges: Vec<SurgeEvent>) -> Digest {
@@ -28,6 +38,32 @@ impl Digest {
             release_id,
             count: surges.len(),
             surges,
+            history: false,
+            series: None,
+        }
+    }
+
+    /// The summary of a release's historical surges: how many, in how many series, and the
+    /// highest-scoring few.
+    pub fn history(id: String, release_id: String, mut surges: Vec<SurgeEvent>) -> Digest {
+        let count = surges.len();
+        let mut series: Vec<_> = surges.iter().map(SurgeEvent::series).collect();
+        series.sort();
+        series.dedup();
+        surges.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.series().cmp(&b.series()))
+                .then_with(|| a.period.cmp(&b.period))
+        });
+        surges.truncate(HISTORY_TOP);
+        Digest {
+            id,
+            release_id,
+            count,
+            surges,
+            history: true,
+            series: Some(series.len()),
         }
     }
 }
@@ -39,6 +75,17 @@ pub fn digest_id(subscription: &str, release: &str) -> String {
     h.update([0u8]);
     h.update(release.as_bytes());
     format!("dg-{}", &hex::encode(h.finalize())[..20])
+}
+
+/// The stable id of the summary of `release`'s historical surges for `subscription`.
+pub fn history_id(subscription: &str, release: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(subscription.as_bytes());
+    h.update([0u8]);
+    h.update(release.as_bytes());
+    h.update([0u8]);
+    h.update(b"history");
+    format!("hs-{}", &hex::encode(h.finalize())[..20])
 }
 
 /// A notice for one subscription.

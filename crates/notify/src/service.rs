@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, names};
-use borderwatch_model::{Silence, Subscription, SurgeEvent};
+use borderwatch_model::{HistoryDelivery, Silence, Subscription, SurgeEvent};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -284,12 +284,20 @@ async fn settle(
     claims: &Claims,
     cancel: &CancellationToken,
 ) -> Result<Option<Duration>, BusError> {
-    if silenced_by.is_some() || sub.digest.is_some() {
+    let summarised = event.historical && sub.history == HistoryDelivery::Summary;
+    if !event.historical && !event.incident_update.is_news() {
+        // Another period of an incident the subscriber was told of, no louder: the incident
+        // is updated (`GET /v1/incidents`), not announced again.
+        return Ok(None);
+    }
+    if silenced_by.is_some() || sub.digest.is_some() || summarised {
         let key = record::record_key(&sub.id, &event.id);
         match record::read_slot(&ctx.bus, &key).await? {
             Slot::Final => return Ok(None),
             // Being sent by a copy that found no silence: that copy settles it.
-            Slot::Claimed(_) if sub.digest.is_none() => return Ok(Some(ctx.cfg.tick())),
+            Slot::Claimed(_) if sub.digest.is_none() && !summarised => {
+                return Ok(Some(ctx.cfg.tick()));
+            }
             Slot::Claimed(_) | Slot::Free => {}
         }
     }
@@ -314,8 +322,8 @@ async fn settle(
         record::write_record(&ctx.bus, &rec).await?;
         return Ok(None);
     }
-    if sub.digest.is_some() {
-        digest::add(&ctx.bus, sub, event).await?;
+    if summarised || sub.digest.is_some() {
+        digest::add(&ctx.bus, sub, event, summarised).await?;
         return Ok(None);
     }
     let claim = match record::claim(

@@ -96,7 +96,15 @@ fn slack_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
 
 fn digest_title(d: &Digest) -> String {
     let noun = if d.count == 1 { "surge" } else { "surges" };
-    format!("{} {noun} in release {}", d.count, d.release_id)
+    match d.series {
+        Some(series) if d.history => format!(
+            "History loaded: {} {noun} in {series} series in release {} (the highest {} below)",
+            d.count,
+            d.release_id,
+            d.surges.len()
+        ),
+        _ => format!("{} {noun} in release {}", d.count, d.release_id),
+    }
 }
 
 fn slack_digest(d: &Digest, link: &dyn Fn(&SurgeEvent) -> Option<String>) -> Value {

@@ -9,7 +9,8 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use borderwatch_bus::names;
 use borderwatch_model::{
-    DigestSpec, PayloadFormat, Subscription, SubscriptionFilter, Webhook, now_rfc3339,
+    DigestSpec, HistoryDelivery, PayloadFormat, Subscription, SubscriptionFilter, Webhook,
+    now_rfc3339,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -33,6 +34,7 @@ use crate::state::AppState;
         doc::Webhook,
         doc::PayloadFormat,
         doc::DigestSpec,
+        doc::HistoryDelivery,
         doc::Subscription,
         doc::SubscriptionList,
         schema::Token,
@@ -50,6 +52,8 @@ struct SubscriptionRequest {
     format: PayloadFormat,
     #[serde(default)]
     digest: Option<DigestSpec>,
+    #[serde(default)]
+    history: HistoryDelivery,
 }
 
 /// The longest digest grouping wait: a day.
@@ -124,6 +128,7 @@ pub(crate) async fn create_subscription(
         created_at: now_rfc3339(),
         format: req.format,
         digest: req.digest,
+        history: req.history,
     };
     state
         .bus
@@ -260,6 +265,19 @@ mod doc {
         format: PayloadFormat,
         #[schema(required = false)]
         digest: Option<DigestSpec>,
+        /// `summary` (default): one message per release for its historical surges; `each`:
+        /// every historical surge on its own.
+        #[schema(required = false)]
+        history: HistoryDelivery,
+    }
+
+    /// How historical surges (not at their series' live edge) reach a subscription.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    pub(crate) enum HistoryDelivery {
+        Summary,
+        Each,
     }
 
     /// A stored subscription, without its secret.
@@ -273,6 +291,7 @@ mod doc {
         format: PayloadFormat,
         #[schema(required = false)]
         digest: Option<DigestSpec>,
+        history: HistoryDelivery,
     }
 
     #[derive(ToSchema)]
