@@ -1,11 +1,15 @@
 //! `borderwatch analyze`: read a file, run the detectors on every period of every series
-//! (on every core), and print surge events or, with `--all`, every evaluation row.
+//! (on every core), and print surge events or, with `--all`, every evaluation row. With
+//! `--live`, as the live replay does: each series' newest period is the release's live edge
+//! and only surges there are printed.
 
 use std::io::Write;
 
 use crate::{AnalyzeArgs, Output};
 use anyhow::Context;
-use borderwatch_analytics::{AnalysisConfig, Evaluation, SeriesFrame, assess, decide};
+use borderwatch_analytics::{
+    AnalysisConfig, Assessment, Evaluation, SeriesFrame, alert, assess, decide,
+};
 use borderwatch_model::{SurgeEvent, now_rfc3339};
 
 /// The configuration `--detectors` and `--set` describe, checked.
@@ -48,6 +52,7 @@ pub(crate) async fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         );
     }
     let all = args.all;
+    let live = args.live;
     let output = args.output;
     // Aggregation and detectors are CPU work: off the async runtime.
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -70,9 +75,18 @@ pub(crate) async fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         let assessments: Vec<_> = frames
             .iter()
             .zip(&evaluations)
-            .flat_map(|(frame, rows)| assess(frame, rows))
+            .flat_map(|(frame, rows)| {
+                let mut assessed = assess(frame, rows);
+                if live {
+                    mark_live_edge(frame, &mut assessed, &cfg);
+                }
+                assessed
+            })
             .collect();
-        let surges = decide(&assessments, &cfg, "offline", &now_rfc3339());
+        let mut surges = decide(&assessments, &cfg, "offline", &now_rfc3339());
+        if live {
+            surges.retain(|s| !s.historical);
+        }
         match output {
             Output::Json => {
                 for s in &surges {
@@ -85,6 +99,19 @@ pub(crate) async fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     })
     .await
     .context("the analysis worker failed")?
+}
+
+/// Treats the file as a release whose only new figure per series is its newest period (the
+/// replay's live edge, [`alert::live_periods`]): that period's assessment is live, every
+/// earlier one history already known. Decided with the others, so Benjamini–Hochberg sees
+/// the same tests as without `--live`.
+fn mark_live_edge(frame: &SeriesFrame, assessments: &mut [Assessment], cfg: &AnalysisConfig) {
+    let all: Vec<_> = frame.points.iter().map(|p| p.0).collect();
+    let Some(&last) = all.last() else { return };
+    let live = alert::live_periods(&all, &[last], cfg.alert.live_window);
+    for a in assessments {
+        a.live = live.contains(&a.period);
+    }
 }
 
 /// One `--all` line: an evaluated series, period and detector.
@@ -154,5 +181,73 @@ mod tests {
         );
         let err = format!("{:#}", config(None, &["fdr=2".into()]).unwrap_err());
         assert!(err.contains("fdr"), "{err}");
+    }
+
+    /// The frames and assessments of the demo's North Korea file, `--live` or not.
+    fn nk_assessed(live: bool) -> (Vec<SeriesFrame>, Vec<Assessment>, AnalysisConfig) {
+        let cfg = AnalysisConfig::default();
+        let csv = borderwatch_ingest::demo::demo_nk_only_csv();
+        let parsed = borderwatch_ingest::generic::parse_generic(&csv, None).unwrap();
+        let frames = borderwatch_analytics::aggregate(&parsed.observations).unwrap();
+        let jobs: Vec<(&SeriesFrame, Vec<_>)> = frames
+            .iter()
+            .map(|f| (f, f.points.iter().map(|p| p.0).collect()))
+            .collect();
+        let evaluations = borderwatch_analytics::evaluate_frames(&jobs, &cfg);
+        let mut assessments = Vec::new();
+        for (frame, rows) in frames.iter().zip(&evaluations) {
+            let mut assessed = assess(frame, rows);
+            if live {
+                mark_live_edge(frame, &mut assessed, &cfg);
+            }
+            assessments.extend(assessed);
+        }
+        (frames, assessments, cfg)
+    }
+
+    #[test]
+    fn live_edge_is_each_series_newest_period_only() {
+        let (frames, assessments, _) = nk_assessed(true);
+        assert!(frames.len() >= 2);
+        for frame in &frames {
+            let last = frame.points.last().unwrap().0;
+            let live: Vec<_> = assessments
+                .iter()
+                .filter(|a| a.key == frame.key && a.live)
+                .map(|a| a.period)
+                .collect();
+            assert_eq!(live, vec![last], "{:?}", frame.key);
+        }
+        let (_, plain, _) = nk_assessed(false);
+        assert!(
+            plain.iter().all(|a| !a.live),
+            "without --live all is history"
+        );
+    }
+
+    #[test]
+    fn live_marking_changes_only_the_historical_flag() {
+        let (_, live, cfg) = nk_assessed(true);
+        let (_, plain, _) = nk_assessed(false);
+        let at = "2025-01-01T00:00:00Z";
+        let with = decide(&live, &cfg, "offline", at);
+        let without = decide(&plain, &cfg, "offline", at);
+        assert_eq!(
+            with.len(),
+            without.len(),
+            "the same surges, BH over the same tests"
+        );
+        for (a, b) in with.iter().zip(&without) {
+            assert_eq!(
+                (&a.id, a.severity, &a.explanation),
+                (&b.id, b.severity, &b.explanation)
+            );
+            assert!(b.historical);
+        }
+        let news: Vec<_> = with.iter().filter(|s| !s.historical).collect();
+        assert!(
+            news.iter().all(|s| s.period.to_string() == "2025-Q1"),
+            "{news:?}"
+        );
     }
 }

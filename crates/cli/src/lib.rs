@@ -317,6 +317,11 @@ pub struct AnalyzeArgs {
     /// surge events.
     #[arg(long, env = "BORDERWATCH_ALL")]
     pub all: bool,
+    /// Report as the live replay does: each series' newest period is the release's live
+    /// edge, everything before it history already known, so only surges at each series'
+    /// last period are printed (`historical: false`). No effect on `--all`.
+    #[arg(long, env = "BORDERWATCH_LIVE")]
+    pub live: bool,
     /// Output: one JSON line per surge, or a table.
     #[arg(long, env = "BORDERWATCH_OUTPUT", default_value = "table")]
     pub output: Output,

@@ -365,3 +365,57 @@ async fn a_bad_sources_file_stops_start_with_its_reason() {
         "{msg}"
     );
 }
+
+/// `--live` runs the file as the replay does: each series' newest period is the release's
+/// live edge, so on the North Korea file cut at 2024-Q3 the headline is the only news, while
+/// without the flag earlier periods are reported too.
+#[test]
+fn analyze_live_reports_only_each_series_newest_period() {
+    let csv: String = borderwatch_ingest::demo::demo_nk_only_csv()
+        .lines()
+        .enumerate()
+        .filter(|(n, line)| *n == 0 || line.split(',').nth(1).is_some_and(|p| p <= "2024-Q3"))
+        .map(|(_, line)| format!("{line}\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nk-2024q3.csv");
+    std::fs::write(&file, csv).unwrap();
+    let file = file.to_str().unwrap();
+
+    let live = json_lines(&analyze(&[file, "--live", "--output", "json"]));
+    assert!(!live.is_empty(), "the headline is live");
+    for e in &live {
+        assert_eq!(e["period"], "2024-Q3", "{e}");
+        assert_eq!(e["historical"], false, "{e}");
+    }
+    let headline = live
+        .iter()
+        .find(|e| e["source"] == "fsb" && e["country"] == "PRK" && e["category"] == "study")
+        .expect("the headline surge");
+    assert_eq!(headline["severity"], "critical");
+    assert!(
+        headline["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("more than in the whole of 2019 (3,200)"),
+        "{headline}"
+    );
+
+    let every = json_lines(&analyze(&[file, "--output", "json"]));
+    assert!(
+        every.iter().any(|e| e["period"] != "2024-Q3"),
+        "without --live earlier periods are reported: {every:?}"
+    );
+    assert!(every.len() > live.len());
+
+    // The flag also comes from BORDERWATCH_LIVE, like the other analyze flags.
+    let out = Command::new(BIN)
+        .args(["analyze", file, "--output", "json"])
+        .env("BORDERWATCH_LIVE", "true")
+        .output()
+        .unwrap();
+    let ids = |events: &[serde_json::Value]| -> Vec<String> {
+        events.iter().map(|e| e["id"].to_string()).collect()
+    };
+    assert_eq!(ids(&json_lines(&out)), ids(&live));
+}
