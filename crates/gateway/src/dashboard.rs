@@ -1,7 +1,9 @@
 //! The dashboard: server-rendered HTML pages over the same state as the API. `/` lists the
 //! latest surges (filters as a GET form, live updates and the subscribe form as small
-//! scripts on top); `/series/{source}/{country}/{category}` draws a series as an SVG chart
-//! with its statistical band, surges and the baselines their explanations cite. Pages and
+//! scripts on top) and the open incidents of `bw_incidents`;
+//! `/series/{source}/{country}/{category}` draws a series as an SVG chart with its
+//! statistical band, surges (historical ones labelled, each with its incident) and the
+//! baselines their explanations cite. Pages and
 //! chart are `maud` templates, which escape every value from data or the URL; the pages work
 //! without JavaScript. On a gateway with a read token, `/login` signs a browser in with a
 //! session cookie.

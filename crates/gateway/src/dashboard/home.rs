@@ -1,21 +1,29 @@
 //! `/`: the latest surges, filtered by a plain GET form, kept current by the live stream
-//! when JavaScript runs, and a form to subscribe a webhook.
+//! when JavaScript runs, the open incidents (from `bw_incidents`) and a form to subscribe a
+//! webhook.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::Response;
-use borderwatch_model::{Country, Severity, SurgeEvent};
+use borderwatch_bus::names;
+use borderwatch_model::{Country, Incident, SeriesIncidents, Severity, SurgeEvent};
+use futures::StreamExt;
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use super::html::{badge, html_response, page, series_title, surge_series_href};
+use super::html::{badge, html_response, page, series_href, series_title, surge_series_href};
 use crate::AppState;
 use crate::surges::Entry;
 
 /// At most this many surges on the page; the API pages through the rest.
 const SHOWN: usize = 200;
+/// At most this many open incidents on the page, newest first; `/v1/incidents` has them all.
+const INCIDENTS_SHOWN: usize = 50;
+/// Series read from `bw_incidents` at once.
+const INCIDENT_READS: usize = 16;
 
 const LIVE_JS: &str = include_str!("live.js");
 const SUBSCRIBE_JS: &str = include_str!("subscribe.js");
@@ -68,11 +76,26 @@ impl Filter {
     }
 
     fn matches(&self, e: &SurgeEvent) -> bool {
+        self.matches_series(&e.source, e.country, &e.category, e.severity)
+    }
+
+    /// An incident matches by its series and its peak severity.
+    fn matches_incident(&self, i: &Incident) -> bool {
+        self.matches_series(&i.source, i.country, &i.category, i.peak_severity)
+    }
+
+    fn matches_series(
+        &self,
+        source: &str,
+        country: Country,
+        category: &str,
+        severity: Severity,
+    ) -> bool {
         self.problems.is_empty()
-            && self.country.is_none_or(|c| c == e.country)
-            && self.category.as_deref().is_none_or(|c| c == e.category)
-            && self.source.as_deref().is_none_or(|s| s == e.source)
-            && e.severity >= self.min_severity
+            && self.country.is_none_or(|c| c == country)
+            && self.category.as_deref().is_none_or(|c| c == category)
+            && self.source.as_deref().is_none_or(|s| s == source)
+            && severity >= self.min_severity
     }
 
     /// The same filter as query parameters of the live stream.
@@ -99,17 +122,128 @@ pub(crate) async fn page_handler(
     Query(params): Query<HomeParams>,
     uri: Uri,
 ) -> Response {
-    // Rendered once per filter until the next surge arrives.
+    let incidents = open_incidents(&state).await;
+    // Rendered once per filter until the next surge arrives or the open incidents change
+    // (a quiet release closes incidents without a surge).
     let key = format!("/?{}", uri.query().unwrap_or(""));
-    html_response(state.surges.cached(&key, b"", || {
+    html_response(state.surges.cached(&key, &digest(&incidents), || {
         let entries = state.surges.after(0);
         render(
             &entries,
+            &incidents,
             &Filter::from_params(&params),
             state.cfg.api_token.is_some(),
         )
         .into()
     }))
+}
+
+/// The open incidents of every series in `bw_incidents`, newest first (latest alarming
+/// period, then the loudest); or why they cannot be read. A series whose record does not
+/// parse is skipped, as `GET /v1/incidents` does.
+async fn open_incidents(state: &AppState) -> Result<Vec<Incident>, String> {
+    let keys = state
+        .bus
+        .kv_keys(names::INCIDENTS_BUCKET)
+        .await
+        .map_err(|e| e.to_string())?;
+    let bus = &state.bus;
+    let read: Vec<_> = futures::stream::iter(keys)
+        .map(|key| async move { bus.kv_get(names::INCIDENTS_BUCKET, &key).await })
+        .buffer_unordered(INCIDENT_READS)
+        .collect()
+        .await;
+    let mut open = Vec::new();
+    for raw in read {
+        let Some(raw) = raw.map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let Ok(kept) = serde_json::from_slice::<SeriesIncidents>(&raw) else {
+            continue;
+        };
+        open.extend(kept.incidents.into_iter().filter(Incident::is_open));
+    }
+    sort_newest_first(&mut open);
+    Ok(open)
+}
+
+/// Latest alarming period first, then the loudest, then the latest opened; the id settles
+/// the rest, so the order does not depend on the order the store answered in.
+fn sort_newest_first(incidents: &mut [Incident]) {
+    incidents.sort_by(|a, b| {
+        (b.last, b.peak_severity, b.opened)
+            .cmp(&(a.last, a.peak_severity, a.opened))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+}
+
+/// What the cached page depends on besides the surge index: the incidents it lists.
+fn digest(incidents: &Result<Vec<Incident>, String>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    match incidents {
+        Ok(list) => {
+            for i in list {
+                h.update(serde_json::to_vec(i).unwrap_or_default());
+                h.update([0u8]);
+            }
+        }
+        Err(e) => {
+            h.update([1u8]);
+            h.update(e.as_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
+/// The open incidents the filter lets through, newest first, at most [`INCIDENTS_SHOWN`].
+fn incidents_section(incidents: &Result<Vec<Incident>, String>, filter: &Filter) -> Markup {
+    html! {
+        h2 id="incidents" { "Open incidents" }
+        @match incidents {
+            Err(e) => p class="error" { "The incidents cannot be read: " (e) },
+            Ok(list) => {
+                @let matching: Vec<&Incident> =
+                    list.iter().filter(|i| filter.matches_incident(i)).collect();
+                @if matching.is_empty() {
+                    p class="muted" { "No open incident matches." }
+                } @else {
+                    p class="muted" {
+                        (matching.len().min(INCIDENTS_SHOWN)) " of " (matching.len())
+                        " open incidents (runs of consecutive alarming periods of a series), "
+                        "newest first. JSON: "
+                        a href="/v1/incidents?status=open" { "/v1/incidents" }
+                    }
+                    ul class="incidents" {
+                        @for i in matching.iter().take(INCIDENTS_SHOWN) {
+                            (incident_item(i))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One open incident: its peak severity, series, first and latest period, how many periods.
+fn incident_item(i: &Incident) -> Markup {
+    let periods = i.surges.len().max(1);
+    html! {
+        li class=(i.peak_severity) data-id=(i.id) {
+            (badge(i.peak_severity))
+            " "
+            a class="series" href=(series_href(&i.source, i.country.code(), &i.category)) {
+                (series_title(&i.source, i.country, &i.category))
+            }
+            " "
+            span class="when" {
+                "since " b { (i.opened) }
+                @if i.last != i.opened {
+                    ", last " b { (i.last) }
+                }
+                " · " (periods) @if periods == 1 { " period" } @else { " periods" }
+            }
+        }
+    }
 }
 
 /// One surge as a list item (the live script builds the same shape).
@@ -130,7 +264,12 @@ pub(crate) fn surge_item(e: &SurgeEvent) -> Markup {
     }
 }
 
-fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
+fn render(
+    entries: &[Entry],
+    incidents: &Result<Vec<Incident>, String>,
+    filter: &Filter,
+    token_required: bool,
+) -> String {
     // The form's choices: what the stored surges hold.
     // Names are looked up once per country, not once per surge.
     let mut codes: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
@@ -184,6 +323,7 @@ fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
             span id="live" { "Live updates need JavaScript." }
             " JSON: "
             a href={ "/v1/surges?" (stream_query) } { "/v1/surges" }
+            ". " a href="#incidents" { "Open incidents" } " below."
         }
         ul class="surges" id="surges" data-stream={ "/v1/surges/stream?" (stream_query) } {
             @for entry in matching.iter().take(SHOWN) {
@@ -201,6 +341,7 @@ fn render(entries: &[Entry], filter: &Filter, token_required: bool) -> String {
                 }
             }
         }
+        (incidents_section(incidents, filter))
         (subscribe_form(filter, token_required))
         script { (PreEscaped(LIVE_JS)) }
         script { (PreEscaped(SUBSCRIBE_JS)) }
@@ -373,6 +514,7 @@ mod tests {
                 historical: false,
                 incident_id: None,
                 incident_update: Default::default(),
+                story: None,
             }),
         }
     }
@@ -398,7 +540,7 @@ mod tests {
 
     #[test]
     fn the_page_lists_surges_newest_first_with_badges_and_series_links() {
-        let html = render(&entries(), &Filter::default(), false);
+        let html = render(&entries(), &Ok(Vec::new()), &Filter::default(), false);
         let prk = html.find("3,765 entries of North Korean").unwrap();
         let chn = html.find("420 entries of Chinese").unwrap();
         assert!(prk < chn, "the critical one first");
@@ -443,7 +585,12 @@ mod tests {
             country: Some("North Korea".into()),
             ..Default::default()
         };
-        let html = render(&entries(), &Filter::from_params(&params), true);
+        let html = render(
+            &entries(),
+            &Ok(Vec::new()),
+            &Filter::from_params(&params),
+            true,
+        );
         assert!(html.contains("North Korean citizens for study"));
         assert!(!html.contains("420 entries of Chinese"));
         assert!(html.contains("<option value=\"PRK\" selected>"));
@@ -455,7 +602,12 @@ mod tests {
             source: Some("fsb".into()),
             ..Default::default()
         };
-        let html = render(&entries(), &Filter::from_params(&params), false);
+        let html = render(
+            &entries(),
+            &Ok(Vec::new()),
+            &Filter::from_params(&params),
+            false,
+        );
         assert!(!html.contains("North Korean citizens for study"));
         assert!(html.contains("420 entries of Chinese"));
 
@@ -464,7 +616,12 @@ mod tests {
             source: Some("cbp".into()),
             ..Default::default()
         };
-        let html = render(&entries(), &Filter::from_params(&params), false);
+        let html = render(
+            &entries(),
+            &Ok(Vec::new()),
+            &Filter::from_params(&params),
+            false,
+        );
         assert!(html.contains("No surge matches this filter."));
         // A source no surge has yet stays chosen in the form.
         assert!(html.contains("<option value=\"cbp\" selected>cbp</option>"));
@@ -477,7 +634,12 @@ mod tests {
             min_severity: Some("huge".into()),
             ..Default::default()
         };
-        let html = render(&entries(), &Filter::from_params(&params), false);
+        let html = render(
+            &entries(),
+            &Ok(Vec::new()),
+            &Filter::from_params(&params),
+            false,
+        );
         assert!(html.contains("<p class=\"error\">"), "{html}");
         assert!(html.contains("Atlantis"));
         assert!(html.contains("`huge` is not a severity"));
@@ -498,7 +660,7 @@ mod tests {
             source: Some("\"><img src=x onerror=alert(1)>".into()),
             ..Default::default()
         };
-        let html = render(&evil, &Filter::from_params(&params), false);
+        let html = render(&evil, &Ok(Vec::new()), &Filter::from_params(&params), false);
         let without_own_scripts: String = html
             .split("<script>")
             .enumerate()
@@ -518,12 +680,123 @@ mod tests {
         assert!(html.contains("&lt;script&gt;cat&lt;/script&gt;"));
         assert!(html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
         // The explanation is shown escaped when a filter lets it through.
-        let html = render(&evil, &Filter::default(), false);
+        let html = render(&evil, &Ok(Vec::new()), &Filter::default(), false);
         assert!(html.contains("&lt;script&gt;alert('x')&lt;/script&gt;"));
         assert_eq!(
             html.matches("<script>").count(),
             2,
             "only the page's own two scripts"
         );
+    }
+
+    fn incident(id: &str, country: &str, opened: Period, last: Period, sev: Severity) -> Incident {
+        let surge = |period, update| borderwatch_model::IncidentSurge {
+            id: format!("sg-{id}-{period}"),
+            period,
+            value: 100,
+            severity: sev,
+            score: 80.0,
+            update,
+            live: true,
+        };
+        let mut surges = vec![surge(opened, borderwatch_model::IncidentUpdate::Opened)];
+        if last != opened {
+            surges.push(surge(last, borderwatch_model::IncidentUpdate::Continued));
+        }
+        Incident {
+            id: id.into(),
+            source: "fsb".into(),
+            country: Country::parse(country).unwrap(),
+            category: "study".into(),
+            opened,
+            last,
+            last_value: 100,
+            peak_value: 100,
+            closed: None,
+            peak_severity: sev,
+            peak_score: 80.0,
+            surges,
+            live: true,
+            announced: true,
+        }
+    }
+
+    #[test]
+    fn open_incidents_are_listed_newest_first_with_their_series_and_span() {
+        let mut list = vec![
+            incident(
+                "in-old",
+                "CHN",
+                Period::Quarter(2023, 1),
+                Period::Quarter(2023, 1),
+                Severity::Medium,
+            ),
+            incident(
+                "in-prk",
+                "PRK",
+                Period::Quarter(2024, 3),
+                Period::Quarter(2024, 4),
+                Severity::Critical,
+            ),
+        ];
+        sort_newest_first(&mut list);
+        assert_eq!(list[0].id, "in-prk");
+        let html = render(&entries(), &Ok(list.clone()), &Filter::default(), false);
+        let section = &html[html
+            .find("<h2 id=\"incidents\">Open incidents</h2>")
+            .unwrap()..];
+        assert!(section.contains("2 of 2 open incidents"), "{section}");
+        let prk = section.find("data-id=\"in-prk\"").unwrap();
+        let old = section.find("data-id=\"in-old\"").unwrap();
+        assert!(prk < old, "newest first");
+        assert!(section.contains(
+            "<li class=\"critical\" data-id=\"in-prk\"><span class=\"badge critical\">critical</span> \
+             <a class=\"series\" href=\"/series/fsb/PRK/study\">Entries of North Korean citizens for study</a> \
+             <span class=\"when\">since <b>2024-Q3</b>, last <b>2024-Q4</b> · 2 periods</span></li>"
+        ), "{section}");
+        assert!(
+            section.contains("since <b>2023-Q1</b> · 1 period</span>"),
+            "{section}"
+        );
+        // The surge list keeps its place: the headline still tops the page.
+        assert!(html.find("3,765 entries of North Korean").unwrap() < html.find("in-prk").unwrap());
+
+        // The filter applies to incidents too: by series and by peak severity.
+        let params = HomeParams {
+            min_severity: Some("high".into()),
+            ..Default::default()
+        };
+        let html = render(&entries(), &Ok(list), &Filter::from_params(&params), false);
+        assert!(html.contains("1 of 1 open incidents"));
+        assert!(!html.contains("in-old"));
+    }
+
+    #[test]
+    fn at_most_fifty_incidents_and_a_store_error_is_said() {
+        let list: Vec<Incident> = (0..60)
+            .map(|n| {
+                incident(
+                    &format!("in-{n}"),
+                    "PRK",
+                    Period::Quarter(2010 + n / 4, (n % 4 + 1) as u8),
+                    Period::Quarter(2010 + n / 4, (n % 4 + 1) as u8),
+                    Severity::High,
+                )
+            })
+            .collect();
+        let html = render(&entries(), &Ok(list), &Filter::default(), false);
+        assert!(html.contains("50 of 60 open incidents"));
+        assert_eq!(html.matches("<span class=\"when\">").count(), 50);
+
+        let html = render(&entries(), &Ok(Vec::new()), &Filter::default(), false);
+        assert!(html.contains("No open incident matches."));
+        let html = render(
+            &entries(),
+            &Err("bucket gone".into()),
+            &Filter::default(),
+            false,
+        );
+        assert!(html.contains("<p class=\"error\">The incidents cannot be read: bucket gone</p>"));
+        assert_ne!(digest(&Ok(Vec::new())), digest(&Err("x".into())));
     }
 }

@@ -24,22 +24,25 @@ pub(crate) fn surge_series_href(e: &SurgeEvent) -> String {
     series_href(&e.source, e.country.code(), &e.category)
 }
 
-/// "Entries of North Korean citizens for study": what a series counts, in the words of the
-/// surge explanations.
+/// "Entries of North Korean citizens for study", "Exits to Turkey", "Detections of illegal
+/// border crossings by Iraqi citizens on the eastern land border route": what a series
+/// counts, in the model's words for its source (the words of the surge explanations).
 pub(crate) fn series_title(
     source: &str,
     country: borderwatch_model::Country,
     category: &str,
 ) -> String {
-    let unit = borderwatch_model::unit_noun(source);
-    let mut title = format!(
-        "{}{} of {} {}",
-        unit[..1].to_uppercase(),
-        &unit[1..],
-        country.citizens_phrase(),
-        borderwatch_model::category_phrase(category)
-    );
-    title.truncate(title.trim_end().len());
+    let what = borderwatch_model::counted_what(source, &country);
+    let mut chars = what.chars();
+    let mut title: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    let phrase = borderwatch_model::category_phrase(category);
+    if !phrase.is_empty() {
+        title.push(' ');
+        title.push_str(&phrase);
+    }
     title
 }
 
@@ -104,6 +107,33 @@ mod tests {
         assert_eq!(
             series_title("fsb", prk, "total"),
             "Entries of North Korean citizens"
+        );
+    }
+
+    #[test]
+    fn series_titles_use_each_sources_words() {
+        let country = |code| borderwatch_model::Country::parse(code).unwrap();
+        assert_eq!(
+            series_title("fsb_exits", country("TUR"), "total"),
+            "Exits to Turkey"
+        );
+        let frontex = series_title("frontex", country("IRQ"), "eastern_land_border_route_land");
+        assert!(
+            frontex.starts_with("Detections of illegal border crossings by "),
+            "{frontex}"
+        );
+        assert!(
+            frontex.ends_with(" on the eastern land border route"),
+            "{frontex}"
+        );
+        assert!(!frontex.contains("route land"), "{frontex}");
+        assert_eq!(
+            series_title("cbp", country("MEX"), "apprehensions"),
+            "Encounters of Mexican citizens (apprehensions)"
+        );
+        assert_eq!(
+            series_title("somebody", country("PER"), "total"),
+            "Records of citizens of Peru"
         );
     }
 

@@ -1,5 +1,6 @@
 //! `/series/{source}/{country}/{category}`: one series' history as a chart, its surges with
-//! their explanations and a table of the figures.
+//! their explanations (each marked when historical, with its incident) and a table of the
+//! figures.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use borderwatch_bus::names;
-use borderwatch_model::{Country, SeriesView, SurgeEvent, thousands};
+use borderwatch_model::{Country, IncidentUpdate, SeriesView, SurgeEvent, thousands};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -177,7 +178,15 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
                                 "show on the chart"
                             }
                         }
+                        @if s.historical {
+                            " "
+                            span class="label history"
+                                title="not at the series' live edge in the release that brought it: told to subscribers in a summary" {
+                                "history"
+                            }
+                        }
                         p { (s.explanation) }
+                        (incident_note(s))
                         ul class="findings" {
                             @for f in &s.findings {
                                 li { code { (f.detector) } " " (f.message) }
@@ -220,6 +229,21 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
         }
     };
     page(&title, body).into_string()
+}
+
+/// Which incident a surge belongs to and what it did to it; nothing for a surge from before
+/// incidents.
+fn incident_note(s: &SurgeEvent) -> Markup {
+    let what = match s.incident_update {
+        IncidentUpdate::Opened => "opened by this period",
+        IncidentUpdate::Continued => "continued by this period",
+        IncidentUpdate::Escalated => "escalated by this period (louder than its earlier ones)",
+    };
+    html! {
+        @if let Some(id) = &s.incident_id {
+            p class="incident" { "Incident " code { (id) } ": " (what) "." }
+        }
+    }
 }
 
 /// " (farrington)" after a column the band's detector fills.
@@ -298,5 +322,60 @@ mod tests {
         assert!(html.contains("No surge found in this series."));
         assert!(html.contains("no statistical band"));
         assert!(!html.contains("class=\"band\""));
+    }
+
+    #[test]
+    fn historical_surges_are_labelled_and_each_names_its_incident() {
+        let (view, mut surges) = study();
+        for s in &mut surges {
+            let s = Arc::make_mut(s);
+            s.incident_id = Some("in-0123456789abcdef0123".into());
+            if s.period.to_string() == "2024-Q3" {
+                s.historical = false;
+                s.incident_update = IncidentUpdate::Opened;
+            } else {
+                s.historical = true;
+                s.incident_update = IncidentUpdate::Continued;
+            }
+        }
+        let html = render(&view, &surges, None);
+        let q3 = item(&html, "2024-Q3");
+        let q4 = item(&html, "2024-Q4");
+        assert!(!q3.contains(">history</span>"), "{q3}");
+        assert!(q4.contains("<span class=\"label history\""), "{q4}");
+        assert!(q4.contains(">history</span>"), "{q4}");
+        assert!(
+            q3.contains(
+                "<p class=\"incident\">Incident <code>in-0123456789abcdef0123</code>: opened by this period.</p>"
+            ),
+            "{q3}"
+        );
+        assert!(q4.contains(": continued by this period.</p>"), "{q4}");
+
+        Arc::make_mut(&mut surges[0]).incident_update = IncidentUpdate::Escalated;
+        let html = render(&view, &surges, None);
+        assert!(html.contains(": escalated by this period"));
+    }
+
+    #[test]
+    fn surges_from_before_incidents_show_no_incident() {
+        let (view, mut surges) = study();
+        for s in &mut surges {
+            let s = Arc::make_mut(s);
+            s.incident_id = None;
+            s.historical = false;
+        }
+        let html = render(&view, &surges, None);
+        assert!(!html.contains("class=\"incident\""));
+        assert!(!html.contains(">history</span>"));
+    }
+
+    /// The list item of the surge of `period` in the page's surge list.
+    fn item<'a>(html: &'a str, period: &str) -> &'a str {
+        let start = html
+            .find(&format!("</span> <b>{period}</b>"))
+            .unwrap_or_else(|| panic!("no surge of {period}: {html}"));
+        let rest = &html[start..];
+        &rest[..rest.find("</ul></li>").unwrap()]
     }
 }
