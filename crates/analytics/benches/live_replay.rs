@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use borderwatch_analytics::alert::{self, Alarm, AlertConfig};
+use borderwatch_analytics::story;
 use borderwatch_analytics::{AnalysisConfig, SeriesFrame, aggregate, assess, decide};
 use borderwatch_model::{
     Country, Incident, IncidentUpdate, Observation, Period, SeriesKey, Severity,
@@ -224,6 +225,10 @@ struct Tally {
     release_periods: Vec<Period>,
     /// Every live surge before the score gate: its score and whether it survived.
     live_scores: Vec<f64>,
+    /// Stories told in live releases (each one notification for several surges).
+    stories: usize,
+    /// (series, period) → the title of the story it was told in.
+    story_of: HashMap<(SeriesKey, Period), String>,
     /// (series, period) → score, severity and what the surge did to its incident.
     alarms: HashMap<(SeriesKey, Period), (f64, Severity, IncidentUpdate)>,
 }
@@ -358,7 +363,8 @@ fn replay_from(
         for s in surges {
             by_series.entry(s.series()).or_default().push(s);
         }
-        let mut notifications = 0;
+        let mut news: Vec<borderwatch_model::SurgeEvent> = Vec::new();
+        let mut live_series = 0;
         let mut before_round = 0;
         let mut history_surges = 0;
         let mut history_series = 0;
@@ -445,15 +451,38 @@ fn replay_from(
                     (a.score, a.severity, *update),
                 );
                 if a.live && update.is_news() {
-                    notifications += 1;
                     tally
                         .notified
                         .entry((frame.key.clone(), a.period))
                         .or_insert(r);
+                    if let Some(e) = events.iter().find(|e| e.id == a.surge_id) {
+                        let mut e = e.clone();
+                        e.historical = false;
+                        e.incident_update = *update;
+                        news.push(e);
+                    }
                 }
             }
+            live_series += usize::from(!live.is_empty());
             if let Some(last) = all.last() {
                 known.insert(frame.key.clone(), *last);
+            }
+        }
+        // Stories: surges of the release that share a cause go out once.
+        story::group(&mut news, live_series, &format!("r{r}"), alerts);
+        let mut stories: Vec<&str> = news
+            .iter()
+            .filter_map(|e| e.story.as_ref().map(|s| s.id.as_str()))
+            .collect();
+        stories.sort_unstable();
+        stories.dedup();
+        let notifications = news.iter().filter(|e| e.story.is_none()).count() + stories.len();
+        tally.stories += stories.len();
+        for e in &news {
+            if let Some(story) = &e.story {
+                tally
+                    .story_of
+                    .insert((e.series(), e.period), story.title.clone());
             }
         }
         // One summary per release that brought historical surges.
@@ -493,9 +522,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn report(tallies: &BTreeMap<String, Tally>) {
     println!(
-        "| source | series | live releases | history load: surges (series) | history load: notifications (first round) | live: notified share of series, median / worst (first round) | live surges | high | critical |"
+        "| source | series | live releases | history load: surges (series) | history load: notifications (first round) | live: notified share of series, median / worst (first round) | live surges | high | critical | stories |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (source, t) in tallies {
         let shares: Vec<f64> = t
             .releases
@@ -510,7 +539,7 @@ fn report(tallies: &BTreeMap<String, Tally>) {
         let worst = shares.iter().copied().fold(0.0, f64::max);
         let worst_before = before.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {source} | {} | {} | {} ({}) | {} ({}) | {:.2} % / {:.2} % ({:.2} % / {:.2} %) | {} | {} | {} |",
+            "| {source} | {} | {} | {} ({}) | {} ({}) | {:.2} % / {:.2} % ({:.2} % / {:.2} %) | {} | {} | {} | {} |",
             t.series,
             t.live_releases,
             t.history_surges,
@@ -524,6 +553,7 @@ fn report(tallies: &BTreeMap<String, Tally>) {
             pct(t.live_surges, t.live_series_periods),
             pct(t.live_high, t.live_series_periods),
             pct(t.live_critical, t.live_series_periods),
+            t.stories,
         );
     }
     println!();
@@ -547,9 +577,9 @@ fn report(tallies: &BTreeMap<String, Tally>) {
     }
     println!();
     println!(
-        "| event | series | onset | first notified | incidents of the series from the onset | onset: score, severity, incident | verdict |"
+        "| event | series | onset | first notified | incidents of the series from the onset | onset: score, severity, incident | verdict | told in a story |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for e in EVENTS {
         let onset: Period = e.onset.parse().expect("onset");
         let key = SeriesKey::new(
@@ -610,8 +640,12 @@ fn report(tallies: &BTreeMap<String, Tally>) {
             .map_or("no surge".to_string(), |(score, severity, update)| {
                 format!("{score:.0}, {severity}, {update:?}")
             });
+        let story = t
+            .story_of
+            .get(&(key.clone(), onset))
+            .map_or("–".to_string(), |title| format!("\"{title}\""));
         println!(
-            "| {} | {key} | {onset} | {when} | {incidents} | {at_onset} | {verdict} |",
+            "| {} | {key} | {onset} | {when} | {incidents} | {at_onset} | {verdict} | {story} |",
             e.label
         );
     }

@@ -24,6 +24,13 @@ pub struct AlertConfig {
     pub medium_score: f64,
     pub high_score: f64,
     pub critical_score: f64,
+    /// Surges of one category (countries) or one country (categories) in one period that
+    /// make a story told once.
+    pub story_min_members: usize,
+    /// A source whose news surges of one release are at least this many and this share of
+    /// its live series is told as one story: a likely change of method.
+    pub story_source_min: usize,
+    pub story_source_share: f64,
 }
 
 impl Default for AlertConfig {
@@ -36,6 +43,9 @@ impl Default for AlertConfig {
             medium_score: 62.0,
             high_score: 70.0,
             critical_score: 78.0,
+            story_min_members: 3,
+            story_source_min: 10,
+            story_source_share: 0.3,
         }
     }
 }

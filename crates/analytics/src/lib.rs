@@ -11,6 +11,7 @@ mod detect;
 mod error;
 mod explain;
 mod incidents;
+pub mod story;
 pub mod surveillance;
 #[cfg(test)]
 mod testutil;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::incidents::{self, IncidentWork};
 use crate::{
     AnalysisConfig, Assessment, Detector, Evaluation, SeriesFrame, aggregate, alert, assess,
-    evaluate_frames, fdr_survivors, surge_event,
+    evaluate_frames, fdr_survivors, story, surge_event,
 };
 
 /// How long a release part may go without a sign of life before another replica gets it.
@@ -197,6 +197,10 @@ pub struct PartRecord {
     /// candidate or an open incident), with the periods evaluated.
     #[serde(default)]
     pub incidents: Vec<IncidentWork>,
+    /// How many series of this part the release brought a live period for: the base of a
+    /// source-wide story.
+    #[serde(default)]
+    pub live_series: u64,
     /// Set by the part that ran BH over the whole release.
     #[serde(default)]
     pub fdr_done: bool,
@@ -260,9 +264,11 @@ pub async fn process(
     let mut tested = 0u64;
     let mut candidates = Vec::new();
     let mut incident_work = Vec::new();
+    let mut live_series = 0u64;
     for (i, periods, assessments, bands) in assessed {
         let frame = &frames[i];
         periods_evaluated += periods.len() as u64;
+        live_series += u64::from(assessments.iter().any(|a| a.live));
         // Evidence surges now: `significant = false` makes events of evidence only.
         let events: Vec<SurgeEvent> = assessments
             .iter()
@@ -312,6 +318,7 @@ pub async fn process(
         tested,
         candidates,
         incidents: incident_work,
+        live_series,
         fdr_done: false,
     };
     let key = names::analyzed_key(&marker.release_id, &marker.source, marker.part);
@@ -345,6 +352,11 @@ pub async fn process(
             .flat_map(|r| r.incidents.iter().cloned())
             .collect();
         incidents::apply(bus, &work, &mut all, &fingerprint).await?;
+        let live_series = std::iter::once(&record)
+            .chain(&others)
+            .map(|r| r.live_series as usize)
+            .sum();
+        story::group(&mut all, live_series, &marker.release_id, &cfg.alert);
         all.sort_by(|a, b| a.series().cmp(&b.series()).then(a.period.cmp(&b.period)));
         for event in &all {
             announce(bus, event).await?;

@@ -94,6 +94,7 @@ fn surge(i: usize, country: Country, category: &str, period: Period, value: u64)
         historical: false,
         incident_id: None,
         incident_update: Default::default(),
+        story: None,
     }
 }
 

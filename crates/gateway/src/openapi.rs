@@ -435,11 +435,18 @@ mod tests {
             historical: false,
             incident_id: Some("in-1".into()),
             incident_update: borderwatch_model::IncidentUpdate::Opened,
+            story: Some(borderwatch_model::StoryRef {
+                id: "st-1".into(),
+                kind: borderwatch_model::StoryKind::Category,
+                title: "t".into(),
+                members: 3,
+            }),
         };
         let v = serde_json::to_value(&event).unwrap();
         assert_eq!(keys(&v), props(&doc, "SurgeEvent"));
         assert_eq!(keys(&v["findings"][0]), props(&doc, "Finding"));
         assert_eq!(keys(&v["findings"][0]["baseline"]), props(&doc, "Baseline"));
+        assert_eq!(keys(&v["story"]), props(&doc, "StoryRef"));
         let sub = Sub {
             id: "sub-1".into(),
             filter: SF::default(),

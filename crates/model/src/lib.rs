@@ -9,6 +9,7 @@ mod format;
 mod incident;
 mod period;
 mod sign;
+mod story;
 mod vocabulary;
 
 pub use country::{Country, CountryError};
@@ -16,6 +17,7 @@ pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
 pub use incident::{Incident, IncidentSurge, IncidentUpdate, SeriesIncidents};
 pub use period::{Freq, Period, PeriodError};
+pub use story::{StoryKind, StoryRef};
 pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
 pub use vocabulary::{CountedBy, SourceVocabulary, UNKNOWN_SOURCE, vocabulary};
 
@@ -335,6 +337,10 @@ pub struct SurgeEvent {
     /// is not announced again.
     #[serde(default)]
     pub incident_update: IncidentUpdate,
+    /// The story of the release this surge belongs to (surges that share a cause, told
+    /// once), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<StoryRef>,
 }
 
 impl SurgeEvent {
@@ -587,6 +593,7 @@ mod tests {
             historical: false,
             incident_id: None,
             incident_update: Default::default(),
+            story: None,
         }
     }
 

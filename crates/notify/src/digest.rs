@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::ctx::Ctx;
 use crate::digest_claim::{Claim, ClaimValue, claim_key, now_ms};
-use crate::notice::{Digest, Notice, digest_id, history_id};
+use crate::notice::{Digest, Notice, digest_id, history_id, story_digest_id};
 use crate::record::{read_record, write_record};
 use crate::send::{Keepalive, send};
 
@@ -36,32 +36,46 @@ struct Pending {
     /// Part of the release's history summary rather than of its digest.
     #[serde(default)]
     history: bool,
+    /// Part of the one message of the event's story.
+    #[serde(default)]
+    story: bool,
+}
+
+/// Which message a surge waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bundle {
+    /// The subscription's digest of the release.
+    Release,
+    /// The summary of the release's historical surges.
+    History,
+    /// The one message of the surge's story.
+    Story,
 }
 
 fn surge_key(digest: &str, surge: &str) -> String {
     format!("{digest}.s.{surge}")
 }
 
-/// Records `event` for `sub`'s digest of its release, or, with `history`, for the summary of
-/// the release's historical surges. Idempotent: a redelivered surge keeps its first arrival
-/// time.
+/// Records `event` for the message of `bundle` it goes out in for `sub`. Idempotent: a
+/// redelivered surge keeps its first arrival time.
 pub(crate) async fn add(
     bus: &Bus,
     sub: &Subscription,
     event: &SurgeEvent,
-    history: bool,
+    bundle: Bundle,
 ) -> Result<(), BusError> {
-    let digest = if history {
-        history_id(&sub.id, &event.release_id)
-    } else {
-        digest_id(&sub.id, &event.release_id)
+    let digest = match (bundle, &event.story) {
+        (Bundle::History, _) => history_id(&sub.id, &event.release_id),
+        (Bundle::Story, Some(story)) => story_digest_id(&sub.id, &story.id),
+        _ => digest_id(&sub.id, &event.release_id),
     };
     let pending = Pending {
         subscription: sub.id.clone(),
         release_id: event.release_id.clone(),
         event: event.clone(),
         arrived_ms: now_ms(),
-        history,
+        history: bundle == Bundle::History,
+        story: bundle == Bundle::Story && event.story.is_some(),
     };
     bus.kv_create(
         names::DIGESTS_BUCKET,
@@ -169,7 +183,7 @@ async fn tick(
         };
         let wait_ms = match &sub.digest {
             Some(d) => d.group_wait_secs * 1000,
-            None if first.history => ctx.cfg.history_wait.as_millis() as u64,
+            None if first.history || first.story => ctx.cfg.history_wait.as_millis() as u64,
             None => 0,
         };
         let first_ms = pending.iter().map(|(_, p)| p.arrived_ms).min().unwrap_or(0);
@@ -242,6 +256,12 @@ async fn send_digest(
     let bus = &ctx.bus;
     let release = pending[0].1.release_id.clone();
     let history = pending[0].1.history;
+    let story = pending[0]
+        .1
+        .event
+        .story
+        .clone()
+        .filter(|_| pending[0].1.story);
     let mut keys = Vec::new();
     let mut events = Vec::new();
     for (key, p) in pending {
@@ -254,10 +274,10 @@ async fn send_digest(
     if !events.is_empty() {
         let id = free_id(bus, &sub.id, &claim.digest).await?;
         let surge_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        let digest = if history {
-            Digest::history(id.clone(), release, events)
-        } else {
-            Digest::new(id.clone(), release, events)
+        let digest = match story {
+            _ if history => Digest::history(id.clone(), release, events),
+            Some(story) => Digest::story(id.clone(), release, events, story),
+            None => Digest::new(id.clone(), release, events),
         };
         let notice = Notice::Digest(digest);
         let sent = send(ctx, sub, &notice, Keepalive::Claim(claim), cancel).await;

@@ -1,7 +1,7 @@
 //! What one webhook POST carries: a single surge, or a digest of one release's surges for
 //! one subscription. Dead letters keep the notice, so a replay renders it again.
 
-use borderwatch_model::SurgeEvent;
+use borderwatch_model::{StoryRef, SurgeEvent};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -20,6 +20,10 @@ pub struct Digest {
     pub history: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<usize>,
+    /// Set for the one message of a story: surges of the release that share a cause
+    /// (`surges` are those of its members this subscription matches, each with its evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<StoryRef>,
 }
 
 /// How many surges a history summary lists.
@@ -40,7 +44,21 @@ impl Digest {
             surges,
             history: false,
             series: None,
+            story: None,
         }
+    }
+
+    /// The one message of a story: its matching members, highest score first.
+    pub fn story(
+        id: String,
+        release_id: String,
+        surges: Vec<SurgeEvent>,
+        story: StoryRef,
+    ) -> Digest {
+        let mut d = Digest::new(id, release_id, surges);
+        d.surges.sort_by(|a, b| b.score.total_cmp(&a.score));
+        d.story = Some(story);
+        d
     }
 
     /// The summary of a release's historical surges: how many, in how many series, and the
@@ -64,6 +82,7 @@ impl Digest {
             surges,
             history: true,
             series: Some(series.len()),
+            story: None,
         }
     }
 }
@@ -86,6 +105,15 @@ pub fn history_id(subscription: &str, release: &str) -> String {
     h.update([0u8]);
     h.update(b"history");
     format!("hs-{}", &hex::encode(h.finalize())[..20])
+}
+
+/// The stable id of the message telling `story` to `subscription`.
+pub fn story_digest_id(subscription: &str, story: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(subscription.as_bytes());
+    h.update([0u8]);
+    h.update(story.as_bytes());
+    format!("sy-{}", &hex::encode(h.finalize())[..20])
 }
 
 /// A notice for one subscription.

@@ -30,6 +30,7 @@ use tracing::{info, warn};
 use crate::cache::load_bucket;
 use crate::config::NotifyConfig;
 use crate::ctx::Ctx;
+use crate::digest::Bundle;
 use crate::notice::Notice;
 use crate::record::{Claim, Claimed, DeliveryAttempt, DeliveryRecord, Outcome, Slot, log_attempt};
 use crate::send::{Keepalive, send};
@@ -290,12 +291,12 @@ async fn settle(
         // is updated (`GET /v1/incidents`), not announced again.
         return Ok(None);
     }
-    if silenced_by.is_some() || sub.digest.is_some() || summarised {
+    if silenced_by.is_some() || sub.digest.is_some() || summarised || event.story.is_some() {
         let key = record::record_key(&sub.id, &event.id);
         match record::read_slot(&ctx.bus, &key).await? {
             Slot::Final => return Ok(None),
             // Being sent by a copy that found no silence: that copy settles it.
-            Slot::Claimed(_) if sub.digest.is_none() && !summarised => {
+            Slot::Claimed(_) if sub.digest.is_none() && !summarised && event.story.is_none() => {
                 return Ok(Some(ctx.cfg.tick()));
             }
             Slot::Claimed(_) | Slot::Free => {}
@@ -322,8 +323,17 @@ async fn settle(
         record::write_record(&ctx.bus, &rec).await?;
         return Ok(None);
     }
-    if summarised || sub.digest.is_some() {
-        digest::add(&ctx.bus, sub, event, summarised).await?;
+    let bundle = if summarised {
+        Some(Bundle::History)
+    } else if sub.digest.is_some() {
+        Some(Bundle::Release)
+    } else if event.story.is_some() {
+        Some(Bundle::Story)
+    } else {
+        None
+    };
+    if let Some(bundle) = bundle {
+        digest::add(&ctx.bus, sub, event, bundle).await?;
         return Ok(None);
     }
     let claim = match record::claim(

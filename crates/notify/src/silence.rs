@@ -53,6 +53,7 @@ mod tests {
             historical: false,
             incident_id: None,
             incident_update: Default::default(),
+            story: None,
         }
     }
 

@@ -96,6 +96,9 @@ fn slack_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
 
 fn digest_title(d: &Digest) -> String {
     let noun = if d.count == 1 { "surge" } else { "surges" };
+    if let Some(story) = &d.story {
+        return story.title.clone();
+    }
     match d.series {
         Some(series) if d.history => format!(
             "History loaded: {} {noun} in {series} series in release {} (the highest {} below)",
@@ -219,6 +222,7 @@ mod tests {
             historical: false,
             incident_id: None,
             incident_update: Default::default(),
+            story: None,
         }
     }
 

@@ -301,6 +301,68 @@ async fn digest_case(t: Transport) {
     s.stop().await;
 }
 
+/// The surges of one story (shared cause) go out in one signed message titled by the story,
+/// and a subscription's history in one summary; a continued incident is not sent again.
+#[tokio::test]
+async fn a_story_and_a_history_load_are_one_message_each() {
+    use borderwatch_model::{IncidentUpdate, StoryKind, StoryRef};
+    let s = Services::start(Transport::memory().await.bus.clone(), fast_config()).await;
+    let receiver = Receiver::start(&[]).await;
+    let sub = s.subscribe(&receiver, json!({"filter": {}})).await;
+    let story = StoryRef {
+        id: "st-1".into(),
+        kind: StoryKind::Category,
+        title: "Entries rose for 3 countries at once in 2024-Q3: Peru, Chile and Mexico".into(),
+        members: 3,
+    };
+    for (i, country) in ["PER", "CHL", "MEX"].iter().enumerate() {
+        let mut e = surge(&format!("sg-s{i}"), country, "total", Q3, "rel-8");
+        e.story = Some(story.clone());
+        s.publish(&e).await;
+    }
+    let mut continued = surge("sg-c", "PRK", "study", Q3, "rel-8");
+    continued.incident_update = IncidentUpdate::Continued;
+    s.publish(&continued).await;
+    for i in 0..4 {
+        let mut e = surge(&format!("sg-h{i}"), "PRK", "work", Q3, "rel-9");
+        e.historical = true;
+        e.period = Q3.offset(-i);
+        s.publish(&e).await;
+    }
+    let got = receiver.wait_for(2, "the story and the summary").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "one message each, nothing else"
+    );
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let told = bodies
+        .iter()
+        .find(|b| b["story"]["id"] == "st-1")
+        .expect("the story's message");
+    assert_eq!(told["count"], 3);
+    assert_eq!(told["story"]["title"], story.title.as_str());
+    let summary = bodies
+        .iter()
+        .find(|b| b["history"] == true)
+        .expect("the history summary");
+    assert_eq!(summary["count"], 4);
+    assert_eq!(summary["series"], 1);
+    assert!(
+        got.iter()
+            .all(|r| verify_signature(SECRET.as_bytes(), &r.body, &r.signature))
+    );
+    assert!(
+        record_outcome(&s.bus, &sub, "sg-c").await.is_none(),
+        "a continued incident is not sent"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn embedded_digest_sends_one_post_with_every_surge_of_the_release() {
     digest_case(Transport::memory().await).await;

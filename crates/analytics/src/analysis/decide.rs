@@ -160,6 +160,7 @@ pub fn surge_event(
         historical: !a.live,
         incident_id: None,
         incident_update: Default::default(),
+        story: None,
     })
 }
 

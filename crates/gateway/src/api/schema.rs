@@ -84,6 +84,33 @@ pub(crate) struct SurgeEvent {
     /// What the surge did to its incident: `opened` and `escalated` are news, `continued`
     /// is not announced again.
     incident_update: IncidentUpdate,
+    /// The story of its release it belongs to (surges that share a cause, told once).
+    #[schema(required = false)]
+    story: Option<StoryRef>,
+}
+
+/// Surges of one release that share a cause.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct StoryRef {
+    /// `st-…`: stable for the release, kind and key.
+    id: String,
+    kind: StoryKind,
+    /// A headline for the group.
+    title: String,
+    /// How many surges of the release it holds.
+    members: usize,
+}
+
+/// `category`: many countries rising on one category; `country`: one country across
+/// categories; `source`: much of a source at once (more often a change of method).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum StoryKind {
+    Category,
+    Country,
+    Source,
 }
 
 /// What one surge did to its incident.

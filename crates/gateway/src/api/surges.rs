@@ -33,6 +33,9 @@ use crate::surges::Entry;
         schema::Finding,
         schema::Baseline,
         schema::Severity,
+        schema::IncidentUpdate,
+        schema::StoryRef,
+        schema::StoryKind,
         Format,
     ))
 )]

@@ -435,6 +435,7 @@ pub(crate) mod tests {
             historical: false,
             incident_id: None,
             incident_update: Default::default(),
+            story: None,
         };
         let surges = vec![
             surge("sg-q3", Period::Quarter(2024, 3), 3765, Severity::Critical),

@@ -79,6 +79,7 @@ pub fn fast_config() -> NotifyConfig {
         request_timeout: Duration::from_secs(5),
         digest_tick: Duration::from_millis(100),
         digest_claim_lease: Duration::from_secs(5),
+        history_wait: Duration::from_millis(500),
         ..NotifyConfig::default()
     }
 }
@@ -226,5 +227,6 @@ pub fn surge(id: &str, country: &str, category: &str, period: Period, release: &
         historical: false,
         incident_id: None,
         incident_update: Default::default(),
+        story: None,
     }
 }
