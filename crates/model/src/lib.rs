@@ -86,15 +86,20 @@ pub fn is_token(s: &str) -> bool {
 }
 
 /// Turns a free-text label into a token (`"Study "` → `study`, `"Transport crew"` →
-/// `transport_crew`), or `None` if nothing usable is left.
+/// `transport_crew`), or `None` if nothing usable is left or the label has a character other
+/// than ASCII letters, digits, spaces, `-` and `_` (dropping it would merge `e1.x` with
+/// `e1x`).
 pub fn tokenize(s: &str) -> Option<String> {
     let mut out = String::new();
     for c in s.trim().chars() {
         if c.is_ascii_alphanumeric() {
             out.push(c.to_ascii_lowercase());
-        } else if (c.is_whitespace() || c == '-' || c == '_') && !out.ends_with('_') {
-            out.push('_');
-        } else if !c.is_ascii() {
+        } else if c.is_whitespace() || c == '-' || c == '_' {
+            if !out.ends_with('_') {
+                out.push('_');
+            }
+        } else {
+            // Other characters are not dropped: `e1.x` and `e1x` would become one series.
             return None;
         }
     }
@@ -666,5 +671,15 @@ mod tests {
             Some("transport_crew")
         );
         assert_eq!(tokenize("учеба"), None);
+    }
+
+    #[test]
+    fn punctuation_is_refused_not_dropped() {
+        // `e1.x` became `e1x`, merging two series; now neither punctuated name is a token.
+        for s in ["e1.x", "a/b", "work (paid)", "x,y", "c++"] {
+            assert_eq!(tokenize(s), None, "{s}");
+        }
+        assert_eq!(tokenize("e1x").as_deref(), Some("e1x"));
+        assert_eq!(tokenize("e1 - x").as_deref(), Some("e1_x"));
     }
 }

@@ -4,6 +4,7 @@
 //! like a table. Text forms are `2024`, `2024-Q3` and `2024-07`.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -55,6 +56,11 @@ pub struct PeriodError {
 }
 
 impl Period {
+    /// The years a figure's period may fall in: ingest rejects a row outside them (`0999`,
+    /// `9999-Q4` are typing errors, not history), so every stored period prints as four
+    /// digits.
+    pub const YEARS: RangeInclusive<i32> = 1900..=2100;
+
     pub fn freq(self) -> Freq {
         match self {
             Period::Year(_) => Freq::Year,
@@ -76,6 +82,11 @@ impl Period {
             Period::Quarter(_, q) => q,
             Period::Month(_, m) => m,
         }
+    }
+
+    /// Whether the period's year is one of [`Period::YEARS`].
+    pub fn in_years(self) -> bool {
+        Period::YEARS.contains(&self.year())
     }
 
     /// A running index of periods of this length: consecutive periods differ by one.
@@ -139,9 +150,9 @@ impl Ord for Period {
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Period::Year(y) => write!(f, "{y}"),
-            Period::Quarter(y, q) => write!(f, "{y}-Q{q}"),
-            Period::Month(y, m) => write!(f, "{y}-{m:02}"),
+            Period::Year(y) => write!(f, "{y:04}"),
+            Period::Quarter(y, q) => write!(f, "{y:04}-Q{q}"),
+            Period::Month(y, m) => write!(f, "{y:04}-{m:02}"),
         }
     }
 }
@@ -209,6 +220,30 @@ mod tests {
         for s in ["2024", "2024-Q3", "2024-07"] {
             assert_eq!(s.parse::<Period>().unwrap().to_string(), s);
         }
+    }
+
+    #[test]
+    fn every_printed_period_of_a_four_digit_year_parses_back() {
+        // Years print zero-padded (`0999`), so a printed period always reads back: `999`
+        // did not, and a release marker naming it was dropped.
+        for y in (0..=9999)
+            .step_by(7)
+            .chain([0, 999, 1899, 1900, 2100, 9999])
+        {
+            for p in [Period::Year(y), Period::Quarter(y, 4), Period::Month(y, 1)] {
+                let text = p.to_string();
+                assert_eq!(text.parse::<Period>(), Ok(p), "{text}");
+            }
+        }
+        assert_eq!(Period::Year(999).to_string(), "0999");
+        assert_eq!(Period::Month(5, 3).to_string(), "0005-03");
+    }
+
+    #[test]
+    fn years_outside_the_sane_range_are_flagged() {
+        assert!(Period::Year(1900).in_years() && Period::Month(2100, 12).in_years());
+        assert!(!Period::Year(999).in_years() && !Period::Quarter(9999, 4).in_years());
+        assert!(!Period::Year(1899).in_years() && !Period::Year(2101).in_years());
     }
 
     #[test]
