@@ -212,19 +212,30 @@ fn frames(raw: DataFrame) -> PolarsResult<(DataFrame, DataFrame, DataFrame)> {
         .and(col("main").neq(lit(YEAR)))
         .cast(DataType::UInt64);
     let is_year = col("freq").eq(lit(YEAR)).cast(DataType::UInt64);
+    // Counts are summed as their high and low 32 bits apart, so that no sum can overflow in
+    // polars (a panic in debug builds, a wrap in release); `joined` puts them together,
+    // saturating.
+    let (high, low) = (
+        || col("count") / lit(1u64 << 32),
+        || col("count") % lit(1u64 << 32),
+    );
     let yearly = all
         .lazy()
         .with_columns([
-            (col("count") * is_main.clone()).alias("summed"),
+            (high() * is_main.clone()).alias("summed_high"),
+            (low() * is_main.clone()).alias("summed_low"),
             is_main.alias("n"),
-            (col("count") * is_year.clone()).alias("reported_total"),
+            (high() * is_year.clone()).alias("reported_high"),
+            (low() * is_year.clone()).alias("reported_low"),
             is_year.alias("reported"),
         ])
         .group_by([col("sid"), col("year")])
         .agg([
-            col("summed").sum(),
+            col("summed_high").sum(),
+            col("summed_low").sum(),
             col("n").sum(),
-            col("reported_total").sum(),
+            col("reported_high").sum(),
+            col("reported_low").sum(),
             col("reported").sum(),
             col("main").first(),
         ])
@@ -246,6 +257,13 @@ fn frames(raw: DataFrame) -> PolarsResult<(DataFrame, DataFrame, DataFrame)> {
         .collect()?;
 
     Ok((points, yearly, yoy))
+}
+
+/// A sum from the sums of its high and low 32 bits, `u64::MAX` when it does not fit.
+fn joined(high: u64, low: u64) -> u64 {
+    high.checked_mul(1 << 32)
+        .and_then(|h| h.checked_add(low))
+        .unwrap_or(u64::MAX)
 }
 
 fn u32s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
@@ -298,23 +316,27 @@ fn assemble(
         i32s(yearly, "year")?,
         u32s(yearly, "main")?,
     );
-    let (summed, n, reported_total, reported) = (
-        u64s(yearly, "summed")?,
+    let (summed_high, summed_low, n) = (
+        u64s(yearly, "summed_high")?,
+        u64s(yearly, "summed_low")?,
         u64s(yearly, "n")?,
-        u64s(yearly, "reported_total")?,
+    );
+    let (reported_high, reported_low, reported) = (
+        u64s(yearly, "reported_high")?,
+        u64s(yearly, "reported_low")?,
         u64s(yearly, "reported")?,
     );
     for i in 0..sid.len() {
         let total = if reported[i] > 0 {
             YearTotal {
                 year: year[i],
-                total: reported_total[i],
+                total: joined(reported_high[i], reported_low[i]),
                 complete: true,
             }
         } else {
             YearTotal {
                 year: year[i],
-                total: summed[i],
+                total: joined(summed_high[i], summed_low[i]),
                 complete: n[i] >= u64::from(freq_of(main[i]).per_year()),
             }
         };
@@ -417,6 +439,18 @@ mod tests {
             obs("study", "2019-Q4", 800),
         ]);
         assert_eq!(f.yearly, vec![year_total(2019, 3200, true)]);
+    }
+
+    #[test]
+    fn yearly_sums_saturate_instead_of_overflowing() {
+        // Counts up to 2^64-1 once came through: the year's sum wrapped (or panicked).
+        let big = u64::MAX / 2 + 1;
+        let f = one(&[
+            obs("study", "2019-Q1", big),
+            obs("study", "2019-Q2", big),
+            obs("study", "2019-Q3", 5),
+        ]);
+        assert_eq!(f.yearly, vec![year_total(2019, u64::MAX, false)]);
     }
 
     #[test]
