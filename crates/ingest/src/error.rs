@@ -79,6 +79,20 @@ pub enum IngestError {
         message: String,
     },
 
+    /// A spreadsheet's sheet with cells beyond what ingest reads: it is refused before its
+    /// cells are held (code `too_many_rows`).
+    #[error(
+        "the {format} sheet \"{sheet}\" has cells beyond the first {limit} {what}, more than \
+         ingest reads of one sheet: delete the stray cells far from the table (Ctrl+End \
+         shows the last one), or split the sheet, and send the file again"
+    )]
+    SheetTooLarge {
+        format: &'static str,
+        sheet: String,
+        what: &'static str,
+        limit: u64,
+    },
+
     /// The message bus or the store failed: not the file's fault, worth retrying.
     #[error(
         "ingest could not store the file ({0}); no release was recorded: send the same file again"
@@ -105,7 +119,9 @@ impl IngestError {
             IngestError::MissingColumn { .. } => ErrorCode::MissingColumn,
             IngestError::NoSource => ErrorCode::NoSource,
             IngestError::BadSource { .. } => ErrorCode::BadSource,
-            IngestError::TooManyRows { .. } => ErrorCode::TooManyRows,
+            IngestError::TooManyRows { .. } | IngestError::SheetTooLarge { .. } => {
+                ErrorCode::TooManyRows
+            }
             IngestError::Csv { .. } => ErrorCode::BadCsv,
             IngestError::UnknownFormat { .. } => ErrorCode::UnknownFormat,
             IngestError::BadLayout { .. } => ErrorCode::BadLayout,

@@ -8,6 +8,10 @@ use crate::error::IngestError;
 /// The most data rows one file may have unless the caller says otherwise.
 pub const DEFAULT_MAX_ROWS: u64 = 5_000_000;
 
+/// The largest count a row may give (10^12): more is a typing error, and sums of counts
+/// bounded so cannot overflow.
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
+
 /// Longest raw value quoted back in a rejected row.
 pub(crate) const MAX_QUOTED: usize = 200;
 
@@ -207,8 +211,32 @@ impl RowSink {
         n as usize
     }
 
-    /// Keeps a checked row unless an earlier row already gave its series and period.
+    /// Keeps a checked row unless an earlier row already gave its series and period. Every
+    /// format's figures pass here, so the bounds every figure must keep are checked here: a
+    /// year of [`Period::YEARS`] and a count of at most [`MAX_COUNT`].
     pub fn keep(&mut self, line: u64, obs: Observation, raw_count: &str) {
+        if !obs.period.in_years() {
+            let (from, to) = (Period::YEARS.start(), Period::YEARS.end());
+            let reason = format!(
+                "the year {} of {}/{}/{} {} is outside {from}-{to}: fix the year",
+                obs.period.year(),
+                obs.source,
+                obs.country,
+                obs.category,
+                obs.period
+            );
+            self.reject(line, "period", &obs.period.to_string(), reason);
+            return;
+        }
+        if obs.count > MAX_COUNT {
+            let reason = format!(
+                "the count {} of {}/{}/{} {} is more than {MAX_COUNT}, the most one figure \
+                 may be: fix the count",
+                obs.count, obs.source, obs.country, obs.category, obs.period
+            );
+            self.reject(line, "count", raw_count, reason);
+            return;
+        }
         let series = self.series_of(&obs);
         let next = self.firsts.len() as u32;
         let first = match self.periods.get_mut(series) {

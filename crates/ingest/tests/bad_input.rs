@@ -515,8 +515,9 @@ fn a_big_file_read_piecewise_gives_what_the_whole_file_gives() {
     for i in 0..20_000u32 {
         let country = ["PRK", "KP", "Atlantis", "CHN"][i as usize % 4];
         text.push_str(&format!(
-            "fsb,{},{country},\"cat\n{}\",{}\n",
-            1000 + i % 997,
+            "fsb,{}-{:02},{country},\"cat\n{}\",{}\n",
+            1900 + i % 200,
+            1 + i % 12,
             i % 13,
             i % 7
         ));

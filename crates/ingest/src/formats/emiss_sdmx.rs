@@ -22,6 +22,10 @@ use crate::rows::{Parsed, RowSink};
 
 const NAME: &str = "emiss_sdmx";
 
+/// How deep elements may nest: an SDMX message nests about eight deep; a file nested deeper
+/// is refused before it can cost more than a linear read.
+pub(crate) const MAX_DEPTH: usize = 64;
+
 /// Source when the file names no known indicator and none is given with it.
 const DEFAULT_SOURCE: &str = "emiss";
 
@@ -147,6 +151,9 @@ fn read_message(text: &str, sink: &mut RowSink) -> Result<Message, IngestError> 
     };
     let mut msg = Message::default();
     let mut stack: Vec<String> = Vec::new();
+    // How many `DataSet` and `CodeLists` elements are open: kept as the stack changes, so an
+    // element costs the same however deep it is.
+    let (mut datasets, mut codelists) = (0usize, 0usize);
     let mut capture = Capture::None;
     let mut buffer = String::new();
     let mut codelist: Option<(String, CodeList)> = None;
@@ -177,8 +184,7 @@ fn read_message(text: &str, sink: &mut RowSink) -> Result<Message, IngestError> 
                 }
             }
             let parent = stack.last().map(String::as_str).unwrap_or("");
-            let in_dataset = stack.iter().any(|s| s == "DataSet");
-            let in_codelists = stack.iter().any(|s| s == "CodeLists");
+            let (in_dataset, in_codelists) = (datasets > 0, codelists > 0);
             match name.as_str() {
                 "CodeList" => {
                     codelist = Some((attr(&e, "id").unwrap_or_default(), CodeList::default()));
@@ -256,6 +262,18 @@ fn read_message(text: &str, sink: &mut RowSink) -> Result<Message, IngestError> 
                     &mut buffer,
                 );
             } else {
+                if stack.len() >= MAX_DEPTH {
+                    let line = lines.at(start);
+                    return Err(layout(format!(
+                        "line {line}: elements nest more than {MAX_DEPTH} deep, deeper than \
+                         any SDMX message: export the indicator from fedstat.ru again"
+                    )));
+                }
+                match name.as_str() {
+                    "DataSet" => datasets += 1,
+                    "CodeLists" => codelists += 1,
+                    _ => {}
+                }
                 stack.push(name);
             }
             continue;
@@ -276,7 +294,11 @@ fn read_message(text: &str, sink: &mut RowSink) -> Result<Message, IngestError> 
             },
             Event::End(e) => {
                 let name = e.local_name().as_ref().to_string();
-                stack.pop();
+                match stack.pop().as_deref() {
+                    Some("DataSet") => datasets = datasets.saturating_sub(1),
+                    Some("CodeLists") => codelists = codelists.saturating_sub(1),
+                    _ => {}
+                }
                 finish(
                     &name,
                     &mut msg,
@@ -390,7 +412,10 @@ fn role(concept: &str, list: Option<&CodeList>) -> Role {
     }
 }
 
-/// A count written with a decimal comma: whole, or with a zero fraction (`3765`, `3765,0`).
+/// A count written with a decimal comma: whole, or with a zero fraction (`3765`, `3765,0`);
+/// spaces group thousands (`3 765`). A `,` or `.` followed by exactly three digits (`1,000`,
+/// `1.000`) could be a thousands separator or a decimal one, so it is refused as ambiguous
+/// rather than read as 1.
 fn whole_count(value: &str) -> Result<u64, String> {
     let t: String = value
         .trim()
@@ -405,6 +430,13 @@ fn whole_count(value: &str) -> Result<u64, String> {
         None => (t.as_str(), ""),
     };
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if frac.len() == 3 && digits(frac) && !int.is_empty() && digits(int) {
+        return Err(format!(
+            "`{value}` is ambiguous: `,` or `.` before three digits may group thousands or \
+             mark decimals; EMISS writes counts with a decimal comma and no grouping (3765 or \
+             3765,0): write the count without a separator"
+        ));
+    }
     if int.is_empty() || !digits(int) || !digits(frac) {
         return Err(if t.starts_with('-') {
             format!("`{value}` is negative: a count of crossings is a whole number from 0 up")
@@ -677,5 +709,12 @@ mod tests {
         assert!(whole_count("-5").unwrap_err().contains("negative"));
         assert!(whole_count("").is_err());
         assert!(whole_count(",5").is_err());
+        // Read as 1 before: a thousands separator or a decimal one, it cannot be told.
+        for v in ["1,000", "1.000", "12,500"] {
+            assert!(whole_count(v).unwrap_err().contains("ambiguous"), "{v}");
+        }
+        assert!(whole_count("1.000,0").is_err());
+        assert_eq!(whole_count("1 000"), Ok(1000));
+        assert_eq!(whole_count("1000,00"), Ok(1000));
     }
 }

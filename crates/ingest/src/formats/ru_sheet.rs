@@ -17,6 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use borderwatch_model::{Country, Observation, Period, TOTAL_CATEGORY, tokenize};
 use calamine::{Data, Reader};
 
+use super::table;
 use super::ytd::{self, Label};
 use crate::error::IngestError;
 use crate::format::{Format, Options, Sniff};
@@ -117,31 +118,31 @@ fn looks_like_workbook(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"PK\x03\x04")
 }
 
-/// Every sheet of the workbook; calamine's panics on malformed files become errors.
-fn open(bytes: &[u8]) -> Result<Vec<Sheet>, String> {
-    if !looks_like_workbook(bytes) {
-        return Err("it is not an Excel workbook (xls or xlsx)".into());
-    }
-    let read = || -> Result<Vec<Sheet>, String> {
-        let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
-            .map_err(|e| format!("the workbook cannot be opened ({e})"))?;
-        let mut sheets = Vec::new();
-        for name in book.sheet_names() {
-            let range = book
-                .worksheet_range(&name)
-                .map_err(|e| format!("sheet `{name}` cannot be read ({e})"))?;
-            let origin = range.start().unwrap_or((0, 0));
-            let cells = range.rows().map(<[Data]>::to_vec).collect();
-            sheets.push(Sheet {
-                name,
-                origin,
-                cells,
-            });
-        }
-        Ok(sheets)
+/// Every sheet of the workbook, read cell by cell under the caps of
+/// [`table::sheet_grid`]; calamine's panics on malformed files become errors.
+fn open(bytes: &[u8]) -> Result<Vec<Sheet>, IngestError> {
+    let bad = |message: String| IngestError::BadLayout {
+        format: NAME,
+        message,
     };
-    catch_unwind(AssertUnwindSafe(read))
-        .unwrap_or_else(|_| Err("the workbook is damaged (its reader gave up)".into()))
+    if !looks_like_workbook(bytes) {
+        return Err(bad("it is not an Excel workbook (xls or xlsx)".into()));
+    }
+    let mut book = catch_unwind(AssertUnwindSafe(|| {
+        calamine::open_workbook_auto_from_rs(Cursor::new(bytes.to_vec()))
+    }))
+    .map_err(|_| bad("the workbook is damaged (its reader gave up)".into()))?
+    .map_err(|e| bad(format!("the workbook cannot be opened ({e})")))?;
+    let mut sheets = Vec::new();
+    for name in book.sheet_names() {
+        let grid = table::sheet_grid(&mut book, &name, NAME)?;
+        sheets.push(Sheet {
+            name,
+            origin: grid.origin,
+            cells: grid.cells,
+        });
+    }
+    Ok(sheets)
 }
 
 /// The header row: the first row (from the top) that names at least three purposes.
@@ -435,7 +436,7 @@ fn parse(bytes: &[u8], options: &Options<'_>) -> Result<Parsed, IngestError> {
         format: NAME,
         message,
     };
-    let sheets = open(bytes).map_err(bad)?;
+    let sheets = open(bytes)?;
     // Title rows: every text above the header rows (or the top rows of a sheet without).
     let titles: Vec<String> = sheets
         .iter()

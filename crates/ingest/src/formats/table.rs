@@ -128,34 +128,182 @@ pub(crate) fn open_workbook(bytes: &[u8], format: &'static str) -> Result<Workbo
     }
 }
 
-/// The rows of one sheet as text cells, numbered as the spreadsheet numbers them.
+/// The most rows, counted from the sheet's first row, that ingest reads of one sheet.
+pub const MAX_SHEET_ROWS: u32 = 1_048_576;
+/// The most columns, counted from column A, that ingest reads of one sheet.
+pub const MAX_SHEET_COLUMNS: u32 = 4_096;
+/// The most cells ingest holds of one sheet: its cells, and the empty cells left of them in
+/// their rows.
+pub const MAX_SHEET_CELLS: u64 = 10_000_000;
+
+/// One sheet's cells, row by row from its first row with a cell, each row from its sheet's
+/// first column with a cell to its own last cell (rows may differ in length).
+#[derive(Debug, Default)]
+pub(crate) struct Grid {
+    /// Sheet row and column (0-based) of `cells[0][0]`.
+    pub(crate) origin: (u32, u32),
+    pub(crate) cells: Vec<Vec<Data>>,
+}
+
+/// Reads one sheet's cells one at a time, never the range a sheet declares: a workbook with
+/// cells at A1 and XFD1048576 declares 17 billion cells, which calamine's `worksheet_range`
+/// would allocate before returning. Beyond [`MAX_SHEET_ROWS`], [`MAX_SHEET_COLUMNS`] or
+/// [`MAX_SHEET_CELLS`] the sheet is refused ([`IngestError::SheetTooLarge`]). xlsx and xlsb
+/// are streamed; xls and ods are read whole by calamine when the workbook opens (an xls has
+/// at most 65,536 rows of 256 columns), then held to the same caps.
+pub(crate) fn sheet_grid(
+    workbook: &mut Workbook,
+    sheet: &str,
+    format: &'static str,
+) -> Result<Grid, IngestError> {
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut cells = Cells::new(sheet, format);
+        let streamed: Result<(), String> = match workbook {
+            calamine::Sheets::Xlsx(book) => (|| {
+                let mut reader = book
+                    .worksheet_cells_reader(sheet)
+                    .map_err(|e| e.to_string())?;
+                while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                    let (row, col) = cell.get_position();
+                    cells.push(row, col, Data::from(cell.get_value().clone()))?;
+                }
+                Ok(())
+            })(),
+            calamine::Sheets::Xlsb(book) => (|| {
+                let mut reader = book
+                    .worksheet_cells_reader(sheet)
+                    .map_err(|e| e.to_string())?;
+                while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                    let (row, col) = cell.get_position();
+                    cells.push(row, col, Data::from(cell.get_value().clone()))?;
+                }
+                Ok(())
+            })(),
+            calamine::Sheets::Xls(_) | calamine::Sheets::Ods(_) => (|| {
+                let range = workbook.worksheet_range(sheet).map_err(|e| e.to_string())?;
+                let (row0, col0) = range.start().unwrap_or((0, 0));
+                for (r, c, value) in range.used_cells() {
+                    let row = row0.saturating_add(u32::try_from(r).unwrap_or(u32::MAX));
+                    let col = col0.saturating_add(u32::try_from(c).unwrap_or(u32::MAX));
+                    cells.push(row, col, value.clone())?;
+                }
+                Ok(())
+            })(),
+        };
+        match (streamed, cells.too_large.take()) {
+            (_, Some(e)) => Err(e),
+            (Err(e), None) => Err(IngestError::BadLayout {
+                format,
+                message: format!("sheet \"{sheet}\" could not be read ({e})"),
+            }),
+            (Ok(()), None) => cells.grid(),
+        }
+    }));
+    read.unwrap_or_else(|_| {
+        Err(IngestError::BadLayout {
+            format,
+            message: format!("sheet \"{sheet}\" is damaged and could not be read"),
+        })
+    })
+}
+
+/// The cells of one sheet as they are read, under the caps.
+#[derive(Debug)]
+struct Cells<'a> {
+    sheet: &'a str,
+    format: &'static str,
+    cells: Vec<(u32, u32, Data)>,
+    too_large: Option<IngestError>,
+}
+
+impl<'a> Cells<'a> {
+    fn new(sheet: &'a str, format: &'static str) -> Self {
+        Cells {
+            sheet,
+            format,
+            cells: Vec::new(),
+            too_large: None,
+        }
+    }
+
+    fn refuse(&self, what: &'static str, limit: u64) -> IngestError {
+        IngestError::SheetTooLarge {
+            format: self.format,
+            sheet: self.sheet.to_string(),
+            what,
+            limit,
+        }
+    }
+
+    /// Takes one cell (empty ones are skipped); an error stops the reading.
+    fn push(&mut self, row: u32, col: u32, value: Data) -> Result<(), String> {
+        if matches!(value, Data::Empty) {
+            return Ok(());
+        }
+        let refused = if row >= MAX_SHEET_ROWS {
+            Some(self.refuse("rows", u64::from(MAX_SHEET_ROWS)))
+        } else if col >= MAX_SHEET_COLUMNS {
+            Some(self.refuse("columns", u64::from(MAX_SHEET_COLUMNS)))
+        } else if self.cells.len() as u64 >= MAX_SHEET_CELLS {
+            Some(self.refuse("cells", MAX_SHEET_CELLS))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            let message = e.to_string();
+            self.too_large = Some(e);
+            return Err(message);
+        }
+        self.cells.push((row, col, value));
+        Ok(())
+    }
+
+    /// The cells as rows, the empty cells between them filled in (counted against the cap).
+    fn grid(mut self) -> Result<Grid, IngestError> {
+        let mut cells = std::mem::take(&mut self.cells);
+        cells.sort_by_key(|&(row, col, _)| (row, col));
+        let (Some(&(row0, _, _)), Some(&(last_row, _, _))) = (cells.first(), cells.last()) else {
+            return Ok(Grid::default());
+        };
+        let col0 = cells.iter().map(|&(_, col, _)| col).min().unwrap_or(0);
+        let mut rows: Vec<Vec<Data>> = Vec::new();
+        rows.resize_with((last_row - row0) as usize + 1, Vec::new);
+        let mut held: u64 = 0;
+        for (row, col, value) in cells {
+            let (i, j) = ((row - row0) as usize, (col - col0) as usize);
+            let Some(row) = rows.get_mut(i) else {
+                continue;
+            };
+            if let Some(cell) = row.get_mut(j) {
+                *cell = value;
+                continue;
+            }
+            held += (j + 1 - row.len()) as u64;
+            if held > MAX_SHEET_CELLS {
+                return Err(self.refuse("cells", MAX_SHEET_CELLS));
+            }
+            row.resize(j, Data::Empty);
+            row.push(value);
+        }
+        Ok(Grid {
+            origin: (row0, col0),
+            cells: rows,
+        })
+    }
+}
+
+/// The rows of one sheet as text cells, numbered as the spreadsheet numbers them, each from
+/// column A; read under the caps of [`sheet_grid`].
 pub(crate) fn sheet_rows(
     workbook: &mut Workbook,
     sheet: &str,
     format: &'static str,
 ) -> Result<Vec<Row>, IngestError> {
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        workbook.worksheet_range(sheet)
-    }));
-    let range = match read {
-        Ok(Ok(range)) => range,
-        Ok(Err(e)) => {
-            return Err(IngestError::BadLayout {
-                format,
-                message: format!("sheet \"{sheet}\" could not be read ({e})"),
-            });
-        }
-        Err(_) => {
-            return Err(IngestError::BadLayout {
-                format,
-                message: format!("sheet \"{sheet}\" is damaged and could not be read"),
-            });
-        }
-    };
-    let first_row = range.start().map(|(r, _)| u64::from(r)).unwrap_or(0);
-    let first_col = range.start().map(|(_, c)| c as usize).unwrap_or(0);
-    Ok(range
-        .rows()
+    let grid = sheet_grid(workbook, sheet, format)?;
+    let (first_row, first_col) = (u64::from(grid.origin.0), grid.origin.1 as usize);
+    Ok(grid
+        .cells
+        .iter()
         .enumerate()
         .map(|(i, cells)| Row {
             line: first_row + i as u64 + 1,

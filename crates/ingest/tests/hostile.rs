@@ -1,0 +1,134 @@
+//! Hostile input (issue 13): files built to crash ingest, exhaust it or slip a wrong figure
+//! past it. Each test failed on the code before its fix: it aborted, took seconds, or
+//! accepted the row.
+
+use borderwatch_ingest::formats::{MAX_SHEET_COLUMNS, MAX_SHEET_ROWS};
+use borderwatch_ingest::{IngestError, Parsed, parse};
+
+/// A workbook whose one sheet has cells at A1 and `far` (row, column): 1.6 KB that declares
+/// a range of billions of cells.
+fn sparse_workbook(far: (u32, u16)) -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Data").unwrap();
+    sheet.write_string(0, 0, "country").unwrap();
+    sheet.write_number(far.0, far.1, 1.0).unwrap();
+    workbook.save_to_buffer().unwrap()
+}
+
+#[test]
+fn a_sheet_declaring_billions_of_cells_is_refused_not_allocated() {
+    // A1 and XFD1048576: calamine's worksheet_range allocated 512 GiB and aborted.
+    let bytes = sparse_workbook((1_048_575, 16_383));
+    assert!(bytes.len() < 16_000, "{} bytes", bytes.len());
+    // Detection reads every sheet: it must neither abort nor claim the file.
+    let detected = parse("auto", &bytes, Some("x"));
+    assert!(detected.is_err(), "{detected:?}");
+    for format in ["wide", "ru_sheet", "ohss_xlsx"] {
+        let e = parse(format, &bytes, Some("x")).unwrap_err();
+        if format == "ohss_xlsx" {
+            // No sheet of that name: refused before a cell is read.
+            assert_eq!(e.code(), "bad_layout", "{e}");
+            continue;
+        }
+        assert!(
+            matches!(e, IngestError::SheetTooLarge { ref sheet, what: "columns", limit, .. }
+                if sheet == "Data" && limit == u64::from(MAX_SHEET_COLUMNS)),
+            "{format}: {e:?}"
+        );
+        assert_eq!(e.code(), "too_many_rows", "{e}");
+        assert!(e.to_string().contains("\"Data\""), "{e}");
+        assert!(e.to_string().contains("4096 columns"), "{e}");
+    }
+}
+
+#[test]
+fn a_cell_past_the_row_cap_is_refused_within_the_column_cap() {
+    // The last row xlsx has is within the cap; a wide table far down still reads.
+    const { assert!(MAX_SHEET_ROWS >= 1_048_576) };
+    let bytes = sparse_workbook((1_048_575, 3));
+    let p: Result<Parsed, _> = parse("wide", &bytes, Some("x"));
+    // Not a wide table (no period columns), but read: a layout error, not a size error.
+    let e = p.unwrap_err();
+    assert_eq!(e.code(), "bad_layout", "{e}");
+}
+
+const HEADER: &str = "source,period,country,category,count\n";
+
+fn generic(rows: &str) -> Parsed {
+    parse("generic", format!("{HEADER}{rows}").as_bytes(), None)
+        .unwrap_or_else(|e| panic!("file refused: {e}"))
+}
+
+#[test]
+fn years_outside_1900_to_2100_are_rejected_rows() {
+    // `0999` was kept and printed `999`, which no period parser reads back.
+    let p = generic(
+        "fsb,0999,FRA,work,1\nfsb,9999-Q4,FRA,work,1\nfsb,1899-12,FRA,work,1\nfsb,2024-Q1,FRA,work,5\n",
+    );
+    assert_eq!(p.observations.len(), 1, "{:?}", p.observations);
+    assert_eq!(p.observations[0].period.to_string(), "2024-Q1");
+    let rejected: Vec<(u64, &str, &str)> = p
+        .rejected
+        .iter()
+        .map(|r| (r.row, r.column.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (2, "period", "0999"),
+            (3, "period", "9999-Q4"),
+            (4, "period", "1899-12")
+        ]
+    );
+    assert!(
+        p.rejected[0].reason.contains("outside 1900-2100"),
+        "{:?}",
+        p.rejected[0]
+    );
+}
+
+#[test]
+fn counts_above_a_trillion_are_rejected_rows() {
+    // Up to 2^64-1 was kept, and the yearly sum of four such quarters overflowed.
+    let p = generic(
+        "fsb,2024-Q1,FRA,work,1000000000000\nfsb,2024-Q2,FRA,work,1000000000001\n\
+         fsb,2024-Q3,FRA,work,18446744073709551615\n",
+    );
+    assert_eq!(p.observations.len(), 1, "{:?}", p.observations);
+    assert_eq!(p.observations[0].count, 1_000_000_000_000);
+    assert_eq!(p.rejected.len(), 2, "{:?}", p.rejected);
+    for r in &p.rejected {
+        assert_eq!(r.column, "count");
+        assert!(r.reason.contains("1000000000000"), "{r:?}");
+    }
+}
+
+#[test]
+fn punctuated_names_are_rejected_not_merged() {
+    // `e1.x` became `e1x`: two names, one series, and a conflict or a silent sum.
+    let p = generic("fsb,2024-Q1,FRA,e1.x,1\nfsb,2024-Q1,FRA,e1x,2\n");
+    assert_eq!(p.observations.len(), 1, "{:?}", p.observations);
+    assert_eq!(p.observations[0].category, "e1x");
+    assert_eq!(p.rejected.len(), 1, "{:?}", p.rejected);
+    assert_eq!(
+        (p.rejected[0].row, p.rejected[0].value.as_str()),
+        (2, "e1.x")
+    );
+}
+
+#[test]
+fn deeply_nested_sdmx_is_refused_at_the_depth_limit() {
+    // Depth 40,000 took 8.8 s: the element stack was scanned per element.
+    let depth = 40_000;
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?>\n<GenericData \
+         xmlns=\"http://www.SDMX.org/resources/SDMXML/schemas/v1_0/message\">",
+    );
+    xml.push_str(&"<a>".repeat(depth));
+    xml.push_str(&"</a>".repeat(depth));
+    xml.push_str("</GenericData>");
+    let e = parse("emiss_sdmx", xml.as_bytes(), Some("x")).unwrap_err();
+    assert_eq!(e.code(), "bad_layout", "{e}");
+    assert!(e.to_string().contains("nest more than 64 deep"), "{e}");
+}
