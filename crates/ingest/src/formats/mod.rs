@@ -15,6 +15,7 @@ pub mod wide;
 mod emiss_sdmx;
 mod fsb_csv;
 mod ru_sheet;
+mod xls_guard;
 mod ytd;
 
 use crate::error::IngestError;

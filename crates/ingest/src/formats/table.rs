@@ -113,6 +113,7 @@ pub(crate) type Workbook = calamine::Sheets<Cursor<Vec<u8>>>;
 /// Opens a spreadsheet. The reader runs behind `catch_unwind`: a malformed file must become
 /// an error, never a panic of the service.
 pub(crate) fn open_workbook(bytes: &[u8], format: &'static str) -> Result<Workbook, IngestError> {
+    super::xls_guard::check(bytes, format)?;
     let cursor = Cursor::new(bytes.to_vec());
     match std::panic::catch_unwind(|| calamine::open_workbook_auto_from_rs(cursor)) {
         Ok(Ok(workbook)) => Ok(workbook),
