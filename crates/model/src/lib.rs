@@ -17,8 +17,8 @@ pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
 pub use incident::{Incident, IncidentSurge, IncidentUpdate, SeriesIncidents};
 pub use period::{Freq, Period, PeriodError};
-pub use story::{StoryKind, StoryRef};
 pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
+pub use story::{StoryKind, StoryRef};
 pub use vocabulary::{CountedBy, SourceVocabulary, UNKNOWN_SOURCE, vocabulary};
 
 use serde::{Deserialize, Serialize};
