@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::{parse_country, schema};
+use super::{SeriesFilter, parse_country, schema};
 use crate::error::ApiError;
 use crate::page::{self, ApiQuery};
 use crate::state::AppState;
@@ -65,7 +65,11 @@ pub(crate) async fn list_incidents(
     uri: Uri,
     ApiQuery(params): ApiQuery<IncidentParams>,
 ) -> Result<Response, ApiError> {
-    let country = params.country.as_deref().map(parse_country).transpose()?;
+    let filter = SeriesFilter {
+        source: params.source.as_deref(),
+        category: params.category.as_deref(),
+        country: params.country.as_deref().map(parse_country).transpose()?,
+    };
     let limit = page::limit(params.limit, 1000, 1000)?;
     let cursor = page::key_cursor(params.cursor.as_deref())?;
     let mut keys = state.bus.kv_keys(names::INCIDENTS_BUCKET).await?;
@@ -78,15 +82,7 @@ pub(crate) async fn list_incidents(
         if cursor.is_some_and(|c| key.as_str() <= c) {
             continue;
         }
-        let mut parts = key.splitn(3, '.');
-        let (Some(source), Some(code), Some(category)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if params.source.as_deref().is_some_and(|s| s != source)
-            || params.category.as_deref().is_some_and(|c| c != category)
-            || country.is_some_and(|c| c.code() != code)
-        {
+        if !filter.matches(&key) {
             continue;
         }
         let Some(raw) = state.bus.kv_get(names::INCIDENTS_BUCKET, &key).await? else {

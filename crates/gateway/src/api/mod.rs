@@ -26,6 +26,28 @@ pub(crate) fn parse_country(value: &str) -> Result<Country, ApiError> {
     Country::parse(value).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// The filters of a list of series-keyed records (`bw_series`, `bw_incidents`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SeriesFilter<'a> {
+    pub(crate) source: Option<&'a str>,
+    pub(crate) category: Option<&'a str>,
+    pub(crate) country: Option<Country>,
+}
+
+impl SeriesFilter<'_> {
+    /// Whether a series key (`<source>.<country>.<category>`) passes.
+    pub(crate) fn matches(&self, key: &str) -> bool {
+        let mut parts = key.splitn(3, '.');
+        let (Some(source), Some(code), Some(category)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        self.source.is_none_or(|s| s == source)
+            && self.category.is_none_or(|c| c == category)
+            && self.country.is_none_or(|c| c.code() == code)
+    }
+}
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -63,4 +85,26 @@ pub(crate) async fn key_page(
         out.push((key, raw));
     }
     Ok((out, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_filter_matches_each_part_of_the_key() {
+        let prk = Country::parse("PRK").unwrap();
+        let all = SeriesFilter::default();
+        assert!(all.matches("fsb.PRK.study"));
+        assert!(!all.matches("not-a-series-key"));
+        let f = SeriesFilter {
+            source: Some("fsb"),
+            category: Some("study"),
+            country: Some(prk),
+        };
+        assert!(f.matches("fsb.PRK.study"));
+        assert!(!f.matches("fsb.PRK.work"));
+        assert!(!f.matches("cbp.PRK.study"));
+        assert!(!f.matches("fsb.CHN.study"));
+    }
 }

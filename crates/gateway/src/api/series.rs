@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::{parse_country, schema};
+use super::{SeriesFilter, parse_country, schema};
 use crate::error::ApiError;
 use crate::page::{self, ApiQuery, Format};
 use crate::state::AppState;
@@ -100,7 +100,11 @@ pub(crate) async fn list_series(
     uri: Uri,
     ApiQuery(params): ApiQuery<SeriesParams>,
 ) -> Result<Response, ApiError> {
-    let country = params.country.as_deref().map(parse_country).transpose()?;
+    let filter = SeriesFilter {
+        source: params.source.as_deref(),
+        category: params.category.as_deref(),
+        country: params.country.as_deref().map(parse_country).transpose()?,
+    };
     let limit = page::limit(params.limit, 1000, page::MAX_LIMIT)?;
     let cursor = page::key_cursor(params.cursor.as_deref())?;
     let mut keys = state.bus.kv_keys(names::SERIES_BUCKET).await?;
@@ -111,15 +115,7 @@ pub(crate) async fn list_series(
         if cursor.is_some_and(|c| key.as_str() <= c) {
             continue;
         }
-        let mut parts = key.splitn(3, '.');
-        let (Some(source), Some(code), Some(category)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if params.source.as_deref().is_some_and(|s| s != source)
-            || params.category.as_deref().is_some_and(|c| c != category)
-            || country.is_some_and(|c| c.code() != code)
-        {
+        if !filter.matches(&key) {
             continue;
         }
         let Some(raw) = state.bus.kv_get(names::SERIES_BUCKET, &key).await? else {
