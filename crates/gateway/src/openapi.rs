@@ -458,6 +458,7 @@ mod tests {
             format: Default::default(),
             digest: Some(borderwatch_model::DigestSpec { group_wait_secs: 1 }),
             history: Default::default(),
+            max_per_release: Some(5),
         };
         let v = serde_json::to_value(&sub).unwrap();
         assert_eq!(keys(&v), props(&doc, "Subscription"));

@@ -506,6 +506,10 @@ pub struct Subscription {
     /// per release (the default) or each on its own.
     #[serde(default)]
     pub history: HistoryDelivery,
+    /// At most this many live surges of one release, the highest scores first, in one
+    /// message; `None`: every one on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_release: Option<u32>,
 }
 
 /// How a subscription hears of surges a release brings that are history: a first load, a

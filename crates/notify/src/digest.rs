@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::ctx::Ctx;
 use crate::digest_claim::{Claim, ClaimValue, claim_key, now_ms};
-use crate::notice::{Digest, Notice, digest_id, history_id, story_digest_id};
+use crate::notice::{Digest, Notice, digest_id, history_id, story_digest_id, top_id};
 use crate::record::{read_record, write_record};
 use crate::send::{Keepalive, send};
 
@@ -39,6 +39,9 @@ struct Pending {
     /// Part of the one message of the event's story.
     #[serde(default)]
     story: bool,
+    /// Part of the release's message of the subscription's highest-scoring surges.
+    #[serde(default)]
+    top: bool,
 }
 
 /// Which message a surge waits for.
@@ -50,6 +53,8 @@ pub(crate) enum Bundle {
     History,
     /// The one message of the surge's story.
     Story,
+    /// The release's message of a subscription's `max_per_release` highest-scoring surges.
+    Top,
 }
 
 fn surge_key(digest: &str, surge: &str) -> String {
@@ -67,6 +72,7 @@ pub(crate) async fn add(
     let digest = match (bundle, &event.story) {
         (Bundle::History, _) => history_id(&sub.id, &event.release_id),
         (Bundle::Story, Some(story)) => story_digest_id(&sub.id, &story.id),
+        (Bundle::Top, _) => top_id(&sub.id, &event.release_id),
         _ => digest_id(&sub.id, &event.release_id),
     };
     let pending = Pending {
@@ -76,6 +82,7 @@ pub(crate) async fn add(
         arrived_ms: now_ms(),
         history: bundle == Bundle::History,
         story: bundle == Bundle::Story && event.story.is_some(),
+        top: bundle == Bundle::Top,
     };
     bus.kv_create(
         names::DIGESTS_BUCKET,
@@ -183,7 +190,9 @@ async fn tick(
         };
         let wait_ms = match &sub.digest {
             Some(d) => d.group_wait_secs * 1000,
-            None if first.history || first.story => ctx.cfg.history_wait.as_millis() as u64,
+            None if first.history || first.story || first.top => {
+                ctx.cfg.history_wait.as_millis() as u64
+            }
             None => 0,
         };
         let first_ms = pending.iter().map(|(_, p)| p.arrived_ms).min().unwrap_or(0);
@@ -256,6 +265,7 @@ async fn send_digest(
     let bus = &ctx.bus;
     let release = pending[0].1.release_id.clone();
     let history = pending[0].1.history;
+    let pending_top = pending[0].1.top;
     let story = pending[0]
         .1
         .event
@@ -274,8 +284,10 @@ async fn send_digest(
     if !events.is_empty() {
         let id = free_id(bus, &sub.id, &claim.digest).await?;
         let surge_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let top = pending_top.then_some(sub.max_per_release).flatten();
         let digest = match story {
             _ if history => Digest::history(id.clone(), release, events),
+            _ if top.is_some() => Digest::top(id.clone(), release, events, top.unwrap_or(1)),
             Some(story) => Digest::story(id.clone(), release, events, story),
             None => Digest::new(id.clone(), release, events),
         };

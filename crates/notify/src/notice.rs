@@ -24,6 +24,10 @@ pub struct Digest {
     /// (`surges` are those of its members this subscription matches, each with its evidence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<StoryRef>,
+    /// Set when the subscription asked for at most this many surges per release: `surges`
+    /// holds the highest-scoring ones, `count` how many the release had for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// How many surges a history summary lists.
@@ -45,7 +49,21 @@ impl Digest {
             history: false,
             series: None,
             story: None,
+            limit: None,
         }
+    }
+
+    /// A release's surges for a subscription that asked for at most `limit`: the highest
+    /// scores first, `count` all of them.
+    pub fn top(id: String, release_id: String, mut surges: Vec<SurgeEvent>, limit: u32) -> Digest {
+        let count = surges.len();
+        surges.sort_by(|a, b| b.score.total_cmp(&a.score));
+        surges.truncate(limit as usize);
+        let mut d = Digest::new(id, release_id, surges);
+        d.surges.sort_by(|a, b| b.score.total_cmp(&a.score));
+        d.count = count;
+        d.limit = Some(limit);
+        d
     }
 
     /// The one message of a story: its matching members, highest score first.
@@ -83,6 +101,7 @@ impl Digest {
             history: true,
             series: Some(series.len()),
             story: None,
+            limit: None,
         }
     }
 }
@@ -114,6 +133,17 @@ pub fn story_digest_id(subscription: &str, story: &str) -> String {
     h.update([0u8]);
     h.update(story.as_bytes());
     format!("sy-{}", &hex::encode(h.finalize())[..20])
+}
+
+/// The stable id of the message of `release`'s highest-scoring surges for `subscription`.
+pub fn top_id(subscription: &str, release: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(subscription.as_bytes());
+    h.update([0u8]);
+    h.update(release.as_bytes());
+    h.update([0u8]);
+    h.update(b"top");
+    format!("tp-{}", &hex::encode(h.finalize())[..20])
 }
 
 /// A notice for one subscription.

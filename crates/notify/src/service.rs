@@ -291,12 +291,16 @@ async fn settle(
         // is updated (`GET /v1/incidents`), not announced again.
         return Ok(None);
     }
-    if silenced_by.is_some() || sub.digest.is_some() || summarised || event.story.is_some() {
+    let bundled = sub.digest.is_some()
+        || summarised
+        || sub.max_per_release.is_some()
+        || event.story.is_some();
+    if silenced_by.is_some() || bundled {
         let key = record::record_key(&sub.id, &event.id);
         match record::read_slot(&ctx.bus, &key).await? {
             Slot::Final => return Ok(None),
             // Being sent by a copy that found no silence: that copy settles it.
-            Slot::Claimed(_) if sub.digest.is_none() && !summarised && event.story.is_none() => {
+            Slot::Claimed(_) if !bundled => {
                 return Ok(Some(ctx.cfg.tick()));
             }
             Slot::Claimed(_) | Slot::Free => {}
@@ -327,6 +331,8 @@ async fn settle(
         Some(Bundle::History)
     } else if sub.digest.is_some() {
         Some(Bundle::Release)
+    } else if sub.max_per_release.is_some() {
+        Some(Bundle::Top)
     } else if event.story.is_some() {
         Some(Bundle::Story)
     } else {

@@ -99,6 +99,14 @@ fn digest_title(d: &Digest) -> String {
     if let Some(story) = &d.story {
         return story.title.clone();
     }
+    if d.limit.is_some() && d.count > d.surges.len() {
+        return format!(
+            "The {} highest-scoring of {} surges in release {}",
+            d.surges.len(),
+            d.count,
+            d.release_id
+        );
+    }
     match d.series {
         Some(series) if d.history => format!(
             "History loaded: {} {noun} in {series} series in release {} (the highest {} below)",

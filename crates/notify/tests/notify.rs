@@ -363,6 +363,46 @@ async fn a_story_and_a_history_load_are_one_message_each() {
     s.stop().await;
 }
 
+/// A subscription that asks for at most two surges per release gets one message with the two
+/// highest scores, and every surge of the release is settled (none comes again later).
+#[tokio::test]
+async fn max_per_release_sends_the_highest_scores_once() {
+    let s = Services::start(Transport::memory().await.bus.clone(), fast_config()).await;
+    let receiver = Receiver::start(&[]).await;
+    let sub = s
+        .subscribe(&receiver, json!({"filter": {}, "max_per_release": 2}))
+        .await;
+    for (i, (country, score)) in [("PER", 10.0), ("CHL", 40.0), ("MEX", 30.0), ("BRA", 20.0)]
+        .iter()
+        .enumerate()
+    {
+        let mut e = surge(&format!("sg-t{i}"), country, "total", Q3, "rel-10");
+        e.score = *score;
+        s.publish(&e).await;
+    }
+    let got = receiver.wait_for(1, "the release's message").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1, "one message for the release");
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["count"], 4, "{body}");
+    assert_eq!(body["limit"], 2, "{body}");
+    let ids: Vec<&str> = body["surges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["sg-t1", "sg-t2"], "the highest scores first");
+    for id in ["sg-t0", "sg-t1", "sg-t2", "sg-t3"] {
+        assert_eq!(
+            wait_record(&s.bus, &sub, id).await,
+            Outcome::Delivered,
+            "{id}"
+        );
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn embedded_digest_sends_one_post_with_every_surge_of_the_release() {
     digest_case(Transport::memory().await).await;

@@ -54,6 +54,8 @@ struct SubscriptionRequest {
     digest: Option<DigestSpec>,
     #[serde(default)]
     history: HistoryDelivery,
+    #[serde(default)]
+    max_per_release: Option<u32>,
 }
 
 /// The longest digest grouping wait: a day.
@@ -121,6 +123,11 @@ pub(crate) async fn create_subscription(
             d.group_wait_secs
         )));
     }
+    if req.max_per_release == Some(0) {
+        return Err(ApiError::bad_request(
+            "max_per_release is 0: at least 1, or leave it out for every surge",
+        ));
+    }
     let sub = Subscription {
         id: format!("sub-{}", uuid::Uuid::new_v4().simple()),
         filter: req.filter,
@@ -129,6 +136,7 @@ pub(crate) async fn create_subscription(
         format: req.format,
         digest: req.digest,
         history: req.history,
+        max_per_release: req.max_per_release,
     };
     state
         .bus
@@ -269,6 +277,10 @@ mod doc {
         /// every historical surge on its own.
         #[schema(required = false)]
         history: HistoryDelivery,
+        /// At most this many live surges of one release, the highest scores first, in one
+        /// message (at least 1); absent: every surge on its own.
+        #[schema(required = false, minimum = 1)]
+        max_per_release: Option<u32>,
     }
 
     /// How historical surges (not at their series' live edge) reach a subscription.
@@ -292,6 +304,8 @@ mod doc {
         #[schema(required = false)]
         digest: Option<DigestSpec>,
         history: HistoryDelivery,
+        #[schema(required = false)]
+        max_per_release: Option<u32>,
     }
 
     #[derive(ToSchema)]
