@@ -5,7 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use borderwatch_bus::{BusError, Transport, names};
-use borderwatch_model::{Period, SeriesIncidents, SeriesKey, SurgeEvent};
+use borderwatch_model::{
+    Incident, IncidentUpdate, Period, SeriesIncidents, SeriesKey, SurgeEvent, category_phrase,
+    counted_subject, thousands,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{self, Alarm};
@@ -19,6 +22,9 @@ const KEPT_PER_SERIES: usize = 50;
 pub struct IncidentWork {
     pub key: SeriesKey,
     pub evaluated: Vec<Period>,
+    /// The figures of the evaluated periods, in the same order (for closing notices).
+    #[serde(default)]
+    pub values: Vec<u64>,
 }
 
 /// Whether `key` has an open incident.
@@ -42,15 +48,27 @@ async fn read(bus: &dyn Transport, key: &SeriesKey) -> Result<SeriesIncidents, B
 /// Advances the incidents of every series in `work` over its evaluated periods and gives
 /// each event of `events` its incident and what it did to it.
 ///
+/// Returns the closing notices of the incidents that subscribers were told of and that this
+/// release closed.
+///
 /// Safe to repeat: a series' record says through which period it is advanced, and periods
 /// up to there are not applied again; their events are matched to the incidents that hold
-/// them.
+/// them (a closing notice found again has the same id, and is announced once).
 pub(crate) async fn apply(
     bus: &dyn Transport,
     work: &[IncidentWork],
     events: &mut [SurgeEvent],
     fingerprint: &str,
-) -> Result<(), BusError> {
+    release_id: &str,
+    detected_at: &str,
+) -> Result<Vec<SurgeEvent>, BusError> {
+    let mut values: BTreeMap<(SeriesKey, Period), u64> = BTreeMap::new();
+    for w in work {
+        for (p, v) in w.evaluated.iter().zip(&w.values) {
+            values.insert((w.key.clone(), *p), *v);
+        }
+    }
+    let mut closings = Vec::new();
     let mut by_series: BTreeMap<SeriesKey, BTreeSet<Period>> = BTreeMap::new();
     for w in work {
         by_series
@@ -83,7 +101,14 @@ pub(crate) async fn apply(
                     live: !e.historical,
                 })
                 .collect();
-            alert::advance(&mut state.incidents, &key, &fresh, &alarms, fingerprint);
+            let advanced = alert::advance(&mut state.incidents, &key, &fresh, &alarms, fingerprint);
+            for closed in advanced.closed.iter().filter(|i| i.announced) {
+                let Some(period) = closed.closed else {
+                    continue;
+                };
+                let value = values.get(&(key.clone(), period)).copied().unwrap_or(0);
+                closings.push(closing(closed, period, value, release_id, detected_at));
+            }
             state.through = Some(last);
             let excess = state.incidents.len().saturating_sub(KEPT_PER_SERIES);
             state.incidents.drain(..excess);
@@ -106,5 +131,47 @@ pub(crate) async fn apply(
             }
         }
     }
-    Ok(())
+    Ok(closings)
+}
+
+/// The closing notice of `incident`, closed at `period` with figure `value`: an event on the
+/// surge stream with `incident_update: closed`, id `rs-` and the incident's, so it is
+/// announced once. Not a surge: the gateway does not list it.
+fn closing(
+    incident: &Incident,
+    period: Period,
+    value: u64,
+    release_id: &str,
+    detected_at: &str,
+) -> SurgeEvent {
+    let key = SeriesKey::new(&incident.source, incident.country, &incident.category);
+    let mut subject = counted_subject(&key.source, &key.country, value);
+    let phrase = category_phrase(&key.category);
+    if !phrase.is_empty() {
+        subject.push(' ');
+        subject.push_str(&phrase);
+    }
+    SurgeEvent {
+        id: format!("rs-{}", incident.id.trim_start_matches("in-")),
+        source: key.source.clone(),
+        country: key.country,
+        category: key.category.clone(),
+        period,
+        value,
+        severity: incident.peak_severity,
+        explanation: format!(
+            "{subject} in {period}: back inside the expected range; the surge that began in {} \
+             (peak {}) is over",
+            incident.opened,
+            thousands(incident.peak_value)
+        ),
+        findings: Vec::new(),
+        release_id: release_id.to_string(),
+        detected_at: detected_at.to_string(),
+        score: 0.0,
+        historical: false,
+        incident_id: Some(incident.id.clone()),
+        incident_update: IncidentUpdate::Closed,
+        story: None,
+    }
 }

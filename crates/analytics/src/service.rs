@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, Outgoing, Transport, names};
 use borderwatch_model::{
-    AnalyzedRelease, Band, Observation, Period, ReleaseMarker, SeriesKey, SeriesView, SurgeEvent,
-    now_rfc3339,
+    AnalyzedRelease, Band, IncidentUpdate, Observation, Period, ReleaseMarker, SeriesKey,
+    SeriesView, SurgeEvent, now_rfc3339,
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -297,9 +297,14 @@ pub async fn process(
             || candidates.len() > before
             || incidents::has_open(bus, &frame.key).await?
         {
+            let values = periods
+                .iter()
+                .map(|&p| frame.value_at(p).unwrap_or(0))
+                .collect();
             incident_work.push(IncidentWork {
                 key: frame.key.clone(),
                 evaluated: periods,
+                values,
             });
         }
         surges.extend(events);
@@ -351,14 +356,22 @@ pub async fn process(
             .chain(&others)
             .flat_map(|r| r.incidents.iter().cloned())
             .collect();
-        incidents::apply(bus, &work, &mut all, &fingerprint).await?;
+        let closings = incidents::apply(
+            bus,
+            &work,
+            &mut all,
+            &fingerprint,
+            &marker.release_id,
+            &detected_at,
+        )
+        .await?;
         let live_series = std::iter::once(&record)
             .chain(&others)
             .map(|r| r.live_series as usize)
             .sum();
         story::group(&mut all, live_series, &marker.release_id, &cfg.alert);
         all.sort_by(|a, b| a.series().cmp(&b.series()).then(a.period.cmp(&b.period)));
-        for event in &all {
+        for event in all.iter().chain(&closings) {
             announce(bus, event).await?;
         }
         for e in &mut record.analyzed.surges {
@@ -547,8 +560,10 @@ async fn announce(bus: &dyn Transport, event: &SurgeEvent) -> Result<(), BusErro
     )
     .await?;
     info!(id = %event.id, series = %event.series(), period = %event.period, severity = %event.severity, "surge announced");
-    metrics::counter!("borderwatch_surges_total", "severity" => event.severity.to_string())
-        .increment(1);
+    if event.incident_update != IncidentUpdate::Closed {
+        metrics::counter!("borderwatch_surges_total", "severity" => event.severity.to_string())
+            .increment(1);
+    }
     Ok(())
 }
 
@@ -768,6 +783,15 @@ mod tests {
         assert_eq!(last.closed, Some("2023-Q3".parse().unwrap()));
         assert!(last.announced && last.live);
         assert_eq!(last.surges.len(), 2);
+        // Its closing notice is announced once, for subscriptions that ask for it.
+        let notice = format!("rs-{}", incident.trim_start_matches("in-"));
+        assert!(
+            bus.kv_get(names::ANNOUNCED_BUCKET, &notice)
+                .await
+                .unwrap()
+                .is_some(),
+            "the closing notice {notice} is announced"
+        );
 
         // The same release analysed again changes nothing.
         let again = live_release(&bus, "rel-3", "2023-Q2", 3300).await;

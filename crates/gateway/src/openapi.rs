@@ -459,6 +459,7 @@ mod tests {
             digest: Some(borderwatch_model::DigestSpec { group_wait_secs: 1 }),
             history: Default::default(),
             max_per_release: Some(5),
+            resolved: true,
         };
         let v = serde_json::to_value(&sub).unwrap();
         assert_eq!(keys(&v), props(&doc, "Subscription"));

@@ -122,6 +122,10 @@ impl SurgeIndex {
             warn!(seq, "skipping a surge event that does not parse");
             return;
         };
+        if event.incident_update == borderwatch_model::IncidentUpdate::Closed {
+            // An incident's closing notice, for notify: not a surge to list.
+            return;
+        }
         let entry = Entry {
             seq,
             event: Arc::new(event),

@@ -77,6 +77,9 @@ pub enum IncidentUpdate {
     Continued,
     /// A period louder than every earlier one of its incident: announced again.
     Escalated,
+    /// Not a surge: the closing notice of an incident subscribers were told of, sent on the
+    /// first period back inside the band to subscriptions that ask for it (`resolved`).
+    Closed,
 }
 
 impl IncidentUpdate {

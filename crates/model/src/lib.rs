@@ -510,6 +510,10 @@ pub struct Subscription {
     /// message; `None`: every one on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_release: Option<u32>,
+    /// Also send the closing notice of an incident it was told of, when its series comes
+    /// back inside its band (Alertmanager's "resolved").
+    #[serde(default)]
+    pub resolved: bool,
 }
 
 /// How a subscription hears of surges a release brings that are history: a first load, a

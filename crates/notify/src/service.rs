@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, names};
-use borderwatch_model::{HistoryDelivery, Silence, Subscription, SurgeEvent};
+use borderwatch_model::{HistoryDelivery, IncidentUpdate, Silence, Subscription, SurgeEvent};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -286,15 +286,21 @@ async fn settle(
     cancel: &CancellationToken,
 ) -> Result<Option<Duration>, BusError> {
     let summarised = event.historical && sub.history == HistoryDelivery::Summary;
-    if !event.historical && !event.incident_update.is_news() {
+    let closing = event.incident_update == IncidentUpdate::Closed;
+    if closing && !sub.resolved {
+        // An incident's closing notice, for subscriptions that asked for it.
+        return Ok(None);
+    }
+    if !closing && !event.historical && !event.incident_update.is_news() {
         // Another period of an incident the subscriber was told of, no louder: the incident
         // is updated (`GET /v1/incidents`), not announced again.
         return Ok(None);
     }
-    let bundled = sub.digest.is_some()
-        || summarised
-        || sub.max_per_release.is_some()
-        || event.story.is_some();
+    let bundled = !closing
+        && (sub.digest.is_some()
+            || summarised
+            || sub.max_per_release.is_some()
+            || event.story.is_some());
     if silenced_by.is_some() || bundled {
         let key = record::record_key(&sub.id, &event.id);
         match record::read_slot(&ctx.bus, &key).await? {
@@ -327,7 +333,9 @@ async fn settle(
         record::write_record(&ctx.bus, &rec).await?;
         return Ok(None);
     }
-    let bundle = if summarised {
+    let bundle = if !bundled {
+        None
+    } else if summarised {
         Some(Bundle::History)
     } else if sub.digest.is_some() {
         Some(Bundle::Release)

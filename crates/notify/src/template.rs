@@ -34,6 +34,9 @@ fn surge_link(public_url: Option<&str>, e: &SurgeEvent) -> Option<String> {
 }
 
 fn title(e: &SurgeEvent) -> String {
+    if e.incident_update == borderwatch_model::IncidentUpdate::Closed {
+        return format!("RESOLVED: {} {}", e.series(), e.period);
+    }
     format!(
         "{} surge: {} {}",
         e.severity.to_string().to_uppercase(),

@@ -363,6 +363,28 @@ async fn a_story_and_a_history_load_are_one_message_each() {
     s.stop().await;
 }
 
+/// An incident's closing notice reaches only the subscriptions that asked for it.
+#[tokio::test]
+async fn a_closing_notice_goes_to_subscriptions_that_ask_for_it() {
+    use borderwatch_model::IncidentUpdate;
+    let s = Services::start(Transport::memory().await.bus.clone(), fast_config()).await;
+    let wants = Receiver::start(&[]).await;
+    let quiet = Receiver::start(&[]).await;
+    let sub = s.subscribe(&wants, json!({"resolved": true})).await;
+    let other = s.subscribe(&quiet, json!({})).await;
+    let mut closing = surge("rs-1", "PRK", "study", Q3, "rel-11");
+    closing.incident_update = IncidentUpdate::Closed;
+    closing.incident_id = Some("in-1".into());
+    s.publish(&closing).await;
+    let got = wants.wait_for(1, "the closing notice").await;
+    assert_eq!(got[0].event_id, "rs-1");
+    assert_eq!(wait_record(&s.bus, &sub, "rs-1").await, Outcome::Delivered);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(quiet.received().is_empty(), "not asked for, not sent");
+    assert!(record_outcome(&s.bus, &other, "rs-1").await.is_none());
+    s.stop().await;
+}
+
 /// A subscription that asks for at most two surges per release gets one message with the two
 /// highest scores, and every surge of the release is settled (none comes again later).
 #[tokio::test]

@@ -121,6 +121,7 @@ pub(crate) enum IncidentUpdate {
     Opened,
     Continued,
     Escalated,
+    Closed,
 }
 
 /// A name: lowercase letters, digits, `-` and `_`.

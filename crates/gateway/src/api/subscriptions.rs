@@ -56,6 +56,8 @@ struct SubscriptionRequest {
     history: HistoryDelivery,
     #[serde(default)]
     max_per_release: Option<u32>,
+    #[serde(default)]
+    resolved: bool,
 }
 
 /// The longest digest grouping wait: a day.
@@ -137,6 +139,7 @@ pub(crate) async fn create_subscription(
         digest: req.digest,
         history: req.history,
         max_per_release: req.max_per_release,
+        resolved: req.resolved,
     };
     state
         .bus
@@ -281,6 +284,10 @@ mod doc {
         /// message (at least 1); absent: every surge on its own.
         #[schema(required = false, minimum = 1)]
         max_per_release: Option<u32>,
+        /// Also the closing notice of an incident it was told of, when its series comes back
+        /// inside its band (default false).
+        #[schema(required = false)]
+        resolved: bool,
     }
 
     /// How historical surges (not at their series' live edge) reach a subscription.
@@ -306,6 +313,7 @@ mod doc {
         history: HistoryDelivery,
         #[schema(required = false)]
         max_per_release: Option<u32>,
+        resolved: bool,
     }
 
     #[derive(ToSchema)]

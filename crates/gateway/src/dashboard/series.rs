@@ -238,6 +238,7 @@ fn incident_note(s: &SurgeEvent) -> Markup {
         IncidentUpdate::Opened => "opened by this period",
         IncidentUpdate::Continued => "continued by this period",
         IncidentUpdate::Escalated => "escalated by this period (louder than its earlier ones)",
+        IncidentUpdate::Closed => "closed in this period (back inside the band)",
     };
     html! {
         @if let Some(id) = &s.incident_id {
