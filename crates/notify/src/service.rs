@@ -296,11 +296,21 @@ async fn settle(
         // is updated (`GET /v1/incidents`), not announced again.
         return Ok(None);
     }
-    let bundled = !closing
-        && (sub.digest.is_some()
-            || summarised
-            || sub.max_per_release.is_some()
-            || event.story.is_some());
+    // Which message the event goes out in, when not on its own.
+    let bundle = if closing {
+        None
+    } else if summarised {
+        Some(Bundle::History)
+    } else if sub.digest.is_some() {
+        Some(Bundle::Release)
+    } else if sub.max_per_release.is_some() {
+        Some(Bundle::Top)
+    } else if event.story.is_some() {
+        Some(Bundle::Story)
+    } else {
+        None
+    };
+    let bundled = bundle.is_some();
     if silenced_by.is_some() || bundled {
         let key = record::record_key(&sub.id, &event.id);
         match record::read_slot(&ctx.bus, &key).await? {
@@ -333,19 +343,6 @@ async fn settle(
         record::write_record(&ctx.bus, &rec).await?;
         return Ok(None);
     }
-    let bundle = if !bundled {
-        None
-    } else if summarised {
-        Some(Bundle::History)
-    } else if sub.digest.is_some() {
-        Some(Bundle::Release)
-    } else if sub.max_per_release.is_some() {
-        Some(Bundle::Top)
-    } else if event.story.is_some() {
-        Some(Bundle::Story)
-    } else {
-        None
-    };
     if let Some(bundle) = bundle {
         digest::add(&ctx.bus, sub, event, bundle).await?;
         return Ok(None);
