@@ -55,13 +55,10 @@ impl Digest {
 
     /// A release's surges for a subscription that asked for at most `limit`: the highest
     /// scores first, `count` all of them.
-    pub fn top(id: String, release_id: String, mut surges: Vec<SurgeEvent>, limit: u32) -> Digest {
-        let count = surges.len();
-        surges.sort_by(|a, b| b.score.total_cmp(&a.score));
-        surges.truncate(limit as usize);
+    pub fn top(id: String, release_id: String, surges: Vec<SurgeEvent>, limit: u32) -> Digest {
         let mut d = Digest::new(id, release_id, surges);
         d.surges.sort_by(|a, b| b.score.total_cmp(&a.score));
-        d.count = count;
+        d.surges.truncate(limit as usize);
         d.limit = Some(limit);
         d
     }
