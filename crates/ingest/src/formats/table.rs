@@ -159,27 +159,24 @@ pub(crate) fn sheet_grid(
 ) -> Result<Grid, IngestError> {
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut cells = Cells::new(sheet, format);
+        // xlsx and xlsb readers share no trait, only the shape of their calls.
+        macro_rules! stream_cells {
+            ($book:expr) => {
+                (|| {
+                    let mut reader = $book
+                        .worksheet_cells_reader(sheet)
+                        .map_err(|e| e.to_string())?;
+                    while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                        let (row, col) = cell.get_position();
+                        cells.push(row, col, Data::from(cell.get_value().clone()))?;
+                    }
+                    Ok(())
+                })()
+            };
+        }
         let streamed: Result<(), String> = match workbook {
-            calamine::Sheets::Xlsx(book) => (|| {
-                let mut reader = book
-                    .worksheet_cells_reader(sheet)
-                    .map_err(|e| e.to_string())?;
-                while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
-                    let (row, col) = cell.get_position();
-                    cells.push(row, col, Data::from(cell.get_value().clone()))?;
-                }
-                Ok(())
-            })(),
-            calamine::Sheets::Xlsb(book) => (|| {
-                let mut reader = book
-                    .worksheet_cells_reader(sheet)
-                    .map_err(|e| e.to_string())?;
-                while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
-                    let (row, col) = cell.get_position();
-                    cells.push(row, col, Data::from(cell.get_value().clone()))?;
-                }
-                Ok(())
-            })(),
+            calamine::Sheets::Xlsx(book) => stream_cells!(book),
+            calamine::Sheets::Xlsb(book) => stream_cells!(book),
             calamine::Sheets::Xls(_) | calamine::Sheets::Ods(_) => (|| {
                 let range = workbook.worksheet_range(sheet).map_err(|e| e.to_string())?;
                 let (row0, col0) = range.start().unwrap_or((0, 0));
