@@ -2,7 +2,7 @@
 //! line per record, then its payload and a newline. Reading a log keeps its whole records and
 //! cuts off a torn last one, so a process that died mid-write leaves a log that opens.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::files;
 use crate::{Headers, Result};
 
 /// The header of one log record; `len` payload bytes and a newline follow it.
@@ -41,7 +42,7 @@ pub(super) fn now_ms() -> u64 {
 }
 
 pub(super) fn write_record(
-    w: &mut BufWriter<File>,
+    w: &mut impl Write,
     header: &RecordHeader,
     payload: &[u8],
 ) -> Result<()> {
@@ -55,10 +56,11 @@ pub(super) fn write_record(
 /// The whole records of a log, and the log opened for appending.
 pub(super) type OpenedLog = (Vec<(RecordHeader, Bytes)>, BufWriter<File>);
 
-/// Reads every whole record of a log, truncating a torn tail, and opens it for appending.
+/// Reads every whole record of a log, truncating a torn tail, and opens it for appending
+/// (owner-only, like its directory).
 pub(super) fn open_log(path: &Path) -> Result<OpenedLog> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
+        files::private_dir(parent)?;
     }
     let mut records = Vec::new();
     let mut good_len = 0u64;
@@ -81,11 +83,7 @@ pub(super) fn open_log(path: &Path) -> Result<OpenedLog> {
             records.push((header, Bytes::from(payload)));
         }
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)?;
+    let file = files::open_append(path)?;
     if file.metadata()?.len() != good_len {
         tracing::warn!(path = %path.display(), kept = good_len, "cut a torn record off a log");
         file.set_len(good_len)?;

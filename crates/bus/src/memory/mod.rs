@@ -12,13 +12,13 @@
 //! store). This module holds the shared state, request/reply, and the one [`Transport`] impl
 //! that hands each call to its room.
 
+mod files;
 mod kv;
 mod log;
 mod objects;
 mod stream;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,9 +68,23 @@ impl MemoryBus {
     }
 
     /// A bus whose state lives in `dir`, picking up what an earlier process left there.
+    /// Everything under `dir` is made owner-only (files 0600, directories 0700): the logs
+    /// hold subscription secrets, the object store every uploaded file.
     pub async fn open(dir: &Path) -> Result<MemoryBus> {
-        fs::create_dir_all(dir)?;
+        files::private_dir(dir)?;
+        files::tighten(dir)?;
         Ok(MemoryBus::with_dir(Some(dir.to_path_buf())))
+    }
+
+    /// Compacts every open key-value log now (one record per live key), so deleted and
+    /// overwritten values leave the disk. It also happens on its own (see `kv.rs`); this is
+    /// for shutdown and tests.
+    pub fn compact(&self) -> Result<()> {
+        let mut state = self.inner.lock();
+        for bucket in state.buckets.values_mut() {
+            bucket.compact()?;
+        }
+        Ok(())
     }
 
     fn with_dir(dir: Option<PathBuf>) -> MemoryBus {

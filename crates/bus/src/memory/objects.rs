@@ -9,12 +9,15 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::MemoryBus;
+use super::{MemoryBus, files};
 use crate::{BusError, ObjectInfo, Result, Transport, valid_object_name};
 
 pub(super) fn ensure(bus: &MemoryBus, bucket: &str) -> Result<()> {
     if let Some(dir) = bus.inner.path(&["objects", bucket]) {
-        fs::create_dir_all(dir)?;
+        if let Some(parent) = dir.parent() {
+            files::private_dir(parent)?;
+        }
+        files::private_dir(&dir)?;
     }
     bus.inner
         .lock()
@@ -101,7 +104,7 @@ pub(super) async fn put_reader(
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let written = async {
-        let mut file = tokio::fs::File::create(&tmp).await?;
+        let mut file = files::create_async(&tmp).await?;
         let mut chunk = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
@@ -275,7 +278,7 @@ static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// process started after a crash) sees the old file or the new one whole.
 fn write_atomically(tmp: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
     let written = (|| {
-        let mut file = File::create(tmp)?;
+        let mut file = files::create(tmp)?;
         file.write_all(data)?;
         file.sync_all()?;
         fs::rename(tmp, path)

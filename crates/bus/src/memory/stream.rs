@@ -3,7 +3,7 @@
 //! `consumers/<stream>.<durable>.acks` log).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
 
 use super::log::{RecordHeader, now_ms, open_log, write_record};
-use super::{Inner, MemoryBus};
+use super::{Inner, MemoryBus, files};
 use crate::{
     Acker, BusError, Delivery, Headers, Message, Outgoing, PubAck, Result, StreamSpec,
     subject_matches,
@@ -396,12 +396,12 @@ pub(super) fn consume(
                     log: None,
                 };
                 if let Some(path) = consumer_path {
-                    fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+                    files::private_dir(path.parent().unwrap_or(Path::new(".")))?;
                     if path.exists() {
                         let text = fs::read_to_string(&path)?;
                         c.acked = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
                     }
-                    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                    let file = files::open_append(&path)?;
                     c.log = Some(BufWriter::new(file));
                 }
                 s.consumers.insert(durable.to_string(), c);
