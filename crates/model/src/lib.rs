@@ -10,6 +10,7 @@ mod incident;
 mod period;
 mod sign;
 mod story;
+mod target;
 mod vocabulary;
 
 pub use country::{Country, CountryError};
@@ -17,8 +18,12 @@ pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
 pub use incident::{Incident, IncidentSurge, IncidentUpdate, SeriesIncidents};
 pub use period::{Freq, Period, PeriodError};
-pub use sign::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body, verify_signature};
+pub use sign::{
+    EVENT_ID_HEADER, SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER, sign_body, sign_standard, verify_signature, verify_standard,
+};
 pub use story::{StoryKind, StoryRef};
+pub use target::{WebhookHost, mask_webhook_url, refused_address, refused_name, webhook_host};
 pub use vocabulary::{CountedBy, SourceVocabulary, UNKNOWN_SOURCE, vocabulary};
 
 use serde::{Deserialize, Serialize};
@@ -533,6 +538,7 @@ impl Subscription {
     pub fn redacted(&self) -> Subscription {
         let mut s = self.clone();
         s.webhook.secret = None;
+        s.webhook.url = mask_webhook_url(&s.webhook.url);
         s
     }
 }
