@@ -76,6 +76,17 @@ impl MemoryBus {
         Ok(MemoryBus::with_dir(Some(dir.to_path_buf())))
     }
 
+    /// What the bus holds in memory now, summed over its streams: for tests and the memory
+    /// bench (`BENCHMARKS.md`).
+    pub fn footprint(&self) -> Footprint {
+        let state = self.inner.lock();
+        let mut f = Footprint::default();
+        for stream in state.streams.values() {
+            stream.footprint(&mut f);
+        }
+        f
+    }
+
     /// Compacts every open key-value log now (one record per live key), so deleted and
     /// overwritten values leave the disk. It also happens on its own (see `kv.rs`); this is
     /// for shutdown and tests.
@@ -98,6 +109,21 @@ impl MemoryBus {
             }),
         }
     }
+}
+
+/// Counts of what [`MemoryBus`] keeps in memory (see [`MemoryBus::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Stream messages held.
+    pub messages: usize,
+    /// Their payload bytes.
+    pub payload_bytes: usize,
+    /// Message ids remembered for deduplication.
+    pub remembered_ids: usize,
+    /// Acknowledged sequences consumers keep above their ack floors.
+    pub acks_above_floor: usize,
+    /// Deliveries awaiting an ack.
+    pub pending: usize,
 }
 
 impl Inner {

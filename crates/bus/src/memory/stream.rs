@@ -1,11 +1,15 @@
 //! Streams and durable consumers: messages by sequence and by subject (versions per subject,
 //! duplicate window), and each consumer's position, pending deliveries and acks (the
 //! `consumers/<stream>.<durable>.acks` log).
+//!
+//! Memory stays bounded the way JetStream bounds it: a consumer keeps an ack floor (every
+//! sequence at or below it is settled) and only the acks above it, and the duplicate window
+//! forgets message ids older than the stream's window (and beyond [`MAX_DEDUP_IDS`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +25,12 @@ use crate::{
     subject_matches,
 };
 
+/// Message ids a stream remembers at most, however short its window: a bound on memory that
+/// a burst of publishes within one window cannot push past.
+pub(super) const MAX_DEDUP_IDS: usize = 1_000_000;
+/// Lines an acks log may hold beyond twice its live acks before it is rewritten.
+const ACKS_LOG_SLACK: usize = 4096;
+
 #[derive(Debug)]
 pub(super) struct StreamState {
     spec: StreamSpec,
@@ -29,6 +39,8 @@ pub(super) struct StreamState {
     last_seq: u64,
     /// Message id → (sequence, unix ms when stored).
     dedup: HashMap<String, (u64, u64)>,
+    /// The ids of `dedup` in the order stored (unix ms, id), to forget the oldest.
+    dedup_order: VecDeque<(u64, String)>,
     consumers: HashMap<String, ConsumerState>,
     log: Option<BufWriter<File>>,
 }
@@ -48,8 +60,21 @@ struct ConsumerState {
     next_seq: u64,
     /// Delivered, not yet acknowledged: sequence → (redeliver at, deliveries so far).
     pending: BTreeMap<u64, (Instant, u64)>,
+    /// Every sequence at or below it is settled: acknowledged, not matching the filter, or
+    /// gone from the stream.
+    ack_floor: u64,
+    /// Acknowledged sequences above the ack floor (acked out of order).
     acked: BTreeSet<u64>,
-    log: Option<BufWriter<File>>,
+    log: Option<AcksLog>,
+}
+
+/// The `consumers/<stream>.<durable>.acks` file: one acknowledged sequence a line, and after
+/// a rewrite a first line `floor N`.
+#[derive(Debug)]
+struct AcksLog {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    lines: usize,
 }
 
 impl StreamState {
@@ -94,8 +119,9 @@ impl StreamState {
             write_record(log, &header, &msg.payload)?;
         }
         if let Some(id) = msg.msg_id {
-            self.dedup.insert(id, (seq, now));
+            self.remember_id(id, seq, now);
         }
+        self.forget_ids(now);
         self.store(
             seq,
             Stored {
@@ -108,6 +134,40 @@ impl StreamState {
             seq,
             duplicate: false,
         })
+    }
+
+    fn remember_id(&mut self, id: String, seq: u64, at_ms: u64) {
+        self.dedup_order.push_back((at_ms, id.clone()));
+        self.dedup.insert(id, (seq, at_ms));
+    }
+
+    /// Forgets the ids stored longer ago than the duplicate window (and the oldest beyond
+    /// [`MAX_DEDUP_IDS`]).
+    fn forget_ids(&mut self, now_ms: u64) {
+        let window = self.spec.duplicate_window.as_millis() as u64;
+        while let Some((at, _)) = self.dedup_order.front() {
+            if now_ms.saturating_sub(*at) <= window && self.dedup_order.len() <= MAX_DEDUP_IDS {
+                break;
+            }
+            let Some((at, id)) = self.dedup_order.pop_front() else {
+                break;
+            };
+            // The map may hold a newer entry for the id (stored again after its window).
+            if self.dedup.get(&id).is_some_and(|(_, stored)| *stored == at) {
+                self.dedup.remove(&id);
+            }
+        }
+    }
+
+    /// What this stream holds in memory now (see [`super::Footprint`]).
+    pub(super) fn footprint(&self, f: &mut super::Footprint) {
+        f.messages += self.msgs.len();
+        f.payload_bytes += self.msgs.values().map(|m| m.payload.len()).sum::<usize>();
+        f.remembered_ids += self.dedup.len();
+        for c in self.consumers.values() {
+            f.acks_above_floor += c.acked.len();
+            f.pending += c.pending.len();
+        }
     }
 
     fn message(&self, seq: u64) -> Option<Message> {
@@ -129,14 +189,69 @@ impl StreamState {
 
 impl ConsumerState {
     fn settle(&mut self, seq: u64) -> Result<()> {
-        if self.pending.remove(&seq).is_some()
-            && self.acked.insert(seq)
-            && let Some(log) = self.log.as_mut()
-        {
-            writeln!(log, "{seq}")?;
-            log.flush()?;
+        if self.pending.remove(&seq).is_some() && seq > self.ack_floor && self.acked.insert(seq) {
+            if let Some(log) = self.log.as_mut() {
+                writeln!(log.writer, "{seq}")?;
+                log.writer.flush()?;
+                log.lines += 1;
+            }
+            self.advance_floor();
+            self.compact_log()?;
         }
         Ok(())
+    }
+
+    /// Moves the ack floor up to just below the first sequence still owed (the oldest
+    /// pending delivery, or the next never delivered) and forgets the acks at or below it.
+    fn advance_floor(&mut self) {
+        let owed = self
+            .pending
+            .first_key_value()
+            .map_or(self.next_seq, |(seq, _)| (*seq).min(self.next_seq));
+        let floor = owed.saturating_sub(1);
+        if floor > self.ack_floor {
+            self.ack_floor = floor;
+            self.acked = self.acked.split_off(&(floor + 1));
+        }
+    }
+
+    /// Rewrites the acks log as `floor N` and the acks above it once it has grown past
+    /// twice that (plus [`ACKS_LOG_SLACK`] lines).
+    fn compact_log(&mut self) -> Result<()> {
+        let live = self.acked.len() + 1;
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        if log.lines <= 2 * live + ACKS_LOG_SLACK {
+            return Ok(());
+        }
+        log.writer.flush()?;
+        let (floor, acked) = (self.ack_floor, &self.acked);
+        files::replace(&log.path, |file| {
+            let mut w = BufWriter::new(file);
+            writeln!(w, "floor {floor}")?;
+            for seq in acked {
+                writeln!(w, "{seq}")?;
+            }
+            w.flush()
+        })?;
+        log.writer = BufWriter::new(files::open_append(&log.path)?);
+        log.lines = live;
+        Ok(())
+    }
+
+    /// Reads an acks log: its floor (0 without one) and the acks above it.
+    fn read_acks(text: &str) -> (u64, BTreeSet<u64>) {
+        let mut floor = 0;
+        let mut acked = BTreeSet::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(n) = line.strip_prefix("floor ") {
+                floor = floor.max(n.trim().parse().unwrap_or(0));
+            } else if let Ok(seq) = line.parse() {
+                acked.insert(seq);
+            }
+        }
+        (floor, acked.split_off(&(floor + 1)))
     }
 
     /// The next message for this consumer: an expired or refused delivery first, then one
@@ -166,6 +281,7 @@ impl ConsumerState {
             return Some((*seq, 1));
         }
         self.next_seq = stream.last_seq + 1;
+        self.advance_floor();
         None
     }
 
@@ -236,6 +352,7 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
         by_subject: HashMap::new(),
         last_seq: 0,
         dedup: HashMap::new(),
+        dedup_order: VecDeque::new(),
         consumers: HashMap::new(),
         log: None,
     };
@@ -243,7 +360,7 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
         let (records, log) = open_log(&path)?;
         for (h, payload) in records {
             if let Some(id) = h.msg_id {
-                stream.dedup.insert(id, (h.seq, h.at_ms));
+                stream.remember_id(id, h.seq, h.at_ms);
             }
             stream.store(
                 h.seq,
@@ -255,6 +372,7 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
             );
         }
         stream.log = Some(log);
+        stream.forget_ids(now_ms());
     }
     state.streams.insert(spec.name.clone(), stream);
     Ok(())
@@ -392,17 +510,25 @@ pub(super) fn consume(
                     ack_wait,
                     next_seq: 1,
                     pending: BTreeMap::new(),
+                    ack_floor: 0,
                     acked: BTreeSet::new(),
                     log: None,
                 };
                 if let Some(path) = consumer_path {
                     files::private_dir(path.parent().unwrap_or(Path::new(".")))?;
+                    let mut lines = 0;
                     if path.exists() {
                         let text = fs::read_to_string(&path)?;
-                        c.acked = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                        lines = text.lines().count();
+                        (c.ack_floor, c.acked) = ConsumerState::read_acks(&text);
+                        c.next_seq = c.ack_floor + 1;
                     }
-                    let file = files::open_append(&path)?;
-                    c.log = Some(BufWriter::new(file));
+                    let writer = BufWriter::new(files::open_append(&path)?);
+                    c.log = Some(AcksLog {
+                        path,
+                        writer,
+                        lines,
+                    });
                 }
                 s.consumers.insert(durable.to_string(), c);
             }
