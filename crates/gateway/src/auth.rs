@@ -54,7 +54,7 @@ pub(crate) async fn require_token(
                 .is_some_and(|t| constant_time_eq(g.as_bytes(), t.as_bytes()));
             r | w
         });
-        if !ok && !crate::dashboard::has_session(request.headers(), read) {
+        if !ok && !crate::dashboard::has_session(request.headers(), &state.sessions) {
             if is_page_load(&request) {
                 let target = request
                     .uri()

@@ -1,7 +1,9 @@
-//! The gateway's settings: tokens, the body limit, the request timeout, CORS origins and the
-//! rate limit, with the checks types cannot make ([`GatewayConfig::validate`]). The router
-//! turns them into layers (`router.rs`).
+//! The gateway's settings: tokens, the body limits, the request timeout, CORS origins, the
+//! host names it answers to, the rate limit and the live-stream caps, with the checks types
+//! cannot make ([`GatewayConfig::validate`], [`GatewayConfig::check_exposure`]). The router
+//! turns them into layers (`router.rs`, `guard.rs`).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, Uri};
@@ -15,8 +17,11 @@ pub struct GatewayConfig {
     /// When set, required (or the API token) on every read but `/healthz`, `/readyz`,
     /// `/openapi.json` and `/docs`.
     pub read_token: Option<String>,
-    /// Largest accepted request body (uploads).
+    /// Largest accepted upload (`POST /v1/ingest`).
     pub max_body_bytes: usize,
+    /// Largest accepted body on every other route (JSON and forms): small, so that only the
+    /// upload route can be made to buffer much.
+    pub max_json_bytes: usize,
     /// A request not answered within this gets `408` (the live stream, once started, is not
     /// cut).
     pub request_timeout: Duration,
@@ -24,6 +29,18 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
     /// Requests per client IP address; `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// Host names (without port) this gateway answers to besides `localhost`, `127.0.0.1`
+    /// and `[::1]`. When it listens on loopback, or when this list is not empty, a request
+    /// whose `Host` is none of them is refused (403): a DNS-rebinding page cannot reach it.
+    pub allowed_hosts: Vec<String>,
+    /// Serve on an address other machines can reach without an API token (writes open to
+    /// anyone who reaches the port). Off: such a start is refused.
+    pub insecure_no_auth: bool,
+    /// Live streams (`/v1/surges/stream`) open at once from one client IP address; beyond,
+    /// `429`.
+    pub max_streams_per_client: usize,
+    /// Live streams open at once in all; beyond, `503`.
+    pub max_streams: usize,
 }
 
 /// A token bucket per client IP: `burst` requests at once, refilled at `per_second`.
@@ -50,9 +67,14 @@ impl std::fmt::Debug for GatewayConfig {
             .field("api_token", &set(&self.api_token))
             .field("read_token", &set(&self.read_token))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_json_bytes", &self.max_json_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("cors_origins", &self.cors_origins)
             .field("rate_limit", &self.rate_limit)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("max_streams_per_client", &self.max_streams_per_client)
+            .field("max_streams", &self.max_streams)
             .finish()
     }
 }
@@ -63,17 +85,49 @@ impl Default for GatewayConfig {
             api_token: None,
             read_token: None,
             max_body_bytes: 64 * 1024 * 1024,
+            max_json_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(120),
             cors_origins: Vec::new(),
             rate_limit: Some(RateLimit::default()),
+            allowed_hosts: Vec::new(),
+            insecure_no_auth: false,
+            max_streams_per_client: 16,
+            max_streams: 1024,
         }
     }
 }
 
 impl GatewayConfig {
-    /// Checks what cannot be checked by types: CORS origins are origins, limits are not zero.
+    /// Checks what cannot be checked by types: CORS origins are origins, limits are not zero,
+    /// and a read token never stands alone (reads guarded while writes are open would be a
+    /// trap: anyone could still upload and subscribe).
     pub fn validate(&self) -> Result<(), String> {
         allowed_origins(&self.cors_origins)?;
+        if self.read_token.is_some() && self.api_token.is_none() {
+            return Err(
+                "--read-token (BORDERWATCH_READ_TOKEN) is set but --api-token \
+                 (BORDERWATCH_API_TOKEN) is not: reads would need a token while anyone could \
+                 still write. Set --api-token too"
+                    .into(),
+            );
+        }
+        for (what, value) in [
+            ("--max-json-bytes", self.max_json_bytes),
+            ("--max-upload-bytes", self.max_body_bytes),
+            ("--max-streams-per-client", self.max_streams_per_client),
+            ("--max-streams", self.max_streams),
+        ] {
+            if value == 0 {
+                return Err(format!("{what} must be at least 1"));
+            }
+        }
+        for host in &self.allowed_hosts {
+            if host.is_empty() || host.contains(['/', '@', ' ']) {
+                return Err(format!(
+                    "allowed host `{host}` is not a host name such as borderwatch.example.org"
+                ));
+            }
+        }
         if let Some(rl) = self.rate_limit
             && (rl.per_second == 0 || rl.burst == 0)
         {
@@ -86,6 +140,23 @@ impl GatewayConfig {
             return Err("the request timeout must be longer than zero".into());
         }
         Ok(())
+    }
+}
+
+impl GatewayConfig {
+    /// Refuses to serve on `addr` when other machines can reach it and nothing guards
+    /// writes: no API token and no explicit `--insecure-no-auth`.
+    pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), String> {
+        if addr.ip().is_loopback() || self.api_token.is_some() || self.insecure_no_auth {
+            return Ok(());
+        }
+        Err(format!(
+            "refusing to listen on {addr} without an API token: other machines can reach \
+             that address, and anyone who does could upload figures and create webhooks. Set \
+             --api-token (BORDERWATCH_API_TOKEN), or, if something in front of the gateway \
+             guards it (a proxy with its own sign-in, a firewall), pass --insecure-no-auth \
+             (BORDERWATCH_INSECURE_NO_AUTH=1)"
+        ))
     }
 }
 

@@ -20,11 +20,14 @@ pub mod auth;
 mod config;
 mod dashboard;
 pub mod error;
+mod guard;
 pub mod openapi;
 mod page;
 mod router;
 mod secret;
+mod session;
 mod state;
+mod streams;
 pub mod surges;
 pub mod telemetry;
 
@@ -45,14 +48,17 @@ pub(crate) use state::AppState;
 use surges::SurgeIndex;
 
 /// Builds the router over a surge index that is still catching up (`/readyz` says when it
-/// is done; [`serve`] waits for it before answering). The rate limit keys on the peer
-/// address: serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
-pub fn router(bus: Bus, cfg: GatewayConfig, cancel: CancellationToken) -> Router {
+/// is done; [`serve`] waits for it before answering), for a gateway listening on `addr`
+/// (on loopback it answers only local host names). The rate limit and the live-stream caps
+/// key on the peer address: serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(bus: Bus, cfg: GatewayConfig, addr: SocketAddr, cancel: CancellationToken) -> Router {
     let surges = SurgeIndex::follow(bus.clone(), cancel.clone());
-    router::build(bus, surges, cfg, cancel)
+    router::build(bus, surges, cfg, addr, cancel)
 }
 
-/// Serves the API on `listener` until `cancel` fires.
+/// Serves the API on `listener` until `cancel` fires. Refuses settings that do not hold
+/// together ([`GatewayConfig::validate`]) and an address other machines can reach without
+/// an API token ([`GatewayConfig::check_exposure`]).
 pub async fn serve(
     bus: Bus,
     listener: TcpListener,
@@ -62,12 +68,14 @@ pub async fn serve(
     cfg.validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let addr: SocketAddr = listener.local_addr()?;
+    cfg.check_exposure(addr)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
     let surges = SurgeIndex::follow(bus.clone(), cancel.clone());
     // Answer only once the surges stored before start are indexed, so that a restarted
     // gateway never serves an empty list; connections wait in the listen backlog meanwhile.
     surges.wait_caught_up(Duration::from_secs(30)).await;
     info!(%addr, indexed = surges.last_seq(), "gateway listening");
-    let app = router::build(bus, surges, cfg, cancel.clone());
+    let app = router::build(bus, surges, cfg, addr, cancel.clone());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -52,7 +52,7 @@ impl OpenApi for ApiDoc {
 #[openapi(
     info(
         title = "borderwatch",
-        description = "Surges in border-crossing statistics: ingest releases, read series and surges, subscribe to webhooks.\n\nErrors are `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists take `limit` and `cursor` and answer `next_cursor` and `next` (also as a `Link: <…>; rel=\"next\"` header). With an API token, requests that change state need `Authorization: Bearer <token>`; with a read token, reads need it too (except /healthz, /readyz, /openapi.json, /docs and /login); a browser signs in at /login and reads with its session cookie."
+        description = "Surges in border-crossing statistics: ingest releases, read series and surges, subscribe to webhooks.\n\nErrors are `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists take `limit` and `cursor` and answer `next_cursor` and `next` (also as a `Link: <…>; rel=\"next\"` header). With an API token, requests that change state need `Authorization: Bearer <token>`; with a read token, reads need it too (except /healthz, /readyz, /openapi.json, /docs and /login); a browser signs in at /login and reads with its session cookie.\n\nJSON bodies need `Content-Type: application/json` (415 otherwise) and are at most 64 KiB by default (413); uploads need an explicit file type such as `text/csv` or `application/octet-stream` (not `text/plain` or a form type) unless they carry the API token. A write whose `Origin` is another site's is refused (403); on loopback only `localhost`, `127.0.0.1`, `[::1]` and configured host names are answered (403)."
     ),
     paths(
         dashboard_page,
@@ -90,7 +90,7 @@ impl Modify for Common {
             );
         }
         let default = ResponseBuilder::new()
-            .description("an error (the body says what): 401 without a needed token, 408 too slow, 413 too large, 429 rate-limited with Retry-After, 503 bus unavailable")
+            .description("an error (the body says what): 401 without a needed token, 403 a Host this gateway does not answer to, 408 too slow, 413 too large, 429 rate-limited with Retry-After, 503 bus unavailable")
             .content(
                 "application/json",
                 ContentBuilder::new()
@@ -101,6 +101,17 @@ impl Modify for Common {
             )
             .build();
         for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_guard_answers(op);
+            }
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -117,6 +128,46 @@ impl Modify for Common {
                     .or_insert_with(|| RefOr::T(default.clone()));
             }
         }
+    }
+}
+
+/// An error answer with the error body.
+fn error_answer(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "ErrorBody",
+                    ))))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// What the checks before every write answer (`guard.rs`): 403 for another site's page or
+/// a host name not served, and for a body, 415 for a type the route does not take and 413
+/// for one too large. An operation that documents one of these itself keeps its own.
+fn add_guard_answers(op: &mut utoipa::openapi::path::Operation) {
+    let mut answers = vec![(
+        "403",
+        "refused: the Origin is another site's, or the Host is not one this gateway answers to",
+    )];
+    if op.request_body.is_some() {
+        answers.push((
+            "415",
+            "the Content-Type is not one this route takes (application/json for JSON bodies; for uploads without a token, not text/plain or a form type)",
+        ));
+        answers.push(("413", "the body is larger than this route takes"));
+    }
+    for (status, description) in answers {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| error_answer(description));
     }
 }
 

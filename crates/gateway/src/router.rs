@@ -1,8 +1,10 @@
 //! The router: the table of routes (every one documented in the OpenAPI document; a test
 //! checks both ways with [`routed_paths`]) and the layers around them. Requests pass,
 //! outermost first: the request log, metrics, error normalisation, CORS, the per-client rate
-//! limit, the timeout, the body limit and the token check.
+//! limit, the timeout, the body limits (small everywhere, the upload limit on the upload
+//! route), the host, origin and content-type checks (`guard.rs`) and the token check.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +46,12 @@ fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/metrics", get(telemetry::metrics_handler)),
         ("/openapi.json", get(openapi::document)),
         ("/docs", get(openapi::docs_page)),
-        ("/v1/ingest", post(ingest::ingest)),
+        // The one route that takes large bodies (its handler stops a body at
+        // `max_body_bytes` as it streams it); every other keeps the small limit.
+        (
+            crate::guard::UPLOAD_PATH,
+            post(ingest::ingest).layer(DefaultBodyLimit::disable()),
+        ),
         ("/v1/series", get(series::list_series)),
         (
             "/v1/series/{source}/{country}/{category}",
@@ -92,6 +99,7 @@ pub(crate) fn build(
     bus: Bus,
     surges: SurgeIndex,
     cfg: GatewayConfig,
+    addr: SocketAddr,
     cancel: CancellationToken,
 ) -> Router {
     telemetry::install();
@@ -100,6 +108,9 @@ pub(crate) fn build(
         surges,
         bus,
         cfg: Arc::new(cfg.clone()),
+        sessions: crate::session::Sessions::default(),
+        streams: crate::streams::StreamSlots::new(cfg.max_streams_per_client, cfg.max_streams),
+        loopback: addr.ip().is_loopback(),
     };
     // Layers added later wrap those added before: the token check runs innermost.
     let mut app = routes()
@@ -108,7 +119,11 @@ pub(crate) fn build(
             state.clone(),
             auth::require_token,
         ))
-        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::guard::check,
+        ))
+        .layer(DefaultBodyLimit::max(cfg.max_json_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             cfg.request_timeout,

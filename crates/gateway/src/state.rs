@@ -8,6 +8,8 @@ use borderwatch_bus::Bus;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::session::Sessions;
+use crate::streams::StreamSlots;
 use crate::surges::SurgeIndex;
 
 #[derive(Debug, Clone)]
@@ -17,4 +19,10 @@ pub(crate) struct AppState {
     pub(crate) cfg: Arc<GatewayConfig>,
     /// Fires at shutdown: long-lived responses (the live stream) end with it.
     pub(crate) cancel: CancellationToken,
+    /// The dashboard's signed-in browsers.
+    pub(crate) sessions: Sessions,
+    /// The live streams open now, capped per client and in all.
+    pub(crate) streams: StreamSlots,
+    /// Listening on a loopback address: only local host names are answered (`guard.rs`).
+    pub(crate) loopback: bool,
 }

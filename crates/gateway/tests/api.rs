@@ -561,6 +561,7 @@ async fn a_body_over_the_limit_gets_413_in_the_error_body() {
     let r = gw
         .http
         .post(format!("{}/v1/ingest?source=fsb", gw.base))
+        .header("content-type", "text/csv")
         .body(vec![b'x'; 5000])
         .send()
         .await
@@ -635,11 +636,17 @@ async fn a_browser_signs_in_and_its_cookie_reads_but_never_writes() {
         "the token is not in the cookie: {set}"
     );
     let cookie = set.split(';').next().unwrap().to_string();
-    // The API token signs in too, to the same session; another site is never gone to.
+    // The API token signs in too, to a session of its own (each is a random id, not one
+    // value for everyone); another site is never gone to.
     let r = sign_in("write-tok", "https://evil.example/").await.unwrap();
     assert_eq!(r.headers()["location"], "/");
     let again = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(again.starts_with(&format!("{cookie};")), "{again}");
+    let other = again.split(';').next().unwrap().to_string();
+    assert!(
+        other.starts_with("bw_session=") && other != cookie,
+        "{again}"
+    );
+    assert_eq!(page("/", Some(&other)).await.unwrap().status(), 200);
 
     // The cookie reads pages and the API...
     assert_eq!(page("/", Some(&cookie)).await.unwrap().status(), 200);
@@ -666,7 +673,12 @@ async fn a_browser_signs_in_and_its_cookie_reads_but_never_writes() {
     let r = http.post(url("/login")).body("token").send().await.unwrap();
     assert_eq!(r.status(), 400);
 
-    let r = http.post(url("/logout")).send().await.unwrap();
+    let r = http
+        .post(url("/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
     let cleared = r.headers()["set-cookie"].to_str().unwrap();
@@ -674,6 +686,18 @@ async fn a_browser_signs_in_and_its_cookie_reads_but_never_writes() {
         cleared.starts_with("bw_session=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
+    // The session ended on the server too: a copy of the cookie kept past sign-out (the
+    // browser forgets it, an attacker who took it does not) reads nothing. The other
+    // session lives on.
+    assert_eq!(page("/", Some(&cookie)).await.unwrap().status(), 303);
+    let r = http
+        .get(url("/v1/surges"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(page("/", Some(&other)).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -718,6 +742,7 @@ async fn a_body_without_a_length_is_stopped_at_the_limit_and_leaves_nothing_stag
         let r = gw
             .http
             .post(format!("{}/v1/ingest?source=fsb", gw.base))
+            .header("content-type", "text/csv")
             .body(chunked(piece, pieces))
             .send()
             .await
@@ -741,7 +766,7 @@ async fn a_request_slower_than_the_timeout_gets_408() {
     let addr = gw.base.trim_start_matches("http://").to_string();
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
     sock.write_all(
-        b"POST /v1/ingest?source=fsb HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n0123456789",
+        b"POST /v1/ingest?source=fsb HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: text/csv\r\ncontent-length: 1000\r\n\r\n0123456789",
     )
     .await
     .unwrap();
@@ -1155,4 +1180,383 @@ async fn the_delivery_log_takes_a_limit_and_refuses_a_bad_one_or_an_unknown_subs
     assert_eq!(body["error"]["code"], "bad_request");
     let (status, _) = gw.get_json("/v1/subscriptions/sub-nope/deliveries").await;
     assert_eq!(status, 404);
+}
+
+// Exposure (issue 13): what a web page in a local browser, a rebound host name or a greedy
+// client can no longer do.
+
+fn subscription_body() -> Value {
+    json!({"webhook": {"url": "https://example.org/h", "secret": "s"}})
+}
+
+/// POSTs `body` as-is with `content_type` (none when `None`).
+async fn post_typed(
+    gw: &Gateway,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut r = gw
+        .http
+        .post(format!("{}{path}", gw.base))
+        .body(body.to_string());
+    if let Some(t) = content_type {
+        r = r.header("content-type", t);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn json_routes_refuse_any_content_type_but_json_with_415() {
+    let gw = start(no_limit()).await;
+    let sub = subscription_body().to_string();
+    let silence = json!({"country": "PRK", "duration_hours": 1}).to_string();
+    // A page can send these three (or no type) cross-site without asking the server first.
+    for t in [
+        None,
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        for (path, body) in [("/v1/subscriptions", &sub), ("/v1/silences", &silence)] {
+            let (status, err) = post_typed(&gw, path, t, body).await;
+            assert_eq!(status, 415, "{path} with {t:?}: {err}");
+            assert_eq!(err["error"]["code"], "unsupported_media_type");
+            assert!(
+                err["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{err}"
+            );
+        }
+    }
+    let (_, subs) = gw.get_json("/v1/subscriptions").await;
+    assert_eq!(subs["subscriptions"], json!([]), "nothing was created");
+    let (status, _) = post_typed(
+        &gw,
+        "/v1/subscriptions",
+        Some("application/json; charset=utf-8"),
+        &sub,
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn uploads_without_a_token_need_an_explicit_type_a_page_cannot_send() {
+    let gw = start(no_limit()).await;
+    let csv = "source,country,category,period,count\nfsb,PRK,study,2024-Q1,5\n";
+    for t in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let (status, err) = post_typed(&gw, "/v1/ingest", t, csv).await;
+        assert_eq!(status, 415, "{t:?}: {err}");
+        assert_eq!(err["error"]["code"], "unsupported_media_type");
+    }
+    let staged = gw.bus.object_list(names::RAW_OBJECT_STORE).await.unwrap();
+    assert!(staged.is_empty(), "{staged:?}");
+    // An explicit file type passes the gateway (no ingest service runs here: 503).
+    for t in [
+        "text/csv",
+        "application/octet-stream",
+        "application/x-ndjson",
+    ] {
+        let (status, err) = post_typed(&gw, "/v1/ingest", Some(t), csv).await;
+        assert_eq!(status, 503, "{t}: {err}");
+    }
+    // With an API token, the token is what counts: any type with it, none without.
+    let guarded = start(GatewayConfig {
+        api_token: Some("write-tok".into()),
+        ..no_limit()
+    })
+    .await;
+    let send = |token: Option<&'static str>| {
+        let mut r = guarded
+            .http
+            .post(format!("{}/v1/ingest", guarded.base))
+            .header("content-type", "text/plain")
+            .body(csv);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 401);
+    assert_eq!(send(Some("write-tok")).await.unwrap().status(), 503);
+}
+
+#[tokio::test]
+async fn a_write_from_another_sites_page_is_refused_with_403() {
+    let gw = start(GatewayConfig {
+        cors_origins: vec!["https://news.example".into()],
+        ..no_limit()
+    })
+    .await;
+    let own = gw.base.clone();
+    let post = |origin: &str| {
+        gw.http
+            .post(format!("{}/v1/subscriptions", gw.base))
+            .header("origin", origin)
+            .json(&subscription_body())
+            .send()
+    };
+    for origin in [
+        "https://evil.example",
+        "null",
+        "http://localhost.evil.example",
+    ] {
+        let r = post(origin).await.unwrap();
+        assert_eq!(r.status(), 403, "{origin}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "cross_origin");
+    }
+    let r = gw
+        .http
+        .delete(format!("{}/v1/subscriptions/sub-x", gw.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = gw
+        .http
+        .post(format!("{}/login", gw.base))
+        .header("origin", "https://evil.example")
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, subs) = gw.get_json("/v1/subscriptions").await;
+    assert_eq!(subs["subscriptions"], json!([]));
+    // The gateway's own pages, a configured CORS origin and clients that send no Origin
+    // (curl, scripts) write; reads from anywhere still read.
+    assert_eq!(post(&own).await.unwrap().status(), 201);
+    assert_eq!(post("https://news.example").await.unwrap().status(), 201);
+    let r = gw
+        .http
+        .get(format!("{}/v1/surges", gw.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn on_loopback_only_local_host_names_are_answered_against_dns_rebinding() {
+    let gw = start(no_limit()).await;
+    let port = gw.base.rsplit(':').next().unwrap().to_string();
+    let with_host = |host: String| {
+        gw.http
+            .get(format!("{}/v1/surges", gw.base))
+            .header("host", host)
+            .send()
+    };
+    // A rebound name points at 127.0.0.1, but the browser still sends the page's name.
+    for host in [
+        "rebind.evil.example".to_string(),
+        format!("evil.example:{port}"),
+    ] {
+        let r = with_host(host.clone()).await.unwrap();
+        assert_eq!(r.status(), 403, "{host}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "host_not_allowed");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--allowed-hosts")
+        );
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "LOCALHOST".to_string(),
+    ] {
+        assert_eq!(
+            with_host(host.clone()).await.unwrap().status(),
+            200,
+            "{host}"
+        );
+    }
+    // A configured public name is answered too, any other still is not.
+    let named = start(GatewayConfig {
+        allowed_hosts: vec!["bw.example.org".into()],
+        ..no_limit()
+    })
+    .await;
+    let r = named
+        .http
+        .get(format!("{}/v1/surges", named.base))
+        .header("host", "bw.example.org:443")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = named
+        .http
+        .get(format!("{}/v1/surges", named.base))
+        .header("host", "other.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[test]
+fn a_reachable_address_without_a_token_is_refused_unless_told_otherwise() {
+    let open = GatewayConfig::default();
+    for addr in ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:8080"] {
+        let e = open.check_exposure(addr.parse().unwrap()).unwrap_err();
+        for named in [
+            "--api-token",
+            "BORDERWATCH_API_TOKEN",
+            "--insecure-no-auth",
+            "BORDERWATCH_INSECURE_NO_AUTH=1",
+        ] {
+            assert!(e.contains(named), "{addr}: {e}");
+        }
+    }
+    for addr in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.2:0"] {
+        open.check_exposure(addr.parse().unwrap()).unwrap();
+    }
+    let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+    let token = GatewayConfig {
+        api_token: Some("t".into()),
+        ..GatewayConfig::default()
+    };
+    token.check_exposure(any).unwrap();
+    let told = GatewayConfig {
+        insecure_no_auth: true,
+        ..GatewayConfig::default()
+    };
+    told.check_exposure(any).unwrap();
+}
+
+#[test]
+fn a_read_token_without_an_api_token_is_refused() {
+    let cfg = GatewayConfig {
+        read_token: Some("r".into()),
+        ..GatewayConfig::default()
+    };
+    let e = cfg.validate().unwrap_err();
+    assert!(
+        e.contains("--read-token") && e.contains("--api-token"),
+        "{e}"
+    );
+    GatewayConfig {
+        api_token: Some("w".into()),
+        ..cfg
+    }
+    .validate()
+    .unwrap();
+}
+
+#[tokio::test]
+async fn json_bodies_are_capped_small_while_uploads_keep_their_limit() {
+    let gw = start(GatewayConfig {
+        max_json_bytes: 4096,
+        ..no_limit()
+    })
+    .await;
+    // A subscription padded past the small limit (it used to be taken up to 64 MiB).
+    let big = json!({"webhook": {"url": "https://example.org/h", "secret": "s"},
+                     "countries": vec!["PRK"; 2000]});
+    let (status, err) = post_json(&gw, "/v1/subscriptions", big.clone()).await;
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["code"], "payload_too_large");
+    // Without a length too.
+    let text = big.to_string().into_bytes();
+    let pieces = futures::stream::iter(
+        text.chunks(1000)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let r = gw
+        .http
+        .post(format!("{}/v1/silences", gw.base))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(pieces))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let (_, subs) = gw.get_json("/v1/subscriptions").await;
+    assert_eq!(subs["subscriptions"], json!([]));
+    // An upload of the same size is not held to it (no ingest service here: 503).
+    let (status, _) = post_typed(&gw, "/v1/ingest", Some("text/csv"), &"x".repeat(20_000)).await;
+    assert_eq!(status, 503);
+}
+
+/// Opens a live stream from `local` (a loopback address) and returns the answer.
+async fn open_stream(gw: &Gateway, local: [u8; 4]) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(local))
+        .build()
+        .unwrap();
+    client
+        .get(format!("{}/v1/surges/stream", gw.base))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn live_streams_are_capped_per_client_with_429_and_in_all_with_503() {
+    let gw = start(GatewayConfig {
+        max_streams_per_client: 2,
+        max_streams: 3,
+        ..no_limit()
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let r = open_stream(&gw, [127, 0, 0, 1]).await;
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let r = open_stream(&gw, [127, 0, 0, 1]).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams");
+    // Another client still gets one, until the gateway's total is reached.
+    let r = open_stream(&gw, [127, 0, 0, 2]).await;
+    assert_eq!(r.status(), 200);
+    open.push(r);
+    let r = open_stream(&gw, [127, 0, 0, 3]).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    // Other requests are not held up by the cap.
+    assert_eq!(gw.get("/v1/surges").await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_refusals_of_writes_and_streams() {
+    let gw = start(no_limit()).await;
+    let (_, doc) = gw.get_json("/openapi.json").await;
+    for (path, method, statuses) in [
+        ("/v1/subscriptions", "post", &["403", "413", "415"][..]),
+        ("/v1/silences", "post", &["403", "413", "415"][..]),
+        ("/v1/ingest", "post", &["403", "413", "415"][..]),
+        ("/v1/subscriptions/{id}", "delete", &["403"][..]),
+        ("/v1/surges/stream", "get", &["429", "503"][..]),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        for status in statuses {
+            assert!(
+                responses.get(*status).is_some(),
+                "{method} {path} does not list {status}: {responses}"
+            );
+        }
+    }
 }

@@ -36,6 +36,10 @@ pub struct NotifyConfig {
     /// (for subscriptions without a digest, which wait their own `group_wait_secs`):
     /// analytics announces a release's surges together, so a few seconds gather them all.
     pub history_wait: Duration,
+    /// Send webhooks to loopback, private, link-local and other non-public addresses
+    /// (`--webhook-allow-private`): for local receivers and tests only. Off, such targets
+    /// are refused before any connection, whatever a name resolves to.
+    pub allow_private_targets: bool,
 }
 
 impl Default for NotifyConfig {
@@ -52,6 +56,7 @@ impl Default for NotifyConfig {
             digest_tick: default_digest_tick(),
             digest_claim_lease: Duration::from_secs(60),
             history_wait: Duration::from_secs(5),
+            allow_private_targets: false,
         }
     }
 }

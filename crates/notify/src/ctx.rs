@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::cache::Cached;
 use crate::config::NotifyConfig;
+use crate::target::PublicOnly;
 
 /// What every delivery path shares.
 #[derive(Debug, Clone)]
@@ -29,14 +30,10 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub(crate) fn new(bus: Bus, cfg: NotifyConfig) -> Result<Ctx, BusError> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .user_agent(concat!("borderwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| BusError::Nats {
-                op: "http client",
-                reason: e.to_string(),
-            })?;
+        let client = http_client(&cfg).map_err(|e| BusError::Nats {
+            op: "http client",
+            reason: e.to_string(),
+        })?;
         Ok(Ctx {
             bus,
             client,
@@ -46,5 +43,24 @@ impl Ctx {
             silences: Arc::new(Cached::new(names::SILENCES_BUCKET, cfg.cache_max_age)),
             cfg: Arc::new(cfg),
         })
+    }
+}
+
+/// The webhook client: it follows no redirect (a 3xx is a failed attempt: following one
+/// would take a POST wherever the receiver says, inside our network too), and unless private
+/// targets are allowed it connects only to the public addresses a name resolves to, with no
+/// proxy from the environment (a proxy would resolve the name itself, unchecked).
+fn http_client(cfg: &NotifyConfig) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .timeout(cfg.request_timeout)
+        .user_agent(concat!("borderwatch/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none());
+    if cfg.allow_private_targets {
+        builder.build()
+    } else {
+        builder
+            .no_proxy()
+            .dns_resolver(Arc::new(PublicOnly))
+            .build()
     }
 }

@@ -6,7 +6,8 @@
 //! `silence` (what a silence mutes). `service` (the surge consumer), `digest` (one message
 //! per release), `send`, `record` and `deadletter` connect them to the bus and to HTTP.
 //!
-//! Imports run one way: `config` and `ctx` (the settings and the context every path
+//! Imports run one way: `target` (which webhook addresses may be connected to) imports
+//! none; `config` and `ctx` (the settings and the context every path
 //! shares), `attempt` (one POST) and `digest_claim` import none of the paths; `deadletter`
 //! imports those; `send` imports `deadletter`; `digest` imports `send`; `service` imports
 //! `digest` and `send`. The record and log types themselves live in `borderwatch-model`.
@@ -24,6 +25,7 @@ pub mod record;
 mod send;
 pub mod service;
 pub mod silence;
+mod target;
 pub mod template;
 
 pub use config::NotifyConfig;

@@ -131,7 +131,8 @@ pub(crate) async fn send(
         }
         drop(slot);
         let error = a.error.clone().unwrap_or_default();
-        if backoff.exhausted(attempt, started.elapsed()) {
+        // A refused target stays refused: give up at once rather than retry for hours.
+        if a.refused || backoff.exhausted(attempt, started.elapsed()) {
             warn!(subscription = %sub.id, event = %id, attempt, error, "giving up on a delivery");
             log(ctx, &sub.id, id, attempt, &a, Outcome::Failed).await;
             return Sent::GaveUp(Failure {

@@ -1,7 +1,7 @@
 //! A scripted webhook receiver, the one every test uses: answers as a test tells it to (a
 //! script of statuses, 500 until a time or while switched down, 429 with `Retry-After`, slow
-//! answers) and records every POST it sees, on any path, with its exact bytes, signature,
-//! event id and arrival time.
+//! answers, redirects, long error bodies) and records every POST it sees, on any path, with
+//! its exact bytes, headers, signature, event id and arrival time.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -32,6 +32,11 @@ pub struct Behaviour {
     /// Statuses to answer POSTs with, in order, once the rules above let a POST through;
     /// `200` once they run out.
     pub script: Vec<u16>,
+    /// Answer every POST `302 Found` to this URL (a sender must not follow it).
+    pub redirect_to: Option<String>,
+    /// Send this many bytes of body with every answer that is not 2xx (a sender must not
+    /// read them all, nor keep them).
+    pub error_body_bytes: usize,
 }
 
 /// A script of statuses (`&[500, 503]`: two failures, then success), the rest as default.
@@ -50,6 +55,8 @@ pub struct Attempt {
     pub path: String,
     pub event_id: String,
     pub signature: String,
+    /// Every header of the POST (the Standard Webhooks ones among them).
+    pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
     pub status: u16,
@@ -110,7 +117,9 @@ async fn take(
     let (status, retry_after) = {
         let mut attempts = inner.attempts.lock().unwrap();
         let first = attempts.first().map_or(at, |a| a.at);
-        let answer = if inner.down.load(Ordering::SeqCst)
+        let answer = if b.redirect_to.is_some() {
+            (StatusCode::FOUND, None)
+        } else if inner.down.load(Ordering::SeqCst)
             || attempts.len() < b.fail_first
             || b.fail_for.is_some_and(|d| at < first + d)
         {
@@ -126,6 +135,7 @@ async fn take(
             path: uri.path().to_string(),
             event_id: header("x-borderwatch-event-id"),
             signature: header("x-borderwatch-signature"),
+            headers: headers.clone(),
             body,
             at,
             status: answer.0.as_u16(),
@@ -136,7 +146,25 @@ async fn take(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mut resp = status.into_response();
+    let mut resp = if !status.is_success() && b.error_body_bytes > 0 {
+        // A page of the same line, so a test can tell whether any of it was kept.
+        let line = b"receiver error body ";
+        let body: Vec<u8> = line
+            .iter()
+            .copied()
+            .cycle()
+            .take(b.error_body_bytes)
+            .collect();
+        (status, body).into_response()
+    } else {
+        status.into_response()
+    };
+    if let Some(to) = &b.redirect_to {
+        resp.headers_mut().insert(
+            "location",
+            HeaderValue::from_str(to).expect("a redirect target that is a header value"),
+        );
+    }
     if let Some(secs) = retry_after {
         resp.headers_mut()
             .insert("retry-after", HeaderValue::from(secs));

@@ -3,16 +3,17 @@
 //! gateway's surge index (`crate::surges`).
 
 use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use borderwatch_model::{Country, Period, Severity, SurgeEvent};
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, OpenApi};
@@ -21,6 +22,7 @@ use super::{parse_country, schema};
 use crate::error::ApiError;
 use crate::page::{self, ApiQuery, Format};
 use crate::state::AppState;
+use crate::streams::{Full, Slot};
 use crate::surges::Entry;
 
 /// The surges' part of the OpenAPI document.
@@ -281,18 +283,26 @@ pub(crate) async fn get_surge(
 
 /// Server-sent events: every new surge as `event: surge` with the stream sequence as its id
 /// and the surge event as data. A client reconnecting with `Last-Event-ID` gets what it
-/// missed first.
+/// missed first. Streams open at once are capped per client address (429) and in all (503),
+/// both with `Retry-After`.
 #[utoipa::path(get, path = "/v1/surges/stream", tag = "surges", params(StreamParams,
         ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received")),
     responses(
         (status = 200, description = "an endless stream of `surge` events", content_type = "text/event-stream", body = String),
         (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
+        (status = 429, description = "this client has as many streams open as it may (see Retry-After)", body = schema::ErrorBody),
+        (status = 503, description = "the gateway serves as many streams as it may (see Retry-After)", body = schema::ErrorBody),
     ))]
 pub(crate) async fn stream_surges(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<StreamParams>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    extensions: Extensions,
+) -> Result<Response, ApiError> {
+    let slot = match stream_slot(&state, &extensions) {
+        Ok(slot) => slot,
+        Err(full) => return Ok(streams_full(&state, full)),
+    };
     let q = Arc::new(SurgeQuery::new(
         params.country.as_deref(),
         params.category.as_deref(),
@@ -330,7 +340,7 @@ pub(crate) async fn stream_surges(
         backlog
             .into_iter()
             .filter(move |e| qb.matches(&e.event))
-            .map(move |e| Ok(to_event(&e))),
+            .map(move |e| Ok::<_, Infallible>(to_event(&e))),
     );
     let live = stream::unfold((live, high_water), move |(mut rx, mut hw)| async move {
         loop {
@@ -347,15 +357,55 @@ pub(crate) async fn stream_surges(
     })
     .filter(move |e| std::future::ready(q.matches(&e.event)))
     .map(move |e| Ok(to_event(&e)));
-    Ok(
-        // The stream ends at shutdown, so open dashboards do not hold the server up.
-        Sse::new(
-            backlog
-                .chain(live)
-                .take_until(state.cancel.clone().cancelled_owned()),
-        )
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
-    )
+    // The stream ends at shutdown, so open dashboards do not hold the server up; it holds
+    // its slot until it is dropped.
+    let events = backlog
+        .chain(live)
+        .take_until(state.cancel.clone().cancelled_owned())
+        .map(move |event| {
+            let _held: &Slot = &slot;
+            event
+        });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// A place for one more stream from this client, if there is one.
+fn stream_slot(state: &AppState, extensions: &Extensions) -> Result<Slot, Full> {
+    // Served without connect info (an embedding's own server), all clients share one count.
+    let client = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    state.streams.acquire(client)
+}
+
+/// The answer when no stream place is left: 429 for this client, 503 for the gateway.
+fn streams_full(state: &AppState, full: Full) -> Response {
+    let cfg = &state.cfg;
+    let error = match full {
+        Full::Client => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "this address has {} live streams open, the most one client may: close one \
+                 (each browser tab holds one) and retry",
+                cfg.max_streams_per_client
+            ),
+        ),
+        Full::Total => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "the gateway serves {} live streams, the most it takes at once: retry later",
+                cfg.max_streams
+            ),
+        ),
+    };
+    let mut resp = error.into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    resp
 }
 
 /// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the

@@ -1,53 +1,45 @@
 //! Signing in to the dashboard on a gateway with a read token. A browser cannot send an
 //! `Authorization` header when it loads a page, so `POST /login` with the token sets a
-//! session cookie (`bw_session`: HttpOnly, SameSite=Strict, 30 days) that stands for the read
-//! token on reads. Its value is an HMAC-SHA256 of a fixed text under the read token: any
-//! gateway replica checks it, nothing is stored, the token cannot be read back from it, and
-//! changing the read token ends every session. The cookie never authorizes a request that
-//! changes state: those still need the API token as a bearer, so a page elsewhere cannot make
-//! a signed-in browser change anything.
+//! session cookie (`bw_session`: HttpOnly, SameSite=Strict) that stands for the read token on
+//! reads. Its value is a random session id (`session.rs`), kept by this gateway process with
+//! an expiry (7 days) and revoked at `/logout`: a cookie copied before sign-out reads nothing
+//! after it. Sessions live in one process: behind several replicas a browser signs in again
+//! where it lands unless the proxy keeps it on one (sticky sessions), and a restart signs
+//! every browser out. The cookie never authorizes a request that changes state: those still
+//! need the API token as a bearer, so a page elsewhere cannot make a signed-in browser change
+//! anything.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 
 use maud::html;
 
 use super::html::page;
 use crate::secret::constant_time_eq;
+use crate::session::Sessions;
 use crate::{ApiError, AppState};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "bw_session";
 
-/// How long a session lasts, in seconds.
-const SESSION_SECONDS: u64 = 30 * 24 * 3600;
-
-/// The session cookie's value for `read_token`.
-fn session_value(read_token: &str) -> String {
-    // An HMAC key may have any length: this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(read_token.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(b"borderwatch dashboard session v1");
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Whether the request carries a session cookie made for `read_token`.
-pub(crate) fn has_session(headers: &HeaderMap, read_token: &str) -> bool {
-    let expected = session_value(read_token);
+/// The session ids the request's cookies name.
+fn session_ids(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, value)| {
-            name == COOKIE && constant_time_eq(value.as_bytes(), expected.as_bytes())
-        })
+        .filter(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
+/// Whether the request carries the cookie of a live session.
+pub(crate) fn has_session(headers: &HeaderMap, sessions: &Sessions) -> bool {
+    session_ids(headers).any(|id| sessions.is_live(id))
 }
 
 /// Where a browser that must sign in first is sent: the sign-in page, which sends it back.
@@ -173,15 +165,20 @@ pub(crate) async fn login(
         ));
     }
     let cookie = format!(
-        "{COOKIE}={}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict{}",
-        session_value(read),
+        "{COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
+        state.sessions.create(),
+        state.sessions.ttl().as_secs(),
         secure(&headers)
     );
     Ok(see_other(next, Some(cookie)))
 }
 
-/// `POST /logout`: ends the session in this browser.
-pub(crate) async fn logout(headers: HeaderMap) -> Response {
+/// `POST /logout`: ends the session, here and in this browser (the id is revoked, so a copy
+/// of the cookie reads nothing after this).
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    for id in session_ids(&headers) {
+        state.sessions.revoke(id);
+    }
     let cookie = format!(
         "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
         secure(&headers)
@@ -192,15 +189,6 @@ pub(crate) async fn logout(headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_session_value_depends_on_the_token_and_does_not_show_it() {
-        let a = session_value("s3cret-read-token");
-        assert_eq!(a.len(), 64);
-        assert!(!a.contains("s3cret"));
-        assert_ne!(a, session_value("another-token"));
-        assert_eq!(a, session_value("s3cret-read-token"));
-    }
 
     #[test]
     fn only_paths_of_this_site_are_gone_to_after_signing_in() {
@@ -223,11 +211,13 @@ mod tests {
 
     #[test]
     fn the_cookie_is_found_among_others() {
+        let sessions = Sessions::default();
+        let id = sessions.create();
         let mut headers = HeaderMap::new();
-        let value = format!("theme=dark; {COOKIE}={}; x=y", session_value("t"));
+        let value = format!("theme=dark; {COOKIE}={id}; x=y");
         headers.insert(header::COOKIE, HeaderValue::from_str(&value).unwrap());
-        assert!(has_session(&headers, "t"));
-        assert!(!has_session(&headers, "u"));
-        assert!(!has_session(&HeaderMap::new(), "t"));
+        assert!(has_session(&headers, &sessions));
+        assert!(!has_session(&headers, &Sessions::default()));
+        assert!(!has_session(&HeaderMap::new(), &sessions));
     }
 }
