@@ -178,7 +178,8 @@ pub struct GatewayArgs {
     /// Address to listen on.
     #[arg(long, env = "BORDERWATCH_HTTP", default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
-    /// Bearer token required for requests that change state.
+    /// Bearer token required for requests that change state. Required to listen on an
+    /// address other machines can reach (or pass --insecure-no-auth).
     #[arg(long, env = "BORDERWATCH_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
     /// Largest upload accepted, in bytes; a bigger one is answered 413.
@@ -192,7 +193,7 @@ pub struct GatewayArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GatewayFlags {
     /// Bearer token required for reads (the API token is accepted too); /healthz, /readyz,
-    /// /openapi.json and /docs stay open. Unset: reads are open.
+    /// /openapi.json and /docs stay open. Unset: reads are open. Needs --api-token too.
     #[arg(long, env = "BORDERWATCH_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<String>,
     /// Seconds before an unanswered request gets 408 (the live stream is not cut).
@@ -209,6 +210,29 @@ pub struct GatewayFlags {
     /// Requests a client may send at once before the per-second rate applies.
     #[arg(long, env = "BORDERWATCH_RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
+    /// Largest body of every route but uploads (JSON, forms), in bytes; a bigger one is
+    /// answered 413.
+    #[arg(long, env = "BORDERWATCH_MAX_JSON_BYTES", default_value_t = 64 * 1024)]
+    pub max_json_bytes: usize,
+    /// Host names the gateway is reached by, besides localhost, 127.0.0.1 and [::1],
+    /// comma-separated. On a loopback address, or once set, requests for any other Host are
+    /// refused (403), against DNS rebinding.
+    #[arg(long, env = "BORDERWATCH_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Listen on an address other machines can reach without --api-token (anyone who reaches
+    /// the port can write). Without it, such a start is refused.
+    #[arg(
+        long,
+        env = "BORDERWATCH_INSECURE_NO_AUTH",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure_no_auth: bool,
+    /// Live streams (/v1/surges/stream) one client IP address may hold open; beyond, 429.
+    #[arg(long, env = "BORDERWATCH_MAX_STREAMS_PER_CLIENT", default_value_t = 16)]
+    pub max_streams_per_client: usize,
+    /// Live streams the gateway holds open in all; beyond, 503.
+    #[arg(long, env = "BORDERWATCH_MAX_STREAMS", default_value_t = 1024)]
+    pub max_streams: usize,
 }
 
 impl GatewayFlags {
@@ -229,6 +253,11 @@ impl GatewayFlags {
                 per_second: self.rate_limit,
                 burst: self.rate_limit_burst,
             }),
+            max_json_bytes: self.max_json_bytes,
+            allowed_hosts: self.allowed_hosts.clone(),
+            insecure_no_auth: self.insecure_no_auth,
+            max_streams_per_client: self.max_streams_per_client,
+            max_streams: self.max_streams,
         }
     }
 }
