@@ -3,7 +3,8 @@
 //!
 //! - **Host.** When the gateway listens on loopback, or when `allowed_hosts` is set, the
 //!   `Host` must be `localhost`, `127.0.0.1`, `[::1]` (any port) or an allowed host: a page
-//!   whose name was rebound to 127.0.0.1 sends its own name and is refused (403).
+//!   whose name was rebound to 127.0.0.1 sends its own name and is refused (403). The probes
+//!   (`/healthz`, `/readyz`) answer any Host.
 //! - **Origin.** A write (any method but GET, HEAD, OPTIONS) that carries an `Origin` must
 //!   come from the gateway's own origin (the `Host` it was sent to), an allowed host or a
 //!   configured CORS origin; another site's page is refused (403).
@@ -48,7 +49,7 @@ pub(crate) async fn check(State(state): State<AppState>, request: Request, next:
 fn refusal(state: &AppState, request: &Request) -> Option<ApiError> {
     let headers = request.headers();
     let host = request_host(request);
-    if let Some(e) = host_refusal(state, host.as_deref()) {
+    if let Some(e) = host_refusal(state, request.uri().path(), host.as_deref()) {
         return Some(e);
     }
     let writes = !matches!(
@@ -102,8 +103,12 @@ fn is_allowed_host(state: &AppState, name: &str) -> bool {
     LOCAL_HOSTS.contains(&name) || state.cfg.allowed_hosts.iter().any(|h| host_name(h) == name)
 }
 
-fn host_refusal(state: &AppState, host: Option<&str>) -> Option<ApiError> {
-    if !state.loopback && state.cfg.allowed_hosts.is_empty() {
+/// Probes answer whatever the Host: they show nothing, and a platform's probe (Kubernetes,
+/// a load balancer) asks by address.
+const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
+fn host_refusal(state: &AppState, path: &str, host: Option<&str>) -> Option<ApiError> {
+    if (!state.loopback && state.cfg.allowed_hosts.is_empty()) || PROBES.contains(&path) {
         return None;
     }
     let name = host.map(host_name).unwrap_or_default();
