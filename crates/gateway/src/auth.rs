@@ -1,7 +1,8 @@
 //! Access control. With `--api-token`, every request that changes state needs
 //! `Authorization: Bearer <api token>`; with `--read-token`, every other request does too
 //! (the read token or the API token), except the open paths: liveness, readiness, the API
-//! document and the sign-in page. A browser signed in at `/login` reads with its session
+//! document and the sign-in page. Subscriptions and their delivery logs are read with the API
+//! token only (when there is one). A browser signed in at `/login` reads with its session
 //! cookie instead, and a page load without one is sent to `/login` (API paths answer 401).
 //! Tokens are compared in constant time and never logged.
 
@@ -36,6 +37,18 @@ pub(crate) async fn require_token(
     if changes_state && OPEN_POSTS.contains(&path) {
         return next.run(request).await;
     }
+    if !changes_state
+        && is_subscription_path(path)
+        && let Some(token) = cfg.api_token.as_deref()
+        && !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+    {
+        return ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "subscriptions and their delivery logs name webhooks: send `Authorization: Bearer <token>` with the API token",
+        )
+        .into_response();
+    }
     if changes_state {
         if let Some(token) = cfg.api_token.as_deref()
             && !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
@@ -67,6 +80,13 @@ pub(crate) async fn require_token(
         }
     }
     next.run(request).await
+}
+
+/// Subscriptions and their delivery logs: with an API token, reading them needs it too (not
+/// the read token, nor a session): they name webhooks, whose URLs are often secrets, and
+/// their logs say what those receivers answered.
+fn is_subscription_path(path: &str) -> bool {
+    path == "/v1/subscriptions" || path.starts_with("/v1/subscriptions/")
 }
 
 /// A browser loading a dashboard page (not an API or metrics client): it asks for HTML.

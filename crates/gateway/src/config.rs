@@ -41,6 +41,11 @@ pub struct GatewayConfig {
     pub max_streams_per_client: usize,
     /// Live streams open at once in all; beyond, `503`.
     pub max_streams: usize,
+    /// Accept webhook URLs whose host is (or resolves to) a loopback, private, link-local or
+    /// other non-public address (`--webhook-allow-private`): for local receivers and tests.
+    /// Off, such subscriptions are refused (422), so that a subscription cannot make notify
+    /// call into the network it runs in.
+    pub webhook_allow_private: bool,
 }
 
 /// A token bucket per client IP: `burst` requests at once, refilled at `per_second`.
@@ -75,6 +80,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("insecure_no_auth", &self.insecure_no_auth)
             .field("max_streams_per_client", &self.max_streams_per_client)
             .field("max_streams", &self.max_streams)
+            .field("webhook_allow_private", &self.webhook_allow_private)
             .finish()
     }
 }
@@ -93,6 +99,7 @@ impl Default for GatewayConfig {
             insecure_no_auth: false,
             max_streams_per_client: 16,
             max_streams: 1024,
+            webhook_allow_private: false,
         }
     }
 }

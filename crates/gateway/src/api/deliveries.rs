@@ -43,14 +43,18 @@ pub(crate) struct DeliveriesParams {
     cursor: Option<String>,
 }
 
-/// The delivery log of a subscription: every webhook attempt, newest first.
+/// The delivery log of a subscription: every webhook attempt, newest first, with the
+/// receiver's status and a short reason, never what it answered. With an API token, reading
+/// it needs it (the read token is not enough).
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/deliveries", tag = "subscriptions",
     params(("id" = String, Path, description = "the subscription id (`sub-…`)"), DeliveriesParams),
     responses(
         (status = 200, description = "a page of attempts", body = doc::DeliveryList),
         (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
+        (status = 401, description = "the gateway has an API token and it is missing or wrong", body = schema::ErrorBody),
         (status = 404, description = "no such subscription", body = schema::ErrorBody),
-    ))]
+    ),
+    security((), ("bearer" = [])))]
 pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -88,8 +92,9 @@ pub(crate) async fn list_deliveries(
             while let Some(msg) = replay.next().await {
                 let msg = msg?;
                 if msg.seq < before
-                    && let Ok(attempt) = serde_json::from_slice::<Value>(&msg.payload)
+                    && let Ok(mut attempt) = serde_json::from_slice::<Value>(&msg.payload)
                 {
+                    drop_answer_text(&mut attempt);
                     matched += 1;
                     if newest.len() == limit {
                         newest.pop_front();
@@ -122,6 +127,22 @@ pub(crate) async fn list_deliveries(
     Ok(page::with_next(resp, next.as_deref()))
 }
 
+/// Attempts logged before answer bodies were dropped say `HTTP 500: <the first 200
+/// characters of the answer>`: show only their status, since that text was the receiver's,
+/// whatever it was (a redirect once put an internal page's secrets there).
+fn drop_answer_text(attempt: &mut Value) {
+    let Some(error) = attempt.get("error").and_then(Value::as_str) else {
+        return;
+    };
+    let old_form = error.len() >= 9
+        && error.starts_with("HTTP ")
+        && error.as_bytes()[5..8].iter().all(u8::is_ascii_digit)
+        && error.as_bytes()[8] == b':';
+    if old_form {
+        attempt["error"] = Value::String(error[..8].to_string());
+    }
+}
+
 /// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the
 /// document only.
 mod doc {
@@ -149,6 +170,8 @@ mod doc {
         outcome: Outcome,
         status: Option<u16>,
         latency_ms: Option<u64>,
+        /// What went wrong, briefly: `HTTP 503 Service Unavailable`, a network error, or
+        /// `refused: …` for a target that is not a public address. Never the answer's body.
         error: Option<String>,
     }
 

@@ -5,12 +5,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use std::time::Duration;
+
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use borderwatch_bus::names;
 use borderwatch_model::{
     DigestSpec, HistoryDelivery, PayloadFormat, Subscription, SubscriptionFilter, Webhook,
-    now_rfc3339,
+    WebhookHost, now_rfc3339, refused_address, refused_name, webhook_host,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -64,21 +66,71 @@ struct SubscriptionRequest {
 const MAX_GROUP_WAIT_SECS: u64 = 24 * 3600;
 
 fn validate_webhook(w: &Webhook) -> Result<(), ApiError> {
-    let uri: Uri = w
-        .url
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("webhook.url `{}` is not a URL", w.url)))?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http") | Some("https"));
-    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
-        return Err(ApiError::bad_request(format!(
-            "webhook.url `{}` must be an http:// or https:// URL with a host",
-            w.url
-        )));
-    }
+    webhook_host(&w.url).map_err(ApiError::bad_request)?;
     if w.secret.as_deref().is_none_or(|s| s.trim().is_empty()) {
         return Err(ApiError::bad_request(
             "webhook.secret is required: it keys the X-Borderwatch-Signature HMAC",
         ));
+    }
+    Ok(())
+}
+
+/// How long resolving a webhook's host may take at subscription time.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Refuses (422) a webhook whose host is, or resolves to, a loopback, private, link-local or
+/// other non-public address, unless the gateway allows private targets: a subscription must
+/// not make notify call into the network it runs in. Notify checks again when it connects
+/// (a name may resolve elsewhere later); this check tells the subscriber now.
+async fn check_target(url: &str, allow_private: bool) -> Result<(), ApiError> {
+    if allow_private {
+        return Ok(());
+    }
+    let refused = |host: &str, why: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "webhook_target_refused",
+            format!(
+                "webhook.url: {host} {why}: only public addresses are accepted (webhooks to \
+                 private addresses need the gateway and notify started with \
+                 --webhook-allow-private)"
+            ),
+        )
+    };
+    let (name, port) = match webhook_host(url).map_err(ApiError::bad_request)? {
+        WebhookHost::Ip(ip) => {
+            return match refused_address(ip) {
+                Some(why) => Err(refused(&ip.to_string(), format!("is {why}"))),
+                None => Ok(()),
+            };
+        }
+        WebhookHost::Domain { name, port } => (name, port),
+    };
+    if let Some(why) = refused_name(&name) {
+        return Err(refused(&name, format!("is {why}")));
+    }
+    let resolved: Vec<std::net::SocketAddr> = match tokio::time::timeout(
+        RESOLVE_TIMEOUT,
+        tokio::net::lookup_host((name.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => {
+            return Err(refused(&name, format!("does not resolve ({e})")));
+        }
+        Err(_) => return Err(refused(&name, "did not resolve in time".into())),
+    };
+    // Every address must be public: a name that also resolves to a private one could be
+    // turned there (DNS rebinding).
+    if let Some((ip, why)) = resolved
+        .iter()
+        .find_map(|a| refused_address(a.ip()).map(|why| (a.ip(), why)))
+    {
+        return Err(refused(&name, format!("resolves to {ip}, {why}")));
+    }
+    if resolved.is_empty() {
+        return Err(refused(&name, "resolves to no address".into()));
     }
     Ok(())
 }
@@ -104,9 +156,10 @@ fn validate_filter(f: &SubscriptionFilter) -> Result<(), ApiError> {
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions",
     request_body(content = doc::SubscriptionRequest, content_type = "application/json"),
     responses(
-        (status = 201, description = "the stored subscription, without its secret", body = doc::Subscription),
+        (status = 201, description = "the stored subscription, without its secret and with its URL masked", body = doc::Subscription),
         (status = 400, description = "the body is wrong: the message names the field", body = schema::ErrorBody),
         (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
+        (status = 422, description = "the webhook's host is, or resolves to, a loopback, private, link-local or other non-public address (allowed only with --webhook-allow-private)", body = schema::ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub(crate) async fn create_subscription(
@@ -117,6 +170,7 @@ pub(crate) async fn create_subscription(
         .map_err(|e| ApiError::bad_request(format!("invalid subscription: {e}")))?;
     validate_webhook(&req.webhook)?;
     validate_filter(&req.filter)?;
+    check_target(&req.webhook.url, state.cfg.webhook_allow_private).await?;
     if let Some(d) = &req.digest
         && d.group_wait_secs > MAX_GROUP_WAIT_SECS
     {
@@ -153,12 +207,15 @@ pub(crate) async fn create_subscription(
     Ok((StatusCode::CREATED, Json(sub.redacted())))
 }
 
-/// Subscriptions in id order, without their secrets.
+/// Subscriptions in id order, without their secrets and with their URLs masked to scheme,
+/// host and port. With an API token, reading them needs it (the read token is not enough).
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", params(KeyPageParams),
     responses(
         (status = 200, description = "a page of subscriptions", body = doc::SubscriptionList),
         (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
-    ))]
+        (status = 401, description = "the gateway has an API token and it is missing or wrong", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
 pub(crate) async fn list_subscriptions(
     State(state): State<AppState>,
     uri: Uri,
@@ -234,7 +291,8 @@ mod doc {
     #[derive(ToSchema)]
     #[allow(dead_code)]
     pub(crate) struct WebhookRequest {
-        /// An http:// or https:// URL.
+        /// An http:// or https:// URL whose host is a public address (or resolves only to
+        /// public ones) unless the gateway runs with --webhook-allow-private.
         #[schema(pattern = "^https?://[^/?#]+")]
         url: String,
         /// Keys the `X-Borderwatch-Signature` HMAC; never returned.
@@ -245,6 +303,8 @@ mod doc {
     #[derive(ToSchema)]
     #[allow(dead_code)]
     pub(crate) struct Webhook {
+        /// Scheme, host and port only (`https://hooks.slack.com/…`): userinfo, path and query
+        /// are masked, since they are often the secret.
         url: String,
     }
 
@@ -299,7 +359,7 @@ mod doc {
         Each,
     }
 
-    /// A stored subscription, without its secret.
+    /// A stored subscription, without its secret and with its URL masked.
     #[derive(ToSchema)]
     #[allow(dead_code)]
     pub(crate) struct Subscription {
