@@ -25,6 +25,7 @@ pub mod openapi;
 mod page;
 mod router;
 mod secret;
+mod series_keys;
 mod session;
 mod state;
 mod streams;

@@ -111,6 +111,7 @@ pub(crate) fn build(
         sessions: crate::session::Sessions::default(),
         streams: crate::streams::StreamSlots::new(cfg.max_streams_per_client, cfg.max_streams),
         loopback: addr.ip().is_loopback(),
+        series_keys: crate::series_keys::SeriesKeys::default(),
     };
     // Layers added later wrap those added before: the token check runs innermost.
     let mut app = routes()

@@ -8,6 +8,7 @@ use borderwatch_bus::Bus;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::series_keys::SeriesKeys;
 use crate::session::Sessions;
 use crate::streams::StreamSlots;
 use crate::surges::SurgeIndex;
@@ -23,6 +24,8 @@ pub(crate) struct AppState {
     pub(crate) sessions: Sessions,
     /// The live streams open now, capped per client and in all.
     pub(crate) streams: StreamSlots,
+    /// The series keys, sorted, shared by the list requests.
+    pub(crate) series_keys: SeriesKeys,
     /// Listening on a loopback address: only local host names are answered (`guard.rs`).
     pub(crate) loopback: bool,
 }

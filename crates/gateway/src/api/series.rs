@@ -107,18 +107,15 @@ pub(crate) async fn list_series(
     };
     let limit = page::limit(params.limit, 1000, page::MAX_LIMIT)?;
     let cursor = page::key_cursor(params.cursor.as_deref())?;
-    let mut keys = state.bus.kv_keys(names::SERIES_BUCKET).await?;
-    keys.sort();
+    // Listed and sorted once a second for all requests, not per request (`series_keys.rs`).
+    let keys = state.series_keys.sorted(&state.bus).await?;
     let mut out: Vec<SeriesSummary> = Vec::new();
     let mut next_cursor = None;
-    for key in keys {
-        if cursor.is_some_and(|c| key.as_str() <= c) {
+    for key in &keys[crate::series_keys::after(&keys, cursor)..] {
+        if !filter.matches(key) {
             continue;
         }
-        if !filter.matches(&key) {
-            continue;
-        }
-        let Some(raw) = state.bus.kv_get(names::SERIES_BUCKET, &key).await? else {
+        let Some(raw) = state.bus.kv_get(names::SERIES_BUCKET, key).await? else {
             continue;
         };
         let Ok(view) = serde_json::from_slice::<SeriesView>(&raw) else {
