@@ -14,10 +14,13 @@ use tokio::sync::Mutex;
 /// How long a listing is reused.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
 
+/// A listing: when it was made, and the keys in order.
+type Listing = (Instant, Arc<Vec<String>>);
+
 /// The sorted series keys and when they were listed.
 #[derive(Debug, Clone)]
 pub(crate) struct SeriesKeys {
-    cached: Arc<Mutex<Option<(Instant, Arc<Vec<String>>)>>>,
+    cached: Arc<Mutex<Option<Listing>>>,
     max_age: Duration,
 }
 
