@@ -52,7 +52,8 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     health: a.health,
                 };
                 one_role(Role::Notify, &nats, a.metrics_addr, |o| {
-                    o.notify.public_url = a.public_url
+                    o.notify.public_url = a.public_url;
+                    o.notify.allow_private_targets = a.webhook_allow_private;
                 })
                 .await
             }
@@ -82,6 +83,7 @@ fn up_options(args: crate::UpArgs) -> UpOptions {
             public_url: args.public_url,
             ..Default::default()
         },
+            allow_private_targets: args.gateway.webhook_allow_private,
         sources: args.sources,
     }
 }
@@ -157,6 +159,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let report = borderwatch_notify::replay(bus, cfg, args.subscription.as_deref())
+        allow_private_targets: args.webhook_allow_private,
         .await
         .context("replaying dead letters")?;
     for key in &report.resent {

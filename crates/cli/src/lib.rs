@@ -131,6 +131,14 @@ pub struct NotifyArgs {
     #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// Serve `/healthz` and `/readyz` on this address, for container probes.
+    /// Send webhooks to loopback, private, link-local and other non-public addresses: for
+    /// local receivers and tests. Without it they are refused before any connection.
+    #[arg(
+        long,
+        env = "BORDERWATCH_WEBHOOK_ALLOW_PRIVATE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_allow_private: bool,
     #[arg(long, env = "BORDERWATCH_HEALTH")]
     pub health: Option<SocketAddr>,
 }
@@ -163,6 +171,13 @@ pub struct ReleaseReplayArgs {
     /// The release to replay (`rel-…`, as `import` and `POST /v1/ingest` answer).
     pub release_id: String,
     /// NATS server URLs; without it, the data directory of the in-process bus.
+    /// Resend to loopback, private, link-local and other non-public addresses too.
+    #[arg(
+        long,
+        env = "BORDERWATCH_WEBHOOK_ALLOW_PRIVATE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_allow_private: bool,
     #[arg(long, env = "BORDERWATCH_NATS")]
     pub nats: Option<String>,
     /// The data directory of `borderwatch up`. Stop `up` first: two processes must not
@@ -240,6 +255,15 @@ impl GatewayFlags {
     /// (`--api-token` and `--max-upload-bytes` live beside these flags, not among them).
     pub fn config(
         &self,
+    /// Accept (and with `up`, send) webhooks to loopback, private, link-local and other
+    /// non-public addresses: for local receivers and tests. Without it such subscriptions are
+    /// refused (422), so that nobody can make borderwatch call into its own network.
+    #[arg(
+        long,
+        env = "BORDERWATCH_WEBHOOK_ALLOW_PRIVATE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_allow_private: bool,
         api_token: Option<String>,
         max_body_bytes: usize,
     ) -> borderwatch_gateway::GatewayConfig {
@@ -265,6 +289,7 @@ impl GatewayFlags {
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// NATS server URLs; without it every role runs on the in-process bus.
+            webhook_allow_private: self.webhook_allow_private,
     #[arg(long, env = "BORDERWATCH_NATS")]
     pub nats: Option<String>,
     /// Address the gateway listens on.
@@ -425,3 +450,32 @@ mod tests {
         assert_eq!(a.set, ["farrington.limit54=5,4", "fdr=0.1"]);
     }
 }
+
+    #[test]
+    fn webhook_allow_private_is_off_unless_asked_for() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().command;
+        let Command::Gateway(g) =
+            parse(&["borderwatch", "gateway", "--nats", "nats://127.0.0.1:4222"])
+        else {
+            panic!("not gateway")
+        };
+        assert!(!g.gateway.config(None, 1).webhook_allow_private);
+        let Command::Up(u) = parse(&["borderwatch", "up", "--webhook-allow-private"]) else {
+            panic!("not up")
+        };
+        assert!(u.gateway.config(None, 1).webhook_allow_private);
+        let Command::Notify(n) = parse(&["borderwatch", "notify", "--webhook-allow-private"])
+        else {
+            panic!("not notify")
+        };
+        assert!(n.webhook_allow_private);
+        let Command::Notify(n) =
+            parse(&["borderwatch", "notify", "replay", "--webhook-allow-private"])
+        else {
+            panic!("not notify")
+        };
+        let Some(NotifyAction::Replay(r)) = n.action else {
+            panic!("not replay")
+        };
+        assert!(r.webhook_allow_private);
+    }

@@ -81,6 +81,16 @@ pub struct Running {
     ready: Arc<AtomicBool>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+impl UpOptions {
+    /// Lets webhooks go to loopback and other private addresses, in the gateway (at
+    /// subscription time) and in notify (at connect time), as `--webhook-allow-private`
+    /// does: for local receivers and tests.
+    pub fn allow_private_webhooks(&mut self) {
+        self.gateway.webhook_allow_private = true;
+        self.notify.allow_private_targets = true;
+    }
+}
+
 }
 
 impl Running {
