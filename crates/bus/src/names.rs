@@ -112,6 +112,13 @@ pub fn analyzed_key(release_id: &str, source: &str, part: u32) -> String {
     format!("{release_id}.{source}.{part}")
 }
 
+/// The note analytics leaves in [`ANALYZED_BUCKET`] beside a part's [`analyzed_key`] when it
+/// cannot read that part's marker: ingest then marks the release again when the same file
+/// comes again, instead of answering that it has nothing to add.
+pub fn unreadable_marker_key(analyzed_key: &str) -> String {
+    format!("{analyzed_key}.unreadable")
+}
+
 /// The filter of every period of one series.
 pub fn obs_filter_for_series(source: &str, country: &str, category: &str) -> String {
     format!("bw.obs.{source}.{country}.{category}.*")
