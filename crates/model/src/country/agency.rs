@@ -22,10 +22,11 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     // Eurostat writes Greece and the United Kingdom with its own two-letter codes.
     ("el", "GRC"),
     ("uk", "GBR"),
-    // Eurostat's and Frontex's words for an unknown or unstated citizenship.
-    ("unk", "ZZO"),
-    ("not specified", "ZZO"),
-    ("unspecified", "ZZO"),
+    // Eurostat's and Frontex's words for an unknown or unstated citizenship (`ZZU`, apart
+    // from "other": a table may give both rows).
+    ("unk", "ZZU"),
+    ("not specified", "ZZU"),
+    ("unspecified", "ZZU"),
     ("all other", "ZZO"),
     ("other nationalities", "ZZO"),
     ("palestine", "PSE"),
@@ -46,8 +47,8 @@ mod tests {
             ("Serbia and Montenegro (former)", "SCG"),
             ("EL", "GRC"),
             ("UK", "GBR"),
-            ("UNK", "ZZO"),
-            ("Not specified", "ZZO"),
+            ("UNK", "ZZU"),
+            ("Not specified", "ZZU"),
         ] {
             assert_eq!(
                 Country::parse(name).map(|c| c.to_string()),

@@ -112,7 +112,9 @@ fn alias_table() -> &'static HashMap<&'static str, &'static str> {
     })
 }
 
-/// Words sources use for rows that are not one country.
+/// Words sources use for rows that are not one country. Each kind of row has a code of its
+/// own, so a file giving "Others" and "Not specified" (or "Stateless") keeps both rows: one
+/// code for both made them one series, and the second row a conflicting repeat, dropped.
 const AGGREGATE_ALIASES: &[(&str, &str)] = &[
     ("zzt", "ZZT"),
     ("total", "ZZT"),
@@ -123,21 +125,55 @@ const AGGREGATE_ALIASES: &[(&str, &str)] = &[
     ("other", "ZZO"),
     ("others", "ZZO"),
     ("other countries", "ZZO"),
-    ("unknown", "ZZO"),
     ("прочие", "ZZO"),
     ("другие страны", "ZZO"),
+    ("zzu", "ZZU"),
+    ("unknown", "ZZU"),
+    ("не указано", "ZZU"),
+    ("неизвестно", "ZZU"),
+    ("zzs", "ZZS"),
+    ("stateless", "ZZS"),
+    // Eurostat's code for stateless persons.
+    ("stls", "ZZS"),
+    ("лица без гражданства", "ZZS"),
+    ("без гражданства", "ZZS"),
 ];
+
+/// A country by a lowercase name: an alias, or an ISO table's name or alias (compared
+/// without spaces and punctuation).
+fn by_name(lower: &str) -> Option<Country> {
+    if let Some(code) = alias_table().get(lower) {
+        return Some(Country::from_code(code));
+    }
+    let squashed: String = lower.chars().filter(|c| c.is_alphanumeric()).collect();
+    celes::Country::from_name(&squashed)
+        .or_else(|_| celes::Country::from_alias(&squashed))
+        .ok()
+        .map(|c| Country::from_code(c.alpha3))
+}
 
 impl Country {
     /// Not a country: every citizenship together, as a source's total row gives it. A code
     /// from ISO 3166's user-assigned range, so it can never collide with a real country.
     pub const TOTAL: Country = Country(*b"ZZT");
-    /// Not a country: citizenships a source lumps together ("other", "unknown").
+    /// Not a country: citizenships a source lumps together ("other", "others").
     pub const OTHER: Country = Country(*b"ZZO");
+    /// Not a country: a citizenship the source does not know or was not told ("unknown",
+    /// "not specified"). Apart from [`Country::OTHER`]: a file may give both rows.
+    pub const UNKNOWN: Country = Country(*b"ZZU");
+    /// Not a country: people without a citizenship ("stateless").
+    pub const STATELESS: Country = Country(*b"ZZS");
 
-    /// True for [`Country::TOTAL`] and [`Country::OTHER`]: rows kept apart from countries.
+    /// True for the rows kept apart from countries: [`Country::TOTAL`], [`Country::OTHER`],
+    /// [`Country::UNKNOWN`] and [`Country::STATELESS`].
     pub fn is_aggregate(&self) -> bool {
-        *self == Country::TOTAL || *self == Country::OTHER
+        [
+            Country::TOTAL,
+            Country::OTHER,
+            Country::UNKNOWN,
+            Country::STATELESS,
+        ]
+        .contains(self)
     }
 
     /// Reads a country from an ISO alpha-2 or alpha-3 code, an English name, or a known alias.
@@ -157,14 +193,33 @@ impl Country {
             2 if trimmed.is_ascii() => celes::Country::from_alpha2(&lower).ok(),
             3 if trimmed.is_ascii() => celes::Country::from_alpha3(&lower).ok(),
             _ => None,
+        };
+        if let Some(c) = found {
+            return Ok(Country::from_code(c.alpha3));
         }
-        .or_else(|| {
-            let squashed: String = lower.chars().filter(|c| c.is_alphanumeric()).collect();
-            celes::Country::from_name(&squashed)
-                .or_else(|_| celes::Country::from_alias(&squashed))
-                .ok()
-        });
-        found.map(|c| Country::from_code(c.alpha3)).ok_or_else(err)
+        // Agencies' table order ("Gambia, The", "Korea, Republic of", the UN's "Iran
+        // (Islamic Republic of)") and a leading "The" ("The Gambia"): the name as it is, then
+        // turned round, then without the article, then without the bracket.
+        let mut forms = vec![lower.clone()];
+        if let Some((head, tail)) = lower.rsplit_once(", ") {
+            forms.push(format!("{tail} {head}"));
+        }
+        let bracket = lower
+            .strip_suffix(')')
+            .and_then(|l| l.rsplit_once(" ("))
+            .map(|(head, tail)| (head.to_string(), tail.to_string()));
+        if let Some((head, tail)) = &bracket {
+            forms.push(format!("{tail} {head}"));
+        }
+        for i in 0..forms.len() {
+            if let Some(rest) = forms[i].strip_prefix("the ") {
+                forms.push(rest.to_string());
+            }
+        }
+        if let Some((head, _)) = bracket {
+            forms.push(head);
+        }
+        forms.iter().find_map(|form| by_name(form)).ok_or_else(err)
     }
 
     fn from_code(code: &str) -> Country {
@@ -190,6 +245,12 @@ impl Country {
         }
         if *self == Country::OTHER {
             return "other countries".into();
+        }
+        if *self == Country::UNKNOWN {
+            return "unknown countries".into();
+        }
+        if *self == Country::STATELESS {
+            return "no country".into();
         }
         if let Some(name) = self.user_assigned_name() {
             return name.into();
@@ -219,6 +280,12 @@ impl Country {
         }
         if *self == Country::OTHER {
             return "citizens of other countries".into();
+        }
+        if *self == Country::UNKNOWN {
+            return "travellers of unknown citizenship".into();
+        }
+        if *self == Country::STATELESS {
+            return "stateless travellers".into();
         }
         match DEMONYMS.iter().find(|(code, _)| *code == self.code()) {
             Some((_, demonym)) => format!("{demonym} citizens"),
@@ -282,6 +349,67 @@ mod tests {
         assert_eq!(Country::TOTAL.to_string(), "ZZT");
         let back: Country = serde_json::from_str("\"ZZO\"").unwrap();
         assert_eq!(back, Country::OTHER);
+    }
+
+    #[test]
+    fn other_unknown_and_stateless_rows_never_share_a_code() {
+        // "Others" and "Not specified" were both ZZO: one file's two rows became one series.
+        let kinds = [
+            ("Others", Country::OTHER),
+            ("Other countries", Country::OTHER),
+            ("Not specified", Country::UNKNOWN),
+            ("Unknown", Country::UNKNOWN),
+            ("UNK", Country::UNKNOWN),
+            ("Stateless", Country::STATELESS),
+            ("STLS", Country::STATELESS),
+            ("Лица без гражданства", Country::STATELESS),
+            ("Total", Country::TOTAL),
+        ];
+        for (name, code) in kinds {
+            assert_eq!(Country::parse(name), Ok(code), "{name}");
+            assert!(code.is_aggregate(), "{name}");
+            assert_eq!(Country::parse(code.code()), Ok(code), "{code} reads back");
+        }
+        let mut codes: Vec<Country> = kinds.iter().map(|(_, c)| *c).collect();
+        codes.dedup();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), 4);
+        let names: std::collections::BTreeSet<String> = codes.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+    }
+
+    #[test]
+    fn names_with_diacritics_articles_and_forms_of_state_read() {
+        for (name, code) in [
+            ("Côte d'Ivoire", "CIV"),
+            ("Cote d'Ivoire", "CIV"),
+            ("COTE D'IVOIRE", "CIV"),
+            ("Ivory Coast", "CIV"),
+            ("The Gambia", "GMB"),
+            ("Gambia, The", "GMB"),
+            ("Gambia", "GMB"),
+            ("Republic of Korea", "KOR"),
+            ("Korea, Republic of", "KOR"),
+            ("Korea, South", "KOR"),
+            ("Democratic People's Republic of Korea", "PRK"),
+            ("The Netherlands", "NLD"),
+            ("Netherlands, The", "NLD"),
+            ("Republic of Moldova", "MDA"),
+            ("Türkiye", "TUR"),
+            ("Curaçao", "CUW"),
+            ("Viet Nam", "VNM"),
+            ("Lao People's Democratic Republic", "LAO"),
+            ("Iran (Islamic Republic of)", "IRN"),
+            ("Korea (Democratic People's Republic of)", "PRK"),
+            ("Korea (Republic of)", "KOR"),
+        ] {
+            assert_eq!(
+                Country::parse(name).map(|c| c.to_string()),
+                Ok(code.to_string()),
+                "{name}"
+            );
+        }
     }
 
     #[test]
