@@ -34,6 +34,8 @@ pub enum ErrorCode {
     UnknownFormat,
     /// The file is not laid out as its format's files are.
     BadLayout,
+    /// The file has no data rows, or every one was rejected: nothing was stored.
+    NothingAccepted,
     /// Ingest could not store the file: not the file's fault, worth retrying.
     Unavailable,
     /// Ingest failed inside: a bug.
@@ -42,7 +44,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::EmptyFile,
         ErrorCode::NotText,
         ErrorCode::BadEncoding,
@@ -54,6 +56,7 @@ impl ErrorCode {
         ErrorCode::BadCsv,
         ErrorCode::UnknownFormat,
         ErrorCode::BadLayout,
+        ErrorCode::NothingAccepted,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::BadCsv => "bad_csv",
             ErrorCode::UnknownFormat => "unknown_format",
             ErrorCode::BadLayout => "bad_layout",
+            ErrorCode::NothingAccepted => "nothing_accepted",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

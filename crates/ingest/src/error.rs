@@ -4,6 +4,7 @@
 //! that were accepted. Every message here says what was wrong and what to do about it.
 
 use borderwatch_ingest_client::ErrorCode;
+use borderwatch_model::RejectedRow;
 
 /// A file-level failure of ingest. `code()` gives a stable machine-readable name.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,17 @@ pub enum IngestError {
         limit: u64,
     },
 
+    /// Not one row of the file was accepted: nothing is stored and no release is recorded
+    /// (a release of nothing would only hide the mistake). `rejected` holds the first
+    /// rejected rows, which the error body lists in `details`.
+    #[error("{}", nothing_accepted_message(*.rows, *.rejected_total, .rejected.len()))]
+    NothingAccepted {
+        /// Data rows read.
+        rows: u64,
+        rejected_total: u64,
+        rejected: Vec<RejectedRow>,
+    },
+
     /// The message bus or the store failed: not the file's fault, worth retrying.
     #[error(
         "ingest could not store the file ({0}); no release was recorded: send the same file again"
@@ -125,6 +137,7 @@ impl IngestError {
             IngestError::Csv { .. } => ErrorCode::BadCsv,
             IngestError::UnknownFormat { .. } => ErrorCode::UnknownFormat,
             IngestError::BadLayout { .. } => ErrorCode::BadLayout,
+            IngestError::NothingAccepted { .. } => ErrorCode::NothingAccepted,
             IngestError::Unavailable(_) => ErrorCode::Unavailable,
             IngestError::Internal(_) => ErrorCode::Internal,
         }
@@ -134,6 +147,19 @@ impl IngestError {
     pub fn is_input_error(&self) -> bool {
         !matches!(self, IngestError::Unavailable(_) | IngestError::Internal(_))
     }
+}
+
+fn nothing_accepted_message(rows: u64, rejected_total: u64, listed: usize) -> String {
+    if rows == 0 {
+        return "the file has no data rows, only its header: nothing was stored; send a file \
+                with one row per figure under the header"
+            .into();
+    }
+    format!(
+        "nothing in the file could be read: all {rejected_total} data rows were rejected \
+         (the first {listed} are listed in `details`); nothing was stored: fix the rows and \
+         send the file again"
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What every format's parser produces, and the checks they all share: the row limit,
 //! rejected rows quoted back with row, column and reason, and repeated rows kept once.
 
-use borderwatch_model::{Country, Observation, Period, RejectedRow};
+use borderwatch_model::{Country, Freq, Observation, Period, RejectedRow};
 
 use crate::error::IngestError;
 
@@ -11,6 +11,10 @@ pub const DEFAULT_MAX_ROWS: u64 = 5_000_000;
 /// The largest count a row may give (10^12): more is a typing error, and sums of counts
 /// bounded so cannot overflow.
 pub const MAX_COUNT: u64 = 1_000_000_000_000;
+
+/// Rejected rows a parse keeps (and an answer quotes back): the first ones. The rest are only
+/// counted (`Parsed::rejected_total`): a 25 MB file of bad rows once made a 141 MB answer.
+pub const MAX_REJECTED_KEPT: usize = 1_000;
 
 /// Longest raw value quoted back in a rejected row.
 pub(crate) const MAX_QUOTED: usize = 200;
@@ -31,12 +35,16 @@ impl Default for ParseLimits {
 }
 
 /// What a file yielded. Every data row is exactly one of: an observation, a rejected row, or
-/// an exact repeat of an earlier row (`duplicates`), so `rows` is the sum of the three.
+/// an exact repeat of an earlier row (`duplicates`), so `rows` is the sum of the accepted, the
+/// rejected (`rejected_total`) and the repeated rows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Parsed {
     /// Accepted figures in file order, `release_id` still empty.
     pub observations: Vec<Observation>,
+    /// The first [`MAX_REJECTED_KEPT`] rejected rows, in file order.
     pub rejected: Vec<RejectedRow>,
+    /// Every rejected row, also those beyond the ones kept in `rejected`.
+    pub rejected_total: u64,
     /// Data rows read: the header and blank lines are not rows.
     pub rows: u64,
     /// Rows that repeated an earlier row exactly (same series, period and count): kept once.
@@ -98,6 +106,9 @@ pub struct RowSink {
     last_series: Option<(SeriesKey, u32)>,
     /// The periods of each series, by series number.
     periods: Vec<Periods>,
+    /// The monthly or quarterly frequency of each series and the line that set it, by series
+    /// number (`None` while it has only year figures).
+    sub_year: Vec<Option<(Freq, u64)>>,
     /// The count and line of the first row of each series and period.
     firsts: Vec<(u64, u64)>,
     out: Parsed,
@@ -146,6 +157,7 @@ impl RowSink {
             series: hashbrown::HashMap::default(),
             last_series: None,
             periods: Vec::new(),
+            sub_year: Vec::new(),
             firsts: Vec::new(),
             out: Parsed::default(),
         }
@@ -180,8 +192,13 @@ impl RowSink {
         Ok(())
     }
 
-    /// Records a rejected row; `value` is quoted back shortened.
+    /// Records a rejected row; `value` is quoted back shortened. Beyond the first
+    /// [`MAX_REJECTED_KEPT`] rows it is only counted.
     pub fn reject(&mut self, line: u64, column: &str, value: &str, reason: String) {
+        self.out.rejected_total += 1;
+        if self.out.rejected.len() >= MAX_REJECTED_KEPT {
+            return;
+        }
         self.out.rejected.push(RejectedRow {
             row: line,
             column: column.to_string(),
@@ -206,6 +223,7 @@ impl RowSink {
         let n = *self.series.entry(key).or_insert(next);
         if n == next {
             self.periods.push(Periods::Small(Vec::new()));
+            self.sub_year.push(None);
         }
         self.last_series = Some((key, n));
         n as usize
@@ -238,6 +256,10 @@ impl RowSink {
             return;
         }
         let series = self.series_of(&obs);
+        if let Some(reason) = self.switches_frequency(series, line, &obs) {
+            self.reject(line, "period", &obs.period.to_string(), reason);
+            return;
+        }
         let next = self.firsts.len() as u32;
         let first = match self.periods.get_mut(series) {
             Some(periods) => periods.first_or_insert(obs.period, next),
@@ -260,6 +282,44 @@ impl RowSink {
         }
     }
 
+    /// Why a row may not join its series: it is monthly in a quarterly series or quarterly in
+    /// a monthly one (of this file). Analytics reads a series at one frequency, so one such
+    /// row would switch the whole series and drop the other periods out of detection. Year
+    /// figures join any series: they are totals, compared with the sum of its periods.
+    fn switches_frequency(
+        &mut self,
+        series: usize,
+        line: u64,
+        obs: &Observation,
+    ) -> Option<String> {
+        let freq = obs.period.freq();
+        if freq == Freq::Year {
+            return None;
+        }
+        let slot = self.sub_year.get_mut(series)?;
+        match *slot {
+            None => {
+                *slot = Some((freq, line));
+                None
+            }
+            Some((established, _)) if established == freq => None,
+            Some((established, first_line)) => Some(format!(
+                "{}/{}/{} is {} in this file (from line {first_line}): a {} figure ({}) would \
+                 switch the whole series to {} and drop its {} figures from detection; send \
+                 {} figures as a category of their own",
+                obs.source,
+                obs.country,
+                obs.category,
+                adjective(established),
+                adjective(freq),
+                obs.period,
+                adjective(freq),
+                adjective(established),
+                adjective(freq),
+            )),
+        }
+    }
+
     /// Counts a data row that repeated an earlier row exactly, for formats that sum their
     /// rows into series and so find repeats before [`RowSink::keep`] could.
     pub fn repeat(&mut self) {
@@ -269,6 +329,15 @@ impl RowSink {
     /// What the file gave.
     pub fn finish(self) -> Parsed {
         self.out
+    }
+}
+
+/// "monthly", "quarterly" or "yearly", as a reason says it.
+pub(crate) fn adjective(freq: Freq) -> &'static str {
+    match freq {
+        Freq::Month => "monthly",
+        Freq::Quarter => "quarterly",
+        Freq::Year => "yearly",
     }
 }
 

@@ -160,7 +160,7 @@ fn random_bytes_never_panic_and_every_row_is_accounted_for() {
         };
         if let Ok(p) = parse_with_limits("generic", &bytes, source, limits) {
             assert_eq!(
-                p.observations.len() as u64 + p.rejected.len() as u64 + p.duplicates,
+                p.observations.len() as u64 + p.rejected_total + p.duplicates,
                 p.rows,
                 "{:?}",
                 String::from_utf8_lossy(&bytes)

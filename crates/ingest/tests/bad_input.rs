@@ -412,12 +412,19 @@ async fn a_refused_file_changes_nothing_stored_before() {
         assert_eq!(e.code(), code, "{e}");
         assert_eq!(stored_state(&bus).await, before, "after a {code} file");
     }
-    // A file whose every row is bad is a release with nothing in it: no figure changes.
+    // A file whose every row is bad is refused and leaves nothing (it was a 201 and a
+    // release of nothing, bytes kept).
     let all_bad = format!("{HEADER}fsb,2024-Q1,PRK,study,many\nfsb,2024-Q2,Atlantis,study,1\n");
-    let release = ingest(&bus, submit(all_bad.into_bytes())).await.unwrap();
-    assert_eq!((release.accepted, release.rejected.len()), (0, 2));
-    let after = stored_state(&bus).await;
-    assert_eq!((after.0, after.1), (before.0, before.1));
+    let e = ingest(&bus, submit(all_bad.into_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "nothing_accepted", "{e}");
+    assert!(
+        e.to_string().contains("all 2 data rows were rejected"),
+        "{e}"
+    );
+    assert_eq!(e.to_body().error.details.len(), 2);
+    assert_eq!(stored_state(&bus).await, before, "after a file of bad rows");
 }
 
 // ---- no input panics -------------------------------------------------------------------

@@ -969,7 +969,9 @@ async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
     let again = client::submit(bus.as_ref(), generic(bytes)).await.unwrap();
     assert!(again.duplicate);
 
-    // A big file with many bad rows: the answer listing them is bigger than a message too.
+    // A big file of bad rows only (staged: bigger than a message): refused, nothing kept,
+    // and the answer lists the first 1,000 rows only (a 25 MB file of bad rows made a 141 MB
+    // answer).
     let mut text = String::from("source,period,country,category,count\n");
     for i in 0..40_000 {
         text.push_str(&format!(
@@ -977,20 +979,43 @@ async fn an_upload_larger_than_a_nats_message_goes_through_the_object_store() {
             i % 4 + 1
         ));
     }
+    assert!(text.len() > bus.max_payload());
+    let kept_before = bus.object_list(names::RAW_OBJECT_STORE).await.unwrap();
+    let refused = client::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
+        .await
+        .unwrap_err();
+    let client::SubmitError::Rejected(body) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(body.error.code, "nothing_accepted", "{body:?}");
+    assert!(
+        body.error.message.contains("all 40000 data rows"),
+        "{body:?}"
+    );
+    assert_eq!(body.error.details.len(), 1_000);
+    assert_eq!(
+        bus.object_list(names::RAW_OBJECT_STORE).await.unwrap(),
+        kept_before,
+        "a file of bad rows leaves no bytes"
+    );
+    // The same rows with one good row: a release, its answer small, its rejected rows cut
+    // at 1,000 and counted in full.
+    text.push_str(&format!("{BIG_SOURCE},2024-Q1,PRK,visa,7\n"));
     let release = client::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
         .await
-        .expect("a big answer comes back");
-    assert_eq!(release.rejected.len(), 40_000);
-    assert!(release.rejected[0].value.starts_with("not-a-number"));
-    assert!(serde_json::to_vec(&release).unwrap().len() > bus.max_payload());
+        .expect("a release with one good row");
+    assert_eq!(release.accepted, 1);
+    assert_eq!(release.rejected.len(), 1_000);
     assert_eq!(release.rejected_total, 40_000);
-    // Sent again: the duplicate answer lists every rejected row too (the stored record keeps
-    // the first thousand; the rest are read from the bytes again).
+    assert!(release.rejected[0].value.starts_with("not-a-number"));
+    assert!(serde_json::to_vec(&release).unwrap().len() < bus.max_payload());
+    // Sent again: the duplicate answer lists the same rows (the record keeps as many).
     let again = client::submit(bus.as_ref(), generic(Bytes::from(text.clone())))
         .await
         .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.rejected, release.rejected);
+    assert_eq!(again.rejected_total, 40_000);
     let objects = bus.object_list(names::RAW_OBJECT_STORE).await.unwrap();
     assert!(
         objects.iter().all(|o| o.name.starts_with("sha256-")),
@@ -1184,4 +1209,186 @@ async fn a_staged_native_file_is_detected_whole_and_read_whole() {
         vec!["upload-test-4".to_string()],
         "a native format is read whole"
     );
+}
+
+// ---- issue 13: nothing accepted, one frequency per series, marking figures again ------
+
+#[tokio::test]
+async fn a_file_with_no_accepted_row_is_refused_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    let before = snapshot(bus.as_ref()).await;
+    // A header and no data rows was a 201 and a release of nothing.
+    let header_only = Bytes::from("source,period,country,category,count\n");
+    let e = service::ingest(bus.as_ref(), generic(header_only))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "nothing_accepted", "{e}");
+    assert!(e.to_string().contains("no data rows"), "{e}");
+    assert_eq!(snapshot(bus.as_ref()).await, before);
+}
+
+#[tokio::test]
+async fn a_monthly_figure_for_a_stored_quarterly_series_is_a_rejected_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    let before = markers(&stored(bus.as_ref(), names::RELEASE_STREAM, "bw.release.>").await);
+    // study is quarterly in the stream: its monthly row would switch it (and drop the
+    // quarters from detection); its year total and work's later quarter are taken.
+    let release = service::ingest(
+        bus.as_ref(),
+        generic(csv(&[
+            ("PRK", "study", "2024-10", 40),
+            ("PRK", "study", "2024", 95_000),
+            ("PRK", "work", "2024-Q4", 90_000),
+        ])),
+    )
+    .await
+    .unwrap();
+    assert_eq!((release.accepted, release.rejected_total), (2, 1));
+    let r = &release.rejected[0];
+    assert_eq!(
+        (r.row, r.column.as_str(), r.value.as_str()),
+        (0, "period", "2024-10")
+    );
+    assert!(
+        r.reason
+            .contains("fsb/PRK/study is stored as a quarterly series"),
+        "{}",
+        r.reason
+    );
+    assert!(
+        !figures(bus.as_ref())
+            .await
+            .iter()
+            .any(|(subject, _)| subject.ends_with("2024-10")),
+        "the monthly figure is not stored"
+    );
+    let sent = markers(&stored(bus.as_ref(), names::RELEASE_STREAM, "bw.release.>").await);
+    assert_eq!(sent.len(), before.len() + 1);
+    let periods: Vec<(String, Vec<Period>)> = sent
+        .last()
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| (c.category.clone(), c.periods.clone()))
+        .collect();
+    assert_eq!(
+        periods,
+        vec![
+            ("study".into(), vec![period("2024")]),
+            ("work".into(), vec![period("2024-Q4")]),
+        ]
+    );
+    // A file whose every figure is refused against the stream is no release.
+    let e = service::ingest(bus.as_ref(), generic(csv(&[("PRK", "work", "2024-11", 1)])))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "nothing_accepted", "{e}");
+}
+
+#[tokio::test]
+async fn a_corrected_file_after_a_failure_half_way_marks_what_the_failure_stored() {
+    // The first attempt stored its figures and failed before its marker; the corrected file
+    // (other bytes, another release) brought the same figures, so nothing was new and no
+    // marker named them: they were never analysed.
+    let bus = Flaky::new(Some("bw.release.")).await;
+    service::ingest(&bus, generic(csv(GOOD)))
+        .await
+        .expect_err("the marker publish fails");
+    *bus.fail_on.lock().unwrap() = None;
+    let mut corrected = GOOD.to_vec();
+    corrected.push(("PRK", "work", "2024-Q4", 2100));
+    let release = service::ingest(&bus, generic(csv(&corrected)))
+        .await
+        .expect("the corrected file");
+    assert_eq!(
+        release.new_observations, 1,
+        "stored figures are not stored again"
+    );
+    let sent = markers(&stored(&bus, names::RELEASE_STREAM, "bw.release.>").await);
+    assert_eq!(sent.len(), 1);
+    let mut periods: Vec<(String, Vec<Period>)> = sent[0]
+        .changes
+        .iter()
+        .map(|c| (c.category.clone(), c.periods.clone()))
+        .collect();
+    periods.sort();
+    assert_eq!(
+        periods,
+        vec![
+            ("study".into(), vec![period("2024-Q2"), period("2024-Q3")]),
+            ("work".into(), vec![period("2024-Q3"), period("2024-Q4")]),
+        ]
+    );
+    // A recorded release's figures are not marked again by the next file.
+    let next = service::ingest(&bus, generic(csv(&[("PRK", "work", "2025-Q1", 5)])))
+        .await
+        .unwrap();
+    assert_eq!(next.new_observations, 1);
+    let sent = markers(&stored(&bus, names::RELEASE_STREAM, "bw.release.>").await);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].changes.len(), 1);
+    assert_eq!(sent[1].changes[0].periods, vec![period("2025-Q1")]);
+}
+
+#[tokio::test]
+async fn the_same_file_after_an_unreadable_marker_marks_the_release_again_on_nats() {
+    let server = NatsServer::start();
+    let bus: Bus = Arc::new(
+        NatsBus::connect(&server.url(), "remark-test")
+            .await
+            .expect("connects"),
+    );
+    names::ensure_all(bus.as_ref(), 1).await.unwrap();
+    let markers_now =
+        || async { markers(&stored(bus.as_ref(), names::RELEASE_STREAM, "bw.release.>").await) };
+    let first = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    assert_eq!(first.analyses.len(), 1);
+    // Not analysed yet, but nothing says it failed: its marker is pending, nothing to add.
+    let again = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(markers_now().await.len(), 1);
+    // Analytics could not read the marker (it notes it, see analytics' unreadable.rs): the
+    // same file again marks the release's figures anew, under a message id the stream's
+    // duplicate window has not seen, and stores nothing new.
+    let figures_before = figures(bus.as_ref()).await;
+    bus.kv_put(
+        names::ANALYZED_BUCKET,
+        &names::unreadable_marker_key(&first.analyses[0]),
+        Bytes::from_static(b"{}"),
+    )
+    .await
+    .unwrap();
+    let remarked = service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    assert!(remarked.duplicate);
+    assert_eq!(remarked.id, first.id);
+    assert_eq!(figures(bus.as_ref()).await, figures_before);
+    let sent = markers_now().await;
+    assert_eq!(sent.len(), 2, "the release is marked again");
+    assert_eq!(sent[1], sent[0], "with the same content");
+    // Once analytics recorded the part, the same file adds nothing again.
+    bus.kv_put(
+        names::ANALYZED_BUCKET,
+        &first.analyses[0],
+        Bytes::from_static(b"{}"),
+    )
+    .await
+    .unwrap();
+    service::ingest(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .unwrap();
+    assert_eq!(markers_now().await.len(), 2);
 }

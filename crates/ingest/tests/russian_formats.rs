@@ -439,9 +439,6 @@ fn mvd_xls_matches_the_derived_csv_in_every_row() {
     let mut checked = 0;
     for row in &rows[1..] {
         let name = &row[0];
-        if name == "ЛИЦА БЕЗ ГРАЖДАНСТВА" {
-            continue;
-        }
         let code = Country::parse(name)
             .unwrap_or_else(|_| panic!("`{name}` does not resolve"))
             .to_string();
@@ -452,23 +449,26 @@ fn mvd_xls_matches_the_derived_csv_in_every_row() {
             checked += 1;
         }
     }
-    // 257 rows, the stateless row apart: 256 × 6 figures.
-    assert_eq!(checked, 256 * 6);
+    // 257 rows, the stateless row among them (`ZZS`): 257 × 6 figures.
+    assert_eq!(checked, 257 * 6);
     assert_eq!(p.rows, 257);
     // Saint Pierre and Miquelon appears twice (two spellings, all zeros): kept once.
     assert_eq!(p.duplicates, 6);
-    assert_eq!(p.observations.len(), 255 * 6);
+    assert_eq!(p.observations.len(), 256 * 6);
 }
 
 #[test]
-fn mvd_xls_rejects_only_the_stateless_row_naming_it() {
+fn mvd_xls_keeps_the_stateless_row_as_its_own_series() {
+    // It was a rejected row; stateless persons are an aggregate row of their own (`ZZS`),
+    // apart from "other" and "unknown".
     let p = parse("ru_sheet", &borders(MVD_XLS), None).unwrap();
-    assert_eq!(p.rejected.len(), 1, "{:?}", p.rejected);
-    let r = &p.rejected[0];
-    assert_eq!(r.value, "ЛИЦА БЕЗ ГРАЖДАНСТВА");
-    assert_eq!(r.column, "САЙТ (2-РД страны)!A269");
-    assert_eq!(r.row, 269);
-    assert!(r.reason.contains("stateless"), "{}", r.reason);
+    assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+    let stateless = p
+        .observations
+        .iter()
+        .filter(|o| o.country == Country::STATELESS)
+        .count();
+    assert_eq!(stateless, 6);
 }
 
 #[test]
@@ -510,7 +510,8 @@ fn mvd_total_column_is_the_sum_of_its_purposes_for_every_country() {
             e.0 += o.count;
         }
     }
-    assert_eq!(sums.len(), 255);
+    // 255 countries and the stateless row (`ZZS`).
+    assert_eq!(sums.len(), 256);
     for (c, (parts, total)) in sums {
         assert_eq!(parts, total, "{c}");
     }

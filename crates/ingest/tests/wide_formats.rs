@@ -114,7 +114,7 @@ fn check_frontex(p: &Parsed) {
     // An empty cell is no figure, not zero.
     assert_eq!(f("SYR", "eastern_mediterranean_route_sea", "2009-02"), None);
     assert_eq!(
-        f("ZZO", "central_mediterranean_route_sea", "2009-02"),
+        f("ZZU", "central_mediterranean_route_sea", "2009-02"),
         Some(6)
     );
     assert_eq!(f("AFG", "western_balkan_route_land", "2009-03"), Some(0));

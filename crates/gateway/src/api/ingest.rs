@@ -46,7 +46,7 @@ pub(crate) struct IngestParams {
         (status = 400, description = "empty body or bad parameters", body = schema::ErrorBody),
         (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
         (status = 413, description = "the body is too large", body = schema::ErrorBody),
-        (status = 422, description = "nothing in the file could be read; `details` lists the rows", body = schema::ErrorBody),
+        (status = 422, description = "the file could not be read, or no row of it was accepted (`nothing_accepted`: nothing is stored; `details` lists the first 1,000 rejected rows)", body = schema::ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub(crate) async fn ingest(
@@ -119,6 +119,8 @@ pub(crate) async fn ingest(
                 Some(ErrorCode::TooManyRows) => StatusCode::PAYLOAD_TOO_LARGE,
                 Some(ErrorCode::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
                 Some(ErrorCode::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
+                // No row accepted (`nothing_accepted`, nothing stored) and every other fault
+                // of the file.
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
             body,

@@ -320,18 +320,12 @@ fn row_country(label: &str) -> Result<Country, String> {
     if TOTAL_HEADERS.iter().any(|t| n.starts_with(t)) {
         return Ok(Country::TOTAL);
     }
+    // Stateless persons (`ЛИЦА БЕЗ ГРАЖДАНСТВА`) read as `Country::STATELESS`, a row of its own.
     Country::parse(label).map_err(|_| {
-        if n.contains("без гражданства") {
-            format!(
-                "`{label}` (stateless persons) is no country: borderwatch keeps series by \
-                 citizenship only, so this row is reported here and not ingested"
-            )
-        } else {
-            format!(
-                "`{label}` is not a known country name: add it to the Russian aliases \
-                 (crates/model/src/country/russian.rs) if it is one"
-            )
-        }
+        format!(
+            "`{label}` is not a known country name: add it to the Russian aliases \
+             (crates/model/src/country/russian.rs) if it is one"
+        )
     })
 }
 

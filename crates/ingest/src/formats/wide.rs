@@ -485,9 +485,6 @@ fn country(value: &str) -> Result<Country, String> {
              citizenship is written TOTAL)"
         ));
     }
-    if upper == "STLS" {
-        return Err("stateless persons have no citizenship to file them under: left out".into());
-    }
     let is_region = (3..=5).contains(&upper.len())
         && upper.is_ascii()
         && upper[2..].bytes().all(|b| b.is_ascii_alphanumeric())
@@ -563,7 +560,8 @@ mod tests {
                 .contains("group of countries")
         );
         assert!(country("BE1").unwrap_err().contains("region (NUTS) of BE"));
-        assert!(country("STLS").unwrap_err().contains("stateless"));
+        // Stateless persons are a row of their own, apart from other and unknown.
+        assert_eq!(country("STLS").unwrap(), Country::STATELESS);
         assert_eq!(country("EL").unwrap().code(), "GRC");
         assert_eq!(country("TOTAL").unwrap(), Country::TOTAL);
         assert!(

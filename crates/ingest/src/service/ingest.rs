@@ -25,18 +25,12 @@ pub use borderwatch_ingest_client::Submission;
 pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, IngestError> {
     let sha = sha256_hex(&sub.bytes);
     let key = release_key(&sha, sub.source.as_deref());
-    if let Some(mut release) = recorded_release(bus, &key).await? {
-        if (release.rejected.len() as u64) < release.rejected_total {
-            // The record keeps the first rejected rows only: read the bytes again for all.
-            let parsed = parse_blocking(
-                &release.format,
-                &sub.bytes,
-                release.submitted_source.clone(),
-            )
-            .await?;
-            release.rejected = parsed.rejected;
-        }
-        return Ok(duplicate(release));
+    let recorded = recorded_release(bus, &key).await?;
+    if let Some(release) = recorded.as_ref()
+        && !analysis_failed(bus, release).await?
+    {
+        // The record keeps the first rejected rows, as many as a parse keeps.
+        return Ok(duplicate(release.clone()));
     }
     // The format by name, or detected from the content; the record keeps the one used, so
     // that a replay reads the bytes the same way.
@@ -46,14 +40,23 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
     }
     .to_string();
     let parsed = parse_blocking(&format, &sub.bytes, sub.source.clone()).await?;
+    if parsed.observations.is_empty() {
+        return Err(nothing_accepted(parsed));
+    }
     let raw = keep_bytes(bus, &sha, &sub.bytes).await?;
 
     let release_id = release_id_of(&key);
     let mut shapes = Shapes::new();
     add_to_shapes(&mut shapes, &parsed.observations);
     let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
+    if recorded.is_some() {
+        publisher = publisher.remarking(&remark_tag());
+    }
     publisher.publish(parsed.observations).await?;
     let applied = publisher.finish().await?;
+    if let Some(release) = recorded {
+        return Ok(remarked(release, applied));
+    }
     record_release(
         bus,
         NewRelease {
@@ -64,12 +67,60 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
             bytes: sub.bytes.len() as u64,
             shapes: &shapes,
             rejected: parsed.rejected,
+            rejected_total: parsed.rejected_total,
             applied,
             raw,
             submitted_source: sub.source,
         },
     )
     .await
+}
+
+/// Whether analytics noted that it could not read a marker of `release` whose part is still
+/// not analysed (`names::unreadable_marker_key`): then the same file sent again marks the
+/// release's figures again, instead of answering that it adds nothing. A part merely not
+/// analysed yet (analytics busy or down) is not marked again: its marker is still pending.
+async fn analysis_failed(bus: &dyn Transport, release: &Release) -> Result<bool, BusError> {
+    for key in &release.analyses {
+        if bus.kv_get(names::ANALYZED_BUCKET, key).await?.is_none()
+            && bus
+                .kv_get(names::ANALYZED_BUCKET, &names::unreadable_marker_key(key))
+                .await?
+                .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A tag no earlier marking of a release used: the markers' message ids must be new to the
+/// stream's duplicate window.
+fn remark_tag() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{ms}")
+}
+
+/// The answer to a recorded release marked again: the same bytes, nothing new stored.
+fn remarked(release: Release, applied: super::publish::Applied) -> Release {
+    tracing::warn!(
+        release = %release.id,
+        markers = applied.analyses.len(),
+        "a release whose analysis failed was sent again: its figures are marked again"
+    );
+    duplicate(release)
+}
+
+/// The refusal of a file of which no row was accepted: nothing of it is stored.
+fn nothing_accepted(parsed: crate::Parsed) -> IngestError {
+    IngestError::NothingAccepted {
+        rows: parsed.rows,
+        rejected_total: parsed.rejected_total,
+        rejected: parsed.rejected,
+    }
 }
 
 /// An upload waiting in the object store (`upload-…` in `bw_raw`), as a request names it.
@@ -129,13 +180,21 @@ pub async fn ingest_object(
         .ok_or_else(gone)?;
     let parsed = parsed?;
     let key = release_key(&sha, sub.source.as_deref());
-    if let Some(mut release) = recorded_release(bus, &key).await? {
-        release.rejected = parsed.rejected;
-        return Ok(duplicate(release));
+    let recorded = recorded_release(bus, &key).await?;
+    if let Some(release) = recorded.as_ref()
+        && !analysis_failed(bus, release).await?
+    {
+        return Ok(duplicate(release.clone()));
+    }
+    if shapes.values().all(|s| s.accepted == 0) {
+        return Err(nothing_accepted(parsed));
     }
     let raw = staged::keep(bus, &sha, &sub.object, size).await?;
     let release_id = release_id_of(&key);
     let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
+    if recorded.is_some() {
+        publisher = publisher.remarking(&remark_tag());
+    }
     let read_again = staged::publish(bus, &raw.name, sub.source.clone(), read, &mut publisher)
         .await?
         .ok_or_else(gone)?;
@@ -147,6 +206,9 @@ pub async fn ingest_object(
         )));
     }
     let applied = publisher.finish().await?;
+    if let Some(release) = recorded {
+        return Ok(remarked(release, applied));
+    }
     record_release(
         bus,
         NewRelease {
@@ -157,6 +219,7 @@ pub async fn ingest_object(
             bytes: size,
             shapes: &shapes,
             rejected: parsed.rejected,
+            rejected_total: parsed.rejected_total,
             applied,
             raw,
             submitted_source: sub.source,

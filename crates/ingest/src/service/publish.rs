@@ -3,12 +3,13 @@
 //! last. A release is never held whole: what the markers and the missing-category check need
 //! is summed up as the figures go by ([`Shape`], and the periods per series).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use borderwatch_bus::{BusError, Outgoing, Transport, names};
 use borderwatch_model::{
-    Country, Freq, MissingCategory, Observation, Period, ReleaseMarker, Revision, SeriesChange,
+    Country, Freq, MissingCategory, Observation, Period, RejectedRow, ReleaseMarker, Revision,
+    SeriesChange,
 };
 use futures::StreamExt;
 
@@ -79,6 +80,10 @@ pub(super) struct Applied {
     pub(super) superseded: u64,
     pub(super) analyses: Vec<String>,
     pub(super) missing: Vec<MissingCategory>,
+    /// Figures refused against the stream (another frequency than their stored series), the
+    /// first [`crate::rows::MAX_REJECTED_KEPT`] of them, and how many there were.
+    pub(super) rejected: Vec<RejectedRow>,
+    pub(super) rejected_total: u64,
 }
 
 /// When each release was received, to tell a figure a later release revised (left alone by
@@ -106,6 +111,11 @@ enum Change {
     New,
     /// The period was known with another figure.
     Revised(Revision),
+    /// The period is stored and is only marked again, not stored again: its figure came from
+    /// a release that was never recorded (it failed half-way, perhaps before its markers), so
+    /// that a corrected file gets it analysed; or this release is marked again
+    /// ([`Publisher::remarking`]). `revised` when this release announced it as a revision.
+    Remark { revised: bool },
 }
 
 /// Per series, the periods new to it and the periods it revised.
@@ -119,6 +129,89 @@ struct SourceState {
     announced: HashMap<(Country, String, Period), Revision>,
     /// The periods published so far, by (country code, category): the markers' content.
     changes: BTreeMap<(String, String), SeriesPeriods>,
+    /// The frequencies of the figures the stream held for each series before this release.
+    stored_freqs: HashMap<(Country, String), FreqSet>,
+    /// Releases whose figures the stream holds but which have no record (they failed
+    /// half-way): their figures are marked again ([`Change::Remark`]).
+    unrecorded: HashSet<String>,
+}
+
+/// The frequencies a series has figures of.
+#[derive(Debug, Default, Clone, Copy)]
+struct FreqSet {
+    month: bool,
+    quarter: bool,
+    year: bool,
+}
+
+impl FreqSet {
+    fn add(&mut self, f: Freq) {
+        match f {
+            Freq::Month => self.month = true,
+            Freq::Quarter => self.quarter = true,
+            Freq::Year => self.year = true,
+        }
+    }
+
+    fn has(self, f: Freq) -> bool {
+        match f {
+            Freq::Month => self.month,
+            Freq::Quarter => self.quarter,
+            Freq::Year => self.year,
+        }
+    }
+
+    /// What analytics reads the series as: its monthly or quarterly figures, else its years.
+    fn established(self) -> Freq {
+        if self.month {
+            Freq::Month
+        } else if self.quarter {
+            Freq::Quarter
+        } else {
+            Freq::Year
+        }
+    }
+}
+
+/// The frequencies of the figures stored for each series, not counting those of
+/// `release_id` (an interrupted attempt at the same release).
+fn stored_freqs(
+    current: &HashMap<String, Observation>,
+    release_id: &str,
+) -> HashMap<(Country, String), FreqSet> {
+    let mut out: HashMap<(Country, String), FreqSet> = HashMap::new();
+    for o in current.values().filter(|o| o.release_id != release_id) {
+        match out.get_mut(&(o.country, o.category.clone())) {
+            Some(set) => set.add(o.period.freq()),
+            None => out
+                .entry((o.country, o.category.clone()))
+                .or_default()
+                .add(o.period.freq()),
+        }
+    }
+    out
+}
+
+/// Why a figure may not join its stored series: it is monthly or quarterly and the series is
+/// stored at another frequency. One such figure would switch the series in analytics and drop
+/// its stored periods from detection. Year figures join any series (they are totals).
+fn switches_stored_frequency(o: &Observation, stored: Option<&FreqSet>) -> Option<String> {
+    let freq = o.period.freq();
+    let stored = stored?;
+    if freq == Freq::Year || stored.has(freq) {
+        return None;
+    }
+    let (is, would) = (
+        crate::rows::adjective(stored.established()),
+        crate::rows::adjective(freq),
+    );
+    Some(format!(
+        "{}/{}/{} is stored as a {is} series: a {would} figure ({}) would switch it to \
+         {would} and drop its {is} figures from detection; send {would} figures as a \
+         category of their own (row 0: found against the stored series, after the file was \
+         read)",
+        o.source, o.country, o.category, o.period
+    ))
 }
 
 /// Publishes one release's figures, batch by batch, for every source in it.
@@ -135,6 +228,9 @@ pub(super) struct Publisher<'a> {
     shapes: &'a Shapes,
     sources: BTreeMap<String, SourceState>,
     applied: Applied,
+    /// Set when a recorded release is marked again: its markers need message ids the
+    /// stream has not seen (the first ones may be within the duplicate window).
+    remark: Option<String>,
 }
 
 impl<'a> Publisher<'a> {
@@ -152,7 +248,15 @@ impl<'a> Publisher<'a> {
             shapes,
             sources: BTreeMap::new(),
             applied: Applied::default(),
+            remark: None,
         }
+    }
+
+    /// Marks a recorded release again (its analysis never happened): markers go out under
+    /// message ids ending in `:remark-<tag>`.
+    pub(super) fn remarking(mut self, tag: &str) -> Publisher<'a> {
+        self.remark = Some(tag.to_string());
+        self
     }
 
     /// Publishes one batch of the release's figures (of any sources, `release_id` not set).
@@ -189,6 +293,7 @@ impl<'a> Publisher<'a> {
             HashMap::new()
         };
         if self.replay.is_none()
+            && self.remark.is_none()
             && let Some(shape) = self.shapes.get(source)
         {
             let missing = missing_categories(&self.release_id, source, shape, &current);
@@ -210,12 +315,20 @@ impl<'a> Publisher<'a> {
             }
             self.applied.missing.extend(missing);
         }
+        let stored_freqs = stored_freqs(&current, &self.release_id);
+        let unrecorded = if self.replay.is_none() {
+            unrecorded_releases(bus, &current, &self.release_id).await?
+        } else {
+            HashSet::new()
+        };
         self.sources.insert(
             source.to_string(),
             SourceState {
                 current,
                 announced,
                 changes: BTreeMap::new(),
+                stored_freqs,
+                unrecorded,
             },
         );
         Ok(())
@@ -228,6 +341,7 @@ impl<'a> Publisher<'a> {
     ) -> Result<(), BusError> {
         self.open(source).await?;
         let (bus, release_id, replay) = (self.bus, self.release_id.as_str(), self.replay);
+        let remarking = self.remark.is_some();
         let Some(state) = self.sources.get_mut(source) else {
             return Ok(());
         };
@@ -236,6 +350,37 @@ impl<'a> Publisher<'a> {
         // message's subject and the start of its message id.
         let mut changed: Vec<(&Observation, String, Change)> = Vec::new();
         for o in observations {
+            if remarking {
+                // Only what this release stored is marked again: a figure a later release
+                // changed is that release's, and one the stream lost is replay's to restore.
+                let subject = subject_of(o);
+                match state.current.get(&subject) {
+                    Some(c) if c.release_id == release_id => {
+                        let key = (o.country, o.category.clone(), o.period);
+                        let revised = state.announced.contains_key(&key);
+                        changed.push((o, subject, Change::Remark { revised }));
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            if replay.is_none()
+                && let Some(reason) = switches_stored_frequency(
+                    o,
+                    state.stored_freqs.get(&(o.country, o.category.clone())),
+                )
+            {
+                applied.rejected_total += 1;
+                if applied.rejected.len() < crate::rows::MAX_REJECTED_KEPT {
+                    applied.rejected.push(RejectedRow {
+                        row: 0,
+                        column: "period".into(),
+                        value: o.period.to_string(),
+                        reason,
+                    });
+                }
+                continue;
+            }
             let subject = subject_of(o);
             let change = match state.current.get(&subject) {
                 None => Change::New,
@@ -247,6 +392,9 @@ impl<'a> Publisher<'a> {
                         Some(r) => Change::Revised(r.clone()),
                         None => Change::New,
                     }
+                }
+                Some(c) if c.count == o.count && state.unrecorded.contains(&c.release_id) => {
+                    Change::Remark { revised: false }
                 }
                 Some(c) if c.count == o.count => continue,
                 Some(c) => match replay {
@@ -288,7 +436,7 @@ impl<'a> Publisher<'a> {
                             r.period
                         )),
                     ),
-                    Change::New => None,
+                    Change::New | Change::Remark { .. } => None,
                 })
                 .collect();
             applied.revisions += revisions.len() as u64;
@@ -299,8 +447,9 @@ impl<'a> Publisher<'a> {
         if changed.is_empty() {
             return Ok(());
         }
-        let msgs = changed
+        let msgs: Vec<Outgoing> = changed
             .iter()
+            .filter(|(_, _, change)| !matches!(change, Change::Remark { .. }))
             .map(|(o, subject, _)| {
                 let payload = serde_json::to_vec(o).unwrap_or_default();
                 let msg = Outgoing::new(subject.as_str(), payload);
@@ -312,8 +461,10 @@ impl<'a> Publisher<'a> {
                 }
             })
             .collect();
-        bus.publish_all(msgs).await?;
-        applied.published += changed.len() as u64;
+        applied.published += msgs.len() as u64;
+        if !msgs.is_empty() {
+            bus.publish_all(msgs).await?;
+        }
         if replay.is_none() {
             for (o, _, change) in &changed {
                 let entry = state
@@ -321,8 +472,8 @@ impl<'a> Publisher<'a> {
                     .entry((o.country.code().to_string(), o.category.clone()))
                     .or_insert_with(|| (o.country, Vec::new(), Vec::new()));
                 match change {
-                    Change::New => entry.1.push(o.period),
-                    Change::Revised(_) => entry.2.push(o.period),
+                    Change::New | Change::Remark { revised: false } => entry.1.push(o.period),
+                    Change::Revised(_) | Change::Remark { revised: true } => entry.2.push(o.period),
                 }
             }
         }
@@ -357,7 +508,12 @@ impl<'a> Publisher<'a> {
                             names::release_subject(&source),
                             serde_json::to_vec(&marker).unwrap_or_default(),
                         )
-                        .with_id(format!("{}:{source}:{part}", self.release_id)),
+                        .with_id(match &self.remark {
+                            Some(tag) => {
+                                format!("{}:{source}:{part}:remark-{tag}", self.release_id)
+                            }
+                            None => format!("{}:{source}:{part}", self.release_id),
+                        }),
                     )
                     .await?;
                 self.applied
@@ -367,6 +523,31 @@ impl<'a> Publisher<'a> {
         }
         Ok(self.applied)
     }
+}
+
+/// The releases other than `release_id` whose figures `current` holds and which have no
+/// record in `bw_releases`: they failed half-way, and may never have published their
+/// markers. (A release's id follows from its record's key, so the keys suffice.)
+async fn unrecorded_releases(
+    bus: &dyn Transport,
+    current: &HashMap<String, Observation>,
+    release_id: &str,
+) -> Result<HashSet<String>, BusError> {
+    let mut ids: HashSet<String> = current
+        .values()
+        .filter(|o| o.release_id != release_id && !o.release_id.is_empty())
+        .map(|o| o.release_id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    for key in bus.kv_keys(names::RELEASES_BUCKET).await? {
+        ids.remove(&super::release::release_id_of(&key));
+        if ids.is_empty() {
+            break;
+        }
+    }
+    Ok(ids)
 }
 
 /// How long a read of stored messages waits for the next one before giving up.

@@ -24,7 +24,10 @@ pub(super) struct NewRelease<'a> {
     pub(super) sha: String,
     pub(super) bytes: u64,
     pub(super) shapes: &'a Shapes,
+    /// The first rejected rows (a parse keeps at most `rows::MAX_REJECTED_KEPT`).
     pub(super) rejected: Vec<RejectedRow>,
+    /// Every rejected row, counted.
+    pub(super) rejected_total: u64,
     pub(super) applied: Applied,
     pub(super) raw: StoredObject,
     pub(super) submitted_source: Option<String>,
@@ -36,6 +39,26 @@ pub(super) async fn record_release(
     new: NewRelease<'_>,
 ) -> Result<Release, IngestError> {
     let shapes = new.shapes;
+    // Figures refused against the stream were counted as accepted when the file was read.
+    let mut rejected = new.rejected;
+    let refused = new.applied.rejected_total;
+    rejected.extend(new.applied.rejected);
+    rejected.truncate(REJECTED_KEPT_IN_RECORD);
+    let accepted = shapes
+        .values()
+        .map(|s| s.accepted)
+        .sum::<u64>()
+        .saturating_sub(refused);
+    if accepted == 0 {
+        // Every figure was refused against the stream: no release of nothing (its bytes
+        // stay in `bw_raw`, unreferenced, as after any failure half-way).
+        let rejected_total = new.rejected_total + refused;
+        return Err(IngestError::NothingAccepted {
+            rows: rejected_total,
+            rejected_total,
+            rejected,
+        });
+    }
     let release = Release {
         id: new.id,
         source: match shapes.len() {
@@ -46,9 +69,9 @@ pub(super) async fn record_release(
         format: new.format,
         content_sha256: new.sha,
         bytes: new.bytes,
-        accepted: shapes.values().map(|s| s.accepted).sum(),
-        rejected_total: new.rejected.len() as u64,
-        rejected: new.rejected,
+        accepted,
+        rejected_total: (new.rejected_total + refused).max(rejected.len() as u64),
+        rejected,
         new_observations: new.applied.published,
         first_period: shapes.values().filter_map(Shape::first_period).min(),
         last_period: shapes.values().filter_map(Shape::last_period).max(),
@@ -75,7 +98,7 @@ pub(super) async fn record_release(
         release = %release.id,
         source = %release.source,
         accepted = release.accepted,
-        rejected = release.rejected.len(),
+        rejected = release.rejected_total,
         new = release.new_observations,
         revisions = release.revisions,
         missing = release.missing.len(),
@@ -86,8 +109,9 @@ pub(super) async fn record_release(
     Ok(release)
 }
 
-/// Rejected rows kept in a stored release record (each row is at most a few hundred bytes).
-const REJECTED_KEPT_IN_RECORD: usize = 1_000;
+/// Rejected rows kept in a stored release record (each row is at most a few hundred bytes):
+/// as many as a parse keeps, so the answer to the same bytes again lists the same rows.
+const REJECTED_KEPT_IN_RECORD: usize = crate::rows::MAX_REJECTED_KEPT;
 
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()

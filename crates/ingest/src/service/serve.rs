@@ -169,7 +169,13 @@ impl IngestError {
             error: ErrorDetail {
                 code: self.code().to_string(),
                 message: self.to_string(),
-                details: Vec::new(),
+                details: match self {
+                    IngestError::NothingAccepted { rejected, .. } => rejected
+                        .iter()
+                        .filter_map(|r| serde_json::to_value(r).ok())
+                        .collect(),
+                    _ => Vec::new(),
+                },
             },
         }
     }
