@@ -14,7 +14,6 @@ pub mod wide;
 
 mod emiss_sdmx;
 mod fsb_csv;
-mod ods_guard;
 mod ru_sheet;
 mod xls_guard;
 mod ytd;
