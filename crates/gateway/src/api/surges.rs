@@ -35,6 +35,7 @@ use crate::surges::Entry;
         schema::Finding,
         schema::Baseline,
         schema::Severity,
+        schema::Direction,
         schema::IncidentUpdate,
         schema::StoryRef,
         schema::StoryKind,
