@@ -1,0 +1,99 @@
+//! Release markers analytics cannot read.
+//!
+//! Such a marker used to be acknowledged with a warning ("dropping a release marker"): its
+//! figures stayed stored, were never analysed, and sending the file again added nothing, so
+//! the release's surges were never found. Now nothing is acknowledged away:
+//!
+//! - it is handed back with a long delay ([`RETRY_UNREADABLE`]), never acknowledged and never
+//!   terminated: a marker is kept until an analytics that reads it (a fixed or newer
+//!   version) analyses it, and the delay keeps it from looping hot (one error line and one
+//!   count of `borderwatch_unreadable_markers_total` per delay, so it stays loud);
+//! - when its release, source and part can still be read from it, a note
+//!   ([`names::unreadable_marker_key`]) tells ingest that this part was not analysed: the same
+//!   file sent again marks the release's figures again in a readable marker;
+//! - once that part is analysed (by a marker sent again), the unreadable one is acknowledged:
+//!   the work it asked for is done.
+
+use std::time::Duration;
+
+use borderwatch_bus::{Delivery, Transport, names};
+use tracing::{error, info, warn};
+
+/// How long an unreadable marker waits before it is delivered again.
+pub(crate) const RETRY_UNREADABLE: Duration = Duration::from_secs(600);
+
+/// Release, source and part of a marker that does not parse as a whole, when its JSON has
+/// them.
+fn part_of(payload: &[u8]) -> Option<(String, String, u32)> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let release = value.get("release_id")?.as_str()?.to_string();
+    let source = value.get("source")?.as_str()?.to_string();
+    let part = u32::try_from(value.get("part")?.as_u64()?).ok()?;
+    Some((release, source, part))
+}
+
+/// Settles a marker that does not parse (`why`): see the module's documentation.
+pub(crate) async fn settle(bus: &dyn Transport, delivery: &Delivery, why: &serde_json::Error) {
+    let seq = delivery.message.seq;
+    metrics::counter!("borderwatch_unreadable_markers_total").increment(1);
+    let part = part_of(&delivery.message.payload);
+    if let Some((release, source, part)) = &part {
+        let done = names::analyzed_key(release, source, *part);
+        if let Ok(Some(_)) = bus.kv_get(names::ANALYZED_BUCKET, &done).await {
+            info!(
+                seq,
+                release,
+                source,
+                part,
+                "an unreadable release marker's part was analysed from a marker sent again; acknowledging it"
+            );
+            if let Err(e) = delivery.ack().await {
+                warn!(error = %e, seq, "could not acknowledge an unreadable release marker");
+            }
+            return;
+        }
+        let note = serde_json::json!({
+            "seq": seq,
+            "error": why.to_string(),
+            "at": borderwatch_model::now_rfc3339(),
+        });
+        let key = names::unreadable_marker_key(&done);
+        if let Err(e) = bus
+            .kv_put(
+                names::ANALYZED_BUCKET,
+                &key,
+                serde_json::to_vec(&note).unwrap_or_default().into(),
+            )
+            .await
+        {
+            warn!(error = %e, key, "could not note an unreadable release marker");
+        }
+    }
+    error!(
+        error = %why,
+        seq,
+        release = part.as_ref().map(|p| p.0.as_str()),
+        source = part.as_ref().map(|p| p.1.as_str()),
+        part = part.as_ref().map(|p| p.2),
+        retry_in_s = RETRY_UNREADABLE.as_secs(),
+        "a release marker does not parse: its figures are not analysed. It is kept and \
+         delivered again; send the release's file again to mark its figures anew"
+    );
+    if let Err(e) = delivery.nak(Some(RETRY_UNREADABLE)).await {
+        warn!(error = %e, seq, "could not hand an unreadable release marker back; it returns after the ack wait");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_part_is_read_from_a_marker_that_does_not_parse_whole() {
+        let bad = br#"{"release_id":"rel-1","source":"fsb","part":2,"parts":3,"changes":[{"country":"FRA","category":"work","periods":["999"]}]}"#;
+        assert!(serde_json::from_slice::<borderwatch_model::ReleaseMarker>(bad).is_err());
+        assert_eq!(part_of(bad), Some(("rel-1".into(), "fsb".into(), 2)));
+        assert_eq!(part_of(b"not json"), None);
+        assert_eq!(part_of(br#"{"release_id":"rel-1"}"#), None);
+    }
+}
