@@ -55,6 +55,7 @@ async fn up_counts_rows_releases_surges_and_deliveries_on_the_gateway_metrics() 
     assert_eq!(r.status(), 201);
     let release: Value = http
         .post(format!("{base}/v1/ingest?format=generic"))
+        .header("content-type", "text/csv")
         .body(headline_csv())
         .send()
         .await

@@ -318,6 +318,7 @@ async fn the_dashboard_shows_the_headline_surge_and_its_chart_in_chromium() {
         csv.push_str(&format!("livetest,{},FRA,study,5000\n", quarter(20)));
         let answer = reqwest::Client::new()
             .post(format!("{base}/v1/ingest?format=generic"))
+            .header("content-type", "text/csv")
             .body(csv)
             .send()
             .await

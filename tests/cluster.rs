@@ -333,6 +333,7 @@ async fn upload(gateway: &str, csv: String) -> Release {
     loop {
         let sent = client
             .post(format!("{gateway}/v1/ingest?format=generic"))
+            .header("content-type", "text/csv")
             .body(csv.clone())
             .send()
             .await;

@@ -46,7 +46,20 @@ async fn post(
     url: String,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Value) {
-    let resp = client.post(url).body(body).send().await.unwrap();
+    // Uploads name their file type and subscriptions are JSON: the gateway refuses
+    // untyped bodies (a web page could send those cross-site).
+    let content_type = if url.contains("/v1/ingest") {
+        "text/csv"
+    } else {
+        "application/json"
+    };
+    let resp = client
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }

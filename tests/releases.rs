@@ -224,6 +224,7 @@ async fn a_five_mib_upload_through_the_gateway_over_nats() {
     assert!(size >= 5 << 20);
     let resp = reqwest::Client::new()
         .post(format!("{base}/v1/ingest?format=generic"))
+        .header("content-type", "text/csv")
         .body(csv)
         .send()
         .await

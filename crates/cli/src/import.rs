@@ -50,6 +50,9 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let mut req = reqwest::Client::new()
         .post(&url)
         .header(reqwest::header::CONTENT_LENGTH, size)
+        // An explicit file type: a gateway without an API token refuses uploads typed as
+        // text or forms (or not at all), which any web page could send.
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .body(reqwest::Body::wrap_stream(body));
     if let Some(t) = &args.api_token {
         req = req.bearer_auth(t);

@@ -435,6 +435,42 @@ mod tests {
     }
 
     #[test]
+    fn exposure_flags_land_in_the_gateway_config() {
+        let cli = Cli::try_parse_from([
+            "borderwatch",
+            "gateway",
+            "--nats",
+            "nats://127.0.0.1:4222",
+            "--insecure-no-auth",
+            "--allowed-hosts",
+            "bw.example.org,bw2.example.org",
+            "--max-json-bytes",
+            "1000",
+            "--max-streams-per-client",
+            "3",
+            "--max-streams",
+            "9",
+        ])
+        .unwrap();
+        let Command::Gateway(a) = cli.command else {
+            panic!("not gateway")
+        };
+        let cfg = a.gateway.config(None, 10);
+        assert!(cfg.insecure_no_auth);
+        assert_eq!(cfg.allowed_hosts, ["bw.example.org", "bw2.example.org"]);
+        assert_eq!(cfg.max_json_bytes, 1000);
+        assert_eq!((cfg.max_streams_per_client, cfg.max_streams), (3, 9));
+        let cli = Cli::try_parse_from(["borderwatch", "up"]).unwrap();
+        let Command::Up(u) = cli.command else {
+            panic!("not up")
+        };
+        let cfg = u.gateway.config(None, 10);
+        assert!(!cfg.insecure_no_auth, "off unless asked for");
+        assert_eq!(cfg.max_json_bytes, 64 * 1024);
+        assert_eq!((cfg.max_streams_per_client, cfg.max_streams), (16, 1024));
+    }
+
+    #[test]
     fn set_pairs_split_on_semicolons_as_borderwatch_set_does() {
         let cli = Cli::try_parse_from([
             "borderwatch",

@@ -162,6 +162,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
     if opts.roles.contains(&Role::Gateway) {
         opts.gateway
             .validate()
+            .and_then(|()| opts.gateway.check_exposure(opts.http))
             .map_err(|e| anyhow::anyhow!("gateway settings: {e}"))?;
     }
     let bus = connect(opts.nats.as_deref(), &opts.data, opts.stream_replicas).await?;
@@ -401,5 +402,31 @@ mod tests {
             .unwrap();
         assert_eq!(too_large.status(), 413);
         running.shutdown().await;
+    }
+
+    /// Issue 13: a gateway on an address other machines reach, without a token, is refused
+    /// before it binds (nothing is opened), naming both ways out; so is a read token alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn start_refuses_an_open_gateway_on_a_reachable_address_and_a_lone_read_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = UpOptions::embedded(dir.path().join("data"));
+        opts.roles = vec![Role::Gateway];
+        opts.http = SocketAddr::from(([0, 0, 0, 0], 0));
+        let e = start(opts.clone()).await.unwrap_err().to_string();
+        for named in [
+            "--api-token",
+            "--insecure-no-auth",
+            "BORDERWATCH_INSECURE_NO_AUTH=1",
+        ] {
+            assert!(e.contains(named), "{e}");
+        }
+        let mut lone = UpOptions::embedded(dir.path().join("data"));
+        lone.roles = vec![Role::Gateway];
+        lone.gateway.read_token = Some("r".into());
+        let e = start(lone).await.unwrap_err().to_string();
+        assert!(
+            e.contains("--read-token") && e.contains("--api-token"),
+            "{e}"
+        );
     }
 }

@@ -288,6 +288,7 @@ async fn an_upload_over_the_limit_is_refused_with_413_and_says_so() {
 
     let resp = reqwest::Client::new()
         .post(format!("{gateway}/v1/ingest"))
+        .header("content-type", "text/csv")
         .body(csv.clone())
         .send()
         .await

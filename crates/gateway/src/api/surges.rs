@@ -35,7 +35,6 @@ use crate::surges::Entry;
         schema::Finding,
         schema::Baseline,
         schema::Severity,
-        schema::Direction,
         schema::IncidentUpdate,
         schema::StoryRef,
         schema::StoryKind,

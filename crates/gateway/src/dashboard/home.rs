@@ -511,7 +511,6 @@ mod tests {
                 release_id: "rel-1".into(),
                 detected_at: "2025-01-01T00:00:00Z".into(),
                 score: 0.0,
-                direction: Default::default(),
                 historical: false,
                 incident_id: None,
                 incident_update: Default::default(),
@@ -719,7 +718,6 @@ mod tests {
             surges,
             live: true,
             announced: true,
-            direction: Default::default(),
         }
     }
 
