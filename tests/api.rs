@@ -30,6 +30,8 @@ async fn up_counts_rows_releases_surges_and_deliveries_on_the_gateway_metrics() 
     let data = tempfile::tempdir().unwrap();
     let mut opts = UpOptions::embedded(data.path().to_path_buf());
     opts.notify.backoff.initial = Duration::from_millis(100);
+    // The webhook receiver is on loopback.
+    opts.allow_private_webhooks();
     let running = start(opts).await.unwrap();
     let base = running.gateway_url().unwrap();
     let http = reqwest::Client::new();

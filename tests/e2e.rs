@@ -37,6 +37,8 @@ impl Setup {
         let mut opts = UpOptions::embedded(self.data.path().to_path_buf());
         opts.nats = self.nats.as_ref().map(|n| n.url());
         opts.notify.backoff.initial = Duration::from_millis(100);
+        // The tests' webhook receivers are on loopback.
+        opts.allow_private_webhooks();
         start(opts).await.expect("roles start")
     }
 }

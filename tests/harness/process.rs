@@ -44,6 +44,8 @@ impl RoleProcess {
             .args(args)
             .env("BORDERWATCH_LOG_FORMAT", "json")
             .env("BORDERWATCH_LOG", "info")
+            // The tests' webhook receivers are on loopback.
+            .env("BORDERWATCH_WEBHOOK_ALLOW_PRIVATE", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
