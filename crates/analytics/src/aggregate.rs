@@ -14,10 +14,11 @@ use crate::error::AnalyticsError;
 
 /// One series at its main frequency, with the aggregates the detectors and the gateway need.
 ///
-/// The main frequency is the shortest period length the series reports (months before
-/// quarters before years). A reported year figure is not lost: it feeds `yearly`, where it
-/// wins over the sum of the year's quarters or months. Quarters of a series that also
-/// reports months are left out (the months carry the same information, finer).
+/// The main frequency is the monthly or quarterly one the series has the most periods of
+/// (months on a tie), else years ([`main_frequencies`]); ingest keeps a series to one, so
+/// two meet only in figures stored before it did. A reported year figure is not lost: it
+/// feeds `yearly`, where it wins over the sum of the year's quarters or months. Periods of
+/// the other sub-year frequency are left out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesFrame {
     pub key: SeriesKey,
@@ -181,11 +182,7 @@ fn frames(raw: DataFrame) -> PolarsResult<(DataFrame, DataFrame, DataFrame)> {
         .group_by(by_period)
         .agg([col("count").last()])
         .collect()?;
-    let main = dedup
-        .clone()
-        .lazy()
-        .group_by([col("sid")])
-        .agg([col("freq").min().alias("main")]);
+    let main = main_frequencies(&dedup);
     let all = dedup
         .lazy()
         .inner_join(main, col("sid"), col("sid"))
@@ -257,6 +254,41 @@ fn frames(raw: DataFrame) -> PolarsResult<(DataFrame, DataFrame, DataFrame)> {
         .collect()?;
 
     Ok((points, yearly, yoy))
+}
+
+/// Per series (`sid`), its main frequency (`main`): the monthly or quarterly one it has the
+/// most periods of (months on a tie), or years when it has neither.
+///
+/// It was the shortest one it had (`freq.min()`): one monthly figure turned a quarterly
+/// series monthly, and its quarters dropped out of detection. Ingest now refuses a row of
+/// another frequency than its series' (docs/formats.md), so a series has two only from
+/// before that; then the one that carries the series wins, never one stray figure.
+fn main_frequencies(dedup: &DataFrame) -> LazyFrame {
+    // Years score 0; months and quarters twice their number of periods, months one more, so
+    // scores never tie and a frequency with periods always beats years.
+    let score = when(col("freq").eq(lit(YEAR))).then(lit(0u64)).otherwise(
+        col("n").cast(DataType::UInt64) * lit(2u64)
+            + col("freq").eq(lit(MONTH)).cast(DataType::UInt64),
+    );
+    let scored = dedup
+        .clone()
+        .lazy()
+        .group_by([col("sid"), col("freq")])
+        .agg([col("count").count().alias("n")])
+        .with_column(score.alias("score"));
+    let best = scored
+        .clone()
+        .group_by([col("sid")])
+        .agg([col("score").max().alias("best")]);
+    scored
+        .join(
+            best,
+            [col("sid")],
+            [col("sid")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(col("score").eq(col("best")))
+        .select([col("sid"), col("freq").alias("main")])
 }
 
 /// A sum from the sums of its high and low 32 bits, `u64::MAX` when it does not fit.
@@ -516,6 +548,47 @@ mod tests {
         assert_eq!(f.freq, Freq::Month);
         assert_eq!(f.points.len(), 2);
         assert_eq!(f.yearly, vec![year_total(2024, 30, false)]);
+    }
+
+    #[test]
+    fn one_monthly_figure_does_not_turn_a_quarterly_series_monthly() {
+        // It did (`freq.min()`): the quarters dropped out of detection, and a later quarter
+        // 18 times the usual figure raised nothing.
+        let mut input: Vec<Observation> = (2018..2024)
+            .flat_map(|y| (1..=4).map(move |q| obs("work", &format!("{y}-Q{q}"), 1000 + q)))
+            .collect();
+        input.push(obs("work", "2024-01", 7));
+        input.push(obs("work", "2024-Q1", 18_000));
+        let f = one(&input);
+        assert_eq!(f.freq, Freq::Quarter);
+        assert_eq!(f.points.len(), 25);
+        assert_eq!(f.value_at(Period::Quarter(2024, 1)), Some(18_000));
+        assert_eq!(f.value_at(Period::Month(2024, 1)), None);
+
+        let cfg = crate::AnalysisConfig::default();
+        let jobs = vec![(&f, vec![Period::Quarter(2024, 1)])];
+        let rows = crate::evaluate_frames(&jobs, &cfg);
+        let assessed = crate::assess(&f, &rows[0]);
+        let surges = crate::decide(&assessed, &cfg, "rel-test", "2025-01-01T00:00:00Z");
+        assert!(
+            surges.iter().any(|s| s.period == Period::Quarter(2024, 1)),
+            "the quarter's surge is found: {surges:?}"
+        );
+    }
+
+    #[test]
+    fn a_series_of_two_frequencies_is_read_at_the_one_with_more_periods() {
+        let f = one(&[
+            obs("study", "2023-Q3", 1),
+            obs("study", "2023-Q4", 2),
+            obs("study", "2024-Q1", 3),
+            obs("study", "2024-02", 9),
+            obs("study", "2024", 50),
+        ]);
+        assert_eq!(f.freq, Freq::Quarter);
+        assert_eq!(f.points.len(), 3);
+        // The reported year still wins in the yearly totals.
+        assert_eq!(f.yearly.last().map(|y| y.total), Some(50));
     }
 
     #[test]

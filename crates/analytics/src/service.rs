@@ -23,6 +23,8 @@ use tracing::{info, warn};
 
 use serde::{Deserialize, Serialize};
 
+mod unreadable;
+
 use crate::incidents::{self, IncidentWork};
 use crate::{
     AnalysisConfig, Assessment, Detector, Evaluation, SeriesFrame, aggregate, alert, assess,
@@ -121,8 +123,9 @@ async fn handle(bus: &dyn Transport, cfg: &AnalysisConfig, delivery: Delivery) {
     let marker: ReleaseMarker = match serde_json::from_slice(&delivery.message.payload) {
         Ok(m) => m,
         Err(e) => {
-            warn!(error = %e, seq, "dropping a release marker that does not parse");
-            settle(&delivery, true).await;
+            // Never acknowledged away (its figures would never be analysed): kept, retried
+            // slowly, and noted for ingest (unreadable.rs).
+            unreadable::settle(bus, &delivery, &e).await;
             return;
         }
     };
