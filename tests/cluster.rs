@@ -667,3 +667,178 @@ async fn a_role_leaves_a_nats_node_in_lame_duck_mode_for_another_one() {
     )
     .await;
 }
+
+/// How long roles started with a cluster that is still forming may take to be ready (they
+/// retry JetStream meanwhile; their own limit is `--startup-timeout`, 180 s by default).
+const TOGETHER: Duration = Duration::from_secs(180);
+
+/// The private webhook target of these tests (the receiver on loopback) is allowed.
+const ALLOW_PRIVATE: (&str, &str) = ("BORDERWATCH_WEBHOOK_ALLOW_PRIVATE", "1");
+
+/// The address a role's health probes are served on (from its log).
+async fn health_addr(p: &RoleProcess) -> String {
+    wait_logged(p, "health probes served", 1).await;
+    logged(p, "health probes served")[0]["fields"]["addr"]
+        .as_str()
+        .expect("the probe address is logged")
+        .to_string()
+}
+
+/// The log lines of failed start-up attempts (each has an `attempt` number).
+fn startup_attempts(p: &RoleProcess) -> Vec<serde_json::Value> {
+    p.log_lines()
+        .into_iter()
+        .filter(|l| l["fields"]["attempt"].is_u64() && l["level"] == "WARN")
+        .collect()
+}
+
+/// As Compose starts them: three NATS nodes and every role (ingest, two analytics, notify,
+/// gateway) at once, streams with three replicas, nobody waiting for anybody. The roles
+/// retry JetStream until the cluster has formed (instead of exiting with `jetstream request
+/// timed out`), then a release goes through and its surges reach the webhook, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_cluster_and_every_role_started_together_deliver_a_release() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::Builder::new()
+        .prefix("bw-together-")
+        .tempdir()
+        .unwrap();
+    let receiver = ScriptedReceiver::start(Behaviour::default()).await;
+    let servers = nats_server::cluster_starting(3);
+    let urls = nats_server::urls(&servers);
+    let start = |role: &str, name: &str, extra: &[&str]| {
+        let mut args = vec![role, "--nats", &urls, "--stream-replicas", "3"];
+        args.extend(extra);
+        RoleProcess::start_with_env(&args, &[ALLOW_PRIVATE], dir.path(), name)
+    };
+    let health = ["--health", "127.0.0.1:0"];
+    let roles = vec![
+        ("ingest", start("ingest", "ingest", &health)),
+        ("analytics", start("analytics", "analytics-a", &health)),
+        ("analytics", start("analytics", "analytics-b", &health)),
+        ("notify", start("notify", "notify", &health)),
+        (
+            "gateway",
+            start("gateway", "gateway", &["--http", "127.0.0.1:0"]),
+        ),
+    ];
+    let mut gateway = String::new();
+    for (role, p) in &roles {
+        let ready = p.wait_ready(role, 1, TOGETHER).await;
+        if *role == "gateway" {
+            gateway = format!("http://{}", ready["http"].as_str().expect("its address"));
+        }
+    }
+    for (_, p) in roles.iter().filter(|(role, _)| *role != "gateway") {
+        let addr = health_addr(p).await;
+        wait_status(&format!("http://{addr}/readyz"), 200, &p.name).await;
+    }
+    let retried: usize = roles.iter().map(|(_, p)| startup_attempts(p).len()).sum();
+    eprintln!("{retried} start-up attempts failed and were retried");
+    // Keep the logs if anything below fails.
+    let bus: Bus = Arc::new(NatsBus::connect(&urls, "test").await.expect("connect"));
+    let d = Deployment {
+        urls: urls.clone(),
+        replicas: "3".into(),
+        bus,
+        dir: Some(dir),
+    };
+
+    subscribe_everything(&gateway, &receiver).await;
+    let series = 200;
+    let release = upload(&gateway, release_csv(series)).await;
+    roles::wait_analyzed(&d.bus, &release, FINISH)
+        .await
+        .expect("analytics finishes the release");
+    let announced = surge_ids(d.bus.as_ref()).await;
+    let expected: HashSet<String> = announced.iter().cloned().collect();
+    assert_eq!(expected.len(), announced.len(), "each surge announced once");
+    assert!(
+        expected.len() >= series / 40,
+        "{} surges announced, fewer than the {} planted",
+        expected.len(),
+        series / 40
+    );
+    check_delivered_once(&receiver, &expected).await;
+    for (_, p) in &roles {
+        assert!(
+            !std::fs::read_to_string(&p.log)
+                .unwrap_or_default()
+                .contains("gave up after"),
+            "{} gave up at start",
+            p.name
+        );
+    }
+}
+
+/// A role started before NATS listens is alive but not ready, logs each failed attempt with
+/// its number, and becomes ready once NATS is there; one whose `--startup-timeout` runs out
+/// exits non-zero and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_retries_nats_at_start_not_ready_meanwhile_and_gives_up_after_its_timeout() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::Builder::new()
+        .prefix("bw-startup-")
+        .tempdir()
+        .unwrap();
+    let mut server = NatsServer::start();
+    server.stop();
+    let a = RoleProcess::start(
+        &[
+            "analytics",
+            "--nats",
+            &server.url(),
+            "--health",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+        "analytics",
+    );
+    let addr = health_addr(&a).await;
+    let (healthz, readyz) = (
+        format!("http://{addr}/healthz"),
+        format!("http://{addr}/readyz"),
+    );
+    let deadline = tokio::time::Instant::now() + START;
+    while startup_attempts(&a).len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retries logged; log:\n{}",
+            std::fs::read_to_string(&a.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let attempts: Vec<u64> = startup_attempts(&a)
+        .iter()
+        .filter_map(|l| l["fields"]["attempt"].as_u64())
+        .collect();
+    assert_eq!(&attempts[..2], &[1, 2], "attempts are numbered");
+    assert!(startup_attempts(&a)[0]["fields"]["error"].is_string());
+    assert_eq!(status_of(&healthz).await, 200, "alive while waiting");
+    let body: serde_json::Value = reqwest::get(&readyz).await.unwrap().json().await.unwrap();
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["starting"], true);
+    assert_eq!(status_of(&readyz).await, 503);
+
+    server.restart();
+    a.wait_ready("analytics", 1, START).await;
+    wait_status(&readyz, 200, "NATS is there").await;
+
+    let mut gone = NatsServer::start();
+    gone.stop();
+    let mut g = RoleProcess::start(
+        &["ingest", "--nats", &gone.url(), "--startup-timeout", "2"],
+        dir.path(),
+        "gives-up",
+    );
+    let status = g
+        .wait_exit(START)
+        .await
+        .expect("the role exits once its start-up timeout ran out");
+    assert!(!status.success());
+    let log = std::fs::read_to_string(&g.log).unwrap_or_default();
+    assert!(
+        log.contains("gave up after") && log.contains("--startup-timeout"),
+        "the error says it gave up and which setting bounds it:\n{log}"
+    );
+}

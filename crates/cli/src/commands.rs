@@ -50,6 +50,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     nats,
                     stream_replicas: a.stream_replicas,
                     health: a.health,
+                    startup_timeout: a.startup_timeout,
                 };
                 one_role(Role::Notify, &nats, a.metrics_addr, |o| {
                     o.notify.public_url = a.public_url;
@@ -79,11 +80,12 @@ fn up_options(args: crate::UpArgs) -> UpOptions {
         stream_replicas: args.stream_replicas,
         roles: ALL_ROLES.to_vec(),
         health: None,
+        startup_timeout: roles::DEFAULT_STARTUP_TIMEOUT,
         notify: NotifyConfig {
             public_url: args.public_url,
+            allow_private_targets: args.gateway.webhook_allow_private,
             ..Default::default()
         },
-            allow_private_targets: args.gateway.webhook_allow_private,
         sources: args.sources,
     }
 }
@@ -125,6 +127,7 @@ async fn one_role(
     opts.stream_replicas = nats.stream_replicas;
     opts.roles = vec![role];
     opts.health = nats.health;
+    opts.startup_timeout = Duration::from_secs(nats.startup_timeout);
     configure(&mut opts);
     let signal = roles::shutdown_signal();
     let running = roles::start(opts).await?;
@@ -156,10 +159,10 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let bus = roles::connect(args.nats.as_deref(), &args.data, 1).await?;
     let cfg = NotifyConfig {
         public_url: args.public_url,
+        allow_private_targets: args.webhook_allow_private,
         ..Default::default()
     };
     let report = borderwatch_notify::replay(bus, cfg, args.subscription.as_deref())
-        allow_private_targets: args.webhook_allow_private,
         .await
         .context("replaying dead letters")?;
     for key in &report.resent {

@@ -91,6 +91,10 @@ pub struct NatsArgs {
     /// address, for container probes.
     #[arg(long, env = "BORDERWATCH_HEALTH")]
     pub health: Option<SocketAddr>,
+    /// Seconds to keep retrying NATS at start (connecting, creating streams and buckets,
+    /// opening consumers) before giving up: a cluster started with its services needs a moment.
+    #[arg(long, env = "BORDERWATCH_STARTUP_TIMEOUT", default_value_t = 180)]
+    pub startup_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -127,10 +131,6 @@ pub struct NotifyArgs {
     /// The gateway's public base URL, for links in Slack and Teams messages.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Serve this role's Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
-    /// Serve `/healthz` and `/readyz` on this address, for container probes.
     /// Send webhooks to loopback, private, link-local and other non-public addresses: for
     /// local receivers and tests. Without it they are refused before any connection.
     #[arg(
@@ -139,8 +139,15 @@ pub struct NotifyArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub webhook_allow_private: bool,
+    /// Serve this role's Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Serve `/healthz` and `/readyz` on this address, for container probes.
     #[arg(long, env = "BORDERWATCH_HEALTH")]
     pub health: Option<SocketAddr>,
+    /// Seconds to keep retrying NATS at start before giving up.
+    #[arg(long, env = "BORDERWATCH_STARTUP_TIMEOUT", default_value_t = 180)]
+    pub startup_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,13 +171,6 @@ pub struct ReplayArgs {
     /// The gateway's public base URL, for links in Slack and Teams messages.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ReleaseReplayArgs {
-    /// The release to replay (`rel-…`, as `import` and `POST /v1/ingest` answer).
-    pub release_id: String,
-    /// NATS server URLs; without it, the data directory of the in-process bus.
     /// Resend to loopback, private, link-local and other non-public addresses too.
     #[arg(
         long,
@@ -178,6 +178,13 @@ pub struct ReleaseReplayArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub webhook_allow_private: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseReplayArgs {
+    /// The release to replay (`rel-…`, as `import` and `POST /v1/ingest` answer).
+    pub release_id: String,
+    /// NATS server URLs; without it, the data directory of the in-process bus.
     #[arg(long, env = "BORDERWATCH_NATS")]
     pub nats: Option<String>,
     /// The data directory of `borderwatch up`. Stop `up` first: two processes must not
@@ -248,13 +255,6 @@ pub struct GatewayFlags {
     /// Live streams the gateway holds open in all; beyond, 503.
     #[arg(long, env = "BORDERWATCH_MAX_STREAMS", default_value_t = 1024)]
     pub max_streams: usize,
-}
-
-impl GatewayFlags {
-    /// The gateway's configuration from these flags, the API token and the upload limit
-    /// (`--api-token` and `--max-upload-bytes` live beside these flags, not among them).
-    pub fn config(
-        &self,
     /// Accept (and with `up`, send) webhooks to loopback, private, link-local and other
     /// non-public addresses: for local receivers and tests. Without it such subscriptions are
     /// refused (422), so that nobody can make borderwatch call into its own network.
@@ -264,6 +264,13 @@ impl GatewayFlags {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub webhook_allow_private: bool,
+}
+
+impl GatewayFlags {
+    /// The gateway's configuration from these flags, the API token and the upload limit
+    /// (`--api-token` and `--max-upload-bytes` live beside these flags, not among them).
+    pub fn config(
+        &self,
         api_token: Option<String>,
         max_body_bytes: usize,
     ) -> borderwatch_gateway::GatewayConfig {
@@ -282,6 +289,7 @@ impl GatewayFlags {
             insecure_no_auth: self.insecure_no_auth,
             max_streams_per_client: self.max_streams_per_client,
             max_streams: self.max_streams,
+            webhook_allow_private: self.webhook_allow_private,
         }
     }
 }
@@ -289,7 +297,6 @@ impl GatewayFlags {
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// NATS server URLs; without it every role runs on the in-process bus.
-            webhook_allow_private: self.webhook_allow_private,
     #[arg(long, env = "BORDERWATCH_NATS")]
     pub nats: Option<String>,
     /// Address the gateway listens on.
@@ -485,7 +492,6 @@ mod tests {
         };
         assert_eq!(a.set, ["farrington.limit54=5,4", "fdr=0.1"]);
     }
-}
 
     #[test]
     fn webhook_allow_private_is_off_unless_asked_for() {
@@ -515,3 +521,4 @@ mod tests {
         };
         assert!(r.webhook_allow_private);
     }
+}

@@ -1,9 +1,11 @@
 //! Starting roles: all of them in one process (`up`), or one at a time against NATS.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 use borderwatch_analytics::AnalysisConfig;
@@ -25,6 +27,13 @@ pub enum Role {
     Notify,
     Gateway,
 }
+
+/// How long a role keeps trying, at start, to reach NATS and create its streams and buckets
+/// (and to open its consumer) before it gives up: long enough for a cluster started together
+/// with its services to form and elect its leaders.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
+/// The longest pause between two start-up attempts.
+const MAX_STARTUP_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The gateway's default upload limit: 64 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
@@ -48,6 +57,8 @@ pub struct UpOptions {
     pub sources: Option<PathBuf>,
     /// Where to serve `/healthz` and `/readyz` for container probes (roles without HTTP).
     pub health: Option<SocketAddr>,
+    /// How long to keep retrying JetStream at start (see [`DEFAULT_STARTUP_TIMEOUT`]).
+    pub startup_timeout: Duration,
 }
 
 impl UpOptions {
@@ -65,7 +76,18 @@ impl UpOptions {
             notify: NotifyConfig::default(),
             sources: None,
             health: None,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
+    }
+}
+
+impl UpOptions {
+    /// Lets webhooks go to loopback and other private addresses, in the gateway (at
+    /// subscription time) and in notify (at connect time), as `--webhook-allow-private`
+    /// does: for local receivers and tests.
+    pub fn allow_private_webhooks(&mut self) {
+        self.gateway.webhook_allow_private = true;
+        self.notify.allow_private_targets = true;
     }
 }
 
@@ -81,16 +103,6 @@ pub struct Running {
     ready: Arc<AtomicBool>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
-impl UpOptions {
-    /// Lets webhooks go to loopback and other private addresses, in the gateway (at
-    /// subscription time) and in notify (at connect time), as `--webhook-allow-private`
-    /// does: for local receivers and tests.
-    pub fn allow_private_webhooks(&mut self) {
-        self.gateway.webhook_allow_private = true;
-        self.notify.allow_private_targets = true;
-    }
-}
-
 }
 
 impl Running {
@@ -124,29 +136,135 @@ impl Running {
     }
 }
 
-/// Connects to the bus the options name and creates every stream and bucket.
+/// Connects to the bus the options name and creates every stream and bucket, retrying a
+/// NATS bus for up to [`DEFAULT_STARTUP_TIMEOUT`] (see [`connect_within`]).
 pub async fn connect(
     nats: Option<&str>,
     data: &std::path::Path,
     replicas: usize,
 ) -> anyhow::Result<Bus> {
+    connect_within(nats, data, replicas, DEFAULT_STARTUP_TIMEOUT).await
+}
+
+/// Connects to the bus the options name and creates every stream and bucket.
+///
+/// Against NATS both steps are retried with backoff until `timeout` has passed, with a
+/// warning per failed attempt (its number and error): a cluster started together with its
+/// services answers JetStream requests only once it has formed, and several roles creating
+/// the same streams at once can time each other out. The embedded bus is not retried (a data
+/// directory that does not open will not open later).
+pub async fn connect_within(
+    nats: Option<&str>,
+    data: &std::path::Path,
+    replicas: usize,
+    timeout: Duration,
+) -> anyhow::Result<Bus> {
     let bus: Bus = match nats {
-        Some(urls) => Arc::new(
-            NatsBus::connect(urls, "borderwatch")
+        Some(urls) => {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let what = format!("connecting to NATS at {urls}");
+            let nats = retry_at_start(&what, deadline, timeout, || {
+                NatsBus::connect(urls, "borderwatch")
+            })
+            .await?;
+            let bus: Bus = Arc::new(nats);
+            retry_at_start("creating streams and buckets", deadline, timeout, || {
+                names::ensure_all(bus.as_ref(), replicas)
+            })
+            .await?;
+            bus
+        }
+        None => {
+            let bus: Bus = Arc::new(
+                MemoryBus::open(data)
+                    .await
+                    .with_context(|| format!("opening the data directory {}", data.display()))?,
+            );
+            names::ensure_all(bus.as_ref(), replicas)
                 .await
-                .with_context(|| format!("connecting to NATS at {urls}"))?,
-        ),
-        None => Arc::new(
-            MemoryBus::open(data)
-                .await
-                .with_context(|| format!("opening the data directory {}", data.display()))?,
-        ),
+                .context("creating streams and buckets")?;
+            bus
+        }
     };
-    names::ensure_all(bus.as_ref(), replicas)
-        .await
-        .context("creating streams and buckets")?;
     info!(transport = bus.kind(), "bus ready");
     Ok(bus)
+}
+
+/// The pause before start-up attempt `attempt + 1`: 250 ms, doubling, at most
+/// [`MAX_STARTUP_BACKOFF`].
+fn startup_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250u64 << attempt.saturating_sub(1).min(5)).min(MAX_STARTUP_BACKOFF)
+}
+
+/// Runs `op` until it succeeds or `deadline` passes, logging every failed attempt; the
+/// error after the deadline names the step, the attempts and the last error.
+async fn retry_at_start<T, E, F, Fut>(
+    what: &str,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    mut op: F,
+) -> anyhow::Result<T>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1u32;
+    loop {
+        match op().await {
+            Ok(v) => {
+                if attempt > 1 {
+                    info!(attempt, "{what}: succeeded after retrying");
+                }
+                return Ok(v);
+            }
+            Err(e) => {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    bail!(
+                        "{what}: gave up after {attempt} attempts in {timeout:?} (--startup-timeout): {e}"
+                    );
+                }
+                let pause = startup_backoff(attempt).min(deadline - now);
+                warn!(attempt, error = %e, retry_in_ms = pause.as_millis() as u64, "{what} failed at start; trying again");
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Runs a worker role, starting it again if it stops with an error before `deadline` (its
+/// first consumer request can time out on a cluster that is still forming), with a warning
+/// per attempt. After the deadline an error stops the role, and with it the process.
+async fn run_role<E, F, Fut>(
+    role: &'static str,
+    deadline: tokio::time::Instant,
+    cancel: CancellationToken,
+    mut run: F,
+) where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let mut attempt = 1u32;
+    loop {
+        match run().await {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() < deadline && !cancel.is_cancelled() => {
+                warn!(role, attempt, error = %e, "{role} failed at start; starting it again");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(startup_backoff(attempt)) => {}
+                }
+                attempt += 1;
+            }
+            Err(e) => {
+                error!(role, error = %e, "{role} stopped");
+                return;
+            }
+        }
+    }
 }
 
 /// Starts the roles in `opts` and returns once they are serving.
@@ -165,9 +283,34 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
             .and_then(|()| opts.gateway.check_exposure(opts.http))
             .map_err(|e| anyhow::anyhow!("gateway settings: {e}"))?;
     }
-    let bus = connect(opts.nats.as_deref(), &opts.data, opts.stream_replicas).await?;
+    let started = tokio::time::Instant::now();
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    // Health probes first: `/readyz` answers 503 while the bus is still being reached.
+    let ready = Arc::new(AtomicBool::new(false));
+    let bus_slot = Arc::new(OnceLock::new());
+    let health = match opts.health {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for health probes on {addr}"))?;
+            let bound = listener.local_addr()?;
+            info!(addr = %bound, "health probes served");
+            let (slot, ready, cancel) = (bus_slot.clone(), ready.clone(), cancel.clone());
+            tasks.spawn(serve_health(listener, slot, ready, cancel));
+            Some(bound)
+        }
+        None => None,
+    };
+    let bus = connect_within(
+        opts.nats.as_deref(),
+        &opts.data,
+        opts.stream_replicas,
+        opts.startup_timeout,
+    )
+    .await?;
+    let _ = bus_slot.set(bus.clone());
+    let deadline = started + opts.startup_timeout;
     let mut http = None;
     for role in &opts.roles {
         let (bus, cancel) = (bus.clone(), cancel.clone());
@@ -197,20 +340,16 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                 });
             }
             Role::Analytics => {
-                tasks.spawn(async move {
-                    let cfg = Arc::new(AnalysisConfig::default());
-                    if let Err(e) = borderwatch_analytics::service::run(bus, cfg, cancel).await {
-                        error!(error = %e, "analytics stopped");
-                    }
-                });
+                let cfg = Arc::new(AnalysisConfig::default());
+                tasks.spawn(run_role("analytics", deadline, cancel.clone(), move || {
+                    borderwatch_analytics::service::run(bus.clone(), cfg.clone(), cancel.clone())
+                }));
             }
             Role::Notify => {
                 let cfg = opts.notify.clone();
-                tasks.spawn(async move {
-                    if let Err(e) = borderwatch_notify::run(bus, cfg, cancel).await {
-                        error!(error = %e, "notify stopped");
-                    }
-                });
+                tasks.spawn(run_role("notify", deadline, cancel.clone(), move || {
+                    borderwatch_notify::run(bus.clone(), cfg.clone(), cancel.clone())
+                }));
             }
             Role::Gateway => {
                 let listener = tokio::net::TcpListener::bind(opts.http)
@@ -226,20 +365,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
             }
         }
     }
-    let ready = Arc::new(AtomicBool::new(true));
-    let health = match opts.health {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listening for health probes on {addr}"))?;
-            let bound = listener.local_addr()?;
-            info!(addr = %bound, "health probes served");
-            let (bus, ready, cancel) = (bus.clone(), ready.clone(), cancel.clone());
-            tasks.spawn(serve_health(listener, bus, ready, cancel));
-            Some(bound)
-        }
-        None => None,
-    };
+    ready.store(true, Ordering::SeqCst);
     // Readiness lines (see the doc comment): everything above is bound, health probes too.
     if opts.roles.contains(&Role::Ingest) {
         info!(ready = "ingest", "ingest ready");
@@ -258,11 +384,12 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
 }
 
 /// `/healthz`: the process answers. `/readyz`: 200 while the bus is connected and the roles
-/// run, 503 while NATS is unreachable (the client is reconnecting) or the process is
-/// stopping. A few lines of HTTP/1.1 by hand: probes send one GET and close.
+/// run, 503 while the process is still reaching the bus at start (`starting`), while NATS is
+/// unreachable (the client is reconnecting) or while the process is stopping. A few lines of
+/// HTTP/1.1 by hand: probes send one GET and close.
 async fn serve_health(
     listener: tokio::net::TcpListener,
-    bus: Bus,
+    bus: Arc<OnceLock<Bus>>,
     ready: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
@@ -285,16 +412,18 @@ async fn serve_health(
             let Ok(Ok(n)) = read else { return };
             let request = String::from_utf8_lossy(&buf[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
-            let connected = bus.is_connected();
+            let starting = bus.get().is_none();
+            let connected = bus.get().is_some_and(|b| b.is_connected());
             let running = ready.load(Ordering::SeqCst);
             let (status, body) = match path {
                 "/healthz" => ("200 OK", serde_json::json!({"status": "ok"})),
                 "/readyz" => {
                     let body = serde_json::json!({
                         "ready": connected && running,
-                        "transport": bus.kind(),
+                        "transport": bus.get().map(|b| b.kind()),
                         "connected": connected,
-                        "stopping": !running,
+                        "starting": starting,
+                        "stopping": !running && !starting,
                     });
                     if connected && running {
                         ("200 OK", body)

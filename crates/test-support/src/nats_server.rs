@@ -175,6 +175,20 @@ impl Drop for NatsServer {
 /// # Panics
 /// As [`NatsServer::start`].
 pub fn cluster(n: usize) -> Vec<NatsServer> {
+    let mut servers = cluster_starting(n);
+    // Health needs a JetStream meta leader, which needs a quorum: start all, then wait.
+    for server in &mut servers {
+        server.wait_ready();
+    }
+    servers
+}
+
+/// As [`cluster`], without waiting: the processes are spawned and return at once, before
+/// they listen or have formed a cluster (as Compose starts a cluster with its clients).
+///
+/// # Panics
+/// If the `nats-server` binary cannot be found or started.
+pub fn cluster_starting(n: usize) -> Vec<NatsServer> {
     let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let mut servers: Vec<NatsServer> = (0..n)
@@ -200,10 +214,6 @@ pub fn cluster(n: usize) -> Vec<NatsServer> {
         .collect();
     for server in &mut servers {
         server.spawn();
-    }
-    // Health needs a JetStream meta leader, which needs a quorum: start all, then wait.
-    for server in &mut servers {
-        server.wait_ready();
     }
     servers
 }
