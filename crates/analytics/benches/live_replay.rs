@@ -20,11 +20,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use borderwatch_analytics::alert::{self, Alarm, AlertConfig};
+use borderwatch_analytics::alert::{self, Alarm, AlertConfig, Verdicts};
 use borderwatch_analytics::story;
 use borderwatch_analytics::{AnalysisConfig, SeriesFrame, aggregate, assess, decide};
 use borderwatch_model::{
-    Country, Incident, IncidentUpdate, Observation, Period, SeriesKey, Severity,
+    Country, Direction, Incident, IncidentUpdate, Observation, Period, SeriesKey, Severity,
+    SurgeEvent,
 };
 
 /// One real file and the source it is replayed as.
@@ -61,6 +62,7 @@ const FILES: &[File] = &[
 /// A known event: a series and the period its story starts.
 struct Event {
     label: &'static str,
+    direction: Direction,
     source: &'static str,
     country: &'static str,
     category: &'static str,
@@ -70,6 +72,7 @@ struct Event {
 const EVENTS: &[Event] = &[
     Event {
         label: "2018 FIFA World Cup in Russia",
+        direction: Direction::Rise,
         source: "fsb",
         country: "PER",
         category: "total",
@@ -77,6 +80,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2018 FIFA World Cup in Russia",
+        direction: Direction::Rise,
         source: "fsb",
         country: "ARG",
         category: "total",
@@ -84,6 +88,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2018 FIFA World Cup in Russia",
+        direction: Direction::Rise,
         source: "fsb",
         country: "MEX",
         category: "total",
@@ -91,6 +96,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2018 FIFA World Cup in Russia",
+        direction: Direction::Rise,
         source: "fsb",
         country: "COL",
         category: "total",
@@ -98,6 +104,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2018 FIFA World Cup in Russia",
+        direction: Direction::Rise,
         source: "fsb",
         country: "BRA",
         category: "total",
@@ -105,6 +112,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2021 spring surge",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "HND",
         category: "total",
@@ -112,6 +120,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2021 spring surge",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "VEN",
         category: "total",
@@ -119,6 +128,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2021 spring surge",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "BRA",
         category: "total",
@@ -126,6 +136,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2021 spring surge",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "NIC",
         category: "total",
@@ -133,6 +144,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "2021 Colombian arrivals",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "COL",
         category: "total",
@@ -140,6 +152,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "Del Rio camp, Sept 2021",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "HTI",
         category: "total",
@@ -147,6 +160,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "Turkish arrivals 2022",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "TUR",
         category: "total",
@@ -154,6 +168,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "Senegalese one-month spike",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "SEN",
         category: "total",
@@ -161,6 +176,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "Russian arrivals after the invasion of Ukraine",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "RUS",
         category: "total",
@@ -168,6 +184,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "Peruvian arrivals 2022",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "PER",
         category: "total",
@@ -175,6 +192,7 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "Mauritanian arrivals 2023",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "MRT",
         category: "total",
@@ -182,13 +200,63 @@ const EVENTS: &[Event] = &[
     },
     Event {
         label: "Guinean arrivals 2023",
+        direction: Direction::Rise,
         source: "ohss_usbp",
         country: "GIN",
         category: "total",
         onset: "2023-08",
     },
     Event {
+        label: "Fall: Russia closes its border with China (COVID-19)",
+        direction: Direction::Fall,
+        source: "fsb",
+        country: "CHN",
+        category: "total",
+        onset: "2020-Q1",
+    },
+    Event {
+        label: "Fall: Russia closes its border with China (COVID-19)",
+        direction: Direction::Fall,
+        source: "fsb_exits",
+        country: "CHN",
+        category: "total",
+        onset: "2020-Q1",
+    },
+    Event {
+        label: "Fall: Venezuelan encounters collapse, mid-2024",
+        direction: Direction::Fall,
+        source: "ohss_usbp",
+        country: "VEN",
+        category: "total",
+        onset: "2024-06",
+    },
+    Event {
+        label: "Fall: the southwest border shuts, February 2025",
+        direction: Direction::Fall,
+        source: "cbp_sw",
+        country: "MEX",
+        category: "total",
+        onset: "2025-02",
+    },
+    Event {
+        label: "Fall: the southwest border shuts, February 2025",
+        direction: Direction::Fall,
+        source: "cbp_sw",
+        country: "HND",
+        category: "total",
+        onset: "2025-02",
+    },
+    Event {
+        label: "Fall: the southwest border shuts, February 2025",
+        direction: Direction::Fall,
+        source: "cbp_sw",
+        country: "GTM",
+        category: "total",
+        onset: "2025-02",
+    },
+    Event {
         label: "North Korean entries for study (the seed case)",
+        direction: Direction::Rise,
         source: "fsb",
         country: "PRK",
         category: "study",
@@ -213,23 +281,43 @@ struct Tally {
     history_series: usize,
     history_notifications: usize,
     history_before: usize,
-    /// Per live release: (series in it, notifications sent, notifications of the first round).
-    releases: Vec<(usize, usize, usize)>,
+    /// Per live release: (series in it, notifications sent, notifications with falls on,
+    /// notifications of the first round).
+    releases: Vec<(usize, usize, usize, usize)>,
     live_series_periods: usize,
-    live_surges: usize,
-    live_high: usize,
-    live_critical: usize,
-    /// (series, period) → the release (index, 0 = history) that first notified it.
-    notified: HashMap<(SeriesKey, Period), usize>,
+    rises: Counts,
+    falls: Counts,
     incidents: HashMap<SeriesKey, Vec<Incident>>,
     release_periods: Vec<Period>,
     /// Every live surge before the score gate: its score and whether it survived.
     live_scores: Vec<f64>,
     /// Stories told in live releases (each one notification for several surges).
     stories: usize,
-    /// (series, period) → the title of the story it was told in.
-    story_of: HashMap<(SeriesKey, Period), String>,
-    /// (series, period) → score, severity and what the surge did to its incident.
+    /// Detector → (live series-periods where it fired, live announced surges or falls that
+    /// cite it).
+    detectors: BTreeMap<String, (usize, usize)>,
+    /// (series, period, direction) → the title of the story it was told in.
+    story_of: HashMap<(SeriesKey, Period, Direction), String>,
+}
+
+impl Tally {
+    fn counts(&self, direction: Direction) -> &Counts {
+        match direction {
+            Direction::Rise => &self.rises,
+            Direction::Fall => &self.falls,
+        }
+    }
+}
+
+/// The live alarms of one direction (surges or falls) of a replayed source.
+#[derive(Default)]
+struct Counts {
+    live: usize,
+    high: usize,
+    critical: usize,
+    /// (series, period) → the release (index, 0 = history) that first notified it.
+    notified: HashMap<(SeriesKey, Period), usize>,
+    /// (series, period) → score, severity and what the alarm did to its incident.
     alarms: HashMap<(SeriesKey, Period), (f64, Severity, IncidentUpdate)>,
 }
 
@@ -396,14 +484,24 @@ fn replay_from(
                             )
                         })
                         .collect();
+                    let prior: Vec<String> = frame
+                        .points
+                        .iter()
+                        .filter(|p| p.0 < e.period)
+                        .rev()
+                        .take(24)
+                        .map(|p| p.1.to_string())
+                        .collect();
                     writeln!(
                         f,
-                        "{}\t{}\t{}\t{:.1}\t{}",
+                        "{}\t{}\t{}\t{:.1}\t{}\t{}\t{}",
+                        e.direction,
                         e.series(),
                         e.period,
                         e.value,
-                        alert::score(e.value, &e.findings),
-                        detectors.join(" ")
+                        e.score,
+                        detectors.join(" "),
+                        prior.join(",")
                     )
                     .expect("dump");
                 }
@@ -412,54 +510,84 @@ fn replay_from(
                 tally.live_scores.extend(
                     events
                         .iter()
-                        .filter(|e| live.contains(&e.period))
-                        .map(|e| alert::score(e.value, &e.findings)),
+                        .filter(|e| e.direction.is_rise() && live.contains(&e.period))
+                        .map(|e| e.score),
                 );
             }
-            let alarms: Vec<Alarm> = events
-                .iter()
-                .filter_map(|e| {
-                    let score = alert::score(e.value, &e.findings);
-                    (score >= alerts.min_score).then(|| Alarm {
+            if r > 0 {
+                tally.live_series_periods += live.len();
+                for e in events.iter().filter(|e| live.contains(&e.period)) {
+                    for f in &e.findings {
+                        let c = tally.detectors.entry(f.detector.clone()).or_default();
+                        c.0 += 1;
+                        c.1 += usize::from(e.score >= alerts.min_score);
+                    }
+                }
+            }
+            let incidents = tally.incidents.entry(frame.key.clone()).or_default();
+            for direction in [Direction::Rise, Direction::Fall] {
+                let mine: Vec<&SurgeEvent> =
+                    events.iter().filter(|e| e.direction == direction).collect();
+                let severity = |e: &SurgeEvent| match direction {
+                    Direction::Rise => alerts.severity(e.score, &e.findings),
+                    Direction::Fall => alerts.fall_severity(e.score, &e.findings[0], e.period),
+                };
+                let alarms: Vec<Alarm> = mine
+                    .iter()
+                    .filter(|e| e.score >= alerts.min_score)
+                    .map(|e| Alarm {
                         period: e.period,
                         value: e.value,
                         surge_id: e.id.clone(),
-                        severity: alerts.severity(score, &e.findings),
-                        score,
+                        severity: severity(e),
+                        score: e.score,
                         live: live.contains(&e.period),
                     })
-                })
-                .collect();
-            if r > 0 {
-                tally.live_series_periods += live.len();
-                for a in alarms.iter().filter(|a| a.live) {
-                    tally.live_surges += 1;
-                    tally.live_high += usize::from(a.severity == Severity::High);
-                    tally.live_critical += usize::from(a.severity == Severity::Critical);
+                    .collect();
+                // Flagged under the gate: the series is still outside its band there.
+                let held: Vec<Period> = mine
+                    .iter()
+                    .filter(|e| e.score < alerts.min_score)
+                    .map(|e| e.period)
+                    .collect();
+                let counts = match direction {
+                    Direction::Rise => &mut tally.rises,
+                    Direction::Fall => &mut tally.falls,
+                };
+                if r > 0 {
+                    for a in alarms.iter().filter(|a| a.live) {
+                        counts.live += 1;
+                        counts.high += usize::from(a.severity == Severity::High);
+                        counts.critical += usize::from(a.severity == Severity::Critical);
+                    }
                 }
-            }
-            let historical = alarms.iter().filter(|a| !a.live).count();
-            if historical > 0 {
-                history_surges += historical;
-                history_series += 1;
-            }
-            let incidents = tally.incidents.entry(frame.key.clone()).or_default();
-            let advance = alert::advance(incidents, &frame.key, new, &alarms, &fingerprint);
-            for (a, (_, update)) in alarms.iter().zip(&advance.updates) {
-                tally.alarms.insert(
-                    (frame.key.clone(), a.period),
-                    (a.score, a.severity, *update),
-                );
-                if a.live && update.is_news() {
-                    tally
-                        .notified
-                        .entry((frame.key.clone(), a.period))
-                        .or_insert(r);
-                    if let Some(e) = events.iter().find(|e| e.id == a.surge_id) {
-                        let mut e = e.clone();
-                        e.historical = false;
-                        e.incident_update = *update;
-                        news.push(e);
+                let historical = alarms.iter().filter(|a| !a.live).count();
+                if historical > 0 && direction.is_rise() {
+                    history_surges += historical;
+                    history_series += 1;
+                }
+                let verdicts = Verdicts {
+                    direction,
+                    evaluated: new,
+                    alarms: &alarms,
+                    held: &held,
+                };
+                let advance = alert::advance(incidents, &frame.key, verdicts, &fingerprint);
+                for (a, (_, update)) in alarms.iter().zip(&advance.updates) {
+                    counts
+                        .alarms
+                        .insert((frame.key.clone(), a.period), (a.score, a.severity, *update));
+                    if a.live && update.is_news() {
+                        counts
+                            .notified
+                            .entry((frame.key.clone(), a.period))
+                            .or_insert(r);
+                        if let Some(e) = mine.iter().find(|e| e.id == a.surge_id) {
+                            let mut e = (*e).clone();
+                            e.historical = false;
+                            e.incident_update = *update;
+                            news.push(e);
+                        }
                     }
                 }
             }
@@ -470,19 +598,29 @@ fn replay_from(
         }
         // Stories: surges of the release that share a cause go out once.
         story::group(&mut news, live_series, &format!("r{r}"), alerts);
-        let mut stories: Vec<&str> = news
-            .iter()
-            .filter_map(|e| e.story.as_ref().map(|s| s.id.as_str()))
-            .collect();
-        stories.sort_unstable();
-        stories.dedup();
-        let notifications = news.iter().filter(|e| e.story.is_none()).count() + stories.len();
-        tally.stories += stories.len();
+        // What a catch-all subscription is sent: without falls (the default), and with.
+        let sent = |falls: bool| {
+            let mine = news.iter().filter(|e| falls || e.direction.is_rise());
+            let mut stories: Vec<&str> = mine
+                .clone()
+                .filter_map(|e| e.story.as_ref().map(|s| s.id.as_str()))
+                .collect();
+            stories.sort_unstable();
+            stories.dedup();
+            (mine.filter(|e| e.story.is_none()).count(), stories.len())
+        };
+        let (alone, stories) = sent(false);
+        let notifications = alone + stories;
+        let with_falls = {
+            let (alone, stories) = sent(true);
+            alone + stories
+        };
+        tally.stories += stories;
         for e in &news {
             if let Some(story) = &e.story {
                 tally
                     .story_of
-                    .insert((e.series(), e.period), story.title.clone());
+                    .insert((e.series(), e.period, e.direction), story.title.clone());
             }
         }
         // One summary per release that brought historical surges.
@@ -495,9 +633,12 @@ fn replay_from(
             tally.history_before = before_round;
         } else {
             tally.live_releases += 1;
-            tally
-                .releases
-                .push((jobs.len(), notifications + summary, before_round));
+            tally.releases.push((
+                jobs.len(),
+                notifications + summary,
+                with_falls + summary,
+                before_round,
+            ));
         }
         tally.release_periods.push(upto);
     }
@@ -522,24 +663,30 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn report(tallies: &BTreeMap<String, Tally>) {
     println!(
-        "| source | series | live releases | history load: surges (series) | history load: notifications (first round) | live: notified share of series, median / worst (first round) | live surges | high | critical | stories |"
+        "| source | series | live releases | history load: surges (series) | history load: notifications (first round) | live: notified share of series, median / worst (first round) | live surges | high | critical | stories | live falls | falls high | falls critical | notified share with falls on, median / worst |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (source, t) in tallies {
         let shares: Vec<f64> = t
             .releases
             .iter()
-            .map(|&(n, sent, _)| sent as f64 / n.max(1) as f64)
+            .map(|&(n, sent, _, _)| sent as f64 / n.max(1) as f64)
+            .collect();
+        let with_falls: Vec<f64> = t
+            .releases
+            .iter()
+            .map(|&(n, _, sent, _)| sent as f64 / n.max(1) as f64)
             .collect();
         let before: Vec<f64> = t
             .releases
             .iter()
-            .map(|&(n, _, b)| b as f64 / n.max(1) as f64)
+            .map(|&(n, _, _, b)| b as f64 / n.max(1) as f64)
             .collect();
+        let worst_with_falls = with_falls.iter().copied().fold(0.0, f64::max);
         let worst = shares.iter().copied().fold(0.0, f64::max);
         let worst_before = before.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {source} | {} | {} | {} ({}) | {} ({}) | {:.2} % / {:.2} % ({:.2} % / {:.2} %) | {} | {} | {} | {} |",
+            "| {source} | {} | {} | {} ({}) | {} ({}) | {:.2} % / {:.2} % ({:.2} % / {:.2} %) | {} | {} | {} | {} | {} | {} | {} | {:.2} % / {:.2} % |",
             t.series,
             t.live_releases,
             t.history_surges,
@@ -550,10 +697,15 @@ fn report(tallies: &BTreeMap<String, Tally>) {
             100.0 * worst,
             100.0 * median(before),
             100.0 * worst_before,
-            pct(t.live_surges, t.live_series_periods),
-            pct(t.live_high, t.live_series_periods),
-            pct(t.live_critical, t.live_series_periods),
+            pct(t.rises.live, t.live_series_periods),
+            pct(t.rises.high, t.live_series_periods),
+            pct(t.rises.critical, t.live_series_periods),
             t.stories,
+            pct(t.falls.live, t.live_series_periods),
+            pct(t.falls.high, t.live_series_periods),
+            pct(t.falls.critical, t.live_series_periods),
+            100.0 * median(with_falls),
+            100.0 * worst_with_falls,
         );
     }
     println!();
@@ -570,6 +722,37 @@ fn report(tallies: &BTreeMap<String, Tally>) {
                 pct(
                     t.live_scores.iter().filter(|&&s| s >= th).count(),
                     t.live_series_periods,
+                )
+            })
+            .collect();
+        println!("| {source} | {} |", cells.join(" | "));
+    }
+    println!();
+    println!(
+        "Live series-periods where each detector fired (before the score gate), and where it is cited by an announced surge or fall (after it), per source:"
+    );
+    println!();
+    let names: Vec<&str> = [
+        "exceeds_prior_year",
+        "record_high",
+        "year_over_year",
+        "farrington",
+        "ears_c2",
+        "cusum",
+        "fall",
+    ]
+    .to_vec();
+    println!("| source | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(names.len()));
+    for (source, t) in tallies {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let (fired, cited) = t.detectors.get(*n).copied().unwrap_or_default();
+                format!(
+                    "{} / {}",
+                    pct(fired, t.live_series_periods),
+                    pct(cited, t.live_series_periods)
                 )
             })
             .collect();
@@ -603,7 +786,8 @@ fn report(tallies: &BTreeMap<String, Tally>) {
             .iter()
             .position(|p| *p == onset)
             .expect("onset release");
-        let first = t
+        let c = t.counts(e.direction);
+        let first = c
             .notified
             .iter()
             .filter(|((k, p), _)| *k == key && *p >= onset && *p <= onset.offset(2))
@@ -611,14 +795,16 @@ fn report(tallies: &BTreeMap<String, Tally>) {
             .min();
         let incidents = t.incidents[&key]
             .iter()
+            .filter(|i| i.direction == e.direction)
             .filter(|i| i.last >= onset && i.opened <= onset.offset(2))
             .count();
         // The incident the onset belongs to, when it opened before the onset.
         let earlier = t.incidents[&key]
             .iter()
+            .filter(|i| i.direction == e.direction)
             .find(|i| i.opened < onset && i.last >= onset && i.announced)
             .and_then(|i| {
-                t.notified
+                c.notified
                     .iter()
                     .filter(|((k, p), _)| *k == key && *p >= i.opened && *p < onset)
                     .map(|((_, p), _)| *p)
@@ -634,7 +820,7 @@ fn report(tallies: &BTreeMap<String, Tally>) {
             (None, None) => "missed".to_string(),
         };
         let when = first.map_or("–".to_string(), |r| t.release_periods[r].to_string());
-        let at_onset = t
+        let at_onset = c
             .alarms
             .get(&(key.clone(), onset))
             .map_or("no surge".to_string(), |(score, severity, update)| {
@@ -642,7 +828,7 @@ fn report(tallies: &BTreeMap<String, Tally>) {
             });
         let story = t
             .story_of
-            .get(&(key.clone(), onset))
+            .get(&(key.clone(), onset, e.direction))
             .map_or("–".to_string(), |title| format!("\"{title}\""));
         println!(
             "| {} | {key} | {onset} | {when} | {incidents} | {at_onset} | {verdict} | {story} |",

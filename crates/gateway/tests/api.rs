@@ -232,6 +232,7 @@ async fn bad_parameters_get_a_400_naming_them() {
         ("/v1/silences?limit=1001", "limit=1001"),
         ("/v1/subscriptions/sub-x/deliveries?limit=0", "limit=0"),
         ("/v1/surges/stream?min_severity=loud", "loud"),
+        ("/v1/surges?direction=sideways", "sideways"),
     ] {
         let (status, body) = gw.get_json(query).await;
         assert_eq!(status, 400, "{query}: {body}");
@@ -322,6 +323,12 @@ async fn surges_page_newest_first_with_filters_and_export_as_csv() {
     assert_eq!(ids, ["sg-test0002", "sg-test0000"]);
     let (_, body) = gw.get_json("/v1/surges?min_severity=critical").await;
     assert_eq!(body["surges"].as_array().unwrap().len(), 1);
+    // Every surge says which way it goes; `direction` filters on it.
+    assert_eq!(body["surges"][0]["direction"], "rise", "{body}");
+    let (_, body) = gw.get_json("/v1/surges?direction=fall").await;
+    assert!(body["surges"].as_array().unwrap().is_empty(), "{body}");
+    let (_, body) = gw.get_json("/v1/surges?direction=rise&limit=100").await;
+    assert_eq!(body["surges"].as_array().unwrap().len(), 7);
 
     // CSV: a header and one row per surge, quoted where needed.
     let r = gw.get("/v1/surges?format=csv&country=North%20Korea").await;
@@ -342,6 +349,29 @@ async fn surges_page_newest_first_with_filters_and_export_as_csv() {
     assert_eq!(&records[0][6], "critical");
     assert_eq!(&records[0][7], "record_high");
     assert_eq!(&records[0][10], "surge 6, with a comma");
+    assert_eq!(&records[0][11], "rise");
+}
+
+#[tokio::test]
+async fn falls_are_listed_labelled_and_filtered_apart() {
+    let gw = start(no_limit()).await;
+    let mut fall = surge(1, "CHN", "high");
+    fall["direction"] = "fall".into();
+    fall["explanation"] = "far below the expected 569,365; the lowest on record".into();
+    publish_surges(&gw.bus, &[surge(0, "PRK", "high"), fall]).await;
+    wait_surges(&gw, 2).await;
+    let (_, body) = gw.get_json("/v1/surges?direction=fall").await;
+    let ids: Vec<&str> = body["surges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["sg-test0001"], "{body}");
+    let (_, body) = gw.get_json("/v1/surges?direction=rise").await;
+    assert_eq!(body["surges"][0]["id"], "sg-test0000", "{body}");
+    let html = gw.get("/").await.text().await.unwrap();
+    assert_eq!(html.matches("<span class=\"label fall\"").count(), 1, "{html}");
 }
 
 fn series_view(source: &str, country: &str, category: &str, counts: &[u64]) -> Value {

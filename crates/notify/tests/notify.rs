@@ -385,6 +385,32 @@ async fn a_closing_notice_goes_to_subscriptions_that_ask_for_it() {
     s.stop().await;
 }
 
+/// A fall reaches only the subscriptions that ask for falls; a surge reaches both.
+#[tokio::test]
+async fn falls_go_only_to_subscriptions_that_ask_for_them() {
+    use borderwatch_model::Direction;
+    let s = Services::start(Transport::memory().await.bus.clone(), fast_config()).await;
+    let wants = Receiver::start(&[]).await;
+    let quiet = Receiver::start(&[]).await;
+    let sub = s.subscribe(&wants, json!({"falls": true})).await;
+    let other = s.subscribe(&quiet, json!({})).await;
+    let mut fall = surge("sg-fall", "PRK", "study", Q3, "rel-12");
+    fall.direction = Direction::Fall;
+    s.publish(&fall).await;
+    let got = wants.wait_for(1, "the fall").await;
+    assert_eq!(got[0].event_id, "sg-fall");
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["direction"], "fall", "{body}");
+    assert_eq!(wait_record(&s.bus, &sub, "sg-fall").await, Outcome::Delivered);
+    // A surge after it goes to both: the quiet one was not skipping everything.
+    s.publish(&surge("sg-rise", "PRK", "study", Q3, "rel-12")).await;
+    let seen = quiet.wait_for(1, "the surge").await;
+    assert_eq!(seen[0].event_id, "sg-rise", "falls are off by default");
+    assert_eq!(quiet.received().len(), 1);
+    assert!(record_outcome(&s.bus, &other, "sg-fall").await.is_none());
+    s.stop().await;
+}
+
 /// A subscription that asks for at most two surges per release gets one message with the two
 /// highest scores, and every surge of the release is settled (none comes again later).
 #[tokio::test]

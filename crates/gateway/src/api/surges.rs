@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use borderwatch_model::{Country, Period, Severity, SurgeEvent};
+use borderwatch_model::{Country, Direction, Period, Severity, SurgeEvent};
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -35,6 +35,7 @@ use crate::surges::Entry;
         schema::Finding,
         schema::Baseline,
         schema::Severity,
+        schema::Direction,
         schema::IncidentUpdate,
         schema::StoryRef,
         schema::StoryKind,
@@ -58,6 +59,8 @@ pub(crate) struct SurgeParams {
     since: Option<String>,
     /// `low`, `medium`, `high` or `critical`: that severity or higher.
     min_severity: Option<String>,
+    /// `rise` (surges) or `fall` (significant drops); both when absent.
+    direction: Option<String>,
     /// Page size, 1 to 10000 (default 50: page with `cursor`).
     #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
@@ -82,6 +85,8 @@ pub(crate) struct StreamParams {
     since: Option<String>,
     /// `low`, `medium`, `high` or `critical`.
     min_severity: Option<String>,
+    /// `rise` (surges) or `fall` (significant drops); both when absent.
+    direction: Option<String>,
 }
 
 /// A surge filter from query parameters, shared by the list and the live stream.
@@ -93,6 +98,7 @@ struct SurgeQuery {
     since_period: Option<Period>,
     since_time: Option<String>,
     min_severity: Severity,
+    direction: Option<Direction>,
 }
 
 impl SurgeQuery {
@@ -102,6 +108,7 @@ impl SurgeQuery {
         source: Option<&str>,
         since: Option<&str>,
         min_severity: Option<&str>,
+        direction: Option<&str>,
     ) -> Result<SurgeQuery, ApiError> {
         let mut q = SurgeQuery {
             country: country.map(parse_country).transpose()?,
@@ -111,6 +118,9 @@ impl SurgeQuery {
         };
         if let Some(s) = min_severity {
             q.min_severity = s.parse().map_err(ApiError::bad_request)?;
+        }
+        if let Some(d) = direction {
+            q.direction = Some(d.parse().map_err(ApiError::bad_request)?);
         }
         if let Some(since) = since {
             if let Ok(period) = since.parse::<Period>() {
@@ -141,10 +151,11 @@ impl SurgeQuery {
                 .as_deref()
                 .is_none_or(|t| e.detected_at.as_str() >= t)
             && e.severity >= self.min_severity
+            && self.direction.is_none_or(|d| d == e.direction)
     }
 }
 
-const SURGE_CSV_HEADER: [&str; 11] = [
+const SURGE_CSV_HEADER: [&str; 12] = [
     "id",
     "source",
     "country",
@@ -156,9 +167,10 @@ const SURGE_CSV_HEADER: [&str; 11] = [
     "release_id",
     "detected_at",
     "explanation",
+    "direction",
 ];
 
-fn surge_csv_row(e: &SurgeEvent) -> [String; 11] {
+fn surge_csv_row(e: &SurgeEvent) -> [String; 12] {
     let detectors: Vec<&str> = e.findings.iter().map(|f| f.detector.as_str()).collect();
     [
         e.id.clone(),
@@ -172,6 +184,7 @@ fn surge_csv_row(e: &SurgeEvent) -> [String; 11] {
         e.release_id.clone(),
         e.detected_at.clone(),
         e.explanation.clone(),
+        e.direction.to_string(),
     ]
 }
 
@@ -197,6 +210,7 @@ pub(crate) async fn list_surges(
         params.source.as_deref(),
         params.since.as_deref(),
         params.min_severity.as_deref(),
+        params.direction.as_deref(),
     )?;
     let limit = page::limit(params.limit, 50, page::MAX_LIMIT)?;
     let before = page::seq_cursor(params.cursor.as_deref())?.unwrap_or(u64::MAX);
@@ -309,6 +323,7 @@ pub(crate) async fn stream_surges(
         params.source.as_deref(),
         params.since.as_deref(),
         params.min_severity.as_deref(),
+        params.direction.as_deref(),
     )?);
     let last_id: u64 = headers
         .get("last-event-id")

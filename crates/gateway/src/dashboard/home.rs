@@ -14,7 +14,9 @@ use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::html::{badge, html_response, page, series_href, series_title, surge_series_href};
+use super::html::{
+    badge, fall_label, html_response, page, series_href, series_title, surge_series_href,
+};
 use crate::AppState;
 use crate::surges::Entry;
 
@@ -235,6 +237,10 @@ fn incident_item(i: &Incident) -> Markup {
                 (series_title(&i.source, i.country, &i.category))
             }
             " "
+            @if !i.direction.is_rise() {
+                (fall_label())
+                " "
+            }
             span class="when" {
                 "since " b { (i.opened) }
                 @if i.last != i.opened {
@@ -258,6 +264,10 @@ pub(crate) fn surge_item(e: &SurgeEvent) -> Markup {
             " "
             b { (e.period) }
             " "
+            @if !e.direction.is_rise() {
+                (fall_label())
+                " "
+            }
             span class="muted" { (e.source) "/" (e.country) "/" (e.category) }
             p { (e.explanation) }
         }
@@ -511,6 +521,7 @@ mod tests {
                 release_id: "rel-1".into(),
                 detected_at: "2025-01-01T00:00:00Z".into(),
                 score: 0.0,
+                direction: Default::default(),
                 historical: false,
                 incident_id: None,
                 incident_update: Default::default(),
@@ -718,6 +729,7 @@ mod tests {
             surges,
             live: true,
             announced: true,
+            direction: Default::default(),
         }
     }
 

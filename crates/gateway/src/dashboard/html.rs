@@ -146,3 +146,12 @@ mod tests {
         );
     }
 }
+
+/// The label of a fall (a significant drop), beside its severity.
+pub(crate) fn fall_label() -> Markup {
+    html! {
+        span class="label fall" title="a significant drop, not a surge: sent only to subscriptions with falls: true" {
+            "fall"
+        }
+    }
+}

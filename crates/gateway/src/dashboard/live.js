@@ -28,7 +28,14 @@
     b.textContent = e.period;
     const p = document.createElement('p');
     p.textContent = e.explanation;
-    li.append(badge, ' ', a, ' ', b, p);
+    li.append(badge, ' ', a, ' ', b);
+    if (e.direction === 'fall') {
+      const fall = document.createElement('span');
+      fall.className = 'label fall';
+      fall.textContent = 'fall';
+      li.append(' ', fall);
+    }
+    li.append(p);
     list.prepend(li);
   });
 })();

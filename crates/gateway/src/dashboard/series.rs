@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::chart;
-use super::html::{badge, html_response, page, series_href, series_title};
+use super::html::{badge, fall_label, html_response, page, series_href, series_title};
 use crate::AppState;
 use crate::page::percent_encode;
 
@@ -177,6 +177,10 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
                             a href={ (href) "?surge=" (percent_encode(&s.id)) "#chart" } {
                                 "show on the chart"
                             }
+                        }
+                        @if !s.direction.is_rise() {
+                            " "
+                            (fall_label())
                         }
                         @if s.historical {
                             " "
