@@ -51,6 +51,13 @@ pub(crate) async fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             r.row, r.column, r.value, r.reason
         );
     }
+    let unlisted = parsed
+        .rejected_total
+        .saturating_sub(parsed.rejected.len() as u64);
+    if unlisted > 0 {
+        eprintln!("… and {unlisted} more rejected rows");
+    }
+    nothing_to_analyse(&parsed).with_context(|| format!("reading {}", args.file.display()))?;
     let all = args.all;
     let live = args.live;
     let output = args.output;
@@ -99,6 +106,22 @@ pub(crate) async fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     })
     .await
     .context("the analysis worker failed")?
+}
+
+/// A file with no figure to analyse is an error (it printed nothing and exited 0, as if the
+/// file had no surge): no data rows under its header, or every row rejected.
+fn nothing_to_analyse(parsed: &borderwatch_ingest::Parsed) -> anyhow::Result<()> {
+    if !parsed.observations.is_empty() {
+        return Ok(());
+    }
+    if parsed.rows == 0 {
+        anyhow::bail!("the file has no data rows, only its header: there is nothing to analyse");
+    }
+    anyhow::bail!(
+        "no row of the file could be read: all {} data rows were rejected (see above), so \
+         there is nothing to analyse",
+        parsed.rejected_total
+    )
 }
 
 /// Treats the file as a release whose only new figure per series is its newest period (the
