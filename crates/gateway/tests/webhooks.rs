@@ -107,7 +107,8 @@ async fn subscriptions_to_non_public_addresses_are_refused() {
         assert_eq!(body["error"]["code"], "webhook_target_refused", "{url}");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(
-            message.contains("only public addresses are accepted") && message.contains("--webhook-allow-private"),
+            message.contains("only public addresses are accepted")
+                && message.contains("--webhook-allow-private"),
             "{url}: {message}"
         );
     }
