@@ -2,7 +2,7 @@
 //! past it. Each test failed on the code before its fix: it aborted, took seconds, or
 //! accepted the row.
 
-use borderwatch_ingest::formats::{MAX_SHEET_COLUMNS, MAX_SHEET_ROWS};
+use borderwatch_ingest::formats::{MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS};
 use borderwatch_ingest::{IngestError, Parsed, parse};
 
 /// A workbook whose one sheet has cells at A1 and `far` (row, column): 1.6 KB that declares
@@ -215,4 +215,116 @@ fn agency_spellings_with_diacritics_and_articles_read() {
     assert!(p.rejected.is_empty(), "{:?}", p.rejected);
     let countries: Vec<&str> = p.observations.iter().map(|o| o.country.code()).collect();
     assert_eq!(countries, ["CIV", "GMB", "KOR", "KOR", "GMB", "CIV"]);
+}
+
+/// An ods whose one sheet `Data` has `rows` (the XML of its `table:table-row` elements).
+fn ods(rows: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let content = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <office:document-content \
+          xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
+          xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" \
+          xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" office:version=\"1.2\">\
+         <office:body><office:spreadsheet><table:table table:name=\"Data\">{rows}</table:table>\
+         </office:spreadsheet></office:body></office:document-content>"
+    );
+    let manifest = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+        <manifest:manifest xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\">\
+        <manifest:file-entry manifest:full-path=\"/\" \
+         manifest:media-type=\"application/vnd.oasis.opendocument.spreadsheet\"/>\
+        <manifest:file-entry manifest:full-path=\"content.xml\" manifest:media-type=\"text/xml\"/>\
+        </manifest:manifest>";
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, body, options) in [
+        (
+            "mimetype",
+            "application/vnd.oasis.opendocument.spreadsheet",
+            stored,
+        ),
+        ("META-INF/manifest.xml", manifest, deflated),
+        ("content.xml", content.as_str(), deflated),
+    ] {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+const ODS_HEADER_ROW: &str = "<table:table-row>\
+    <table:table-cell office:value-type=\"string\"><text:p>country</text:p></table:table-cell>\
+    <table:table-cell office:value-type=\"string\"><text:p>2024-01</text:p></table:table-cell>\
+    </table:table-row>";
+
+#[test]
+fn an_ods_repeating_a_row_of_numbers_is_refused_before_calamine_expands_it() {
+    // One row of 16,384 numbers repeated 6,000 times: 98 million cells, under calamine's own
+    // cap of 100 million, which it allocated (some 5 GiB with the formulas beside them).
+    let bytes = ods(&format!(
+        "{ODS_HEADER_ROW}<table:table-row table:number-rows-repeated=\"6000\">\
+         <table:table-cell table:number-columns-repeated=\"16384\" office:value-type=\"float\" \
+         office:value=\"1\"><text:p>1</text:p></table:table-cell></table:table-row>"
+    ));
+    assert!(bytes.len() < 4_000, "{} bytes", bytes.len());
+    // Detection claims no ods: refused, without opening it.
+    assert!(parse("auto", &bytes, Some("x")).is_err());
+    for format in ["wide", "ru_sheet", "ohss_xlsx"] {
+        let e = parse(format, &bytes, Some("x")).unwrap_err();
+        assert!(
+            matches!(e, IngestError::SheetTooLarge { ref sheet, what: "columns", .. }
+                if sheet == "Data"),
+            "{format}: {e:?}"
+        );
+    }
+    // Within the columns, the repeats alone: 4,000 columns by 6,000 rows.
+    let bytes = ods(&format!(
+        "{ODS_HEADER_ROW}<table:table-row table:number-rows-repeated=\"6000\">\
+         <table:table-cell table:number-columns-repeated=\"4000\" office:value-type=\"float\" \
+         office:value=\"1\"><text:p>1</text:p></table:table-cell></table:table-row>"
+    ));
+    let e = parse("wide", &bytes, Some("x")).unwrap_err();
+    assert!(
+        matches!(e, IngestError::SheetTooLarge { what: "cells", limit, .. }
+            if limit == MAX_SHEET_CELLS),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "too_many_rows", "{e}");
+}
+
+#[test]
+fn an_ods_with_many_rows_of_repeated_cells_is_refused_by_the_cells_they_push() {
+    // calamine pushes every row element's cells as it reads, with no cap on the sheet:
+    // 25,000 rows of 4,096 cells (a 40 KB file) took some 5 GiB before its cap of 100
+    // million cells refused them.
+    let row = "<table:table-row><table:table-cell table:number-columns-repeated=\"4096\" \
+               office:value-type=\"float\" office:value=\"2\"/></table:table-row>";
+    let bytes = ods(&format!("{ODS_HEADER_ROW}{}", row.repeat(25_000)));
+    assert!(bytes.len() < 60_000, "{} bytes", bytes.len());
+    let e = parse("wide", &bytes, Some("x")).unwrap_err();
+    assert!(
+        matches!(e, IngestError::SheetTooLarge { what: "cells", .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_ods_with_the_usual_trailing_empty_rows_and_columns_still_reads() {
+    // Spreadsheet programs pad a sheet to its full size with empty repeated cells and rows;
+    // calamine drops them, and so must the guard's count.
+    let figures = "<table:table-row>\
+        <table:table-cell office:value-type=\"string\"><text:p>Syria</text:p></table:table-cell>\
+        <table:table-cell office:value-type=\"float\" office:value=\"120\"><text:p>120</text:p>\
+        </table:table-cell><table:table-cell table:number-columns-repeated=\"16382\"/>\
+        </table:table-row>";
+    let padding = "<table:table-row table:number-rows-repeated=\"1048574\">\
+        <table:table-cell table:number-columns-repeated=\"16384\"/></table:table-row>";
+    let bytes = ods(&format!("{ODS_HEADER_ROW}{figures}{padding}"));
+    let p = parse("wide", &bytes, Some("frontex")).unwrap();
+    assert_eq!(p.observations.len(), 1, "{p:?}");
+    assert_eq!(p.observations[0].count, 120);
+    assert_eq!(p.observations[0].period.to_string(), "2024-01");
 }

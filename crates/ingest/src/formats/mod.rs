@@ -14,6 +14,7 @@ pub mod wide;
 
 mod emiss_sdmx;
 mod fsb_csv;
+mod ods_guard;
 mod ru_sheet;
 mod xls_guard;
 mod ytd;

@@ -114,6 +114,7 @@ pub(crate) type Workbook = calamine::Sheets<Cursor<Vec<u8>>>;
 /// an error, never a panic of the service.
 pub(crate) fn open_workbook(bytes: &[u8], format: &'static str) -> Result<Workbook, IngestError> {
     super::xls_guard::check(bytes, format)?;
+    super::ods_guard::check(bytes, format)?;
     let cursor = Cursor::new(bytes.to_vec());
     match std::panic::catch_unwind(|| calamine::open_workbook_auto_from_rs(cursor)) {
         Ok(Ok(workbook)) => Ok(workbook),
@@ -151,7 +152,8 @@ pub(crate) struct Grid {
 /// would allocate before returning. Beyond [`MAX_SHEET_ROWS`], [`MAX_SHEET_COLUMNS`] or
 /// [`MAX_SHEET_CELLS`] the sheet is refused ([`IngestError::SheetTooLarge`]). xlsx and xlsb
 /// are streamed; xls and ods are read whole by calamine when the workbook opens (an xls has
-/// at most 65,536 rows of 256 columns), then held to the same caps.
+/// at most 65,536 rows of 256 columns), so `xls_guard` and `ods_guard` hold them to the
+/// same caps before it does, and they are held to them again here.
 pub(crate) fn sheet_grid(
     workbook: &mut Workbook,
     sheet: &str,
