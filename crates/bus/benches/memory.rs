@@ -5,6 +5,7 @@
 //!
 //! `cargo bench -p borderwatch-bus --bench memory` (`BW_BENCH_MESSAGES`, default 500,000).
 //! Prints the process's resident set (VmRSS) and peak (VmHWM) after each phase, Linux only.
+//! Then 100,000 payloads of 1 KiB kept in a stream that keeps everything.
 //! Results: BENCHMARKS.md, "Embedded bus memory".
 
 use std::time::{Duration, Instant};
@@ -92,4 +93,26 @@ async fn main() {
         }
     }
     report(&format!("published and acked {n} more"), started);
+    keep_everything(&bus, started).await;
+}
+
+/// A stream that keeps every message (as `BW_SURGES` does): 100,000 payloads of 1 KiB.
+async fn keep_everything(bus: &MemoryBus, started: Instant) {
+    bus.ensure_stream(&StreamSpec {
+        name: "K".into(),
+        subjects: vec!["k.>".into()],
+        max_msgs_per_subject: -1,
+        duplicate_window: Duration::from_secs(60),
+        replicas: 1,
+    })
+    .await
+    .expect("stream");
+    for batch in 0..10 {
+        // A buffer each, as publishes from the network bring them (clones would share one).
+        let msgs = (0..BATCH)
+            .map(|i| Outgoing::new(format!("k.{batch}.{i}"), vec![b'k'; 1024]))
+            .collect();
+        bus.publish_all(msgs).await.expect("publish");
+    }
+    report("kept 100,000 x 1 KiB", started);
 }

@@ -156,3 +156,32 @@ async fn the_duplicate_window_forgets_ids_older_than_the_window() {
     let bus = open(tmp.path(), window).await;
     assert!(bus.footprint().remembered_ids <= 1);
 }
+
+#[tokio::test]
+async fn payloads_stay_in_the_log_and_are_read_back_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bus = open(tmp.path(), Duration::from_secs(60)).await;
+    publish(&bus, 1_000).await;
+    let f = bus.footprint();
+    assert_eq!(f.messages, 1_000);
+    if cfg!(unix) {
+        assert_eq!(f.payload_bytes, 0, "{f:?}");
+        assert!(f.payload_bytes_on_disk >= 1_000 * 2, "{f:?}");
+    }
+    let check = |bus: MemoryBus| async move {
+        let last = bus.last_per_subject(STREAM, &["t.>"]).await.unwrap();
+        assert_eq!(last.len(), 7);
+        for m in &last {
+            assert_eq!(m.payload, format!("m{}", m.seq - 1).into_bytes());
+        }
+        let mut replay = bus.replay(STREAM, "t.3", 1).await.unwrap();
+        let first = replay.next().await.unwrap().unwrap();
+        assert_eq!((first.seq, &first.payload[..]), (4, &b"m3"[..]));
+    };
+    check(bus.clone()).await;
+    drop(bus);
+    // Reopened: the offsets are rebuilt from the log.
+    let bus = open(tmp.path(), Duration::from_secs(60)).await;
+    assert_eq!(bus.footprint().messages, 1_000);
+    check(bus).await;
+}

@@ -41,16 +41,20 @@ pub(super) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Writes one record; returns where its payload starts (from the record's start) and the
+/// record's length in bytes.
 pub(super) fn write_record(
     w: &mut impl Write,
     header: &RecordHeader,
     payload: &[u8],
-) -> Result<()> {
-    serde_json::to_writer(&mut *w, header).map_err(std::io::Error::other)?;
+) -> Result<(u64, u64)> {
+    let line = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    w.write_all(&line)?;
     w.write_all(b"\n")?;
     w.write_all(payload)?;
     w.write_all(b"\n")?;
-    Ok(())
+    let start = line.len() as u64 + 1;
+    Ok((start, start + payload.len() as u64 + 1))
 }
 
 /// The whole records of a log, and the log opened for appending.
@@ -59,10 +63,21 @@ pub(super) type OpenedLog = (Vec<(RecordHeader, Bytes)>, BufWriter<File>);
 /// Reads every whole record of a log, truncating a torn tail, and opens it for appending
 /// (owner-only, like its directory).
 pub(super) fn open_log(path: &Path) -> Result<OpenedLog> {
+    let mut records = Vec::new();
+    let (writer, _) = read_log(path, |header, payload, _| records.push((header, payload)))?;
+    Ok((records, writer))
+}
+
+/// Hands every whole record of a log to `each` (its header, payload, and the payload's offset
+/// in the file), truncating a torn tail; returns the log opened for appending (owner-only,
+/// like its directory) and its length.
+pub(super) fn read_log(
+    path: &Path,
+    mut each: impl FnMut(RecordHeader, Bytes, u64),
+) -> Result<(BufWriter<File>, u64)> {
     if let Some(parent) = path.parent() {
         files::private_dir(parent)?;
     }
-    let mut records = Vec::new();
     let mut good_len = 0u64;
     if path.exists() {
         let mut reader = BufReader::new(File::open(path)?);
@@ -79,8 +94,9 @@ pub(super) fn open_log(path: &Path) -> Result<OpenedLog> {
                 break;
             }
             payload.truncate(header.len);
-            good_len += (line.len() + header.len + 1) as u64;
-            records.push((header, Bytes::from(payload)));
+            let offset = good_len + line.len() as u64;
+            good_len = offset + header.len as u64 + 1;
+            each(header, Bytes::from(payload), offset);
         }
     }
     let file = files::open_append(path)?;
@@ -88,7 +104,16 @@ pub(super) fn open_log(path: &Path) -> Result<OpenedLog> {
         tracing::warn!(path = %path.display(), kept = good_len, "cut a torn record off a log");
         file.set_len(good_len)?;
     }
-    Ok((records, BufWriter::new(file)))
+    Ok((BufWriter::new(file), good_len))
+}
+
+/// Reads `len` bytes at `offset` of `file` (a stream log), without moving any cursor.
+#[cfg(unix)]
+pub(super) fn read_at(file: &File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! (`streams/`, `kv/`, `consumers/`), and every object a file (`objects/<bucket>/<name>`,
 //! written to a temporary file and renamed into place), written before a publish or ack returns, so a
 //! restarted process resumes where the last one stopped. A torn last record (the process
-//! died mid-write) is cut off when the log is opened.
+//! died mid-write) is cut off when the log is opened. Stream payloads are not kept in memory
+//! but read back from their log when a message is delivered or replayed.
 //!
 //! One room per concern: `log.rs` (the record format of those append-only logs), `stream.rs`
 //! (streams and durable consumers), `kv.rs` (key-value buckets) and `objects.rs` (the object
@@ -116,8 +117,10 @@ impl MemoryBus {
 pub struct Footprint {
     /// Stream messages held.
     pub messages: usize,
-    /// Their payload bytes.
+    /// Their payload bytes held in memory (without a data directory).
     pub payload_bytes: usize,
+    /// Their payload bytes left in the stream logs, read back when a message is.
+    pub payload_bytes_on_disk: usize,
     /// Message ids remembered for deduplication.
     pub remembered_ids: usize,
     /// Acknowledged sequences consumers keep above their ack floors.

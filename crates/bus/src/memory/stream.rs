@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
 
-use super::log::{RecordHeader, now_ms, open_log, write_record};
+use super::log::{RecordHeader, now_ms, read_log, write_record};
 use super::{Inner, MemoryBus, files};
 use crate::{
     Acker, BusError, Delivery, Headers, Message, Outgoing, PubAck, Result, StreamSpec,
@@ -42,14 +42,50 @@ pub(super) struct StreamState {
     /// The ids of `dedup` in the order stored (unix ms, id), to forget the oldest.
     dedup_order: VecDeque<(u64, String)>,
     consumers: HashMap<String, ConsumerState>,
-    log: Option<BufWriter<File>>,
+    log: Option<StreamLog>,
+}
+
+/// A stream's `streams/<name>.log`: appended to on publish, read back at the offsets of the
+/// payloads it holds (so payloads are not kept in memory).
+#[derive(Debug)]
+struct StreamLog {
+    writer: BufWriter<File>,
+    reader: File,
+    /// The file's length once `writer` is flushed.
+    len: u64,
 }
 
 #[derive(Debug, Clone)]
 struct Stored {
     subject: String,
     headers: Headers,
-    payload: Bytes,
+    body: Body,
+}
+
+/// A stored message's payload: in memory (no data directory), or where it lies in the log.
+#[derive(Debug, Clone)]
+enum Body {
+    Memory(Bytes),
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Log {
+        offset: u64,
+        len: usize,
+    },
+}
+
+impl Body {
+    /// The payload at `offset` of the log where positioned reads exist (Unix), else the
+    /// bytes themselves.
+    fn logged(payload: Bytes, offset: u64) -> Body {
+        if cfg!(unix) {
+            Body::Log {
+                offset,
+                len: payload.len(),
+            }
+        } else {
+            Body::Memory(payload)
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -105,6 +141,7 @@ impl StreamState {
             });
         }
         let seq = self.last_seq + 1;
+        let mut body = Body::Memory(msg.payload.clone());
         if let Some(log) = self.log.as_mut() {
             let header = RecordHeader {
                 seq,
@@ -116,7 +153,9 @@ impl StreamState {
                 key: String::new(),
                 len: msg.payload.len(),
             };
-            write_record(log, &header, &msg.payload)?;
+            let (start, written) = write_record(&mut log.writer, &header, &msg.payload)?;
+            body = Body::logged(msg.payload, log.len + start);
+            log.len += written;
         }
         if let Some(id) = msg.msg_id {
             self.remember_id(id, seq, now);
@@ -127,7 +166,7 @@ impl StreamState {
             Stored {
                 subject: msg.subject,
                 headers: msg.headers,
-                payload: msg.payload,
+                body,
             },
         );
         Ok(PubAck {
@@ -162,7 +201,12 @@ impl StreamState {
     /// What this stream holds in memory now (see [`super::Footprint`]).
     pub(super) fn footprint(&self, f: &mut super::Footprint) {
         f.messages += self.msgs.len();
-        f.payload_bytes += self.msgs.values().map(|m| m.payload.len()).sum::<usize>();
+        for m in self.msgs.values() {
+            match &m.body {
+                Body::Memory(bytes) => f.payload_bytes += bytes.len(),
+                Body::Log { len, .. } => f.payload_bytes_on_disk += len,
+            }
+        }
         f.remembered_ids += self.dedup.len();
         for c in self.consumers.values() {
             f.acks_above_floor += c.acked.len();
@@ -170,18 +214,36 @@ impl StreamState {
         }
     }
 
-    fn message(&self, seq: u64) -> Option<Message> {
-        self.msgs.get(&seq).map(|s| Message {
+    /// The message at `seq`, if the stream holds it; its payload is read from the log when
+    /// it is kept there.
+    fn message(&self, seq: u64) -> Option<Result<Message>> {
+        let s = self.msgs.get(&seq)?;
+        let payload = match &s.body {
+            Body::Memory(bytes) => Ok(bytes.clone()),
+            Body::Log { offset, len } => self.read_payload(*offset, *len),
+        };
+        Some(payload.map(|payload| Message {
             subject: s.subject.clone(),
             headers: s.headers.clone(),
-            payload: s.payload.clone(),
+            payload,
             seq,
-        })
+        }))
+    }
+
+    #[cfg(unix)]
+    fn read_payload(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let log = self.log.as_ref().ok_or(BusError::Closed)?;
+        Ok(super::log::read_at(&log.reader, offset, len)?)
+    }
+
+    #[cfg(not(unix))]
+    fn read_payload(&self, _offset: u64, _len: usize) -> Result<Bytes> {
+        Err(BusError::Closed)
     }
 
     fn flush(&mut self) -> Result<()> {
         if let Some(log) = self.log.as_mut() {
-            log.flush()?;
+            log.writer.flush()?;
         }
         Ok(())
     }
@@ -357,8 +419,7 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
         log: None,
     };
     if let Some(path) = bus.inner.path(&["streams", &format!("{}.log", spec.name)]) {
-        let (records, log) = open_log(&path)?;
-        for (h, payload) in records {
+        let (writer, len) = read_log(&path, |h, payload, offset| {
             if let Some(id) = h.msg_id {
                 stream.remember_id(id, h.seq, h.at_ms);
             }
@@ -367,11 +428,16 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
                 Stored {
                     subject: h.subject,
                     headers: h.headers,
-                    payload,
+                    body: Body::logged(payload, offset),
                 },
             );
-        }
-        stream.log = Some(log);
+        })?;
+        let reader = File::open(&path)?;
+        stream.log = Some(StreamLog {
+            writer,
+            reader,
+            len,
+        });
         stream.forget_ids(now_ms());
     }
     state.streams.insert(spec.name.clone(), stream);
@@ -437,7 +503,7 @@ pub(super) fn last_per_subject(
         .filter_map(|(_, versions)| versions.back().copied())
         .collect();
     seqs.sort_unstable();
-    Ok(seqs.into_iter().filter_map(|seq| s.message(seq)).collect())
+    seqs.into_iter().filter_map(|seq| s.message(seq)).collect()
 }
 
 pub(super) fn replay(
@@ -471,7 +537,7 @@ pub(super) fn replay(
                         cursor = seq + 1;
                         if subject_matches(&filter, &stored.subject) {
                             let msg = s.message(*seq)?;
-                            return Some((Ok(msg), cursor));
+                            return Some((msg, cursor));
                         }
                     }
                     cursor = cursor.max(s.last_seq + 1);
@@ -560,7 +626,10 @@ pub(super) fn consume(
                     match found {
                         None => return Some((Err(BusError::Closed), ())),
                         Some((Some((seq, delivered)), _)) => {
-                            let message = s.message(seq)?;
+                            let message = match s.message(seq)? {
+                                Ok(m) => m,
+                                Err(e) => return Some((Err(e), ())),
+                            };
                             let acker = MemoryAcker {
                                 inner: inner.clone(),
                                 stream: stream.clone(),
