@@ -83,7 +83,7 @@ pub(crate) async fn post(ctx: &Ctx, sub: &Subscription, id: &str, body: &[u8]) -
             None => Attempt {
                 status: None,
                 retry_after: None,
-                error: Some(e.to_string()),
+                error: Some(network_reason(&e)),
                 latency_ms,
                 refused: false,
             },
@@ -100,6 +100,36 @@ impl Attempt {
             error: Some(error),
             latency_ms: 0,
             refused: true,
+        }
+    }
+}
+
+/// What the delivery log says of a request that got no answer: what failed and its root
+/// cause (`could not connect: Connection refused (os error 111)`), never the URL, whose
+/// userinfo, path and query are often the secret.
+fn network_reason(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut root = None;
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        root = Some(c);
+        cause = c.source();
+    }
+    match root {
+        Some(root) => format!("{what}: {root}"),
+        // No cause: the error's own words, without its URL.
+        None => {
+            let own = e.to_string();
+            format!(
+                "{what}: {}",
+                own.split(" for url (").next().unwrap_or_default()
+            )
         }
     }
 }

@@ -223,3 +223,35 @@ async fn standard_webhook_signatures_verify_on_every_attempt() {
     }
     s.stop().await;
 }
+
+/// A POST that gets no answer is logged with what failed, not with the URL: its userinfo
+/// and path are often the secret.
+#[tokio::test]
+async fn network_errors_do_not_log_the_url() {
+    let t = Transport::memory().await;
+    let mut cfg = fast_config();
+    cfg.backoff.max_attempts = 1;
+    let s = Services::start(t.bus.clone(), cfg).await;
+    let receiver = Receiver::start(&[]).await;
+    // A loopback port nobody listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://user:pa55word@127.0.0.1:{port}/services/T0/XXXX?token=abc");
+    let sub = s
+        .subscribe(
+            &receiver,
+            json!({"webhook": {"url": url, "secret": SECRET}}),
+        )
+        .await;
+    s.publish(&surge("sg-closed", "PRK", "study", Q3, "rel-1"))
+        .await;
+
+    let attempt = logged(&s, &sub, 1).await.remove(0);
+    let error = attempt["error"].as_str().unwrap();
+    assert!(error.starts_with("could not connect: "), "{attempt}");
+    for secret in ["pa55word", "XXXX", "token=abc", "services"] {
+        assert!(!error.contains(secret), "{secret} in {error}");
+    }
+    s.stop().await;
+}
