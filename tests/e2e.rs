@@ -355,7 +355,12 @@ async fn history_then_live_case(setup: Setup) {
     ));
     let summary: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(summary["history"], true, "{summary}");
-    let historical: Value = get_json(&client, format!("{base}/v1/surges?country=PRK")).await;
+    // The summary counts what the subscription is sent: surges, not falls (off by default).
+    let historical: Value = get_json(
+        &client,
+        format!("{base}/v1/surges?country=PRK&direction=rise"),
+    )
+    .await;
     let historical = historical["surges"].as_array().unwrap();
     assert!(!historical.is_empty());
     assert!(historical.iter().all(|s| s["historical"] == true));
@@ -402,6 +407,86 @@ async fn history_then_live_case(setup: Setup) {
 on_both_transports!(history_then_live_case:
     embedded_history_load_is_one_summary_then_the_live_surge_arrives,
     nats_history_load_is_one_summary_then_the_live_surge_arrives);
+
+/// Ten years of a steady series of about 20,000 a quarter, then (with `collapse`) a quarter
+/// of 900: a border closing.
+fn steady_then_collapse_csv(collapse: bool) -> String {
+    let mut csv = String::from("source,period,country,category,count\n");
+    for i in 0..40u64 {
+        let count = 20_000 + (i * 7_919) % 1_200;
+        csv.push_str(&format!(
+            "fsb,{}-Q{},CHN,total,{count}\n",
+            2014 + i / 4,
+            i % 4 + 1
+        ));
+    }
+    if collapse {
+        csv.push_str("fsb,2024-Q1,CHN,total,900\n");
+    }
+    csv
+}
+
+/// A fall at the live edge reaches the subscription that asked for falls, as a fall, and
+/// not the one with the defaults.
+async fn falls_case(setup: Setup) {
+    let wants = ScriptedReceiver::start(Behaviour::default()).await;
+    let quiet = ScriptedReceiver::start(Behaviour::default()).await;
+    let running = setup.start().await;
+    let base = running.gateway_url().unwrap();
+    let client = reqwest::Client::new();
+    for (receiver, falls) in [(&wants, true), (&quiet, false)] {
+        let (status, body) = post(
+            &client,
+            format!("{base}/v1/subscriptions"),
+            json!({
+                "filter": {"countries": ["CHN"]},
+                "webhook": {"url": receiver.url("hook"), "secret": SECRET},
+                "falls": falls,
+            })
+            .to_string(),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["falls"], falls, "{body}");
+    }
+    let (status, body) = post(
+        &client,
+        format!("{base}/v1/ingest?format=generic"),
+        steady_then_collapse_csv(false),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(
+        &client,
+        format!("{base}/v1/ingest?format=generic"),
+        steady_then_collapse_csv(true),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let got = wants
+        .wait_accepted(Duration::from_secs(30), "the fall", |r| !r.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(wants.accepted().len(), 1, "one fall, once");
+    let fall: SurgeEvent = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(fall.direction, borderwatch_model::Direction::Fall, "{fall:?}");
+    assert_eq!(fall.period.to_string(), "2024-Q1");
+    assert!(!fall.historical);
+    assert!(
+        fall.explanation.contains("far below the expected")
+            && fall.explanation.contains("the lowest on record"),
+        "{}",
+        fall.explanation
+    );
+    assert!(quiet.accepted().is_empty(), "falls are off by default");
+    let listed: Value = get_json(&client, format!("{base}/v1/surges?direction=fall")).await;
+    assert_eq!(listed["surges"][0]["id"], fall.id.as_str(), "{listed}");
+    running.shutdown().await;
+}
+
+on_both_transports!(falls_case:
+    embedded_a_fall_reaches_only_the_subscription_that_asked_for_falls,
+    nats_a_fall_reaches_only_the_subscription_that_asked_for_falls);
 
 /// Rows that cannot be read are listed with row, column, value and reason; the rest land.
 async fn bad_rows_case(setup: Setup) {

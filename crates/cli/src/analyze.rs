@@ -157,16 +157,26 @@ fn row(frame: &SeriesFrame, r: &Evaluation) -> serde_json::Value {
 fn table(out: &mut impl Write, surges: &[SurgeEvent]) -> std::io::Result<()> {
     let mut sorted: Vec<&SurgeEvent> = surges.iter().collect();
     sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.period.cmp(&a.period)));
-    writeln!(out, "{} surges found:", sorted.len())?;
+    let falls = sorted.iter().filter(|s| !s.direction.is_rise()).count();
+    if falls == 0 {
+        writeln!(out, "{} surges found:", sorted.len())?;
+    } else {
+        writeln!(
+            out,
+            "{} surges and {falls} falls found:",
+            sorted.len() - falls
+        )?;
+    }
     for s in sorted {
         writeln!(
             out,
-            "  {:<8} {}/{}/{} {}\n           {}",
+            "  {:<8} {}/{}/{} {}{}\n           {}",
             s.severity.to_string().to_uppercase(),
             s.source,
             s.country,
             s.category,
             s.period,
+            if s.direction.is_rise() { "" } else { " (fall)" },
             s.explanation
         )?;
     }
