@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use borderwatch_bus::{BusError, Transport, names};
 use borderwatch_model::{
-    Incident, IncidentUpdate, Period, SeriesIncidents, SeriesKey, SurgeEvent, category_phrase,
+    Direction, Incident, IncidentUpdate, Period, SeriesIncidents, SeriesKey, SurgeEvent,
+    category_phrase,
     counted_subject, thousands,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{self, Alarm};
+use crate::alert::{self, Alarm, Verdicts};
 
 /// How many incidents a series keeps (the oldest go first): the API lists recent episodes,
 /// and the record of one series stays small.
@@ -25,6 +26,12 @@ pub struct IncidentWork {
     /// The figures of the evaluated periods, in the same order (for closing notices).
     #[serde(default)]
     pub values: Vec<u64>,
+    /// Evaluated periods a detector flagged as rises (`held`) or falls (`held_falls`) whose
+    /// score stayed under the gate: outside the band, they keep an open incident open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<Period>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_falls: Vec<Period>,
 }
 
 /// Whether `key` has an open incident.
@@ -63,9 +70,15 @@ pub(crate) async fn apply(
     detected_at: &str,
 ) -> Result<Vec<SurgeEvent>, BusError> {
     let mut values: BTreeMap<(SeriesKey, Period), u64> = BTreeMap::new();
+    let mut held: BTreeMap<(SeriesKey, Direction), Vec<Period>> = BTreeMap::new();
     for w in work {
         for (p, v) in w.evaluated.iter().zip(&w.values) {
             values.insert((w.key.clone(), *p), *v);
+        }
+        for (direction, periods) in [(Direction::Rise, &w.held), (Direction::Fall, &w.held_falls)] {
+            held.entry((w.key.clone(), direction))
+                .or_default()
+                .extend(periods);
         }
     }
     let mut closings = Vec::new();
@@ -89,20 +102,33 @@ pub(crate) async fn apply(
             events.iter_mut().filter(|e| e.series() == key).collect();
         mine.sort_by_key(|e| e.period);
         if let Some(&last) = fresh.last() {
-            let alarms: Vec<Alarm> = mine
-                .iter()
-                .filter(|e| fresh.contains(&e.period))
-                .map(|e| Alarm {
-                    period: e.period,
-                    value: e.value,
-                    surge_id: e.id.clone(),
-                    severity: e.severity,
-                    score: e.score,
-                    live: !e.historical,
-                })
-                .collect();
-            let advanced = alert::advance(&mut state.incidents, &key, &fresh, &alarms, fingerprint);
-            for closed in advanced.closed.iter().filter(|i| i.announced) {
+            let mut closed = Vec::new();
+            for direction in [Direction::Rise, Direction::Fall] {
+                let alarms: Vec<Alarm> = mine
+                    .iter()
+                    .filter(|e| e.direction == direction && fresh.contains(&e.period))
+                    .map(|e| Alarm {
+                        period: e.period,
+                        value: e.value,
+                        surge_id: e.id.clone(),
+                        severity: e.severity,
+                        score: e.score,
+                        live: !e.historical,
+                    })
+                    .collect();
+                let quiet = held
+                    .get(&(key.clone(), direction))
+                    .map_or(&[][..], Vec::as_slice);
+                let verdicts = Verdicts {
+                    direction,
+                    evaluated: &fresh,
+                    alarms: &alarms,
+                    held: quiet,
+                };
+                let advanced = alert::advance(&mut state.incidents, &key, verdicts, fingerprint);
+                closed.extend(advanced.closed);
+            }
+            for closed in closed.iter().filter(|i| i.announced) {
                 let Some(period) = closed.closed else {
                     continue;
                 };
@@ -159,16 +185,24 @@ fn closing(
         period,
         value,
         severity: incident.peak_severity,
-        explanation: format!(
-            "{subject} in {period}: back inside the expected range; the surge that began in {} \
-             (peak {}) is over",
-            incident.opened,
-            thousands(incident.peak_value)
-        ),
+        explanation: match incident.direction {
+            Direction::Rise => format!(
+                "{subject} in {period}: back inside the expected range; the surge that began in \
+                 {} (peak {}) is over",
+                incident.opened,
+                thousands(incident.peak_value)
+            ),
+            Direction::Fall => format!(
+                "{subject} in {period}: back inside the expected range; the fall that began in \
+                 {} is over",
+                incident.opened
+            ),
+        },
         findings: Vec::new(),
         release_id: release_id.to_string(),
         detected_at: detected_at.to_string(),
         score: 0.0,
+        direction: incident.direction,
         historical: false,
         incident_id: Some(incident.id.clone()),
         incident_update: IncidentUpdate::Closed,

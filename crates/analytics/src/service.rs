@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, Outgoing, Transport, names};
 use borderwatch_model::{
-    AnalyzedRelease, Band, IncidentUpdate, Observation, Period, ReleaseMarker, SeriesKey,
+    AnalyzedRelease, Band, Direction, IncidentUpdate, Observation, Period, ReleaseMarker, SeriesKey,
     SeriesView, SurgeEvent, now_rfc3339,
 };
 use futures::StreamExt;
@@ -28,7 +28,7 @@ mod unreadable;
 use crate::incidents::{self, IncidentWork};
 use crate::{
     AnalysisConfig, Assessment, Detector, Evaluation, SeriesFrame, aggregate, alert, assess,
-    evaluate_frames, fdr_survivors, story, surge_event,
+    evaluate_frames, fall_event, fall_survivors, fdr_survivors, story, surge_event,
 };
 
 /// How long a release part may go without a sign of life before another replica gets it.
@@ -192,6 +192,9 @@ pub struct PartRecord {
     /// (series, period) pairs of this part with a p-value: its share of the BH family.
     #[serde(default)]
     pub tested: u64,
+    /// (series, period) pairs of this part tested for a fall: its share of the falls' family.
+    #[serde(default)]
+    pub tested_falls: u64,
     /// The pairs whose combined p-value is at most the FDR rate: the only ones BH can declare
     /// (a larger p-value never passes, and ranks below the rate do not depend on the others).
     #[serde(default)]
@@ -265,6 +268,7 @@ pub async fn process(
     let mut surges = Vec::new();
     let mut periods_evaluated = 0u64;
     let mut tested = 0u64;
+    let mut tested_falls = 0u64;
     let mut candidates = Vec::new();
     let mut incident_work = Vec::new();
     let mut live_series = 0u64;
@@ -272,29 +276,36 @@ pub async fn process(
         let frame = &frames[i];
         periods_evaluated += periods.len() as u64;
         live_series += u64::from(assessments.iter().any(|a| a.live));
-        // Evidence surges now: `significant = false` makes events of evidence only.
-        let events: Vec<SurgeEvent> = assessments
-            .iter()
-            .filter_map(|a| {
-                surge_event(
-                    a,
-                    false,
-                    &fingerprint,
-                    &cfg.alert,
-                    &marker.release_id,
-                    &detected_at,
-                )
-            })
-            .collect();
+        // Evidence surges now: `significant = false` makes events of evidence only. An
+        // evidence rule that fired under the score gate still holds an open incident open.
+        let mut events: Vec<SurgeEvent> = Vec::new();
+        let mut held = Vec::new();
+        for a in &assessments {
+            let event = surge_event(
+                a,
+                false,
+                &fingerprint,
+                &cfg.alert,
+                &marker.release_id,
+                &detected_at,
+            );
+            match event {
+                Some(e) => events.push(e),
+                None if !a.evidence.is_empty() => held.push(a.period),
+                None => {}
+            }
+        }
         let mut view = frame.to_view(&marker.release_id, &detected_at);
         view.bands = bands;
         store_view(bus, view, &events).await?;
         tested += crate::tested(&assessments) as u64;
+        tested_falls += crate::tested_falls(&assessments) as u64;
         let before = candidates.len();
+        let candidate = |p: Option<f64>| p.is_some_and(|p| p <= cfg.fdr);
         candidates.extend(
             assessments
                 .into_iter()
-                .filter(|a| a.p_value.is_some_and(|p| p <= cfg.fdr)),
+                .filter(|a| candidate(a.p_value) || candidate(a.fall_p)),
         );
         if !events.is_empty()
             || candidates.len() > before
@@ -308,6 +319,8 @@ pub async fn process(
                 key: frame.key.clone(),
                 evaluated: periods,
                 values,
+                held,
+                held_falls: Vec::new(),
             });
         }
         surges.extend(events);
@@ -324,6 +337,7 @@ pub async fn process(
         },
         parts: marker.parts.max(1),
         tested,
+        tested_falls,
         candidates,
         incidents: incident_work,
         live_series,
@@ -338,7 +352,7 @@ pub async fn process(
         }
     };
     if let Some(others) = others {
-        let statistical =
+        let (statistical, held) =
             statistical_surges(&record, &others, cfg, &marker.release_id, &detected_at);
         for event in &statistical {
             add_to_view(bus, event).await?;
@@ -355,10 +369,18 @@ pub async fn process(
                 all.push(e.clone());
             }
         }
-        let work: Vec<IncidentWork> = std::iter::once(&record)
+        let mut work: Vec<IncidentWork> = std::iter::once(&record)
             .chain(&others)
             .flat_map(|r| r.incidents.iter().cloned())
             .collect();
+        for (key, period, direction) in held {
+            if let Some(w) = work.iter_mut().find(|w| w.key == key) {
+                match direction {
+                    Direction::Rise => w.held.push(period),
+                    Direction::Fall => w.held_falls.push(period),
+                }
+            }
+        }
         let closings = incidents::apply(
             bus,
             &work,
@@ -501,32 +523,44 @@ async fn other_parts(
     Ok(Some(out))
 }
 
-/// Benjamini–Hochberg over the candidates of every part; the statistical-only surges that
-/// survive (evidence surges were announced by their parts).
+/// Benjamini–Hochberg over the candidates of every part (rises and falls, each their own
+/// family): the statistical-only surges and the falls that survive (evidence surges were
+/// announced by their parts), and the survivors whose score stayed under the gate, which
+/// hold an open incident open.
+#[allow(clippy::type_complexity)]
 fn statistical_surges(
     own: &PartRecord,
     others: &[PartRecord],
     cfg: &AnalysisConfig,
     release_id: &str,
     detected_at: &str,
-) -> Vec<SurgeEvent> {
-    let all: Vec<Assessment> = std::iter::once(own)
-        .chain(others)
+) -> (Vec<SurgeEvent>, Vec<(SeriesKey, Period, Direction)>) {
+    let parts = || std::iter::once(own).chain(others);
+    let all: Vec<Assessment> = parts()
         .flat_map(|r| r.candidates.iter().cloned())
         .collect();
-    let tested = std::iter::once(own)
-        .chain(others)
-        .map(|r| r.tested as usize)
-        .sum::<usize>();
+    let tested = parts().map(|r| r.tested as usize).sum::<usize>();
+    let tested_falls = parts().map(|r| r.tested_falls as usize).sum::<usize>();
     let fingerprint = cfg.fingerprint();
-    fdr_survivors(&all, tested, cfg.fdr)
-        .into_iter()
-        .zip(&all)
-        .filter(|(significant, a)| *significant && a.evidence.is_empty())
-        .filter_map(|(_, a)| {
-            surge_event(a, true, &fingerprint, &cfg.alert, release_id, detected_at)
-        })
-        .collect()
+    let rises = fdr_survivors(&all, tested, cfg.fdr);
+    let falls = fall_survivors(&all, tested_falls, cfg.fdr);
+    let mut events = Vec::new();
+    let mut held = Vec::new();
+    for ((rise, fall), a) in rises.into_iter().zip(falls).zip(&all) {
+        if rise && a.evidence.is_empty() {
+            match surge_event(a, true, &fingerprint, &cfg.alert, release_id, detected_at) {
+                Some(e) => events.push(e),
+                None => held.push((a.key.clone(), a.period, Direction::Rise)),
+            }
+        }
+        if fall {
+            match fall_event(a, true, &fingerprint, &cfg.alert, release_id, detected_at) {
+                Some(e) => events.push(e),
+                None => held.push((a.key.clone(), a.period, Direction::Fall)),
+            }
+        }
+    }
+    (events, held)
 }
 
 async fn put_record(bus: &dyn Transport, key: &str, record: &PartRecord) -> Result<(), BusError> {

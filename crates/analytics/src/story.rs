@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use borderwatch_model::{
-    Country, Period, StoryKind, StoryRef, SurgeEvent, category_phrase, thousands, unit_noun,
+    Country, Direction, Period, StoryKind, StoryRef, SurgeEvent, category_phrase, thousands,
+    unit_noun,
 };
 use sha2::{Digest, Sha256};
 
@@ -17,14 +18,40 @@ use crate::alert::AlertConfig;
 
 /// Groups the news surges of one release (one source) into stories and sets `story` on
 /// each member. `live_series` is how many series the release brought a live period for.
+/// Surges and falls are grouped apart: a story is told of one or the other.
 pub fn group(events: &mut [SurgeEvent], live_series: usize, release_id: &str, cfg: &AlertConfig) {
-    let news: Vec<usize> = (0..events.len())
-        .filter(|&i| !events[i].historical && events[i].incident_update.is_news())
-        .collect();
+    for direction in [Direction::Rise, Direction::Fall] {
+        let news: Vec<usize> = (0..events.len())
+            .filter(|&i| {
+                let e = &events[i];
+                e.direction == direction && !e.historical && e.incident_update.is_news()
+            })
+            .collect();
+        group_news(events, &news, direction, live_series, release_id, cfg);
+    }
+}
+
+fn group_news(
+    events: &mut [SurgeEvent],
+    news: &[usize],
+    direction: Direction,
+    live_series: usize,
+    release_id: &str,
+    cfg: &AlertConfig,
+) {
+    let verb = match direction {
+        Direction::Rise => "rose",
+        Direction::Fall => "fell",
+    };
+    // Story ids of falls differ from those of rises on the same key.
+    let suffix = match direction {
+        Direction::Rise => "",
+        Direction::Fall => ";fall",
+    };
     let min = cfg.story_min_members.max(2);
     // A whole source at once.
     let mut by_source: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for &i in &news {
+    for &i in news {
         by_source
             .entry(events[i].source.as_str())
             .or_default()
@@ -36,13 +63,17 @@ pub fn group(events: &mut [SurgeEvent], live_series: usize, release_id: &str, cf
             && members.len() as f64 >= cfg.story_source_share * live_series as f64
         {
             let period = latest(events, &members);
+            let cause = match direction {
+                Direction::Rise => "more often a change of method or coverage than news",
+                Direction::Fall => "a border closing, or a change of method or coverage",
+            };
             let title = format!(
-                "{} of {} {source} series rose at once in {period}: more often a change of method \
-                 or coverage than news; check the source before reporting",
+                "{} of {} {source} series {verb} at once in {period}: {cause}; check the source \
+                 before reporting",
                 thousands(members.len() as u64),
                 thousands(live_series as u64),
             );
-            stories.push((StoryKind::Source, source.to_string(), title, members));
+            stories.push((StoryKind::Source, format!("{source}{suffix}"), title, members));
         }
     }
     let taken = |stories: &[(StoryKind, String, String, Vec<usize>)], i: usize| {
@@ -68,14 +99,14 @@ pub fn group(events: &mut [SurgeEvent], live_series: usize, release_id: &str, cf
             };
             let countries: Vec<Country> = members.iter().map(|&i| events[i].country).collect();
             let title = format!(
-                "{} rose for {} countries at once in {period}: {}",
+                "{} {verb} for {} countries at once in {period}: {}",
                 capitalise(&what),
                 members.len(),
                 names(&countries)
             );
             stories.push((
                 StoryKind::Category,
-                format!("{source}.{category}.{period}"),
+                format!("{source}.{category}.{period}{suffix}"),
                 title,
                 members,
             ));
@@ -93,14 +124,14 @@ pub fn group(events: &mut [SurgeEvent], live_series: usize, release_id: &str, cf
     for ((source, country, period), members) in by_country {
         if members.len() >= min {
             let title = format!(
-                "{} of {} rose in {} categories at once in {period}",
+                "{} of {} {verb} in {} categories at once in {period}",
                 capitalise(unit_noun(&source)),
                 country.citizens_phrase(),
                 members.len()
             );
             stories.push((
                 StoryKind::Country,
-                format!("{source}.{country}.{period}"),
+                format!("{source}.{country}.{period}{suffix}"),
                 title,
                 members,
             ));
@@ -176,6 +207,7 @@ mod tests {
             release_id: "rel-1".into(),
             detected_at: String::new(),
             score: 70.0,
+            direction: Default::default(),
             historical: false,
             incident_id: None,
             incident_update: IncidentUpdate::Opened,

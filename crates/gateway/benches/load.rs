@@ -91,6 +91,7 @@ fn surge(i: usize, country: Country, category: &str, period: Period, value: u64)
         release_id: format!("rel-{:04}", i / 100),
         detected_at: "2025-05-01T00:00:00Z".into(),
         score: 0.0,
+        direction: Default::default(),
         historical: false,
         incident_id: None,
         incident_update: Default::default(),

@@ -483,6 +483,7 @@ mod tests {
             release_id: "rel-1".into(),
             detected_at: "2025-01-01T00:00:00Z".into(),
             score: 80.0,
+            direction: Default::default(),
             historical: false,
             incident_id: Some("in-1".into()),
             incident_update: borderwatch_model::IncidentUpdate::Opened,
@@ -511,6 +512,7 @@ mod tests {
             history: Default::default(),
             max_per_release: Some(5),
             resolved: true,
+            falls: true,
         };
         let v = serde_json::to_value(&sub).unwrap();
         assert_eq!(keys(&v), props(&doc, "Subscription"));

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Country, Period, Severity};
+use crate::{Country, Direction, Period, Severity};
 
 /// One episode of a series: opened by its first alarming period, continued by the next
 /// consecutive ones, closed by the first period back inside the band. Kept by analytics in
@@ -32,6 +32,9 @@ pub struct Incident {
     pub live: bool,
     /// Whether subscribers were told of it one by one (it reached the live edge).
     pub announced: bool,
+    /// A run of surges (`rise`) or of falls (`fall`). `rise` in records from before.
+    #[serde(default)]
+    pub direction: Direction,
 }
 
 /// One period of an incident.

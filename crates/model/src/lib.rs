@@ -297,6 +297,49 @@ impl fmt::Display for Severity {
     }
 }
 
+/// Which way a finding goes: a surge (`rise`) or a significant drop (`fall`: a border
+/// closing, a route shutting). Falls are detected like surges, scored and calibrated the
+/// same way, and sent only to subscriptions that ask for them (`falls: true`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Rise,
+    Fall,
+}
+
+impl Direction {
+    pub fn is_rise(self) -> bool {
+        self == Direction::Rise
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Rise => "rise",
+            Direction::Fall => "fall",
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rise" => Ok(Direction::Rise),
+            "fall" => Ok(Direction::Fall),
+            _ => Err(format!("`{s}` is not a direction: use rise or fall")),
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The earlier figure a finding compares with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
@@ -334,6 +377,9 @@ pub struct SurgeEvent {
     /// detectors): ranks surges; severity follows from it. 0 in events from before.
     #[serde(default)]
     pub score: f64,
+    /// `rise` for a surge, `fall` for a significant drop. `rise` in events from before.
+    #[serde(default)]
+    pub direction: Direction,
     /// True when the period was not at the live edge of its series in the release that
     /// brought it (a first load's history, a backfill, a late addition): stored and shown,
     /// told to subscribers in a summary rather than one by one.
@@ -519,6 +565,10 @@ pub struct Subscription {
     /// back inside its band (Alertmanager's "resolved").
     #[serde(default)]
     pub resolved: bool,
+    /// Also send falls (significant drops: `direction: fall`). Off by default: a subscriber
+    /// asks for them.
+    #[serde(default)]
+    pub falls: bool,
 }
 
 /// How a subscription hears of surges a release brings that are history: a first load, a
@@ -534,7 +584,14 @@ pub enum HistoryDelivery {
 }
 
 impl Subscription {
-    /// The form the API shows: everything but the secret.
+    /// Whether this subscription is sent `e`: its filter matches, and a fall only where it
+    /// asks for falls.
+    pub fn wants(&self, e: &SurgeEvent) -> bool {
+        self.filter.matches(e) && (e.direction.is_rise() || self.falls)
+    }
+
+    /// The form the API shows: no secret, and the URL masked to its scheme, host and port
+    /// (its userinfo, path and query are often secrets themselves: a Slack hook's path).
     pub fn redacted(&self) -> Subscription {
         let mut s = self.clone();
         s.webhook.secret = None;
@@ -609,6 +666,7 @@ mod tests {
             release_id: String::new(),
             detected_at: String::new(),
             score: 0.0,
+            direction: Default::default(),
             historical: false,
             incident_id: None,
             incident_update: Default::default(),

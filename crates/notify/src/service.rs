@@ -196,7 +196,7 @@ async fn process(
         *retry = Some(retry.map_or(d, |r| r.max(d)));
     };
     for (i, sub) in subscriptions.iter().enumerate() {
-        if !sub.filter.matches(&event) {
+        if !sub.wants(&event) {
             continue;
         }
         // One permit per delivery under way, taken before its task exists: the bound on

@@ -50,6 +50,7 @@ mod tests {
             release_id: "rel-1".into(),
             detected_at: String::new(),
             score: 0.0,
+            direction: Default::default(),
             historical: false,
             incident_id: None,
             incident_update: Default::default(),

@@ -230,6 +230,7 @@ mod tests {
             release_id: "rel-1".into(),
             detected_at: "2024-11-01T00:00:00Z".into(),
             score: 0.0,
+            direction: Default::default(),
             historical: false,
             incident_id: None,
             incident_update: Default::default(),

@@ -35,11 +35,13 @@ pub enum Detector {
     EarsC3,
     #[serde(rename = "cusum")]
     Cusum,
+    #[serde(rename = "fall")]
+    Fall,
 }
 
 impl Detector {
     /// Every detector, in findings order.
-    pub const ALL: [Detector; 8] = [
+    pub const ALL: [Detector; 9] = [
         Detector::ExceedsPriorYear,
         Detector::RecordHigh,
         Detector::YearOverYear,
@@ -48,6 +50,7 @@ impl Detector {
         Detector::EarsC2,
         Detector::EarsC3,
         Detector::Cusum,
+        Detector::Fall,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Detector {
             Detector::EarsC2 => "ears_c2",
             Detector::EarsC3 => "ears_c3",
             Detector::Cusum => "cusum",
+            Detector::Fall => "fall",
         }
     }
 
@@ -69,6 +73,12 @@ impl Detector {
             self,
             Detector::ExceedsPriorYear | Detector::RecordHigh | Detector::YearOverYear
         )
+    }
+
+    /// The detector of falls (significant drops): its p-values are a false-discovery family
+    /// of their own, and its alarms make fall events, never surges.
+    pub fn is_fall(self) -> bool {
+        self == Detector::Fall
     }
 
     /// The detectors whose p-values enter the false-discovery control: `farrington`
@@ -191,6 +201,29 @@ impl FarringtonByFreq {
     }
 }
 
+/// Settings of `fall`, the detector of significant drops. It reads farrington's fit of the
+/// same period (expected count and overdispersion, so it runs where farrington can) and
+/// tests the lower tail: the probability of a count at most the observed one under a
+/// negative binomial with that mean and variance φ·μ (Poisson when φ = 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FallSettings {
+    /// One-sided level of the lower bound (default 0.01): a period alarms below it.
+    pub alpha: f64,
+    /// Smallest expected count a fall is tested at (default 100): a series of a few dozen
+    /// people that drops to zero is noise, not a border closing.
+    pub min_expected: f64,
+}
+
+impl Default for FallSettings {
+    fn default() -> Self {
+        FallSettings {
+            alpha: 0.01,
+            min_expected: 100.0,
+        }
+    }
+}
+
 /// Settings of the three EARS detectors (R's `earsC` control list, plus `exclude_alarms`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -267,6 +300,7 @@ pub struct AnalysisConfig {
     pub farrington: FarringtonByFreq,
     pub ears: EarsSettings,
     pub cusum: CusumSettings,
+    pub fall: FallSettings,
     /// Benjamini–Hochberg false-discovery rate across a release (default 0.05).
     pub fdr: f64,
     /// Smallest count a statistical detector may alarm on (default 20). EARS's normal
@@ -297,11 +331,13 @@ impl Default for AnalysisConfig {
                 Detector::Farrington,
                 Detector::EarsC2,
                 Detector::Cusum,
+                Detector::Fall,
             ],
             evidence: DetectorConfig::default(),
             farrington: FarringtonByFreq::default(),
             ears: EarsSettings::default(),
             cusum: CusumSettings::default(),
+            fall: FallSettings::default(),
             fdr: 0.05,
             min_value: 20,
             long_run_guard: true,
@@ -381,6 +417,9 @@ impl AnalysisConfig {
         if on(&[Detector::Cusum]) {
             parts.push(format!("cusum={}", json(&self.cusum)));
         }
+        if on(&[Detector::Fall]) {
+            parts.push(format!("fall={}", json(&self.fall)));
+        }
         if enabled.iter().any(|d| !d.is_evidence()) {
             parts.push(format!(
                 "fdr={};min_value={};long_run_guard={}",
@@ -414,6 +453,15 @@ impl AnalysisConfig {
         }
         if a.live_window == 0 {
             return bad("alert.live_window must be at least 1".into());
+        }
+        if !(self.fall.alpha > 0.0 && self.fall.alpha < 1.0) {
+            return bad(format!("fall.alpha must be in (0, 1), got {}", self.fall.alpha));
+        }
+        if !(self.fall.min_expected >= 0.0) {
+            return bad(format!(
+                "fall.min_expected must be at least 0, got {}",
+                self.fall.min_expected
+            ));
         }
         for (name, f, freq) in [
             ("farrington.monthly", &self.farrington.monthly, 12usize),
@@ -482,6 +530,9 @@ impl AnalysisConfig {
         }
         for k in ["k", "h", "reference", "run", "exclude_alarms"] {
             keys.push(format!("cusum.{k}"));
+        }
+        for k in ["alpha", "min_expected"] {
+            keys.push(format!("fall.{k}"));
         }
         for k in ["min_history", "margin", "min_value"] {
             keys.push(format!("record_high.{k}"));
@@ -571,6 +622,14 @@ impl AnalysisConfig {
             }
             ("cusum", "exclude_alarms") => {
                 self.cusum.exclude_alarms = v.bool()?;
+                true
+            }
+            ("fall", "alpha") => {
+                self.fall.alpha = v.f64()?;
+                true
+            }
+            ("fall", "min_expected") => {
+                self.fall.min_expected = v.f64()?;
                 true
             }
             ("record_high", "min_history") => {

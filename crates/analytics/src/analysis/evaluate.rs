@@ -12,7 +12,7 @@ use crate::aggregate::SeriesFrame;
 use crate::detect::{DetectorConfig, exceeds_prior_year, record_high, year_over_year};
 use crate::surveillance::cusum::{CusumConfig, cusum};
 use crate::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
-use crate::surveillance::farrington::farrington_flexible;
+use crate::surveillance::farrington::{FarringtonPoint, farrington_flexible};
 
 /// What one detector said about one period of one series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    fn quiet(detector: Detector, period: Period, value: u64) -> Evaluation {
+    pub(super) fn quiet(detector: Detector, period: Period, value: u64) -> Evaluation {
         Evaluation {
             detector,
             period,
@@ -78,13 +78,23 @@ pub fn evaluate_all(
         min_value: cfg.min_value,
         levels: &levels,
     };
+    // One farrington fit per period serves both `farrington` (upper tail) and `fall` (lower).
+    let fits = if enabled
+        .iter()
+        .any(|d| matches!(d, Detector::Farrington | Detector::Fall))
+    {
+        farrington_points(frame, &wanted, cfg)
+    } else {
+        Vec::new()
+    };
     let columns: Vec<Vec<Evaluation>> = enabled
         .into_iter()
         .map(|d| match d {
             Detector::ExceedsPriorYear | Detector::RecordHigh | Detector::YearOverYear => {
                 evidence_rows(frame, &wanted, d, &evidence)
             }
-            Detector::Farrington => farrington_rows(frame, &wanted, cfg, &guard),
+            Detector::Farrington => farrington_rows(frame, &wanted, &fits, &guard),
+            Detector::Fall => super::fall::fall_rows(frame, &wanted, &fits, &cfg.fall),
             Detector::EarsC1 | Detector::EarsC2 | Detector::EarsC3 => {
                 ears_rows(frame, &wanted, d, cfg, &guard)
             }
@@ -204,14 +214,15 @@ fn quiet_rows(frame: &SeriesFrame, wanted: &[(Period, usize)], d: Detector) -> V
         .collect()
 }
 
-fn farrington_rows(
+/// farrington's fit of each wanted period: `None` where it cannot run (a yearly series, too
+/// little history, a GLM that cannot be fitted).
+pub(super) fn farrington_points(
     frame: &SeriesFrame,
     wanted: &[(Period, usize)],
     cfg: &AnalysisConfig,
-    guard: &Guard<'_>,
-) -> Vec<Evaluation> {
+) -> Vec<Option<FarringtonPoint>> {
     let Some(fc) = cfg.farrington.for_freq(frame.freq) else {
-        return quiet_rows(frame, wanted, Detector::Farrington);
+        return vec![None; wanted.len()];
     };
     // The dense series from its first figure: missing periods are `None` (R's NA).
     let first = frame.points[0].0.index();
@@ -224,19 +235,34 @@ fn farrington_rows(
     let start = freq * fc.b + fc.w;
     wanted
         .iter()
-        .map(|&(period, i)| {
-            let value = frame.points[i].1;
-            let quiet = Evaluation::quiet(Detector::Farrington, period, value);
+        .map(|&(period, _)| {
             let k = (period.index() - first) as usize;
             if k < start {
-                return quiet;
+                return None;
             }
             // One call per period: an error (a GLM that cannot be fitted) costs that period
             // only, and later figures never reach the fit.
-            let Ok(points) = farrington_flexible(&counts[..=k], freq, Some(k..k + 1), fc) else {
-                return quiet;
-            };
-            let Some(pt) = points.into_iter().next() else {
+            farrington_flexible(&counts[..=k], freq, Some(k..k + 1), fc)
+                .ok()?
+                .into_iter()
+                .next()
+        })
+        .collect()
+}
+
+fn farrington_rows(
+    frame: &SeriesFrame,
+    wanted: &[(Period, usize)],
+    fits: &[Option<FarringtonPoint>],
+    guard: &Guard<'_>,
+) -> Vec<Evaluation> {
+    wanted
+        .iter()
+        .zip(fits)
+        .map(|(&(period, i), pt)| {
+            let value = frame.points[i].1;
+            let quiet = Evaluation::quiet(Detector::Farrington, period, value);
+            let Some(pt) = pt else {
                 return quiet;
             };
             let alarm = pt.alarm && guard.passes(i, value, pt.expected, pt.upper_bound);
@@ -470,12 +496,12 @@ fn above(value: u64, upper: f64) -> &'static str {
 }
 
 /// A model count as a reader sees it: whole, with thousands separators.
-fn count(x: f64) -> String {
+pub(super) fn count(x: f64) -> String {
     thousands(x.max(0.0).round() as u64)
 }
 
 /// ", p < 0.001" or ", p = 0.012"; nothing without a p-value.
-fn p_text(p: Option<f64>) -> String {
+pub(super) fn p_text(p: Option<f64>) -> String {
     match p {
         Some(p) if p < 0.001 => ", p < 0.001".into(),
         Some(p) if p.is_finite() => format!(", p = {p:.3}"),

@@ -44,9 +44,15 @@
 mod config;
 mod decide;
 mod evaluate;
+mod fall;
 
-pub use config::{AnalysisConfig, CusumSettings, Detector, EarsSettings, FarringtonByFreq};
-pub use decide::{Assessment, assess, bh_adjust, decide, fdr_survivors, surge_event, tested};
+pub use config::{
+    AnalysisConfig, CusumSettings, Detector, EarsSettings, FallSettings, FarringtonByFreq,
+};
+pub use decide::{
+    Assessment, assess, bh_adjust, decide, fall_event, fall_survivors, fdr_survivors, surge_event,
+    tested, tested_falls,
+};
 pub use evaluate::{Evaluation, ears_p_value, evaluate_all, evaluate_frames};
 
 #[cfg(test)]

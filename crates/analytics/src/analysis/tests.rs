@@ -66,8 +66,9 @@ fn events(f: &SeriesFrame, cfg: &AnalysisConfig) -> Vec<SurgeEvent> {
 fn evaluate_all_gives_one_row_per_period_and_detector() {
     let f = quarters("2015-Q1", &noisy(500, 40, 1));
     let rows = evaluate_all(&f, &all_periods(&f), &everything());
-    assert_eq!(rows.len(), 40 * 8);
-    for (i, chunk) in rows.chunks(8).enumerate() {
+    let n = Detector::ALL.len();
+    assert_eq!(rows.len(), 40 * n);
+    for (i, chunk) in rows.chunks(n).enumerate() {
         let names: Vec<Detector> = chunk.iter().map(|r| r.detector).collect();
         assert_eq!(names, Detector::ALL);
         assert!(chunk.iter().all(|r| r.period == f.points[i].0));
@@ -98,7 +99,7 @@ fn evaluate_all_skips_missing_and_repeated_periods() {
 fn short_series_give_quiet_rows_without_bounds() {
     let f = quarters("2024-Q1", &[10, 400, 9000]);
     let rows = evaluate_all(&f, &all_periods(&f), &everything());
-    assert_eq!(rows.len(), 3 * 8);
+    assert_eq!(rows.len(), 3 * Detector::ALL.len());
     for r in rows.iter().filter(|r| !r.detector.is_evidence()) {
         assert!(!r.alarm, "{r:?}");
         assert_eq!((r.expected, r.upper_bound, r.p_value), (None, None, None));
@@ -142,7 +143,7 @@ fn gaps_do_not_crash_or_alarm() {
         .collect();
     let f = aggregate(&obs).unwrap().remove(0);
     let rows = evaluate_all(&f, &all_periods(&f), &everything());
-    assert_eq!(rows.len(), f.points.len() * 8);
+    assert_eq!(rows.len(), f.points.len() * Detector::ALL.len());
     assert!(events(&f, &everything()).is_empty());
 }
 
@@ -338,6 +339,10 @@ fn candidate(p: Option<f64>) -> Assessment {
             baseline: None,
         }],
         p_value: p,
+        recent: None,
+        recent_low: None,
+        fall: None,
+        fall_p: None,
         live: true,
     }
 }
@@ -701,4 +706,82 @@ fn config_reads_partial_json() {
     );
     assert_eq!(c.farrington.monthly.b, 3);
     assert!(!c.evidence_config().year_over_year.enabled);
+}
+
+// --- falls -----------------------------------------------------------------------------------
+
+#[test]
+fn a_collapse_is_one_fall_with_a_checkable_sentence_and_no_surge() {
+    let mut values = noisy(20_000, 40, 11);
+    values.push(900);
+    let f = quarters("2014-Q1", &values);
+    let out = events(&f, &AnalysisConfig::default());
+    let last = f.points.last().unwrap().0;
+    let at_last: Vec<&SurgeEvent> = out.iter().filter(|e| e.period == last).collect();
+    assert_eq!(at_last.len(), 1, "{out:#?}");
+    let fall = at_last[0];
+    assert_eq!(fall.direction, borderwatch_model::Direction::Fall);
+    assert_eq!(fall.findings.len(), 1);
+    assert_eq!(fall.findings[0].detector, "fall");
+    assert!(
+        fall.explanation.contains("far below the expected")
+            && fall.explanation.contains("the lowest on record (since 2014-Q1)"),
+        "{}",
+        fall.explanation
+    );
+    assert!(fall.score >= AlertConfig::default().min_score, "{}", fall.score);
+    // Its id is not the id a surge of the same period would have.
+    assert_ne!(fall.id, surge_id(&f.key, last, &AnalysisConfig::default().fingerprint()));
+    // A steady series has no fall.
+    assert!(
+        events(&quarters("2014-Q1", &noisy(20_000, 41, 11)), &AnalysisConfig::default())
+            .iter()
+            .all(|e| e.direction.is_rise()),
+    );
+}
+
+#[test]
+fn a_small_series_dropping_to_zero_is_not_tested_for_a_fall() {
+    let mut values = noisy(60, 40, 12);
+    values.push(0);
+    let f = quarters("2014-Q1", &values);
+    let rows = evaluate_all(&f, &all_periods(&f), &AnalysisConfig::default());
+    let last = rows
+        .iter()
+        .filter(|r| r.detector == Detector::Fall)
+        .next_back()
+        .unwrap();
+    assert!(!last.alarm && last.p_value.is_none(), "{last:?}");
+    assert!(
+        events(&f, &AnalysisConfig::default())
+            .iter()
+            .all(|e| e.direction.is_rise())
+    );
+}
+
+#[test]
+fn falls_are_their_own_false_discovery_family() {
+    // Testing for falls adds nothing to the surges' family: a surge's survival does not
+    // depend on how many periods were tested for a fall.
+    let mut values = noisy(500, 40, 13);
+    values.push(5_000);
+    let f = quarters("2014-Q1", &values);
+    let rows = evaluate_all(&f, &all_periods(&f), &AnalysisConfig::default());
+    let assessed = assess(&f, &rows);
+    assert!(tested_falls(&assessed) > 0);
+    let without_falls = AnalysisConfig {
+        detectors: AnalysisConfig::default()
+            .detectors
+            .into_iter()
+            .filter(|d| !d.is_fall())
+            .collect(),
+        ..AnalysisConfig::default()
+    };
+    let rows_without = evaluate_all(&f, &all_periods(&f), &without_falls);
+    assert_eq!(tested(&assessed), tested(&assess(&f, &rows_without)));
+    assert!(
+        events(&f, &AnalysisConfig::default())
+            .iter()
+            .any(|e| e.direction.is_rise() && e.period == f.points.last().unwrap().0)
+    );
 }

@@ -137,6 +137,14 @@ pub struct FarringtonPoint {
     pub alarm: bool,
     /// Probability of a count at least as large as the observed one under the model.
     pub p_value: Option<f64>,
+    /// The lower bound of the prediction interval (the mirror of `upper_bound`); `None`
+    /// where the upper one is.
+    #[serde(default)]
+    pub lower_bound: Option<f64>,
+    /// Probability of a count at most as large as the observed one under the model (the
+    /// lower tail, for falls).
+    #[serde(default)]
+    pub p_lower: Option<f64>,
     /// (y - predFit) / (U - predFit); predFit is on the link scale for the NB methods (as R).
     pub score: Option<f64>,
     /// Overdispersion of the final fit, at least 1.
@@ -153,6 +161,8 @@ impl FarringtonPoint {
             upper_bound: None,
             alarm: false,
             p_value: None,
+            lower_bound: None,
+            p_lower: None,
             score: None,
             phi: None,
             trend: false,
@@ -209,6 +219,10 @@ pub struct Threshold {
     pub upper: Option<f64>,
     /// Probability of observing a count at least as large as `y`.
     pub p_value: Option<f64>,
+    /// Probability of observing a count at most as large as `y` (the lower tail; not in R,
+    /// which tests only for outbreaks: borderwatch's `fall` detector reads it).
+    #[serde(default)]
+    pub p_lower: Option<f64>,
     /// (y - predFit) / (upper - predFit).
     pub score: Option<f64>,
 }
@@ -257,6 +271,11 @@ pub fn delta_threshold(
             .map(|d| d.sf(y.powf(exponent)))
             .unwrap_or(f64::NAN)
     });
+    let p_lower = y.map(|y| {
+        Normal::new(centre, se)
+            .map(|d| d.cdf(y.powf(exponent)))
+            .unwrap_or(f64::NAN)
+    });
     let score = match (y, upper) {
         (Some(y), Some(u)) => Some((y - pred_fit) / (u - pred_fit)),
         _ => None,
@@ -265,6 +284,7 @@ pub fn delta_threshold(
         lower,
         upper,
         p_value: p_value.and_then(finite),
+        p_lower: p_lower.and_then(finite),
         score: score.and_then(finite),
     }
 }
@@ -311,6 +331,7 @@ fn noufaily_threshold(
             lower: 0.0,
             upper: None,
             p_value: None,
+            p_lower: None,
             score: None,
         };
     }
@@ -331,11 +352,20 @@ fn noufaily_threshold(
             ppois_upper((y - 1.0) as u64, m)
         }
     });
+    let p_lower = y.map(|y| {
+        let q = y.max(0.0) as u64;
+        if phi != 1.0 {
+            pnbinom_lower(q, m / (phi - 1.0), 1.0 / phi)
+        } else {
+            ppois_lower(q, m)
+        }
+    });
     let score = y.map(|y| (y - pred_fit) / (upper - pred_fit));
     Threshold {
         lower,
         upper: finite(upper),
         p_value: p_value.and_then(finite),
+        p_lower: p_lower.and_then(finite),
         score: score.and_then(finite),
     }
 }
@@ -347,6 +377,26 @@ fn pnbinom_upper(q: u64, size: f64, prob: f64) -> f64 {
     }
     NegativeBinomial::new(size, prob)
         .map(|d| d.sf(q))
+        .unwrap_or(f64::NAN)
+}
+
+/// P(X ≤ q) for X ~ NB(size, prob).
+fn pnbinom_lower(q: u64, size: f64, prob: f64) -> f64 {
+    if size == 0.0 {
+        return 1.0;
+    }
+    NegativeBinomial::new(size, prob)
+        .map(|d| d.cdf(q))
+        .unwrap_or(f64::NAN)
+}
+
+/// P(X ≤ q) for X ~ Poisson(lambda).
+fn ppois_lower(q: u64, lambda: f64) -> f64 {
+    if lambda == 0.0 {
+        return 1.0;
+    }
+    PoissonDist::new(lambda)
+        .map(|d| d.cdf(q))
         .unwrap_or(f64::NAN)
 }
 
@@ -1086,6 +1136,8 @@ fn evaluate(
         upper_bound: if enough { lu.upper } else { None },
         alarm,
         p_value: lu.p_value,
+        lower_bound: (enough && lu.upper.is_some()).then_some(lu.lower),
+        p_lower: if enough { lu.p_lower } else { None },
         score,
         phi: finite(phi),
         trend: do_trend,

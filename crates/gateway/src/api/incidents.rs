@@ -122,7 +122,7 @@ pub(crate) async fn list_incidents(
 mod doc {
     use utoipa::ToSchema;
 
-    use crate::api::schema::{IncidentUpdate, Severity};
+    use crate::api::schema::{Direction, IncidentUpdate, Severity};
 
     /// A page of incidents.
     #[derive(ToSchema)]
@@ -160,6 +160,8 @@ mod doc {
         live: bool,
         /// Whether subscribers were told of it one by one.
         announced: bool,
+        /// A run of surges (`rise`) or of falls (`fall`).
+        direction: Direction,
     }
 
     /// One period of an incident.

@@ -34,6 +34,15 @@ pub(crate) enum Severity {
     Critical,
 }
 
+/// Which way a finding goes: `rise` (a surge) or `fall` (a significant drop).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Direction {
+    Rise,
+    Fall,
+}
+
 /// The earlier figure a finding compares with.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -76,6 +85,8 @@ pub(crate) struct SurgeEvent {
     /// How newsworthy, 0–100 (size of the jump, absolute size, rarity, agreement of the
     /// detectors): ranks surges; severity follows from it.
     score: f64,
+    /// `rise` for a surge, `fall` for a significant drop.
+    direction: Direction,
     /// True when the period was not at the live edge of its series in the release that
     /// brought it (history, a backfill, a late addition).
     historical: bool,

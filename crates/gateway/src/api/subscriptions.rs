@@ -60,6 +60,8 @@ struct SubscriptionRequest {
     max_per_release: Option<u32>,
     #[serde(default)]
     resolved: bool,
+    #[serde(default)]
+    falls: bool,
 }
 
 /// The longest digest grouping wait: a day.
@@ -194,6 +196,7 @@ pub(crate) async fn create_subscription(
         history: req.history,
         max_per_release: req.max_per_release,
         resolved: req.resolved,
+        falls: req.falls,
     };
     state
         .bus
@@ -348,6 +351,10 @@ mod doc {
         /// inside its band (default false).
         #[schema(required = false)]
         resolved: bool,
+        /// Also falls: significant drops of a series (`direction: fall`), detected and scored
+        /// like surges (default false).
+        #[schema(required = false)]
+        falls: bool,
     }
 
     /// How historical surges (not at their series' live edge) reach a subscription.
@@ -374,6 +381,7 @@ mod doc {
         #[schema(required = false)]
         max_per_release: Option<u32>,
         resolved: bool,
+        falls: bool,
     }
 
     #[derive(ToSchema)]

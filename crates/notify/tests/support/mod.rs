@@ -226,6 +226,7 @@ pub fn surge(id: &str, country: &str, category: &str, period: Period, release: &
         release_id: release.into(),
         detected_at: "2024-11-01T00:00:00Z".into(),
         score: 0.0,
+        direction: Default::default(),
         historical: false,
         incident_id: None,
         incident_update: Default::default(),
