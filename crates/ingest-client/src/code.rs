@@ -36,6 +36,8 @@ pub enum ErrorCode {
     BadLayout,
     /// The file has no data rows, or every one was rejected: nothing was stored.
     NothingAccepted,
+    /// Reading the file took longer than ingest gives one file.
+    ParseTimeout,
     /// Ingest could not store the file: not the file's fault, worth retrying.
     Unavailable,
     /// Ingest failed inside: a bug.
@@ -44,7 +46,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::EmptyFile,
         ErrorCode::NotText,
         ErrorCode::BadEncoding,
@@ -57,6 +59,7 @@ impl ErrorCode {
         ErrorCode::UnknownFormat,
         ErrorCode::BadLayout,
         ErrorCode::NothingAccepted,
+        ErrorCode::ParseTimeout,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -76,6 +79,7 @@ impl ErrorCode {
             ErrorCode::UnknownFormat => "unknown_format",
             ErrorCode::BadLayout => "bad_layout",
             ErrorCode::NothingAccepted => "nothing_accepted",
+            ErrorCode::ParseTimeout => "parse_timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

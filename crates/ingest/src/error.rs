@@ -105,6 +105,13 @@ pub enum IngestError {
         rejected: Vec<RejectedRow>,
     },
 
+    /// Reading the file took longer than one file may take (`BORDERWATCH_PARSE_TIMEOUT`).
+    #[error(
+        "reading the file took longer than {seconds} s, the most ingest gives one file; \
+         nothing was stored: split it into smaller files"
+    )]
+    ParseTimeout { seconds: u64 },
+
     /// The message bus or the store failed: not the file's fault, worth retrying.
     #[error(
         "ingest could not store the file ({0}); no release was recorded: send the same file again"
@@ -138,6 +145,7 @@ impl IngestError {
             IngestError::UnknownFormat { .. } => ErrorCode::UnknownFormat,
             IngestError::BadLayout { .. } => ErrorCode::BadLayout,
             IngestError::NothingAccepted { .. } => ErrorCode::NothingAccepted,
+            IngestError::ParseTimeout { .. } => ErrorCode::ParseTimeout,
             IngestError::Unavailable(_) => ErrorCode::Unavailable,
             IngestError::Internal(_) => ErrorCode::Internal,
         }

@@ -2,8 +2,12 @@
 //! ([`ingest_object`]): parse it, keep its exact bytes under their hash, publish what is
 //! new, and record the release.
 
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
 use borderwatch_bus::{BusError, Transport, names};
 use borderwatch_model::{Release, StoredObject, sha256_hex};
+use tokio::sync::Semaphore;
 
 use super::publish::{Publisher, Shapes, add_to_shapes};
 use super::release::{
@@ -228,15 +232,65 @@ pub async fn ingest_object(
     .await
 }
 
+/// How long one file may take to read when `BORDERWATCH_PARSE_TIMEOUT` (seconds) does not
+/// say: far beyond an agency's largest file, short enough that a file built to be slow is
+/// refused instead of holding a reader.
+pub const DEFAULT_PARSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The time one file may take to read: `BORDERWATCH_PARSE_TIMEOUT` seconds (at least 1), else
+/// [`DEFAULT_PARSE_TIMEOUT`].
+pub fn parse_timeout() -> Duration {
+    static TIMEOUT: LazyLock<Duration> = LazyLock::new(|| {
+        std::env::var("BORDERWATCH_PARSE_TIMEOUT")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_PARSE_TIMEOUT, |s| Duration::from_secs(s.max(1)))
+    });
+    *TIMEOUT
+}
+
+/// Files read at once: each on a blocking thread, so that one slow file leaves the others
+/// their turn; a file past its deadline keeps its slot until its reader finishes.
+static PARSERS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Arc::new(Semaphore::new(cores.clamp(2, 8)))
+});
+
+/// Reads a file whole on a blocking thread, within [`parse_timeout`]: past it the upload is
+/// refused with `parse_timeout` (nothing stored) and the thread's result is dropped.
 pub(super) async fn parse_blocking(
     format: &str,
     bytes: &bytes::Bytes,
     default_source: Option<String>,
 ) -> Result<crate::Parsed, IngestError> {
+    parse_within(format, bytes, default_source, parse_timeout()).await
+}
+
+pub(super) async fn parse_within(
+    format: &str,
+    bytes: &bytes::Bytes,
+    default_source: Option<String>,
+    timeout: Duration,
+) -> Result<crate::Parsed, IngestError> {
     let (format, bytes) = (format.to_string(), bytes.clone());
-    tokio::task::spawn_blocking(move || crate::parse(&format, &bytes, default_source.as_deref()))
+    let read = async move {
+        let slot = PARSERS
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| IngestError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            crate::parse(&format, &bytes, default_source.as_deref())
+        })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))?
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(IngestError::ParseTimeout {
+            seconds: timeout.as_secs().max(1),
+        }))
 }
 
 /// Keeps the exact bytes under their hash (once: the same bytes are not written again).
@@ -255,4 +309,37 @@ async fn keep_bytes(
         store: names::RAW_OBJECT_STORE.to_string(),
         name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_past_its_deadline_is_refused_as_parse_timeout() {
+        let mut text = String::from("source,period,country,category,count\n");
+        for i in 0..100_000u32 {
+            text.push_str(&format!(
+                "fsb,{}-Q{},PRK,study,{i}\n",
+                1900 + i % 200,
+                1 + i % 4
+            ));
+        }
+        let bytes = bytes::Bytes::from(text);
+        let e = parse_within("generic", &bytes, None, Duration::from_millis(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "parse_timeout", "{e}");
+        assert!(e.to_string().contains("split it into smaller files"), "{e}");
+        let parsed = parse_within("generic", &bytes, None, Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(parsed.rows, 100_000);
+    }
+
+    #[test]
+    fn the_default_deadline_is_a_minute() {
+        assert_eq!(DEFAULT_PARSE_TIMEOUT, Duration::from_secs(60));
+        assert!(parse_timeout() >= Duration::from_secs(1));
+    }
 }

@@ -25,7 +25,9 @@ use borderwatch_bus::BusError;
 
 use crate::error::IngestError;
 
-pub use self::ingest::{StagedUpload, Submission, ingest, ingest_object};
+pub use self::ingest::{
+    DEFAULT_PARSE_TIMEOUT, StagedUpload, Submission, ingest, ingest_object, parse_timeout,
+};
 pub use self::release::releases;
 pub use self::replay::{ReplayError, ReplayReport, replay};
 pub use self::serve::{Server, run, sweep_loop};
