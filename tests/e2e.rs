@@ -469,7 +469,11 @@ async fn falls_case(setup: Setup) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(wants.accepted().len(), 1, "one fall, once");
     let fall: SurgeEvent = serde_json::from_slice(&got[0].body).unwrap();
-    assert_eq!(fall.direction, borderwatch_model::Direction::Fall, "{fall:?}");
+    assert_eq!(
+        fall.direction,
+        borderwatch_model::Direction::Fall,
+        "{fall:?}"
+    );
     assert_eq!(fall.period.to_string(), "2024-Q1");
     assert!(!fall.historical);
     assert!(

@@ -574,9 +574,10 @@ fn replay_from(
                 };
                 let advance = alert::advance(incidents, &frame.key, verdicts, &fingerprint);
                 for (a, (_, update)) in alarms.iter().zip(&advance.updates) {
-                    counts
-                        .alarms
-                        .insert((frame.key.clone(), a.period), (a.score, a.severity, *update));
+                    counts.alarms.insert(
+                        (frame.key.clone(), a.period),
+                        (a.score, a.severity, *update),
+                    );
                     if a.live && update.is_news() {
                         counts
                             .notified

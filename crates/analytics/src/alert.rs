@@ -563,7 +563,10 @@ mod tests {
         let history = advance(
             &mut incidents,
             &key(),
-            rises(&qs(&["2021-Q1"]), &[alarm("2021-Q1", Severity::High, false)]),
+            rises(
+                &qs(&["2021-Q1"]),
+                &[alarm("2021-Q1", Severity::High, false)],
+            ),
             "f",
         );
         assert_eq!(history.updates[0].1, IncidentUpdate::Opened);
@@ -615,7 +618,10 @@ mod tests {
         let continued = score(8_000, std::slice::from_ref(&finding), Some(7_000.0));
         assert!(continued < first - 10.0, "{continued} {first}");
         // The recent level never raises a score: below expected it changes nothing.
-        assert_eq!(score(8_000, std::slice::from_ref(&finding), Some(10.0)), first);
+        assert_eq!(
+            score(8_000, std::slice::from_ref(&finding), Some(10.0)),
+            first
+        );
     }
 
     #[test]
@@ -642,10 +648,11 @@ mod tests {
 
     #[test]
     fn recent_level_is_the_mean_of_the_last_figures_before_the_period() {
-        let points: Vec<(Period, u64)> = qs(&["2023-Q1", "2023-Q2", "2023-Q3", "2023-Q4", "2024-Q1"])
-            .into_iter()
-            .zip([10, 20, 30, 60, 1_000])
-            .collect();
+        let points: Vec<(Period, u64)> =
+            qs(&["2023-Q1", "2023-Q2", "2023-Q3", "2023-Q4", "2024-Q1"])
+                .into_iter()
+                .zip([10, 20, 30, 60, 1_000])
+                .collect();
         assert_eq!(recent_level(&points, q("2024-Q1")), Some(110.0 / 3.0));
         assert_eq!(recent_level(&points, q("2023-Q2")), Some(10.0));
         assert_eq!(recent_level(&points, q("2023-Q1")), None);

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use borderwatch_bus::{BusError, Transport, names};
 use borderwatch_model::{
     Direction, Incident, IncidentUpdate, Period, SeriesIncidents, SeriesKey, SurgeEvent,
-    category_phrase,
-    counted_subject, thousands,
+    category_phrase, counted_subject, thousands,
 };
 use serde::{Deserialize, Serialize};
 

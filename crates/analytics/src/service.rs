@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, Outgoing, Transport, names};
 use borderwatch_model::{
-    AnalyzedRelease, Band, Direction, IncidentUpdate, Observation, Period, ReleaseMarker, SeriesKey,
-    SeriesView, SurgeEvent, now_rfc3339,
+    AnalyzedRelease, Band, Direction, IncidentUpdate, Observation, Period, ReleaseMarker,
+    SeriesKey, SeriesView, SurgeEvent, now_rfc3339,
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -536,9 +536,7 @@ fn statistical_surges(
     detected_at: &str,
 ) -> (Vec<SurgeEvent>, Vec<(SeriesKey, Period, Direction)>) {
     let parts = || std::iter::once(own).chain(others);
-    let all: Vec<Assessment> = parts()
-        .flat_map(|r| r.candidates.iter().cloned())
-        .collect();
+    let all: Vec<Assessment> = parts().flat_map(|r| r.candidates.iter().cloned()).collect();
     let tested = parts().map(|r| r.tested as usize).sum::<usize>();
     let tested_falls = parts().map(|r| r.tested_falls as usize).sum::<usize>();
     let fingerprint = cfg.fingerprint();

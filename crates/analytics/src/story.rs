@@ -73,7 +73,12 @@ fn group_news(
                 thousands(members.len() as u64),
                 thousands(live_series as u64),
             );
-            stories.push((StoryKind::Source, format!("{source}{suffix}"), title, members));
+            stories.push((
+                StoryKind::Source,
+                format!("{source}{suffix}"),
+                title,
+                members,
+            ));
         }
     }
     let taken = |stories: &[(StoryKind, String, String, Vec<usize>)], i: usize| {

@@ -106,6 +106,7 @@ fn analyze_all_prints_one_row_per_series_period_and_detector() {
         "farrington",
         "ears_c2",
         "cusum",
+        "fall",
     ];
     for (key, detectors) in &per_period {
         assert_eq!(detectors, &default, "{key}");

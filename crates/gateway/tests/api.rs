@@ -371,7 +371,11 @@ async fn falls_are_listed_labelled_and_filtered_apart() {
     let (_, body) = gw.get_json("/v1/surges?direction=rise").await;
     assert_eq!(body["surges"][0]["id"], "sg-test0000", "{body}");
     let html = gw.get("/").await.text().await.unwrap();
-    assert_eq!(html.matches("<span class=\"label fall\"").count(), 1, "{html}");
+    assert_eq!(
+        html.matches("<span class=\"label fall\"").count(),
+        1,
+        "{html}"
+    );
 }
 
 fn series_view(source: &str, country: &str, category: &str, counts: &[u64]) -> Value {
@@ -543,13 +547,7 @@ async fn the_api_token_guards_writes_and_the_read_token_guards_reads() {
     assert_eq!(r.status(), 201);
     // Reads: the read token or the API token (subscriptions: the API token only, see
     // tests/webhooks.rs).
-    for path in [
-        "/v1/surges",
-        "/v1/series",
-        "/v1/silences",
-        "/metrics",
-        "/",
-    ] {
+    for path in ["/v1/surges", "/v1/series", "/v1/silences", "/metrics", "/"] {
         let r = req(reqwest::Method::GET, path, None).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
         let r = req(reqwest::Method::GET, path, Some("wrong"))

@@ -401,9 +401,13 @@ async fn falls_go_only_to_subscriptions_that_ask_for_them() {
     assert_eq!(got[0].event_id, "sg-fall");
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["direction"], "fall", "{body}");
-    assert_eq!(wait_record(&s.bus, &sub, "sg-fall").await, Outcome::Delivered);
+    assert_eq!(
+        wait_record(&s.bus, &sub, "sg-fall").await,
+        Outcome::Delivered
+    );
     // A surge after it goes to both: the quiet one was not skipping everything.
-    s.publish(&surge("sg-rise", "PRK", "study", Q3, "rel-12")).await;
+    s.publish(&surge("sg-rise", "PRK", "study", Q3, "rel-12"))
+        .await;
     let seen = quiet.wait_for(1, "the surge").await;
     assert_eq!(seen[0].event_id, "sg-rise", "falls are off by default");
     assert_eq!(quiet.received().len(), 1);

@@ -202,14 +202,12 @@ impl FarringtonByFreq {
 }
 
 /// Settings of `fall`, the detector of significant drops. It reads farrington's fit of the
-/// same period (expected count and overdispersion, so it runs where farrington can) and
-/// tests the lower tail: the probability of a count at most the observed one under a
-/// negative binomial with that mean and variance φ·μ (Poisson when φ = 1).
+/// same period (so it runs where farrington can, at farrington's `alpha`) and alarms below
+/// its lower bound; its p-value is the lower tail, the probability of a count at most the
+/// observed one under the fitted model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FallSettings {
-    /// One-sided level of the lower bound (default 0.01): a period alarms below it.
-    pub alpha: f64,
     /// Smallest expected count a fall is tested at (default 100): a series of a few dozen
     /// people that drops to zero is noise, not a border closing.
     pub min_expected: f64,
@@ -218,7 +216,6 @@ pub struct FallSettings {
 impl Default for FallSettings {
     fn default() -> Self {
         FallSettings {
-            alpha: 0.01,
             min_expected: 100.0,
         }
     }
@@ -454,10 +451,7 @@ impl AnalysisConfig {
         if a.live_window == 0 {
             return bad("alert.live_window must be at least 1".into());
         }
-        if !(self.fall.alpha > 0.0 && self.fall.alpha < 1.0) {
-            return bad(format!("fall.alpha must be in (0, 1), got {}", self.fall.alpha));
-        }
-        if !(self.fall.min_expected >= 0.0) {
+        if self.fall.min_expected.is_nan() || self.fall.min_expected < 0.0 {
             return bad(format!(
                 "fall.min_expected must be at least 0, got {}",
                 self.fall.min_expected
@@ -531,9 +525,7 @@ impl AnalysisConfig {
         for k in ["k", "h", "reference", "run", "exclude_alarms"] {
             keys.push(format!("cusum.{k}"));
         }
-        for k in ["alpha", "min_expected"] {
-            keys.push(format!("fall.{k}"));
-        }
+        keys.push("fall.min_expected".into());
         for k in ["min_history", "margin", "min_value"] {
             keys.push(format!("record_high.{k}"));
         }
@@ -622,10 +614,6 @@ impl AnalysisConfig {
             }
             ("cusum", "exclude_alarms") => {
                 self.cusum.exclude_alarms = v.bool()?;
-                true
-            }
-            ("fall", "alpha") => {
-                self.fall.alpha = v.f64()?;
                 true
             }
             ("fall", "min_expected") => {

@@ -725,18 +725,30 @@ fn a_collapse_is_one_fall_with_a_checkable_sentence_and_no_surge() {
     assert_eq!(fall.findings[0].detector, "fall");
     assert!(
         fall.explanation.contains("far below the expected")
-            && fall.explanation.contains("the lowest on record (since 2014-Q1)"),
+            && fall
+                .explanation
+                .contains("the lowest on record (since 2014-Q1)"),
         "{}",
         fall.explanation
     );
-    assert!(fall.score >= AlertConfig::default().min_score, "{}", fall.score);
+    assert!(
+        fall.score >= AlertConfig::default().min_score,
+        "{}",
+        fall.score
+    );
     // Its id is not the id a surge of the same period would have.
-    assert_ne!(fall.id, surge_id(&f.key, last, &AnalysisConfig::default().fingerprint()));
+    assert_ne!(
+        fall.id,
+        surge_id(&f.key, last, &AnalysisConfig::default().fingerprint())
+    );
     // A steady series has no fall.
     assert!(
-        events(&quarters("2014-Q1", &noisy(20_000, 41, 11)), &AnalysisConfig::default())
-            .iter()
-            .all(|e| e.direction.is_rise()),
+        events(
+            &quarters("2014-Q1", &noisy(20_000, 41, 11)),
+            &AnalysisConfig::default()
+        )
+        .iter()
+        .all(|e| e.direction.is_rise()),
     );
 }
 
@@ -746,11 +758,7 @@ fn a_small_series_dropping_to_zero_is_not_tested_for_a_fall() {
     values.push(0);
     let f = quarters("2014-Q1", &values);
     let rows = evaluate_all(&f, &all_periods(&f), &AnalysisConfig::default());
-    let last = rows
-        .iter()
-        .filter(|r| r.detector == Detector::Fall)
-        .next_back()
-        .unwrap();
+    let last = rows.iter().rfind(|r| r.detector == Detector::Fall).unwrap();
     assert!(!last.alarm && last.p_value.is_none(), "{last:?}");
     assert!(
         events(&f, &AnalysisConfig::default())

@@ -83,6 +83,15 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
+/// The label of a fall (a significant drop), beside its severity.
+pub(crate) fn fall_label() -> Markup {
+    html! {
+        span class="label fall" title="a significant drop, not a surge: sent only to subscriptions with falls: true" {
+            "fall"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,14 +153,5 @@ mod tests {
             series_href("a/b", "PRK", "x y\"<"),
             "/series/a%2Fb/PRK/x%20y%22%3C"
         );
-    }
-}
-
-/// The label of a fall (a significant drop), beside its severity.
-pub(crate) fn fall_label() -> Markup {
-    html! {
-        span class="label fall" title="a significant drop, not a surge: sent only to subscriptions with falls: true" {
-            "fall"
-        }
     }
 }
