@@ -30,10 +30,13 @@ pub(super) fn fall_rows(
             let Some(pt) = pt else {
                 return quiet;
             };
-            let (Some(expected), Some(lower), Some(p)) = (pt.expected, pt.lower_bound, pt.p_lower)
-            else {
+            let (Some(expected), Some(lower)) = (pt.expected, pt.lower_bound) else {
                 return quiet;
             };
+            // farrington computes the lower tail only below the lower bound; above it a fall
+            // cannot alarm, and its p-value counts as 1 in the family (as `assess` counts
+            // every period that did not alarm).
+            let p = pt.p_lower.unwrap_or(1.0);
             if !(expected.is_finite() && lower.is_finite() && p.is_finite()) {
                 return quiet;
             }

@@ -220,7 +220,10 @@ pub struct Threshold {
     /// Probability of observing a count at least as large as `y`.
     pub p_value: Option<f64>,
     /// Probability of observing a count at most as large as `y` (the lower tail; not in R,
-    /// which tests only for outbreaks: borderwatch's `fall` detector reads it).
+    /// which tests only for outbreaks: borderwatch's `fall` detector reads it). Computed
+    /// only below the lower bound, where a fall can alarm (`None` elsewhere): the negative
+    /// binomial's tail costs as much as the upper p-value, and the parity settings never
+    /// need it.
     #[serde(default)]
     pub p_lower: Option<f64>,
     /// (y - predFit) / (upper - predFit).
@@ -271,7 +274,7 @@ pub fn delta_threshold(
             .map(|d| d.sf(y.powf(exponent)))
             .unwrap_or(f64::NAN)
     });
-    let p_lower = y.map(|y| {
+    let p_lower = y.filter(|&y| y < lower).map(|y| {
         Normal::new(centre, se)
             .map(|d| d.cdf(y.powf(exponent)))
             .unwrap_or(f64::NAN)
@@ -352,7 +355,7 @@ fn noufaily_threshold(
             ppois_upper((y - 1.0) as u64, m)
         }
     });
-    let p_lower = y.map(|y| {
+    let p_lower = y.filter(|&y| y < lower).map(|y| {
         let q = y.max(0.0) as u64;
         if phi != 1.0 {
             pnbinom_lower(q, m / (phi - 1.0), 1.0 / phi)
