@@ -712,7 +712,9 @@ fn report(tallies: &BTreeMap<String, Tally>) {
     println!();
     println!("Live series-periods whose surge scores at least T (before the gate), per source:");
     println!();
-    let thresholds = [0.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0, 80.0];
+    let thresholds = [
+        0.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 62.0, 65.0, 70.0, 78.0, 80.0,
+    ];
     let head: Vec<String> = thresholds.iter().map(|t| format!("≥ {t}")).collect();
     println!("| source | {} |", head.join(" | "));
     println!("|---|{}", "---|".repeat(thresholds.len()));

@@ -147,7 +147,8 @@ pub fn recent_low(points: &[(Period, u64)], period: Period) -> Option<f64> {
 /// How newsworthy a surge is, 0–100: the size of the jump (40 points: value over the larger
 /// of expected and the series' recent level, log2, full at 32 times), its absolute size (40:
 /// the excess over expected, log10, full at 100,000), its rarity (10: −log10 of the smallest
-/// p-value, full at 10⁻⁸) and how many detectors agree (10: two points each, full at five).
+/// p-value, full at 10⁻⁸), how many detectors agree (10: two points each, full at five), and
+/// two points more for a figure above a whole recent year (`exceeds_prior_year`).
 ///
 /// The weights were chosen with the live-replay benchmark: rarity weighs little because on
 /// real series p-values reach 10⁻⁵⁰ for rises of a few dozen people, and absolute size
@@ -190,8 +191,24 @@ pub fn score(value: u64, findings: &[Finding], recent: Option<f64>) -> f64 {
         ((-p.max(1e-300).log10()) / 8.0).clamp(0.0, 1.0) * 10.0
     });
     let agreement = (findings.len().min(5) as f64) * 2.0;
-    ((jump + size + rarity + agreement) * 10.0).round() / 10.0
+    // A quarter or month above a whole recent year is the strongest sentence there is (the
+    // seed case's): by construction at least four (twelve) times that year's average.
+    let whole_year = if findings
+        .iter()
+        .any(|f| f.detector == "exceeds_prior_year")
+    {
+        WHOLE_YEAR_POINTS
+    } else {
+        0.0
+    };
+    (((jump + size + rarity + agreement + whole_year) * 10.0).round() / 10.0).min(100.0)
 }
+
+/// The points a surge gains when it is above a whole recent year ([`score`]): two, as if one
+/// more detector agreed. Chosen with the live-replay benchmark: it lifts Guinea's 2023-08
+/// (810 after 350, more than in the whole of 2022) over the gate and changes no source's
+/// rates by more than 0.06 points (BENCHMARKS.md, "Live replay").
+const WHOLE_YEAR_POINTS: f64 = 2.0;
 
 /// How newsworthy a fall is, 0–100, on the scale of [`score`]: the size of the drop (40:
 /// the lower of expected and `recent_low` over the value, log2, full at 32 times), the
