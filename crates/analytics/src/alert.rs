@@ -193,10 +193,7 @@ pub fn score(value: u64, findings: &[Finding], recent: Option<f64>) -> f64 {
     let agreement = (findings.len().min(5) as f64) * 2.0;
     // A quarter or month above a whole recent year is the strongest sentence there is (the
     // seed case's): by construction at least four (twelve) times that year's average.
-    let whole_year = if findings
-        .iter()
-        .any(|f| f.detector == "exceeds_prior_year")
-    {
+    let whole_year = if findings.iter().any(|f| f.detector == "exceeds_prior_year") {
         WHOLE_YEAR_POINTS
     } else {
         0.0
