@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::ctx::Ctx;
 use crate::digest_claim::{Claim, ClaimValue, claim_key, now_ms};
 use crate::notice::{Digest, Notice, digest_id, history_id, story_digest_id, top_id};
-use crate::record::{read_record, write_record};
+use crate::record::{read_record, write_record_surely};
 use crate::send::{Keepalive, send};
 
 /// A surge waiting for its digest.
@@ -298,13 +298,15 @@ async fn send_digest(
         };
         // The surges' records first: a digest record without them would let a crash
         // send these surges again in a follow-up.
+        // Retried until stored: the receiver took the digest, and a record left unwritten
+        // would send it again under the same id once the claim went stale.
         for surge in surge_ids {
             let mut r = rec.clone();
             r.event = surge;
             r.digest = Some(id.clone());
-            write_record(bus, &r).await?;
+            write_record_surely(bus, &r, cancel).await?;
         }
-        write_record(bus, &rec).await?;
+        write_record_surely(bus, &rec, cancel).await?;
         drop(slot);
     }
     for key in keys {

@@ -6,6 +6,7 @@
 //! at_ms}}`), created with `kv_create`, so two copies of one event (a redelivery while the
 //! first is still handled) cannot both send it. See `claim`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use borderwatch_bus::{Bus, BusError, Outgoing, names};
@@ -39,6 +40,44 @@ pub async fn write_record(bus: &Bus, rec: &DeliveryRecord) -> Result<(), BusErro
         serde_json::to_vec(rec).unwrap_or_default().into(),
     )
     .await
+}
+
+/// How long a stopping process keeps trying to write the record of a POST its receiver
+/// took, before it leaves the event to be sent again by the next copy.
+const RECORD_RETRY_ON_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// Writes the record of a notice the receiver already took, retrying until it is stored.
+///
+/// Once a receiver answered 2xx, the record is all that keeps the notice from being sent
+/// again: a write that failed (a NATS node killed, the bucket's leader being elected again,
+/// or its reply lost though the write happened) and was left failed would leave the claim
+/// to go stale and the next copy of the event to POST it a second time. The write is
+/// idempotent (the same record under the same key), so it is repeated, with backoff, until
+/// it succeeds; a stopping process gives up after [`RECORD_RETRY_ON_SHUTDOWN`] and returns
+/// the error.
+pub(crate) async fn write_record_surely(
+    bus: &Bus,
+    rec: &DeliveryRecord,
+    cancel: &CancellationToken,
+) -> Result<(), BusError> {
+    let mut wait = Duration::from_millis(200);
+    let mut stopping_since: Option<tokio::time::Instant> = None;
+    loop {
+        let e = match write_record(bus, rec).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if cancel.is_cancelled() {
+            let since = *stopping_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= RECORD_RETRY_ON_SHUTDOWN {
+                warn!(error = %e, subscription = %rec.subscription, event = %rec.event, "stopping without the record of a delivered notice; it may be sent again");
+                return Err(e);
+            }
+        }
+        warn!(error = %e, subscription = %rec.subscription, event = %rec.event, retry_in_ms = wait.as_millis() as u64, "cannot record a delivered notice yet; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Appends `a` to the delivery log. The log is history, not state: a failure to write it is
@@ -125,6 +164,11 @@ pub(crate) struct Claim {
     info: ClaimInfo,
     /// The takeover key this claim created, deleted with the claim.
     takeover: Option<String>,
+    /// Set once the record is being written: refreshing stops, so a refresh that read the
+    /// claim before the record landed cannot write the claim back over the record.
+    finishing: AtomicBool,
+    /// The service's shutdown: a record still unwritten is retried for a while after it.
+    shutdown: CancellationToken,
     /// Fires when the claim was found taken over (or on shutdown: a child of the service's
     /// token): stop sending.
     pub(crate) lost: CancellationToken,
@@ -162,6 +206,8 @@ pub(crate) async fn claim(
             key: key.clone(),
             info,
             takeover,
+            finishing: AtomicBool::new(false),
+            shutdown: cancel.clone(),
             lost: cancel.child_token(),
         })
     };
@@ -209,6 +255,9 @@ pub(crate) async fn claim(
 impl Claim {
     /// Renews the claim; fires `lost` when the key no longer holds it.
     pub(crate) async fn refresh(&self, bus: &Bus) {
+        if self.finishing.load(Ordering::SeqCst) {
+            return;
+        }
         match read_slot(bus, &self.key).await {
             Ok(Slot::Claimed(c))
                 if c.owner == self.info.owner && c.generation == self.info.generation =>
@@ -232,9 +281,16 @@ impl Claim {
         }
     }
 
-    /// Replaces the claim with the final record.
+    /// Replaces the claim with the final record, retrying until it is stored
+    /// ([`write_record_surely`]).
+    ///
+    /// Refreshing stops first. The refresh runs on the event's ticker, between the awaits
+    /// of this write, as a read of the slot and then a put of the claim: a read made before
+    /// the record landed and a put made after it would put the claim back over the record,
+    /// and the next copy of the event would take that claim over once stale and send again.
     pub(crate) async fn finish(&self, bus: &Bus, rec: &DeliveryRecord) -> Result<(), BusError> {
-        write_record(bus, rec).await?;
+        self.finishing.store(true, Ordering::SeqCst);
+        write_record_surely(bus, rec, &self.shutdown).await?;
         self.drop_takeover_keys(bus).await;
         Ok(())
     }
