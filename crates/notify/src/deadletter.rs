@@ -124,52 +124,125 @@ pub async fn replay(
         if !seen.insert(key.clone()) {
             continue;
         }
-        if ctx
-            .bus
-            .kv_get(names::DEADLETTER_DONE_BUCKET, &key)
-            .await?
-            .is_some()
-        {
-            report.already_done += 1;
-            continue;
-        }
-        let sub = ctx
-            .bus
-            .kv_get(names::SUBSCRIPTIONS_BUCKET, &dl.subscription)
-            .await?
-            .and_then(|raw| serde_json::from_slice::<Subscription>(&raw).ok());
-        let Some(sub) = sub else {
-            report.orphaned.push(key);
-            continue;
-        };
-        let body = template::render(sub.format, &dl.notice, ctx.cfg.public_url.as_deref());
-        let n = dl.attempts + 1;
-        let a = post(&ctx, &sub, &dl.event_id, &body).await;
-        if a.ok() {
-            log(&ctx, &sub.id, &dl.event_id, n, &a, Outcome::Delivered).await;
-            ctx.bus
-                .kv_put(
-                    names::DEADLETTER_DONE_BUCKET,
-                    &key,
-                    now_rfc3339().into_bytes().into(),
-                )
-                .await?;
-            let mut rec = read_record(&ctx.bus, &sub.id, &dl.event_id)
-                .await?
-                .unwrap_or_else(|| DeliveryRecord::new(&sub.id, &dl.event_id, Outcome::Delivered));
-            rec.outcome = Outcome::Delivered;
-            rec.attempts = n;
-            rec.status = a.status;
-            rec.error = None;
-            rec.at = now_rfc3339();
-            write_record(&ctx.bus, &rec).await?;
-            info!(subscription = %sub.id, event = %dl.event_id, "dead letter resent");
-            report.resent.push(key);
-        } else {
-            log(&ctx, &sub.id, &dl.event_id, n, &a, Outcome::Failed).await;
-            warn!(subscription = %sub.id, event = %dl.event_id, error = a.error.as_deref().unwrap_or(""), "dead letter refused again");
-            report.failed.push(key);
+        match resend(&ctx, &dl).await? {
+            Resent::AlreadyDone(_) => report.already_done += 1,
+            Resent::Orphaned => report.orphaned.push(key),
+            Resent::Delivered { .. } => report.resent.push(key),
+            Resent::Failed { .. } => report.failed.push(key),
         }
     }
     Ok(report)
+}
+
+/// What resending one dead letter did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resent {
+    /// Taken (2xx): marked done, its delivery record now says delivered.
+    Delivered { attempt: u32, status: Option<u16> },
+    /// Refused again: still dead, a later resend tries again.
+    Failed {
+        attempt: u32,
+        status: Option<u16>,
+        error: String,
+    },
+    /// Resent before (at this time): not sent again.
+    AlreadyDone(String),
+    /// Its subscription no longer exists.
+    Orphaned,
+}
+
+/// Resends one dead letter once, unless an earlier resend delivered it: the one resend path
+/// of `notify replay` and of the API's redeliver. The POST is signed and logged like any
+/// other attempt (attempt number: the dead letter's attempts plus one).
+pub async fn resend_one(
+    bus: borderwatch_bus::Bus,
+    cfg: NotifyConfig,
+    dl: &DeadLetter,
+) -> Result<Resent, BusError> {
+    let ctx = Ctx::new(bus, cfg)?;
+    resend(&ctx, dl).await
+}
+
+async fn resend(ctx: &Ctx, dl: &DeadLetter) -> Result<Resent, BusError> {
+    let key = record_key(&dl.subscription, &dl.event_id);
+    if let Some(at) = ctx.bus.kv_get(names::DEADLETTER_DONE_BUCKET, &key).await? {
+        return Ok(Resent::AlreadyDone(
+            String::from_utf8_lossy(&at).into_owned(),
+        ));
+    }
+    let sub = ctx
+        .bus
+        .kv_get(names::SUBSCRIPTIONS_BUCKET, &dl.subscription)
+        .await?
+        .and_then(|raw| serde_json::from_slice::<Subscription>(&raw).ok());
+    let Some(sub) = sub else {
+        return Ok(Resent::Orphaned);
+    };
+    let body = template::render(sub.format, &dl.notice, ctx.cfg.public_url.as_deref());
+    let n = dl.attempts + 1;
+    let a = post(ctx, &sub, &dl.event_id, &body).await;
+    if !a.ok() {
+        log(ctx, &sub.id, &dl.event_id, n, &a, Outcome::Failed).await;
+        let error = a.error.clone().unwrap_or_default();
+        warn!(subscription = %sub.id, event = %dl.event_id, error, "dead letter refused again");
+        return Ok(Resent::Failed {
+            attempt: n,
+            status: a.status,
+            error,
+        });
+    }
+    log(ctx, &sub.id, &dl.event_id, n, &a, Outcome::Delivered).await;
+    ctx.bus
+        .kv_put(
+            names::DEADLETTER_DONE_BUCKET,
+            &key,
+            now_rfc3339().into_bytes().into(),
+        )
+        .await?;
+    let mut rec = read_record(&ctx.bus, &sub.id, &dl.event_id)
+        .await?
+        .unwrap_or_else(|| DeliveryRecord::new(&sub.id, &dl.event_id, Outcome::Delivered));
+    rec.outcome = Outcome::Delivered;
+    rec.attempts = n;
+    rec.status = a.status;
+    rec.error = None;
+    rec.at = now_rfc3339();
+    write_record(&ctx.bus, &rec).await?;
+    info!(subscription = %sub.id, event = %dl.event_id, "dead letter resent");
+    Ok(Resent::Delivered {
+        attempt: n,
+        status: a.status,
+    })
+}
+
+/// A dead letter as listed: the notice given up on, and when a resend delivered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub dead: DeadLetter,
+    /// When a resend delivered it (RFC 3339); `None` while it is still dead.
+    pub redelivered_at: Option<String>,
+}
+
+/// The dead letters of `subscription`, oldest first, each notice once (the newest copy).
+pub async fn list(bus: &borderwatch_bus::Bus, subscription: &str) -> Result<Vec<Listed>, BusError> {
+    let filter = names::deadletter_subject(subscription);
+    let mut out: Vec<Listed> = Vec::new();
+    for msg in read_all(bus, names::DEADLETTER_STREAM, &filter).await? {
+        let Ok(dl) = serde_json::from_slice::<DeadLetter>(&msg.payload) else {
+            continue;
+        };
+        out.retain(|l| l.dead.event_id != dl.event_id);
+        out.push(Listed {
+            dead: dl,
+            redelivered_at: None,
+        });
+    }
+    for l in &mut out {
+        let key = record_key(&l.dead.subscription, &l.dead.event_id);
+        l.redelivered_at = bus
+            .kv_get(names::DEADLETTER_DONE_BUCKET, &key)
+            .await?
+            .map(|at| String::from_utf8_lossy(&at).into_owned());
+    }
+    Ok(out)
 }
