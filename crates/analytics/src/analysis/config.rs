@@ -699,6 +699,101 @@ impl AnalysisConfig {
             })?;
         self.set(key.trim(), value.trim())
     }
+
+    /// Every value [`set`](Self::set) can change, as `(key, value)` in the form `set` reads
+    /// back: the inverse of `set`, so that `borderwatch config check` prints settings a file
+    /// can hold. farrington's keys are per frequency (`farrington.monthly.b`), as the two may
+    /// differ; `detectors` is not among them (it is a list, not a `set` key).
+    pub fn settings(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut put = |k: &str, v: String| out.push((k.to_string(), v));
+        put("fdr", self.fdr.to_string());
+        put("min_value", self.min_value.to_string());
+        put("long_run_guard", self.long_run_guard.to_string());
+        for (freq, f) in [
+            ("monthly", &self.farrington.monthly),
+            ("quarterly", &self.farrington.quarterly),
+        ] {
+            for (name, value) in farrington_settings(f) {
+                put(&format!("farrington.{freq}.{name}"), value);
+            }
+        }
+        let e = &self.ears;
+        put("ears.baseline", e.baseline.to_string());
+        put("ears.alpha", optional(e.alpha));
+        put("ears.min_sigma", e.min_sigma.to_string());
+        put("ears.exclude_alarms", e.exclude_alarms.to_string());
+        let c = &self.cusum;
+        put("cusum.k", c.k.to_string());
+        put("cusum.h", c.h.to_string());
+        put("cusum.reference", c.reference.to_string());
+        put("cusum.run", c.run.to_string());
+        put("cusum.exclude_alarms", c.exclude_alarms.to_string());
+        put("fall.min_expected", self.fall.min_expected.to_string());
+        let (rh, py, yoy) = (
+            &self.evidence.record_high,
+            &self.evidence.exceeds_prior_year,
+            &self.evidence.year_over_year,
+        );
+        put("record_high.min_history", rh.min_history.to_string());
+        put("record_high.margin", rh.margin.to_string());
+        put("record_high.min_value", rh.min_value.to_string());
+        put("exceeds_prior_year.min_value", py.min_value.to_string());
+        put(
+            "exceeds_prior_year.min_year_share",
+            py.min_year_share.to_string(),
+        );
+        put(
+            "exceeds_prior_year.recent_years",
+            py.recent_years.to_string(),
+        );
+        put("year_over_year.min_ratio", yoy.min_ratio.to_string());
+        put("year_over_year.min_value", yoy.min_value.to_string());
+        put("year_over_year.min_previous", yoy.min_previous.to_string());
+        let a = &self.alert;
+        put("alert.live_window", a.live_window.to_string());
+        put("alert.min_score", a.min_score.to_string());
+        put("alert.medium_score", a.medium_score.to_string());
+        put("alert.high_score", a.high_score.to_string());
+        put("alert.critical_score", a.critical_score.to_string());
+        out
+    }
+}
+
+/// An optional value as [`Value::optional`] reads it back: `default` for `None`.
+fn optional<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "default".to_string(), |x| x.to_string())
+}
+
+/// One farrington block's values under the names [`set_farrington`] reads.
+fn farrington_settings(f: &FarringtonConfig) -> Vec<(&'static str, String)> {
+    let power_trans = match f.power_trans {
+        PowerTrans::TwoThirds => "2/3",
+        PowerTrans::Half => "1/2",
+        PowerTrans::None => "none",
+    };
+    let threshold_method = match f.threshold_method {
+        ThresholdMethod::Delta => "delta",
+        ThresholdMethod::NbPlugin => "nb_plugin",
+        ThresholdMethod::Muan => "muan",
+    };
+    vec![
+        ("b", f.b.to_string()),
+        ("w", f.w.to_string()),
+        ("alpha", f.alpha.to_string()),
+        ("reweight", f.reweight.to_string()),
+        ("weights_threshold", f.weights_threshold.to_string()),
+        ("trend", f.trend.to_string()),
+        ("p_threshold_trend", f.p_threshold_trend.to_string()),
+        ("limit54", format!("{},{}", f.limit54.0, f.limit54.1)),
+        ("power_trans", power_trans.to_string()),
+        ("no_periods", f.no_periods.to_string()),
+        (
+            "past_periods_not_included",
+            optional(f.past_periods_not_included),
+        ),
+        ("threshold_method", threshold_method.to_string()),
+    ]
 }
 
 /// JSON of a config part, for the fingerprint.

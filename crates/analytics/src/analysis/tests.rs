@@ -629,6 +629,39 @@ fn set_reads_r_parameter_names() {
     assert_eq!(c.evidence.year_over_year.min_ratio, 5.0);
 }
 
+/// `settings` is `set`'s inverse: every key it lists is one `set` takes, and setting each
+/// value on the defaults rebuilds a changed configuration exactly (`config check` prints
+/// settings a file can hold).
+#[test]
+fn settings_read_back_through_set() {
+    let mut changed = AnalysisConfig::default();
+    for pair in [
+        "farrington.quarterly.b=4",
+        "farrington.monthly.limit54=3,2",
+        "farrington.power_trans=none",
+        "farrington.threshold_method=muan",
+        "farrington.past_periods_not_included=2",
+        "ears.alpha=0.01",
+        "cusum.h=3.5",
+        "fall.min_expected=50",
+        "exceeds_prior_year.recent_years=3",
+        "alert.min_score=55",
+        "fdr=0.1",
+    ] {
+        changed.set_pair(pair).unwrap();
+    }
+    for cfg in [AnalysisConfig::default(), changed] {
+        let mut rebuilt = AnalysisConfig::only("farrington").unwrap();
+        rebuilt.detectors = cfg.detectors.clone();
+        for (key, value) in cfg.settings() {
+            rebuilt
+                .set(&key, &value)
+                .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
+        }
+        assert_eq!(rebuilt, cfg);
+    }
+}
+
 #[test]
 fn set_rejects_unknown_keys_by_name() {
     let mut c = AnalysisConfig::default();
