@@ -497,6 +497,131 @@ async fn cluster_loses_a_node_and_a_replica_mid_release_and_delivers_every_surge
     }
 }
 
+/// How many surges the delivery test sends: as many as the live run that saw ten repeats
+/// (`BW_CLUSTER_SURGES` to change it).
+fn surge_count() -> usize {
+    std::env::var("BW_CLUSTER_SURGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7108)
+}
+
+impl Deployment {
+    /// The name of the server leading `stream`'s replicas (`bw-<index>`).
+    async fn stream_leader(&self, stream: &str) -> String {
+        let client = async_nats::connect(self.urls.split(',').collect::<Vec<_>>())
+            .await
+            .expect("raw client");
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(stream).await.expect("stream");
+        let info = stream.info().await.expect("stream info");
+        info.cluster
+            .as_ref()
+            .and_then(|c| c.leader.clone())
+            .expect("a replicated stream has a leader")
+    }
+
+    /// Waits until `consumer` on `stream` has nothing pending or unacknowledged.
+    async fn wait_settled(&self, stream: &str, consumer: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let backlog = self.consumer_backlog(stream, consumer).await;
+            if backlog == (0, 0) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{consumer} still has {backlog:?} (pending, unacknowledged) after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// The edge the live run found: a NATS node dies while notify is delivering thousands of
+/// surges. The node killed is the one leading `bw_deliveries`, so the records of POSTs the
+/// receiver already took fail to be written (or are written while their reply is lost) until
+/// a new leader is elected. Left failed, such a record let the claim go stale and the next
+/// copy of the event POST it again, under the same `X-Borderwatch-Event-Id`. What must
+/// hold: once notify has settled every event, each was accepted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_while_notify_delivers_thousands_of_surges_repeats_none() {
+    let _serial = SERIAL.lock().await;
+    let started = std::time::Instant::now();
+    let mut servers = nats_server::cluster(3);
+    let d = Deployment::new("deliveries", nats_server::urls(&servers), 3).await;
+    // A receiver that takes its time, so that many POSTs are in flight when the node dies.
+    let receiver = ScriptedReceiver::start(Behaviour {
+        latency: Duration::from_millis(100),
+        ..Behaviour::default()
+    })
+    .await;
+    borderwatch_e2e::surges::put_subscription(d.bus.as_ref(), "all", &receiver.url("hook"), SECRET)
+        .await;
+    // Notify talks to the node leading the delivery records (it learns the others from it,
+    // and reconnects to one of them): killing that node loses both the connection that
+    // writes the records and the leader that stores them.
+    let leader = d.stream_leader("KV_bw_deliveries").await;
+    let index: usize = leader
+        .strip_prefix("bw-")
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected server name {leader}"));
+    let notify = RoleProcess::start(
+        &[
+            "notify",
+            "--nats",
+            &servers[index].url(),
+            "--stream-replicas",
+            "3",
+        ],
+        d.dir(),
+        "notify",
+    );
+    notify.wait_ready("notify", 1, START).await;
+
+    let n = surge_count();
+    let events = borderwatch_e2e::surges::surge_events("burst", n);
+    borderwatch_e2e::surges::publish_surges(d.bus.as_ref(), &events).await;
+    eprintln!("{n} surges published ({:?})", started.elapsed());
+
+    // Mid-delivery, the node leading the delivery records dies (SIGKILL).
+    receiver
+        .wait_accepted(FINISH, "deliveries under way", |a| a.len() >= n / 10)
+        .await;
+    let now = d.stream_leader("KV_bw_deliveries").await;
+    servers[index].stop();
+    eprintln!(
+        "killed {leader}, notify's node (leader of bw_deliveries now: {now}), after {} accepted ({:?})",
+        receiver.accepted_count(),
+        started.elapsed()
+    );
+
+    // Every event settled: delivered, or left for a takeover that would send it again.
+    receiver
+        .wait_accepted(FINISH, "every surge delivered", |a| {
+            a.iter().map(|a| &a.event_id).collect::<HashSet<_>>().len() >= n
+        })
+        .await;
+    d.wait_settled(names::SURGE_STREAM, names::NOTIFY_CONSUMER, FINISH)
+        .await;
+    let per_event = receiver.accepted_per_event();
+    let mut twice: Vec<(&String, &usize)> = per_event.iter().filter(|(_, k)| **k > 1).collect();
+    twice.sort();
+    assert!(
+        twice.is_empty(),
+        "{} of {n} surges delivered more than once: {twice:?}",
+        twice.len()
+    );
+    let expected: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
+    let got: HashSet<String> = per_event.into_keys().collect();
+    assert_eq!(got, expected, "every surge delivered, nothing else");
+    eprintln!(
+        "{n} delivered once each, {} record writes retried ({:?})",
+        logged(&notify, "cannot record a delivered notice yet; retrying").len(),
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analytics_replica_stopped_with_sigterm_finishes_its_part_and_the_other_takes_the_rest() {
     let _serial = SERIAL.lock().await;
