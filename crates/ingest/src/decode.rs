@@ -4,12 +4,16 @@
 //! A byte-order mark decides when there is one; otherwise valid UTF-8 is taken as is, a file
 //! full of NUL bytes is read as UTF-16, and anything else as windows-1251 (which maps every
 //! byte, so it never fails: a wrong guess shows up as unknown countries in rejected rows).
+//! One exception: a file whose first 64 KiB are UTF-8 and which is not UTF-8 further on is
+//! refused ("save it again as UTF-8"), as the streamed reader refuses it, instead of being
+//! read as windows-1251.
 
 use std::borrow::Cow;
 
 use encoding_rs::{DecoderResult, Encoding, UTF_8, UTF_16LE, WINDOWS_1251};
 
 use crate::error::IngestError;
+use crate::format::SNIFF_BYTES;
 
 /// How many leading bytes the UTF-16 guess looks at.
 const SNIFF_LEN: usize = 8192;
@@ -43,6 +47,7 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, IngestError> {
     } else {
         match std::str::from_utf8(bytes) {
             Ok(s) => Cow::Borrowed(s),
+            Err(e) if starts_as_utf8(bytes) => return Err(not_utf8_after_all(bytes, e)),
             Err(_) => WINDOWS_1251.decode_without_bom_handling(bytes).0,
         }
     };
@@ -55,6 +60,32 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, IngestError> {
         return Err(IngestError::EmptyFile);
     }
     Ok(text)
+}
+
+/// Whether a file longer than its head (the first [`SNIFF_BYTES`]) has a head that is UTF-8,
+/// but for a character cut off at its end: the streamed reader (`generic/stream.rs`) then
+/// decodes the whole file as UTF-8, and so must a whole read, or the same bytes would read
+/// as windows-1251 one way and be refused the other.
+fn starts_as_utf8(bytes: &[u8]) -> bool {
+    bytes.len() > SNIFF_BYTES
+        && match std::str::from_utf8(&bytes[..SNIFF_BYTES]) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        }
+}
+
+/// The refusal of a file that starts as UTF-8 and is not UTF-8 further on: taking it for
+/// windows-1251 would turn its UTF-8 names into other letters (the same words the streamed
+/// reader answers with).
+fn not_utf8_after_all(bytes: &[u8], e: std::str::Utf8Error) -> IngestError {
+    let at = e.valid_up_to();
+    let before = bytes.get(..at).unwrap_or(&[]);
+    IngestError::Csv {
+        line: 1 + before.iter().filter(|b| **b == b'\n').count() as u64,
+        message: format!(
+            "byte {at} is not UTF-8, though the file starts as UTF-8; save it again as UTF-8"
+        ),
+    }
 }
 
 /// The start of a file as text, for format detection: like [`decode_text`] but lenient (the
@@ -252,6 +283,53 @@ mod tests {
         let (bytes, _, _) = WINDOWS_1251.encode(SAMPLE);
         assert!(std::str::from_utf8(&bytes).is_err());
         assert_eq!(decode_text(&bytes).unwrap(), SAMPLE);
+    }
+
+    #[test]
+    fn a_file_starting_as_utf8_with_a_bad_byte_later_is_refused_not_read_as_1251() {
+        let row = "fsb,2024-Q3,КНДР,учеба,3765\n";
+        let mut bytes = b"source,period,country,category,count\n".to_vec();
+        while bytes.len() <= SNIFF_BYTES {
+            bytes.extend(row.as_bytes());
+        }
+        let at = bytes.len() + "fsb,2024-Q3,".len();
+        bytes.extend(b"fsb,2024-Q3,\xCA\xCD\xC4\xD0,work,1\n");
+        let e = decode_text(&bytes).unwrap_err();
+        assert_eq!(e.code(), "bad_csv", "{e}");
+        let lines = bytes[..at].iter().filter(|b| **b == b'\n').count() as u64;
+        assert!(
+            matches!(&e, IngestError::Csv { line, message }
+                if *line == lines + 1 && message.contains(&format!("byte {at} "))),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("save it again as UTF-8"), "{e}");
+        // A head cut inside a character (К across the 64 KiB mark) is still a UTF-8 head.
+        let mut cut = b"source,period,country,category,count\n".to_vec();
+        cut.resize(SNIFF_BYTES - 1, b' ');
+        cut.extend("К\nfsb,2024,KP,a,1\n".as_bytes());
+        assert!(std::str::from_utf8(&cut[..SNIFF_BYTES]).is_err());
+        cut.extend(b"fsb,2024,\xCA,a,1\n");
+        let e = decode_text(&cut).unwrap_err();
+        assert!(
+            e.to_string().contains("though the file starts as UTF-8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn windows_1251_files_of_any_size_still_decode() {
+        // Bad UTF-8 within the first 64 KiB: windows-1251, however long the file.
+        let (row, _, _) = WINDOWS_1251.encode("fsb,2024-Q3,КНДР,учеба,3765\n");
+        let mut bytes = b"source,period,country,category,count\n".to_vec();
+        while bytes.len() <= 3 * SNIFF_BYTES {
+            bytes.extend(row.iter());
+        }
+        let text = decode_text(&bytes).unwrap();
+        assert!(text.ends_with("КНДР,учеба,3765\n"), "{} bytes", text.len());
+        // A short file is its own head: windows-1251 wherever the bad byte is.
+        let mut short = b"source,period,country,category,count\nfsb,2024-Q3,KP,a,1\n".to_vec();
+        short.extend(row.iter());
+        assert!(decode_text(&short).unwrap().contains("КНДР"));
     }
 
     #[test]

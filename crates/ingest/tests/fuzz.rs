@@ -211,11 +211,6 @@ fn check_generic(bytes: &[u8]) -> Result<(), String> {
         (Ok(a), Ok(b)) if a != b => {
             return Err(format!("whole {a:?} but streamed {b:?}"));
         }
-        // Documented (generic/stream.rs): a file whose first 64 KiB are UTF-8 but which
-        // is not UTF-8 further on is refused streamed; read whole, it is windows-1251.
-        (Ok(_), Err(IngestError::Csv { message, .. }))
-            if bytes.len() > SNIFF_BYTES && message.contains("though the file starts as UTF-8") => {
-        }
         (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
             return Err(format!("one way read it, the other refused it: {e}"));
         }

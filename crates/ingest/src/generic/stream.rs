@@ -37,8 +37,8 @@ impl Default for ReadOptions {
 ///
 /// Gives the same rows, rejections and errors as [`crate::parse`] for UTF-8 and
 /// windows-1251 CSV. What is not read piecewise: UTF-16 files and JSON lines are read whole
-/// first; a file whose first 64 KiB are UTF-8 but which is not UTF-8 further on is refused
-/// (read whole, it would be taken for windows-1251).
+/// first. A file whose first 64 KiB are UTF-8 but which is not UTF-8 further on is refused,
+/// as [`crate::decode::decode`] refuses it when the file is read whole.
 pub fn parse_generic_reader(
     mut input: impl std::io::Read,
     default_source: Option<&str>,
