@@ -328,3 +328,215 @@ fn an_ods_with_the_usual_trailing_empty_rows_and_columns_still_reads() {
     assert_eq!(p.observations[0].count, 120);
     assert_eq!(p.observations[0].period.to_string(), "2024-01");
 }
+
+/// Bits of a deflate stream, least significant first; Huffman codes go most significant
+/// bit first (RFC 1951, 3.1.1).
+#[derive(Default)]
+struct Bits {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl Bits {
+    fn put(&mut self, value: u64, bits: u32) {
+        self.acc |= value << self.n;
+        self.n += bits;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    fn code(&mut self, code: u64, len: u32) {
+        let reversed = (0..len).fold(0, |r, i| (r << 1) | ((code >> i) & 1));
+        self.put(reversed, len);
+    }
+
+    fn align(&mut self) {
+        if self.n > 0 {
+            self.put(0, 8 - self.n);
+        }
+    }
+
+    /// A stored block of `bytes` (at most 65,535).
+    fn stored(&mut self, bytes: &[u8], last: bool) {
+        self.put(u64::from(last), 1);
+        self.put(0, 2);
+        self.align();
+        let len = bytes.len() as u16;
+        self.out.extend(len.to_le_bytes());
+        self.out.extend((!len).to_le_bytes());
+        self.out.extend(bytes);
+    }
+}
+
+/// A deflate stream that inflates to `prefix`, then `1 + 258 * repeats` letters `a`, then
+/// `suffix`: the letters are one literal and `repeats` copies of the longest match at
+/// distance 1, each two bits long (a dynamic Huffman block whose only codes are `a`, the
+/// end of the block, length 258 and distances 1 and 2), so 600 MiB of them take 600 KiB.
+fn deflate_bomb(prefix: &[u8], repeats: u64, suffix: &[u8]) -> Vec<u8> {
+    let mut b = Bits::default();
+    b.stored(prefix, false);
+    b.put(0, 1); // not the last block
+    b.put(2, 2); // dynamic Huffman codes
+    b.put(286 - 257, 5); // literal/length codes 0..=285
+    b.put(2 - 1, 5); // distance codes 0 and 1
+    b.put(18 - 4, 4); // code length code lengths given, in their order:
+    // 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2 14 1: symbol 18 (zeros) is `0`, 1 is `10`, 2 is `11`.
+    for len in [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2] {
+        b.put(len, 3);
+    }
+    let zeros = |b: &mut Bits, n: u64| {
+        b.code(0, 1);
+        b.put(n - 11, 7);
+    };
+    zeros(&mut b, 97); // literals 0..=96
+    b.code(0b11, 2); // `a` (97): length 2
+    zeros(&mut b, 138); // 98..=235
+    zeros(&mut b, 20); // 236..=255
+    b.code(0b11, 2); // end of block (256): length 2
+    zeros(&mut b, 28); // 257..=284
+    b.code(0b10, 2); // length 258 (285): length 1
+    b.code(0b10, 2); // distance 1: length 1
+    b.code(0b10, 2); // distance 2: length 1
+    // Codes: 285 is `0`, `a` is `10`, end of block `11`; distance 1 is `0`.
+    b.code(0b10, 2);
+    let mut left = repeats * 2;
+    while left > 0 {
+        let n = left.min(56);
+        b.put(0, n as u32);
+        left -= n;
+    }
+    b.code(0b11, 2);
+    b.stored(suffix, true);
+    b.align();
+    b.out
+}
+
+/// A zip archive of `parts` (name, method, CRC-32, packed bytes, declared unpacked size),
+/// written by hand so that a part may declare any size.
+fn zip_by_hand(parts: &[(String, u16, u32, Vec<u8>, u32)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut directory = Vec::new();
+    for (name, method, crc, data, size) in parts {
+        let offset = out.len() as u32;
+        let fields = |v: &mut Vec<u8>| {
+            v.extend(20u16.to_le_bytes()); // version needed
+            v.extend(0u16.to_le_bytes()); // flags
+            v.extend(method.to_le_bytes());
+            v.extend(0u16.to_le_bytes()); // time
+            v.extend(0x21u16.to_le_bytes()); // date: 1980-01-01
+            v.extend(crc.to_le_bytes());
+            v.extend((data.len() as u32).to_le_bytes());
+            v.extend(size.to_le_bytes());
+            v.extend((name.len() as u16).to_le_bytes());
+            v.extend(0u16.to_le_bytes()); // extra field
+        };
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        fields(&mut out);
+        out.extend(name.as_bytes());
+        out.extend(data);
+        directory.extend(0x0201_4b50u32.to_le_bytes());
+        directory.extend(20u16.to_le_bytes()); // made by
+        fields(&mut directory);
+        directory.extend([0u8; 6]); // comment length, disk, internal attributes
+        directory.extend(0u32.to_le_bytes()); // external attributes
+        directory.extend(offset.to_le_bytes());
+        directory.extend(name.as_bytes());
+    }
+    let at = out.len() as u32;
+    out.extend(&directory);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend((parts.len() as u16).to_le_bytes());
+    out.extend((parts.len() as u16).to_le_bytes());
+    out.extend((directory.len() as u32).to_le_bytes());
+    out.extend(at.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+/// A real xlsx (a string cell, so it has shared strings) whose `xl/sharedStrings.xml` is
+/// replaced by one string of 600 MiB of `a`, declared as `declared` bytes unpacked (`None`:
+/// its true size).
+fn xlsx_with_huge_shared_strings(declared: Option<u32>) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Data").unwrap();
+    sheet.write_string(0, 0, "country").unwrap();
+    sheet.write_string(1, 0, "Syria").unwrap();
+    sheet.write_number(1, 1, 120.0).unwrap();
+    let real = workbook.save_to_buffer().unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(real)).unwrap();
+    let mut parts = Vec::new();
+    for i in 0..zip.len() {
+        let mut part = zip.by_index(i).unwrap();
+        let name = part.name().unwrap().to_string();
+        if name == "xl/sharedStrings.xml" {
+            continue;
+        }
+        let mut data = Vec::new();
+        part.read_to_end(&mut data).unwrap();
+        let size = data.len() as u32;
+        parts.push((name, 0u16, part.crc32(), data, size));
+    }
+    let prefix = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="2" uniqueCount="2"><si><t>"#;
+    let suffix = b"</t></si><si><t>Syria</t></si></sst>";
+    let repeats = (600u64 << 20) / 258;
+    let unpacked = prefix.len() as u64 + 1 + 258 * repeats + suffix.len() as u64;
+    let packed = deflate_bomb(prefix, repeats, suffix);
+    let size = declared.unwrap_or(u32::try_from(unpacked).unwrap());
+    // The checksum is left wrong: computing it means reading 600 MiB, and a reader that
+    // checks it has read them all by then.
+    parts.push(("xl/sharedStrings.xml".into(), 8, 0, packed, size));
+    zip_by_hand(&parts)
+}
+
+#[test]
+fn an_xlsx_whose_shared_strings_unpack_past_the_cap_is_refused() {
+    // 600 KiB that unpacks to 600 MiB: calamine reads the shared strings whole when the
+    // workbook opens, whatever they unpack to.
+    let bytes = xlsx_with_huge_shared_strings(None);
+    assert!(bytes.len() < 700 << 10, "{} bytes", bytes.len());
+    assert!(parse("auto", &bytes, Some("x")).is_err());
+    for format in ["wide", "ru_sheet", "ohss_xlsx"] {
+        let e = parse(format, &bytes, Some("x")).unwrap_err();
+        assert_eq!(e.code(), "bad_layout", "{format}: {e}");
+        assert!(
+            e.to_string().contains("unpack to more than 512 MiB"),
+            "{format}: {e}"
+        );
+    }
+}
+
+#[test]
+fn an_xlsx_part_that_declares_a_small_size_stops_there() {
+    // The guard counts declared sizes: the zip reader calamine reads through must stop a
+    // part at its declared size, whatever its deflate stream holds.
+    use std::io::Read as _;
+    let bytes = xlsx_with_huge_shared_strings(Some(4_096));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice())).unwrap();
+    let part = zip.by_name("xl/sharedStrings.xml").unwrap();
+    let (mut read, mut buf) = (0u64, vec![0u8; 1 << 16]);
+    let mut part = part.take(1 << 30);
+    let stopped = loop {
+        match part.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => read += n as u64,
+            Err(e) => break Some(e),
+        }
+    };
+    assert!(
+        read <= 4_096,
+        "{read} bytes came out of a part declaring 4,096"
+    );
+    let stopped = stopped.expect("the part is refused past its declared size");
+    assert!(stopped.to_string().contains("declared"), "{stopped}");
+    // And the workbook is refused, not read.
+    let e = parse("wide", &bytes, Some("x")).unwrap_err();
+    assert_eq!(e.code(), "bad_layout", "{e}");
+}

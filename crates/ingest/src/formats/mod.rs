@@ -17,6 +17,7 @@ mod fsb_csv;
 mod ods_guard;
 mod ru_sheet;
 mod xls_guard;
+mod xlsx_guard;
 mod ytd;
 
 use crate::error::IngestError;

@@ -129,6 +129,7 @@ fn open(bytes: &[u8]) -> Result<Vec<Sheet>, IngestError> {
         return Err(bad("it is not an Excel workbook (xls or xlsx)".into()));
     }
     super::xls_guard::check(bytes, NAME)?;
+    super::xlsx_guard::check(bytes, NAME)?;
     super::ods_guard::check(bytes, NAME)?;
     let mut book = catch_unwind(AssertUnwindSafe(|| {
         calamine::open_workbook_auto_from_rs(Cursor::new(bytes.to_vec()))

@@ -114,6 +114,7 @@ pub(crate) type Workbook = calamine::Sheets<Cursor<Vec<u8>>>;
 /// an error, never a panic of the service.
 pub(crate) fn open_workbook(bytes: &[u8], format: &'static str) -> Result<Workbook, IngestError> {
     super::xls_guard::check(bytes, format)?;
+    super::xlsx_guard::check(bytes, format)?;
     super::ods_guard::check(bytes, format)?;
     let cursor = Cursor::new(bytes.to_vec());
     match std::panic::catch_unwind(|| calamine::open_workbook_auto_from_rs(cursor)) {
@@ -151,9 +152,10 @@ pub(crate) struct Grid {
 /// cells at A1 and XFD1048576 declares 17 billion cells, which calamine's `worksheet_range`
 /// would allocate before returning. Beyond [`MAX_SHEET_ROWS`], [`MAX_SHEET_COLUMNS`] or
 /// [`MAX_SHEET_CELLS`] the sheet is refused ([`IngestError::SheetTooLarge`]). xlsx and xlsb
-/// are streamed; xls and ods are read whole by calamine when the workbook opens (an xls has
-/// at most 65,536 rows of 256 columns), so `xls_guard` and `ods_guard` hold them to the
-/// same caps before it does, and they are held to them again here.
+/// are streamed (`xlsx_guard` first caps what their parts unpack to); xls and ods are read
+/// whole by calamine when the workbook opens (an xls has at most 65,536 rows of 256
+/// columns), so `xls_guard` and `ods_guard` hold them to the same caps before it does, and
+/// they are held to them again here.
 pub(crate) fn sheet_grid(
     workbook: &mut Workbook,
     sheet: &str,
