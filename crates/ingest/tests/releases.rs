@@ -1392,3 +1392,158 @@ async fn the_same_file_after_an_unreadable_marker_marks_the_release_again_on_nat
         .unwrap();
     assert_eq!(markers_now().await.len(), 2);
 }
+
+/// An ingest server on `bus`, served until the token is cancelled.
+async fn serve(
+    bus: &Bus,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), BusError>>,
+) {
+    let server = service::Server::bind(bus.clone()).await.unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    (cancel.clone(), tokio::spawn(server.run(cancel)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_does_not_hold_up_a_small_one_of_another_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let (cancel, serving) = serve(&bus).await;
+    // Seconds of reading and publishing: 5 MiB of valid rows of one source.
+    let (big, rows) = big_csv(5);
+    let started = std::time::Instant::now();
+    let slow = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let release = client::submit(bus.as_ref(), generic(big)).await;
+            (release, started.elapsed())
+        })
+    };
+    // The big one is being read when the small one, of another source, comes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let small = client::submit(bus.as_ref(), generic(csv(GOOD)))
+        .await
+        .expect("the small file is ingested");
+    let small_done = started.elapsed();
+    assert_eq!((small.source.as_str(), small.accepted), ("fsb", 3));
+    let (slow, slow_done) = slow.await.unwrap();
+    let slow = slow.expect("the big file is ingested");
+    assert_eq!(slow.accepted, rows);
+    assert!(
+        small_done < slow_done,
+        "the small file's answer came after {small_done:?}, the big one's after {slow_done:?}: \
+         the small one waited"
+    );
+    cancel.cancel();
+    serving.await.unwrap().unwrap();
+}
+
+/// `count` figures of fsb (PRK and CHN, monthly from 2000) with `value(i)` as the i-th count.
+fn fsb_rows(count: u64, value: impl Fn(u64) -> u64) -> Bytes {
+    let mut out = String::from("source,period,country,category,count\n");
+    for i in 0..count {
+        let country = if i % 2 == 0 { "PRK" } else { "CHN" };
+        let month = i / 2;
+        out.push_str(&format!(
+            "fsb,{}-{:02},{country},work,{}\n",
+            2000 + month / 12,
+            month % 12 + 1,
+            value(i)
+        ));
+    }
+    Bytes::from(out)
+}
+
+/// What the releases of a bus are, without when they came: id, source, figures accepted
+/// and published, revisions, missing categories.
+async fn release_list(bus: &dyn Transport) -> Vec<(String, String, u64, u64, u64, usize)> {
+    let mut out: Vec<_> = service::releases(bus)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.id,
+                r.source,
+                r.accepted,
+                r.new_observations,
+                r.revisions,
+                r.missing.len(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_files_of_one_source_at_once_give_what_one_after_the_other_gives() {
+    // A first release, then two files revising every one of its figures (and adding
+    // periods), sent at once.
+    let base = fsb_rows(2_000, |i| i + 1);
+    let one = fsb_rows(2_400, |i| i + 1_000_000);
+    let two = fsb_rows(2_200, |i| i + 2_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let (cancel, serving) = serve(&bus).await;
+    let first = client::submit(bus.as_ref(), generic(base.clone()))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        client::submit(bus.as_ref(), generic(one.clone())),
+        client::submit(bus.as_ref(), generic(two.clone())),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    cancel.cancel();
+    serving.await.unwrap().unwrap();
+    assert!(!a.duplicate && !b.duplicate);
+
+    // One went first, against the first release; the other against it, not against the
+    // first release as well (which is what two files built side by side would say).
+    let revisions: Vec<Revision> = stored(bus.as_ref(), names::REVISION_STREAM, "bw.revision.>")
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    let against = |id: &str| {
+        revisions
+            .iter()
+            .filter(|r| r.release_id == id)
+            .map(|r| r.old_release_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (earlier, later, files) = if against(&a.id) == [first.id.clone()].into() {
+        (&a, &b, [one, two])
+    } else {
+        (&b, &a, [two, one])
+    };
+    assert_eq!(against(&earlier.id), [first.id.clone()].into());
+    assert_eq!(
+        against(&later.id),
+        [earlier.id.clone()].into(),
+        "the later file was built against the earlier one"
+    );
+    assert_eq!(earlier.revisions, 2_000);
+    // Every figure of the shorter file (2,200 rows) is in the longer one.
+    assert_eq!(later.revisions, 2_200);
+
+    // The same files one after another, on a bus of their own: the same releases,
+    // announcements, markers and figures.
+    let dir = tempfile::tempdir().unwrap();
+    let alone = memory_bus(dir.path()).await;
+    for file in [base].into_iter().chain(files) {
+        service::ingest(alone.as_ref(), generic(file))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        release_list(bus.as_ref()).await,
+        release_list(alone.as_ref()).await
+    );
+    assert_eq!(
+        published(bus.as_ref()).await,
+        published(alone.as_ref()).await
+    );
+    assert_eq!(figures(bus.as_ref()).await, figures(alone.as_ref()).await);
+}

@@ -2,13 +2,13 @@
 //! ([`ingest_object`]): parse it, keep its exact bytes under their hash, publish what is
 //! new, and record the release.
 
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use borderwatch_bus::{BusError, Transport, names};
 use borderwatch_model::{Release, StoredObject, sha256_hex};
-use tokio::sync::Semaphore;
 
+use super::budget::{parse_timeout, parser_slot, timed_out};
+use super::locks;
 use super::publish::{Publisher, Shapes, add_to_shapes};
 use super::release::{
     NewRelease, duplicate, record_release, recorded_release, release_id_of, release_key,
@@ -26,15 +26,17 @@ pub use borderwatch_ingest_client::Submission;
 /// failure half-way leaves: the bytes in the object store and perhaps some of the
 /// observations, but no release record, so the release is not listed and the same file sent
 /// again completes it (figures already stored by this release count as its own).
+///
+/// Reading the file runs beside other uploads; storing and publishing it waits its turn
+/// behind any other upload of one of its sources, or of the same bytes (`locks.rs`), so that
+/// it is built against everything published before it.
 pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, IngestError> {
     let sha = sha256_hex(&sub.bytes);
     let key = release_key(&sha, sub.source.as_deref());
-    let recorded = recorded_release(bus, &key).await?;
-    if let Some(release) = recorded.as_ref()
-        && !analysis_failed(bus, release).await?
-    {
-        // The record keeps the first rejected rows, as many as a parse keeps.
-        return Ok(duplicate(release.clone()));
+    // A file recorded before is answered without reading it (and asked again in turn below:
+    // the same bytes may be in flight).
+    if let Some(release) = settled(bus, &key).await? {
+        return Ok(release);
     }
     // The format by name, or detected from the content; the record keeps the one used, so
     // that a replay reads the bytes the same way.
@@ -47,11 +49,19 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
     if parsed.observations.is_empty() {
         return Err(nothing_accepted(parsed));
     }
+    let mut shapes = Shapes::new();
+    add_to_shapes(&mut shapes, &parsed.observations);
+    let _turn = locks::lock(locks::release_keys(&sha, shapes.keys())).await;
+    let recorded = recorded_release(bus, &key).await?;
+    if let Some(release) = recorded.as_ref()
+        && !analysis_failed(bus, release).await?
+    {
+        // The record keeps the first rejected rows, as many as a parse keeps.
+        return Ok(duplicate(release.clone()));
+    }
     let raw = keep_bytes(bus, &sha, &sub.bytes).await?;
 
     let release_id = release_id_of(&key);
-    let mut shapes = Shapes::new();
-    add_to_shapes(&mut shapes, &parsed.observations);
     let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
     if recorded.is_some() {
         publisher = publisher.remarking(&remark_tag());
@@ -78,6 +88,14 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         },
     )
     .await
+}
+
+/// The answer to a file whose release is recorded and needs nothing more: a duplicate.
+async fn settled(bus: &dyn Transport, key: &str) -> Result<Option<Release>, IngestError> {
+    match recorded_release(bus, key).await? {
+        Some(release) if !analysis_failed(bus, &release).await? => Ok(Some(duplicate(release))),
+        _ => Ok(None),
+    }
 }
 
 /// Whether analytics noted that it could not read a marker of `release` whose part is still
@@ -141,7 +159,10 @@ pub struct StagedUpload {
 /// store a piece at a time and published a batch at a time, so that neither the file nor
 /// its figures are ever held whole: a first pass hashes it and checks every row (a refused
 /// file stores nothing, as [`ingest`] promises), its bytes are copied under their hash, and a
-/// second pass over the kept copy publishes. Other formats are read whole, as [`ingest`]
+/// second pass over the kept copy publishes. The first pass has the deadline a whole file
+/// has ([`parse_timeout`]: `parse_timeout` past it, nothing stored); the second, which
+/// publishes as it reads rows already checked, has none, so that a slow bus never leaves a
+/// release half-published. Other formats are read whole, as [`ingest`]
 /// reads them: spreadsheets and XML need the whole file, and agencies publish them small.
 pub async fn ingest_object(
     bus: &dyn Transport,
@@ -179,11 +200,14 @@ pub async fn ingest_object(
         size,
         parsed,
         shapes,
-    } = staged::scan(bus, &sub.object, sub.source.clone(), read)
+    } = staged::scan(bus, &sub.object, sub.source.clone(), read, parse_timeout())
         .await?
         .ok_or_else(gone)?;
     let parsed = parsed?;
     let key = release_key(&sha, sub.source.as_deref());
+    // In turn from here on, as in [`ingest`]; the second pass below reads the file again,
+    // within the turn (its rows were all checked by the first).
+    let _turn = locks::lock(locks::release_keys(&sha, shapes.keys())).await;
     let recorded = recorded_release(bus, &key).await?;
     if let Some(release) = recorded.as_ref()
         && !analysis_failed(bus, release).await?
@@ -232,30 +256,6 @@ pub async fn ingest_object(
     .await
 }
 
-/// How long one file may take to read when `BORDERWATCH_PARSE_TIMEOUT` (seconds) does not
-/// say: far beyond an agency's largest file, short enough that a file built to be slow is
-/// refused instead of holding a reader.
-pub const DEFAULT_PARSE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The time one file may take to read: `BORDERWATCH_PARSE_TIMEOUT` seconds (at least 1), else
-/// [`DEFAULT_PARSE_TIMEOUT`].
-pub fn parse_timeout() -> Duration {
-    static TIMEOUT: LazyLock<Duration> = LazyLock::new(|| {
-        std::env::var("BORDERWATCH_PARSE_TIMEOUT")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(DEFAULT_PARSE_TIMEOUT, |s| Duration::from_secs(s.max(1)))
-    });
-    *TIMEOUT
-}
-
-/// Files read at once: each on a blocking thread, so that one slow file leaves the others
-/// their turn; a file past its deadline keeps its slot until its reader finishes.
-static PARSERS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    Arc::new(Semaphore::new(cores.clamp(2, 8)))
-});
-
 /// Reads a file whole on a blocking thread, within [`parse_timeout`]: past it the upload is
 /// refused with `parse_timeout` (nothing stored) and the thread's result is dropped.
 pub(super) async fn parse_blocking(
@@ -273,24 +273,15 @@ pub(super) async fn parse_within(
     timeout: Duration,
 ) -> Result<crate::Parsed, IngestError> {
     let (format, bytes) = (format.to_string(), bytes.clone());
-    let read = async move {
-        let slot = PARSERS
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| IngestError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            crate::parse(&format, &bytes, default_source.as_deref())
-        })
-        .await
-        .map_err(|e| IngestError::Internal(e.to_string()))?
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or(Err(IngestError::ParseTimeout {
-            seconds: timeout.as_secs().max(1),
-        }))
+    let slot = parser_slot().await?;
+    let read = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        crate::parse(&format, &bytes, default_source.as_deref())
+    });
+    match tokio::time::timeout(timeout, read).await {
+        Ok(done) => done.map_err(|e| IngestError::Internal(e.to_string()))?,
+        Err(_) => Err(timed_out(timeout)),
+    }
 }
 
 /// Keeps the exact bytes under their hash (once: the same bytes are not written again).
@@ -313,6 +304,7 @@ async fn keep_bytes(
 
 #[cfg(test)]
 mod tests {
+    use super::super::budget::DEFAULT_PARSE_TIMEOUT;
     use super::*;
 
     #[tokio::test]

@@ -14,7 +14,9 @@
 //! publishing (`publish.rs`) and reading staged files (`staged.rs`). The client that sends
 //! uploads is the `borderwatch-ingest-client` crate.
 
+mod budget;
 mod ingest;
+mod locks;
 mod publish;
 mod release;
 mod replay;
@@ -25,12 +27,11 @@ use borderwatch_bus::BusError;
 
 use crate::error::IngestError;
 
-pub use self::ingest::{
-    DEFAULT_PARSE_TIMEOUT, StagedUpload, Submission, ingest, ingest_object, parse_timeout,
-};
+pub use self::budget::{DEFAULT_PARSE_TIMEOUT, parse_timeout};
+pub use self::ingest::{StagedUpload, Submission, ingest, ingest_object};
 pub use self::release::releases;
 pub use self::replay::{ReplayError, ReplayReport, replay};
-pub use self::serve::{Server, run, sweep_loop};
+pub use self::serve::{MAX_UPLOADS_IN_FLIGHT, Server, run, sweep_loop};
 
 impl From<BusError> for IngestError {
     fn from(e: BusError) -> IngestError {

@@ -6,6 +6,7 @@ use borderwatch_model::sha256_hex;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use super::budget::parse_timeout;
 use super::ingest::parse_blocking;
 use super::publish::{Publisher, ReplayOrder, Shapes};
 use super::release::releases;
@@ -103,10 +104,16 @@ pub async fn replay(bus: &dyn Transport, release_id: &str) -> Result<ReplayRepor
     let mut publisher = Publisher::new(bus, &release.id, Some(&order), &no_shapes);
     let accepted = if raw.store == names::RAW_OBJECT_STORE && staged::streams(&release.format) {
         let read = ReadOptions::default();
-        let scan = staged::scan(bus, &raw.name, default_source.clone(), read)
-            .await
-            .map_err(unreadable)?
-            .ok_or_else(missing)?;
+        let scan = staged::scan(
+            bus,
+            &raw.name,
+            default_source.clone(),
+            read,
+            parse_timeout(),
+        )
+        .await
+        .map_err(unreadable)?
+        .ok_or_else(missing)?;
         if scan.sha != release.content_sha256 {
             return Err(changed(scan.sha));
         }

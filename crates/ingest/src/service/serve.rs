@@ -1,7 +1,8 @@
-//! Serving `bw.ingest.submit`: the request loop that reads an upload's headers, ingests it
-//! and answers with the release or the error, and the hourly sweep of what clients left in
-//! the object store.
+//! Serving `bw.ingest.submit`: the request loop that hands each upload to a task of its own
+//! (ingest it, answer with the release or the error), and the hourly sweep of what clients
+//! left in the object store.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use borderwatch_bus::{BusError, Headers, Transport, names};
@@ -11,6 +12,8 @@ use borderwatch_ingest_client::{
 };
 use borderwatch_model::{ErrorBody, ErrorDetail};
 use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -96,70 +99,117 @@ impl Server {
         Ok(Server { bus, requests })
     }
 
-    /// Serves submissions until `cancel` fires; the one in progress is finished first.
+    /// Serves submissions until `cancel` fires; those in progress are finished first.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), BusError> {
         let Server { bus, mut requests } = self;
         serve_loop(bus, &mut requests, cancel).await
     }
 }
 
+/// Uploads one ingest process handles at once. Each holds its file (a request's payload, or
+/// a native file read whole from the store: up to the gateway's upload limit), so this bounds
+/// memory; files are read on at most as many threads as [`super::budget`] allows, and the
+/// rest wait their turn there or for their source (`locks.rs`). A request beyond this is
+/// left on the bus, for this process once a slot frees or for another replica.
+pub const MAX_UPLOADS_IN_FLIGHT: usize = 16;
+
+/// Takes requests while a slot is free and handles each in a task of its own, so that a slow
+/// file (up to its parse deadline) does not hold up the uploads behind it.
+///
+/// What stays ordered: the part of an upload that reads and writes what the stream holds
+/// (revisions, missing categories, duplicate detection by content hash, markers, the release
+/// record) runs for one source at a time and one content hash at a time (`locks.rs`), so
+/// every release is built against the releases stored before it, exactly as if the uploads
+/// had come one after another. Which of two uploads of the same source that are in flight at
+/// once goes first is the order in which their reading finishes (then the order they asked
+/// for their turn); a sender that needs one file applied before the next waits for the first
+/// answer, as the source poller does with a directory's files. The turns hold within this
+/// process only: ingest replicas serve side by side (docs/releases.md, "Uploads side by
+/// side").
 async fn serve_loop(
     bus: borderwatch_bus::Bus,
     requests: &mut futures::stream::BoxStream<'static, borderwatch_bus::Request>,
     cancel: CancellationToken,
 ) -> Result<(), BusError> {
+    let slots = Arc::new(Semaphore::new(MAX_UPLOADS_IN_FLIGHT));
+    let mut tasks = JoinSet::new();
     loop {
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot { Ok(s) => s, Err(_) => break },
+        };
         let request = tokio::select! {
             _ = cancel.cancelled() => break,
             r = requests.next() => match r { Some(r) => r, None => break },
         };
-        // Requests are handled one at a time: the order of releases is the order of files.
-        let msg = &request.message;
-        let format = msg.header(FORMAT_HEADER).map(str::to_string);
-        let source = msg.header(SOURCE_HEADER).map(str::to_string);
-        let result = match msg.header(OBJECT_HEADER) {
-            None => {
-                let bytes = msg.payload.clone();
-                ingest(
-                    bus.as_ref(),
-                    Submission {
-                        format,
-                        source,
-                        bytes,
-                    },
-                )
-                .await
-            }
-            Some(name) if !name.starts_with(UPLOAD_PREFIX) => Err(IngestError::Internal(format!(
-                "the request names object `{name}`, which is not an upload"
-            ))),
-            Some(name) => {
-                let sub = StagedUpload {
-                    object: name.to_string(),
-                    format,
-                    source,
-                };
-                ingest_object(bus.as_ref(), sub, ReadOptions::default()).await
-            }
-        };
-        let reply = match result {
-            Ok(release) => Reply::Ok(Box::new(release)),
-            Err(e) => {
-                warn!(error = %e, "upload refused");
-                Reply::Error(e.to_body())
-            }
-        };
-        let body = serde_json::to_vec(&reply).unwrap_or_default();
-        let answer = match big_reply(bus.as_ref(), body).await {
-            Ok((headers, body)) => request.respond(headers, body).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = answer {
-            warn!(error = %e, "could not answer an upload");
+        let bus = bus.clone();
+        tasks.spawn(async move {
+            let _slot = slot;
+            handle(bus, request).await;
+        });
+        while let Some(done) = tasks.try_join_next() {
+            reap(done);
         }
+    }
+    // Uploads in flight are finished and answered before the service stops.
+    while let Some(done) = tasks.join_next().await {
+        reap(done);
     }
     info!("ingest stopped");
     Ok(())
+}
+
+fn reap(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        warn!(error = %e, "an upload's task failed; its sender gets no answer and may send it again");
+    }
+}
+
+/// Ingests one upload and answers it.
+async fn handle(bus: borderwatch_bus::Bus, request: borderwatch_bus::Request) {
+    let msg = &request.message;
+    let format = msg.header(FORMAT_HEADER).map(str::to_string);
+    let source = msg.header(SOURCE_HEADER).map(str::to_string);
+    let result = match msg.header(OBJECT_HEADER) {
+        None => {
+            let bytes = msg.payload.clone();
+            ingest(
+                bus.as_ref(),
+                Submission {
+                    format,
+                    source,
+                    bytes,
+                },
+            )
+            .await
+        }
+        Some(name) if !name.starts_with(UPLOAD_PREFIX) => Err(IngestError::Internal(format!(
+            "the request names object `{name}`, which is not an upload"
+        ))),
+        Some(name) => {
+            let sub = StagedUpload {
+                object: name.to_string(),
+                format,
+                source,
+            };
+            ingest_object(bus.as_ref(), sub, ReadOptions::default()).await
+        }
+    };
+    let reply = match result {
+        Ok(release) => Reply::Ok(Box::new(release)),
+        Err(e) => {
+            warn!(error = %e, "upload refused");
+            Reply::Error(e.to_body())
+        }
+    };
+    let body = serde_json::to_vec(&reply).unwrap_or_default();
+    let answer = match big_reply(bus.as_ref(), body).await {
+        Ok((headers, body)) => request.respond(headers, body).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = answer {
+        warn!(error = %e, "could not answer an upload");
+    }
 }
 
 impl IngestError {

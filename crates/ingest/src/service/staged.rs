@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use borderwatch_bus::{BusError, Transport, names};
 use borderwatch_model::{Observation, StoredObject};
@@ -12,6 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
+use super::budget::{parser_slot, timed_out};
 use super::publish::{Publisher, Shapes, add_to_shapes};
 use crate::error::IngestError;
 use crate::generic::ReadOptions;
@@ -53,12 +55,15 @@ pub(super) struct Scan {
 
 /// Reads object `name` of `bw_raw` whole, checking every row, without keeping the figures;
 /// `None` if there is no such object. The hash covers every byte even when the file is
-/// refused, so that a replay can tell changed bytes from a parser that changed.
+/// refused, so that a replay can tell changed bytes from a parser that changed. Past
+/// `deadline` the file is refused (`parse_timeout`), as a file read whole is, and the reader
+/// stops at its next piece.
 pub(super) async fn scan(
     bus: &dyn Transport,
     name: &str,
     source: Option<String>,
     read: ReadOptions,
+    deadline: Duration,
 ) -> Result<Option<Scan>, IngestError> {
     let shapes = Arc::new(Mutex::new(Shapes::new()));
     let summed = Arc::clone(&shapes);
@@ -69,7 +74,7 @@ pub(super) async fn scan(
         add_to_shapes(&mut shapes, &batch);
         Ok(())
     };
-    let Some(done) = read_object(bus, name, source, read, sink).await? else {
+    let Some(done) = read_object(bus, name, source, read, Some(deadline), sink).await? else {
         return Ok(None);
     };
     let shapes = std::mem::take(&mut *shapes.lock().unwrap_or_else(|p| p.into_inner()));
@@ -96,7 +101,7 @@ pub(super) async fn publish(
         tx.blocking_send(batch)
             .map_err(|_| IngestError::Internal("publishing stopped".into()))
     };
-    let reading = read_object(bus, name, source, read, sink);
+    let reading = read_object(bus, name, source, read, None, sink);
     let publishing = async move {
         while let Some(batch) = rx.recv().await {
             publisher.publish(batch).await?;
@@ -149,13 +154,15 @@ struct Done {
     size: u64,
 }
 
-/// Runs the generic parser over object `name` on a blocking thread, handing each batch to
-/// `sink` there.
+/// Runs the generic parser over object `name` on a blocking thread (one of the reader slots
+/// a file read whole takes), handing each batch to `sink` there; within `deadline` when
+/// there is one.
 async fn read_object<S>(
     bus: &dyn Transport,
     name: &str,
     source: Option<String>,
     read: ReadOptions,
+    deadline: Option<Duration>,
     mut sink: S,
 ) -> Result<Option<Done>, IngestError>
 where
@@ -166,8 +173,14 @@ where
     };
     let name = name.to_string();
     let bridge = SyncIoBridge::new(reader);
-    tokio::task::spawn_blocking(move || {
-        let mut input = Hashing::new(bridge);
+    let slot = parser_slot().await?;
+    let until = deadline.map(|d| Instant::now() + d);
+    let reading = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let mut input = Hashing::new(Until {
+            inner: bridge,
+            until,
+        });
         let parsed = crate::generic::parse_generic_reader(
             &mut input,
             source.as_deref(),
@@ -177,12 +190,44 @@ where
         );
         // Whatever the parser left unread (all the rest, if it refused the file) still
         // belongs to the hash.
-        std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| unreadable(&name, &e))?;
+        let rest = std::io::copy(&mut input, &mut std::io::sink());
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Err(timed_out(deadline.unwrap_or_default()));
+        }
+        rest.map_err(|e| unreadable(&name, &e))?;
         let (sha, size) = input.finish();
         Ok(Some(Done { parsed, sha, size }))
-    })
-    .await
-    .map_err(|e| IngestError::Internal(format!("the parser stopped: {e}")))?
+    });
+    let stopped =
+        |e: tokio::task::JoinError| IngestError::Internal(format!("the parser stopped: {e}"));
+    match deadline {
+        // The thread also stops itself at the deadline (its reads fail): this answers on
+        // time even while it is inside a piece.
+        Some(d) => match tokio::time::timeout(d, reading).await {
+            Ok(done) => done.map_err(stopped)?,
+            Err(_) => Err(timed_out(d)),
+        },
+        None => reading.await.map_err(stopped)?,
+    }
+}
+
+/// A reader that fails once `until` has passed, so that a parser past its deadline stops at
+/// its next read instead of reading on for nobody.
+struct Until<R> {
+    inner: R,
+    until: Option<Instant>,
+}
+
+impl<R: Read> Read for Until<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.until.is_some_and(|u| Instant::now() >= u) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the file took longer to read than its deadline",
+            ));
+        }
+        self.inner.read(buf)
+    }
 }
 
 fn unreadable(name: &str, e: &std::io::Error) -> IngestError {
@@ -220,5 +265,41 @@ impl<R: Read> Read for Hashing<R> {
         self.hasher.update(read);
         self.size += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_streamed_file_past_its_deadline_is_refused_as_parse_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = borderwatch_bus::MemoryBus::open(dir.path()).await.unwrap();
+        names::ensure_all(&bus, 1).await.unwrap();
+        let mut text = String::from("source,period,country,category,count\n");
+        for i in 0..200_000u32 {
+            text.push_str(&format!(
+                "fsb,{}-Q{},PRK,study,{i}\n",
+                1900 + i % 200,
+                1 + i % 4
+            ));
+        }
+        bus.object_put(names::RAW_OBJECT_STORE, "upload-slow", text.into())
+            .await
+            .unwrap();
+        let read = ReadOptions::default();
+        let scanned = scan(&bus, "upload-slow", None, read, Duration::from_millis(1)).await;
+        let Err(e) = scanned else {
+            panic!("read within a millisecond")
+        };
+        assert_eq!(e.code(), "parse_timeout", "{e}");
+        assert!(e.to_string().contains("split it into smaller files"), "{e}");
+        // Within its deadline the same file reads.
+        let scanned = scan(&bus, "upload-slow", None, read, Duration::from_secs(600)).await;
+        let Ok(Some(done)) = scanned else {
+            panic!("the file did not read")
+        };
+        assert_eq!(done.parsed.map(|p| p.rows).ok(), Some(200_000));
     }
 }
