@@ -249,7 +249,7 @@ fn server_binary() -> PathBuf {
 /// A port nothing listens on now and that this process has not handed out before: the
 /// kernel may offer a port again as soon as its probe is closed, and a server given the same
 /// port for two purposes (client and cluster, say) exits at start.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {
