@@ -55,6 +55,9 @@ done
 
 echo "schemathesis $ST_VERSION against $BASE (max $ST_MAX_EXAMPLES examples per operation, $ST_MAX_TIME s)"
 # The live stream never ends, so it is left out (tests/e2e.rs and the gateway tests cover it).
+# A subscription's test event is left out too: it POSTs at once to the subscription's URL,
+# and the fuzzer's URLs name hosts anywhere (private targets are allowed here, so nothing
+# would stop it); crates/gateway/tests/manage.rs covers it against a loopback receiver.
 status=0
 # From the scratch folder: schemathesis keeps a cache (.schemathesis/) in its working folder.
 # One worker: with two threads, hypothesis's ast.parse calls race inside CPython 3.11
@@ -63,6 +66,7 @@ status=0
 (cd "$WORK" && "$VENV/bin/st" run "$BASE/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --exclude-path /v1/surges/stream \
+  --exclude-path '/v1/subscriptions/{id}/test' \
   --max-examples "$ST_MAX_EXAMPLES" \
   --max-time "$ST_MAX_TIME" \
   --request-timeout 30 \
