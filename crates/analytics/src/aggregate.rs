@@ -15,7 +15,7 @@ use crate::error::AnalyticsError;
 /// One series at its main frequency, with the aggregates the detectors and the gateway need.
 ///
 /// The main frequency is the monthly or quarterly one the series has the most periods of
-/// (months on a tie), else years ([`main_frequencies`]); ingest keeps a series to one, so
+/// (months on a tie), else years (`main_frequencies`); ingest keeps a series to one, so
 /// two meet only in figures stored before it did. A reported year figure is not lost: it
 /// feeds `yearly`, where it wins over the sum of the year's quarters or months. Periods of
 /// the other sub-year frequency are left out.

@@ -206,5 +206,6 @@ fn closing(
         incident_id: Some(incident.id.clone()),
         incident_update: IncidentUpdate::Closed,
         story: None,
+        url: None,
     }
 }

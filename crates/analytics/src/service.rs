@@ -8,7 +8,7 @@
 //! stable and checked against `bw_announced` before publishing (and deduplicated by the
 //! stream's `Nats-Msg-Id` window), so a redelivered release announces nothing twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -250,11 +250,9 @@ pub async fn process(
         .map(|c| names::obs_filter_for_series(&marker.source, c.country.code(), &c.category))
         .collect();
     let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-    let observations: Vec<Observation> = bus
-        .last_per_subject(names::OBS_STREAM, &filters)
-        .await?
+    let (observations, superseded) = observations_as_of(bus, &filters, marker.obs_seq).await?;
+    let observations: Vec<Observation> = observations
         .into_iter()
-        .filter_map(|m| serde_json::from_slice::<Observation>(&m.payload).ok())
         .filter(|o| touched.contains_key(&(o.country.code().to_string(), o.category.clone())))
         .collect();
     let work_cfg = cfg.clone();
@@ -297,7 +295,8 @@ pub async fn process(
         }
         let mut view = frame.to_view(&marker.release_id, &detected_at);
         view.bands = bands;
-        store_view(bus, view, &events).await?;
+        let newer_exists = superseded.contains(&frame.key);
+        store_view(bus, view, &events, newer_exists).await?;
         tested += crate::tested(&assessments) as u64;
         tested_falls += crate::tested_falls(&assessments) as u64;
         let before = candidates.len();
@@ -409,6 +408,95 @@ pub async fn process(
         put_record(bus, &key, &record).await?;
     }
     Ok(record.analyzed)
+}
+
+/// How long a read of a series' stored versions waits for the next message.
+const HISTORY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The figures of the series `filters` name as the stream held them at sequence `as_of`
+/// (the marker's `obs_seq`: what its release saw), and the series that have figures stored
+/// after it.
+///
+/// The latest version of every subject is read first; one stored at or below `as_of` is the
+/// one the release saw. A series with a figure stored after `as_of` (a later release landed
+/// before this part was analysed: a backlog, or a part redone by another replica) is read
+/// again from its stored versions (`BW_OBS` keeps 16 per subject), keeping per subject the
+/// last one at or below `as_of`: a later period is left out and a later revision read as it
+/// was. Without `as_of` (a marker from before it existed), the latest figures.
+async fn observations_as_of(
+    bus: &dyn Transport,
+    filters: &[&str],
+    as_of: Option<u64>,
+) -> Result<(Vec<Observation>, HashSet<SeriesKey>), BusError> {
+    let parse =
+        |m: &borderwatch_bus::Message| serde_json::from_slice::<Observation>(&m.payload).ok();
+    let latest = bus.last_per_subject(names::OBS_STREAM, filters).await?;
+    let Some(as_of) = as_of else {
+        return Ok((latest.iter().filter_map(parse).collect(), HashSet::new()));
+    };
+    let mut superseded: HashSet<SeriesKey> = HashSet::new();
+    let mut kept = Vec::with_capacity(latest.len());
+    for m in &latest {
+        let Some(o) = parse(m) else { continue };
+        if m.seq > as_of {
+            superseded.insert(SeriesKey::new(&o.source, o.country, &o.category));
+        } else {
+            kept.push(o);
+        }
+    }
+    if superseded.is_empty() {
+        return Ok((kept, superseded));
+    }
+    kept.retain(|o| !superseded.contains(&SeriesKey::new(&o.source, o.country, &o.category)));
+    // Owned keys and boxed reads: a closure over borrowed keys makes the future's `Send`
+    // bound one that rustc cannot prove for every lifetime (the service runs on spawn).
+    let reads: Vec<futures::future::BoxFuture<'_, Result<Vec<Observation>, BusError>>> = superseded
+        .iter()
+        .cloned()
+        .map(|key| Box::pin(async move { series_as_of(bus, &key, as_of).await }) as _)
+        .collect();
+    let older: Vec<Vec<Observation>> = futures::stream::iter(reads)
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    info!(
+        series = superseded.len(),
+        as_of, "series with figures newer than their release read as the release saw them"
+    );
+    kept.extend(older.into_iter().flatten());
+    Ok((kept, superseded))
+}
+
+/// One series' figures as of stream sequence `as_of`: its stored versions from the start,
+/// the last one at or below `as_of` per subject. Called only for a series known to have a
+/// message after `as_of`, so the read ends there.
+async fn series_as_of(
+    bus: &dyn Transport,
+    key: &SeriesKey,
+    as_of: u64,
+) -> Result<Vec<Observation>, BusError> {
+    let filter = names::obs_filter_for_series(&key.source, key.country.code(), &key.category);
+    let mut versions = bus.replay(names::OBS_STREAM, &filter, 1).await?;
+    let mut by_subject: HashMap<String, Observation> = HashMap::new();
+    loop {
+        let next = tokio::time::timeout(HISTORY_READ_TIMEOUT, versions.next())
+            .await
+            .map_err(|_| BusError::Timeout {
+                subject: filter.clone(),
+                timeout: HISTORY_READ_TIMEOUT,
+            })?;
+        let Some(m) = next else { break };
+        let m = m?;
+        if m.seq > as_of {
+            break;
+        }
+        if let Ok(o) = serde_json::from_slice::<Observation>(&m.payload) {
+            by_subject.insert(m.subject.clone(), o);
+        }
+    }
+    Ok(by_subject.into_values().collect())
 }
 
 /// The CPU part: aggregation, then every detector on every touched series, on every core.
@@ -628,11 +716,15 @@ async fn add_to_view(bus: &dyn Transport, event: &SurgeEvent) -> Result<(), BusE
 }
 
 /// Stores the series view, keeping the ids of surges found in earlier releases and the bands
-/// of periods this release did not evaluate.
+/// of periods this release did not evaluate. When the stream already holds newer figures of
+/// the series (`newer_exists`: a late analysis), a stored view keeps its figures and only
+/// gains this release's bands and surges; the later release's analysis stores the newer
+/// figures.
 async fn store_view(
     bus: &dyn Transport,
     mut view: SeriesView,
     events: &[SurgeEvent],
+    newer_exists: bool,
 ) -> Result<(), BusError> {
     let key = SeriesKey::new(&view.source, view.country, &view.category);
     let kv_key = names::series_key(&key.source, key.country.code(), &key.category);
@@ -640,6 +732,15 @@ async fn store_view(
     if let Some(prev) = bus.kv_get(names::SERIES_BUCKET, &kv_key).await?
         && let Ok(prev) = serde_json::from_slice::<SeriesView>(&prev)
     {
+        if newer_exists && prev.freq == view.freq {
+            // Keep the stored (newer) figures; take this release's bands.
+            let bands = std::mem::take(&mut view.bands);
+            view = SeriesView {
+                bands,
+                surges: Vec::new(),
+                ..prev.clone()
+            };
+        }
         ids = prev.surges;
         let fresh: Vec<Period> = view.bands.iter().map(|b| b.period).collect();
         view.bands.extend(
@@ -715,6 +816,7 @@ mod tests {
             part,
             parts: 2,
             changes,
+            obs_seq: None,
         }
     }
 
@@ -746,6 +848,7 @@ mod tests {
             part: 0,
             parts: 1,
             changes: vec![change],
+            obs_seq: None,
         };
         process(bus.as_ref(), &AnalysisConfig::default(), &marker)
             .await
@@ -782,6 +885,7 @@ mod tests {
                 part: 0,
                 parts: 1,
                 changes: vec![history],
+                obs_seq: None,
             },
         )
         .await
@@ -848,6 +952,7 @@ mod tests {
             part: 0,
             parts: 1,
             changes,
+            obs_seq: None,
         };
         let cfg = AnalysisConfig::default();
         process(bus.as_ref(), &cfg, &one_part("rel-1", vec![change.clone()]))
@@ -991,6 +1096,103 @@ mod tests {
         .unwrap();
         let ids = |s: &[SurgeEvent]| s.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&readers_view.surges), ids(&last.surges));
+    }
+
+    /// What an analysis found, without the times it ran at.
+    fn found(done: &AnalyzedRelease) -> Vec<(String, Period, u64, bool, String)> {
+        done.surges
+            .iter()
+            .map(|e| {
+                let e = SurgeEvent {
+                    detected_at: String::new(),
+                    ..e.clone()
+                };
+                (
+                    e.id.clone(),
+                    e.period,
+                    e.value,
+                    e.historical,
+                    serde_json::to_string(&e).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    async fn view_of(bus: &Bus) -> SeriesView {
+        let raw = bus
+            .kv_get(
+                names::SERIES_BUCKET,
+                &names::series_key("fsb", "VNM", "work"),
+            )
+            .await
+            .unwrap()
+            .expect("a view");
+        serde_json::from_slice(&raw).unwrap()
+    }
+
+    /// A release analysed after a later one landed (a backlog, or a part redone by another
+    /// replica) finds what it finds analysed alone: the later release's new period and its
+    /// revisions of the baseline are not read.
+    #[tokio::test]
+    async fn a_release_analysed_after_a_later_one_landed_sees_only_its_own_figures() {
+        let mut values = wobble(300, 40);
+        values[39] = 1500;
+        let values = &values;
+        let release_one = |bus: Bus| async move {
+            let change = publish_series(&bus, "VNM", "work", values).await;
+            ReleaseMarker {
+                release_id: "rel-1".into(),
+                source: "fsb".into(),
+                part: 0,
+                parts: 1,
+                changes: vec![change],
+                obs_seq: Some(bus.last_seq(names::OBS_STREAM).await.unwrap()),
+            }
+        };
+        let cfg = AnalysisConfig::default();
+
+        let alone: Bus = Arc::new(MemoryBus::ephemeral());
+        names::ensure_all(alone.as_ref(), 1).await.unwrap();
+        let marker = release_one(alone.clone()).await;
+        let expected = process(alone.as_ref(), &cfg, &marker).await.unwrap();
+        assert!(
+            expected.surges.iter().any(|e| e.value == 1500),
+            "the jump is found: {:?}",
+            found(&expected)
+        );
+
+        let late: Bus = Arc::new(MemoryBus::ephemeral());
+        names::ensure_all(late.as_ref(), 1).await.unwrap();
+        let marker = release_one(late.clone()).await;
+        // Release 2 lands first: the next quarter, and the last three years revised up to
+        // the level of the jump (read with them, the jump would be ordinary).
+        let country = Country::parse("VNM").unwrap();
+        let first: Period = "2013-Q1".parse().unwrap();
+        for (i, count) in (28..39).map(|i| (i, 1500)).chain([(40, 320)]) {
+            let period = first.offset(i);
+            let o = Observation {
+                source: "fsb".into(),
+                country,
+                category: "work".into(),
+                period,
+                count,
+                release_id: "rel-2".into(),
+            };
+            let subject = names::obs_subject("fsb", "VNM", "work", &period.to_string());
+            late.publish(Outgoing::new(subject, serde_json::to_vec(&o).unwrap()))
+                .await
+                .unwrap();
+        }
+        let analysed_late = process(late.as_ref(), &cfg, &marker).await.unwrap();
+        assert_eq!(found(&analysed_late), found(&expected));
+        assert_eq!(
+            (analysed_late.series, analysed_late.periods_evaluated),
+            (expected.series, expected.periods_evaluated)
+        );
+        assert_eq!(view_of(&late).await.bands, view_of(&alone).await.bands);
+        // Redone once more (another replica): the same again.
+        let redone = process(late.as_ref(), &cfg, &marker).await.unwrap();
+        assert_eq!(found(&redone), found(&expected));
     }
 
     fn quiet_change() -> SeriesChange {

@@ -217,6 +217,7 @@ mod tests {
             incident_id: None,
             incident_update: IncidentUpdate::Opened,
             story: None,
+            url: None,
         }
     }
 

@@ -12,21 +12,18 @@ use borderwatch_analytics::{
 };
 use borderwatch_model::{SurgeEvent, now_rfc3339};
 
-/// The configuration `--detectors` and `--set` describe, checked.
-pub(crate) fn config(detectors: Option<&str>, sets: &[String]) -> anyhow::Result<AnalysisConfig> {
-    let mut cfg = match detectors {
-        Some(list) => AnalysisConfig::only(list).context("--detectors")?,
-        None => AnalysisConfig::default(),
-    };
-    for pair in sets {
-        cfg.set_pair(pair).context("--set")?;
-    }
-    cfg.validate()?;
-    Ok(cfg)
+/// The configuration `--config`'s `[analytics]`, `--detectors` and `--set` describe, checked
+/// (the flags win over the file).
+pub(crate) fn config(
+    file: Option<&std::path::Path>,
+    detectors: Option<&str>,
+    sets: &[String],
+) -> anyhow::Result<AnalysisConfig> {
+    crate::config::Settings::load_opt(file)?.analysis(detectors, sets)
 }
 
 pub(crate) async fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let cfg = config(args.detectors.as_deref(), &args.set)?;
+    let cfg = config(args.config.as_deref(), args.detectors.as_deref(), &args.set)?;
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let file_name = args.file.file_name().and_then(|n| n.to_str());
@@ -190,6 +187,7 @@ mod tests {
     #[test]
     fn config_applies_detectors_then_settings() {
         let cfg = config(
+            None,
             Some("farrington,ears_c1"),
             &["farrington.b=2".into(), "fdr=0.1".into()],
         )
@@ -203,16 +201,19 @@ mod tests {
     fn config_errors_name_the_flag_and_key() {
         let err = format!(
             "{:#}",
-            config(None, &["farrington.bee=2".into()]).unwrap_err()
+            config(None, None, &["farrington.bee=2".into()]).unwrap_err()
         );
         assert!(err.contains("--set"), "{err}");
         assert!(err.contains("`farrington.bee` is not a setting"), "{err}");
-        let err = format!("{:#}", config(Some("farrington,zscore"), &[]).unwrap_err());
+        let err = format!(
+            "{:#}",
+            config(None, Some("farrington,zscore"), &[]).unwrap_err()
+        );
         assert!(
             err.contains("--detectors") && err.contains("zscore"),
             "{err}"
         );
-        let err = format!("{:#}", config(None, &["fdr=2".into()]).unwrap_err());
+        let err = format!("{:#}", config(None, None, &["fdr=2".into()]).unwrap_err());
         assert!(err.contains("fdr"), "{err}");
     }
 

@@ -9,14 +9,17 @@ use borderwatch_model::SurgeEvent;
 
 use borderwatch_notify::NotifyConfig;
 
+use crate::config::{Given, Settings};
 use crate::roles::{self, ALL_ROLES, Role, UpOptions};
-use crate::{Command, NotifyAction, ReleaseReplayArgs, ReplayArgs};
+use crate::{Command, ConfigAction, NotifyAction, ReleaseReplayArgs, ReplayArgs};
 
-pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
+/// Runs a command; `given` says which flags were given, so that they win over `--config`.
+pub(crate) async fn run(command: Command, given: &Given) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => {
             let demo = args.demo;
-            let opts = up_options(args);
+            let settings = args.config.load()?;
+            let opts = up_options(args, &settings, given)?;
             let signal = roles::shutdown_signal();
             let running = roles::start(opts).await?;
             if demo {
@@ -32,12 +35,19 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             running.wait(signal).await
         }
         Command::Ingest(a) => {
+            let settings = a.config.load()?;
             one_role(Role::Ingest, &a.nats, a.metrics_addr, |o| {
-                o.sources = a.sources
+                o.sources = settings.sources(a.sources)
             })
             .await
         }
-        Command::Analytics(a) => one_role(Role::Analytics, &a.nats, a.metrics_addr, |_| {}).await,
+        Command::Analytics(a) => {
+            let analysis = a.config.load()?.analysis(None, &[])?;
+            one_role(Role::Analytics, &a.nats, a.metrics_addr, |o| {
+                o.analysis = analysis
+            })
+            .await
+        }
         Command::Notify(a) => match a.action {
             Some(NotifyAction::Replay(r)) => replay(r).await,
             None => {
@@ -46,6 +56,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                         "borderwatch notify needs --nats URL (or BORDERWATCH_NATS); `borderwatch up` runs notify on the in-process bus"
                     );
                 };
+                let settings = a.config.load()?;
                 let nats = crate::NatsArgs {
                     nats,
                     stream_replicas: a.stream_replicas,
@@ -53,47 +64,97 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     startup_timeout: a.startup_timeout,
                 };
                 one_role(Role::Notify, &nats, a.metrics_addr, |o| {
-                    o.notify.public_url = a.public_url;
-                    o.notify.allow_private_targets = a.webhook_allow_private;
+                    o.notify = notify_config(&settings, a.public_url, a.webhook_allow_private);
+                    o.notify.alertmanager_url = a.alertmanager_url;
                 })
                 .await
             }
         },
         Command::Gateway(a) => {
             let nats = a.nats.clone();
-            one_role(Role::Gateway, &nats, None, |o| gateway_options(o, a)).await
+            let settings = a.config.load()?;
+            one_role(Role::Gateway, &nats, None, |o| {
+                gateway_options(o, a, &settings, given)
+            })
+            .await
         }
         Command::Import(a) => crate::import::run(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
         Command::Replay(a) => replay_release(a).await,
         Command::Probe(a) => probe(a).await,
+        Command::Config(a) => match a.action {
+            ConfigAction::Check { file } => crate::config::check(&file),
+        },
     }
 }
 
-/// What `up` starts: every role, with the flags' values.
-fn up_options(args: crate::UpArgs) -> UpOptions {
-    UpOptions {
+/// What `up` starts: every role, with the flags' values over the configuration file's.
+fn up_options(
+    mut args: crate::UpArgs,
+    settings: &Settings,
+    given: &Given,
+) -> anyhow::Result<UpOptions> {
+    settings.overlay_gateway(
+        given,
+        &mut args.http,
+        &mut args.max_upload_bytes,
+        &mut args.gateway,
+    );
+    let mut notify = notify_config(
+        settings,
+        args.public_url,
+        args.gateway.webhook_allow_private,
+    );
+    notify.alertmanager_url = args.alertmanager_url;
+    // One public URL for both: the links notify sends are the ones the gateway serves
+    // (`roles::start` makes it the gateway's own address when none is given).
+    let mut gateway = args.gateway.config(args.api_token, args.max_upload_bytes);
+    gateway.public_url = notify.public_url.clone();
+    Ok(UpOptions {
         nats: args.nats,
         data: args.data,
         http: args.http,
-        gateway: args.gateway.config(args.api_token, args.max_upload_bytes),
+        gateway,
         stream_replicas: args.stream_replicas,
         roles: ALL_ROLES.to_vec(),
         health: None,
         startup_timeout: roles::DEFAULT_STARTUP_TIMEOUT,
-        notify: NotifyConfig {
-            public_url: args.public_url,
-            allow_private_targets: args.gateway.webhook_allow_private,
-            ..Default::default()
-        },
-        sources: args.sources,
-    }
+        notify,
+        analysis: settings.analysis(None, &[])?,
+        sources: settings.sources(args.sources),
+    })
 }
 
-/// The gateway role's own options from its flags.
-fn gateway_options(opts: &mut UpOptions, args: crate::GatewayArgs) {
+/// Notify's settings: the defaults, the file's `[notify]` over them, the flags over both.
+fn notify_config(
+    settings: &Settings,
+    public_url: Option<String>,
+    allow_private_targets: bool,
+) -> NotifyConfig {
+    let mut cfg = settings.notify(NotifyConfig::default());
+    if public_url.is_some() {
+        cfg.public_url = public_url;
+    }
+    cfg.allow_private_targets = allow_private_targets;
+    cfg
+}
+
+/// The gateway role's own options from its flags, over the configuration file's.
+fn gateway_options(
+    opts: &mut UpOptions,
+    mut args: crate::GatewayArgs,
+    settings: &Settings,
+    given: &Given,
+) {
+    settings.overlay_gateway(
+        given,
+        &mut args.http,
+        &mut args.max_upload_bytes,
+        &mut args.gateway,
+    );
     opts.http = args.http;
     opts.gateway = args.gateway.config(args.api_token, args.max_upload_bytes);
+    opts.gateway.public_url = args.public_url;
 }
 
 /// `probe URL`: 2xx → Ok; anything else, or no answer in time, → an error (exit 1).
@@ -281,7 +342,7 @@ mod tests {
         ]) else {
             panic!("not up")
         };
-        let opts = up_options(a);
+        let opts = up_options(a, &Settings::default(), &Given::default()).unwrap();
         assert_eq!(opts.gateway.max_body_bytes, 1000);
         assert_eq!(opts.gateway.api_token.as_deref(), Some("tok"));
     }
@@ -301,7 +362,7 @@ mod tests {
             panic!("not gateway")
         };
         let mut opts = UpOptions::embedded(Default::default());
-        gateway_options(&mut opts, a);
+        gateway_options(&mut opts, a, &Settings::default(), &Given::default());
         assert_eq!(opts.gateway.max_body_bytes, 1000);
         assert_eq!(opts.gateway.api_token.as_deref(), Some("tok"));
     }

@@ -6,6 +6,7 @@
 
 mod analyze;
 mod commands;
+pub mod config;
 mod import;
 pub mod roles;
 
@@ -36,6 +37,51 @@ pub struct Cli {
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
+    /// Which flags were given (command line or variable) rather than left at their
+    /// defaults: a flag given wins over the configuration file, a default does not. Filled by
+    /// [`Cli::parse_recording`]; empty after clap's own `parse`, which treats every flag as
+    /// a default.
+    #[arg(skip)]
+    pub given: config::Given,
+}
+
+impl Cli {
+    /// Parses the process's arguments as `Parser::parse` does (exiting on an error or on
+    /// `--help`), recording which flags were given.
+    pub fn parse_recording() -> Cli {
+        Cli::try_parse_recording(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args`, recording which flags were given (see [`Cli::given`]).
+    pub fn try_parse_recording<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+        cli.given = config::Given::from_matches(&matches);
+        Ok(cli)
+    }
+}
+
+/// `--config FILE`, on `up` and each role.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigFlag {
+    /// A configuration file (TOML): `[analytics]` (the keys of `analyze --set`),
+    /// `[notify]`, `[gateway]`, `[ingest]`; flags given win over it. See
+    /// deploy/borderwatch.toml.
+    #[arg(long = "config", value_name = "FILE", env = "BORDERWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigFlag {
+    /// The file's settings, or the defaults' when there is none.
+    pub fn load(&self) -> anyhow::Result<config::Settings> {
+        config::Settings::load_opt(self.config.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -66,6 +112,25 @@ pub enum Command {
     /// GET a URL and exit 0 on a 2xx answer: a container health check (`/readyz`) that needs
     /// no curl in the image.
     Probe(ProbeArgs),
+    /// Configuration files: `config check FILE` validates one and prints the effective
+    /// settings.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate FILE and print the settings it gives (its values over the defaults) as TOML;
+    /// exit non-zero naming the problem.
+    Check {
+        /// The configuration file to check.
+        file: PathBuf,
+    },
 }
 
 /// `probe`'s flags. The URL is positional and has no variable: it is what the command is
@@ -101,6 +166,8 @@ pub struct NatsArgs {
 pub struct RoleArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+    #[command(flatten)]
+    pub config: ConfigFlag,
     /// Serve this role's Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -110,6 +177,8 @@ pub struct RoleArgs {
 pub struct IngestArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+    #[command(flatten)]
+    pub config: ConfigFlag,
     /// Serve this role's Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "BORDERWATCH_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -128,9 +197,15 @@ pub struct NotifyArgs {
     /// Copies of each stream and bucket (3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
-    /// The gateway's public base URL, for links in Slack and Teams messages.
+    /// The gateway's public base URL (`https://borderwatch.example.org`): every surge sent
+    /// links to its evidence, the dashboard page of its series, under it.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// An Alertmanager to push alerts to (its base URL: http://alertmanager:9093): surges
+    /// that open or escalate an incident, and their closing, go to its /api/v2/alerts, so
+    /// its routing, grouping, inhibition, silences and receivers apply.
+    #[arg(long, env = "BORDERWATCH_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
     /// Send webhooks to loopback, private, link-local and other non-public addresses: for
     /// local receivers and tests. Without it they are refused before any connection.
     #[arg(
@@ -148,6 +223,8 @@ pub struct NotifyArgs {
     /// Seconds to keep retrying NATS at start before giving up.
     #[arg(long, env = "BORDERWATCH_STARTUP_TIMEOUT", default_value_t = 180)]
     pub startup_timeout: u64,
+    #[command(flatten)]
+    pub config: ConfigFlag,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,7 +245,8 @@ pub struct ReplayArgs {
     /// hold one data directory open.
     #[arg(long, env = "BORDERWATCH_DATA", default_value = "borderwatch-data")]
     pub data: PathBuf,
-    /// The gateway's public base URL, for links in Slack and Teams messages.
+    /// The gateway's public base URL (`https://borderwatch.example.org`): every surge sent
+    /// links to its evidence, the dashboard page of its series, under it.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Resend to loopback, private, link-local and other non-public addresses too.
@@ -207,8 +285,14 @@ pub struct GatewayArgs {
     /// Largest upload accepted, in bytes; a bigger one is answered 413.
     #[arg(long, env = "BORDERWATCH_MAX_UPLOAD_BYTES", default_value_t = roles::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
+    /// The gateway's public base URL (`https://borderwatch.example.org`): surges it serves
+    /// carry `url`, their evidence under it. Default: http://<--http address>.
+    #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub gateway: GatewayFlags,
+    #[command(flatten)]
+    pub config: ConfigFlag,
 }
 
 /// The gateway's HTTP settings (`up` and `gateway`).
@@ -236,7 +320,7 @@ pub struct GatewayFlags {
     /// answered 413.
     #[arg(long, env = "BORDERWATCH_MAX_JSON_BYTES", default_value_t = 64 * 1024)]
     pub max_json_bytes: usize,
-    /// Host names the gateway is reached by, besides localhost, 127.0.0.1 and [::1],
+    /// Host names the gateway is reached by, besides localhost, 127.0.0.1 and `[::1]`,
     /// comma-separated. On a loopback address, or once set, requests for any other Host are
     /// refused (403), against DNS rebinding.
     #[arg(long, env = "BORDERWATCH_ALLOWED_HOSTS", value_delimiter = ',')]
@@ -290,6 +374,8 @@ impl GatewayFlags {
             max_streams_per_client: self.max_streams_per_client,
             max_streams: self.max_streams,
             webhook_allow_private: self.webhook_allow_private,
+            // `--public-url` is beside these flags: the caller sets it.
+            public_url: None,
         }
     }
 }
@@ -314,9 +400,15 @@ pub struct UpArgs {
     /// Copies of each stream and bucket (with --nats; 3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
-    /// The gateway's public base URL, for links in Slack and Teams messages.
+    /// The gateway's public base URL (`https://borderwatch.example.org`): every surge sent
+    /// links to its evidence, the dashboard page of its series, under it.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// An Alertmanager to push alerts to (its base URL: http://alertmanager:9093): surges
+    /// that open or escalate an incident, and their closing, go to its /api/v2/alerts, so
+    /// its routing, grouping, inhibition, silences and receivers apply.
+    #[arg(long, env = "BORDERWATCH_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
     /// Largest upload the gateway accepts, in bytes; a bigger one is answered 413.
     #[arg(long, env = "BORDERWATCH_MAX_UPLOAD_BYTES", default_value_t = roles::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
@@ -325,6 +417,8 @@ pub struct UpArgs {
     pub sources: Option<PathBuf>,
     #[command(flatten)]
     pub gateway: GatewayFlags,
+    #[command(flatten)]
+    pub config: ConfigFlag,
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +480,10 @@ pub struct AnalyzeArgs {
     /// Output: one JSON line per surge, or a table.
     #[arg(long, env = "BORDERWATCH_OUTPUT", default_value = "table")]
     pub output: Output,
+    /// Read the `[analytics]` table of this configuration file (as the analytics role does);
+    /// --detectors and --set win over it.
+    #[arg(long = "config", value_name = "FILE", env = "BORDERWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -409,7 +507,7 @@ pub fn init_logging(cli: &Cli) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    commands::run(cli.command).await
+    commands::run(cli.command, &cli.given).await
 }
 
 #[cfg(test)]

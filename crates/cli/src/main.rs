@@ -1,8 +1,6 @@
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = borderwatch::Cli::parse();
+    let cli = borderwatch::Cli::parse_recording();
     borderwatch::init_logging(&cli);
     match borderwatch::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

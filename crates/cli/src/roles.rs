@@ -53,6 +53,8 @@ pub struct UpOptions {
     pub stream_replicas: usize,
     pub roles: Vec<Role>,
     pub notify: NotifyConfig,
+    /// The analytics role's detectors and their settings (`[analytics]` of `--config`).
+    pub analysis: AnalysisConfig,
     /// The scheduled sources file the ingest role polls (TOML), if any.
     pub sources: Option<PathBuf>,
     /// Where to serve `/healthz` and `/readyz` for container probes (roles without HTTP).
@@ -74,6 +76,7 @@ impl UpOptions {
             stream_replicas: 1,
             roles: ALL_ROLES.to_vec(),
             notify: NotifyConfig::default(),
+            analysis: AnalysisConfig::default(),
             sources: None,
             health: None,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
@@ -283,6 +286,9 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
             .and_then(|()| opts.gateway.check_exposure(opts.http))
             .map_err(|e| anyhow::anyhow!("gateway settings: {e}"))?;
     }
+    if opts.roles.contains(&Role::Analytics) {
+        opts.analysis.validate().context("analytics settings")?;
+    }
     let started = tokio::time::Instant::now();
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -311,6 +317,24 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
     .await?;
     let _ = bus_slot.set(bus.clone());
     let deadline = started + opts.startup_timeout;
+    // The gateway's listener before any role starts: its address is the default public URL,
+    // which notify links to as well.
+    let mut listener = if opts.roles.contains(&Role::Gateway) {
+        Some(
+            tokio::net::TcpListener::bind(opts.http)
+                .await
+                .with_context(|| format!("listening on {}", opts.http))?,
+        )
+    } else {
+        None
+    };
+    let mut opts = opts;
+    if let Some(l) = &listener {
+        default_public_url(&mut opts, l.local_addr()?);
+    }
+    if let Some(url) = &opts.notify.public_url {
+        borderwatch_model::check_public_url(url).map_err(|e| anyhow::anyhow!(e))?;
+    }
     let mut http = None;
     for role in &opts.roles {
         let (bus, cancel) = (bus.clone(), cancel.clone());
@@ -340,7 +364,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                 });
             }
             Role::Analytics => {
-                let cfg = Arc::new(AnalysisConfig::default());
+                let cfg = Arc::new(opts.analysis.clone());
                 tasks.spawn(run_role("analytics", deadline, cancel.clone(), move || {
                     borderwatch_analytics::service::run(bus.clone(), cfg.clone(), cancel.clone())
                 }));
@@ -352,9 +376,9 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
                 }));
             }
             Role::Gateway => {
-                let listener = tokio::net::TcpListener::bind(opts.http)
-                    .await
-                    .with_context(|| format!("listening on {}", opts.http))?;
+                let Some(listener) = listener.take() else {
+                    continue;
+                };
                 http = Some(listener.local_addr()?);
                 let cfg = opts.gateway.clone();
                 tasks.spawn(async move {
@@ -381,6 +405,33 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
         cancel,
         tasks,
     })
+}
+
+/// Without `--public-url`, the gateway's own address is the public URL (a wildcard address
+/// as loopback): the links notify sends and the gateway serves then work on this machine.
+/// Whoever reads alerts elsewhere needs `--public-url`.
+fn default_public_url(opts: &mut UpOptions, addr: SocketAddr) {
+    let public = opts
+        .gateway
+        .public_url
+        .clone()
+        .or_else(|| opts.notify.public_url.clone())
+        .unwrap_or_else(|| {
+            let mut addr = addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{addr}")
+        });
+    opts.gateway
+        .public_url
+        .get_or_insert_with(|| public.clone());
+    if opts.roles.contains(&Role::Notify) {
+        opts.notify.public_url.get_or_insert(public);
+    }
 }
 
 /// `/healthz`: the process answers. `/readyz`: 200 while the bus is connected and the roles
@@ -556,6 +607,33 @@ mod tests {
         assert!(
             e.contains("--read-token") && e.contains("--api-token"),
             "{e}"
+        );
+    }
+
+    /// Issue 15: without `--public-url`, links go to the gateway's own address (a wildcard
+    /// address as loopback), for the gateway and notify alike; a given one is kept for both.
+    #[test]
+    fn the_public_url_defaults_to_the_gateways_address() {
+        let mut opts = UpOptions::embedded("unused".into());
+        default_public_url(&mut opts, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(
+            opts.gateway.public_url.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            opts.notify.public_url.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        let mut given = UpOptions::embedded("unused".into());
+        given.notify.public_url = Some("https://bw.example.org".into());
+        default_public_url(&mut given, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(
+            given.gateway.public_url.as_deref(),
+            Some("https://bw.example.org")
+        );
+        assert_eq!(
+            given.notify.public_url.as_deref(),
+            Some("https://bw.example.org")
         );
     }
 }

@@ -96,6 +96,7 @@ fn surge(i: usize, country: Country, category: &str, period: Period, value: u64)
         incident_id: None,
         incident_update: Default::default(),
         story: None,
+        url: None,
     }
 }
 

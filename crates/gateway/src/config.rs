@@ -46,6 +46,9 @@ pub struct GatewayConfig {
     /// Off, such subscriptions are refused (422), so that a subscription cannot make notify
     /// call into the network it runs in.
     pub webhook_allow_private: bool,
+    /// The gateway's public base URL (`--public-url`): surges it serves carry `url`, the
+    /// dashboard page of their evidence under it. `None`: no `url`.
+    pub public_url: Option<String>,
 }
 
 /// A token bucket per client IP: `burst` requests at once, refilled at `per_second`.
@@ -81,6 +84,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("max_streams_per_client", &self.max_streams_per_client)
             .field("max_streams", &self.max_streams)
             .field("webhook_allow_private", &self.webhook_allow_private)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -100,6 +104,7 @@ impl Default for GatewayConfig {
             max_streams_per_client: 16,
             max_streams: 1024,
             webhook_allow_private: false,
+            public_url: None,
         }
     }
 }
@@ -145,6 +150,9 @@ impl GatewayConfig {
         }
         if self.request_timeout.is_zero() {
             return Err("the request timeout must be longer than zero".into());
+        }
+        if let Some(url) = &self.public_url {
+            borderwatch_model::check_public_url(url)?;
         }
         Ok(())
     }

@@ -8,8 +8,9 @@
 //! - **Origin.** A write (any method but GET, HEAD, OPTIONS) that carries an `Origin` must
 //!   come from the gateway's own origin (the `Host` it was sent to), an allowed host or a
 //!   configured CORS origin; another site's page is refused (403).
-//! - **Content type.** JSON routes take `application/json` only (415 otherwise): the types a
-//!   page can send cross-site without asking (`text/plain`, forms) are refused. Uploads take
+//! - **Content type.** JSON routes take `application/json` only (415 otherwise), `PATCH` also
+//!   `application/merge-patch+json`: the types a page can send cross-site without asking
+//!   (`text/plain`, forms) are refused. A `POST` without a body (an action) needs none. Uploads take
 //!   any explicit type but those; on a gateway with an API token, any type (the token check
 //!   stops pages, which cannot send the token).
 //! - **Body size.** Every route but the upload takes at most `max_json_bytes` (413).
@@ -69,10 +70,28 @@ fn refusal(state: &AppState, request: &Request) -> Option<ApiError> {
     if let Some(e) = size_refusal(state, headers) {
         return Some(e);
     }
-    if FORM_POSTS.contains(&path) || *request.method() != Method::POST {
+    if FORM_POSTS.contains(&path) {
         return None;
     }
-    json_type_refusal(headers)
+    match *request.method() {
+        Method::POST if has_no_body(headers) => None,
+        Method::POST => json_type_refusal(headers, &["application/json"]),
+        Method::PATCH => json_type_refusal(headers, &["application/json", MERGE_PATCH]),
+        _ => None,
+    }
+}
+
+/// The media type of a JSON merge patch (RFC 7396), which `PATCH` takes besides JSON.
+pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// A request that declares no body (`Content-Length: 0`, or neither a length nor chunks):
+/// an action such as `POST …/test` needs no content type. A page that sends one cross-site
+/// still carries its `Origin` and is refused above.
+fn has_no_body(headers: &HeaderMap) -> bool {
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(len) => len.to_str().is_ok_and(|l| l.trim() == "0"),
+        None => !headers.contains_key(header::TRANSFER_ENCODING),
+    }
 }
 
 /// The host the request was sent to: `Host`, or the URI's authority (HTTP/2).
@@ -199,11 +218,12 @@ fn upload_type_refusal(state: &AppState, headers: &HeaderMap) -> Option<ApiError
     }
 }
 
-fn json_type_refusal(headers: &HeaderMap) -> Option<ApiError> {
+fn json_type_refusal(headers: &HeaderMap, types: &[&str]) -> Option<ApiError> {
     match media_type(headers) {
-        Some(t) if t == "application/json" => None,
+        Some(t) if types.contains(&t.as_str()) => None,
         given => Some(unsupported(format!(
-            "this route takes a JSON body: send it with Content-Type: application/json (got {})",
+            "this route takes a JSON body: send it with Content-Type: {} (got {})",
+            types.join(" or "),
             given.map_or("none".to_string(), |t| format!("`{t}`"))
         ))),
     }

@@ -19,7 +19,9 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::schema::ErrorBody;
-use crate::api::{deliveries, health, incidents, ingest, series, silences, subscriptions, surges};
+use crate::api::{
+    deliveries, health, incidents, ingest, releases, series, silences, subscriptions, surges,
+};
 
 /// The whole document: `Top` and every API module's part, then `Common` over all of its
 /// operations.
@@ -32,6 +34,7 @@ impl OpenApi for ApiDoc {
         for part in [
             health::HealthApi::openapi(),
             ingest::IngestApi::openapi(),
+            releases::ReleasesApi::openapi(),
             series::SeriesApi::openapi(),
             surges::SurgesApi::openapi(),
             incidents::IncidentsApi::openapi(),
@@ -52,7 +55,7 @@ impl OpenApi for ApiDoc {
 #[openapi(
     info(
         title = "borderwatch",
-        description = "Surges in border-crossing statistics: ingest releases, read series and surges, subscribe to webhooks.\n\nErrors are `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists take `limit` and `cursor` and answer `next_cursor` and `next` (also as a `Link: <…>; rel=\"next\"` header). With an API token, requests that change state need `Authorization: Bearer <token>`; with a read token, reads need it too (except /healthz, /readyz, /openapi.json, /docs and /login); a browser signs in at /login and reads with its session cookie. Subscriptions and their delivery logs are read with the API token only (when one is set), and show webhook URLs masked to scheme, host and port. A webhook must point at a public address (422 otherwise) unless the gateway runs with --webhook-allow-private.\n\nJSON bodies need `Content-Type: application/json` (415 otherwise) and are at most 64 KiB by default (413); uploads need an explicit file type such as `text/csv` or `application/octet-stream` (not `text/plain` or a form type) unless they carry the API token. A write whose `Origin` is another site's is refused (403); on loopback only `localhost`, `127.0.0.1`, `[::1]` and configured host names are answered (403)."
+        description = "Surges in border-crossing statistics: ingest releases, read series and surges, subscribe to webhooks.\n\nErrors are `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists take `limit` and `cursor` and answer `next_cursor` and `next` (also as a `Link: <…>; rel=\"next\"` header). With an API token, requests that change state need `Authorization: Bearer <token>`; with a read token, reads need it too (except /healthz, /readyz, /openapi.json, /docs and /login); a browser signs in at /login and reads with its session cookie. Subscriptions and their delivery logs are read with the API token only (when one is set), and show webhook URLs masked to scheme, host and port. A webhook must point at a public address (422 otherwise) unless the gateway runs with --webhook-allow-private.\n\nJSON bodies need `Content-Type: application/json` (415 otherwise; a PATCH is a JSON merge patch, RFC 7396, sent as `application/merge-patch+json` or `application/json`) and are at most 64 KiB by default (413); uploads need an explicit file type such as `text/csv` or `application/octet-stream` (not `text/plain` or a form type) unless they carry the API token. A write whose `Origin` is another site's is refused (403); on loopback only `localhost`, `127.0.0.1`, `[::1]` and configured host names are answered (403)."
     ),
     paths(
         dashboard_page,
@@ -66,10 +69,10 @@ impl OpenApi for ApiDoc {
     ),
     components(schemas(ErrorBody, LoginForm)),
     tags(
-        (name = "ingest", description = "uploading releases"),
+        (name = "ingest", description = "uploading releases, and what each release brought"),
         (name = "series", description = "figures and their aggregates"),
         (name = "surges", description = "what the detectors found"),
-        (name = "subscriptions", description = "webhooks and their delivery log"),
+        (name = "subscriptions", description = "webhooks, their delivery log, test events and dead letters"),
         (name = "silences", description = "muting surges for a while"),
         (name = "operations", description = "probes, metrics, this document"),
     )
@@ -493,6 +496,7 @@ mod tests {
                 title: "t".into(),
                 members: 3,
             }),
+            url: Some("https://bw.example.org/series/fsb/PRK/study?surge=sg-1#chart".into()),
         };
         let v = serde_json::to_value(&event).unwrap();
         assert_eq!(keys(&v), props(&doc, "SurgeEvent"));
@@ -539,6 +543,15 @@ mod tests {
         assert_eq!(
             doc["components"]["schemas"]["Outcome"]["enum"],
             Value::from(outcomes)
+        );
+        use borderwatch_model::PayloadFormat as P;
+        let formats: Vec<Value> = [P::Json, P::Slack, P::Teams, P::Alertmanager]
+            .iter()
+            .map(|f| serde_json::to_value(f).unwrap())
+            .collect();
+        assert_eq!(
+            doc["components"]["schemas"]["PayloadFormat"]["enum"],
+            Value::from(formats)
         );
         let err = serde_json::to_value(crate::error::ApiError::bad_request("x").body).unwrap();
         assert_eq!(keys(&err), props(&doc, "ErrorBody"));

@@ -13,7 +13,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, get, post};
 use borderwatch_bus::Bus;
 use tokio_util::sync::CancellationToken;
 use tower_governor::GovernorLayer;
@@ -23,7 +23,9 @@ use tower_http::cors::CorsLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::warn;
 
-use crate::api::{deliveries, health, incidents, ingest, series, silences, subscriptions, surges};
+use crate::api::{
+    deliveries, health, incidents, ingest, releases, series, silences, subscriptions, surges,
+};
 use crate::config::{GatewayConfig, RateLimit, allowed_origins};
 use crate::error::{self, ApiError};
 use crate::state::AppState;
@@ -67,17 +69,38 @@ fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         (
             "/v1/subscriptions/{id}",
-            delete(subscriptions::delete_subscription),
+            get(subscriptions::get_subscription)
+                .patch(subscriptions::patch_subscription)
+                .delete(subscriptions::delete_subscription),
+        ),
+        (
+            "/v1/subscriptions/{id}/test",
+            post(subscriptions::test_subscription),
         ),
         (
             "/v1/subscriptions/{id}/deliveries",
             get(deliveries::list_deliveries),
         ),
         (
+            "/v1/subscriptions/{id}/dead-letters",
+            get(deliveries::list_dead_letters),
+        ),
+        (
+            "/v1/subscriptions/{id}/dead-letters/{event}/redeliver",
+            post(deliveries::redeliver),
+        ),
+        (
             "/v1/silences",
             post(silences::create_silence).get(silences::list_silences),
         ),
-        ("/v1/silences/{id}", delete(silences::delete_silence)),
+        (
+            "/v1/silences/{id}",
+            get(silences::get_silence)
+                .patch(silences::patch_silence)
+                .delete(silences::delete_silence),
+        ),
+        ("/v1/releases", get(releases::list_releases)),
+        ("/v1/releases/{id}", get(releases::get_release)),
     ]
 }
 
@@ -213,7 +236,7 @@ fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
     Ok(Some(
         CorsLayer::new()
             .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

@@ -27,6 +27,8 @@ pub struct SurgeIndex {
     live: broadcast::Sender<Entry>,
     caught_up: Arc<std::sync::atomic::AtomicBool>,
     bodies: Arc<Mutex<BodyCache>>,
+    /// The public base URL each event's `url` (its evidence) is made under, if known.
+    public_url: Option<Arc<str>>,
 }
 
 /// Rendered answers (JSON lists, dashboard pages) by request, valid while no surge is added:
@@ -48,14 +50,17 @@ const CACHED_BODIES: usize = 1024;
 const CACHED_BYTES: usize = 64 * 1024 * 1024;
 
 impl SurgeIndex {
-    /// Starts following the stream from its first message.
-    pub fn follow(bus: Bus, cancel: CancellationToken) -> SurgeIndex {
+    /// Starts following the stream from its first message. With `public_url`, each event
+    /// is given its `url` as it is indexed, so the list, one surge and the live stream all
+    /// carry it.
+    pub fn follow(bus: Bus, public_url: Option<&str>, cancel: CancellationToken) -> SurgeIndex {
         let (live, _) = broadcast::channel(1024);
         let index = SurgeIndex {
             entries: Arc::new(RwLock::new(Vec::new())),
             live,
             caught_up: Arc::default(),
             bodies: Arc::default(),
+            public_url: public_url.map(Arc::from),
         };
         let me = index.clone();
         tokio::spawn(async move {
@@ -118,7 +123,7 @@ impl SurgeIndex {
     }
 
     fn push(&self, seq: u64, payload: &[u8]) {
-        let Ok(event) = serde_json::from_slice::<SurgeEvent>(payload) else {
+        let Ok(mut event) = serde_json::from_slice::<SurgeEvent>(payload) else {
             warn!(seq, "skipping a surge event that does not parse");
             return;
         };
@@ -126,6 +131,7 @@ impl SurgeIndex {
             // An incident's closing notice, for notify: not a surge to list.
             return;
         }
+        event.link_evidence(self.public_url.as_deref());
         let entry = Entry {
             seq,
             event: Arc::new(event),
@@ -250,6 +256,7 @@ mod tests {
             live: broadcast::channel(4).0,
             caught_up: Arc::default(),
             bodies: Arc::default(),
+            public_url: None,
         };
         let renders = std::cell::Cell::new(0);
         let render = |index: &SurgeIndex, validator: &[u8]| {
@@ -271,12 +278,30 @@ mod tests {
     }
 
     #[test]
+    fn indexed_surges_link_their_evidence_under_the_public_url() {
+        let index = SurgeIndex {
+            entries: Arc::default(),
+            live: broadcast::channel(4).0,
+            caught_up: Arc::default(),
+            bodies: Arc::default(),
+            public_url: Some("https://bw.example.org/".into()),
+        };
+        index.push(1, &event_json("sg-1"));
+        let e = index.get("sg-1").expect("indexed");
+        assert_eq!(
+            e.url.as_deref(),
+            Some("https://bw.example.org/series/fsb/PRK/study?surge=sg-1#chart")
+        );
+    }
+
+    #[test]
     fn the_cache_holds_a_bounded_number_of_bytes() {
         let index = SurgeIndex {
             entries: Arc::default(),
             live: broadcast::channel(4).0,
             caught_up: Arc::default(),
             bodies: Arc::default(),
+            public_url: None,
         };
         let big = Bytes::from(vec![b'x'; 1024 * 1024]);
         for i in 0..200 {

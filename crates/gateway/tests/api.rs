@@ -144,13 +144,22 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_operation_i
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let documented: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     let routed = routed_paths();
-    assert!(routed.len() >= 17, "{routed:?}");
+    assert!(routed.len() >= 22, "{routed:?}");
+    for path in [
+        "/v1/subscriptions/{id}/test",
+        "/v1/subscriptions/{id}/dead-letters",
+        "/v1/subscriptions/{id}/dead-letters/{event}/redeliver",
+        "/v1/releases",
+        "/v1/releases/{id}",
+    ] {
+        assert!(routed.contains(path), "{path} is not routed");
+    }
     assert_eq!(
         routed, documented,
         "router (left) and document (right) differ"
     );
     for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in ["get", "post", "delete"] {
+        for method in ["get", "post", "patch", "delete"] {
             let Some(op) = item.get(method) else { continue };
             assert!(
                 op["responses"].get("default").is_some(),
@@ -163,7 +172,8 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_operation_i
                 .replace("{source}", "fsb")
                 .replace("{country}", "PRK")
                 .replace("{category}", "study")
-                .replace("{id}", "x");
+                .replace("{id}", "x")
+                .replace("{event}", "x");
             let resp = gw
                 .http
                 .request(
@@ -1137,6 +1147,22 @@ async fn bad_subscription_fields_get_json_errors() {
     assert_eq!(sub["digest"]["group_wait_secs"], 30);
     assert_eq!(sub["filter"]["detectors"][0], "record_high");
     assert!(sub["webhook"].get("secret").is_none());
+    // Issue 15: Alertmanager's webhook body is a format too; an unknown one is refused.
+    let (status, sub) = post_json(
+        &gw,
+        "/v1/subscriptions",
+        json!({"webhook": hook, "format": "alertmanager"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["format"], "alertmanager");
+    let (status, _) = post_json(
+        &gw,
+        "/v1/subscriptions",
+        json!({"webhook": hook, "format": "pagerduty"}),
+    )
+    .await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]
@@ -1602,4 +1628,70 @@ async fn the_openapi_document_lists_the_refusals_of_writes_and_streams() {
             );
         }
     }
+}
+
+/// Issue 15: every surge the gateway serves links to its evidence under `public_url` (the
+/// list, one surge, the live stream), and the link's path is the series page with the
+/// surge marked on the chart.
+#[tokio::test]
+async fn surges_carry_the_url_of_their_evidence_under_the_public_url() {
+    let gw = start(GatewayConfig {
+        public_url: Some("https://bw.example.org/bw/".into()),
+        ..no_limit()
+    })
+    .await;
+    let mut series = series_view("fsb", "PRK", "study", &[5, 7, 3765]);
+    series["surges"] = json!(["sg-test0001", "sg-test0002"]);
+    gw.bus
+        .kv_put(
+            names::SERIES_BUCKET,
+            &names::series_key("fsb", "PRK", "study"),
+            serde_json::to_vec(&series).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let mut e = surge(1, "PRK", "high");
+    e["period"] = "2024-Q3".into();
+    e["value"] = 3765.into();
+    // A louder surge of the series, which its page would mark by default.
+    let mut louder = surge(2, "PRK", "critical");
+    louder["period"] = "2024-Q2".into();
+    publish_surges(&gw.bus, &[e, louder]).await;
+    wait_surges(&gw, 2).await;
+    let want = "https://bw.example.org/bw/series/fsb/PRK/study?surge=sg-test0001#chart";
+
+    let (_, list) = gw.get_json("/v1/surges").await;
+    assert_eq!(list["surges"][1]["url"], want, "{list}");
+    let (status, one) = gw.get_json("/v1/surges/sg-test0001").await;
+    assert_eq!(status, 200);
+    assert_eq!(one["url"], want);
+    // The live stream, from its start (Last-Event-ID 0).
+    let mut stream = gw
+        .http
+        .get(format!("{}/v1/surges/stream", gw.base))
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("a surge on the live stream")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(&format!("\"url\":\"{want}\"")), "{text}");
+
+    // The link's path, on this gateway: the series page, with that surge (not the louder
+    // one it shows by default) on the chart.
+    let path = want.trim_start_matches("https://bw.example.org/bw");
+    let r = gw.get(path.trim_end_matches("#chart")).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("<circle class=\"surge selected\" data-period=\"2024-Q3\""),
+        "{html}"
+    );
 }

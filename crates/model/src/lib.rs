@@ -7,6 +7,7 @@ mod country;
 mod delivery;
 mod format;
 mod incident;
+mod matcher;
 mod period;
 mod sign;
 mod story;
@@ -17,6 +18,10 @@ pub use country::{Country, CountryError};
 pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
 pub use incident::{Incident, IncidentSurge, IncidentUpdate, SeriesIncidents};
+pub use matcher::{
+    MAX_MATCHER_VALUE, MAX_MATCHERS, MatchOp, Matcher, MatcherName, REGEX_SIZE_LIMIT,
+    SilenceMatchers,
+};
 pub use period::{Freq, Period, PeriodError};
 pub use sign::{
     EVENT_ID_HEADER, SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER,
@@ -225,6 +230,12 @@ pub struct ReleaseMarker {
     /// Every series the release carried a new or changed figure for, with those periods
     /// (new and revised apart).
     pub changes: Vec<SeriesChange>,
+    /// `BW_OBS`'s last sequence once the release's figures were stored: what the release
+    /// saw. Analytics reads each series as of this sequence, so a part analysed late (after
+    /// later releases landed, or redone by another replica) gives the same result as one
+    /// analysed at once. `None` in markers from before it existed (read as the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obs_seq: Option<u64>,
 }
 
 fn one_part() -> u32 {
@@ -397,11 +408,62 @@ pub struct SurgeEvent {
     /// once), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<StoryRef>,
+    /// The evidence: the dashboard page of the series with this surge marked on its chart.
+    /// Not on the stream (analytics does not know where the dashboard is): notify fills it
+    /// when it sends and the gateway when it serves, both from the public base URL
+    /// (`--public-url`), with [`SurgeEvent::evidence_url`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl SurgeEvent {
     pub fn series(&self) -> SeriesKey {
         SeriesKey::new(&self.source, self.country, &self.category)
+    }
+
+    /// The dashboard page showing this surge under the public base URL `base` (which may
+    /// have a path: `https://example.org/borderwatch/`): `<base>/series/<source>/<country>/
+    /// <category>?surge=<id>#chart`, each part percent-encoded. An incident's closing notice
+    /// is no surge of the page, so it links the series alone. `None` when `base` is not an
+    /// absolute http(s) URL.
+    pub fn evidence_url(&self, base: &str) -> Option<String> {
+        let mut url = url::Url::parse(base.trim()).ok()?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return None;
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        url.path_segments_mut().ok()?.pop_if_empty().extend([
+            "series",
+            self.source.as_str(),
+            self.country.code(),
+            self.category.as_str(),
+        ]);
+        if self.incident_update != IncidentUpdate::Closed {
+            url.query_pairs_mut().append_pair("surge", &self.id);
+        }
+        url.set_fragment(Some("chart"));
+        Some(url.into())
+    }
+
+    /// Sets `url` from the public base URL, when there is one (see
+    /// [`SurgeEvent::evidence_url`]); without one, `url` is left as it is.
+    pub fn link_evidence(&mut self, base: Option<&str>) {
+        if let Some(url) = base.and_then(|b| self.evidence_url(b)) {
+            self.url = Some(url);
+        }
+    }
+}
+
+/// Checks a public base URL (`--public-url`) before a service starts with it: links to the
+/// evidence are built under it, so it must be an absolute http(s) URL.
+pub fn check_public_url(base: &str) -> Result<(), String> {
+    match url::Url::parse(base.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        _ => Err(format!(
+            "public URL `{base}` is not an absolute http(s) URL such as \
+             https://borderwatch.example.org (--public-url, BORDERWATCH_PUBLIC_URL)"
+        )),
     }
 }
 
@@ -514,8 +576,8 @@ impl SubscriptionFilter {
     }
 }
 
-/// The body a webhook receives: the surge event JSON, or a Slack or Microsoft Teams
-/// incoming-webhook message.
+/// The body a webhook receives: the surge event JSON, a Slack or Microsoft Teams
+/// incoming-webhook message, or an Alertmanager webhook notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PayloadFormat {
@@ -523,6 +585,9 @@ pub enum PayloadFormat {
     Json,
     Slack,
     Teams,
+    /// The body Alertmanager's webhook receivers take (`version` "4", `alerts[]`…), so
+    /// a receiver written for Alertmanager takes borderwatch's alerts as they are.
+    Alertmanager,
 }
 
 /// One message per (subscription, release) instead of one per surge, sent
@@ -600,18 +665,6 @@ impl Subscription {
     }
 }
 
-/// Which events a silence mutes: every given field must match; at least one is given.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SilenceMatchers {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub country: Option<Country>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-}
-
 /// A stored silence (bucket `bw_silences`): matching events are recorded, not delivered,
 /// until `until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -671,7 +724,46 @@ mod tests {
             incident_id: None,
             incident_update: Default::default(),
             story: None,
+            url: None,
         }
+    }
+
+    #[test]
+    fn the_evidence_url_is_the_series_page_with_the_surge_marked() {
+        let mut e = event("PRK", "study abroad", Severity::High);
+        e.id = "sg-1".into();
+        let want = "https://bw.example.org/series/fsb/PRK/study%20abroad?surge=sg-1#chart";
+        assert_eq!(
+            e.evidence_url("https://bw.example.org").as_deref(),
+            Some(want)
+        );
+        assert_eq!(
+            e.evidence_url(" https://bw.example.org/ ").as_deref(),
+            Some(want)
+        );
+        // Under a path prefix, and whatever query the base carried is not kept.
+        assert_eq!(
+            e.evidence_url("http://10.0.0.1:8080/bw/?x=1").as_deref(),
+            Some("http://10.0.0.1:8080/bw/series/fsb/PRK/study%20abroad?surge=sg-1#chart")
+        );
+        assert_eq!(e.evidence_url("not a url"), None);
+        assert!(check_public_url("https://bw.example.org/bw/").is_ok());
+        assert!(check_public_url("bw.example.org").is_err());
+        assert_eq!(e.evidence_url("ftp://example.org"), None);
+        // A closing notice is no surge of the page: the series alone.
+        e.incident_update = IncidentUpdate::Closed;
+        assert_eq!(
+            e.evidence_url("https://bw.example.org").as_deref(),
+            Some("https://bw.example.org/series/fsb/PRK/study%20abroad#chart")
+        );
+        // Set only when a base is configured; serialised only when set.
+        e.link_evidence(None);
+        assert!(serde_json::to_value(&e).unwrap().get("url").is_none());
+        e.link_evidence(Some("https://bw.example.org"));
+        assert_eq!(
+            serde_json::to_value(&e).unwrap()["url"],
+            "https://bw.example.org/series/fsb/PRK/study%20abroad#chart"
+        );
     }
 
     #[test]

@@ -26,8 +26,13 @@ pub struct NotifyConfig {
     /// How old the shared copy of the subscriptions and silences may be when an event
     /// uses it; an older one is reloaded first.
     pub cache_max_age: Duration,
-    /// The gateway's public base URL, for links in Slack and Teams messages.
+    /// The gateway's public base URL: every surge sent carries `url`, the dashboard page of
+    /// its evidence under it, and the messages link to it.
     pub public_url: Option<String>,
+    /// An Alertmanager (its base URL, or its `/api/v2/alerts`) that every surge which opens
+    /// or escalates an incident is pushed to as an alert, and every closing notice as its
+    /// end, retried with `backoff` (`--alertmanager-url`).
+    pub alertmanager_url: Option<String>,
     /// How often the digest sender looks for due digests.
     pub digest_tick: Duration,
     /// A digest claim not refreshed for this long belongs to a dead sender.
@@ -53,6 +58,7 @@ impl Default for NotifyConfig {
             cache_max_age: Duration::from_secs(1),
             ack_wait: Duration::from_secs(30),
             public_url: None,
+            alertmanager_url: None,
             digest_tick: default_digest_tick(),
             digest_claim_lease: Duration::from_secs(60),
             history_wait: Duration::from_secs(5),

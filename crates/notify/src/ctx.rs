@@ -18,6 +18,9 @@ use crate::target::PublicOnly;
 pub(crate) struct Ctx {
     pub(crate) bus: Bus,
     pub(crate) client: reqwest::Client,
+    /// The client for the operator's own services (`--alertmanager-url`): private
+    /// addresses allowed, since the operator named them, and still no redirects.
+    pub(crate) operator_client: reqwest::Client,
     pub(crate) cfg: Arc<NotifyConfig>,
     /// One per webhook POST in flight (`cfg.concurrency`): held around each attempt only,
     /// never while waiting to retry.
@@ -30,13 +33,16 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub(crate) fn new(bus: Bus, cfg: NotifyConfig) -> Result<Ctx, BusError> {
-        let client = http_client(&cfg).map_err(|e| BusError::Nats {
+        let failed = |e: reqwest::Error| BusError::Nats {
             op: "http client",
             reason: e.to_string(),
-        })?;
+        };
+        let client = http_client(&cfg).map_err(failed)?;
+        let operator_client = operator_client(&cfg).map_err(failed)?;
         Ok(Ctx {
             bus,
             client,
+            operator_client,
             posts: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             owner: format!("{:016x}", rand::random::<u64>()).into(),
             subscriptions: Arc::new(Cached::new(names::SUBSCRIPTIONS_BUCKET, cfg.cache_max_age)),
@@ -63,4 +69,15 @@ fn http_client(cfg: &NotifyConfig) -> reqwest::Result<reqwest::Client> {
             .dns_resolver(Arc::new(PublicOnly))
             .build()
     }
+}
+
+/// The client for services the operator configured: no redirects, no proxy from the
+/// environment (Alertmanager is usually next to borderwatch, not behind the proxy).
+fn operator_client(cfg: &NotifyConfig) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(cfg.request_timeout)
+        .user_agent(concat!("borderwatch/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
 }

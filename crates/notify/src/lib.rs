@@ -3,15 +3,19 @@
 //! to the dead-letter stream.
 //!
 //! Pure cores: `backoff` (when to try again), `template` (the body each format gets),
-//! `silence` (what a silence mutes). `service` (the surge consumer), `digest` (one message
+//! `alert` (surges as Alertmanager alerts), `silence` (what a silence mutes). `service` (the surge consumer), `digest` (one message
 //! per release), `send`, `record` and `deadletter` connect them to the bus and to HTTP.
 //!
 //! Imports run one way: `target` (which webhook addresses may be connected to) imports
 //! none; `config` and `ctx` (the settings and the context every path
 //! shares), `attempt` (one POST) and `digest_claim` import none of the paths; `deadletter`
-//! imports those; `send` imports `deadletter`; `digest` imports `send`; `service` imports
-//! `digest` and `send`. The record and log types themselves live in `borderwatch-model`.
+//! imports those; `send` imports `deadletter`; `digest` imports `send`; `alertmanager`
+//! (the push to `--alertmanager-url`) imports `ctx` and `alert`; `service` imports
+//! `digest`, `send` and `alertmanager`; `template` imports `alert`, which imports none; `test_event` (the API's test POST) imports `attempt` and
+//! `template`. The record and log types themselves live in `borderwatch-model`.
 
+pub mod alert;
+mod alertmanager;
 mod attempt;
 pub mod backoff;
 mod cache;
@@ -27,7 +31,9 @@ pub mod service;
 pub mod silence;
 mod target;
 pub mod template;
+pub mod test_event;
 
 pub use config::NotifyConfig;
-pub use deadletter::{DeadLetter, ReplayReport, replay};
+pub use deadletter::{DeadLetter, ReplayReport, Resent, replay, resend_one};
 pub use service::run;
+pub use test_event::{TestSent, send_test};

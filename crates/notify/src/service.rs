@@ -34,7 +34,7 @@ use crate::digest::Bundle;
 use crate::notice::Notice;
 use crate::record::{Claim, Claimed, DeliveryAttempt, DeliveryRecord, Outcome, Slot, log_attempt};
 use crate::send::{Keepalive, send};
-use crate::{digest, record, silence};
+use crate::{alertmanager, digest, record, silence};
 
 impl NotifyConfig {
     /// How often an event in hand is marked in progress and its claims refreshed.
@@ -191,6 +191,12 @@ async fn process(
     let silenced_by =
         silence::silenced_by(&silences, &event, time::OffsetDateTime::now_utc()).cloned();
     let mut settling = JoinSet::new();
+    if ctx.cfg.alertmanager_url.is_some() {
+        // Alertmanager is told of the event alongside the subscriptions, and the event is
+        // acknowledged only once it took the alert (or the push was given up).
+        let (ctx, event, cancel) = (ctx.clone(), event.clone(), cancel.clone());
+        settling.spawn(async move { Ok(alertmanager::push(&ctx, &event, &cancel).await) });
+    }
     let mut retry: Option<Duration> = None;
     let later = |retry: &mut Option<Duration>, d: Duration| {
         *retry = Some(retry.map_or(d, |r| r.max(d)));

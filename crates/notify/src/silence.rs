@@ -6,12 +6,10 @@ use borderwatch_model::{Silence, SilenceMatchers, SurgeEvent};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Whether every given matcher matches `e` (a silence with none matches nothing).
+/// Whether every matcher matches `e` (`=`, `!=`, `=~`, `!~`; regexes anchored and compiled
+/// when the silence was read). A silence with none matches nothing.
 pub fn matchers_match(m: &SilenceMatchers, e: &SurgeEvent) -> bool {
-    let any = m.source.is_some() || m.country.is_some() || m.category.is_some();
-    any && m.source.as_deref().is_none_or(|s| s == e.source)
-        && m.country.is_none_or(|c| c == e.country)
-        && m.category.as_deref().is_none_or(|c| c == e.category)
+    m.matches(e)
 }
 
 /// Whether `s` is still in force at `now` (an unreadable `until` never is).
@@ -34,7 +32,12 @@ pub fn silenced_by<'a>(
 mod tests {
     use super::*;
     use borderwatch_model::{Country, Period, Severity};
+    use serde_json::{Value, json};
     use time::macros::datetime;
+
+    fn m(v: Value) -> SilenceMatchers {
+        serde_json::from_value(v).unwrap()
+    }
 
     fn event(country: &str, category: &str) -> SurgeEvent {
         SurgeEvent {
@@ -55,6 +58,7 @@ mod tests {
             incident_id: None,
             incident_update: Default::default(),
             story: None,
+            url: None,
         }
     }
 
@@ -73,10 +77,7 @@ mod tests {
     #[test]
     fn a_country_silence_mutes_every_category_of_that_country() {
         let s = [silence(
-            SilenceMatchers {
-                country: Some(Country::parse("PRK").unwrap()),
-                ..Default::default()
-            },
+            m(json!({"country": "PRK"})),
             "2024-11-02T00:00:00Z",
         )];
         assert!(silenced_by(&s, &event("PRK", "study"), NOW).is_some());
@@ -86,12 +87,8 @@ mod tests {
 
     #[test]
     fn a_series_silence_needs_every_matcher() {
-        let m = SilenceMatchers {
-            source: Some("fsb".into()),
-            country: Some(Country::parse("PRK").unwrap()),
-            category: Some("study".into()),
-        };
-        let s = [silence(m, "2024-11-02T00:00:00+03:00")];
+        let all = m(json!({"source": "fsb", "country": "PRK", "category": "study"}));
+        let s = [silence(all, "2024-11-02T00:00:00+03:00")];
         assert!(silenced_by(&s, &event("PRK", "study"), NOW).is_some());
         assert!(silenced_by(&s, &event("PRK", "work"), NOW).is_none());
         let mut other_source = event("PRK", "study");
@@ -101,13 +98,10 @@ mod tests {
 
     #[test]
     fn an_expired_silence_mutes_nothing() {
-        let m = SilenceMatchers {
-            category: Some("study".into()),
-            ..Default::default()
-        };
-        let s = [silence(m.clone(), "2024-11-01T12:00:00Z")];
+        let study = m(json!({"category": "study"}));
+        let s = [silence(study.clone(), "2024-11-01T12:00:00Z")];
         assert!(silenced_by(&s, &event("PRK", "study"), NOW).is_none());
-        let bad = [silence(m, "tomorrow")];
+        let bad = [silence(study, "tomorrow")];
         assert!(silenced_by(&bad, &event("PRK", "study"), NOW).is_none());
     }
 
@@ -115,5 +109,27 @@ mod tests {
     fn a_silence_without_matchers_mutes_nothing() {
         let s = [silence(SilenceMatchers::default(), "2030-01-01T00:00:00Z")];
         assert!(silenced_by(&s, &event("PRK", "study"), NOW).is_none());
+    }
+
+    #[test]
+    fn alertmanager_matchers_mute_by_inequality_and_regex() {
+        let s = [silence(
+            m(json!([
+                {"name": "country", "value": "PRK", "isRegex": false, "isEqual": false},
+                {"name": "category", "value": "study|work", "isRegex": true, "isEqual": true},
+            ])),
+            "2024-11-02T00:00:00Z",
+        )];
+        assert!(silenced_by(&s, &event("CHN", "study"), NOW).is_some());
+        assert!(silenced_by(&s, &event("CHN", "work"), NOW).is_some());
+        assert!(silenced_by(&s, &event("PRK", "study"), NOW).is_none());
+        // Anchored as Alertmanager anchors: `work` does not match `homework`.
+        assert!(silenced_by(&s, &event("CHN", "homework"), NOW).is_none());
+        let not_study = [silence(
+            m(json!(["category!~\"stud.*\""])),
+            "2024-11-02T00:00:00Z",
+        )];
+        assert!(silenced_by(&not_study, &event("PRK", "study"), NOW).is_none());
+        assert!(silenced_by(&not_study, &event("PRK", "work"), NOW).is_some());
     }
 }

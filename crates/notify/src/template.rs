@@ -1,14 +1,20 @@
 //! Payload templates: the body a subscription's webhook receives, chosen by its `format`.
 //! `json` is the surge event (or digest) itself; `slack` and `teams` are incoming-webhook
-//! messages those tools render. Pure functions: notice in, JSON out.
+//! messages those tools render; `alertmanager` is what Alertmanager's webhook receivers take
+//! (`alert.rs`). Every surge carries `url`, its evidence, when the public URL is set, and
+//! the messages link to it ("View the evidence"). Pure functions: notice in, JSON out.
 
 use borderwatch_model::{PayloadFormat, SurgeEvent, thousands, unit_noun};
 use serde_json::{Value, json};
 
+use crate::alert;
 use crate::notice::{Digest, Notice};
 
 /// Slack allows 50 blocks a message; a digest lists at most this many surges.
 const SLACK_MAX_SURGES: usize = 40;
+
+/// What the link to a surge's evidence says.
+const EVIDENCE: &str = "View the evidence";
 
 /// The exact bytes to POST (and sign).
 pub fn render(format: PayloadFormat, notice: &Notice, public_url: Option<&str>) -> Vec<u8> {
@@ -16,21 +22,32 @@ pub fn render(format: PayloadFormat, notice: &Notice, public_url: Option<&str>) 
 }
 
 pub fn render_value(format: PayloadFormat, notice: &Notice, public_url: Option<&str>) -> Value {
-    let link = |e: &SurgeEvent| surge_link(public_url, e);
+    let notice = &linked(notice, public_url);
     match (format, notice) {
         (PayloadFormat::Json, Notice::Surge(e)) => serde_json::to_value(e).unwrap_or_default(),
         (PayloadFormat::Json, Notice::Digest(d)) => serde_json::to_value(d).unwrap_or_default(),
-        (PayloadFormat::Slack, Notice::Surge(e)) => slack_surge(e, link(e).as_deref()),
-        (PayloadFormat::Slack, Notice::Digest(d)) => slack_digest(d, &link),
-        (PayloadFormat::Teams, Notice::Surge(e)) => teams_surge(e, link(e).as_deref()),
-        (PayloadFormat::Teams, Notice::Digest(d)) => teams_digest(d, &link),
+        (PayloadFormat::Slack, Notice::Surge(e)) => slack_surge(e),
+        (PayloadFormat::Slack, Notice::Digest(d)) => slack_digest(d),
+        (PayloadFormat::Teams, Notice::Surge(e)) => teams_surge(e),
+        (PayloadFormat::Teams, Notice::Digest(d)) => teams_digest(d),
+        (PayloadFormat::Alertmanager, n) => alert::webhook(n, public_url),
     }
 }
 
-/// Where a reader can see the surge, when the public URL of the gateway is configured.
-fn surge_link(public_url: Option<&str>, e: &SurgeEvent) -> Option<String> {
-    let base = public_url?.trim().trim_end_matches('/');
-    (!base.is_empty()).then(|| format!("{base}/v1/surges/{}", e.id))
+/// `notice` with every surge's `url` set under the gateway's public URL, when configured:
+/// set at send time (not on the stream), so a dead letter replayed after the URL changed
+/// links where the dashboard is now.
+pub fn linked(notice: &Notice, public_url: Option<&str>) -> Notice {
+    let mut notice = notice.clone();
+    match &mut notice {
+        Notice::Surge(e) => e.link_evidence(public_url),
+        Notice::Digest(d) => {
+            for e in &mut d.surges {
+                e.link_evidence(public_url);
+            }
+        }
+    }
+    notice
 }
 
 fn title(e: &SurgeEvent) -> String {
@@ -70,7 +87,7 @@ fn mrkdwn(text: String) -> Value {
     json!({"type": "mrkdwn", "text": text})
 }
 
-fn slack_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
+fn slack_surge(e: &SurgeEvent) -> Value {
     let mut fields = vec![
         mrkdwn(format!("*Severity*\n{}", e.severity)),
         mrkdwn(format!(
@@ -80,8 +97,8 @@ fn slack_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
         mrkdwn(format!("*Period*\n{}", e.period)),
         mrkdwn(format!("*Value*\n{}", counted(e))),
     ];
-    if let Some(url) = link {
-        fields.push(mrkdwn(format!("*Link*\n<{url}|open in borderwatch>")));
+    if let Some(url) = &e.url {
+        fields.push(mrkdwn(format!("*Evidence*\n<{url}|{EVIDENCE}>")));
     }
     json!({
         "text": format!("{}: {}", title(e), e.explanation),
@@ -121,7 +138,7 @@ fn digest_title(d: &Digest) -> String {
     }
 }
 
-fn slack_digest(d: &Digest, link: &dyn Fn(&SurgeEvent) -> Option<String>) -> Value {
+fn slack_digest(d: &Digest) -> Value {
     let mut blocks =
         vec![json!({"type": "header", "text": {"type": "plain_text", "text": digest_title(d)}})];
     for e in d.surges.iter().take(SLACK_MAX_SURGES) {
@@ -132,8 +149,8 @@ fn slack_digest(d: &Digest, link: &dyn Fn(&SurgeEvent) -> Option<String>) -> Val
             e.period,
             slack_escape(&e.explanation)
         );
-        if let Some(url) = link(e) {
-            text.push_str(&format!(" <{url}|open>"));
+        if let Some(url) = &e.url {
+            text.push_str(&format!(" <{url}|{EVIDENCE}>"));
         }
         blocks.push(json!({"type": "section", "text": mrkdwn(text)}));
     }
@@ -167,7 +184,7 @@ fn teams_message(body: Vec<Value>, actions: Vec<Value>) -> Value {
     })
 }
 
-fn teams_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
+fn teams_surge(e: &SurgeEvent) -> Value {
     let body = vec![
         json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": title(e)}),
         json!({"type": "TextBlock", "wrap": true, "text": e.explanation}),
@@ -180,21 +197,23 @@ fn teams_surge(e: &SurgeEvent, link: Option<&str>) -> Value {
             {"title": "Event", "value": e.id},
         ]}),
     ];
-    let actions = link
-        .map(|url| json!({"type": "Action.OpenUrl", "title": "Open in borderwatch", "url": url}))
+    let actions = e
+        .url
+        .as_ref()
+        .map(|url| json!({"type": "Action.OpenUrl", "title": EVIDENCE, "url": url}))
         .into_iter()
         .collect();
     teams_message(body, actions)
 }
 
-fn teams_digest(d: &Digest, link: &dyn Fn(&SurgeEvent) -> Option<String>) -> Value {
+fn teams_digest(d: &Digest) -> Value {
     let mut body = vec![json!({
         "type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": digest_title(d)
     })];
     for e in &d.surges {
         let mut text = e.explanation.clone();
-        if let Some(url) = link(e) {
-            text.push_str(&format!(" [open]({url})"));
+        if let Some(url) = &e.url {
+            text.push_str(&format!(" [{EVIDENCE}]({url})"));
         }
         body.push(json!({"type": "Container", "separator": true, "items": [
             {"type": "TextBlock", "weight": "Bolder", "wrap": true, "text": title(e)},
@@ -208,6 +227,8 @@ fn teams_digest(d: &Digest, link: &dyn Fn(&SurgeEvent) -> Option<String>) -> Val
 mod tests {
     use super::*;
     use borderwatch_model::{Country, Finding, Period, Severity};
+
+    const URL: &str = "https://bw.example.org/series/fsb/PRK/study?surge=sg-1#chart";
 
     fn event() -> SurgeEvent {
         SurgeEvent {
@@ -235,6 +256,7 @@ mod tests {
             incident_id: None,
             incident_update: Default::default(),
             story: None,
+            url: None,
         }
     }
 
@@ -243,6 +265,40 @@ mod tests {
         let e = event();
         let v = render_value(PayloadFormat::Json, &Notice::Surge(e.clone()), None);
         assert_eq!(v, serde_json::to_value(&e).unwrap());
+        assert!(v.get("url").is_none());
+    }
+
+    #[test]
+    fn json_carries_the_evidence_url_when_the_public_url_is_set() {
+        let e = event();
+        let v = render_value(
+            PayloadFormat::Json,
+            &Notice::Surge(e),
+            Some("https://bw.example.org/"),
+        );
+        assert_eq!(v["url"], URL);
+        let v = render_value(
+            PayloadFormat::Json,
+            &Notice::Digest(digest()),
+            Some("https://bw.example.org"),
+        );
+        assert_eq!(v["surges"][0]["url"], URL);
+        assert_eq!(
+            v["surges"][1]["url"],
+            "https://bw.example.org/series/fsb/PRK/study?surge=sg-2#chart"
+        );
+    }
+
+    #[test]
+    fn alertmanager_format_is_a_webhook_message_linking_the_evidence() {
+        let v = render_value(
+            PayloadFormat::Alertmanager,
+            &Notice::Surge(event()),
+            Some("https://bw.example.org"),
+        );
+        assert_eq!(v["version"], "4");
+        assert_eq!(v["alerts"][0]["generatorURL"], URL);
+        assert_eq!(v["alerts"][0]["labels"]["alertname"], "BorderSurge");
     }
 
     #[test]
@@ -264,7 +320,7 @@ mod tests {
                         {"type": "mrkdwn", "text": "*Series*\nfsb/PRK/study"},
                         {"type": "mrkdwn", "text": "*Period*\n2024-Q3"},
                         {"type": "mrkdwn", "text": "*Value*\n3,765 entries"},
-                        {"type": "mrkdwn", "text": "*Link*\n<https://bw.example.org/v1/surges/sg-1|open in borderwatch>"},
+                        {"type": "mrkdwn", "text": "*Evidence*\n<https://bw.example.org/series/fsb/PRK/study?surge=sg-1#chart|View the evidence>"},
                     ]},
                     {"type": "context", "elements": [
                         {"type": "mrkdwn", "text": "event sg-1 · release rel-1 · detectors: record_high"}
@@ -328,7 +384,7 @@ mod tests {
                                 {"title": "Event", "value": "sg-1"},
                             ]},
                         ],
-                        "actions": [{"type": "Action.OpenUrl", "title": "Open in borderwatch", "url": "https://bw.example.org/v1/surges/sg-1"}],
+                        "actions": [{"type": "Action.OpenUrl", "title": "View the evidence", "url": URL}],
                     },
                 }],
             })
@@ -383,7 +439,7 @@ mod tests {
             card["body"][2],
             json!({"type": "Container", "separator": true, "items": [
                 {"type": "TextBlock", "weight": "Bolder", "wrap": true, "text": "LOW surge: fsb/PRK/study 2024-Q2"},
-                {"type": "TextBlock", "wrap": true, "text": "second [open](https://bw.example.org/v1/surges/sg-2)"},
+                {"type": "TextBlock", "wrap": true, "text": "second [View the evidence](https://bw.example.org/series/fsb/PRK/study?surge=sg-2#chart)"},
             ]})
         );
         assert!(card.get("actions").is_none());

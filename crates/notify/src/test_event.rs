@@ -1,6 +1,6 @@
 //! A test event for one subscription (`POST /v1/subscriptions/{id}/test`): a surge-shaped
 //! example rendered in the subscription's format with `"test": true` added, signed and
-//! POSTed once through the same [`post`] every delivery uses, and logged in the delivery
+//! POSTed once through the same `attempt::post` every delivery uses, and logged in the delivery
 //! log like any attempt. Nothing is recorded as delivered and nothing is retried: the
 //! answer says at once whether the receiver took it.
 

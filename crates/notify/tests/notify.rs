@@ -63,7 +63,7 @@ async fn slack_body_arrives_signed_over_the_exact_bytes() {
     assert_eq!(body["blocks"][0]["type"], "header");
     assert_eq!(
         body["blocks"][2]["fields"][4]["text"],
-        "*Link*\n<https://bw.example.org/v1/surges/sg-slack|open in borderwatch>"
+        "*Evidence*\n<https://bw.example.org/series/fsb/PRK/study?surge=sg-slack#chart|View the evidence>"
     );
     s.stop().await;
 }

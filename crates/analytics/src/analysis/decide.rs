@@ -195,6 +195,7 @@ pub fn fall_event(
         incident_id: None,
         incident_update: Default::default(),
         story: None,
+        url: None,
     })
 }
 
@@ -245,6 +246,7 @@ pub fn surge_event(
         incident_id: None,
         incident_update: Default::default(),
         story: None,
+        url: None,
     })
 }
 

@@ -1,12 +1,14 @@
 //! The delivery log: `GET /v1/subscriptions/{id}/deliveries`, every webhook attempt notify
-//! made for a subscription (newest first), read from `BW_ATTEMPTS`.
+//! made for a subscription (newest first), read from `BW_ATTEMPTS`; and its dead letters
+//! (`BW_DEADLETTER`), listed and resent one at a time with notify's own resend (the one
+//! `borderwatch notify replay` uses).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use borderwatch_bus::names;
 use futures::StreamExt;
@@ -14,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, OpenApi};
 
-use super::schema;
+use super::{notify_config, schema, subscriptions};
 use crate::error::ApiError;
 use crate::page::{self, ApiQuery};
 use crate::state::AppState;
@@ -22,8 +24,15 @@ use crate::state::AppState;
 /// The delivery log's part of the OpenAPI document.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    paths(list_deliveries),
-    components(schemas(doc::DeliveryList, doc::DeliveryAttempt, doc::Outcome))
+    paths(list_deliveries, list_dead_letters, redeliver),
+    components(schemas(
+        doc::DeliveryList,
+        doc::DeliveryAttempt,
+        doc::Outcome,
+        doc::DeadLetter,
+        doc::DeadLetterList,
+        doc::Redelivery,
+    ))
 )]
 pub(crate) struct DeliveriesApi;
 
@@ -143,9 +152,111 @@ fn drop_answer_text(attempt: &mut Value) {
     }
 }
 
+/// The dead letters of a subscription: notices given up on after every retry, oldest first,
+/// each once, with when a resend delivered it. With an API token, reading them needs it.
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/dead-letters", tag = "subscriptions",
+    params(("id" = String, Path, description = "the subscription id (`sub-…`)")),
+    responses(
+        (status = 200, description = "the subscription's dead letters", body = doc::DeadLetterList),
+        (status = 401, description = "the gateway has an API token and it is missing or wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such subscription", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn list_dead_letters(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    subscriptions::load(&state, &id).await?;
+    let read = borderwatch_notify::deadletter::list(&state.bus, &id);
+    let listed = tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "reading the dead letters took too long: try again",
+            )
+        })??;
+    let dead: Vec<Value> = listed.iter().map(dead_letter_json).collect();
+    Ok(Json(json!({ "subscription": id, "dead_letters": dead })))
+}
+
+fn dead_letter_json(l: &borderwatch_notify::deadletter::Listed) -> Value {
+    let d = &l.dead;
+    let kind = match &d.notice {
+        borderwatch_notify::notice::Notice::Surge(_) => "surge",
+        borderwatch_notify::notice::Notice::Digest(_) => "digest",
+    };
+    json!({
+        "event_id": d.event_id,
+        "kind": kind,
+        "attempts": d.attempts,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "failed_at": d.failed_at,
+        "redelivered_at": l.redelivered_at,
+    })
+}
+
+/// Resend one dead letter now, once, as `borderwatch notify replay` does: signed as every
+/// delivery is, logged in the delivery log; taken, it is marked done and its delivery
+/// record says delivered. A dead letter a resend already delivered is not sent again (409).
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/dead-letters/{event}/redeliver", tag = "subscriptions",
+    params(
+        ("id" = String, Path, description = "the subscription id (`sub-…`)"),
+        ("event" = String, Path, description = "the dead letter's event id"),
+    ),
+    responses(
+        (status = 200, description = "sent once: `outcome` delivered (2xx) or failed (still dead; try again later)", body = doc::Redelivery),
+        (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such subscription, or no such dead letter of it", body = schema::ErrorBody),
+        (status = 409, description = "a resend already delivered it", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn redeliver(
+    State(state): State<AppState>,
+    Path((id, event)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    subscriptions::load(&state, &id).await?;
+    let listed = borderwatch_notify::deadletter::list(&state.bus, &id).await?;
+    let Some(dl) = listed.into_iter().find(|l| l.dead.event_id == event) else {
+        return Err(ApiError::not_found(format!(
+            "subscription {id} has no dead letter {event}"
+        )));
+    };
+    let cfg = notify_config(&state.cfg);
+    let resent = borderwatch_notify::resend_one(state.bus.clone(), cfg, &dl.dead).await?;
+    use borderwatch_notify::Resent;
+    let (outcome, attempt, status, error) = match resent {
+        Resent::Delivered { attempt, status } => ("delivered", attempt, status, None),
+        Resent::Failed {
+            attempt,
+            status,
+            error,
+        } => ("failed", attempt, status, Some(error)),
+        Resent::AlreadyDone(at) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_redelivered",
+                format!("dead letter {event} was resent and delivered at {at}"),
+            ));
+        }
+        Resent::Orphaned => return Err(ApiError::not_found(format!("no subscription {id}"))),
+    };
+    tracing::info!(subscription = %id, event = %event, outcome, "dead letter redelivered over the API");
+    Ok(Json(json!({
+        "subscription": id,
+        "event_id": event,
+        "outcome": outcome,
+        "attempt": attempt,
+        "status": status,
+        "error": error,
+    })))
+}
+
 /// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the
 /// document only.
-mod doc {
+pub(crate) mod doc {
     use utoipa::ToSchema;
 
     #[derive(ToSchema)]
@@ -172,6 +283,45 @@ mod doc {
         latency_ms: Option<u64>,
         /// What went wrong, briefly: `HTTP 503 Service Unavailable`, a network error, or
         /// `refused: …` for a target that is not a public address. Never the answer's body.
+        error: Option<String>,
+    }
+
+    /// A notice given up on after every retry.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct DeadLetter {
+        event_id: String,
+        /// `surge` (one surge) or `digest` (a digest, summary, story or top-N message).
+        #[schema(pattern = "^(surge|digest)$")]
+        kind: String,
+        attempts: u32,
+        last_status: Option<u16>,
+        /// What the last attempt said, briefly (never the receiver's answer).
+        last_error: String,
+        failed_at: String,
+        /// When a resend delivered it; null while it is still dead.
+        redelivered_at: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct DeadLetterList {
+        subscription: String,
+        dead_letters: Vec<DeadLetter>,
+    }
+
+    /// What one resend of a dead letter did.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct Redelivery {
+        subscription: String,
+        event_id: String,
+        /// `delivered` or `failed`.
+        #[schema(pattern = "^(delivered|failed)$")]
+        outcome: String,
+        /// This attempt's number (the dead letter's attempts plus one).
+        attempt: u32,
+        status: Option<u16>,
         error: Option<String>,
     }
 

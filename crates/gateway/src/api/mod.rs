@@ -7,6 +7,7 @@ pub(crate) mod deliveries;
 pub(crate) mod health;
 pub(crate) mod incidents;
 pub(crate) mod ingest;
+pub(crate) mod releases;
 pub(crate) mod schema;
 pub(crate) mod series;
 pub(crate) mod silences;
@@ -17,6 +18,7 @@ use axum::body::Bytes;
 use borderwatch_bus::Bus;
 use borderwatch_model::Country;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
@@ -87,9 +89,115 @@ pub(crate) async fn key_page(
     Ok((out, next))
 }
 
+/// Applies a JSON merge patch (RFC 7396) to `target`: members of `patch` replace those of
+/// `target`, objects merge member by member, and `null` removes a member.
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(members) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in members {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// A `PATCH` body: a JSON object (a merge patch of a whole resource; anything else would
+/// replace it). `fixed` are the members an edit keeps (the id, the creation time): the patch
+/// may repeat them unchanged, not change them. Returns the patch without them.
+pub(crate) fn read_patch(
+    body: &[u8],
+    what: &str,
+    stored: &Value,
+    fixed: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid {what} patch: {e}")))?;
+    let Value::Object(mut patch) = patch else {
+        return Err(ApiError::bad_request(format!(
+            "a {what} patch is a JSON object of the members to change (a JSON merge patch, RFC 7396)"
+        )));
+    };
+    for key in fixed {
+        if let Some(v) = patch.remove(*key)
+            && stored.get(*key) != Some(&v)
+        {
+            return Err(ApiError::bad_request(format!(
+                "`{key}` cannot change: an edit keeps the {what}'s {key}"
+            )));
+        }
+    }
+    Ok(patch)
+}
+
+/// The notify settings with which the gateway itself POSTs (a subscription's test event, a
+/// dead letter's redelivery): its own target rule and public URL, notify's defaults else.
+pub(crate) fn notify_config(
+    cfg: &crate::config::GatewayConfig,
+) -> borderwatch_notify::NotifyConfig {
+    borderwatch_notify::NotifyConfig {
+        allow_private_targets: cfg.webhook_allow_private,
+        public_url: cfg.public_url.clone(),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        // The examples of RFC 7396, appendix A (a few).
+        for (target, patch, want) in [
+            (
+                serde_json::json!({"a": "b"}),
+                serde_json::json!({"a": "c"}),
+                serde_json::json!({"a": "c"}),
+            ),
+            (
+                serde_json::json!({"a": "b"}),
+                serde_json::json!({"a": null}),
+                serde_json::json!({}),
+            ),
+            (
+                serde_json::json!({"a": {"b": "c"}}),
+                serde_json::json!({"a": {"b": "d", "c": null}}),
+                serde_json::json!({"a": {"b": "d"}}),
+            ),
+            (
+                serde_json::json!({"a": [{"b": "c"}]}),
+                serde_json::json!({"a": [1]}),
+                serde_json::json!({"a": [1]}),
+            ),
+            (
+                serde_json::json!({"e": null}),
+                serde_json::json!({"a": 1}),
+                serde_json::json!({"e": null, "a": 1}),
+            ),
+            (
+                serde_json::json!({}),
+                serde_json::json!({"a": {"bb": {"ccc": null}}}),
+                serde_json::json!({"a": {"bb": {}}}),
+            ),
+        ] {
+            let mut t = target.clone();
+            merge_patch(&mut t, &patch);
+            assert_eq!(t, want, "{target} + {patch}");
+        }
+        let stored = serde_json::json!({"id": "sub-1", "x": 1});
+        assert!(read_patch(br#"{"id": "sub-1", "x": 2}"#, "s", &stored, &["id"]).is_ok());
+        assert!(read_patch(br#"{"id": "sub-2"}"#, "s", &stored, &["id"]).is_err());
+        assert!(read_patch(b"[1]", "s", &stored, &["id"]).is_err());
+    }
 
     #[test]
     fn series_filter_matches_each_part_of_the_key() {

@@ -98,6 +98,11 @@ pub(crate) struct SurgeEvent {
     /// The story of its release it belongs to (surges that share a cause, told once).
     #[schema(required = false)]
     story: Option<StoryRef>,
+    /// The evidence: the dashboard page of its series with this surge marked on the chart
+    /// (`<public URL>/series/{source}/{country}/{category}?surge={id}#chart`). Present when
+    /// the gateway knows its public URL (`--public-url`; `up` defaults to its own address).
+    #[schema(required = false)]
+    url: Option<String>,
 }
 
 /// Surges of one release that share a cause.

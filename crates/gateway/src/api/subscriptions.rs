@@ -1,6 +1,7 @@
 //! Subscriptions: `POST /v1/subscriptions` (a webhook and its filter), `GET` (the list,
-//! without secrets) and `DELETE /v1/subscriptions/{id}`, kept in the `bw_subscriptions`
-//! bucket that notify reads.
+//! without secrets), `GET`, `PATCH` (a JSON merge patch) and `DELETE
+//! /v1/subscriptions/{id}`, kept in the `bw_subscriptions` bucket that notify reads; and
+//! `POST /v1/subscriptions/{id}/test`, a signed test event sent through notify's POST.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -19,7 +20,7 @@ use serde_json::json;
 use tracing::info;
 use utoipa::OpenApi;
 
-use super::{KeyPageParams, key_page, schema};
+use super::{KeyPageParams, key_page, merge_patch, notify_config, read_patch, schema};
 use crate::error::ApiError;
 use crate::page::{self, ApiQuery};
 use crate::state::AppState;
@@ -28,7 +29,14 @@ use crate::state::AppState;
 /// [`super::deliveries`]).
 #[derive(Debug, OpenApi)]
 #[openapi(
-    paths(create_subscription, list_subscriptions, delete_subscription),
+    paths(
+        create_subscription,
+        list_subscriptions,
+        get_subscription,
+        patch_subscription,
+        delete_subscription,
+        test_subscription
+    ),
     components(schemas(
         doc::SubscriptionRequest,
         doc::SubscriptionFilter,
@@ -39,6 +47,9 @@ use crate::state::AppState;
         doc::HistoryDelivery,
         doc::Subscription,
         doc::SubscriptionList,
+        doc::SubscriptionPatch,
+        doc::WebhookPatch,
+        doc::TestResult,
         schema::Token,
     ))
 )]
@@ -170,9 +181,22 @@ pub(crate) async fn create_subscription(
 ) -> Result<(StatusCode, Json<Subscription>), ApiError> {
     let req: SubscriptionRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid subscription: {e}")))?;
+    validate(&req)?;
+    check_target(&req.webhook.url, state.cfg.webhook_allow_private).await?;
+    let sub = req.into_subscription(
+        format!("sub-{}", uuid::Uuid::new_v4().simple()),
+        now_rfc3339(),
+    );
+    store(&state, &sub).await?;
+    info!(subscription = %sub.id, "subscription created");
+    Ok((StatusCode::CREATED, Json(sub.redacted())))
+}
+
+/// Everything but the webhook's target that a subscription must satisfy, on create and on
+/// edit alike.
+fn validate(req: &SubscriptionRequest) -> Result<(), ApiError> {
     validate_webhook(&req.webhook)?;
     validate_filter(&req.filter)?;
-    check_target(&req.webhook.url, state.cfg.webhook_allow_private).await?;
     if let Some(d) = &req.digest
         && d.group_wait_secs > MAX_GROUP_WAIT_SECS
     {
@@ -186,28 +210,161 @@ pub(crate) async fn create_subscription(
             "max_per_release is 0: at least 1, or leave it out for every surge",
         ));
     }
-    let sub = Subscription {
-        id: format!("sub-{}", uuid::Uuid::new_v4().simple()),
-        filter: req.filter,
-        webhook: req.webhook,
-        created_at: now_rfc3339(),
-        format: req.format,
-        digest: req.digest,
-        history: req.history,
-        max_per_release: req.max_per_release,
-        resolved: req.resolved,
-        falls: req.falls,
-    };
+    Ok(())
+}
+
+impl SubscriptionRequest {
+    fn into_subscription(self, id: String, created_at: String) -> Subscription {
+        Subscription {
+            id,
+            filter: self.filter,
+            webhook: self.webhook,
+            created_at,
+            format: self.format,
+            digest: self.digest,
+            history: self.history,
+            max_per_release: self.max_per_release,
+            resolved: self.resolved,
+            falls: self.falls,
+        }
+    }
+}
+
+async fn store(state: &AppState, sub: &Subscription) -> Result<(), ApiError> {
     state
         .bus
         .kv_put(
             names::SUBSCRIPTIONS_BUCKET,
             &sub.id,
-            serde_json::to_vec(&sub).unwrap_or_default().into(),
+            serde_json::to_vec(sub).unwrap_or_default().into(),
         )
         .await?;
-    info!(subscription = %sub.id, "subscription created");
-    Ok((StatusCode::CREATED, Json(sub.redacted())))
+    Ok(())
+}
+
+/// The stored subscription `id`, secret included (for the gateway's own use only).
+pub(crate) async fn load(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
+    let missing = || ApiError::not_found(format!("no subscription {id}"));
+    if !borderwatch_bus::valid_key(id) {
+        return Err(missing());
+    }
+    let raw = state
+        .bus
+        .kv_get(names::SUBSCRIPTIONS_BUCKET, id)
+        .await?
+        .ok_or_else(missing)?;
+    serde_json::from_slice(&raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("subscription {id} is stored in a form this gateway cannot read: {e}"),
+        )
+    })
+}
+
+/// One subscription, without its secret and with its URL masked. With an API token,
+/// reading it needs it (the read token is not enough).
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "the subscription id (`sub-…`)")),
+    responses(
+        (status = 200, description = "the subscription, without its secret and with its URL masked", body = doc::Subscription),
+        (status = 401, description = "the gateway has an API token and it is missing or wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such subscription", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn get_subscription(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Subscription>, ApiError> {
+    Ok(Json(load(&state, &id).await?.redacted()))
+}
+
+/// Edit a subscription with a JSON merge patch (RFC 7396: the members given replace the
+/// stored ones, `null` removes one): it keeps its id, and the result is checked as a new
+/// subscription is, the webhook's target included when its URL changes. The secret stays
+/// unless the patch gives `webhook.secret`; a URL sent back as reads show it (masked) keeps
+/// the stored one.
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "the subscription id (`sub-…`)")),
+    request_body(content = doc::SubscriptionPatch, description = "a JSON merge patch (RFC 7396) of the subscription; `application/json` is taken too", content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "the edited subscription, without its secret and with its URL masked", body = doc::Subscription),
+        (status = 400, description = "the patch, or the subscription it makes, is wrong: the message names the field", body = schema::ErrorBody),
+        (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such subscription", body = schema::ErrorBody),
+        (status = 422, description = "the new webhook's host is, or resolves to, a non-public address (allowed only with --webhook-allow-private)", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn patch_subscription(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Subscription>, ApiError> {
+    let stored = load(&state, &id).await?;
+    let mut current = serde_json::to_value(&stored).unwrap_or_default();
+    let mut patch = read_patch(&body, "subscription", &current, &["id", "created_at"])?;
+    keep_masked_url(&mut patch, &stored.webhook.url);
+    if let Some(o) = current.as_object_mut() {
+        o.remove("id");
+        o.remove("created_at");
+    }
+    merge_patch(&mut current, &serde_json::Value::Object(patch));
+    let req: SubscriptionRequest = serde_json::from_value(current)
+        .map_err(|e| ApiError::bad_request(format!("invalid subscription: {e}")))?;
+    validate(&req)?;
+    if req.webhook.url != stored.webhook.url {
+        check_target(&req.webhook.url, state.cfg.webhook_allow_private).await?;
+    }
+    let sub = req.into_subscription(stored.id, stored.created_at);
+    store(&state, &sub).await?;
+    info!(subscription = %sub.id, "subscription edited");
+    Ok(Json(sub.redacted()))
+}
+
+/// A patch that sends back the masked URL a read showed (`https://host/…`) means "no
+/// change", not "post to that literal URL": drop it from the patch.
+fn keep_masked_url(patch: &mut serde_json::Map<String, serde_json::Value>, stored_url: &str) {
+    let masked = borderwatch_model::mask_webhook_url(stored_url);
+    if masked == stored_url {
+        return;
+    }
+    if let Some(serde_json::Value::Object(w)) = patch.get_mut("webhook")
+        && w.get("url").and_then(|u| u.as_str()) == Some(masked.as_str())
+    {
+        w.remove("url");
+    }
+}
+
+/// Send the subscription a signed test event now: a surge-shaped example in its format with
+/// `"test": true`, POSTed once as every delivery is (the same signature headers) and logged
+/// in its delivery log. Not retried: the answer says what the receiver did.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/test", tag = "subscriptions",
+    params(("id" = String, Path, description = "the subscription id (`sub-…`)")),
+    responses(
+        (status = 202, description = "the test event was sent once: its event id and what the receiver answered (`outcome` delivered on a 2xx, failed otherwise)", body = doc::TestResult),
+        (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
+        (status = 404, description = "no such subscription", body = schema::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn test_subscription(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let sub = load(&state, &id).await?;
+    let sent =
+        borderwatch_notify::send_test(state.bus.clone(), notify_config(&state.cfg), &sub).await?;
+    info!(subscription = %sub.id, event = %sent.event_id, outcome = ?sent.outcome, "test event sent");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "subscription": sub.id,
+            "event_id": sent.event_id,
+            "outcome": sent.outcome,
+            "status": sent.status,
+            "error": sent.error,
+            "latency_ms": sent.latency_ms,
+        })),
+    ))
 }
 
 /// Subscriptions in id order, without their secrets and with their URLs masked to scheme,
@@ -318,6 +475,7 @@ mod doc {
         Json,
         Slack,
         Teams,
+        Alertmanager,
     }
 
     /// One message per release instead of one per surge.
@@ -382,6 +540,56 @@ mod doc {
         max_per_release: Option<u32>,
         resolved: bool,
         falls: bool,
+    }
+
+    /// A JSON merge patch (RFC 7396) of a subscription: the members to change, `null` to
+    /// remove one (`digest`, `max_per_release`). `id` and `created_at` cannot change.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct SubscriptionPatch {
+        #[schema(required = false)]
+        filter: SubscriptionFilter,
+        #[schema(required = false)]
+        webhook: WebhookPatch,
+        #[schema(required = false)]
+        format: PayloadFormat,
+        #[schema(required = false)]
+        digest: Option<DigestSpec>,
+        #[schema(required = false)]
+        history: HistoryDelivery,
+        #[schema(required = false, minimum = 1)]
+        max_per_release: Option<u32>,
+        #[schema(required = false)]
+        resolved: bool,
+        #[schema(required = false)]
+        falls: bool,
+    }
+
+    /// The webhook members to change: a new URL (checked as on create; the masked URL a
+    /// read shows keeps the stored one) and/or a new secret.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct WebhookPatch {
+        #[schema(required = false, pattern = "^https?://[^/?#]+")]
+        url: String,
+        #[schema(required = false, min_length = 1, pattern = "\\S")]
+        secret: String,
+    }
+
+    /// What the one POST of a test event did.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) struct TestResult {
+        subscription: String,
+        /// `test-…`: the `X-Borderwatch-Event-Id` the receiver saw, and the attempt's line in
+        /// the delivery log.
+        event_id: String,
+        /// `delivered` (2xx) or `failed`.
+        outcome: crate::api::deliveries::doc::Outcome,
+        status: Option<u16>,
+        /// Why it failed, briefly (never the receiver's answer).
+        error: Option<String>,
+        latency_ms: u64,
     }
 
     #[derive(ToSchema)]

@@ -437,6 +437,7 @@ pub(crate) mod tests {
             incident_id: None,
             incident_update: Default::default(),
             story: None,
+            url: None,
         };
         let surges = vec![
             surge("sg-q3", Period::Quarter(2024, 3), 3765, Severity::Critical),

@@ -526,6 +526,7 @@ mod tests {
                 incident_id: None,
                 incident_update: Default::default(),
                 story: None,
+                url: None,
             }),
         }
     }

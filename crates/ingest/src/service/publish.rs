@@ -485,9 +485,16 @@ impl<'a> Publisher<'a> {
         if self.replay.is_some() {
             return Ok(self.applied);
         }
+        // What the release saw: every figure it stored (or marks again) is at or below this
+        // sequence, so analytics can read the series as they were, however late it gets to
+        // a part (docs/guarantees.md, "No look-ahead").
+        let mut obs_seq = None;
         for (source, state) in std::mem::take(&mut self.sources) {
             if state.changes.is_empty() {
                 continue;
+            }
+            if obs_seq.is_none() {
+                obs_seq = Some(self.bus.last_seq(names::OBS_STREAM).await?);
             }
             // Markers in parts of bounded size: each stays far below NATS's 1 MiB message
             // limit and is a unit of work another analytics replica can take.
@@ -501,6 +508,7 @@ impl<'a> Publisher<'a> {
                     part,
                     parts,
                     changes,
+                    obs_seq,
                 };
                 self.bus
                     .publish(
@@ -800,6 +808,7 @@ mod tests {
                 part: 0,
                 parts: 1,
                 changes: part.clone(),
+                obs_seq: Some(u64::MAX),
             };
             let size = serde_json::to_vec(&marker).unwrap().len();
             assert!(size < 512 * 1024, "{size} bytes");

@@ -108,7 +108,7 @@ impl Server {
 
 /// Uploads one ingest process handles at once. Each holds its file (a request's payload, or
 /// a native file read whole from the store: up to the gateway's upload limit), so this bounds
-/// memory; files are read on at most as many threads as [`super::budget`] allows, and the
+/// memory; files are read on at most as many threads as the `budget` module allows, and the
 /// rest wait their turn there or for their source (`locks.rs`). A request beyond this is
 /// left on the bus, for this process once a slot frees or for another replica.
 pub const MAX_UPLOADS_IN_FLIGHT: usize = 16;

@@ -231,5 +231,6 @@ pub fn surge(id: &str, country: &str, category: &str, period: Period, release: &
         incident_id: None,
         incident_update: Default::default(),
         story: None,
+        url: None,
     }
 }
