@@ -118,10 +118,20 @@ pub fn bh_adjust(p: &[f64], m: usize) -> Vec<f64> {
 /// Which assessments survive Benjamini–Hochberg at rate `fdr` among `tested` tests (at least
 /// the number with a p-value here): adjusted p ≤ fdr. Assessments without a p-value never do.
 pub fn fdr_survivors(assessments: &[Assessment], tested: usize, fdr: f64) -> Vec<bool> {
+    survivors(assessments, tested, fdr, |a| a.p_value)
+}
+
+/// Benjamini–Hochberg at `fdr` over the p-values `p_of` gives, among `tested` tests.
+fn survivors(
+    assessments: &[Assessment],
+    tested: usize,
+    fdr: f64,
+    p_of: impl Fn(&Assessment) -> Option<f64>,
+) -> Vec<bool> {
     let with_p: Vec<(usize, f64)> = assessments
         .iter()
         .enumerate()
-        .filter_map(|(i, a)| a.p_value.map(|p| (i, p)))
+        .filter_map(|(i, a)| p_of(a).map(|p| (i, p)))
         .collect();
     let p: Vec<f64> = with_p.iter().map(|&(_, p)| p).collect();
     let adjusted = bh_adjust(&p, tested);
@@ -145,18 +155,7 @@ pub fn tested_falls(assessments: &[Assessment]) -> usize {
 /// [`fdr_survivors`] for falls: Benjamini–Hochberg over the fall p-values, a family of
 /// their own, so that testing for falls costs surges nothing.
 pub fn fall_survivors(assessments: &[Assessment], tested: usize, fdr: f64) -> Vec<bool> {
-    let with_p: Vec<(usize, f64)> = assessments
-        .iter()
-        .enumerate()
-        .filter_map(|(i, a)| a.fall_p.map(|p| (i, p)))
-        .collect();
-    let p: Vec<f64> = with_p.iter().map(|&(_, p)| p).collect();
-    let adjusted = bh_adjust(&p, tested);
-    let mut out = vec![false; assessments.len()];
-    for (&(i, _), q) in with_p.iter().zip(adjusted) {
-        out[i] = q <= fdr;
-    }
-    out
+    survivors(assessments, tested, fdr, |a| a.fall_p)
 }
 
 /// The fall event of one assessment: when its `fall` finding survived the falls' BH
