@@ -29,9 +29,10 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 BASE="http://127.0.0.1:$PORT"
 # The rate limit is off: the fuzzer is one client sending as fast as it can.
 # Private webhook targets are allowed so that the gateway resolves none of the fuzzer's host
-# names (no query leaves the machine).
+# names (no query leaves the machine), and notify does not run, so that no webhook of a
+# subscription the fuzzer makes is ever called.
 BORDERWATCH_WEBHOOK_ALLOW_PRIVATE=1 \
-"$BIN" up --demo --data "$WORK/data" --http "127.0.0.1:$PORT" --rate-limit 0 \
+"$BIN" up --demo --without-notify --data "$WORK/data" --http "127.0.0.1:$PORT" --rate-limit 0 \
   >"$WORK/up.log" 2>&1 &
 UP_PID=$!
 cleanup() {

@@ -116,7 +116,10 @@ fn up_options(
         http: args.http,
         gateway,
         stream_replicas: args.stream_replicas,
-        roles: ALL_ROLES.to_vec(),
+        roles: ALL_ROLES
+            .into_iter()
+            .filter(|r| !(args.without_notify && *r == Role::Notify))
+            .collect(),
         health: None,
         startup_timeout: roles::DEFAULT_STARTUP_TIMEOUT,
         notify,
@@ -345,6 +348,20 @@ mod tests {
         let opts = up_options(a, &Settings::default(), &Given::default()).unwrap();
         assert_eq!(opts.gateway.max_body_bytes, 1000);
         assert_eq!(opts.gateway.api_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn up_without_notify_runs_every_other_role() {
+        let Command::Up(a) = parse(&["borderwatch", "up", "--without-notify"]) else {
+            panic!("not up")
+        };
+        let opts = up_options(a, &Settings::default(), &Given::default()).unwrap();
+        assert_eq!(opts.roles, [Role::Ingest, Role::Analytics, Role::Gateway]);
+        let Command::Up(a) = parse(&["borderwatch", "up"]) else {
+            panic!("not up")
+        };
+        let opts = up_options(a, &Settings::default(), &Given::default()).unwrap();
+        assert_eq!(opts.roles, ALL_ROLES);
     }
 
     #[test]

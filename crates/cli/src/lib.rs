@@ -394,6 +394,10 @@ pub struct UpArgs {
     /// Ingest the demo data at start and print the surges it holds.
     #[arg(long, env = "BORDERWATCH_DEMO")]
     pub demo: bool,
+    /// Run every role but notify: nothing is sent to any webhook (the API fuzzing run uses it,
+    /// so that no subscription the fuzzer makes is ever called).
+    #[arg(long)]
+    pub without_notify: bool,
     /// Bearer token required for requests that change state.
     #[arg(long, env = "BORDERWATCH_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
