@@ -396,7 +396,7 @@ pub struct UpArgs {
     pub demo: bool,
     /// Run every role but notify: nothing is sent to any webhook (the API fuzzing run uses it,
     /// so that no subscription the fuzzer makes is ever called).
-    #[arg(long)]
+    #[arg(long, env = "BORDERWATCH_WITHOUT_NOTIFY")]
     pub without_notify: bool,
     /// Bearer token required for requests that change state.
     #[arg(long, env = "BORDERWATCH_API_TOKEN", hide_env_values = true)]
