@@ -344,7 +344,10 @@ pub fn advance(
                 };
                 open.last = period;
                 open.last_value = a.value;
-                open.peak_value = open.peak_value.max(a.value);
+                open.peak_value = match direction {
+                    Direction::Rise => open.peak_value.max(a.value),
+                    Direction::Fall => open.peak_value.min(a.value),
+                };
                 open.surges.push(a.surge(update));
                 open.peak_severity = open.peak_severity.max(a.severity);
                 open.peak_score = open.peak_score.max(a.score);
@@ -461,6 +464,29 @@ mod tests {
         assert_eq!(rise.closed.len(), 1, "the rise ends when the series drops");
         assert_eq!(incidents[1].direction, Direction::Fall);
         assert!(incidents[1].is_open());
+    }
+
+    #[test]
+    fn a_fall_reports_its_trough_and_a_surge_its_peak() {
+        let evaluated = qs(&["2021-Q1", "2021-Q2", "2021-Q3"]);
+        let values = [("2021-Q1", 300), ("2021-Q2", 120), ("2021-Q3", 200)];
+        let alarms: Vec<Alarm> = values
+            .iter()
+            .map(|&(p, value)| Alarm {
+                value,
+                ..alarm(p, Severity::High, true)
+            })
+            .collect();
+        let mut falls = Vec::new();
+        let down = Verdicts {
+            direction: Direction::Fall,
+            ..rises(&evaluated, &alarms)
+        };
+        advance(&mut falls, &key(), down, "f");
+        assert_eq!(falls[0].peak_value, 120, "a fall's extreme is its lowest figure");
+        let mut surges = Vec::new();
+        advance(&mut surges, &key(), rises(&evaluated, &alarms), "f");
+        assert_eq!(surges[0].peak_value, 300);
     }
 
     fn key() -> SeriesKey {

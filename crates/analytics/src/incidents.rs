@@ -193,8 +193,9 @@ fn closing(
             ),
             Direction::Fall => format!(
                 "{subject} in {period}: back inside the expected range; the fall that began in \
-                 {} is over",
-                incident.opened
+                 {} (lowest {}) is over",
+                incident.opened,
+                thousands(incident.peak_value)
             ),
         },
         findings: Vec::new(),

@@ -20,6 +20,8 @@ pub struct Incident {
     /// The latest alarming period so far.
     pub last: Period,
     pub last_value: u64,
+    /// The most extreme figure of its alarming periods: the highest of a surge, the lowest
+    /// (the trough) of a fall.
     pub peak_value: u64,
     /// The first period back inside the band; `None` while the incident is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
