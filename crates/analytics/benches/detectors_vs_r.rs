@@ -7,18 +7,20 @@
 //! (`BENCH_SERIES`: series per setting for borderwatch, default 2,000; `BENCH_R_SERIES`: the
 //! first that many of them also go to R, default 60). R's rate is reported twice: inside the
 //! detector calls only (proc.time around each call, in parity.R) and for the whole Rscript
-//! process (start-up, package loading and CSV I/O included). Results are kept in BENCHMARKS.md.
+//! process (start-up, package loading and CSV I/O included). `BENCH_SETTINGS` (a comma list of
+//! substrings, e.g. `nbplugin`) runs only the settings whose names contain one of them, for
+//! profiling. Results are kept in BENCHMARKS.md.
 
 #[path = "../parity/harness.rs"]
 mod harness;
 
 use std::time::Instant;
 
-use borderwatch_analytics::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
+use borderwatch_analytics::surveillance::ears::{ears_c, EarsConfig, EarsMethod};
 use borderwatch_analytics::surveillance::farrington::{
-    FarringtonConfig, ThresholdMethod, farrington_flexible,
+    farrington_flexible, FarringtonConfig, ThresholdMethod,
 };
-use harness::{Method, Series, Setting, Tally, compare, parity_series, run_r, run_rust};
+use harness::{compare, parity_series, run_r, run_rust, Method, Series, Setting, Tally};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -140,8 +142,13 @@ fn main() {
         setting("quarterly_40_ears", 4, ears()),
         setting("monthly_72_ears", 12, ears()),
     ];
+    let only = std::env::var("BENCH_SETTINGS").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|s| name.contains(s.trim()));
     let mut rows = Vec::new();
     for (i, setting) in settings.iter().enumerate() {
+        if !wanted(&setting.name) {
+            continue;
+        }
         let series = parity_series(setting, per_setting, 7 + i as u64);
         let sample = &series[..r_per_setting];
         // One R process per setting, so that its start-up belongs to this row alone.
