@@ -274,18 +274,48 @@ fn deviance(y: &[f64], mu: &[f64], weights: &[f64]) -> f64 {
         .sum()
 }
 
-/// eta = X coef, X column-major n x p.
-/// Each element is `(0..p).map(|j| x[i, j] * coef[j]).sum()`, accumulated column by column
-/// (the same additions in the same order, from the same starting value as `Iterator::sum`).
-fn x_times(x: &[f64], n: usize, p: usize, coef: &[f64], eta: &mut [f64]) {
+/// eta = X coef (X column-major n x p; each element summed over the columns in order from
+/// the starting value of `Iterator::sum`), mu = linkinv(eta) and the deviance at mu, in one
+/// pass over the rows; returns the deviance and whether every mu is
+/// finite. The deviance only decides convergence and step halving, so its log term is taken
+/// as log(y) - eta (`log_y` holds log(y) for y > 0) instead of log(y / mu): the same number
+/// to a few ulps, one logarithm per row and iteration fewer. Where mu is clamped at
+/// `f64::EPSILON`, log(mu) itself is used.
+#[allow(clippy::too_many_arguments)]
+fn eta_mu_deviance(
+    x: &[f64],
+    n: usize,
+    p: usize,
+    coef: &[f64],
+    y: &[f64],
+    log_y: &[f64],
+    weights: &[f64],
+    eta: &mut [f64],
+    mu: &mut [f64],
+) -> (f64, bool) {
     let zero: f64 = std::iter::empty::<f64>().sum();
-    let eta = &mut eta[..n];
-    eta.fill(zero);
-    for (col, &c) in x.chunks_exact(n.max(1)).take(p).zip(coef) {
-        for (e, &v) in eta.iter_mut().zip(col) {
-            *e += v * c;
+    let mut dev = zero;
+    let mut finite = true;
+    let coef = &coef[..p];
+    for i in 0..n {
+        let mut e = zero;
+        for (j, &c) in coef.iter().enumerate() {
+            e += x[j * n + i] * c;
         }
+        eta[i] = e;
+        let ex = e.exp();
+        let m = ex.max(f64::EPSILON);
+        mu[i] = m;
+        finite &= m.is_finite();
+        let (yi, wi) = (y[i], weights[i]);
+        dev += if yi > 0.0 {
+            let log_mu = if m == ex { e } else { m.ln() };
+            2.0 * wi * (yi * (log_y[i] - log_mu) - (yi - m))
+        } else {
+            2.0 * m * wi
+        };
     }
+    (dev, finite)
 }
 
 /// Buffers of one IRLS fit, reused from fit to fit so that fitting allocates nothing once
@@ -310,6 +340,8 @@ pub(crate) struct Workspace {
     work1: Vec<f64>,
     work2: Vec<f64>,
     pivot: Vec<usize>,
+    /// Column sums of the QR (norms, dot products), see [`column_sums`].
+    dots: Vec<f64>,
     coef: Vec<f64>,
     start: Vec<f64>,
     coefold: Vec<f64>,
@@ -321,6 +353,8 @@ pub(crate) struct Workspace {
     init_eta: Vec<f64>,
     init_mu: Vec<f64>,
     init_terms: Vec<f64>,
+    /// log(y) of that response where y > 0 (0 elsewhere), for [`eta_mu_deviance`].
+    init_log_y: Vec<f64>,
 }
 
 impl Workspace {
@@ -391,6 +425,9 @@ impl Workspace {
                         0.0
                     }
                 }));
+            self.init_log_y.clear();
+            self.init_log_y
+                .extend(y.iter().map(|&v| if v > 0.0 { v.ln() } else { 0.0 }));
         }
         self.eta.clear();
         self.eta.extend_from_slice(&self.init_eta);
@@ -472,6 +509,7 @@ impl Workspace {
                 &mut self.work1,
                 &mut self.work2,
                 &mut self.pivot,
+                &mut self.dots,
             );
             if ng < rank {
                 return Err(GlmError::TooFewObservations {
@@ -495,17 +533,23 @@ impl Workspace {
                 break;
             }
             self.start.copy_from_slice(&self.coef);
-            x_times(x, n, p, &self.start, &mut self.eta);
-            for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
-                *m = linkinv(e);
-            }
-            let mut dev = deviance(y, &self.mu, &self.weights);
-            if !dev.is_finite() || self.mu.iter().any(|m| !m.is_finite()) {
+            let (mut dev, mut mu_finite) = eta_mu_deviance(
+                x,
+                n,
+                p,
+                &self.start,
+                y,
+                &self.init_log_y,
+                &self.weights,
+                &mut self.eta,
+                &mut self.mu,
+            );
+            if !dev.is_finite() || !mu_finite {
                 if !have_coefold {
                     return Err(GlmError::NonFiniteDeviance);
                 }
                 let mut ii = 1;
-                while !dev.is_finite() || self.mu.iter().any(|m| !m.is_finite()) {
+                while !dev.is_finite() || !mu_finite {
                     if ii > maxit {
                         return Err(GlmError::NonFiniteDeviance);
                     }
@@ -513,11 +557,17 @@ impl Workspace {
                     for (s, o) in self.start.iter_mut().zip(&self.coefold) {
                         *s = (*s + o) / 2.0;
                     }
-                    x_times(x, n, p, &self.start, &mut self.eta);
-                    for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
-                        *m = linkinv(e);
-                    }
-                    dev = deviance(y, &self.mu, &self.weights);
+                    (dev, mu_finite) = eta_mu_deviance(
+                        x,
+                        n,
+                        p,
+                        &self.start,
+                        y,
+                        &self.init_log_y,
+                        &self.weights,
+                        &mut self.eta,
+                        &mut self.mu,
+                    );
                 }
             }
             if (dev - devold).abs() / (dev.abs() + 0.1) < epsilon {
@@ -607,6 +657,64 @@ impl Workspace {
     }
 }
 
+/// Column sums of the column-major `cols` (`n` rows) from row `from` on: of `h[i] * col[i]`
+/// (dot products with `h`) or, without `h`, of `col[i]^2`, into `out`. Each sum adds its
+/// products in row order from the starting value of `Iterator::sum`, exactly as
+/// `iter().map(..).sum()` over that column alone; up to four columns are summed side by side,
+/// so that one sum's addition latency is hidden by the others'.
+fn column_sums(cols: &[f64], n: usize, from: usize, h: Option<&[f64]>, out: &mut Vec<f64>) {
+    out.clear();
+    if n == 0 {
+        return;
+    }
+    let count = cols.len() / n;
+    let mut c = 0;
+    while c < count {
+        let group = &cols[c * n..];
+        let taken = match count - c {
+            1 => push_sums::<1>(group, n, from, h, out),
+            2 => push_sums::<2>(group, n, from, h, out),
+            3 => push_sums::<3>(group, n, from, h, out),
+            _ => push_sums::<4>(group, n, from, h, out),
+        };
+        c += taken;
+    }
+}
+
+/// [`column_sums`] of the first `N` columns of `cols`; returns `N`.
+#[inline(always)]
+fn push_sums<const N: usize>(
+    cols: &[f64],
+    n: usize,
+    from: usize,
+    h: Option<&[f64]>,
+    out: &mut Vec<f64>,
+) -> usize {
+    let zero: f64 = std::iter::empty::<f64>().sum();
+    let mut d = [zero; N];
+    let cols = &cols[..N * n];
+    match h {
+        Some(h) => {
+            for i in from..n {
+                let hi = h[i];
+                for q in 0..N {
+                    d[q] += hi * cols[q * n + i];
+                }
+            }
+        }
+        None => {
+            for i in from..n {
+                for q in 0..N {
+                    let v = cols[q * n + i];
+                    d[q] += v * v;
+                }
+            }
+        }
+    }
+    out.extend_from_slice(&d);
+    N
+}
+
 fn nrm2(v: &[f64]) -> f64 {
     v.iter().map(|t| t * t).sum::<f64>().sqrt()
 }
@@ -625,13 +733,15 @@ fn qr_decompose(
     work1: &mut Vec<f64>,
     work2: &mut Vec<f64>,
     pivot: &mut Vec<usize>,
+    dots: &mut Vec<f64>,
 ) -> usize {
     qraux.resize(p, 0.0);
     work1.resize(p, 0.0);
     work2.resize(p, 0.0);
     pivot.resize(p, 0);
+    column_sums(&x[..p * n], n, 0, None, dots);
     for j in 0..p {
-        let q = nrm2(&x[j * n..(j + 1) * n]);
+        let q = dots[j].sqrt();
         qraux[j] = q;
         work1[j] = q;
         work2[j] = if q == 0.0 { 1.0 } else { q };
@@ -666,9 +776,13 @@ fn qr_decompose(
         }
         hv[l] += 1.0;
         let hv = &*hv;
-        for (off, col) in tail.chunks_exact_mut(n).take(p - l - 1).enumerate() {
+        // Each column's dot product with the Householder vector reads only that column, so
+        // all are taken before any column is updated (see `column_sums`).
+        let rest = p - l - 1;
+        column_sums(&tail[..rest * n], n, l, Some(hv), dots);
+        for (off, col) in tail.chunks_exact_mut(n).take(rest).enumerate() {
             let j = l + 1 + off;
-            let dot: f64 = hv[l..].iter().zip(&col[l..]).map(|(a, b)| a * b).sum();
+            let dot = dots[off];
             let t = -dot / hv[l];
             for (c, h) in col[l..].iter_mut().zip(&hv[l..]) {
                 *c += t * h;
