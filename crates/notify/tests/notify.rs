@@ -639,3 +639,34 @@ async fn an_event_reaches_more_subscriptions_than_deliveries_allowed_at_once() {
     }
     s.stop().await;
 }
+
+/// A receiver's `429` with `Retry-After` as an HTTP-date holds the retry until that time,
+/// though the retry policy alone would retry within 100 ms.
+#[tokio::test]
+async fn a_retry_after_http_date_holds_the_retry_until_then() {
+    let t = Transport::nats().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let receiver = Receiver::start(borderwatch_test_support::webhook::Behaviour {
+        throttle_first: 1,
+        retry_after_secs: 2,
+        retry_after_date: true,
+        ..Default::default()
+    })
+    .await;
+    let sub = s.subscribe(&receiver, json!({})).await;
+    s.publish(&surge("sg-date", "PRK", "study", Q3, "rel-1"))
+        .await;
+    assert_eq!(
+        wait_record(&t.bus, &sub, "sg-date").await,
+        Outcome::Delivered
+    );
+    let got = receiver.attempts();
+    assert_eq!(got.iter().map(|a| a.status).collect::<Vec<_>>(), [429, 200]);
+    // The date is the whole second at least 2 s after the 429: the retry waits for it.
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "retried {gap:?} after a Retry-After 2 s ahead"
+    );
+    s.stop().await;
+}

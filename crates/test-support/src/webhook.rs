@@ -26,6 +26,9 @@ pub struct Behaviour {
     /// Answer `429` with `Retry-After: <retry_after_secs>` to the first this many POSTs.
     pub throttle_first: usize,
     pub retry_after_secs: u64,
+    /// Send that `Retry-After` as an HTTP-date (`Wed, 21 Oct 2026 07:28:00 GMT`): the
+    /// whole second `retry_after_secs` after the answer, rounded up.
+    pub retry_after_date: bool,
     /// Hold every POST this long before answering (it is recorded on arrival); see also
     /// [`ScriptedReceiver::set_delay`].
     pub latency: Duration,
@@ -166,10 +169,46 @@ async fn take(
         );
     }
     if let Some(secs) = retry_after {
-        resp.headers_mut()
-            .insert("retry-after", HeaderValue::from(secs));
+        let value = if b.retry_after_date {
+            HeaderValue::from_str(&http_date_in(secs)).expect("a date is a header value")
+        } else {
+            HeaderValue::from(secs)
+        };
+        resp.headers_mut().insert("retry-after", value);
     }
     resp
+}
+
+/// The IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) of the whole second at least `secs`
+/// from now.
+fn http_date_in(secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    let t = now.as_secs() + secs + u64::from(now.subsec_nanos() > 0);
+    let (days, rem) = ((t / 86_400) as i64, t % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl ScriptedReceiver {
