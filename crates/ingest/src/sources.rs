@@ -287,11 +287,17 @@ async fn poll_forever(
     cancel: &CancellationToken,
 ) {
     let mut failures = 0u32;
+    metrics::gauge!("borderwatch_source_interval_seconds", "source" => source.name.clone())
+        .set(source.every.as_secs_f64());
     loop {
         match poll_once(bus, client, source, cfg).await {
-            Ok(Polled::Unchanged) => failures = 0,
+            Ok(Polled::Unchanged) => {
+                failures = 0;
+                fetched(source);
+            }
             Ok(Polled::Ingested(releases)) => {
                 failures = 0;
+                fetched(source);
                 for r in releases {
                     info!(source = %source.name, release = %r.id, accepted = r.accepted,
                           rejected = r.rejected.len(), new = r.new_observations,
@@ -317,6 +323,20 @@ async fn poll_forever(
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Sets `borderwatch_source_last_success_timestamp_seconds{source}` to now: the source was
+/// fetched (or listed) and what it holds is ingested or known. A file ingest refused is not
+/// a success: nothing of it gets in, however often it is fetched.
+fn fetched(source: &Source) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!(
+        "borderwatch_source_last_success_timestamp_seconds",
+        "source" => source.name.clone()
+    )
+    .set(now);
 }
 
 async fn load_state(bus: &Bus, name: &str) -> Result<SourceState, BusError> {
