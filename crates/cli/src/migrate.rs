@@ -115,6 +115,29 @@ fn names_a_figure(subject: &str) -> bool {
     borderwatch_bus::subject_matches(obs::LEGACY_FILTER, subject)
 }
 
+/// Refuses while analytics has release markers left (over NATS: its durable consumer's
+/// pending and unacknowledged messages): a marker's `obs_seq` is below every moved message,
+/// so its series would read as empty. (In a data directory the consumer's position is not
+/// known to this process: ARCHITECTURE.md asks to let analytics finish first.)
+async fn analytics_finished(bus: &dyn Transport) -> anyhow::Result<()> {
+    let lag = bus
+        .consumer_lag(names::RELEASE_STREAM, names::ANALYTICS_CONSUMER)
+        .await?;
+    if let Some(lag) = lag
+        && lag.pending + lag.ack_pending > 0
+    {
+        bail!(
+            "analytics has {} release markers left ({} not delivered, {} in progress): start \
+             analytics alone until they are done, stop it, then run migrate (their figures are \
+             read as their release saw them only in the layout they were stored in)",
+            lag.pending + lag.ack_pending,
+            lag.pending,
+            lag.ack_pending
+        );
+    }
+    Ok(())
+}
+
 /// Migrates `BW_OBS` over NATS at `urls`.
 ///
 /// The stream is not created or otherwise changed (its replicas and limits stay as the
@@ -128,6 +151,10 @@ pub async fn migrate_nats(urls: &str) -> anyhow::Result<Moved> {
     let Ok(mut stream) = js.get_stream(names::OBS_STREAM).await else {
         return Ok(Moved::default());
     };
+    let bus = borderwatch_bus::NatsBus::connect(urls, "borderwatch-migrate")
+        .await
+        .with_context(|| format!("connecting to NATS at {urls}"))?;
+    analytics_finished(&bus).await?;
     let mut config = stream
         .info()
         .await
@@ -140,9 +167,6 @@ pub async fn migrate_nats(urls: &str) -> anyhow::Result<Moved> {
             format!("keeping every message per subject in {}", names::OBS_STREAM)
         })?;
     }
-    let bus = borderwatch_bus::NatsBus::connect(urls, "borderwatch-migrate")
-        .await
-        .with_context(|| format!("connecting to NATS at {urls}"))?;
     let messages = all_messages(&bus).await?;
     let (series, moved) = series_messages_of(&messages)?;
     drop(messages);
