@@ -2,7 +2,9 @@
 //! against `borderwatch up --demo`. It finds the headline surge on `/`, follows it to the
 //! series page, checks the chart, and saves desktop and phone screenshots under the target
 //! directory (`browser/`), checking that they are not blank and that nothing is wider than a
-//! phone's screen.
+//! phone's screen. Then it follows an alert's link to the series page with its surge marked,
+//! and checks that the chart offered for embedding loads there, from its snippet pasted into
+//! another page, and as the PNG chat messages carry.
 //!
 //! Needs `chromium` and `chromedriver` on PATH (Debian: `apt-get install chromium
 //! chromium-driver`; `.ci/run` installs them). Without them the test fails: it never skips.
@@ -205,6 +207,121 @@ async fn page_fits_width(c: &Client) -> (u64, u64) {
     )
 }
 
+/// Waits until the image `selector` picks has loaded; its natural size (a broken image has
+/// none).
+async fn loaded_image(c: &Client, selector: &str) -> (u64, u64) {
+    let script = format!(
+        "const i = document.querySelector({selector:?}); \
+         return i && i.complete ? [i.naturalWidth, i.naturalHeight] : null;"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = c.execute(&script, vec![]).await.expect("look at the image");
+        if let (Some(w), Some(h)) = (v[0].as_u64(), v[1].as_u64()) {
+            return (w, h);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the image {selector} did not load within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An alert's link (the surge's `url`, which every message carries) opens the series page
+/// with that surge marked; the page's own chart image, the `<img>` snippet it offers pasted
+/// into another page, and the PNG a chat message shows all load and mark the same period.
+async fn alert_link_to_the_marked_chart(c: &Client, base: &str, shots: &Path) {
+    c.set_window_size(1280, 1000).await.expect("desktop size");
+    let surges: serde_json::Value = reqwest::get(format!(
+        "{base}/v1/surges?source=fsb&country=PRK&category=study"
+    ))
+    .await
+    .expect("list the surges")
+    .json()
+    .await
+    .expect("surges as JSON");
+    let headline = surges["surges"]
+        .as_array()
+        .expect("surges")
+        .iter()
+        .find(|s| s["period"] == "2024-Q3")
+        .expect("the headline surge");
+    let link = headline["url"].as_str().expect("the surge's url");
+    assert!(
+        link.starts_with(&format!("{base}/series/fsb/PRK/study?surge=sg-"))
+            && link.ends_with("#chart"),
+        "{link}"
+    );
+    c.goto(link).await.expect("follow the alert's link");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(
+            "svg.chart circle.surge.selected[data-period='2024-Q3']",
+        ))
+        .await
+        .expect("the alert's surge marked on the page's chart");
+
+    // The chart to embed, marking the same period, has loaded on the page.
+    let chart = "/v1/series/fsb/PRK/study/chart.svg?period=2024-Q3";
+    let img = c
+        .find(Locator::Css("#embed img.chart-image"))
+        .await
+        .expect("the chart to embed");
+    assert_eq!(img.attr("src").await.expect("src").as_deref(), Some(chart));
+    img.click().await.ok(); // scrolls it into view for the screenshot; a click does nothing
+    assert_eq!(loaded_image(c, "#embed img.chart-image").await, (640, 410));
+    let embed = inspect(
+        &c.screenshot().await.expect("screenshot"),
+        &shots.join("series-embed.png"),
+    );
+    assert_not_blank(&embed, "the embed section");
+    // The snippets name the chart under the public URL (`up`'s own address here).
+    let snippet = |id: &'static str| async move {
+        c.find(Locator::Id(id))
+            .await
+            .expect("a snippet")
+            .prop("value")
+            .await
+            .expect("its text")
+            .unwrap_or_default()
+    };
+    let iframe = snippet("embed-iframe").await;
+    assert!(
+        iframe.starts_with(&format!("<iframe src=\"{base}{chart}\"")),
+        "{iframe}"
+    );
+    let tag = snippet("embed-img").await;
+    assert!(
+        tag.starts_with(&format!("<img src=\"{base}{chart}\"")),
+        "{tag}"
+    );
+
+    // Pasted into a page of another site (`localhost` is another origin than `127.0.0.1`,
+    // and like it on loopback, so the browser lets it load from there), the <img> snippet
+    // shows the chart; so does the PNG that Slack and Teams messages carry.
+    let elsewhere = base.replacen("127.0.0.1", "localhost", 1);
+    assert_ne!(elsewhere, base, "the demo listens on 127.0.0.1");
+    c.goto(&format!("{elsewhere}/healthz"))
+        .await
+        .expect("a page of another origin");
+    let png = format!("{base}/v1/series/fsb/PRK/study/chart.png?period=2024-Q3");
+    c.execute(
+        "document.body.innerHTML = arguments[0] + '<img id=\"png\" src=\"' + arguments[1] + '\">';",
+        vec![json!(tag), json!(png)],
+    )
+    .await
+    .expect("paste the snippet");
+    assert_eq!(loaded_image(c, "body > img:first-child").await, (640, 410));
+    assert_eq!(loaded_image(c, "#png").await, (1280, 820));
+    c.goto(&png).await.expect("open the PNG");
+    let picture = inspect(
+        &c.screenshot().await.expect("screenshot"),
+        &shots.join("chart-png.png"),
+    );
+    assert!(picture.red > 100, "no surge red in the PNG: {picture:?}");
+}
+
 /// The `n`th quarter from 2019-Q1.
 fn quarter(n: u32) -> String {
     format!("{}-Q{}", 2019 + n / 4, n % 4 + 1)
@@ -340,6 +457,8 @@ async fn the_dashboard_shows_the_headline_surge_and_its_chart_in_chromium() {
             .await
             .expect("href");
         assert_eq!(href.as_deref(), Some("/series/livetest/FRA/study"));
+
+        alert_link_to_the_marked_chart(&c, &base, &shots).await;
         eprintln!("screenshots in {}", shots.display());
     }
     .await;

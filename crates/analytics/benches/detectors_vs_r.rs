@@ -16,11 +16,11 @@ mod harness;
 
 use std::time::Instant;
 
-use borderwatch_analytics::surveillance::ears::{ears_c, EarsConfig, EarsMethod};
+use borderwatch_analytics::surveillance::ears::{EarsConfig, EarsMethod, ears_c};
 use borderwatch_analytics::surveillance::farrington::{
-    farrington_flexible, FarringtonConfig, ThresholdMethod,
+    FarringtonConfig, ThresholdMethod, farrington_flexible,
 };
-use harness::{compare, parity_series, run_r, run_rust, Method, Series, Setting, Tally};
+use harness::{Method, Series, Setting, Tally, compare, parity_series, run_r, run_rust};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -483,7 +483,10 @@ mod tests {
             ..rises(&evaluated, &alarms)
         };
         advance(&mut falls, &key(), down, "f");
-        assert_eq!(falls[0].peak_value, 120, "a fall's extreme is its lowest figure");
+        assert_eq!(
+            falls[0].peak_value, 120,
+            "a fall's extreme is its lowest figure"
+        );
         let mut surges = Vec::new();
         advance(&mut surges, &key(), rises(&evaluated, &alarms), "f");
         assert_eq!(surges[0].peak_value, 300);

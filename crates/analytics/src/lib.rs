@@ -13,6 +13,7 @@ mod explain;
 mod incidents;
 pub mod story;
 pub mod surveillance;
+mod telemetry;
 #[cfg(test)]
 mod testutil;
 

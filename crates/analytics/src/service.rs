@@ -12,9 +12,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use borderwatch_bus::{Bus, BusError, Delivery, Outgoing, Transport, names};
+use borderwatch_bus::{Bus, BusError, Delivery, Outgoing, Transport, names, obs};
 use borderwatch_model::{
-    AnalyzedRelease, Band, Direction, IncidentUpdate, Observation, Period, ReleaseMarker,
+    AnalyzedRelease, Band, Country, Direction, IncidentUpdate, Observation, Period, ReleaseMarker,
     SeriesKey, SeriesView, SurgeEvent, now_rfc3339,
 };
 use futures::StreamExt;
@@ -57,6 +57,7 @@ pub async fn run(
 ) -> Result<(), BusError> {
     let mut deliveries = subscribe(bus.as_ref()).await?;
     info!(ready = "analytics", "analytics consuming releases");
+    tokio::spawn(crate::telemetry::run_sampler(bus.clone(), cancel.clone()));
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -244,13 +245,12 @@ pub async fn process(
             )
         })
         .collect();
-    let filters: Vec<String> = marker
+    let series: Vec<obs::Series> = marker
         .changes
         .iter()
-        .map(|c| names::obs_filter_for_series(&marker.source, c.country.code(), &c.category))
+        .map(|c| obs::Series::new(&marker.source, c.country.code(), &c.category))
         .collect();
-    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-    let (observations, superseded) = observations_as_of(bus, &filters, marker.obs_seq).await?;
+    let (observations, superseded) = observations_as_of(bus, &series, marker.obs_seq).await?;
     let observations: Vec<Observation> = observations
         .into_iter()
         .filter(|o| touched.contains_key(&(o.country.code().to_string(), o.category.clone())))
@@ -410,93 +410,54 @@ pub async fn process(
     Ok(record.analyzed)
 }
 
-/// How long a read of a series' stored versions waits for the next message.
-const HISTORY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The figures of the series `filters` name as the stream held them at sequence `as_of`
-/// (the marker's `obs_seq`: what its release saw), and the series that have figures stored
+/// The figures of the series named as the stream held them at sequence `as_of` (the
+/// marker's `obs_seq`: what its release saw), and the series that have figures stored
 /// after it.
 ///
-/// The latest version of every subject is read first; one stored at or below `as_of` is the
-/// one the release saw. A series with a figure stored after `as_of` (a later release landed
-/// before this part was analysed: a backlog, or a part redone by another replica) is read
-/// again from its stored versions (`BW_OBS` keeps 16 per subject), keeping per subject the
-/// last one at or below `as_of`: a later period is left out and a later revision read as it
-/// was. Without `as_of` (a marker from before it existed), the latest figures.
+/// Each series' messages (one per release that brought or revised figures of it) are folded
+/// up to `as_of` (`borderwatch_bus::obs::series_as_of`): a period a later release brought is
+/// left out and a later revision read as it was. Without `as_of` (a marker from before it
+/// existed), the latest figures.
 async fn observations_as_of(
     bus: &dyn Transport,
-    filters: &[&str],
+    series: &[obs::Series],
     as_of: Option<u64>,
 ) -> Result<(Vec<Observation>, HashSet<SeriesKey>), BusError> {
-    let parse =
-        |m: &borderwatch_bus::Message| serde_json::from_slice::<Observation>(&m.payload).ok();
-    let latest = bus.last_per_subject(names::OBS_STREAM, filters).await?;
-    let Some(as_of) = as_of else {
-        return Ok((latest.iter().filter_map(parse).collect(), HashSet::new()));
-    };
-    let mut superseded: HashSet<SeriesKey> = HashSet::new();
-    let mut kept = Vec::with_capacity(latest.len());
-    for m in &latest {
-        let Some(o) = parse(m) else { continue };
-        if m.seq > as_of {
-            superseded.insert(SeriesKey::new(&o.source, o.country, &o.category));
-        } else {
-            kept.push(o);
+    let (figures, newer) = obs::series_as_of(bus, series, as_of).await?;
+    let mut observations = Vec::new();
+    for (s, figures) in figures {
+        let Ok(country) = Country::parse(&s.country) else {
+            continue;
+        };
+        for (period, figure) in figures {
+            let Ok(period) = period.parse::<Period>() else {
+                continue;
+            };
+            observations.push(Observation {
+                source: s.source.clone(),
+                country,
+                category: s.category.clone(),
+                period,
+                count: figure.count,
+                release_id: figure.release_id,
+            });
         }
     }
-    if superseded.is_empty() {
-        return Ok((kept, superseded));
-    }
-    kept.retain(|o| !superseded.contains(&SeriesKey::new(&o.source, o.country, &o.category)));
-    // Owned keys and boxed reads: a closure over borrowed keys makes the future's `Send`
-    // bound one that rustc cannot prove for every lifetime (the service runs on spawn).
-    let reads: Vec<futures::future::BoxFuture<'_, Result<Vec<Observation>, BusError>>> = superseded
+    let superseded: HashSet<SeriesKey> = newer
         .iter()
-        .cloned()
-        .map(|key| Box::pin(async move { series_as_of(bus, &key, as_of).await }) as _)
+        .filter_map(|s| {
+            let country = Country::parse(&s.country).ok()?;
+            Some(SeriesKey::new(&s.source, country, &s.category))
+        })
         .collect();
-    let older: Vec<Vec<Observation>> = futures::stream::iter(reads)
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    info!(
-        series = superseded.len(),
-        as_of, "series with figures newer than their release read as the release saw them"
-    );
-    kept.extend(older.into_iter().flatten());
-    Ok((kept, superseded))
-}
-
-/// One series' figures as of stream sequence `as_of`: its stored versions from the start,
-/// the last one at or below `as_of` per subject. Called only for a series known to have a
-/// message after `as_of`, so the read ends there.
-async fn series_as_of(
-    bus: &dyn Transport,
-    key: &SeriesKey,
-    as_of: u64,
-) -> Result<Vec<Observation>, BusError> {
-    let filter = names::obs_filter_for_series(&key.source, key.country.code(), &key.category);
-    let mut versions = bus.replay(names::OBS_STREAM, &filter, 1).await?;
-    let mut by_subject: HashMap<String, Observation> = HashMap::new();
-    loop {
-        let next = tokio::time::timeout(HISTORY_READ_TIMEOUT, versions.next())
-            .await
-            .map_err(|_| BusError::Timeout {
-                subject: filter.clone(),
-                timeout: HISTORY_READ_TIMEOUT,
-            })?;
-        let Some(m) = next else { break };
-        let m = m?;
-        if m.seq > as_of {
-            break;
-        }
-        if let Ok(o) = serde_json::from_slice::<Observation>(&m.payload) {
-            by_subject.insert(m.subject.clone(), o);
-        }
+    if !superseded.is_empty() {
+        info!(
+            series = superseded.len(),
+            as_of = as_of.unwrap_or_default(),
+            "series with figures newer than their release read as the release saw them"
+        );
     }
-    Ok(by_subject.into_values().collect())
+    Ok((observations, superseded))
 }
 
 /// The CPU part: aggregation, then every detector on every touched series, on every core.
@@ -768,7 +729,19 @@ async fn store_view(
 mod tests {
     use super::*;
     use borderwatch_bus::MemoryBus;
-    use borderwatch_model::{Country, SeriesChange};
+    use borderwatch_model::SeriesChange;
+
+    /// One figure as ingest stores it: a message of its series with that figure alone.
+    fn figure_msg(o: &Observation) -> Outgoing {
+        let series = obs::Series::new(&o.source, o.country.code(), &o.category);
+        obs::series_messages(
+            &series,
+            &o.release_id,
+            &[(o.period.to_string(), o.count)],
+            false,
+        )
+        .remove(0)
+    }
 
     fn wobble(level: u64, n: usize) -> Vec<u64> {
         (0..n as u64)
@@ -795,10 +768,7 @@ mod tests {
                 count,
                 release_id: "rel-1".into(),
             };
-            let subject = names::obs_subject("fsb", country.code(), category, &period.to_string());
-            bus.publish(Outgoing::new(subject, serde_json::to_vec(&o).unwrap()))
-                .await
-                .unwrap();
+            bus.publish(figure_msg(&o)).await.unwrap();
             periods.push(period);
         }
         SeriesChange {
@@ -832,10 +802,7 @@ mod tests {
             count,
             release_id: release.into(),
         };
-        let subject = names::obs_subject("fsb", "VNM", "work", &period.to_string());
-        bus.publish(Outgoing::new(subject, serde_json::to_vec(&o).unwrap()))
-            .await
-            .unwrap();
+        bus.publish(figure_msg(&o)).await.unwrap();
         let change = SeriesChange {
             country,
             category: "work".into(),
@@ -989,13 +956,7 @@ mod tests {
             count: 310,
             release_id: "rel-2".into(),
         };
-        let subject = names::obs_subject("fsb", "VNM", "work", &period.to_string());
-        bus.publish(Outgoing::new(
-            subject,
-            serde_json::to_vec(&revised).unwrap(),
-        ))
-        .await
-        .unwrap();
+        bus.publish(figure_msg(&revised)).await.unwrap();
         let only_last = SeriesChange {
             periods: vec![period],
             ..change
@@ -1178,10 +1139,7 @@ mod tests {
                 count,
                 release_id: "rel-2".into(),
             };
-            let subject = names::obs_subject("fsb", "VNM", "work", &period.to_string());
-            late.publish(Outgoing::new(subject, serde_json::to_vec(&o).unwrap()))
-                .await
-                .unwrap();
+            late.publish(figure_msg(&o)).await.unwrap();
         }
         let analysed_late = process(late.as_ref(), &cfg, &marker).await.unwrap();
         assert_eq!(found(&analysed_late), found(&expected));

@@ -48,6 +48,7 @@ async fn main() {
         max_msgs_per_subject: 1,
         duplicate_window: window,
         replicas: 1,
+        max_bytes: borderwatch_bus::MaxBytes::Unlimited,
     })
     .await
     .expect("stream");
@@ -104,6 +105,7 @@ async fn keep_everything(bus: &MemoryBus, started: Instant) {
         max_msgs_per_subject: -1,
         duplicate_window: Duration::from_secs(60),
         replicas: 1,
+        max_bytes: borderwatch_bus::MaxBytes::Unlimited,
     })
     .await
     .expect("stream");

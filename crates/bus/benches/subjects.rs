@@ -1,20 +1,33 @@
-//! nats-server's memory per stored subject: every figure borderwatch stores is a subject of
-//! its own in `BW_OBS` (`bw.obs.<source>.<country>.<category>.<period>`), and nats-server
-//! keeps each subject's state in memory. This publishes `BENCH_SUBJECTS` (default
-//! 1,000,000, comma-separated for several steps) distinct subjects to one file-storage
-//! stream and prints the server's resident memory (VmRSS) at each step, and the growth per
-//! subject.
+//! nats-server's memory and disk per stored figure, in the layout before (one subject per
+//! figure, `bw.obs.<source>.<country>.<category>.<period>`, one message each, as ingest
+//! published them) and in the series layout (`borderwatch_bus::obs`: one subject per
+//! series, one message per release and series), side by side in one run. nats-server keeps
+//! every subject's state in memory, so the layout sets what a stored figure costs.
+//!
+//! Each case stores the same `BENCH_SERIES` × `BENCH_PERIODS` figures (default 10,000 ×
+//! 100 = 1,000,000) in the `BW_OBS` stream (borderwatch's own configuration,
+//! `names::streams`) of a nats-server of its own, and prints the server's resident memory
+//! (VmRSS) growth per figure (right after publishing, 30 s later, and 30 s after a graceful
+//! restart on the same store, against the empty server: what it keeps for the stored
+//! figures without the publishing's buffers and caches) and the stream's bytes (as JetStream counts them: payload,
+//! subject, headers and its per-message overhead) and the store directory's size per figure.
+//! Cases: `per-figure` (the layout before); `series, 1 release` (every series brought whole
+//! by one release); `series, 10 releases` (each series brought by 10 releases of a tenth of
+//! its periods: 10 messages a series, as a series grows release by release).
 //!
 //! Run: `cargo bench -p borderwatch-bus --bench subjects` (needs `nats-server` on PATH or in
 //! NATS_SERVER_BIN). Results are kept in BENCHMARKS.md.
 
+use std::path::Path;
 use std::time::Instant;
 
 use async_nats::jetstream;
+use borderwatch_bus::names;
+use borderwatch_bus::obs::{self, Series};
 use borderwatch_test_support::NatsServer;
 
-/// The server's resident memory in MiB, from /proc.
-fn rss_mib(pid: u32) -> f64 {
+/// The server's resident memory in bytes, from /proc.
+fn rss(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -23,76 +36,249 @@ fn rss_mib(pid: u32) -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .map_or(0.0, |kb| kb * 1024.0)
 }
 
-#[tokio::main]
-async fn main() {
-    let steps: Vec<u64> = std::env::var("BENCH_SUBJECTS")
-        .unwrap_or_else(|_| "1000000".into())
-        .split(',')
-        .filter_map(|v| v.trim().replace('_', "").parse().ok())
-        .collect();
-    let server = NatsServer::start();
+/// Bytes of the files under `dir`.
+fn du(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone, Copy)]
+enum Layout {
+    PerFigure,
+    Series { releases: usize },
+}
+
+/// The series' names and periods: shaped like borderwatch's (200 countries, categories,
+/// quarters from 1900).
+fn series(i: usize) -> Series {
+    Series::new(
+        "bench",
+        &format!("C{:03}", i % 200),
+        &format!("k{}", i / 200),
+    )
+}
+
+fn period(p: usize) -> String {
+    format!("{}-Q{}", 1900 + p / 4, p % 4 + 1)
+}
+
+/// The messages of one case, in publishing order.
+fn messages(layout: Layout, n_series: usize, n_periods: usize) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    match layout {
+        Layout::PerFigure => {
+            for s in 0..n_series {
+                let series = series(s);
+                for p in 0..n_periods {
+                    let period = period(p);
+                    let count = 1000 + (s * 7 + p * 13) % 5000;
+                    let subject = names::obs_subject(
+                        &series.source,
+                        &series.country,
+                        &series.category,
+                        &period,
+                    );
+                    // The observation's JSON and message id as ingest published them.
+                    let payload = format!(
+                        r#"{{"source":"{}","country":"{}","category":"{}","period":"{period}","count":{count},"release_id":"rel-0123456789abcdef"}}"#,
+                        series.source, series.country, series.category
+                    );
+                    let id = format!("{subject}:{count}");
+                    out.push((subject, id, payload.into_bytes()));
+                }
+            }
+        }
+        Layout::Series { releases } => {
+            let per_release = n_periods.div_ceil(releases);
+            for r in 0..releases {
+                let release = format!("rel-{r:016x}");
+                for s in 0..n_series {
+                    let series = series(s);
+                    let figures: Vec<(String, u64)> = (r * per_release
+                        ..((r + 1) * per_release).min(n_periods))
+                        .map(|p| (period(p), (1000 + (s * 7 + p * 13) % 5000) as u64))
+                        .collect();
+                    for msg in obs::series_messages(&series, &release, &figures, true) {
+                        out.push((msg.subject, msg.msg_id.unwrap(), msg.payload.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Measured {
+    figures: usize,
+    messages: usize,
+    subjects: u64,
+    rss_growth: f64,
+    settled_growth: f64,
+    restarted: f64,
+    stream_bytes: u64,
+    dir_bytes: u64,
+    secs: f64,
+}
+
+async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured {
+    let msgs = messages(layout, n_series, n_periods);
+    let mut server = NatsServer::start();
     let pid = server.pid().expect("the server runs");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let empty = rss(pid);
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = jetstream::new(client);
+    let spec = names::streams(1)
+        .into_iter()
+        .find(|s| s.name == names::OBS_STREAM)
+        .expect("BW_OBS");
+    let max_per_subject = match layout {
+        // The layout before kept 16 versions per figure.
+        Layout::PerFigure => 16,
+        Layout::Series { .. } => spec.max_msgs_per_subject,
+    };
     js.create_stream(jetstream::stream::Config {
-        name: "SUBJECTS".into(),
-        subjects: vec!["bw.obs.>".into()],
-        max_messages_per_subject: 16,
+        name: spec.name.clone(),
+        subjects: spec.subjects.clone(),
+        max_messages_per_subject: max_per_subject,
+        duplicate_window: spec.duplicate_window,
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
     })
     .await
     .expect("stream");
-    // A payload the size of an observation's JSON.
-    let payload = bytes::Bytes::from(vec![b'x'; 160]);
-    let start = rss_mib(pid);
-    println!("| subjects stored | nats-server VmRSS | growth per subject | publish time |");
-    println!("|---|---|---|---|");
-    println!("| 0 | {start:.0} MiB | | |");
-    let mut stored = 0u64;
-    for target in steps {
-        let t = Instant::now();
-        while stored < target {
-            let end = (stored + 512).min(target);
-            let mut acks = Vec::with_capacity(512);
-            for i in stored..end {
-                // Shaped like borderwatch's: source, country, category, period.
-                let quarter = i / 200 % 40;
-                let subject = format!(
-                    "bw.obs.bench.C{:03}.k{}.{}-Q{}",
-                    i % 200,
-                    i / 8000,
-                    1900 + quarter / 4,
-                    quarter % 4 + 1
-                );
-                acks.push(js.publish(subject, payload.clone()).await.expect("sent"));
-            }
-            for ack in acks {
-                ack.await.expect("stored");
-            }
-            stored = end;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = rss(pid);
+    let t = Instant::now();
+    let n_messages = msgs.len();
+    let mut msgs = msgs.into_iter().peekable();
+    while msgs.peek().is_some() {
+        let mut acks = Vec::with_capacity(512);
+        for (subject, id, payload) in msgs.by_ref().take(512) {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            acks.push(
+                js.publish_with_headers(subject, headers, payload.into())
+                    .await
+                    .expect("sent"),
+            );
         }
-        let rss = rss_mib(pid);
-        println!(
-            "| {stored} | {rss:.0} MiB | {:.0} bytes | {:.1} s |",
-            (rss - start) * 1048576.0 / stored as f64,
-            t.elapsed().as_secs_f64()
-        );
+        for ack in acks {
+            ack.await.expect("stored");
+        }
     }
+    let secs = t.elapsed().as_secs_f64();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after = rss(pid);
+    // Again once the server has dropped the caches of the blocks just written.
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    let settled = rss(pid);
     let info = js
-        .get_stream("SUBJECTS")
+        .get_stream(names::OBS_STREAM)
         .await
         .expect("stream")
         .info()
         .await
         .expect("info")
         .clone();
+    // What the server keeps for the stored stream: started again on the same store, it
+    // holds the stream's state and none of the publishing's buffers.
+    // Stopped gracefully (it writes its index, so it starts again without reading every
+    // block back into its caches), started again, and left for 30 s.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    while Path::new(&format!("/proc/{pid}/status")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .contains("State:\tZ")
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.restart();
+    let pid = server.pid().expect("the server runs again");
+    let client = async_nats::connect(server.url())
+        .await
+        .expect("connect again");
+    let js = jetstream::new(client);
+    loop {
+        if let Ok(mut stream) = js.get_stream(names::OBS_STREAM).await
+            && let Ok(again) = stream.info().await
+            && again.state.messages == info.state.messages
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    let restarted = rss(pid) - empty;
+    Measured {
+        restarted,
+        figures: n_series * n_periods,
+        messages: n_messages,
+        subjects: info.state.subjects_count,
+        rss_growth: after - before,
+        settled_growth: settled - before,
+        stream_bytes: info.state.bytes,
+        dir_bytes: du(&server.store_dir()),
+        secs,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n_series = env("BENCH_SERIES", 10_000);
+    let n_periods = env("BENCH_PERIODS", 100);
+    println!(
+        "{n_series} series × {n_periods} periods = {} figures per case; one nats-server per case",
+        n_series * n_periods
+    );
     println!();
     println!(
-        "stream: {} messages, {} subjects",
-        info.state.messages, info.state.subjects_count
+        "| layout | messages | subjects | nats-server VmRSS growth | per figure | 30 s later, per figure | after a restart, per figure | stream bytes per figure | store directory per figure | publish time |"
     );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let releases = 10.min(n_periods).max(1);
+    for (name, layout) in [
+        ("per figure (before)", Layout::PerFigure),
+        ("series, 1 release", Layout::Series { releases: 1 }),
+        (
+            &*format!("series, {releases} releases"),
+            Layout::Series { releases },
+        ),
+    ] {
+        let m = measure(layout, n_series, n_periods).await;
+        let f = m.figures as f64;
+        println!(
+            "| {name} | {} | {} | {:.0} MiB | {:.1} B | {:.1} B | {:.1} B | {:.1} B | {:.1} B | {:.1} s |",
+            m.messages,
+            m.subjects,
+            m.rss_growth / 1048576.0,
+            m.rss_growth / f,
+            m.settled_growth / f,
+            m.restarted / f,
+            m.stream_bytes as f64 / f,
+            m.dir_bytes as f64 / f,
+            m.secs
+        );
+    }
 }

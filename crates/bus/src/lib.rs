@@ -10,6 +10,7 @@
 pub mod memory;
 pub mod names;
 pub mod nats;
+pub mod obs;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -51,6 +52,20 @@ pub enum BusError {
     /// Reading the data handed to [`Transport::object_put_reader`] failed: nothing was stored.
     #[error("reading the data to store as `{name}` failed: {reason}")]
     ObjectSource { name: String, reason: String },
+    /// The stream holds as many bytes as it may (its `max_bytes`, with discard-new): the
+    /// message was refused, not stored, and nothing older was dropped to make room.
+    #[error(
+        "the {what} is full: stream `{stream}` holds its limit of {limit}; raise {setting} (or remove old data) and send it again"
+    )]
+    StreamFull {
+        stream: String,
+        /// What the stream is to a reader, e.g. "figure store".
+        what: &'static str,
+        /// The limit, as a reader wants it: `68719476736 bytes (64 GiB)`.
+        limit: String,
+        /// The setting that raises it, e.g. `--obs-max-bytes (BORDERWATCH_OBS_MAX_BYTES)`.
+        setting: &'static str,
+    },
     #[error("{op} failed: {reason}")]
     Nats { op: &'static str, reason: String },
     #[error("the bus is shut down")]
@@ -82,6 +97,59 @@ pub struct StreamSpec {
     pub duplicate_window: Duration,
     /// Replicas in a cluster (1 on a single node).
     pub replicas: usize,
+    /// How many bytes the stream may hold; a publish beyond it is refused
+    /// ([`BusError::StreamFull`]), never made room for by dropping old messages.
+    pub max_bytes: MaxBytes,
+}
+
+/// A stream's byte limit, as [`StreamSpec::max_bytes`] asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxBytes {
+    /// No limit.
+    Unlimited,
+    /// This limit, applied whether the stream exists or not (an operator set it).
+    Set(u64),
+    /// The limit the stream already has; this one for a stream created now. Every role
+    /// ensures every stream at start, so a role that was not told a limit must not undo
+    /// the one another role was told.
+    Default(u64),
+}
+
+impl MaxBytes {
+    /// The limit a stream gets, given the one it has now (`None`: it is new; `-1`:
+    /// unlimited), as NATS writes it (`-1`: none).
+    pub fn resolve(self, current: Option<i64>) -> i64 {
+        match (self, current) {
+            (MaxBytes::Unlimited, _) => -1,
+            (MaxBytes::Set(n), _) => i64::try_from(n).unwrap_or(i64::MAX),
+            (MaxBytes::Default(_), Some(current)) => current,
+            (MaxBytes::Default(n), None) => i64::try_from(n).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// `68719476736 bytes (64 GiB)`: a byte count as an error message gives it.
+pub fn describe_bytes(n: i64) -> String {
+    if n < 0 {
+        return "no limit".into();
+    }
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = "";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if unit.is_empty() {
+        format!("{n} bytes")
+    } else if value.fract() == 0.0 {
+        format!("{n} bytes ({value} {unit})")
+    } else {
+        format!("{n} bytes ({value:.1} {unit})")
+    }
 }
 
 /// A message stored in a stream (or received from a request).
@@ -135,6 +203,16 @@ impl Outgoing {
 pub struct PubAck {
     pub seq: u64,
     pub duplicate: bool,
+}
+
+/// How far a durable consumer is behind: what an operator watches to see a role fall behind
+/// or stall (`borderwatch_consumer_pending_messages`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerLag {
+    /// Messages matching its filter not yet delivered to any member.
+    pub pending: u64,
+    /// Delivered and not yet acknowledged: being worked on, or waiting to be redelivered.
+    pub ack_pending: u64,
 }
 
 /// What the object store knows of one stored object.
@@ -236,6 +314,21 @@ pub trait Transport: Send + Sync + Debug {
         filter: &str,
         from_seq: u64,
     ) -> Result<BoxStream<'static, Result<Message>>>;
+    /// The message the stream holds at sequence `seq`, or `None` when it holds none there
+    /// (never stored, or removed by a limit). Lets a reader keep sequences instead of
+    /// messages and fetch a message again when it is needed (the gateway's surge index).
+    ///
+    /// The default replays from `seq` and waits a moment for the first message; both
+    /// transports override it with a direct read.
+    async fn message_at(&self, stream: &str, seq: u64) -> Result<Option<Message>> {
+        use futures::StreamExt;
+        let mut from = self.replay(stream, ">", seq).await?;
+        match tokio::time::timeout(Duration::from_secs(2), from.next()).await {
+            Ok(Some(Ok(msg))) if msg.seq == seq => Ok(Some(msg)),
+            Ok(Some(Err(e))) => Err(e),
+            _ => Ok(None),
+        }
+    }
     /// A durable, explicitly acknowledged consumer. Every caller with the same `durable`
     /// name shares its work: each message goes to one of them, and comes back if it is not
     /// acknowledged within `ack_wait`.
@@ -261,6 +354,10 @@ pub trait Transport: Send + Sync + Debug {
         let _ = prefetch;
         self.consume(stream, durable, filter, ack_wait).await
     }
+
+    /// How far the durable consumer `durable` of `stream` is behind; `None` while no member
+    /// has created it yet (in this process, for the in-process bus).
+    async fn consumer_lag(&self, stream: &str, durable: &str) -> Result<Option<ConsumerLag>>;
 
     async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>>;
     async fn kv_put(&self, bucket: &str, key: &str, value: Bytes) -> Result<()>;
@@ -392,6 +489,23 @@ pub fn subject_matches(filter: &str, subject: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_limits_read_as_a_person_writes_them() {
+        assert_eq!(describe_bytes(512), "512 bytes");
+        assert_eq!(describe_bytes(64 << 30), "68719476736 bytes (64 GiB)");
+        assert_eq!(describe_bytes(1536), "1536 bytes (1.5 KiB)");
+        assert_eq!(describe_bytes(-1), "no limit");
+    }
+
+    #[test]
+    fn a_default_limit_keeps_what_the_stream_has() {
+        assert_eq!(MaxBytes::Default(10).resolve(None), 10);
+        assert_eq!(MaxBytes::Default(10).resolve(Some(-1)), -1);
+        assert_eq!(MaxBytes::Default(10).resolve(Some(99)), 99);
+        assert_eq!(MaxBytes::Set(10).resolve(Some(99)), 10);
+        assert_eq!(MaxBytes::Unlimited.resolve(Some(99)), -1);
+    }
 
     #[test]
     fn subjects_match_like_nats() {

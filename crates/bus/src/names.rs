@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use crate::StreamSpec;
+use crate::{MaxBytes, StreamSpec};
 
-/// Observations: `bw.obs.<source>.<country>.<category>.<period>`, one subject per figure, so
-/// that the stream's last message per subject is the current (latest revised) value.
+/// Observations: `bw.obs.<source>.<country>.<category>`, one subject per series
+/// ([`obs_series_subject`]), one message per release and series with its new and revised
+/// figures; the layout is in [`crate::obs`].
 pub const OBS_STREAM: &str = "BW_OBS";
 /// Release markers: `bw.release.<source>`, published after a release's observations.
 pub const RELEASE_STREAM: &str = "BW_RELEASES";
@@ -83,7 +84,26 @@ pub const INGEST_QUEUE: &str = "ingest";
 pub const ANALYTICS_CONSUMER: &str = "analytics";
 /// The durable consumer notify replicas share.
 pub const NOTIFY_CONSUMER: &str = "notify";
+/// Notify's durable consumer on [`REVISION_STREAM`]: revisions for subscriptions that take
+/// them.
+pub const NOTIFY_REVISIONS_CONSUMER: &str = "notify-revisions";
+/// Notify's durable consumer on [`MISSING_STREAM`]: missing categories for subscriptions that
+/// take them.
+pub const NOTIFY_MISSING_CONSUMER: &str = "notify-missing";
 
+/// The subject of one series' figures in [`OBS_STREAM`] (see [`crate::obs`]).
+pub fn obs_series_subject(source: &str, country: &str, category: &str) -> String {
+    format!("bw.obs.{source}.{country}.{category}")
+}
+
+/// The series subjects of `source` (and none of the per-figure subjects of the layout
+/// before).
+pub fn obs_series_of_source(source: &str) -> String {
+    format!("bw.obs.{source}.*.*")
+}
+
+/// The subject of one figure in the layout before (one subject per figure), which
+/// `borderwatch migrate` moves to [`obs_series_subject`]; nothing publishes it any more.
 pub fn obs_subject(source: &str, country: &str, category: &str, period: &str) -> String {
     format!("bw.obs.{source}.{country}.{category}.{period}")
 }
@@ -119,9 +139,9 @@ pub fn unreadable_marker_key(analyzed_key: &str) -> String {
     format!("{analyzed_key}.unreadable")
 }
 
-/// The filter of every period of one series.
+/// The filter of one series: its subject (see [`obs_series_subject`]).
 pub fn obs_filter_for_series(source: &str, country: &str, category: &str) -> String {
-    format!("bw.obs.{source}.{country}.{category}.*")
+    obs_series_subject(source, country, category)
 }
 
 pub fn series_key(source: &str, country: &str, category: &str) -> String {
@@ -130,6 +150,9 @@ pub fn series_key(source: &str, country: &str, category: &str) -> String {
 
 /// Every observation: the subjects of [`OBS_STREAM`].
 pub const ALL_OBS: &str = "bw.obs.>";
+/// Every series subject of [`OBS_STREAM`] (and none of the per-figure subjects of the
+/// layout before).
+pub const ALL_OBS_SERIES: &str = "bw.obs.*.*.*";
 /// Every release marker: the subjects of [`RELEASE_STREAM`].
 pub const ALL_RELEASES: &str = "bw.release.>";
 /// Every surge event: the subjects of [`SURGE_STREAM`].
@@ -149,15 +172,56 @@ pub fn revisions_of(source: &str) -> String {
     format!("bw.revision.{source}.")
 }
 
+/// What [`OBS_STREAM`] may hold on the embedded bus when no limit was set: 64 GiB, far
+/// more than any border statistics (the 9,926 figures of the demo take about 4 MiB), few
+/// enough that a runaway source does not fill the disk. Past it ingest refuses new figures
+/// with a clear error ([`crate::BusError::StreamFull`]) instead of dropping old ones. Over
+/// NATS a stream's limit is reserved from the server's storage when it is created, so
+/// there the stream is limited only when `--obs-max-bytes` is given (and otherwise by the
+/// server's `max_file_store`).
+pub const DEFAULT_OBS_MAX_BYTES: u64 = 64 << 30;
+
+/// Limits an operator sets on the streams (flags and the configuration file); `None` keeps
+/// what the stream has (or the default for a new one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Bytes [`OBS_STREAM`] may hold (`--obs-max-bytes`); 0 means no limit.
+    pub obs_max_bytes: Option<u64>,
+}
+
+/// What a full stream is to a reader and the setting that raises its limit, for
+/// [`crate::BusError::StreamFull`].
+pub fn stream_limit_setting(stream: &str) -> (&'static str, &'static str) {
+    match stream {
+        OBS_STREAM => (
+            "figure store",
+            "--obs-max-bytes (BORDERWATCH_OBS_MAX_BYTES, or obs_max_bytes in the [bus] table of the configuration file) on every role",
+        ),
+        _ => ("stream", "its max_bytes"),
+    }
+}
+
 /// The streams every role expects, with `replicas` copies each.
 pub fn streams(replicas: usize) -> Vec<StreamSpec> {
+    streams_with(replicas, StreamLimits::default())
+}
+
+/// [`streams`] with the limits an operator set.
+pub fn streams_with(replicas: usize, limits: StreamLimits) -> Vec<StreamSpec> {
+    let obs_max_bytes = match limits.obs_max_bytes {
+        None => MaxBytes::Default(DEFAULT_OBS_MAX_BYTES),
+        Some(0) => MaxBytes::Unlimited,
+        Some(n) => MaxBytes::Set(n),
+    };
     vec![
         StreamSpec {
             name: OBS_STREAM.into(),
             subjects: vec![ALL_OBS.into()],
-            max_msgs_per_subject: 16,
+            // A series' messages are its revision history: all are kept.
+            max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
+            max_bytes: obs_max_bytes,
         },
         StreamSpec {
             name: RELEASE_STREAM.into(),
@@ -165,6 +229,7 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
+            max_bytes: MaxBytes::Unlimited,
         },
         StreamSpec {
             name: SURGE_STREAM.into(),
@@ -172,6 +237,7 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
+            max_bytes: MaxBytes::Unlimited,
         },
         StreamSpec {
             name: ATTEMPT_STREAM.into(),
@@ -179,6 +245,7 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             max_msgs_per_subject: ATTEMPTS_KEPT_PER_SUBSCRIPTION,
             duplicate_window: Duration::from_secs(3600),
             replicas,
+            max_bytes: MaxBytes::Unlimited,
         },
         StreamSpec {
             name: REVISION_STREAM.into(),
@@ -186,6 +253,7 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
+            max_bytes: MaxBytes::Unlimited,
         },
         StreamSpec {
             name: MISSING_STREAM.into(),
@@ -193,6 +261,7 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
+            max_bytes: MaxBytes::Unlimited,
         },
         StreamSpec {
             name: DEADLETTER_STREAM.into(),
@@ -200,6 +269,7 @@ pub fn streams(replicas: usize) -> Vec<StreamSpec> {
             max_msgs_per_subject: -1,
             duplicate_window: Duration::from_secs(3600),
             replicas,
+            max_bytes: MaxBytes::Unlimited,
         },
     ]
 }
@@ -220,7 +290,16 @@ pub const BUCKETS: &[&str] = &[
 
 /// Creates every stream and bucket (idempotent); each role calls it at start.
 pub async fn ensure_all(bus: &dyn crate::Transport, replicas: usize) -> crate::Result<()> {
-    for spec in streams(replicas) {
+    ensure_all_with(bus, replicas, StreamLimits::default()).await
+}
+
+/// [`ensure_all`] with the limits an operator set.
+pub async fn ensure_all_with(
+    bus: &dyn crate::Transport,
+    replicas: usize,
+    limits: StreamLimits,
+) -> crate::Result<()> {
+    for spec in streams_with(replicas, limits) {
         bus.ensure_stream(&spec).await?;
     }
     for bucket in BUCKETS {

@@ -27,8 +27,8 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, info, warn};
 
 use crate::{
-    Acker, BusError, Delivery, Headers, Message, ObjectInfo, Outgoing, PubAck, Replier, Request,
-    Result, StreamSpec, Transport, valid_key,
+    Acker, BusError, ConsumerLag, Delivery, Headers, MaxBytes, Message, ObjectInfo, Outgoing,
+    PubAck, Replier, Request, Result, StreamSpec, Transport, valid_key,
 };
 
 /// Publishes in flight at once in `publish_all`: enough to hide the round trip, few enough
@@ -332,6 +332,36 @@ fn stream_not_found(e: &GetStreamError) -> bool {
     matches!(e.kind(), GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
+impl NatsBus {
+    /// `e` as [`BusError::StreamFull`] when the server refused the message because its
+    /// stream holds its `max_bytes` (discard-new), naming the limit; else `e` as it is.
+    async fn explain_full(&self, subject: &str, e: BusError) -> BusError {
+        let BusError::Nats { reason, .. } = &e else {
+            return e;
+        };
+        if !reason.contains("maximum bytes exceeded") {
+            return e;
+        }
+        let Ok(name) = self.js.stream_by_subject(subject).await else {
+            return e;
+        };
+        let limit = match self.js.get_stream(&name).await {
+            Ok(mut stream) => match stream.info().await {
+                Ok(info) => crate::describe_bytes(info.config.max_bytes),
+                Err(_) => "its byte limit".into(),
+            },
+            Err(_) => "its byte limit".into(),
+        };
+        let (what, setting) = crate::names::stream_limit_setting(&name);
+        BusError::StreamFull {
+            stream: name,
+            what,
+            limit,
+            setting,
+        }
+    }
+}
+
 fn publish_error(subject: &str, e: jetstream::context::PublishError) -> BusError {
     if e.kind() == PublishErrorKind::StreamNotFound {
         BusError::NoStream(subject.to_string())
@@ -481,6 +511,20 @@ impl Replier for NatsReplier {
 #[async_trait]
 impl Transport for NatsBus {
     async fn ensure_stream(&self, spec: &StreamSpec) -> Result<()> {
+        // A limit left to its default keeps what the stream has (another role may have set
+        // it), so the stream's current settings are read first.
+        let current = match self.js.get_stream(&spec.name).await {
+            Ok(mut existing) => existing.info().await.ok().map(|i| i.config.max_bytes),
+            Err(_) => None,
+        };
+        // A stream's max_bytes is reserved from the server's JetStream storage at once, so
+        // a default limit bigger than a small server's store would keep the stream from
+        // being created: over NATS a limit applies only where one was set, and otherwise
+        // the server's own `max_file_store` bounds the stream.
+        let max_bytes = match spec.max_bytes {
+            MaxBytes::Default(_) => current.unwrap_or(-1),
+            set => set.resolve(current),
+        };
         let config = stream::Config {
             name: spec.name.clone(),
             subjects: spec.subjects.clone(),
@@ -488,6 +532,9 @@ impl Transport for NatsBus {
             duplicate_window: spec.duplicate_window,
             num_replicas: spec.replicas.max(1),
             storage: StorageType::File,
+            max_bytes,
+            // Full means refused, never old figures dropped to make room.
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         };
         self.js
@@ -535,7 +582,11 @@ impl Transport for NatsBus {
             .send_publish(msg)
             .await?
             .await
-            .map_err(|e| publish_error(&subject, e))?;
+            .map_err(|e| publish_error(&subject, e));
+        let ack = match ack {
+            Ok(ack) => ack,
+            Err(e) => return Err(self.explain_full(&subject, e).await),
+        };
         Ok(PubAck {
             seq: ack.sequence,
             duplicate: ack.duplicate,
@@ -552,7 +603,13 @@ impl Transport for NatsBus {
                 pending.push((subject, self.send_publish(msg).await?));
             }
             for (subject, ack) in pending {
-                let ack = ack.await.map_err(|e| publish_error(&subject, e))?;
+                let ack = match ack.await {
+                    Ok(ack) => ack,
+                    Err(e) => {
+                        let e = publish_error(&subject, e);
+                        return Err(self.explain_full(&subject, e).await);
+                    }
+                };
                 acks.push(PubAck {
                     seq: ack.sequence,
                     duplicate: ack.duplicate,
@@ -569,6 +626,36 @@ impl Transport for NatsBus {
             .await
             .map_err(|e| BusError::nats("stream info", e))?;
         Ok(info.state.last_sequence)
+    }
+
+    async fn message_at(&self, stream: &str, seq: u64) -> Result<Option<Message>> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        if seq == 0 {
+            // Sequences start at 1; the server calls 0 a bad request.
+            return Ok(None);
+        }
+        let handle = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::nats("stream lookup", e))?;
+        match handle.get_raw_message(seq).await {
+            Ok(m) => Ok(Some(Message {
+                subject: m.subject.to_string(),
+                headers: headers_of(Some(&m.headers)),
+                payload: m.payload,
+                seq: m.sequence,
+            })),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => {
+                if let LastRawMessageErrorKind::JetStream(js) = e.kind()
+                    && js.error_code() == ErrorCode::STREAM_NOT_FOUND
+                {
+                    return Err(BusError::NoStream(stream.to_string()));
+                }
+                Err(BusError::nats("message by sequence", e))
+            }
+        }
     }
 
     async fn last_per_subject(&self, stream: &str, filters: &[&str]) -> Result<Vec<Message>> {
@@ -698,6 +785,19 @@ impl Transport for NatsBus {
                     .and_then(delivery)
             })
             .boxed())
+    }
+
+    async fn consumer_lag(&self, stream: &str, durable: &str) -> Result<Option<ConsumerLag>> {
+        use async_nats::jetstream::context::ConsumerInfoErrorKind;
+        let stream = self.stream(stream).await?;
+        match stream.consumer_info(durable).await {
+            Ok(info) => Ok(Some(ConsumerLag {
+                pending: info.num_pending,
+                ack_pending: info.num_ack_pending as u64,
+            })),
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BusError::nats("consumer info", e)),
+        }
     }
 
     async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {

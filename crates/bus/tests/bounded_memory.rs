@@ -18,6 +18,7 @@ fn spec(window: Duration) -> StreamSpec {
         max_msgs_per_subject: -1,
         duplicate_window: window,
         replicas: 1,
+        max_bytes: borderwatch_bus::MaxBytes::Unlimited,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use borderwatch_bus::Bus;
+use borderwatch_bus::{Bus, names};
 use borderwatch_ingest_client::{Submission, SubmitError, submit};
 use borderwatch_model::SurgeEvent;
 
@@ -37,6 +37,9 @@ pub(crate) async fn run(command: Command, given: &Given) -> anyhow::Result<()> {
         Command::Ingest(a) => {
             let settings = a.config.load()?;
             one_role(Role::Ingest, &a.nats, a.metrics_addr, |o| {
+                if o.limits.obs_max_bytes.is_none() {
+                    o.limits.obs_max_bytes = settings.ingest.obs_max_bytes;
+                }
                 o.sources = settings.sources(a.sources)
             })
             .await
@@ -57,15 +60,18 @@ pub(crate) async fn run(command: Command, given: &Given) -> anyhow::Result<()> {
                     );
                 };
                 let settings = a.config.load()?;
+                let smtp = settings.smtp(&a.smtp)?;
                 let nats = crate::NatsArgs {
                     nats,
                     stream_replicas: a.stream_replicas,
+                    obs_max_bytes: a.obs_max_bytes,
                     health: a.health,
                     startup_timeout: a.startup_timeout,
                 };
                 one_role(Role::Notify, &nats, a.metrics_addr, |o| {
                     o.notify = notify_config(&settings, a.public_url, a.webhook_allow_private);
                     o.notify.alertmanager_url = a.alertmanager_url;
+                    o.notify.smtp = smtp;
                 })
                 .await
             }
@@ -73,18 +79,24 @@ pub(crate) async fn run(command: Command, given: &Given) -> anyhow::Result<()> {
         Command::Gateway(a) => {
             let nats = a.nats.clone();
             let settings = a.config.load()?;
+            let smtp = settings.smtp(&a.smtp)?;
             one_role(Role::Gateway, &nats, None, |o| {
-                gateway_options(o, a, &settings, given)
+                gateway_options(o, a, &settings, given);
+                o.gateway.smtp = smtp;
             })
             .await
         }
         Command::Import(a) => crate::import::run(a).await,
         Command::Analyze(a) => crate::analyze::run(a).await,
         Command::Replay(a) => replay_release(a).await,
+        Command::Migrate(a) => crate::migrate::run(a).await,
         Command::Probe(a) => probe(a).await,
         Command::Config(a) => match a.action {
             ConfigAction::Check { file } => crate::config::check(&file),
         },
+        Command::Surges(a) => crate::client::surges(a).await,
+        Command::Subscriptions(a) => crate::client::subscriptions(a).await,
+        Command::Silences(a) => crate::client::silences(a).await,
     }
 }
 
@@ -106,16 +118,21 @@ fn up_options(
         args.gateway.webhook_allow_private,
     );
     notify.alertmanager_url = args.alertmanager_url;
+    notify.smtp = settings.smtp(&args.smtp)?;
     // One public URL for both: the links notify sends are the ones the gateway serves
     // (`roles::start` makes it the gateway's own address when none is given).
     let mut gateway = args.gateway.config(args.api_token, args.max_upload_bytes);
     gateway.public_url = notify.public_url.clone();
+    gateway.smtp = notify.smtp.clone();
     Ok(UpOptions {
         nats: args.nats,
         data: args.data,
         http: args.http,
         gateway,
         stream_replicas: args.stream_replicas,
+        limits: names::StreamLimits {
+            obs_max_bytes: args.obs_max_bytes.or(settings.ingest.obs_max_bytes),
+        },
         roles: ALL_ROLES
             .into_iter()
             .filter(|r| !(args.without_notify && *r == Role::Notify))
@@ -189,6 +206,7 @@ async fn one_role(
     let mut opts = UpOptions::embedded(Default::default());
     opts.nats = Some(nats.nats.clone());
     opts.stream_replicas = nats.stream_replicas;
+    opts.limits.obs_max_bytes = nats.obs_max_bytes;
     opts.roles = vec![role];
     opts.health = nats.health;
     opts.startup_timeout = Duration::from_secs(nats.startup_timeout);
@@ -223,6 +241,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let bus = roles::connect(args.nats.as_deref(), &args.data, 1).await?;
     let cfg = NotifyConfig {
         public_url: args.public_url,
+        smtp: Settings::default().smtp(&args.smtp)?,
         allow_private_targets: args.webhook_allow_private,
         ..Default::default()
     };

@@ -71,6 +71,8 @@ pub struct IngestSection {
     /// The scheduled sources file (as `--sources`); a relative path is read from the
     /// configuration file's directory.
     pub sources: Option<PathBuf>,
+    /// Bytes the figure store (`BW_OBS`) may hold (as `--obs-max-bytes`; 0: no limit).
+    pub obs_max_bytes: Option<u64>,
 }
 
 /// `[analytics]`: the detectors and every `--set` key, in the order they are applied.
@@ -90,6 +92,11 @@ pub struct AnalyticsSection {
 pub struct NotifySection {
     /// The gateway's public base URL, for links in messages (as `--public-url`).
     pub public_url: Option<String>,
+    /// The SMTP server of email subscriptions (as `--smtp-url`; no password: that is
+    /// `BORDERWATCH_SMTP_PASSWORD`'s).
+    pub smtp_url: Option<String>,
+    /// The From of every email (as `--smtp-from`).
+    pub smtp_from: Option<String>,
     /// Webhook POSTs in flight at once.
     pub concurrency: Option<usize>,
     /// Events handled at once, retrying ones included.
@@ -141,6 +148,7 @@ pub struct GatewaySection {
     pub rate_limit_burst: Option<u32>,
     pub max_streams_per_client: Option<usize>,
     pub max_streams: Option<usize>,
+    pub surge_cache: Option<usize>,
 }
 
 /// The file's shape for serde: `[analytics]` is read as a table and flattened by hand.
@@ -286,11 +294,48 @@ impl Settings {
         if pick("max_streams") {
             set(&mut flags.max_streams, g.max_streams);
         }
+        if pick("surge_cache") {
+            set(&mut flags.surge_cache, g.surge_cache);
+        }
     }
 
     /// The sources file: `--sources` when given, else the file's.
     pub fn sources(&self, flag: Option<PathBuf>) -> Option<PathBuf> {
         flag.or_else(|| self.ingest.sources.clone())
+    }
+
+    /// The SMTP settings: the flags' (or their variables') over the file's, the password
+    /// from `BORDERWATCH_SMTP_PASSWORD`; checked, so a role with bad ones does not start.
+    pub fn smtp(
+        &self,
+        flags: &crate::SmtpFlags,
+    ) -> anyhow::Result<Option<borderwatch_notify::SmtpConfig>> {
+        let url = flags
+            .smtp_url
+            .clone()
+            .or_else(|| self.notify.smtp_url.clone());
+        let from = flags
+            .smtp_from
+            .clone()
+            .or_else(|| self.notify.smtp_from.clone());
+        let (url, from) = match (url, from) {
+            (None, None) => return Ok(None),
+            (Some(url), Some(from)) => (url, from),
+            (Some(_), None) => bail!("--smtp-url needs --smtp-from, the From of every email"),
+            (None, Some(_)) => {
+                bail!("--smtp-from needs --smtp-url, the SMTP server to send through")
+            }
+        };
+        let password = std::env::var("BORDERWATCH_SMTP_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let smtp = borderwatch_notify::SmtpConfig {
+            url,
+            from,
+            password,
+        };
+        borderwatch_notify::email::check(&smtp).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(smtp))
     }
 
     /// Bounds a zero would turn into a stall.
@@ -345,6 +390,13 @@ fn refuse_tokens(table: &toml::Table) -> anyhow::Result<()> {
                 key.replace('_', "-")
             );
         }
+    }
+    let notify = table.get("notify").and_then(toml::Value::as_table);
+    if notify.is_some_and(|n| n.contains_key("smtp_password")) {
+        bail!(
+            "[notify] smtp_password: passwords are not read from the configuration file; set \
+             BORDERWATCH_SMTP_PASSWORD in the environment"
+        );
     }
     Ok(())
 }
@@ -441,7 +493,9 @@ pub fn effective_toml(settings: &Settings) -> anyhow::Result<String> {
         .config(None, up.max_upload_bytes)
         .validate()
         .map_err(|e| anyhow::anyhow!("[gateway] {e}"))?;
-    let notify = settings.notify(NotifyConfig::default());
+    let mut notify = settings.notify(NotifyConfig::default());
+    // Checked as a role would (the password, if any, stays out of what is printed).
+    notify.smtp = settings.smtp(&crate::SmtpFlags::default())?;
 
     let mut out = String::from(
         "# The effective settings: this file's values over the defaults. Flags and their\n\
@@ -503,6 +557,8 @@ fn default_up_args() -> crate::UpArgs {
 fn notify_section(n: &NotifyConfig) -> NotifySection {
     NotifySection {
         public_url: n.public_url.clone(),
+        smtp_url: n.smtp.as_ref().map(|s| s.url.clone()),
+        smtp_from: n.smtp.as_ref().map(|s| s.from.clone()),
         concurrency: Some(n.concurrency),
         max_events: Some(n.max_events),
         max_deliveries: Some(n.max_deliveries),
@@ -536,6 +592,7 @@ fn gateway_section(up: &crate::UpArgs) -> GatewaySection {
         rate_limit_burst: Some(g.rate_limit_burst),
         max_streams_per_client: Some(g.max_streams_per_client),
         max_streams: Some(g.max_streams),
+        surge_cache: Some(g.surge_cache),
     }
 }
 
@@ -655,6 +712,44 @@ mod tests {
         let untouched = NotifyConfig::default();
         assert_eq!(cfg.max_events, untouched.max_events);
         assert_eq!(cfg.backoff.max, untouched.backoff.max);
+    }
+
+    /// The SMTP server from the file, a flag over it; both halves needed, checked, and no
+    /// password read from the file.
+    #[test]
+    fn smtp_settings_come_from_the_file_or_the_flags_never_a_password() {
+        let s = parse(
+            "[notify]\nsmtp_url = \"smtp://127.0.0.1:2525\"\nsmtp_from = \"alerts@example.org\"\n",
+        );
+        let none = crate::SmtpFlags::default();
+        let smtp = s.smtp(&none).unwrap().expect("the file's");
+        assert_eq!(smtp.url, "smtp://127.0.0.1:2525");
+        assert_eq!(smtp.from, "alerts@example.org");
+        let flags = crate::SmtpFlags {
+            smtp_url: Some("smtps://mail.example.org".into()),
+            smtp_from: None,
+        };
+        assert_eq!(
+            s.smtp(&flags).unwrap().unwrap().url,
+            "smtps://mail.example.org"
+        );
+        assert!(Settings::default().smtp(&none).unwrap().is_none());
+        let half = parse("[notify]\nsmtp_url = \"smtp://127.0.0.1:2525\"\n");
+        assert!(format!("{:#}", half.smtp(&none).unwrap_err()).contains("--smtp-from"));
+        let in_url = parse(
+            "[notify]\nsmtp_url = \"smtp://u:pw@127.0.0.1:2525\"\nsmtp_from = \"a@example.org\"\n",
+        );
+        assert!(
+            format!("{:#}", in_url.smtp(&none).unwrap_err()).contains("BORDERWATCH_SMTP_PASSWORD")
+        );
+        let e = error("[notify]\nsmtp_password = \"secret\"\n");
+        assert!(e.contains("BORDERWATCH_SMTP_PASSWORD"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+        let printed = effective_toml(&s).unwrap();
+        assert!(
+            printed.contains("smtp_url = \"smtp://127.0.0.1:2525\""),
+            "{printed}"
+        );
     }
 
     /// A flag given on the command line wins over the file, the file over a default.

@@ -5,9 +5,11 @@
 //! file to a gateway; `analyze` runs the detectors on a file with no services at all.
 
 mod analyze;
+pub mod client;
 mod commands;
 pub mod config;
 mod import;
+pub mod migrate;
 pub mod roles;
 
 use std::net::SocketAddr;
@@ -109,12 +111,21 @@ pub enum Command {
     /// Ingest a release's kept bytes again: restores observations the streams lost; on an
     /// intact system it adds nothing.
     Replay(ReleaseReplayArgs),
+    /// Move the stored figures from one subject per figure (the layout before) to one
+    /// subject per series; roles refuse to start until this has run. Stop every role first.
+    Migrate(MigrateArgs),
     /// GET a URL and exit 0 on a 2xx answer: a container health check (`/readyz`) that needs
     /// no curl in the image.
     Probe(ProbeArgs),
     /// Configuration files: `config check FILE` validates one and prints the effective
     /// settings.
     Config(ConfigArgs),
+    /// List a gateway's surges, newest first (a client, as amtool is for Alertmanager).
+    Surges(client::SurgesArgs),
+    /// A gateway's webhook subscriptions: list, add, rm, test.
+    Subscriptions(client::SubscriptionsArgs),
+    /// A gateway's silences: list, add, expire.
+    Silences(client::SilencesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +163,12 @@ pub struct NatsArgs {
     /// Copies of each stream and bucket (3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Bytes the figure store (the `BW_OBS` stream) may hold; past it ingest refuses new
+    /// figures (503 naming this setting) instead of dropping old ones. 0: no limit. Not
+    /// given: the stream keeps its limit (new on the embedded bus: 64 GiB; over NATS none
+    /// but the server's own).
+    #[arg(long, env = "BORDERWATCH_OBS_MAX_BYTES")]
+    pub obs_max_bytes: Option<u64>,
     /// Serve `/healthz` (alive) and `/readyz` (connected to NATS, not stopping) on this
     /// address, for container probes.
     #[arg(long, env = "BORDERWATCH_HEALTH")]
@@ -187,6 +204,20 @@ pub struct IngestArgs {
     pub sources: Option<PathBuf>,
 }
 
+/// The SMTP server of email subscriptions (`"format": "email"`); its password comes from
+/// `BORDERWATCH_SMTP_PASSWORD` only, never a flag or the configuration file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SmtpFlags {
+    /// The SMTP server email subscriptions are sent through: smtp://HOST:PORT (plain; add
+    /// ?tls=required for STARTTLS) or smtps://HOST:PORT (TLS), a user as smtps://USER@HOST;
+    /// the password only in BORDERWATCH_SMTP_PASSWORD.
+    #[arg(long, env = "BORDERWATCH_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The From of every email: alerts@example.org or "borderwatch <alerts@example.org>".
+    #[arg(long, env = "BORDERWATCH_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct NotifyArgs {
     #[command(subcommand)]
@@ -197,6 +228,12 @@ pub struct NotifyArgs {
     /// Copies of each stream and bucket (3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Bytes the figure store (the `BW_OBS` stream) may hold; past it ingest refuses new
+    /// figures (503 naming this setting) instead of dropping old ones. 0: no limit. Not
+    /// given: the stream keeps its limit (new on the embedded bus: 64 GiB; over NATS none
+    /// but the server's own).
+    #[arg(long, env = "BORDERWATCH_OBS_MAX_BYTES")]
+    pub obs_max_bytes: Option<u64>,
     /// The gateway's public base URL (`https://borderwatch.example.org`): every surge sent
     /// links to its evidence, the dashboard page of its series, under it.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
@@ -206,6 +243,8 @@ pub struct NotifyArgs {
     /// its routing, grouping, inhibition, silences and receivers apply.
     #[arg(long, env = "BORDERWATCH_ALERTMANAGER_URL")]
     pub alertmanager_url: Option<String>,
+    #[command(flatten)]
+    pub smtp: SmtpFlags,
     /// Send webhooks to loopback, private, link-local and other non-public addresses: for
     /// local receivers and tests. Without it they are refused before any connection.
     #[arg(
@@ -249,6 +288,8 @@ pub struct ReplayArgs {
     /// links to its evidence, the dashboard page of its series, under it.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    #[command(flatten)]
+    pub smtp: SmtpFlags,
     /// Resend to loopback, private, link-local and other non-public addresses too.
     #[arg(
         long,
@@ -256,6 +297,17 @@ pub struct ReplayArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub webhook_allow_private: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// NATS server URLs; without it, the data directory of the in-process bus.
+    #[arg(long, env = "BORDERWATCH_NATS")]
+    pub nats: Option<String>,
+    /// The data directory of `borderwatch up`. Stop `up` first: two processes must not
+    /// hold one data directory open.
+    #[arg(long, env = "BORDERWATCH_DATA", default_value = "borderwatch-data")]
+    pub data: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +341,9 @@ pub struct GatewayArgs {
     /// carry `url`, their evidence under it. Default: http://<--http address>.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// For a subscription's test email and an email dead letter's redelivery.
+    #[command(flatten)]
+    pub smtp: SmtpFlags,
     #[command(flatten)]
     pub gateway: GatewayFlags,
     #[command(flatten)]
@@ -339,6 +394,11 @@ pub struct GatewayFlags {
     /// Live streams the gateway holds open in all; beyond, 503.
     #[arg(long, env = "BORDERWATCH_MAX_STREAMS", default_value_t = 1024)]
     pub max_streams: usize,
+    /// Surge events the gateway keeps whole in memory (the newest, and as many older ones
+    /// read lately); others are read from the stream when an answer needs them. Every surge
+    /// is indexed whatever this is (about 120 bytes each).
+    #[arg(long, env = "BORDERWATCH_SURGE_CACHE", default_value_t = borderwatch_gateway::surges::DEFAULT_SURGE_CACHE)]
+    pub surge_cache: usize,
     /// Accept (and with `up`, send) webhooks to loopback, private, link-local and other
     /// non-public addresses: for local receivers and tests. Without it such subscriptions are
     /// refused (422), so that nobody can make borderwatch call into its own network.
@@ -373,9 +433,12 @@ impl GatewayFlags {
             insecure_no_auth: self.insecure_no_auth,
             max_streams_per_client: self.max_streams_per_client,
             max_streams: self.max_streams,
+            surge_cache: self.surge_cache,
             webhook_allow_private: self.webhook_allow_private,
             // `--public-url` is beside these flags: the caller sets it.
             public_url: None,
+            // So is the SMTP server (`SmtpFlags`).
+            smtp: None,
         }
     }
 }
@@ -404,6 +467,12 @@ pub struct UpArgs {
     /// Copies of each stream and bucket (with --nats; 3 in a cluster).
     #[arg(long, env = "BORDERWATCH_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Bytes the figure store (the `BW_OBS` stream) may hold; past it ingest refuses new
+    /// figures (503 naming this setting) instead of dropping old ones. 0: no limit. Not
+    /// given: the stream keeps its limit (new on the embedded bus: 64 GiB; over NATS none
+    /// but the server's own).
+    #[arg(long, env = "BORDERWATCH_OBS_MAX_BYTES")]
+    pub obs_max_bytes: Option<u64>,
     /// The gateway's public base URL (`https://borderwatch.example.org`): every surge sent
     /// links to its evidence, the dashboard page of its series, under it.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
@@ -413,6 +482,8 @@ pub struct UpArgs {
     /// its routing, grouping, inhibition, silences and receivers apply.
     #[arg(long, env = "BORDERWATCH_ALERTMANAGER_URL")]
     pub alertmanager_url: Option<String>,
+    #[command(flatten)]
+    pub smtp: SmtpFlags,
     /// Largest upload the gateway accepts, in bytes; a bigger one is answered 413.
     #[arg(long, env = "BORDERWATCH_MAX_UPLOAD_BYTES", default_value_t = roles::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,

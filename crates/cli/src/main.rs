@@ -6,7 +6,8 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("borderwatch: {e:#}");
-            std::process::ExitCode::FAILURE
+            // 2: the gateway could not be reached (worth retrying); 1: anything else.
+            std::process::ExitCode::from(borderwatch::client::exit_code(&e))
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct UpOptions {
     /// latter also bounds what the ingest role's source poller fetches).
     pub gateway: GatewayConfig,
     pub stream_replicas: usize,
+    /// Limits set on the streams (`--obs-max-bytes`); unset ones keep what the streams have.
+    pub limits: names::StreamLimits,
     pub roles: Vec<Role>,
     pub notify: NotifyConfig,
     /// The analytics role's detectors and their settings (`[analytics]` of `--config`).
@@ -74,6 +76,7 @@ impl UpOptions {
                 ..GatewayConfig::default()
             },
             stream_replicas: 1,
+            limits: names::StreamLimits::default(),
             roles: ALL_ROLES.to_vec(),
             notify: NotifyConfig::default(),
             analysis: AnalysisConfig::default(),
@@ -146,7 +149,8 @@ pub async fn connect(
     data: &std::path::Path,
     replicas: usize,
 ) -> anyhow::Result<Bus> {
-    connect_within(nats, data, replicas, DEFAULT_STARTUP_TIMEOUT).await
+    let limits = names::StreamLimits::default();
+    connect_within(nats, data, replicas, limits, DEFAULT_STARTUP_TIMEOUT).await
 }
 
 /// Connects to the bus the options name and creates every stream and bucket.
@@ -160,6 +164,7 @@ pub async fn connect_within(
     nats: Option<&str>,
     data: &std::path::Path,
     replicas: usize,
+    limits: names::StreamLimits,
     timeout: Duration,
 ) -> anyhow::Result<Bus> {
     let bus: Bus = match nats {
@@ -172,7 +177,7 @@ pub async fn connect_within(
             .await?;
             let bus: Bus = Arc::new(nats);
             retry_at_start("creating streams and buckets", deadline, timeout, || {
-                names::ensure_all(bus.as_ref(), replicas)
+                names::ensure_all_with(bus.as_ref(), replicas, limits)
             })
             .await?;
             bus
@@ -183,12 +188,18 @@ pub async fn connect_within(
                     .await
                     .with_context(|| format!("opening the data directory {}", data.display()))?,
             );
-            names::ensure_all(bus.as_ref(), replicas)
+            names::ensure_all_with(bus.as_ref(), replicas, limits)
                 .await
                 .context("creating streams and buckets")?;
             bus
         }
     };
+    if borderwatch_bus::obs::holds_legacy_figures(bus.as_ref())
+        .await
+        .context("reading the layout of the stored figures")?
+    {
+        anyhow::bail!(borderwatch_bus::obs::legacy_layout_error());
+    }
     info!(transport = bus.kind(), "bus ready");
     Ok(bus)
 }
@@ -312,6 +323,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Running> {
         opts.nats.as_deref(),
         &opts.data,
         opts.stream_replicas,
+        opts.limits,
         opts.startup_timeout,
     )
     .await?;

@@ -49,6 +49,15 @@ pub struct GatewayConfig {
     /// The gateway's public base URL (`--public-url`): surges it serves carry `url`, the
     /// dashboard page of their evidence under it. `None`: no `url`.
     pub public_url: Option<String>,
+    /// Surge events kept whole in memory (`--surge-cache`): the newest this many, and as
+    /// many older ones read lately; any other is read from `BW_SURGES` when an answer needs
+    /// it. Every surge is indexed whatever this is (about 120 bytes each): see
+    /// `crate::surges`.
+    pub surge_cache: usize,
+    /// The SMTP server of email subscriptions (`--smtp-url`, `--smtp-from`), for a
+    /// subscription's test email and an email dead letter's redelivery, which the gateway
+    /// sends itself. `None`: those fail, saying so.
+    pub smtp: Option<borderwatch_notify::SmtpConfig>,
 }
 
 /// A token bucket per client IP: `burst` requests at once, refilled at `per_second`.
@@ -85,6 +94,8 @@ impl std::fmt::Debug for GatewayConfig {
             .field("max_streams", &self.max_streams)
             .field("webhook_allow_private", &self.webhook_allow_private)
             .field("public_url", &self.public_url)
+            .field("surge_cache", &self.surge_cache)
+            .field("smtp", &self.smtp)
             .finish()
     }
 }
@@ -105,6 +116,8 @@ impl Default for GatewayConfig {
             max_streams: 1024,
             webhook_allow_private: false,
             public_url: None,
+            surge_cache: crate::surges::DEFAULT_SURGE_CACHE,
+            smtp: None,
         }
     }
 }

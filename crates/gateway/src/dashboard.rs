@@ -20,3 +20,5 @@ pub(crate) use login::{has_session, login, login_form, logout, redirect_to_login
 pub(crate) use home::page_handler as home_page;
 /// `/series/{source}/{country}/{category}`: one series as a chart.
 pub(crate) use series::page_handler as series_page;
+/// The chart alone, for `/v1/series/{source}/{country}/{category}/chart.svg` and `.png`.
+pub(crate) use series::standalone_chart as chart_svg;

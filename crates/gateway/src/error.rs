@@ -62,6 +62,7 @@ impl From<BusError> for ApiError {
             BusError::NoResponder { .. } | BusError::Timeout { .. } | BusError::Connect { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            BusError::StreamFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, "unavailable", e.to_string())

@@ -21,8 +21,10 @@ mod config;
 mod dashboard;
 pub mod error;
 mod guard;
+mod live_kinds;
 pub mod openapi;
 mod page;
+mod raster;
 mod router;
 mod secret;
 mod series_keys;
@@ -53,7 +55,12 @@ use surges::SurgeIndex;
 /// (on loopback it answers only local host names). The rate limit and the live-stream caps
 /// key on the peer address: serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router(bus: Bus, cfg: GatewayConfig, addr: SocketAddr, cancel: CancellationToken) -> Router {
-    let surges = SurgeIndex::follow(bus.clone(), cfg.public_url.as_deref(), cancel.clone());
+    let surges = SurgeIndex::follow(
+        bus.clone(),
+        cfg.public_url.as_deref(),
+        cfg.surge_cache,
+        cancel.clone(),
+    );
     router::build(bus, surges, cfg, addr, cancel)
 }
 
@@ -71,7 +78,12 @@ pub async fn serve(
     let addr: SocketAddr = listener.local_addr()?;
     cfg.check_exposure(addr)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
-    let surges = SurgeIndex::follow(bus.clone(), cfg.public_url.as_deref(), cancel.clone());
+    let surges = SurgeIndex::follow(
+        bus.clone(),
+        cfg.public_url.as_deref(),
+        cfg.surge_cache,
+        cancel.clone(),
+    );
     // Answer only once the surges stored before start are indexed, so that a restarted
     // gateway never serves an empty list; connections wait in the listen backlog meanwhile.
     surges.wait_caught_up(Duration::from_secs(30)).await;

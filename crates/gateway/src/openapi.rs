@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::schema::ErrorBody;
 use crate::api::{
-    deliveries, health, incidents, ingest, releases, series, silences, subscriptions, surges,
+    chart, deliveries, health, incidents, ingest, releases, series, silences, subscriptions, surges,
 };
 
 /// The whole document: `Top` and every API module's part, then `Common` over all of its
@@ -36,6 +36,7 @@ impl OpenApi for ApiDoc {
             ingest::IngestApi::openapi(),
             releases::ReleasesApi::openapi(),
             series::SeriesApi::openapi(),
+            chart::ChartApi::openapi(),
             surges::SurgesApi::openapi(),
             incidents::IncidentsApi::openapi(),
             subscriptions::SubscriptionsApi::openapi(),
@@ -517,6 +518,8 @@ mod tests {
             max_per_release: Some(5),
             resolved: true,
             falls: true,
+            kinds: vec![borderwatch_model::EventKind::Surge],
+            matchers: serde_json::from_value(serde_json::json!(["country!=PRK"])).unwrap(),
         };
         let v = serde_json::to_value(&sub).unwrap();
         assert_eq!(keys(&v), props(&doc, "Subscription"));
@@ -545,7 +548,7 @@ mod tests {
             Value::from(outcomes)
         );
         use borderwatch_model::PayloadFormat as P;
-        let formats: Vec<Value> = [P::Json, P::Slack, P::Teams, P::Alertmanager]
+        let formats: Vec<Value> = [P::Json, P::Slack, P::Teams, P::Alertmanager, P::Email]
             .iter()
             .map(|f| serde_json::to_value(f).unwrap())
             .collect();

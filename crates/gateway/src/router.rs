@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::warn;
 
 use crate::api::{
-    deliveries, health, incidents, ingest, releases, series, silences, subscriptions, surges,
+    chart, deliveries, health, incidents, ingest, releases, series, silences, subscriptions, surges,
 };
 use crate::config::{GatewayConfig, RateLimit, allowed_origins};
 use crate::error::{self, ApiError};
@@ -58,6 +58,14 @@ fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         (
             "/v1/series/{source}/{country}/{category}",
             get(series::get_series),
+        ),
+        (
+            "/v1/series/{source}/{country}/{category}/chart.svg",
+            get(chart::chart_svg),
+        ),
+        (
+            "/v1/series/{source}/{country}/{category}/chart.png",
+            get(chart::chart_png),
         ),
         ("/v1/surges", get(surges::list_surges)),
         ("/v1/surges/stream", get(surges::stream_surges)),

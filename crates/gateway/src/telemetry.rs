@@ -34,10 +34,17 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new().set_buckets_for_metric(
-                Matcher::Full("borderwatch_http_request_duration_seconds".into()),
-                &LATENCY_BUCKETS,
-            );
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("borderwatch_http_request_duration_seconds".into()),
+                    &LATENCY_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("borderwatch_notification_latency_seconds".into()),
+                        &borderwatch_notify::telemetry::NOTIFICATION_LATENCY_BUCKETS,
+                    )
+                });
             match builder.and_then(|b| b.install_recorder()) {
                 Ok(handle) => {
                     describe();
@@ -84,6 +91,41 @@ fn describe() {
     describe_gauge!(
         "borderwatch_nats_connected",
         "1 while the bus is connected, 0 while it is not"
+    );
+    describe_histogram!(
+        "borderwatch_notification_latency_seconds",
+        Unit::Seconds,
+        "notify: from a surge's announcement (a digest's earliest surge) to the receiver's 2xx, by format and notice kind"
+    );
+    describe_gauge!(
+        "borderwatch_consumer_pending_messages",
+        "messages a durable consumer has not yet been handed (notify on BW_SURGES, analytics on BW_RELEASES)"
+    );
+    describe_gauge!(
+        "borderwatch_consumer_ack_pending_messages",
+        "messages a durable consumer was handed and has not acknowledged yet"
+    );
+    describe_gauge!(
+        "borderwatch_dead_letters",
+        "notify: notices given up on (BW_DEADLETTER) and not resent since"
+    );
+    describe_gauge!(
+        "borderwatch_silences_active",
+        "notify: silences in force now"
+    );
+    describe_gauge!(
+        "borderwatch_incidents_open",
+        "analytics: open incidents in bw_incidents, by direction (rise, fall)"
+    );
+    describe_gauge!(
+        "borderwatch_source_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "ingest: when each scheduled source was last fetched and its content ingested or known (Unix time)"
+    );
+    describe_gauge!(
+        "borderwatch_source_interval_seconds",
+        Unit::Seconds,
+        "ingest: each scheduled source's polling interval (`every`)"
     );
     counter!("borderwatch_rows_ingested_total").absolute(0);
     counter!("borderwatch_releases_total").absolute(0);
@@ -148,7 +190,10 @@ pub(crate) fn with_request_log(app: axum::Router<AppState>) -> axum::Router<AppS
 
 /// Metrics in Prometheus text format, every name `borderwatch_…`: requests by route and
 /// status with latency histograms, rows ingested, releases, surges by severity, deliveries by
-/// outcome, and whether the bus is connected. Needs the read token when the gateway has one.
+/// outcome, and whether the bus is connected; in `borderwatch up`, also what the other roles
+/// record (notification latency, consumer lag, dead letters, silences, open incidents,
+/// scheduled sources' last success; see docs/gateway.md). Needs the read token when the
+/// gateway has one.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 #[allow(dead_code)] // documents metrics_handler

@@ -454,12 +454,13 @@ async fn series_page_by_key_filter_and_export_in_the_input_format() {
         text.starts_with("source,country,category,freq,points,last_period,last_value,surges\n")
     );
 
-    // One series as CSV is the generic input format: it can be ingested again.
+    // One series as CSV is the generic input format (it can be ingested again: ingest
+    // ignores the band's columns after it, empty here: no band).
     let r = gw.get("/v1/series/fsb/KP/study?format=csv").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.text().await.unwrap(),
-        "source,period,country,category,count\nfsb,2024-Q1,PRK,study,5\nfsb,2024-Q2,PRK,study,7\nfsb,2024-Q3,PRK,study,3765\n"
+        "source,period,country,category,count,expected,upper\nfsb,2024-Q1,PRK,study,5,,\nfsb,2024-Q2,PRK,study,7,,\nfsb,2024-Q3,PRK,study,3765,,\n"
     );
     let (status, body) = gw.get_json("/v1/series/fsb/PRK/study").await;
     assert_eq!(status, 200);

@@ -179,23 +179,34 @@ fn rate(rows: usize, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64()
 }
 
-/// The messages borderwatch publishes for a file, for the raw publisher to send as is.
+/// The messages borderwatch publishes for a file, for the raw publisher to send as is: per
+/// series, its figures in messages of the series layout (`borderwatch_bus::obs`), under
+/// `raw.` instead of `bw.obs.`.
 fn raw_messages(csv: &str) -> Vec<(String, String, Vec<u8>)> {
     let parsed =
         borderwatch_ingest::parse("generic", csv.as_bytes(), None).expect("bench csv parses");
-    parsed
-        .observations
-        .iter()
-        .map(|o: &Observation| {
-            let subject = format!(
-                "raw.{}.{}.{}.{}",
-                o.source,
-                o.country.code(),
-                o.category,
-                o.period
-            );
-            let id = format!("{subject}:{}", o.count);
-            (subject, id, serde_json::to_vec(o).unwrap())
+    let mut by_series: std::collections::BTreeMap<(String, String, String), Vec<(String, u64)>> =
+        std::collections::BTreeMap::new();
+    for o in &parsed.observations {
+        let o: &Observation = o;
+        by_series
+            .entry((
+                o.source.clone(),
+                o.country.code().to_string(),
+                o.category.clone(),
+            ))
+            .or_default()
+            .push((o.period.to_string(), o.count));
+    }
+    by_series
+        .into_iter()
+        .flat_map(|((source, country, category), figures)| {
+            let series = borderwatch_bus::obs::Series::new(&source, &country, &category);
+            borderwatch_bus::obs::series_messages(&series, "rel-0123456789abcdef", &figures, true)
+        })
+        .map(|m| {
+            let subject = m.subject.replacen("bw.obs.", "raw.", 1);
+            (subject, m.msg_id.unwrap_or_default(), m.payload.to_vec())
         })
         .collect()
 }
@@ -304,7 +315,7 @@ async fn main() {
     js.create_stream(jetstream::stream::Config {
         name: "RAW".into(),
         subjects: vec!["raw.>".into()],
-        max_messages_per_subject: 16,
+        max_messages_per_subject: -1,
         duplicate_window: Duration::from_secs(3600),
         storage: jetstream::stream::StorageType::File,
         ..Default::default()

@@ -7,6 +7,7 @@ mod country;
 mod delivery;
 mod format;
 mod incident;
+mod kinds;
 mod matcher;
 mod period;
 mod sign;
@@ -18,9 +19,10 @@ pub use country::{Country, CountryError};
 pub use delivery::{DeliveryAttempt, DeliveryRecord, Outcome};
 pub use format::{category_phrase, counted_subject, counted_what, thousands, unit_noun};
 pub use incident::{Incident, IncidentSurge, IncidentUpdate, SeriesIncidents};
+pub use kinds::{EventKind, MissingEvent, RevisionEvent, default_kinds};
 pub use matcher::{
-    MAX_MATCHER_VALUE, MAX_MATCHERS, MatchOp, Matcher, MatcherName, REGEX_SIZE_LIMIT,
-    SilenceMatchers,
+    Labels, MAX_MATCHER_VALUE, MAX_MATCHERS, MatchOp, Matcher, MatcherName, Matchers,
+    REGEX_SIZE_LIMIT, SilenceMatchers,
 };
 pub use period::{Freq, Period, PeriodError};
 pub use sign::{
@@ -588,6 +590,9 @@ pub enum PayloadFormat {
     /// The body Alertmanager's webhook receivers take (`version` "4", `alerts[]`…), so
     /// a receiver written for Alertmanager takes borderwatch's alerts as they are.
     Alertmanager,
+    /// An email (plain text and HTML) over the operator's SMTP server (`--smtp-url`) to the
+    /// addresses of the target, `mailto:desk@example.org[,other@example.org]`.
+    Email,
 }
 
 /// One message per (subscription, release) instead of one per surge, sent
@@ -634,6 +639,14 @@ pub struct Subscription {
     /// asks for them.
     #[serde(default)]
     pub falls: bool,
+    /// The kinds of event it is sent (surges, revisions, missing categories); `["surge"]`
+    /// for subscriptions stored before kinds existed.
+    #[serde(default = "default_kinds")]
+    pub kinds: Vec<EventKind>,
+    /// Alertmanager matchers (`country!="PRK"`, `category=~"study|work"`), every one of
+    /// which must match, besides the filter; none: the filter alone decides.
+    #[serde(default, skip_serializing_if = "Matchers::is_empty")]
+    pub matchers: Matchers,
 }
 
 /// How a subscription hears of surges a release brings that are history: a first load, a
@@ -649,10 +662,12 @@ pub enum HistoryDelivery {
 }
 
 impl Subscription {
-    /// Whether this subscription is sent `e`: its filter matches, and a fall only where it
-    /// asks for falls.
+    /// Whether this subscription is sent `e`: it takes surges, its filter and matchers
+    /// match, and a fall only where it asks for falls.
     pub fn wants(&self, e: &SurgeEvent) -> bool {
-        self.filter.matches(e) && (e.direction.is_rise() || self.falls)
+        self.filter.matches(e)
+            && self.kinds_and_matchers_pass(e)
+            && (e.direction.is_rise() || self.falls)
     }
 
     /// The form the API shows: no secret, and the URL masked to its scheme, host and port

@@ -1,5 +1,6 @@
 //! Matchers as Alertmanager writes them: a label name, a value, and one of `=`, `!=`, `=~`,
-//! `!~`. A silence is a list of them, every one of which must match.
+//! `!~`. A silence is a list of them, every one of which must match; so is a subscription's
+//! `matchers` ([`Matchers`]), ANDed with its filter.
 //!
 //! Two JSON shapes are read: Alertmanager's API objects
 //! (`{"name": "country", "value": "PRK", "isRegex": false, "isEqual": true}`) and its text
@@ -16,7 +17,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use crate::{Country, Severity, SurgeEvent, is_token};
+use crate::{Country, Direction, Severity, SurgeEvent, is_token};
 
 /// The longest value a matcher takes, in bytes.
 pub const MAX_MATCHER_VALUE: usize = 1024;
@@ -26,7 +27,7 @@ pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// The most matchers one silence (or filter) may have.
 pub const MAX_MATCHERS: usize = 32;
 
-/// What a matcher looks at in a surge.
+/// What a matcher looks at in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatcherName {
@@ -37,6 +38,32 @@ pub enum MatcherName {
     Category,
     /// `low`, `medium`, `high` or `critical`.
     Severity,
+    /// `rise` (a surge) or `fall` (a significant drop).
+    Direction,
+    /// The detectors of the event's findings: several values, see [`Labels`].
+    Detector,
+}
+
+/// An event's labels, as matchers see them. A label may have several values (a surge's
+/// detectors, the countries of a missing category): `=` and `=~` match when any value does,
+/// `!=` and `!~` when none does. A label an event does not have (a revision's severity) has
+/// the one value `""`, as in Alertmanager: `severity!="high"` matches it, `severity="high"`
+/// does not.
+pub trait Labels {
+    fn label(&self, name: MatcherName) -> Vec<std::borrow::Cow<'_, str>>;
+}
+
+impl Labels for SurgeEvent {
+    fn label(&self, name: MatcherName) -> Vec<std::borrow::Cow<'_, str>> {
+        match name {
+            MatcherName::Detector => self
+                .findings
+                .iter()
+                .map(|f| f.detector.as_str().into())
+                .collect(),
+            _ => vec![name.of(self)],
+        }
+    }
 }
 
 impl MatcherName {
@@ -46,6 +73,8 @@ impl MatcherName {
             MatcherName::Country => "country",
             MatcherName::Category => "category",
             MatcherName::Severity => "severity",
+            MatcherName::Direction => "direction",
+            MatcherName::Detector => "detector",
         }
     }
 
@@ -55,15 +84,23 @@ impl MatcherName {
             "country" => Ok(MatcherName::Country),
             "category" => Ok(MatcherName::Category),
             "severity" => Ok(MatcherName::Severity),
+            "direction" => Ok(MatcherName::Direction),
+            "detector" => Ok(MatcherName::Detector),
             _ => Err(format!(
-                "`{s}` is not a matcher name: use source, country, category or severity"
+                "`{s}` is not a matcher name: use source, country, category, severity, direction or detector"
             )),
         }
     }
 
-    /// This label's value in `e`.
+    /// This single-valued label's value in `e` (the detector: the first finding's).
     fn of(self, e: &SurgeEvent) -> std::borrow::Cow<'_, str> {
         match self {
+            MatcherName::Direction => e.direction.as_str().into(),
+            MatcherName::Detector => e
+                .findings
+                .first()
+                .map_or("", |f| f.detector.as_str())
+                .into(),
             MatcherName::Source => e.source.as_str().into(),
             MatcherName::Country => e.country.code().into(),
             MatcherName::Category => e.category.as_str().into(),
@@ -197,11 +234,20 @@ impl Matcher {
 
     /// Whether `e`'s label matches.
     pub fn matches(&self, e: &SurgeEvent) -> bool {
-        let got = self.name.of(e);
-        let hit = match &self.regex {
-            Some(re) => re.is_match(&got),
-            None => got == self.value,
-        };
+        self.matches_labels(e)
+    }
+
+    /// Whether the label of any event with [`Labels`] matches (see there for labels with
+    /// several values or none).
+    pub fn matches_labels<L: Labels + ?Sized>(&self, e: &L) -> bool {
+        let mut values = e.label(self.name);
+        if values.is_empty() {
+            values.push("".into());
+        }
+        let hit = values.iter().any(|got| match &self.regex {
+            Some(re) => re.is_match(got),
+            None => *got == self.value,
+        });
         hit == self.op.is_equal()
     }
 
@@ -282,10 +328,15 @@ impl Matcher {
 /// The value of a plain (`=`, `!=`) matcher, checked and normalised.
 fn plain_value(name: MatcherName, value: &str) -> Result<String, String> {
     match name {
-        MatcherName::Source | MatcherName::Category if !is_token(value) => Err(format!(
-            "`{value}` is not a name (lowercase letters, digits, - and _)"
-        )),
-        MatcherName::Source | MatcherName::Category => Ok(value.to_string()),
+        MatcherName::Source | MatcherName::Category | MatcherName::Detector if !is_token(value) => {
+            Err(format!(
+                "`{value}` is not a name (lowercase letters, digits, - and _)"
+            ))
+        }
+        MatcherName::Source | MatcherName::Category | MatcherName::Detector => {
+            Ok(value.to_string())
+        }
+        MatcherName::Direction => value.parse::<Direction>().map(|d| d.as_str().to_string()),
         MatcherName::Country => Country::parse(value)
             .map(|c| c.code().to_string())
             .map_err(|e| e.to_string()),
@@ -378,6 +429,55 @@ fn from_object(o: &Map<String, Value>) -> Result<Vec<Matcher>, String> {
     // A stable order, whatever the object's.
     out.sort_by_key(|m| OBJECT_FIELDS.iter().position(|n| *n == m.name));
     Ok(out)
+}
+
+/// A subscription's matchers: every one must match, ANDed with its filter; none matches
+/// everything. Read from Alertmanager's text form (`"country=~\"PRK|CHN\""`) or its API
+/// objects, at most [`MAX_MATCHERS`]; written in the text form, as `amtool` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Matchers(pub Vec<Matcher>);
+
+impl Matchers {
+    /// Whether every matcher matches `e` (none: everything matches).
+    pub fn matches<L: Labels + ?Sized>(&self, e: &L) -> bool {
+        self.0.iter().all(|m| m.matches_labels(e))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Reads a list of matchers; the error names the one that is wrong
+    /// (`matchers[1]: ...`).
+    pub fn from_json(v: &Value) -> Result<Matchers, String> {
+        let Value::Array(items) = v else {
+            return Err(format!(
+                "matchers is a list of matchers such as [\"country!=PRK\"], not {v}"
+            ));
+        };
+        if items.len() > MAX_MATCHERS {
+            return Err(format!("{} matchers: at most {MAX_MATCHERS}", items.len()));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Matcher::from_json(m).map_err(|e| format!("matchers[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Matchers)
+    }
+}
+
+impl Serialize for Matchers {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|m| m.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Matchers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Matchers::from_json(&v).map_err(D::Error::custom)
+    }
 }
 
 impl Serialize for SilenceMatchers {
@@ -494,6 +594,28 @@ mod tests {
             serde_json::to_value(&eq).unwrap(),
             json!({"country": "PRK"})
         );
+    }
+
+    #[test]
+    fn direction_and_detector_are_labels_too() {
+        let mut e = event("PRK", "study");
+        let finding = |d: &str| crate::Finding {
+            detector: d.into(),
+            expected: None,
+            upper_bound: None,
+            p_value: None,
+            message: String::new(),
+            baseline: None,
+        };
+        e.findings = vec![finding("record_high"), finding("farrington")];
+        assert!(read(json!(["direction=rise"])).unwrap().matches(&e));
+        assert!(!read(json!(["direction=fall"])).unwrap().matches(&e));
+        assert!(read(json!(["direction=sideways"])).is_err());
+        // Any finding's detector matches `=`; `!=` only when none is that detector.
+        assert!(read(json!(["detector=farrington"])).unwrap().matches(&e));
+        assert!(!read(json!(["detector!=farrington"])).unwrap().matches(&e));
+        assert!(read(json!(["detector!~\"ears_.*\""])).unwrap().matches(&e));
+        assert!(read(json!(["detector=Farrington"])).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use borderwatch_model::{Direction, IncidentUpdate, SurgeEvent};
+use borderwatch_model::{Direction, IncidentUpdate, MissingEvent, RevisionEvent, SurgeEvent};
 use serde_json::{Value, json};
 
 use crate::notice::Notice;
@@ -129,9 +129,17 @@ pub fn webhook(notice: &Notice, public_url: Option<&str>) -> Value {
     let events: Vec<&SurgeEvent> = match notice {
         Notice::Surge(e) => vec![e],
         Notice::Digest(d) => d.surges.iter().collect(),
+        Notice::Revision(_) | Notice::Missing(_) => vec![],
     };
-    let labels: Vec<_> = events.iter().map(|e| labels(e)).collect();
-    let annotations: Vec<_> = events.iter().map(|e| annotations(e)).collect();
+    let (labels, annotations, alerts): (Vec<_>, Vec<_>, Vec<_>) = match notice {
+        Notice::Revision(r) => revision_alerts(r),
+        Notice::Missing(m) => missing_alerts(m),
+        Notice::Surge(_) | Notice::Digest(_) => (
+            events.iter().map(|e| labels(e)).collect(),
+            events.iter().map(|e| annotations(e)).collect(),
+            events.iter().map(|e| webhook_alert(e)).collect(),
+        ),
+    };
     let common_labels = common(&labels);
     let group_labels: BTreeMap<_, _> = common_labels
         .iter()
@@ -142,7 +150,7 @@ pub fn webhook(notice: &Notice, public_url: Option<&str>) -> Value {
     if let Notice::Digest(d) = notice {
         key.push_str(&format!(":{}", d.id));
     }
-    let firing = events.iter().any(|e| !resolved(e));
+    let firing = events.is_empty() || events.iter().any(|e| !resolved(e));
     let external = public_url
         .map(|u| u.trim().trim_end_matches('/'))
         .unwrap_or_default();
@@ -156,8 +164,87 @@ pub fn webhook(notice: &Notice, public_url: Option<&str>) -> Value {
         "commonLabels": common_labels,
         "commonAnnotations": common(&annotations),
         "externalURL": external,
-        "alerts": events.iter().map(|e| webhook_alert(e)).collect::<Vec<_>>(),
+        "alerts": alerts,
     })
+}
+
+type Alerts = (
+    Vec<BTreeMap<&'static str, String>>,
+    Vec<BTreeMap<&'static str, String>>,
+    Vec<Value>,
+);
+
+/// A notice that is no incident (a revision, a missing category) as firing alerts of
+/// severity `info`: one per label set, with no end (the receiver decides how long to keep
+/// it).
+fn info_alerts(sets: Vec<(BTreeMap<&'static str, String>, String, String)>, at: &str) -> Alerts {
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    for (labels, summary, description) in sets {
+        let annotations = BTreeMap::from([("summary", summary), ("description", description)]);
+        out.2.push(json!({
+            "status": "firing",
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": at,
+            "endsAt": NO_END,
+            "generatorURL": "",
+            "fingerprint": fingerprint(&labels),
+        }));
+        out.0.push(labels);
+        out.1.push(annotations);
+    }
+    out
+}
+
+/// A revision: alertname `BorderwatchRevision`, the series and the period.
+fn revision_alerts(e: &RevisionEvent) -> Alerts {
+    let r = &e.revision;
+    let labels = BTreeMap::from([
+        ("alertname", "BorderwatchRevision".to_string()),
+        ("source", r.source.clone()),
+        ("country", r.country.code().to_string()),
+        ("category", r.category.clone()),
+        ("period", r.period.to_string()),
+        ("severity", "info".to_string()),
+    ]);
+    let summary = format!(
+        "Revised: {}/{}/{} {}",
+        r.source,
+        r.country.code(),
+        r.category,
+        r.period
+    );
+    info_alerts(
+        vec![(labels, summary, e.explanation.clone())],
+        &borderwatch_model::now_rfc3339(),
+    )
+}
+
+/// A missing category: alertname `BorderwatchMissing`, one alert per country.
+fn missing_alerts(e: &MissingEvent) -> Alerts {
+    let m = &e.missing;
+    let sets = m
+        .countries
+        .iter()
+        .map(|c| {
+            let labels = BTreeMap::from([
+                ("alertname", "BorderwatchMissing".to_string()),
+                ("source", m.source.clone()),
+                ("country", c.code().to_string()),
+                ("category", m.category.clone()),
+                ("severity", "info".to_string()),
+            ]);
+            let summary = format!(
+                "Missing: {}/{}/{} after {}",
+                m.source,
+                c.code(),
+                m.category,
+                m.last_period
+            );
+            (labels, summary, e.explanation.clone())
+        })
+        .collect();
+    info_alerts(sets, &borderwatch_model::now_rfc3339())
 }
 
 /// The body of `POST /api/v2/alerts` for `e`: one postable alert. A firing alert has no

@@ -93,7 +93,7 @@ pub(crate) async fn post(ctx: &Ctx, sub: &Subscription, id: &str, body: &[u8]) -
 
 impl Attempt {
     /// An attempt not made: the target is refused.
-    fn refused(error: String) -> Attempt {
+    pub(crate) fn refused(error: String) -> Attempt {
         Attempt {
             status: None,
             retry_after: None,

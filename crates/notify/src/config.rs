@@ -41,6 +41,10 @@ pub struct NotifyConfig {
     /// (for subscriptions without a digest, which wait their own `group_wait_secs`):
     /// analytics announces a release's surges together, so a few seconds gather them all.
     pub history_wait: Duration,
+    /// The SMTP server email subscriptions are sent through (`--smtp-url`, `--smtp-from`,
+    /// the password from `BORDERWATCH_SMTP_PASSWORD`); `None`: an email subscription's
+    /// messages are given up at once, to the dead-letter stream, for a replay once it is set.
+    pub smtp: Option<SmtpConfig>,
     /// Send webhooks to loopback, private, link-local and other non-public addresses
     /// (`--webhook-allow-private`): for local receivers and tests only. Off, such targets
     /// are refused before any connection, whatever a name resolves to.
@@ -62,6 +66,7 @@ impl Default for NotifyConfig {
             digest_tick: default_digest_tick(),
             digest_claim_lease: Duration::from_secs(60),
             history_wait: Duration::from_secs(5),
+            smtp: None,
             allow_private_targets: false,
         }
     }
@@ -70,4 +75,30 @@ impl Default for NotifyConfig {
 /// How often a sender looks for due digests, at least.
 const fn default_digest_tick() -> Duration {
     Duration::from_secs(1)
+}
+
+/// The operator's SMTP server. Its host is the operator's choice, so no address rule applies
+/// to it (unlike webhooks, whose targets subscribers choose).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// `smtp://host:port` (plain; `?tls=required` for STARTTLS) or `smtps://host:port`
+    /// (TLS from the start), with the user name, if any, as the URL's user
+    /// (`smtps://alerts@mail.example.org`); never a password.
+    pub url: String,
+    /// The `From` of every email: `alerts@example.org` or `borderwatch
+    /// <alerts@example.org>`.
+    pub from: String,
+    /// The SMTP password, from the environment only (`BORDERWATCH_SMTP_PASSWORD`).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    /// The password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("url", &self.url)
+            .field("from", &self.from)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }

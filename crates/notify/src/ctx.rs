@@ -1,5 +1,5 @@
 //! The context every delivery path shares (the surge consumer, the digest sender and the
-//! dead-letter replay): the bus, the HTTP client, the settings, the POST slots and the
+//! dead-letter replay): the bus, the HTTP client, the SMTP client, the settings, the POST slots and the
 //! cached subscriptions and silences.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::cache::Cached;
 use crate::config::NotifyConfig;
+use crate::email::{self, Mailer};
 use crate::target::PublicOnly;
 
 /// What every delivery path shares.
@@ -22,6 +23,8 @@ pub(crate) struct Ctx {
     /// addresses allowed, since the operator named them, and still no redirects.
     pub(crate) operator_client: reqwest::Client,
     pub(crate) cfg: Arc<NotifyConfig>,
+    /// The SMTP client of email subscriptions, when SMTP is configured.
+    pub(crate) mailer: Option<Arc<Mailer>>,
     /// One per webhook POST in flight (`cfg.concurrency`): held around each attempt only,
     /// never while waiting to retry.
     pub(crate) posts: Arc<Semaphore>,
@@ -39,10 +42,15 @@ impl Ctx {
         };
         let client = http_client(&cfg).map_err(failed)?;
         let operator_client = operator_client(&cfg).map_err(failed)?;
+        let mailer = email::from_config(&cfg).map_err(|reason| BusError::Nats {
+            op: "smtp settings",
+            reason,
+        })?;
         Ok(Ctx {
             bus,
             client,
             operator_client,
+            mailer,
             posts: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             owner: format!("{:016x}", rand::random::<u64>()).into(),
             subscriptions: Arc::new(Cached::new(names::SUBSCRIPTIONS_BUCKET, cfg.cache_max_age)),

@@ -8,7 +8,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::attempt::{log, post};
+use crate::attempt::log;
+use crate::channel;
 use crate::config::NotifyConfig;
 use crate::ctx::Ctx;
 use crate::notice::Notice;
@@ -57,6 +58,25 @@ pub(crate) async fn publish(
     .with_id(record_key(&sub.id, notice.id()));
     ctx.bus.publish(msg).await?;
     Ok(())
+}
+
+/// How many distinct notices the dead-letter stream holds whose key is not among `done`
+/// (the keys of `bw_deadletter_done`): given up on, and not resent since.
+pub(crate) async fn outstanding(
+    bus: &borderwatch_bus::Bus,
+    done: &[String],
+) -> Result<usize, BusError> {
+    let done: std::collections::HashSet<&str> = done.iter().map(String::as_str).collect();
+    let mut dead = std::collections::HashSet::new();
+    for msg in read_all(bus, names::DEADLETTER_STREAM, names::ALL_DEADLETTERS).await? {
+        if let Ok(dl) = serde_json::from_slice::<DeadLetter>(&msg.payload) {
+            let key = record_key(&dl.subscription, &dl.event_id);
+            if !done.contains(key.as_str()) {
+                dead.insert(key);
+            }
+        }
+    }
+    Ok(dead.len())
 }
 
 /// What a replay did.
@@ -180,7 +200,7 @@ async fn resend(ctx: &Ctx, dl: &DeadLetter) -> Result<Resent, BusError> {
     };
     let body = template::render(sub.format, &dl.notice, ctx.cfg.public_url.as_deref());
     let n = dl.attempts + 1;
-    let a = post(ctx, &sub, &dl.event_id, &body).await;
+    let a = channel::attempt(ctx, &sub, &dl.notice, &body).await;
     if !a.ok() {
         log(ctx, &sub.id, &dl.event_id, n, &a, Outcome::Failed).await;
         let error = a.error.clone().unwrap_or_default();

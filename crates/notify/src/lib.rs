@@ -10,30 +10,40 @@
 //! none; `config` and `ctx` (the settings and the context every path
 //! shares), `attempt` (one POST) and `digest_claim` import none of the paths; `deadletter`
 //! imports those; `send` imports `deadletter`; `digest` imports `send`; `alertmanager`
-//! (the push to `--alertmanager-url`) imports `ctx` and `alert`; `service` imports
-//! `digest`, `send` and `alertmanager`; `template` imports `alert`, which imports none; `test_event` (the API's test POST) imports `attempt` and
-//! `template`. The record and log types themselves live in `borderwatch-model`.
+//! (the push to `--alertmanager-url`) imports `ctx` and `alert`; `settle` (keeping an event
+//! ours, delivering one notice under a claim) imports `send` and `record`; `kinds` (the
+//! consumers of revisions and missing categories) imports `settle`; `service` imports
+//! `digest`, `settle`, `kinds` and `alertmanager`; `template` imports `alert`, which imports none; `test_event` (the API's test POST) imports `channel` and
+//! `template`. `email` (a subscription's email, over SMTP) imports `attempt`, `config`,
+//! `notice` and `template`; `channel` (one attempt: a POST or an email) imports `attempt`,
+//! `ctx` and `email`; `send` and `deadletter` import `channel`. `telemetry` (the latency histogram and the gauges of
+//! `/metrics`) imports `ctx`, `deadletter`, `notice` and `silence`; `send` and `service` import it. The record and log types themselves live in `borderwatch-model`.
 
 pub mod alert;
 mod alertmanager;
 mod attempt;
 pub mod backoff;
 mod cache;
+mod channel;
 mod config;
 mod ctx;
 pub mod deadletter;
 mod digest;
 mod digest_claim;
+pub mod email;
+mod kinds;
 pub mod notice;
 pub mod record;
 mod send;
 pub mod service;
+mod settle;
 pub mod silence;
 mod target;
+pub mod telemetry;
 pub mod template;
 pub mod test_event;
 
-pub use config::NotifyConfig;
+pub use config::{NotifyConfig, SmtpConfig};
 pub use deadletter::{DeadLetter, ReplayReport, Resent, replay, resend_one};
 pub use service::run;
 pub use test_event::{TestSent, send_test};

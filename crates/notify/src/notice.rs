@@ -1,7 +1,7 @@
 //! What one webhook POST carries: a single surge, or a digest of one release's surges for
 //! one subscription. Dead letters keep the notice, so a replay renders it again.
 
-use borderwatch_model::{StoryRef, SurgeEvent};
+use borderwatch_model::{MissingEvent, RevisionEvent, StoryRef, SurgeEvent};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -149,6 +149,10 @@ pub fn top_id(subscription: &str, release: &str) -> String {
 pub enum Notice {
     Surge(SurgeEvent),
     Digest(Digest),
+    /// A revised figure (subscriptions with `revision` among their kinds).
+    Revision(RevisionEvent),
+    /// A category a source left out (`missing`), with the countries the subscription selects.
+    Missing(MissingEvent),
 }
 
 impl Notice {
@@ -157,6 +161,8 @@ impl Notice {
         match self {
             Notice::Surge(e) => &e.id,
             Notice::Digest(d) => &d.id,
+            Notice::Revision(r) => &r.id,
+            Notice::Missing(m) => &m.id,
         }
     }
 }

@@ -9,7 +9,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::attempt::{log, post};
+use crate::attempt::log;
+use crate::channel;
 use crate::config::NotifyConfig;
 use crate::ctx::Ctx;
 use crate::deadletter::{self, Failure};
@@ -119,10 +120,11 @@ pub(crate) async fn send(
                 Err(_) => return Sent::Interrupted,
             },
         };
-        let a = post(ctx, sub, id, &body).await;
+        let a = channel::attempt(ctx, sub, notice, &body).await;
         if let Some(status) = a.status.filter(|_| a.ok()) {
             info!(subscription = %sub.id, event = %id, status, attempt, latency_ms = a.latency_ms, "delivered");
             log(ctx, &sub.id, id, attempt, &a, Outcome::Delivered).await;
+            crate::telemetry::record_latency(sub.format, notice);
             return Sent::Delivered {
                 attempts: attempt,
                 status,

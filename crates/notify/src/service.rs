@@ -16,7 +16,7 @@
 //! retry), `max_events` events handled at once, and `max_deliveries` (subscription, event)
 //! deliveries under way at once, which bounds memory whatever the number of subscriptions.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use borderwatch_bus::{Bus, BusError, Delivery, names};
@@ -33,19 +33,19 @@ use crate::ctx::Ctx;
 use crate::digest::Bundle;
 use crate::notice::Notice;
 use crate::record::{Claim, Claimed, DeliveryAttempt, DeliveryRecord, Outcome, Slot, log_attempt};
-use crate::send::{Keepalive, send};
-use crate::{alertmanager, digest, record, silence};
+use crate::settle::{self, Claims, kept_alive};
+use crate::{alertmanager, digest, kinds, record, silence};
 
 impl NotifyConfig {
     /// How often an event in hand is marked in progress and its claims refreshed.
-    fn tick(&self) -> Duration {
+    pub(crate) fn tick(&self) -> Duration {
         (self.ack_wait / 3).max(Duration::from_millis(10))
     }
 
     /// A delivery claim not refreshed for this long belongs to a sender that died. Its
     /// holder refreshes it every tick; NATS redelivers a dead holder's event after the ack
     /// wait, so by then its claims are stale too.
-    fn claim_lease(&self) -> Duration {
+    pub(crate) fn claim_lease(&self) -> Duration {
         self.ack_wait
     }
 }
@@ -63,8 +63,10 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
             ctx.cfg.ack_wait,
         )
         .await?;
+    let kinds = kinds::start(&ctx, cancel.clone()).await?;
     info!(ready = "notify", "notify consuming surges");
     let digests = tokio::spawn(digest::run_sender(ctx.clone(), cancel.clone()));
+    let sampler = tokio::spawn(crate::telemetry::run_sampler(ctx.clone(), cancel.clone()));
     let events = Arc::new(Semaphore::new(ctx.cfg.max_events.max(1)));
     let pairs = Arc::new(Semaphore::new(ctx.cfg.max_deliveries.max(1)));
     let mut tasks = JoinSet::new();
@@ -92,56 +94,10 @@ pub async fn run(bus: Bus, cfg: NotifyConfig, cancel: CancellationToken) -> Resu
     // Drain: attempts in flight finish or give their event back unacknowledged.
     while tasks.join_next().await.is_some() {}
     let _ = digests.await;
+    let _ = sampler.await;
+    let _ = kinds.await;
     info!("notify stopped");
     Ok(())
-}
-
-/// The delivery claims one event's task holds, refreshed by its ticker.
-#[derive(Debug, Default)]
-struct Claims(Mutex<Vec<Arc<Claim>>>);
-
-impl Claims {
-    fn add(&self, c: Arc<Claim>) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-    }
-
-    fn remove(&self, c: &Arc<Claim>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|x| !Arc::ptr_eq(x, c));
-    }
-
-    fn all(&self) -> Vec<Arc<Claim>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// Runs `work` while, every `period`, marking `delivery` in progress and refreshing the
-/// event's claims: the one place that keeps an event in hand ours.
-async fn kept_alive<F: Future>(
-    ctx: &Ctx,
-    delivery: &Delivery,
-    claims: &Claims,
-    period: Duration,
-    work: F,
-) -> F::Output {
-    tokio::pin!(work);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = ticker.tick() => {
-                if let Err(e) = delivery.in_progress().await {
-                    warn!(error = %e, seq = delivery.message.seq, "cannot mark a surge in progress");
-                }
-                futures::stream::iter(claims.all())
-                    .for_each_concurrent(32, |c| async move { c.refresh(&ctx.bus).await })
-                    .await;
-            }
-        }
-    }
 }
 
 async fn handle(ctx: &Ctx, delivery: Delivery, pairs: &Arc<Semaphore>, cancel: &CancellationToken) {
@@ -380,15 +336,5 @@ async fn deliver(
     event: &SurgeEvent,
     claim: &Claim,
 ) -> Result<Option<Duration>, BusError> {
-    let notice = Notice::Surge(event.clone());
-    let sent = send(ctx, sub, &notice, Keepalive::Event, &claim.lost).await;
-    let Some((rec, slot)) = sent.into_record(ctx, sub, &notice, &event.id).await? else {
-        // Shutdown: give the claim back so the next copy need not wait out its lease.
-        // Taken over: it is no longer ours to release; the new holder settles it.
-        claim.release(&ctx.bus).await;
-        return Ok(Some(Duration::from_secs(1)));
-    };
-    claim.finish(&ctx.bus, &rec).await?;
-    drop(slot);
-    Ok(None)
+    settle::deliver(ctx, sub, &Notice::Surge(event.clone()), claim).await
 }

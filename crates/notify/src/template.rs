@@ -4,7 +4,9 @@
 //! (`alert.rs`). Every surge carries `url`, its evidence, when the public URL is set, and
 //! the messages link to it ("View the evidence"). Pure functions: notice in, JSON out.
 
-use borderwatch_model::{PayloadFormat, SurgeEvent, thousands, unit_noun};
+use borderwatch_model::{
+    MissingEvent, PayloadFormat, RevisionEvent, SurgeEvent, thousands, unit_noun,
+};
 use serde_json::{Value, json};
 
 use crate::alert;
@@ -26,10 +28,26 @@ pub fn render_value(format: PayloadFormat, notice: &Notice, public_url: Option<&
     match (format, notice) {
         (PayloadFormat::Json, Notice::Surge(e)) => serde_json::to_value(e).unwrap_or_default(),
         (PayloadFormat::Json, Notice::Digest(d)) => serde_json::to_value(d).unwrap_or_default(),
+        // An email's JSON form (a test event's answer) is `json`'s; the email is `email.rs`'s.
+        (PayloadFormat::Email, n) => render_value(PayloadFormat::Json, n, None),
         (PayloadFormat::Slack, Notice::Surge(e)) => slack_surge(e),
         (PayloadFormat::Slack, Notice::Digest(d)) => slack_digest(d),
         (PayloadFormat::Teams, Notice::Surge(e)) => teams_surge(e),
         (PayloadFormat::Teams, Notice::Digest(d)) => teams_digest(d),
+        (PayloadFormat::Json, Notice::Revision(r)) => serde_json::to_value(r).unwrap_or_default(),
+        (PayloadFormat::Json, Notice::Missing(m)) => serde_json::to_value(m).unwrap_or_default(),
+        (PayloadFormat::Slack, Notice::Revision(r)) => {
+            slack_note(&revision_title(r), &r.explanation, &r.id)
+        }
+        (PayloadFormat::Slack, Notice::Missing(m)) => {
+            slack_note(&missing_title(m), &m.explanation, &m.id)
+        }
+        (PayloadFormat::Teams, Notice::Revision(r)) => {
+            teams_note(&revision_title(r), &r.explanation, &r.id)
+        }
+        (PayloadFormat::Teams, Notice::Missing(m)) => {
+            teams_note(&missing_title(m), &m.explanation, &m.id)
+        }
         (PayloadFormat::Alertmanager, n) => alert::webhook(n, public_url),
     }
 }
@@ -46,6 +64,7 @@ pub fn linked(notice: &Notice, public_url: Option<&str>) -> Notice {
                 e.link_evidence(public_url);
             }
         }
+        Notice::Revision(_) | Notice::Missing(_) => {}
     }
     notice
 }
@@ -100,18 +119,145 @@ fn slack_surge(e: &SurgeEvent) -> Value {
     if let Some(url) = &e.url {
         fields.push(mrkdwn(format!("*Evidence*\n<{url}|{EVIDENCE}>")));
     }
-    json!({
+    let mut message = json!({
         "text": format!("{}: {}", title(e), e.explanation),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title(e)}},
             {"type": "section", "text": mrkdwn(slack_escape(&e.explanation))},
             {"type": "section", "fields": fields},
-            {"type": "context", "elements": [mrkdwn(format!(
-                "event {} · release {} · detectors: {}",
-                e.id, e.release_id, slack_escape(&detectors(e))
-            ))]},
+        ],
+    });
+    if let Some(png) = chart_png_url(e) {
+        push(
+            &mut message["blocks"],
+            json!({
+                "type": "image",
+                "image_url": png,
+                "alt_text": chart_alt(e),
+                "title": {"type": "plain_text", "text": format!("{} with its expected band", e.series())},
+            }),
+        );
+    }
+    push(
+        &mut message["blocks"],
+        json!({"type": "context", "elements": [mrkdwn(format!(
+            "event {} · release {} · detectors: {}",
+            e.id, e.release_id, slack_escape(&detectors(e))
+        ))]}),
+    );
+    message
+}
+
+fn push(list: &mut Value, item: Value) {
+    if let Some(list) = list.as_array_mut() {
+        list.push(item);
+    }
+}
+
+/// The surge's chart as a PNG, its period marked (`/v1/series/…/chart.png?period=`), under
+/// the public URL its evidence link was built from; `None` without one, or when that URL
+/// names this machine or a private network: Slack and Teams fetch the image from their own
+/// servers, and Slack refuses a whole message whose image it cannot download.
+///
+/// Built from `url` (`<base>/series/<source>/<country>/<category>?surge=…#chart`, its
+/// parts percent-encoded by `SurgeEvent::evidence_url`), so the two links always agree.
+pub fn chart_png_url(e: &SurgeEvent) -> Option<String> {
+    let url = e.url.as_deref()?;
+    let path = url.split(['?', '#']).next()?;
+    let mut parts = path.rsplitn(4, '/');
+    let (category, country, source, rest) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let base = rest.strip_suffix("/series")?;
+    if !reachable_from_outside(base) {
+        return None;
+    }
+    Some(format!(
+        "{base}/v1/series/{source}/{country}/{category}/chart.png?period={}",
+        e.period
+    ))
+}
+
+/// Whether the host of `base` (`scheme://host[:port][/path]`) can be reached by a chat
+/// tool's servers: not `localhost`, not a loopback, private, link-local or unspecified
+/// address. A name is taken as public (what it resolves to is the receiver's business).
+fn reachable_from_outside(base: &str) -> bool {
+    let Some((_, rest)) = base.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    }
+    .to_ascii_lowercase();
+    if host.is_empty() || host == "localhost" || host.ends_with(".localhost") {
+        return false;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            !(ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified())
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let local = (ip.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (ip.segments()[0] & 0xffc0) == 0xfe80; // link-local
+            !(ip.is_loopback() || ip.is_unspecified() || local)
+        }
+        Err(_) => true,
+    }
+}
+
+/// What the chart shows, for readers who cannot see it.
+fn chart_alt(e: &SurgeEvent) -> String {
+    format!(
+        "Chart of {} per period with the expected band; {} in {} marked",
+        e.series(),
+        counted(e),
+        e.period
+    )
+}
+
+fn revision_title(e: &RevisionEvent) -> String {
+    let r = &e.revision;
+    format!(
+        "Revised figure: {}/{}/{} {}",
+        r.source,
+        r.country.code(),
+        r.category,
+        r.period
+    )
+}
+
+fn missing_title(e: &MissingEvent) -> String {
+    let m = &e.missing;
+    format!(
+        "Missing category: {}/{} after {}",
+        m.source, m.category, m.last_period
+    )
+}
+
+/// A revision or missing category for Slack: a header, the sentence and its id.
+fn slack_note(title: &str, text: &str, id: &str) -> Value {
+    json!({
+        "text": format!("{title}: {text}"),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title}},
+            {"type": "section", "text": mrkdwn(slack_escape(text))},
+            {"type": "context", "elements": [mrkdwn(format!("event {id}"))]},
         ],
     })
+}
+
+/// A revision or missing category for Teams: a title, the sentence and its id.
+fn teams_note(title: &str, text: &str, id: &str) -> Value {
+    teams_message(
+        vec![
+            json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": title}),
+            json!({"type": "TextBlock", "wrap": true, "text": text}),
+            json!({"type": "FactSet", "facts": [{"title": "Event", "value": id}]}),
+        ],
+        Vec::new(),
+    )
 }
 
 fn digest_title(d: &Digest) -> String {
@@ -185,7 +331,7 @@ fn teams_message(body: Vec<Value>, actions: Vec<Value>) -> Value {
 }
 
 fn teams_surge(e: &SurgeEvent) -> Value {
-    let body = vec![
+    let mut body = vec![
         json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": title(e)}),
         json!({"type": "TextBlock", "wrap": true, "text": e.explanation}),
         json!({"type": "FactSet", "facts": [
@@ -197,6 +343,9 @@ fn teams_surge(e: &SurgeEvent) -> Value {
             {"title": "Event", "value": e.id},
         ]}),
     ];
+    if let Some(png) = chart_png_url(e) {
+        body.push(json!({"type": "Image", "url": png, "altText": chart_alt(e), "size": "Stretch"}));
+    }
     let actions = e
         .url
         .as_ref()
@@ -229,6 +378,8 @@ mod tests {
     use borderwatch_model::{Country, Finding, Period, Severity};
 
     const URL: &str = "https://bw.example.org/series/fsb/PRK/study?surge=sg-1#chart";
+    /// The surge's marked chart, as Slack and Teams messages show it.
+    const CHART: &str = "https://bw.example.org/v1/series/fsb/PRK/study/chart.png?period=2024-Q3";
 
     fn event() -> SurgeEvent {
         SurgeEvent {
@@ -302,6 +453,66 @@ mod tests {
     }
 
     #[test]
+    fn revisions_and_missing_categories_say_what_they_are_in_every_format() {
+        let r = RevisionEvent::new(borderwatch_model::Revision {
+            source: "fsb".into(),
+            country: Country::parse("PRK").unwrap(),
+            category: "study".into(),
+            period: Period::Quarter(2024, 2),
+            old_count: 1200,
+            new_count: 950,
+            old_release_id: "rel-0".into(),
+            release_id: "rel-1".into(),
+        });
+        let n = Notice::Revision(r.clone());
+        let v = render_value(PayloadFormat::Json, &n, None);
+        assert_eq!(v["kind"], "revision");
+        assert_eq!(v["old_count"], 1200);
+        let slack = render_value(PayloadFormat::Slack, &n, None);
+        assert_eq!(
+            slack["text"],
+            "Revised figure: fsb/PRK/study 2024-Q2: fsb revised fsb/PRK/study 2024-Q2 from 1,200 to 950 (-250) in release rel-1"
+        );
+        let teams = render_value(PayloadFormat::Teams, &n, None);
+        assert_eq!(
+            teams["attachments"][0]["content"]["body"][0]["text"],
+            "Revised figure: fsb/PRK/study 2024-Q2"
+        );
+        let m = MissingEvent::new(borderwatch_model::MissingCategory {
+            source: "fsb".into(),
+            category: "study".into(),
+            countries: vec![
+                Country::parse("PRK").unwrap(),
+                Country::parse("CHN").unwrap(),
+            ],
+            last_period: Period::Quarter(2024, 3),
+            release_first_period: Period::Quarter(2024, 4),
+            release_last_period: Period::Quarter(2025, 1),
+            release_id: "rel-1".into(),
+        });
+        let n = Notice::Missing(m);
+        assert_eq!(
+            render_value(PayloadFormat::Json, &n, None)["kind"],
+            "missing"
+        );
+        let am = render_value(PayloadFormat::Alertmanager, &n, None);
+        assert_eq!(
+            am["alerts"].as_array().unwrap().len(),
+            2,
+            "one alert per country"
+        );
+        assert_eq!(am["alerts"][1]["labels"]["alertname"], "BorderwatchMissing");
+        assert_eq!(am["alerts"][1]["labels"]["country"], "CHN");
+        assert_eq!(am["status"], "firing");
+        assert!(
+            render_value(PayloadFormat::Slack, &n, None)["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Missing category: fsb/study after 2024-Q3: fsb left out category study for PRK, CHN")
+        );
+    }
+
+    #[test]
     fn slack_surge_has_text_blocks_and_a_link_when_configured() {
         let v = render_value(
             PayloadFormat::Slack,
@@ -322,6 +533,9 @@ mod tests {
                         {"type": "mrkdwn", "text": "*Value*\n3,765 entries"},
                         {"type": "mrkdwn", "text": "*Evidence*\n<https://bw.example.org/series/fsb/PRK/study?surge=sg-1#chart|View the evidence>"},
                     ]},
+                    {"type": "image", "image_url": CHART,
+                     "alt_text": "Chart of fsb/PRK/study per period with the expected band; 3,765 entries in 2024-Q3 marked",
+                     "title": {"type": "plain_text", "text": "fsb/PRK/study with its expected band"}},
                     {"type": "context", "elements": [
                         {"type": "mrkdwn", "text": "event sg-1 · release rel-1 · detectors: record_high"}
                     ]},
@@ -334,6 +548,74 @@ mod tests {
     fn slack_surge_without_public_url_has_no_link_field() {
         let v = render_value(PayloadFormat::Slack, &Notice::Surge(event()), None);
         assert_eq!(v["blocks"][2]["fields"].as_array().unwrap().len(), 4);
+    }
+
+    /// The blocks (Slack) or card elements (Teams) of `kind` in a surge message.
+    fn of_kind(format: PayloadFormat, public_url: Option<&str>, kind: &str) -> Vec<Value> {
+        let v = render_value(format, &Notice::Surge(event()), public_url);
+        let items = match format {
+            PayloadFormat::Teams => v["attachments"][0]["content"]["body"].clone(),
+            _ => v["blocks"].clone(),
+        };
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn the_chart_image_is_sent_only_under_a_public_url_others_can_reach() {
+        for (format, kind, key) in [
+            (PayloadFormat::Slack, "image", "image_url"),
+            (PayloadFormat::Teams, "Image", "url"),
+        ] {
+            let images = of_kind(format, Some("https://bw.example.org/"), kind);
+            assert_eq!(images.len(), 1, "{format:?}");
+            assert_eq!(images[0][key], CHART);
+            // A base with a path keeps it; the period is the surge's.
+            let images = of_kind(format, Some("https://news.example.org/bw/"), kind);
+            assert_eq!(
+                images[0][key],
+                "https://news.example.org/bw/v1/series/fsb/PRK/study/chart.png?period=2024-Q3"
+            );
+            // No public URL, or one only this machine or network reaches (`up`'s default is
+            // its own loopback address): no image, which Slack could not fetch and would
+            // refuse the message for.
+            for base in [
+                None,
+                Some("http://127.0.0.1:8080"),
+                Some("http://localhost:8080/"),
+                Some("http://10.1.2.3"),
+                Some("http://192.168.0.9:80/bw"),
+                Some("http://[::1]:8080"),
+                Some("http://[fd00::1]/"),
+            ] {
+                assert!(
+                    of_kind(format, base, kind).is_empty(),
+                    "{format:?} {base:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_chart_link_encodes_what_the_evidence_link_encodes() {
+        let mut e = event();
+        e.category = "study abroad".into();
+        e.link_evidence(Some("https://bw.example.org"));
+        assert_eq!(
+            chart_png_url(&e).as_deref(),
+            Some(
+                "https://bw.example.org/v1/series/fsb/PRK/study%20abroad/chart.png?period=2024-Q3"
+            )
+        );
+        e.url = None;
+        assert_eq!(chart_png_url(&e), None);
+        e.url = Some("not a link".into());
+        assert_eq!(chart_png_url(&e), None);
     }
 
     #[test]
@@ -383,6 +665,8 @@ mod tests {
                                 {"title": "Detectors", "value": "record_high"},
                                 {"title": "Event", "value": "sg-1"},
                             ]},
+                            {"type": "Image", "url": CHART, "size": "Stretch",
+                             "altText": "Chart of fsb/PRK/study per period with the expected band; 3,765 entries in 2024-Q3 marked"},
                         ],
                         "actions": [{"type": "Action.OpenUrl", "title": "View the evidence", "url": URL}],
                     },

@@ -10,7 +10,8 @@ use borderwatch_model::{
 };
 use serde_json::Value;
 
-use crate::attempt::{log, post};
+use crate::attempt::log;
+use crate::channel;
 use crate::config::NotifyConfig;
 use crate::ctx::Ctx;
 use crate::notice::Notice;
@@ -38,16 +39,14 @@ pub async fn send_test(
     let ctx = Ctx::new(bus, cfg)?;
     let event = example(sub);
     let id = event.id.clone();
-    let mut body = template::render_value(
-        sub.format,
-        &Notice::Surge(event),
-        ctx.cfg.public_url.as_deref(),
-    );
+    let notice = Notice::Surge(event);
+    let mut body = template::render_value(sub.format, &notice, ctx.cfg.public_url.as_deref());
     if let Value::Object(o) = &mut body {
         o.insert("test".into(), Value::Bool(true));
     }
     let body = serde_json::to_vec(&body).unwrap_or_default();
-    let a = post(&ctx, sub, &id, &body).await;
+    // An email's subject says TEST (its id starts `test-`).
+    let a = channel::attempt(&ctx, sub, &notice, &body).await;
     let outcome = if a.ok() {
         Outcome::Delivered
     } else {
@@ -142,6 +141,8 @@ mod tests {
             max_per_release: None,
             resolved: false,
             falls: false,
+            kinds: borderwatch_model::default_kinds(),
+            matchers: Default::default(),
         };
         let e = example(&sub);
         assert!(e.id.starts_with("test-") && e.id.len() == 25, "{}", e.id);

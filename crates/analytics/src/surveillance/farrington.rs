@@ -10,7 +10,7 @@ use statrs::distribution::{
     ContinuousCDF, Discrete, DiscreteCDF, NegativeBinomial, Normal, Poisson as PoissonDist,
 };
 
-use super::glm::{dispersion, predict, t_test, GlmError, Wants, Workspace, GLM_EPSILON, GLM_MAXIT};
+use super::glm::{GLM_EPSILON, GLM_MAXIT, GlmError, Wants, Workspace, dispersion, predict, t_test};
 
 /// Power transformation of the delta threshold (R's `powertrans`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

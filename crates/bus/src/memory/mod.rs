@@ -31,8 +31,8 @@ use futures::stream::{self as futures_stream, BoxStream, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::{
-    BusError, Delivery, Headers, Message, ObjectInfo, Outgoing, PubAck, Replier, Request, Result,
-    StreamSpec, Transport,
+    BusError, ConsumerLag, Delivery, Headers, Message, ObjectInfo, Outgoing, PubAck, Replier,
+    Request, Result, StreamSpec, Transport,
 };
 use kv::BucketState;
 use stream::StreamState;
@@ -193,6 +193,10 @@ impl Transport for MemoryBus {
         stream::last_per_subject(self, stream, filters)
     }
 
+    async fn message_at(&self, stream: &str, seq: u64) -> Result<Option<Message>> {
+        stream::message_at(self, stream, seq)
+    }
+
     async fn replay(
         &self,
         stream: &str,
@@ -210,6 +214,10 @@ impl Transport for MemoryBus {
         ack_wait: Duration,
     ) -> Result<BoxStream<'static, Result<Delivery>>> {
         stream::consume(self, stream, durable, filter, ack_wait)
+    }
+
+    async fn consumer_lag(&self, stream: &str, durable: &str) -> Result<Option<ConsumerLag>> {
+        stream::consumer_lag(self, stream, durable)
     }
 
     async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::log::{RecordHeader, now_ms, read_log, write_record};
 use super::{Inner, MemoryBus, files};
 use crate::{
-    Acker, BusError, Delivery, Headers, Message, Outgoing, PubAck, Result, StreamSpec,
+    Acker, BusError, ConsumerLag, Delivery, Headers, Message, Outgoing, PubAck, Result, StreamSpec,
     subject_matches,
 };
 
@@ -43,6 +43,11 @@ pub(super) struct StreamState {
     dedup_order: VecDeque<(u64, String)>,
     consumers: HashMap<String, ConsumerState>,
     log: Option<StreamLog>,
+    /// What the stored messages take (subjects, headers, payloads), as NATS counts a
+    /// stream's bytes.
+    bytes: u64,
+    /// The byte limit in force (`-1`: none): a publish beyond it is refused.
+    max_bytes: i64,
 }
 
 /// A stream's `streams/<name>.log`: appended to on publish, read back at the offsets of the
@@ -113,17 +118,38 @@ struct AcksLog {
     lines: usize,
 }
 
+impl Stored {
+    /// The bytes this message counts against its stream's limit.
+    fn size(&self) -> u64 {
+        let payload = match &self.body {
+            Body::Memory(bytes) => bytes.len(),
+            Body::Log { len, .. } => *len,
+        };
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        (self.subject.len() + headers + payload) as u64
+    }
+}
+
+/// What `msg` will count against its stream's limit once stored.
+fn outgoing_size(msg: &Outgoing) -> u64 {
+    let headers: usize = msg.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    (msg.subject.len() + headers + msg.payload.len()) as u64
+}
+
 impl StreamState {
     fn store(&mut self, seq: u64, stored: Stored) {
         let versions = self.by_subject.entry(stored.subject.clone()).or_default();
         versions.push_back(seq);
         if self.spec.max_msgs_per_subject > 0 {
             while versions.len() > self.spec.max_msgs_per_subject as usize {
-                if let Some(old) = versions.pop_front() {
-                    self.msgs.remove(&old);
+                if let Some(old) = versions.pop_front()
+                    && let Some(gone) = self.msgs.remove(&old)
+                {
+                    self.bytes = self.bytes.saturating_sub(gone.size());
                 }
             }
         }
+        self.bytes += stored.size();
         self.msgs.insert(seq, stored);
         self.last_seq = self.last_seq.max(seq);
     }
@@ -138,6 +164,15 @@ impl StreamState {
             return Ok(PubAck {
                 seq,
                 duplicate: true,
+            });
+        }
+        if self.max_bytes >= 0 && self.bytes + outgoing_size(&msg) > self.max_bytes as u64 {
+            let (what, setting) = crate::names::stream_limit_setting(&self.spec.name);
+            return Err(BusError::StreamFull {
+                stream: self.spec.name.clone(),
+                what,
+                limit: crate::describe_bytes(self.max_bytes),
+                setting,
             });
         }
         let seq = self.last_seq + 1;
@@ -347,6 +382,22 @@ impl ConsumerState {
         None
     }
 
+    /// What JetStream's consumer info says: messages matching the filter never delivered,
+    /// and deliveries not yet acknowledged.
+    fn lag(&self, stream: &StreamState) -> ConsumerLag {
+        let pending = stream
+            .msgs
+            .range(self.next_seq..)
+            .filter(|(seq, stored)| {
+                !self.acked.contains(seq) && subject_matches(&self.filter, &stored.subject)
+            })
+            .count() as u64;
+        ConsumerLag {
+            pending,
+            ack_pending: self.pending.len() as u64,
+        }
+    }
+
     fn earliest_deadline(&self) -> Option<Instant> {
         self.pending.values().map(|(at, _)| *at).min()
     }
@@ -406,6 +457,7 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
     let mut state = bus.inner.lock();
     if let Some(existing) = state.streams.get_mut(&spec.name) {
         existing.spec = spec.clone();
+        existing.max_bytes = spec.max_bytes.resolve(Some(existing.max_bytes));
         return Ok(());
     }
     let mut stream = StreamState {
@@ -417,6 +469,8 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
         dedup_order: VecDeque::new(),
         consumers: HashMap::new(),
         log: None,
+        bytes: 0,
+        max_bytes: spec.max_bytes.resolve(None),
     };
     if let Some(path) = bus.inner.path(&["streams", &format!("{}.log", spec.name)]) {
         let (writer, len) = read_log(&path, |h, payload, offset| {
@@ -486,6 +540,15 @@ pub(super) fn last_seq(bus: &MemoryBus, stream: &str) -> Result<u64> {
     Ok(s.last_seq)
 }
 
+pub(super) fn message_at(bus: &MemoryBus, stream: &str, seq: u64) -> Result<Option<Message>> {
+    let state = bus.inner.lock();
+    let s = state
+        .streams
+        .get(stream)
+        .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+    s.message(seq).transpose()
+}
+
 pub(super) fn last_per_subject(
     bus: &MemoryBus,
     stream: &str,
@@ -547,6 +610,19 @@ pub(super) fn replay(
         }
     })
     .boxed())
+}
+
+pub(super) fn consumer_lag(
+    bus: &MemoryBus,
+    stream: &str,
+    durable: &str,
+) -> Result<Option<ConsumerLag>> {
+    let state = bus.inner.lock();
+    let s = state
+        .streams
+        .get(stream)
+        .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+    Ok(s.consumers.get(durable).map(|c| c.lag(s)))
 }
 
 pub(super) fn consume(

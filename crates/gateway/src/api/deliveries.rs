@@ -186,6 +186,8 @@ fn dead_letter_json(l: &borderwatch_notify::deadletter::Listed) -> Value {
     let kind = match &d.notice {
         borderwatch_notify::notice::Notice::Surge(_) => "surge",
         borderwatch_notify::notice::Notice::Digest(_) => "digest",
+        borderwatch_notify::notice::Notice::Revision(_) => "revision",
+        borderwatch_notify::notice::Notice::Missing(_) => "missing",
     };
     json!({
         "event_id": d.event_id,
@@ -291,8 +293,9 @@ pub(crate) mod doc {
     #[allow(dead_code)]
     pub(crate) struct DeadLetter {
         event_id: String,
-        /// `surge` (one surge) or `digest` (a digest, summary, story or top-N message).
-        #[schema(pattern = "^(surge|digest)$")]
+        /// `surge` (one surge), `digest` (a digest, summary, story or top-N message),
+        /// `revision` or `missing` (a revised figure, a missing category: `kinds`).
+        #[schema(pattern = "^(surge|digest|revision|missing)$")]
         kind: String,
         attempts: u32,
         last_status: Option<u16>,

@@ -3,6 +3,7 @@
 //! `openapi.rs`). What several resources share (country parsing, key-ordered pages of a
 //! bucket) is here; the shared body schemas are in [`schema`].
 
+pub(crate) mod chart;
 pub(crate) mod deliveries;
 pub(crate) mod health;
 pub(crate) mod incidents;
@@ -146,6 +147,7 @@ pub(crate) fn notify_config(
     borderwatch_notify::NotifyConfig {
         allow_private_targets: cfg.webhook_allow_private,
         public_url: cfg.public_url.clone(),
+        smtp: cfg.smtp.clone(),
         ..Default::default()
     }
 }

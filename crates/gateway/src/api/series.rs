@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -181,7 +182,8 @@ pub(crate) async fn list_series(
 pub(crate) struct SeriesExportParams {
     /// `json` (default: the series with its aggregates and surges) or `csv` (its figures,
     /// as `source,period,country,category,count`: the generic input format, so the export
-    /// can be ingested again).
+    /// can be ingested again; then `expected,upper`: the statistical band the chart draws,
+    /// empty for a period without one).
     format: Option<Format>,
 }
 
@@ -206,8 +208,26 @@ pub(crate) async fn get_series(
     Path((source, country, category)): Path<(String, String, String)>,
     ApiQuery(params): ApiQuery<SeriesExportParams>,
 ) -> Result<Response, ApiError> {
-    let country = parse_country(&country)?;
-    let key = names::series_key(&source, country.code(), &category);
+    let (view, _) = load_view(&state, &source, &country, &category).await?;
+    if params.format == Some(Format::Csv) {
+        return Ok(series_csv(&view));
+    }
+    let surges: Vec<Arc<SurgeEvent>> = state.surges.get_many(&view.surges).await?;
+    let mut body = serde_json::to_value(&view).unwrap_or_default();
+    body["surge_events"] = serde_json::to_value(&surges).unwrap_or_default();
+    Ok(Json(body).into_response())
+}
+
+/// The stored view of a series and its bytes (the key of cached renderings): a 400 for a
+/// country or name that cannot be one, a 404 for a series that does not exist.
+pub(crate) async fn load_view(
+    state: &AppState,
+    source: &str,
+    country: &str,
+    category: &str,
+) -> Result<(SeriesView, Bytes), ApiError> {
+    let country = parse_country(country)?;
+    let key = names::series_key(source, country.code(), category);
     if !borderwatch_bus::valid_key(&key) {
         return Err(ApiError::bad_request(format!(
             "`{source}` or `{category}` is not a valid name"
@@ -220,31 +240,51 @@ pub(crate) async fn get_series(
         .ok_or_else(|| ApiError::not_found(format!("no series {source}/{country}/{category}")))?;
     let view: SeriesView = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", e.to_string()))?;
-    if params.format == Some(Format::Csv) {
-        let name = format!("{}-{}-{}.csv", view.source, view.country, view.category);
-        let rows = view.observations.iter().map(|p| {
-            [
-                view.source.clone(),
-                p.period.to_string(),
-                view.country.code().to_string(),
-                view.category.clone(),
-                p.count.to_string(),
-            ]
-        });
-        return Ok(page::csv(
-            &name,
-            &["source", "period", "country", "category", "count"],
-            rows,
-        ));
+    Ok((view, raw))
+}
+
+/// The columns of a series in CSV: the generic input format (so an export can be ingested
+/// again: ingest ignores columns it does not know), then the band the chart draws, so a
+/// newsroom can rebuild the chart in its own tool.
+pub(crate) const SERIES_EXPORT_HEADER: [&str; 7] = [
+    "source", "period", "country", "category", "count", "expected", "upper",
+];
+
+/// A series as CSV: a row per figure, `expected` and `upper` from the detector whose band
+/// the dashboard's chart draws (the one that bounded the latest period), empty where it
+/// fitted none.
+fn series_csv(view: &SeriesView) -> Response {
+    let name = format!("{}-{}-{}.csv", view.source, view.country, view.category);
+    let detector = view.bands.last().map(|b| b.detector.as_str());
+    let band = |period| {
+        view.bands
+            .iter()
+            .find(|b| b.period == period && Some(b.detector.as_str()) == detector)
+    };
+    let rows = view.observations.iter().map(|p| {
+        let band = band(p.period);
+        [
+            view.source.clone(),
+            p.period.to_string(),
+            view.country.code().to_string(),
+            view.category.clone(),
+            p.count.to_string(),
+            band.map(|b| csv_number(b.expected)).unwrap_or_default(),
+            band.map(|b| csv_number(b.upper_bound)).unwrap_or_default(),
+        ]
+    });
+    page::csv(&name, &SERIES_EXPORT_HEADER, rows)
+}
+
+/// A bound as a spreadsheet reads it: two decimals at most, no exponent; empty when it is
+/// not a number.
+fn csv_number(v: f64) -> String {
+    if !v.is_finite() {
+        return String::new();
     }
-    let surges: Vec<Arc<SurgeEvent>> = view
-        .surges
-        .iter()
-        .filter_map(|id| state.surges.get(id))
-        .collect();
-    let mut body = serde_json::to_value(&view).unwrap_or_default();
-    body["surge_events"] = serde_json::to_value(&surges).unwrap_or_default();
-    Ok(Json(body).into_response())
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
 }
 
 /// This resource's bodies as schema-only mirrors of `borderwatch-model`'s JSON, for the

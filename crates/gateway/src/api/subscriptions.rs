@@ -12,8 +12,9 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use borderwatch_bus::names;
 use borderwatch_model::{
-    DigestSpec, HistoryDelivery, PayloadFormat, Subscription, SubscriptionFilter, Webhook,
-    WebhookHost, now_rfc3339, refused_address, refused_name, webhook_host,
+    DigestSpec, EventKind, HistoryDelivery, Matchers, PayloadFormat, Subscription,
+    SubscriptionFilter, Webhook, WebhookHost, default_kinds, now_rfc3339, refused_address,
+    refused_name, webhook_host,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -45,6 +46,7 @@ use crate::state::AppState;
         doc::PayloadFormat,
         doc::DigestSpec,
         doc::HistoryDelivery,
+        doc::EventKind,
         doc::Subscription,
         doc::SubscriptionList,
         doc::SubscriptionPatch,
@@ -73,6 +75,11 @@ struct SubscriptionRequest {
     resolved: bool,
     #[serde(default)]
     falls: bool,
+    #[serde(default = "default_kinds")]
+    kinds: Vec<EventKind>,
+    /// Read as it came, so that a bad matcher is a 422 naming it (see [`parse_matchers`]).
+    #[serde(default)]
+    matchers: Option<serde_json::Value>,
 }
 
 /// The longest digest grouping wait: a day.
@@ -88,6 +95,41 @@ fn validate_webhook(w: &Webhook) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An email target (`"format": "email"`, `mailto:ADDRESS[,ADDRESS…]`): format and scheme
+/// must agree (400 otherwise), and every address must be one notify would send to (422,
+/// `email_address_invalid`: bare addresses, no header fields, no address literal or
+/// `localhost`). No secret is needed: an email is not signed.
+fn validate_email(req: &SubscriptionRequest) -> Result<(), ApiError> {
+    let mailto = borderwatch_notify::email::is_email_target(&req.webhook.url);
+    match (req.format == PayloadFormat::Email, mailto) {
+        (true, true) => {}
+        (true, false) => {
+            return Err(ApiError::bad_request(
+                "format email needs webhook.url mailto:ADDRESS[,ADDRESS…]",
+            ));
+        }
+        (false, _) => {
+            return Err(ApiError::bad_request(
+                "webhook.url is a mailto: target: give \"format\": \"email\"",
+            ));
+        }
+    }
+    borderwatch_notify::email::recipients(&req.webhook.url).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email_address_invalid",
+            format!("webhook.url: {e}"),
+        )
+    })?;
+    Ok(())
+}
+
+/// Whether `req` is an email subscription (by its format or its target).
+fn is_email(req: &SubscriptionRequest) -> bool {
+    req.format == PayloadFormat::Email
+        || borderwatch_notify::email::is_email_target(&req.webhook.url)
+}
+
 /// How long resolving a webhook's host may take at subscription time.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -96,7 +138,9 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// not make notify call into the network it runs in. Notify checks again when it connects
 /// (a name may resolve elsewhere later); this check tells the subscriber now.
 async fn check_target(url: &str, allow_private: bool) -> Result<(), ApiError> {
-    if allow_private {
+    // An email target's addresses were checked by `validate_email`; the SMTP server is the
+    // operator's.
+    if allow_private || borderwatch_notify::email::is_email_target(url) {
         return Ok(());
     }
     let refused = |host: &str, why: String| {
@@ -172,7 +216,7 @@ fn validate_filter(f: &SubscriptionFilter) -> Result<(), ApiError> {
         (status = 201, description = "the stored subscription, without its secret and with its URL masked", body = doc::Subscription),
         (status = 400, description = "the body is wrong: the message names the field", body = schema::ErrorBody),
         (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
-        (status = 422, description = "the webhook's host is, or resolves to, a loopback, private, link-local or other non-public address (allowed only with --webhook-allow-private)", body = schema::ErrorBody),
+        (status = 422, description = "a matcher is wrong (`invalid_matcher`, naming it: `matchers[1]: …`), or the webhook's host is, or resolves to, a loopback, private, link-local or other non-public address (allowed only with --webhook-allow-private)", body = schema::ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub(crate) async fn create_subscription(
@@ -181,11 +225,12 @@ pub(crate) async fn create_subscription(
 ) -> Result<(StatusCode, Json<Subscription>), ApiError> {
     let req: SubscriptionRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid subscription: {e}")))?;
-    validate(&req)?;
+    let matchers = validate(&req)?;
     check_target(&req.webhook.url, state.cfg.webhook_allow_private).await?;
     let sub = req.into_subscription(
         format!("sub-{}", uuid::Uuid::new_v4().simple()),
         now_rfc3339(),
+        matchers,
     );
     store(&state, &sub).await?;
     info!(subscription = %sub.id, "subscription created");
@@ -194,9 +239,19 @@ pub(crate) async fn create_subscription(
 
 /// Everything but the webhook's target that a subscription must satisfy, on create and on
 /// edit alike.
-fn validate(req: &SubscriptionRequest) -> Result<(), ApiError> {
-    validate_webhook(&req.webhook)?;
+fn validate(req: &SubscriptionRequest) -> Result<Matchers, ApiError> {
+    if is_email(req) {
+        validate_email(req)?;
+    } else {
+        validate_webhook(&req.webhook)?;
+    }
     validate_filter(&req.filter)?;
+    if req.kinds.is_empty() {
+        return Err(ApiError::bad_request(
+            "kinds is empty: list at least one of surge, revision, missing (or leave it out for surges)",
+        ));
+    }
+    let matchers = parse_matchers(req.matchers.as_ref())?;
     if let Some(d) = &req.digest
         && d.group_wait_secs > MAX_GROUP_WAIT_SECS
     {
@@ -210,11 +265,25 @@ fn validate(req: &SubscriptionRequest) -> Result<(), ApiError> {
             "max_per_release is 0: at least 1, or leave it out for every surge",
         ));
     }
-    Ok(())
+    Ok(matchers)
+}
+
+/// The subscription's matchers, checked as a silence's are (names, values, anchored and
+/// size-limited regexes, at most 32): a bad one is refused 422 `invalid_matcher`, naming it
+/// (`matchers[1]: …`).
+fn parse_matchers(v: Option<&serde_json::Value>) -> Result<Matchers, ApiError> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(Matchers::default()),
+        Some(v) => Matchers::from_json(v)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_matcher", e)),
+    }
 }
 
 impl SubscriptionRequest {
-    fn into_subscription(self, id: String, created_at: String) -> Subscription {
+    fn into_subscription(self, id: String, created_at: String, matchers: Matchers) -> Subscription {
+        let mut kinds = self.kinds;
+        kinds.sort();
+        kinds.dedup();
         Subscription {
             id,
             filter: self.filter,
@@ -226,6 +295,8 @@ impl SubscriptionRequest {
             max_per_release: self.max_per_release,
             resolved: self.resolved,
             falls: self.falls,
+            kinds,
+            matchers,
         }
     }
 }
@@ -292,7 +363,7 @@ pub(crate) async fn get_subscription(
         (status = 400, description = "the patch, or the subscription it makes, is wrong: the message names the field", body = schema::ErrorBody),
         (status = 401, description = "the API token is missing or wrong", body = schema::ErrorBody),
         (status = 404, description = "no such subscription", body = schema::ErrorBody),
-        (status = 422, description = "the new webhook's host is, or resolves to, a non-public address (allowed only with --webhook-allow-private)", body = schema::ErrorBody),
+        (status = 422, description = "a matcher is wrong (`invalid_matcher`, naming it), or the new webhook's host is, or resolves to, a non-public address (allowed only with --webhook-allow-private)", body = schema::ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub(crate) async fn patch_subscription(
@@ -311,11 +382,11 @@ pub(crate) async fn patch_subscription(
     merge_patch(&mut current, &serde_json::Value::Object(patch));
     let req: SubscriptionRequest = serde_json::from_value(current)
         .map_err(|e| ApiError::bad_request(format!("invalid subscription: {e}")))?;
-    validate(&req)?;
+    let matchers = validate(&req)?;
     if req.webhook.url != stored.webhook.url {
         check_target(&req.webhook.url, state.cfg.webhook_allow_private).await?;
     }
-    let sub = req.into_subscription(stored.id, stored.created_at);
+    let sub = req.into_subscription(stored.id, stored.created_at, matchers);
     store(&state, &sub).await?;
     info!(subscription = %sub.id, "subscription edited");
     Ok(Json(sub.redacted()))
@@ -452,11 +523,13 @@ mod doc {
     #[allow(dead_code)]
     pub(crate) struct WebhookRequest {
         /// An http:// or https:// URL whose host is a public address (or resolves only to
-        /// public ones) unless the gateway runs with --webhook-allow-private.
-        #[schema(pattern = "^https?://[^/?#]+")]
+        /// public ones) unless the gateway runs with --webhook-allow-private; with format
+        /// `email`, `mailto:ADDRESS[,ADDRESS…]` (at most 10 bare addresses).
+        #[schema(pattern = "^(https?://[^/?#]+|mailto:[^?%<>\\s]+$)")]
         url: String,
-        /// Keys the `X-Borderwatch-Signature` HMAC; never returned.
-        #[schema(min_length = 1, pattern = "\\S")]
+        /// Keys the `X-Borderwatch-Signature` HMAC; never returned. Required for webhooks;
+        /// an email needs none.
+        #[schema(required = false, min_length = 1, pattern = "\\S")]
         secret: String,
     }
 
@@ -476,6 +549,9 @@ mod doc {
         Slack,
         Teams,
         Alertmanager,
+        /// An email (text and HTML) through the operator's SMTP server to the `mailto:`
+        /// addresses of `webhook.url`.
+        Email,
     }
 
     /// One message per release instead of one per surge.
@@ -513,6 +589,29 @@ mod doc {
         /// like surges (default false).
         #[schema(required = false)]
         falls: bool,
+        /// The kinds of event it is sent: `surge` (default `["surge"]`), `revision` (a
+        /// figure of a known period that a release changed: `"kind": "revision"` with
+        /// `old_count`, `new_count`, `release_id`), `missing` (a category a source left out:
+        /// `"kind": "missing"` with its countries). Filter lists and matchers apply to all;
+        /// `min_severity` and `detectors` to surges only.
+        #[schema(required = false, min_items = 1)]
+        kinds: Vec<EventKind>,
+        /// Alertmanager matchers in their text form (`country=~"PRK|CHN"`,
+        /// `category!=tourism`) on `source`, `country`, `category`, `severity`, `direction`,
+        /// `detector`: every one must match, besides the filter. Regexes are anchored, at most
+        /// 1024 bytes and of bounded compiled size; at most 32 matchers.
+        #[schema(required = false, max_items = 32)]
+        matchers: Vec<String>,
+    }
+
+    /// A kind of event a subscription is sent.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    pub(crate) enum EventKind {
+        Surge,
+        Revision,
+        Missing,
     }
 
     /// How historical surges (not at their series' live edge) reach a subscription.
@@ -540,6 +639,10 @@ mod doc {
         max_per_release: Option<u32>,
         resolved: bool,
         falls: bool,
+        kinds: Vec<EventKind>,
+        /// Absent when there are none.
+        #[schema(required = false)]
+        matchers: Vec<String>,
     }
 
     /// A JSON merge patch (RFC 7396) of a subscription: the members to change, `null` to
@@ -563,6 +666,11 @@ mod doc {
         resolved: bool,
         #[schema(required = false)]
         falls: bool,
+        #[schema(required = false, min_items = 1)]
+        kinds: Vec<EventKind>,
+        /// Replaces the list; `null` removes every matcher.
+        #[schema(required = false, max_items = 32)]
+        matchers: Option<Vec<String>>,
     }
 
     /// The webhook members to change: a new URL (checked as on create; the masked URL a
@@ -570,7 +678,7 @@ mod doc {
     #[derive(ToSchema)]
     #[allow(dead_code)]
     pub(crate) struct WebhookPatch {
-        #[schema(required = false, pattern = "^https?://[^/?#]+")]
+        #[schema(required = false, pattern = "^(https?://[^/?#]+|mailto:[^?%<>\\s]+$)")]
         url: String,
         #[schema(required = false, min_length = 1, pattern = "\\S")]
         secret: String,

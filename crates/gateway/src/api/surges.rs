@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -23,7 +24,7 @@ use crate::error::ApiError;
 use crate::page::{self, ApiQuery, Format};
 use crate::state::AppState;
 use crate::streams::{Full, Slot};
-use crate::surges::Entry;
+use crate::surges::{Entry, Fields};
 
 /// The surges' part of the OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -87,6 +88,10 @@ pub(crate) struct StreamParams {
     min_severity: Option<String>,
     /// `rise` (surges) or `fall` (significant drops); both when absent.
     direction: Option<String>,
+    /// The kinds of event, comma-separated: `surge`, `revision` (`event: revision`), `missing`
+    /// (`event: missing`); every kind when absent. `country`, `category` and `source` apply
+    /// to all; the others to surges only.
+    kinds: Option<String>,
 }
 
 /// A surge filter from query parameters, shared by the list and the live stream.
@@ -141,7 +146,14 @@ impl SurgeQuery {
         Ok(q)
     }
 
-    fn matches(&self, e: &SurgeEvent) -> bool {
+    /// Whether a revision's or missing category's series passes the series parameters.
+    fn series_matches(&self, source: &str, country: Country, category: &str) -> bool {
+        self.country.is_none_or(|c| c == country)
+            && self.category.as_deref().is_none_or(|c| c == category)
+            && self.source.as_deref().is_none_or(|s| s == source)
+    }
+
+    fn matches(&self, e: &Fields<'_>) -> bool {
         self.country.is_none_or(|c| c == e.country)
             && self.category.as_deref().is_none_or(|c| c == e.category)
             && self.source.as_deref().is_none_or(|s| s == e.source)
@@ -149,7 +161,7 @@ impl SurgeQuery {
             && self
                 .since_time
                 .as_deref()
-                .is_none_or(|t| e.detected_at.as_str() >= t)
+                .is_none_or(|t| e.detected_at >= t)
             && e.severity >= self.min_severity
             && self.direction.is_none_or(|d| d == e.direction)
     }
@@ -214,47 +226,55 @@ pub(crate) async fn list_surges(
     )?;
     let limit = page::limit(params.limit, 50, page::MAX_LIMIT)?;
     let before = page::seq_cursor(params.cursor.as_deref())?.unwrap_or(u64::MAX);
-    // Newest first; the cursor is the stream sequence of the last surge returned.
+    // Newest first; the cursor is the stream sequence of the last surge returned. The page
+    // is chosen on the index; only its events are read.
     let select = || {
-        let mut matching = state
-            .surges
-            .after(0)
-            .into_iter()
-            .rev()
-            .filter(|e| e.seq < before && q.matches(&e.event));
-        let page: Vec<Entry> = matching.by_ref().take(limit).collect();
-        let next_cursor = match (matching.next(), page.last()) {
-            (Some(_), Some(last)) => Some(last.seq.to_string()),
+        let (seqs, more) = state.surges.with_rows(|rows| {
+            let mut matching = rows
+                .iter()
+                .rev()
+                .filter(|e| e.seq < before && q.matches(e))
+                .map(|e| e.seq);
+            let seqs: Vec<u64> = matching.by_ref().take(limit).collect();
+            (seqs, matching.next().is_some())
+        });
+        let next_cursor = match (more, seqs.last()) {
+            (true, Some(last)) => Some(last.to_string()),
             _ => None,
         };
         let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
-        (page, next_cursor, next)
+        (seqs, next_cursor, next)
     };
     match params.format.unwrap_or_default() {
         Format::Json => {
             // Rendered once per query until the next surge arrives; the next page's link is
             // kept beside the body for the Link header.
             let key = format!("/v1/surges?{}", uri.query().unwrap_or(""));
-            // A miss selects the page once; the link it found fills the second entry.
-            let mut fresh_next: Option<Option<String>> = None;
-            let body = state.surges.cached(&key, b"", || {
-                let (page, next_cursor, next) = select();
-                let surges: Vec<Arc<SurgeEvent>> = page.into_iter().map(|e| e.event).collect();
-                let body = serde_json::to_vec(
-                    &json!({ "surges": surges, "next_cursor": next_cursor, "next": next }),
-                )
-                .unwrap_or_default()
-                .into();
-                fresh_next = Some(next);
-                body
-            });
-            let next = state.surges.cached(&format!("{key}#next"), b"", || {
-                fresh_next
-                    .unwrap_or_else(|| select().2)
+            let next_key = format!("{key}#next");
+            let cached = state
+                .surges
+                .cache_get(&key, b"")
+                .zip(state.surges.cache_get(&next_key, b""));
+            let (body, next) = match cached {
+                Some((body, next)) => (body, String::from_utf8_lossy(&next).into_owned()),
+                None => {
+                    let seq = state.surges.last_seq();
+                    let (seqs, next_cursor, next) = select();
+                    let page = state.surges.entries(&seqs).await?;
+                    let surges: Vec<Arc<SurgeEvent>> = page.into_iter().map(|e| e.event).collect();
+                    let body: Bytes = serde_json::to_vec(
+                        &json!({ "surges": surges, "next_cursor": next_cursor, "next": next }),
+                    )
                     .unwrap_or_default()
-                    .into()
-            });
-            let next = String::from_utf8_lossy(&next).into_owned();
+                    .into();
+                    let next = next.unwrap_or_default();
+                    state.surges.cache_put(&key, b"", seq, body.clone());
+                    state
+                        .surges
+                        .cache_put(&next_key, b"", seq, next.clone().into());
+                    (body, next)
+                }
+            };
             let resp = (
                 [(axum::http::header::CONTENT_TYPE, "application/json")],
                 body,
@@ -266,7 +286,8 @@ pub(crate) async fn list_surges(
             ))
         }
         Format::Csv => {
-            let (page, _, next) = select();
+            let (seqs, _, next) = select();
+            let page = state.surges.entries(&seqs).await?;
             let resp = page::csv(
                 "surges.csv",
                 &SURGE_CSV_HEADER,
@@ -291,18 +312,20 @@ pub(crate) async fn get_surge(
     state
         .surges
         .get(&id)
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no surge {id}")))
 }
 
 /// Server-sent events: every new surge as `event: surge` with the stream sequence as its id
 /// and the surge event as data. A client reconnecting with `Last-Event-ID` gets what it
-/// missed first. Streams open at once are capped per client address (429) and in all (503),
+/// missed first. Revisions (`event: revision`) and missing categories (`event: missing`)
+/// come as they are published, with no id (`kinds` picks the kinds). Streams open at once are capped per client address (429) and in all (503),
 /// both with `Retry-After`.
 #[utoipa::path(get, path = "/v1/surges/stream", tag = "surges", params(StreamParams,
         ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received")),
     responses(
-        (status = 200, description = "an endless stream of `surge` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "an endless stream of `surge` events (id: the surge's stream sequence), and of `revision` and `missing` events (no id; live only)", content_type = "text/event-stream", body = String),
         (status = 400, description = "a parameter is wrong", body = schema::ErrorBody),
         (status = 429, description = "this client has as many streams open as it may (see Retry-After)", body = schema::ErrorBody),
         (status = 503, description = "the gateway serves as many streams as it may (see Retry-After)", body = schema::ErrorBody),
@@ -325,24 +348,41 @@ pub(crate) async fn stream_surges(
         params.min_severity.as_deref(),
         params.direction.as_deref(),
     )?);
+    let kinds =
+        crate::live_kinds::parse_kinds(params.kinds.as_deref()).map_err(ApiError::bad_request)?;
+    let qk = q.clone();
+    let others = crate::live_kinds::live(
+        &state.bus,
+        &kinds,
+        std::sync::Arc::new(move |s: &str, c: Country, k: &str| qk.series_matches(s, c, k)),
+    )
+    .await?;
+    let surges_wanted = kinds.contains(&borderwatch_model::EventKind::Surge);
     let last_id: u64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(u64::MAX);
-    // Subscribe before reading the backlog, so nothing falls between the two.
+    // Subscribe before reading the backlog, so nothing falls between the two. The backlog
+    // is chosen on the index and its events are read a chunk at a time as the client takes
+    // them, so a client resuming from far back costs no more memory than one page.
     let live = state.surges.subscribe();
-    let backlog = if last_id == u64::MAX {
-        Vec::new()
-    } else {
-        state.surges.after(last_id)
-    };
-    let mut high_water = backlog
-        .last()
-        .map_or(last_id.min(state.surges.last_seq()), |e| e.seq);
-    if last_id == u64::MAX {
-        high_water = state.surges.last_seq();
-    }
+    let (backlog, high_water) = state.surges.with_rows(|rows| {
+        if last_id == u64::MAX {
+            return (Vec::new(), rows.iter().next_back().map_or(0, |e| e.seq));
+        }
+        let mut after = rows.after(last_id);
+        let high_water = after.next_back().map_or(
+            last_id.min(rows.iter().next_back().map_or(0, |e| e.seq)),
+            |e| e.seq,
+        );
+        let matching: Vec<u64> = rows
+            .after(last_id)
+            .filter(|e| q.matches(e))
+            .map(|e| e.seq)
+            .collect();
+        (matching, high_water)
+    });
     let to_event = |e: &Entry| {
         Event::default()
             .event("surge")
@@ -350,13 +390,29 @@ pub(crate) async fn stream_surges(
             .json_data(&*e.event)
             .unwrap_or_default()
     };
-    let qb = q.clone();
+    let index = state.surges.clone();
+    // A chunk that cannot be read ends the stream (the client resumes with Last-Event-ID)
+    // rather than skipping surges.
     let backlog = stream::iter(
         backlog
-            .into_iter()
-            .filter(move |e| qb.matches(&e.event))
-            .map(move |e| Ok::<_, Infallible>(to_event(&e))),
-    );
+            .chunks(BACKLOG_CHUNK)
+            .map(<[u64]>::to_vec)
+            .collect::<Vec<_>>(),
+    )
+    .then(move |chunk| {
+        let index = index.clone();
+        async move { index.entries(&chunk).await }
+    })
+    .flat_map(move |read| {
+        let events: Vec<Option<Event>> = match read {
+            Ok(entries) => entries.iter().map(|e| Some(to_event(e))).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the surges a live stream missed; ending it");
+                vec![None]
+            }
+        };
+        stream::iter(events)
+    });
     let live = stream::unfold((live, high_water), move |(mut rx, mut hw)| async move {
         loop {
             match rx.recv().await {
@@ -370,12 +426,23 @@ pub(crate) async fn stream_surges(
             }
         }
     })
-    .filter(move |e| std::future::ready(q.matches(&e.event)))
-    .map(move |e| Ok(to_event(&e)));
+    .filter(move |e| std::future::ready(q.matches(&Fields::of(e.seq, &e.event))))
+    .map(move |e| Some(to_event(&e)));
     // The stream ends at shutdown, so open dashboards do not hold the server up; it holds
     // its slot until it is dropped.
-    let events = backlog
-        .chain(live)
+    // Revisions and missing categories alongside; the end of the surges (an unreadable
+    // chunk, shutdown of the index) ends the stream.
+    let surges = if surges_wanted {
+        backlog
+            .chain(live)
+            .chain(stream::once(std::future::ready(None)))
+            .boxed()
+    } else {
+        stream::pending().boxed()
+    };
+    let events = stream::select(surges, others.map(Some))
+        .take_while(|event| std::future::ready(event.is_some()))
+        .filter_map(|event| std::future::ready(event.map(Ok::<_, Infallible>)))
         .take_until(state.cancel.clone().cancelled_owned())
         .map(move |event| {
             let _held: &Slot = &slot;
@@ -385,6 +452,9 @@ pub(crate) async fn stream_surges(
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
 }
+
+/// Missed surges a live stream reads from the index at once.
+const BACKLOG_CHUNK: usize = 256;
 
 /// A place for one more stream from this client, if there is one.
 fn stream_slot(state: &AppState, extensions: &Extensions) -> Result<Slot, Full> {

@@ -32,29 +32,113 @@ pub(crate) fn render(
     surges: &[&SurgeEvent],
     selected: Option<&SurgeEvent>,
 ) -> Markup {
-    let obs = &view.observations;
-    let title = format!(
+    let title = title(view);
+    html! {
+        svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width="100%" role="img"
+            aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
+            title { (title) }
+            (drawing(view, surges, selected, None))
+        }
+    }
+}
+
+/// What the chart's `<title>` and `aria-label` say.
+fn title(view: &SeriesView) -> String {
+    format!(
         "{} / {} / {}: figures per {}",
         view.source,
         view.country,
         view.category,
         freq_noun(view.freq)
+    )
+}
+
+/// Space above the drawing in a standalone chart, for its heading.
+const HEADER: f64 = 46.0;
+/// Space below it, for the credit line.
+const FOOTER: f64 = 24.0;
+
+/// The chart as a file of its own (`/v1/series/…/chart.svg`, and the PNG drawn from it):
+/// the same drawing under a heading naming the series and the marked period, with its
+/// colours in an embedded stylesheet (no page around it to style it) and a fixed size, so
+/// it works in an `<img>`, an iframe, a rasteriser and a newsroom's CMS alike. `mark` is the
+/// period drawn as marked: a vertical rule with its figure; `selected` the surge whose
+/// cited baselines are drawn.
+pub(crate) fn render_standalone(
+    view: &SeriesView,
+    heading: &str,
+    surges: &[&SurgeEvent],
+    selected: Option<&SurgeEvent>,
+    mark: Option<Period>,
+) -> Markup {
+    let title = title(view);
+    let height = HEADER + HEIGHT + FOOTER;
+    let marked = match (mark, selected) {
+        (Some(p), Some(s)) if s.period == p => {
+            format!("{} surge in {p} marked", s.severity)
+        }
+        (Some(p), _) => format!("{p} marked"),
+        (None, _) => "no surge".to_string(),
+    };
+    let subtitle = format!(
+        "{}/{}/{} · {marked}",
+        view.source, view.country, view.category
     );
-    let frame = |content: Markup| {
-        html! {
-            svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width="100%" role="img"
-                aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
-                title { (title) }
-                (content)
+    html! {
+        svg class="chart standalone" xmlns="http://www.w3.org/2000/svg" role="img"
+            viewBox={ "0 0 " (WIDTH) " " (height) } width=(WIDTH) height=(height)
+            aria-label=(title) {
+            title { (title) }
+            style { (maud::PreEscaped(STANDALONE_CSS)) }
+            rect class="paper" x="0" y="0" width=(WIDTH) height=(height) {}
+            text class="heading" x="12" y="22" { (heading) }
+            text class="subtitle" x="12" y="40" { (subtitle) }
+            g transform={ "translate(0," (HEADER) ")" } {
+                (drawing(view, surges, selected, mark))
+            }
+            text class="credit" x="12" y=(px(height - 8.0)) {
+                "borderwatch · figures per " (freq_noun(view.freq)) " · release " (view.release_id)
             }
         }
-    };
+    }
+}
+
+/// The colours of `style.css`'s chart rules, written out (a rasteriser knows no CSS
+/// variables) for a chart that stands alone.
+const STANDALONE_CSS: &str = "\
+text { font-family: 'DejaVu Sans', Verdana, sans-serif; font-size: 14px; fill: #5f6368; } \
+.paper { fill: #fff; } \
+.heading { font-size: 16px; font-weight: bold; fill: #1d1d1f; } \
+.subtitle, .credit { font-size: 12px; } \
+.grid { stroke: #eceef1; stroke-width: 1; } \
+.base, .tick { stroke: #9aa0a6; } \
+.band { fill: #1a56db; fill-opacity: .14; stroke: none; } \
+.expected { fill: none; stroke: #1a56db; stroke-width: 1.5; stroke-dasharray: 5 4; } \
+.threshold { fill: none; stroke: #1a56db; stroke-width: 1.5; } \
+.observed { fill: none; stroke: #1d1d1f; stroke-width: 2; stroke-linejoin: round; } \
+.point { fill: #1d1d1f; } \
+.surge { fill: #b00020; stroke: #fff; stroke-width: 1.5; } \
+.surge.selected { stroke: #b00020; stroke-width: 3; fill-opacity: .85; } \
+.baseline rect { fill: #f9a825; fill-opacity: .18; } \
+.baseline circle { fill: none; stroke: #b7791f; stroke-width: 2.5; } \
+.baseline text { fill: #8a5a00; font-weight: bold; } \
+.mark line { stroke: #b00020; stroke-width: 1.5; stroke-dasharray: 3 3; } \
+.mark text { fill: #b00020; font-weight: bold; }";
+
+/// The chart's shapes, in its own coordinates (0..[`WIDTH`], 0..[`HEIGHT`]).
+fn drawing(
+    view: &SeriesView,
+    surges: &[&SurgeEvent],
+    selected: Option<&SurgeEvent>,
+    mark: Option<Period>,
+) -> Markup {
+    let obs = &view.observations;
     if obs.is_empty() {
-        return frame(html! {
+        return html! {
             text class="empty" x=(WIDTH / 2.0) y=(HEIGHT / 2.0) text-anchor="middle" {
                 "no figures yet"
             }
-        });
+        };
     }
     let detector = band_detector(view);
     let bands: Vec<(usize, &Band)> = view
@@ -86,7 +170,7 @@ pub(crate) fn render(
         .map(|(i, p)| (scale.x(i), scale.y(p.count as f64)))
         .collect();
 
-    frame(html! {
+    html! {
         // Horizontal grid and the value axis, with thousands separators.
         g class="axis y" {
             @for tick in ticks {
@@ -122,6 +206,10 @@ pub(crate) fn render(
             polyline class="threshold" points=(points(&upper)) {}
         }
 
+        // The marked period under the figures, so its point stays on top.
+        @if let Some(i) = mark.and_then(|p| index_of(view, p)) {
+            (marked(&scale, i, &obs[i], line[i]))
+        }
         polyline class="observed" points=(points(&line)) {}
         @for (i, p) in obs.iter().enumerate() {
             @if !surges.iter().any(|s| s.period == p.period) {
@@ -153,7 +241,20 @@ pub(crate) fn render(
                 text x=(x) y=(px(HEIGHT - BOTTOM + 22.0)) text-anchor="middle" { (label) }
             }
         }
-    })
+    }
+}
+
+/// The marked period: a rule from the axis up to its point, and its figure above the plot.
+fn marked(scale: &Scale, i: usize, point: &borderwatch_model::Point, at: (f64, f64)) -> Markup {
+    let x = scale.x(i);
+    html! {
+        g class="mark" data-period=(point.period) {
+            line x1=(px(x)) x2=(px(x)) y1=(px(scale.y(0.0))) y2=(px(at.1.max(TOP))) {}
+            text x=(px(x)) y=(px(TOP - 20.0)) text-anchor=(anchor_for(x)) {
+                (point.period) ": " (thousands(point.count))
+            }
+        }
+    }
 }
 
 /// Baselines cited by the selected surge: a shaded span for a longer period (a whole year on

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::http::Uri;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use borderwatch_bus::names;
 use borderwatch_model::{Country, Incident, SeriesIncidents, Severity, SurgeEvent};
 use futures::StreamExt;
@@ -18,7 +18,7 @@ use super::html::{
     badge, fall_label, html_response, page, series_href, series_title, surge_series_href,
 };
 use crate::AppState;
-use crate::surges::Entry;
+use crate::surges::{Entry, Fields};
 
 /// At most this many surges on the page; the API pages through the rest.
 const SHOWN: usize = 200;
@@ -77,8 +77,8 @@ impl Filter {
         f
     }
 
-    fn matches(&self, e: &SurgeEvent) -> bool {
-        self.matches_series(&e.source, e.country, &e.category, e.severity)
+    fn matches(&self, e: &Fields<'_>) -> bool {
+        self.matches_series(e.source, e.country, e.category, e.severity)
     }
 
     /// An incident matches by its series and its peak severity.
@@ -128,16 +128,31 @@ pub(crate) async fn page_handler(
     // Rendered once per filter until the next surge arrives or the open incidents change
     // (a quiet release closes incidents without a surge).
     let key = format!("/?{}", uri.query().unwrap_or(""));
-    html_response(state.surges.cached(&key, &digest(&incidents), || {
-        let entries = state.surges.after(0);
-        render(
-            &entries,
-            &incidents,
-            &Filter::from_params(&params),
-            state.cfg.api_token.is_some(),
-        )
-        .into()
-    }))
+    let page = state
+        .surges
+        .cached_async(&key, &digest(&incidents), || async {
+            let filter = Filter::from_params(&params);
+            // Chosen on the index; only the surges shown are read whole.
+            let summary = state
+                .surges
+                .with_rows(|rows| summarize(rows.iter(), &filter));
+            let shown = state.surges.entries(&summary.shown).await?;
+            Ok::<_, borderwatch_bus::BusError>(
+                render_page(
+                    &summary,
+                    &shown,
+                    &incidents,
+                    &filter,
+                    state.cfg.api_token.is_some(),
+                )
+                .into(),
+            )
+        })
+        .await;
+    match page {
+        Ok(page) => html_response(page),
+        Err(e) => crate::ApiError::from(e).into_response(),
+    }
 }
 
 /// The open incidents of every series in `bw_incidents`, newest first (latest alarming
@@ -274,33 +289,64 @@ pub(crate) fn surge_item(e: &SurgeEvent) -> Markup {
     }
 }
 
-fn render(
-    entries: &[Entry],
+/// What the page says of the whole index: the form's choices, the counts and which surges
+/// it shows (their sequences, in the page's order), made under the index's lock.
+#[derive(Debug, Default)]
+struct Summary {
+    countries: std::collections::BTreeSet<Country>,
+    categories: BTreeMap<String, usize>,
+    sources: BTreeMap<String, usize>,
+    /// Surges in the index.
+    total: usize,
+    /// Surges the filter lets through.
+    matching: usize,
+    /// The first [`SHOWN`] of them.
+    shown: Vec<u64>,
+}
+
+fn summarize<'a>(rows: impl DoubleEndedIterator<Item = Fields<'a>>, filter: &Filter) -> Summary {
+    // The form's choices: what the stored surges hold.
+    let mut s = Summary::default();
+    let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut sources: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut matching = Vec::new();
+    for e in rows {
+        s.total += 1;
+        s.countries.insert(e.country);
+        *categories.entry(e.category).or_default() += 1;
+        *sources.entry(e.source).or_default() += 1;
+        if filter.matches(&e) {
+            matching.push(e);
+        }
+    }
+    let matching = newest_first(matching.into_iter());
+    s.matching = matching.len();
+    s.shown = matching.iter().take(SHOWN).map(|e| e.seq).collect();
+    let owned = |m: BTreeMap<&str, usize>| m.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+    s.categories = owned(categories);
+    s.sources = owned(sources);
+    s
+}
+
+/// The page for the entries of `summary.shown` (read whole, in that order).
+fn render_page(
+    summary: &Summary,
+    shown: &[Entry],
     incidents: &Result<Vec<Incident>, String>,
     filter: &Filter,
     token_required: bool,
 ) -> String {
-    // The form's choices: what the stored surges hold.
     // Names are looked up once per country, not once per surge.
-    let mut codes: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
-    let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut sources: BTreeMap<&str, usize> = BTreeMap::new();
-    for entry in entries {
-        let e = &entry.event;
-        codes.insert(e.country);
-        *categories.entry(e.category.as_str()).or_default() += 1;
-        *sources.entry(e.source.as_str()).or_default() += 1;
-    }
-    let matching = newest_first(entries.iter().filter(|e| filter.matches(&e.event)));
-
-    let mut country_options: Vec<(String, String)> = codes
+    let mut country_options: Vec<(String, String)> = summary
+        .countries
         .iter()
         .map(|c| (c.code().to_string(), format!("{} ({c})", c.name())))
         .collect();
     country_options.sort_by(|a, b| a.1.cmp(&b.1));
-    let named = |m: &BTreeMap<&str, usize>| -> Vec<(String, String)> {
-        m.keys().map(|k| (k.to_string(), k.to_string())).collect()
+    let named = |m: &BTreeMap<String, usize>| -> Vec<(String, String)> {
+        m.keys().map(|k| (k.clone(), k.clone())).collect()
     };
+    let (categories, sources) = (&summary.categories, &summary.sources);
     let severities: Vec<(String, String)> = ["medium", "high", "critical"]
         .iter()
         .map(|s| (s.to_string(), format!("{s} or higher")))
@@ -317,8 +363,8 @@ fn render(
                 &country_options,
                 filter.country.map(|c| c.code().to_string()).as_deref(),
             ))
-            (select("category", "Category", &named(&categories), filter.category.as_deref()))
-            (select("source", "Source", &named(&sources), filter.source.as_deref()))
+            (select("category", "Category", &named(categories), filter.category.as_deref()))
+            (select("source", "Source", &named(sources), filter.source.as_deref()))
             (select("min_severity", "Severity", &severities, min.as_deref()))
             button type="submit" { "Filter" }
             " "
@@ -328,19 +374,19 @@ fn render(
             p class="error" { (problem) }
         }
         p class="muted" {
-            (matching.len().min(SHOWN)) " of " (matching.len()) " matching surges (of "
-            (entries.len()) "), newest release first, its most severe on top. "
+            (summary.matching.min(SHOWN)) " of " (summary.matching) " matching surges (of "
+            (summary.total) "), newest release first, its most severe on top. "
             span id="live" { "Live updates need JavaScript." }
             " JSON: "
             a href={ "/v1/surges?" (stream_query) } { "/v1/surges" }
             ". " a href="#incidents" { "Open incidents" } " below."
         }
         ul class="surges" id="surges" data-stream={ "/v1/surges/stream?" (stream_query) } {
-            @for entry in matching.iter().take(SHOWN) {
+            @for entry in shown {
                 (surge_item(&entry.event))
             }
-            @if matching.is_empty() {
-                @if entries.is_empty() {
+            @if summary.matching == 0 {
+                @if summary.total == 0 {
                     li class="empty" {
                         "No surges yet. Ingest a release: "
                         code { "borderwatch import FILE" }
@@ -361,20 +407,20 @@ fn render(
 
 /// Newest release first (by its latest announcement); within a release the most severe
 /// first, then the latest period: the headline of a release tops the page.
-fn newest_first<'a>(entries: impl DoubleEndedIterator<Item = &'a Entry>) -> Vec<&'a Entry> {
+fn newest_first<'a>(entries: impl DoubleEndedIterator<Item = Fields<'a>>) -> Vec<Fields<'a>> {
     let mut rank: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut out: Vec<(usize, &Entry)> = entries
+    let mut out: Vec<(usize, Fields<'a>)> = entries
         .rev()
         .map(|e| {
             let next = rank.len();
-            (*rank.entry(e.event.release_id.as_str()).or_insert(next), e)
+            (*rank.entry(e.release_id).or_insert(next), e)
         })
         .collect();
     out.sort_by_key(|(r, e)| {
         (
             *r,
-            std::cmp::Reverse(e.event.severity),
-            std::cmp::Reverse(e.event.period),
+            std::cmp::Reverse(e.severity),
+            std::cmp::Reverse(e.period),
         )
     });
     out.into_iter().map(|(_, e)| e).collect()
@@ -492,6 +538,23 @@ fn quoted(v: &str) -> String {
     }
 }
 
+/// The page for these entries, all in memory (the tests' way in).
+#[cfg(test)]
+fn render(
+    entries: &[Entry],
+    incidents: &Result<Vec<Incident>, String>,
+    filter: &Filter,
+    token_required: bool,
+) -> String {
+    let summary = summarize(entries.iter().map(|e| Fields::of(e.seq, &e.event)), filter);
+    let shown: Vec<Entry> = summary
+        .shown
+        .iter()
+        .filter_map(|seq| entries.iter().find(|e| e.seq == *seq).cloned())
+        .collect();
+    render_page(&summary, &shown, incidents, filter, token_required)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,7 +649,10 @@ mod tests {
             "10,611 entries of Vietnamese",
             Severity::Medium,
         ));
-        let order: Vec<u64> = newest_first(list.iter()).iter().map(|e| e.seq).collect();
+        let order: Vec<u64> = newest_first(list.iter().map(|e| Fields::of(e.seq, &e.event)))
+            .iter()
+            .map(|e| e.seq)
+            .collect();
         // rel-1's latest announcement (seq 4) is newer than rel-2's (seq 3).
         assert_eq!(order, vec![2, 4, 1, 3]);
     }

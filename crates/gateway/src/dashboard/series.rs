@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use borderwatch_bus::names;
-use borderwatch_model::{Country, IncidentUpdate, SeriesView, SurgeEvent, thousands};
+use borderwatch_model::{Country, IncidentUpdate, Period, SeriesView, SurgeEvent, thousands};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -95,14 +95,41 @@ pub(crate) async fn page_handler(
     };
     // Rendered once per stored view and query until the next surge arrives.
     let key = format!("{}?{}", uri.path(), uri.query().unwrap_or(""));
+    let surges = match state.surges.get_many(&view.surges).await {
+        Ok(surges) => surges,
+        Err(e) => return crate::ApiError::from(e).into_response(),
+    };
     html_response(state.surges.cached(&key, &raw, || {
-        let surges: Vec<Arc<SurgeEvent>> = view
-            .surges
-            .iter()
-            .filter_map(|id| state.surges.get(id))
-            .collect();
-        render(&view, &surges, params.surge.as_deref()).into()
+        let base = state.cfg.public_url.as_deref();
+        render(&view, &surges, params.surge.as_deref(), base).into()
     }))
+}
+
+/// The chart on its own (`/v1/series/…/chart.svg`, and the PNG drawn from it), with
+/// `mark` marked and its most severe surge's baselines drawn; without `mark`, the surge the
+/// page shows first, at its period.
+pub(crate) fn standalone_chart(
+    view: &SeriesView,
+    surges: &[Arc<SurgeEvent>],
+    mark: Option<Period>,
+) -> String {
+    let refs: Vec<&SurgeEvent> = surges.iter().map(|s| &**s).collect();
+    let (selected, mark) = match mark {
+        Some(period) => (
+            surges
+                .iter()
+                .filter(|s| s.period == period)
+                .max_by_key(|s| s.severity)
+                .map(|s| &**s),
+            Some(period),
+        ),
+        None => {
+            let selected = pick(surges, None);
+            (selected, selected.map(|s| s.period))
+        }
+    };
+    let heading = series_title(&view.source, view.country, &view.category);
+    chart::render_standalone(view, &heading, &refs, selected, mark).into_string()
 }
 
 /// The surge a chart illustrates: the one asked for, else the most severe, latest.
@@ -125,7 +152,14 @@ fn figure(v: f64) -> String {
     }
 }
 
-pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Option<&str>) -> String {
+/// The series page. `base` is the gateway's public URL (`--public-url`), which the embed
+/// snippet names; without one the snippet's address is relative to this gateway.
+pub(crate) fn render(
+    view: &SeriesView,
+    surges: &[Arc<SurgeEvent>],
+    asked: Option<&str>,
+    base: Option<&str>,
+) -> String {
     let selected = pick(surges, asked);
     let refs: Vec<&SurgeEvent> = surges.iter().map(|s| &**s).collect();
     let detector = chart::band_detector(view);
@@ -159,6 +193,8 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
                 }
             }
         }
+
+        (embed(view, &title, selected, base))
 
         h2 { "Surges" }
         @if surges.is_empty() {
@@ -235,6 +271,92 @@ pub(crate) fn render(view: &SeriesView, surges: &[Arc<SurgeEvent>], asked: Optio
     page(&title, body).into_string()
 }
 
+/// The chart's own addresses (SVG, PNG; the marked period of the chart above) and the
+/// series in CSV, with HTML to paste into a page of one's own. The image shown here is the
+/// SVG route itself, so what is offered is what loads.
+fn embed(
+    view: &SeriesView,
+    title: &str,
+    selected: Option<&SurgeEvent>,
+    base: Option<&str>,
+) -> Markup {
+    let api = format!(
+        "/v1{}",
+        series_href(&view.source, view.country.code(), &view.category)
+    );
+    let query = selected.map_or(String::new(), |s| format!("?period={}", s.period));
+    let svg = format!("{api}/chart.svg{query}");
+    let png = format!("{api}/chart.png{query}");
+    let csv = format!("{api}?format=csv");
+    let absolute = format!(
+        "{}{svg}",
+        base.map_or("", |b| b.trim().trim_end_matches('/'))
+    );
+    let alt = match selected {
+        Some(s) => format!(
+            "{}: chart of the figures per {} with the expected band, the {} surge in {} marked",
+            title,
+            freq_noun(view),
+            s.severity,
+            s.period
+        ),
+        None => format!("{title}: chart of the figures"),
+    };
+    let iframe = format!(
+        "<iframe src=\"{absolute}\" width=\"640\" height=\"410\" style=\"border:0;max-width:100%\" title=\"{}\"></iframe>",
+        attribute(&alt)
+    );
+    let img = format!(
+        "<img src=\"{absolute}\" width=\"640\" height=\"410\" style=\"max-width:100%;height:auto\" alt=\"{}\">",
+        attribute(&alt)
+    );
+    html! {
+        section id="embed" {
+            h2 { "Embed or send this chart" }
+            p {
+                img class="chart-image" src=(svg) alt=(alt) width="640" height="410";
+            }
+            p {
+                "The chart alone: " a href=(svg) { "SVG" } " · " a href=(png) { "PNG" }
+                " · the figures with the expected value and upper bound per period: "
+                a href=(csv) { "CSV" }
+            }
+            label for="embed-iframe" { "An iframe for your page" }
+            textarea id="embed-iframe" class="snippet" readonly rows="3" { (iframe) }
+            label for="embed-img" { "Or an image" }
+            textarea id="embed-img" class="snippet" readonly rows="3" { (img) }
+            @if base.is_none() {
+                p class="muted" {
+                    "These addresses are relative: start the gateway with --public-url so that \
+                     they name it in full."
+                }
+            }
+            p class="muted" {
+                "A chart shows on another site only when this gateway's reads are public (no \
+                 read token: a page elsewhere cannot send one); otherwise download the PNG or \
+                 SVG and publish it yourself."
+            }
+        }
+    }
+}
+
+/// Text for a double-quoted HTML attribute in a snippet (the page escapes the snippet
+/// again as it shows it).
+fn attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn freq_noun(view: &SeriesView) -> &'static str {
+    match view.freq {
+        borderwatch_model::Freq::Year => "year",
+        borderwatch_model::Freq::Quarter => "quarter",
+        borderwatch_model::Freq::Month => "month",
+    }
+}
+
 /// Which incident a surge belongs to and what it did to it; nothing for a surge from before
 /// incidents.
 fn incident_note(s: &SurgeEvent) -> Markup {
@@ -273,7 +395,7 @@ mod tests {
     #[test]
     fn the_page_has_the_chart_the_surges_and_a_row_per_figure() {
         let (view, surges) = study();
-        let html = render(&view, &surges, None);
+        let html = render(&view, &surges, None, None);
         assert!(html.contains("<h1>Entries of North Korean citizens for study</h1>"));
         assert!(html.contains("<svg class=\"chart\""));
         // The critical 2024-Q3 surge is the one drawn by default.
@@ -299,11 +421,11 @@ mod tests {
     #[test]
     fn a_surge_can_be_chosen_for_the_chart() {
         let (view, surges) = study();
-        let html = render(&view, &surges, Some("sg-q4"));
+        let html = render(&view, &surges, Some("sg-q4"), None);
         assert!(html.contains("<circle class=\"surge selected\" data-period=\"2024-Q4\""));
         assert!(html.contains("?surge=sg-q3#chart"));
         // An unknown id falls back to the default.
-        let html = render(&view, &surges, Some("<nope>"));
+        let html = render(&view, &surges, Some("<nope>"), None);
         assert!(html.contains("<circle class=\"surge selected\" data-period=\"2024-Q3\""));
     }
 
@@ -313,7 +435,7 @@ mod tests {
         view.category = "<script>x</script>".into();
         view.source = "a\"b".into();
         Arc::make_mut(&mut surges[0]).explanation = "<script>alert(1)</script>".into();
-        let html = render(&view, &surges, None);
+        let html = render(&view, &surges, None, None);
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("a&quot;b/PRK/&lt;script&gt;x&lt;/script&gt;"));
@@ -323,7 +445,7 @@ mod tests {
     fn a_series_without_bands_or_surges_still_renders() {
         let (mut view, _) = study();
         view.bands.clear();
-        let html = render(&view, &[], None);
+        let html = render(&view, &[], None, None);
         assert!(html.contains("No surge found in this series."));
         assert!(html.contains("no statistical band"));
         assert!(!html.contains("class=\"band\""));
@@ -343,7 +465,7 @@ mod tests {
                 s.incident_update = IncidentUpdate::Continued;
             }
         }
-        let html = render(&view, &surges, None);
+        let html = render(&view, &surges, None, None);
         let q3 = item(&html, "2024-Q3");
         let q4 = item(&html, "2024-Q4");
         assert!(!q3.contains(">history</span>"), "{q3}");
@@ -358,7 +480,7 @@ mod tests {
         assert!(q4.contains(": continued by this period.</p>"), "{q4}");
 
         Arc::make_mut(&mut surges[0]).incident_update = IncidentUpdate::Escalated;
-        let html = render(&view, &surges, None);
+        let html = render(&view, &surges, None, None);
         assert!(html.contains(": escalated by this period"));
     }
 
@@ -370,7 +492,7 @@ mod tests {
             s.incident_id = None;
             s.historical = false;
         }
-        let html = render(&view, &surges, None);
+        let html = render(&view, &surges, None, None);
         assert!(!html.contains("class=\"incident\""));
         assert!(!html.contains(">history</span>"));
     }

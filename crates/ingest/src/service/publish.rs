@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use borderwatch_bus::{BusError, Outgoing, Transport, names};
+use borderwatch_bus::{BusError, Outgoing, Transport, names, obs};
 use borderwatch_model::{
     Country, Freq, MissingCategory, Observation, Period, RejectedRow, ReleaseMarker, Revision,
     SeriesChange,
@@ -123,7 +123,7 @@ type SeriesPeriods = (Country, Vec<Period>, Vec<Period>);
 
 /// What the publisher knows of one source of the release.
 struct SourceState {
-    /// The current figure of every period the stream held for the source, by subject.
+    /// The current figure of every period the stream held for the source, by [`key_of`].
     current: HashMap<String, Observation>,
     /// Revisions an earlier, interrupted attempt at this release announced.
     announced: HashMap<(Country, String, Period), Revision>,
@@ -346,19 +346,18 @@ impl<'a> Publisher<'a> {
             return Ok(());
         };
         let applied = &mut self.applied;
-        // Each figure's subject, made once: it is the key of the current figures, the
-        // message's subject and the start of its message id.
+        // Each figure's key among the current figures, made once.
         let mut changed: Vec<(&Observation, String, Change)> = Vec::new();
         for o in observations {
             if remarking {
                 // Only what this release stored is marked again: a figure a later release
                 // changed is that release's, and one the stream lost is replay's to restore.
-                let subject = subject_of(o);
-                match state.current.get(&subject) {
+                let key = key_of(o);
+                match state.current.get(&key) {
                     Some(c) if c.release_id == release_id => {
-                        let key = (o.country, o.category.clone(), o.period);
-                        let revised = state.announced.contains_key(&key);
-                        changed.push((o, subject, Change::Remark { revised }));
+                        let figure = (o.country, o.category.clone(), o.period);
+                        let revised = state.announced.contains_key(&figure);
+                        changed.push((o, key, Change::Remark { revised }));
                     }
                     _ => {}
                 }
@@ -381,8 +380,8 @@ impl<'a> Publisher<'a> {
                 }
                 continue;
             }
-            let subject = subject_of(o);
-            let change = match state.current.get(&subject) {
+            let key = key_of(o);
+            let change = match state.current.get(&key) {
                 None => Change::New,
                 Some(c) if c.release_id == release_id && replay.is_none() => {
                     match state
@@ -414,7 +413,7 @@ impl<'a> Publisher<'a> {
                     }),
                 },
             };
-            changed.push((o, subject, change));
+            changed.push((o, key, change));
         }
         if replay.is_none() {
             // Announcements first: a failure after them leaves no release record, and the
@@ -447,21 +446,27 @@ impl<'a> Publisher<'a> {
         if changed.is_empty() {
             return Ok(());
         }
-        let msgs: Vec<Outgoing> = changed
-            .iter()
-            .filter(|(_, _, change)| !matches!(change, Change::Remark { .. }))
-            .map(|(o, subject, _)| {
-                let payload = serde_json::to_vec(o).unwrap_or_default();
-                let msg = Outgoing::new(subject.as_str(), payload);
-                match replay {
-                    // A lost figure must be stored again even if the stream still remembers
-                    // its message id (a purge keeps the duplicate window).
-                    Some(_) => msg,
-                    None => msg.with_id(format!("{subject}:{}", o.count)),
-                }
+        // One message per series (obs::series_messages): the figures of this batch.
+        let mut by_series: BTreeMap<(&str, &str), Vec<(String, u64)>> = BTreeMap::new();
+        for (o, _, change) in &changed {
+            if matches!(change, Change::Remark { .. }) {
+                continue;
+            }
+            by_series
+                .entry((o.country.code(), o.category.as_str()))
+                .or_default()
+                .push((o.period.to_string(), o.count));
+            applied.published += 1;
+        }
+        let msgs: Vec<Outgoing> = by_series
+            .into_iter()
+            .flat_map(|((country, category), figures)| {
+                let series = obs::Series::new(source, country, category);
+                // A lost figure must be stored again even if the stream still remembers
+                // its message id (a purge keeps the duplicate window): no id in a replay.
+                obs::series_messages(&series, release_id, &figures, replay.is_none())
             })
             .collect();
-        applied.published += msgs.len() as u64;
         if !msgs.is_empty() {
             bus.publish_all(msgs).await?;
         }
@@ -677,30 +682,45 @@ fn missing_categories(
         .collect()
 }
 
-pub(super) fn subject_of(o: &Observation) -> String {
-    names::obs_subject(
-        &o.source,
-        o.country.code(),
-        &o.category,
-        &o.period.to_string(),
-    )
+/// The key of a figure among a source's current figures: its series and period.
+pub(super) fn key_of(o: &Observation) -> String {
+    figure_key(o.country.code(), &o.category, &o.period.to_string())
 }
 
-/// The current figure of every period the stream holds for `source`, by subject.
+fn figure_key(country: &str, category: &str, period: &str) -> String {
+    format!("{country}.{category}.{period}")
+}
+
+/// The current figure of every period the stream holds for `source`, by [`key_of`]:
+/// every series of the source folded (`borderwatch_bus::obs`). A figure whose country or
+/// period does not parse (nothing but ingest writes them) is left out.
 async fn current_values(
     bus: &dyn Transport,
     source: &str,
 ) -> Result<HashMap<String, Observation>, BusError> {
-    let msgs = bus
-        .last_per_subject(names::OBS_STREAM, &[&names::obs_filter_for_source(source)])
-        .await?;
-    Ok(msgs
-        .into_iter()
-        .filter_map(|m| {
-            let o: Observation = serde_json::from_slice(&m.payload).ok()?;
-            Some((m.subject, o))
-        })
-        .collect())
+    let mut out = HashMap::new();
+    for (series, figures) in obs::source_figures(bus, source).await? {
+        let Ok(country) = Country::parse(&series.country) else {
+            continue;
+        };
+        for (period, figure) in figures {
+            let Ok(parsed) = period.parse::<Period>() else {
+                continue;
+            };
+            out.insert(
+                figure_key(&series.country, &series.category, &period),
+                Observation {
+                    source: source.to_string(),
+                    country,
+                    category: series.category.clone(),
+                    period: parsed,
+                    count: figure.count,
+                    release_id: figure.release_id,
+                },
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Series per release marker part.
