@@ -790,6 +790,34 @@ async fn a_changed_figure_is_a_new_version_announced_as_a_revision() {
     assert_eq!(last.changes[0].revised, vec![period("2024-Q2")]);
 }
 
+#[tokio::test]
+async fn two_sources_revising_the_same_country_category_and_period_are_two_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = memory_bus(dir.path()).await;
+    let file = |fsb: u64, other: u64| {
+        Bytes::from(format!(
+            "source,period,country,category,count\n\
+             fsb,2024-Q2,PRK,study,{fsb}\nfsb,2024-Q3,PRK,study,50\n\
+             ohss,2024-Q2,PRK,study,{other}\nohss,2024-Q3,PRK,study,60\n"
+        ))
+    };
+    service::ingest(bus.as_ref(), generic(file(900, 400)))
+        .await
+        .unwrap();
+    let second = service::ingest(bus.as_ref(), generic(file(901, 401)))
+        .await
+        .unwrap();
+    assert_eq!(second.revisions, 2);
+    // Each is its own message: under one message id the stream would have kept one.
+    let revisions = stored(bus.as_ref(), names::REVISION_STREAM, "bw.revision.>").await;
+    let mut subjects: Vec<&str> = revisions.iter().map(|m| m.subject.as_str()).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["bw.revision.fsb.PRK.study", "bw.revision.ohss.PRK.study"]
+    );
+}
+
 /// FSB-like history: two countries, four purposes, 2019-Q1..2024-Q4.
 fn history() -> Vec<(&'static str, &'static str, String, u64)> {
     let mut rows = Vec::new();

@@ -427,9 +427,13 @@ impl<'a> Publisher<'a> {
                             names::revision_subject(&r.source, r.country.code(), &r.category),
                             serde_json::to_vec(r).unwrap_or_default(),
                         )
+                        // The source too: one file may carry two sources' figures for the
+                        // same country, category and period, and two revisions must not share
+                        // an id (the stream would keep one).
                         .with_id(format!(
-                            "{}:{}:{}:{}",
+                            "{}:{}:{}:{}:{}",
                             r.release_id,
+                            r.source,
                             r.country.code(),
                             r.category,
                             r.period
