@@ -7,6 +7,13 @@
 //! of the machine and kept in shell histories. Output is a table on a terminal and JSON
 //! otherwise (`-o` chooses). A gateway that cannot be reached exits 2, an error answer 1
 //! with the API's message ([`exit_code`]).
+//!
+//! Only the flags of [`ClientFlags`] (where the gateway is, how to print) are also
+//! environment variables. The filters and what `add` creates are not: they are what one
+//! call is about, like a positional argument, and a variable would carry them into every
+//! later call (a `BORDERWATCH_SEVERITY` left set for `surges` would quietly narrow a
+//! subscription made afterwards), or collide with another command's flag of the same name
+//! (`import --format`). See [`takes_no_variable`].
 
 mod gateway;
 mod table;
@@ -41,8 +48,9 @@ pub struct ClientFlags {
     /// stdout is a terminal, json otherwise (a pipe, a file).
     #[arg(short = 'o', long, env = "BORDERWATCH_OUTPUT")]
     pub output: Option<Output>,
-    /// Seconds to wait for each answer.
-    #[arg(long, env = "BORDERWATCH_TIMEOUT", default_value_t = 30)]
+    /// Seconds to wait for each answer. Its variable is not BORDERWATCH_TIMEOUT, which is
+    /// `probe`'s (3 s, for health checks).
+    #[arg(long, env = "BORDERWATCH_CLIENT_TIMEOUT", default_value_t = 30)]
     pub timeout: u64,
     /// Items asked for per request while following a list's pages (1 to 1000).
     #[arg(
@@ -60,32 +68,50 @@ impl ClientFlags {
     }
 }
 
+/// The client's commands. Their own flags take no environment variable (see the module's
+/// doc); only [`ClientFlags`]' do.
+#[cfg(test)]
+const COMMANDS: [&str; 3] = ["surges", "subscriptions", "silences"];
+
+/// Whether flag `id` of the command at `path` (`borderwatch subscriptions add`) is one of
+/// the client's per-call flags, which have no variable by design: the test that every
+/// other flag has one leaves these out.
+#[cfg(test)]
+pub(crate) fn takes_no_variable(path: &str, id: &str) -> bool {
+    let client_command = path
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|c| COMMANDS.contains(&c));
+    let connection = ClientFlags::augment_args(clap::Command::new("client"));
+    client_command && connection.get_arguments().all(|a| a.get_id() != id)
+}
+
 /// `surges`: the gateway's surges, newest first, with the list's filters.
 #[derive(Debug, Args)]
 pub struct SurgesArgs {
     #[command(flatten)]
     pub client: ClientFlags,
     /// Only this source, e.g. `fsb`.
-    #[arg(long, env = "BORDERWATCH_SOURCE")]
+    #[arg(long)]
     pub source: Option<String>,
     /// Only this country: ISO alpha-2, alpha-3 or a name.
-    #[arg(long, env = "BORDERWATCH_COUNTRY")]
+    #[arg(long)]
     pub country: Option<String>,
     /// Only this category, e.g. `study`.
-    #[arg(long, env = "BORDERWATCH_CATEGORY")]
+    #[arg(long)]
     pub category: Option<String>,
     /// That severity or higher.
-    #[arg(long, env = "BORDERWATCH_SEVERITY", value_parser = ["low", "medium", "high", "critical"])]
+    #[arg(long, value_parser = ["low", "medium", "high", "critical"])]
     pub severity: Option<String>,
     /// `rise` (surges) or `fall` (significant drops); both when not given.
-    #[arg(long, env = "BORDERWATCH_DIRECTION", value_parser = ["rise", "fall"])]
+    #[arg(long, value_parser = ["rise", "fall"])]
     pub direction: Option<String>,
     /// A period (`2024-Q1`: surges for it or later) or an RFC 3339 time (detected then or
     /// later).
-    #[arg(long, env = "BORDERWATCH_SINCE")]
+    #[arg(long)]
     pub since: Option<String>,
     /// At most this many surges, the newest. Default: every one, page after page.
-    #[arg(long, env = "BORDERWATCH_LIMIT")]
+    #[arg(long)]
     pub limit: Option<usize>,
 }
 
@@ -103,7 +129,7 @@ pub enum SubscriptionsAction {
     List(ClientFlags),
     /// Subscribe a webhook. Its secret is BORDERWATCH_WEBHOOK_SECRET, or generated and
     /// printed once.
-    Add(SubscriptionAddArgs),
+    Add(Box<SubscriptionAddArgs>),
     /// Delete subscriptions (`sub-…`): nothing more is sent to their webhooks.
     #[command(alias = "delete")]
     Rm(IdsArgs),
@@ -150,48 +176,59 @@ pub struct SubscriptionAddArgs {
     #[command(flatten)]
     pub client: ClientFlags,
     /// The webhook's URL (http:// or https://).
-    #[arg(long, env = "BORDERWATCH_URL")]
-    pub url: String,
+    #[arg(long, required_unless_present = "email", conflicts_with = "email")]
+    pub url: Option<String>,
+    /// Email these addresses instead of calling a webhook (comma-separated or repeated):
+    /// the gateway's operator's SMTP server sends them (`up --smtp-url`).
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        value_delimiter = ',',
+        conflicts_with = "format"
+    )]
+    pub email: Vec<String>,
     /// The body it is sent.
-    #[arg(long, env = "BORDERWATCH_FORMAT", value_parser = ["json", "slack", "teams", "alertmanager"])]
+    #[arg(long, value_parser = ["json", "slack", "teams", "alertmanager"])]
     pub format: Option<String>,
+    /// What it is sent: `surge` (the default), `revision` (a changed figure of a known
+    /// period), `missing` (a category a source stopped publishing). Comma-separated or
+    /// repeated.
+    #[arg(long, value_delimiter = ',', value_parser = ["surge", "revision", "missing"])]
+    pub kind: Vec<String>,
+    /// Only events every matcher matches, as amtool takes them (repeated, not
+    /// comma-separated: a regex may hold commas): `--matcher 'country=~"PRK|CHN"'
+    /// --matcher severity!=low`. Checked here before anything is sent.
+    #[arg(long, value_name = "MATCHER")]
+    pub matcher: Vec<String>,
     /// Only these countries (comma-separated or repeated): ISO alpha-2, alpha-3 or names.
-    #[arg(long, env = "BORDERWATCH_COUNTRY", value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
     pub country: Vec<String>,
     /// Only these categories.
-    #[arg(long, env = "BORDERWATCH_CATEGORY", value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
     pub category: Vec<String>,
     /// Only these sources.
-    #[arg(long, env = "BORDERWATCH_SOURCE", value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
     pub source: Vec<String>,
     /// Only surges with a finding of one of these detectors.
-    #[arg(long, env = "BORDERWATCH_DETECTOR", value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
     pub detector: Vec<String>,
     /// Only surges of this severity or higher.
-    #[arg(long, env = "BORDERWATCH_SEVERITY", value_parser = ["low", "medium", "high", "critical"])]
+    #[arg(long, value_parser = ["low", "medium", "high", "critical"])]
     pub severity: Option<String>,
     /// Also falls (significant drops).
-    #[arg(
-        long,
-        env = "BORDERWATCH_FALLS",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
+    #[arg(long)]
     pub falls: bool,
     /// Also an incident's closing notice.
-    #[arg(
-        long,
-        env = "BORDERWATCH_RESOLVED",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
+    #[arg(long)]
     pub resolved: bool,
     /// One message per release, this many seconds after its first matching surge.
-    #[arg(long, value_name = "SECS", env = "BORDERWATCH_DIGEST")]
+    #[arg(long, value_name = "SECS")]
     pub digest: Option<u64>,
     /// Historical surges: one `summary` per release, or `each` on its own.
-    #[arg(long, env = "BORDERWATCH_HISTORY", value_parser = ["summary", "each"])]
+    #[arg(long, value_parser = ["summary", "each"])]
     pub history: Option<String>,
     /// At most this many live surges of a release, in one message.
-    #[arg(long, env = "BORDERWATCH_MAX_PER_RELEASE")]
+    #[arg(long)]
     pub max_per_release: Option<u32>,
 }
 
@@ -234,18 +271,13 @@ pub struct SilenceAddArgs {
     #[arg(required = true, value_name = "MATCHER")]
     pub matchers: Vec<String>,
     /// How long it lasts: `90m`, `2h`, `1d`, `1w`, `1h30m`.
-    #[arg(
-        long,
-        env = "BORDERWATCH_DURATION",
-        default_value = "1h",
-        conflicts_with = "ends"
-    )]
+    #[arg(long, default_value = "1h", conflicts_with = "ends")]
     pub duration: String,
     /// When it ends instead, an RFC 3339 time (`2025-01-31T18:00:00Z`).
-    #[arg(long, env = "BORDERWATCH_ENDS")]
+    #[arg(long)]
     pub ends: Option<String>,
     /// Why: shown in the list.
-    #[arg(long, env = "BORDERWATCH_COMMENT")]
+    #[arg(long)]
     pub comment: Option<String>,
 }
 
@@ -389,7 +421,7 @@ pub(crate) async fn subscriptions(args: SubscriptionsArgs) -> anyhow::Result<()>
             }
             Ok(())
         }
-        SubscriptionsAction::Add(a) => add_subscription(&gw, a, json).await,
+        SubscriptionsAction::Add(a) => add_subscription(&gw, *a, json).await,
         SubscriptionsAction::Rm(a) => {
             for id in a.ids {
                 let path = format!("/v1/subscriptions/{}", segment(&id));
@@ -432,6 +464,9 @@ pub(crate) async fn subscriptions(args: SubscriptionsArgs) -> anyhow::Result<()>
     }
 }
 
+/// A subscription as a table row. FILTER sums up what narrows or widens what it is sent:
+/// filters, matchers, kinds other than surges, digest and the like; `everything` when
+/// nothing does.
 fn subscription_row(s: &Value) -> Vec<String> {
     let f = &s["filter"];
     let list = |v: &Value| {
@@ -453,6 +488,15 @@ fn subscription_row(s: &Value) -> Vec<String> {
     }
     if let Some(sev) = f["min_severity"].as_str().filter(|s| *s != "low") {
         parts.push(format!("severity>={sev}"));
+    }
+    // Matchers as amtool writes them (the API gives their text form).
+    if let Some(ms) = s["matchers"].as_array() {
+        parts.extend(ms.iter().map(text));
+    }
+    // Kinds other than the default, surges only.
+    let kinds = list(&s["kinds"]);
+    if !kinds.is_empty() && kinds != "surge" {
+        parts.push(format!("kinds={kinds}"));
     }
     if let Some(secs) = s["digest"]["group_wait_secs"].as_u64() {
         parts.push(format!("digest={secs}s"));
@@ -479,14 +523,18 @@ fn subscription_row(s: &Value) -> Vec<String> {
 }
 
 /// `subscriptions add`: the secret is the variable's, or a new random one printed once (the
-/// gateway never shows it again).
+/// gateway never shows it again). An email subscription has none: an email is not signed.
 async fn add_subscription(gw: &Gateway, a: SubscriptionAddArgs, json: bool) -> anyhow::Result<()> {
+    let target = subscription_target(&a)?;
     let given = std::env::var(WEBHOOK_SECRET_VAR)
         .ok()
         .filter(|s| !s.trim().is_empty());
-    let generated = given.is_none();
-    let secret = given.unwrap_or_else(new_secret);
-    let body = subscription_body(&a, &secret);
+    let generated = given.is_none() && !target.is_email();
+    let secret = match target {
+        Target::Email(_) => None,
+        Target::Webhook(_) => Some(given.unwrap_or_else(new_secret)),
+    };
+    let body = subscription_body(&a, &target, secret.as_deref())?;
     let mut sub = gw
         .call(
             Method::POST,
@@ -496,8 +544,9 @@ async fn add_subscription(gw: &Gateway, a: SubscriptionAddArgs, json: bool) -> a
             Access::Write,
         )
         .await?;
+    let shown_secret = secret.filter(|_| generated);
     if json {
-        if generated {
+        if let Some(secret) = &shown_secret {
             sub["webhook"]["secret"] = json!(secret);
         }
         println!("{sub}");
@@ -507,7 +556,7 @@ async fn add_subscription(gw: &Gateway, a: SubscriptionAddArgs, json: bool) -> a
             text(&sub["id"]),
             text(&sub["webhook"]["url"])
         );
-        if generated {
+        if let Some(secret) = shown_secret {
             println!(
                 "secret {secret}\n  (generated; shown only now: the receiver checks signatures with it. Set {WEBHOOK_SECRET_VAR} to choose one.)"
             );
@@ -516,9 +565,49 @@ async fn add_subscription(gw: &Gateway, a: SubscriptionAddArgs, json: bool) -> a
     Ok(())
 }
 
+/// Where a new subscription's events go: a webhook URL, or (`--email`) a `mailto:` target
+/// of the addresses, as the gateway takes it (`mailto:a@example.org,b@example.org`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Webhook(String),
+    Email(String),
+}
+
+impl Target {
+    fn is_email(&self) -> bool {
+        matches!(self, Target::Email(_))
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Target::Webhook(u) | Target::Email(u) => u,
+        }
+    }
+}
+
+/// The target from `--url` or `--email`, the addresses checked here as notify will read
+/// them (bare addresses, no header fields), so a typo is named before anything is sent.
+fn subscription_target(a: &SubscriptionAddArgs) -> anyhow::Result<Target> {
+    if a.email.is_empty() {
+        let url = a
+            .url
+            .clone()
+            .context("give --url URL (a webhook) or --email ADDRESS")?;
+        return Ok(Target::Webhook(url));
+    }
+    let target = format!("mailto:{}", a.email.join(","));
+    borderwatch_notify::email::recipients(&target).map_err(|e| anyhow::anyhow!("--email {e}"))?;
+    Ok(Target::Email(target))
+}
+
 /// `POST /v1/subscriptions`' body from the flags; what is not given is left to the gateway's
-/// defaults.
-fn subscription_body(a: &SubscriptionAddArgs, secret: &str) -> Value {
+/// defaults (kinds: surges only). The matchers are checked here first, as `silences add`'s
+/// are.
+fn subscription_body(
+    a: &SubscriptionAddArgs,
+    target: &Target,
+    secret: Option<&str>,
+) -> anyhow::Result<Value> {
     let mut filter = json!({
         "countries": a.country,
         "categories": a.category,
@@ -528,14 +617,26 @@ fn subscription_body(a: &SubscriptionAddArgs, secret: &str) -> Value {
     if let Some(s) = &a.severity {
         filter["min_severity"] = json!(s);
     }
+    let mut webhook = json!({ "url": target.url() });
+    if let Some(secret) = secret {
+        webhook["secret"] = json!(secret);
+    }
     let mut body = json!({
-        "webhook": { "url": a.url, "secret": secret },
+        "webhook": webhook,
         "filter": filter,
         "falls": a.falls,
         "resolved": a.resolved,
     });
-    if let Some(f) = &a.format {
-        body["format"] = json!(f);
+    match (&a.format, target) {
+        (_, Target::Email(_)) => body["format"] = json!("email"),
+        (Some(f), Target::Webhook(_)) => body["format"] = json!(f),
+        (None, Target::Webhook(_)) => {}
+    }
+    if !a.kind.is_empty() {
+        body["kinds"] = json!(a.kind);
+    }
+    if !a.matcher.is_empty() {
+        body["matchers"] = json!(checked_matchers(&a.matcher)?);
     }
     if let Some(h) = &a.history {
         body["history"] = json!(h);
@@ -546,7 +647,25 @@ fn subscription_body(a: &SubscriptionAddArgs, secret: &str) -> Value {
     if let Some(n) = a.max_per_release {
         body["max_per_release"] = json!(n);
     }
-    body
+    Ok(body)
+}
+
+/// Matchers in Alertmanager's text form, each read with the model's parser (the one the
+/// gateway uses), so that a typo is named before anything is sent; written back in their
+/// canonical form (`country="PRK"`).
+fn checked_matchers(matchers: &[String]) -> anyhow::Result<Vec<String>> {
+    let max = borderwatch_model::MAX_MATCHERS;
+    if matchers.len() > max {
+        bail!("{} matchers: at most {max}", matchers.len());
+    }
+    matchers
+        .iter()
+        .map(|m| {
+            borderwatch_model::Matcher::parse(m)
+                .map(|m| m.to_string())
+                .map_err(|e| anyhow::anyhow!("matcher {e}"))
+        })
+        .collect()
 }
 
 /// 32 random bytes as hex: an HMAC key as strong as its SHA-256.
@@ -620,15 +739,7 @@ pub(crate) async fn silences(args: SilencesArgs) -> anyhow::Result<()> {
 /// again), so a typo is named before anything is sent; `until` from `--ends` or now plus
 /// `--duration`.
 fn silence_body(a: &SilenceAddArgs, now: time::OffsetDateTime) -> anyhow::Result<Value> {
-    let matchers = a
-        .matchers
-        .iter()
-        .map(|m| {
-            borderwatch_model::Matcher::parse(m)
-                .map(|m| m.to_string())
-                .map_err(|e| anyhow::anyhow!("matcher {e}"))
-        })
-        .collect::<anyhow::Result<Vec<String>>>()?;
+    let matchers = checked_matchers(&a.matchers)?;
     let rfc3339 = &time::format_description::well_known::Rfc3339;
     let until = match &a.ends {
         Some(ends) => {
@@ -745,6 +856,8 @@ fn segment(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
     #[test]
@@ -787,6 +900,148 @@ mod tests {
         };
         let e = silence_body(&bad, now).unwrap_err().to_string();
         assert!(e.contains("`colour` is not a matcher name"), "{e}");
+    }
+
+    fn add_args(args: &[&str]) -> SubscriptionAddArgs {
+        let cli = crate::Cli::try_parse_from(
+            ["borderwatch", "subscriptions", "add"]
+                .iter()
+                .chain(args)
+                .copied(),
+        )
+        .unwrap();
+        match cli.command {
+            crate::Command::Subscriptions(SubscriptionsArgs {
+                action: SubscriptionsAction::Add(a),
+            }) => *a,
+            other => panic!("not subscriptions add: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_subscription_is_sent_with_checked_matchers_and_its_kinds() {
+        let a = add_args(&[
+            "--url",
+            "https://hooks.example.org/bw",
+            "--matcher",
+            "country=~\"PRK|CHN\"",
+            "--matcher",
+            "severity!=low",
+            "--kind",
+            "surge,revision",
+            "--kind",
+            "missing",
+        ]);
+        let target = subscription_target(&a).unwrap();
+        let body = subscription_body(&a, &target, Some("s")).unwrap();
+        assert_eq!(
+            body["matchers"],
+            json!(["country=~\"PRK|CHN\"", "severity!=\"low\""])
+        );
+        assert_eq!(body["kinds"], json!(["surge", "revision", "missing"]));
+        assert_eq!(
+            body["webhook"],
+            json!({"url": "https://hooks.example.org/bw", "secret": "s"})
+        );
+        assert!(body.get("format").is_none(), "left to the gateway: {body}");
+
+        let plain = add_args(&["--url", "https://hooks.example.org/bw"]);
+        let body = subscription_body(&plain, &subscription_target(&plain).unwrap(), None).unwrap();
+        assert!(
+            body.get("kinds").is_none() && body.get("matchers").is_none(),
+            "{body}"
+        );
+
+        let bad = add_args(&["--url", "https://h.example.org/", "--matcher", "colour=red"]);
+        let e = subscription_body(&bad, &subscription_target(&bad).unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`colour` is not a matcher name"), "{e}");
+        // A comma inside a regex stays in its matcher.
+        let comma = add_args(&[
+            "--url",
+            "https://h.example.org/",
+            "--matcher",
+            "category=~\"a,b\"",
+        ]);
+        assert_eq!(comma.matcher, ["category=~\"a,b\""]);
+    }
+
+    #[test]
+    fn an_email_subscription_is_a_mailto_target_with_format_email_and_no_secret() {
+        let a = add_args(&[
+            "--email",
+            "ops@example.org,desk@example.org",
+            "--email",
+            "x@example.org",
+        ]);
+        let target = subscription_target(&a).unwrap();
+        assert_eq!(
+            target,
+            Target::Email("mailto:ops@example.org,desk@example.org,x@example.org".into())
+        );
+        let body = subscription_body(&a, &target, None).unwrap();
+        assert_eq!(body["format"], "email");
+        assert_eq!(
+            body["webhook"],
+            json!({"url": "mailto:ops@example.org,desk@example.org,x@example.org"})
+        );
+        let bad = add_args(&["--email", "ops@example.org?cc=x@example.org"]);
+        let e = subscription_target(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("--email "), "{e}");
+        // One target or the other, and a format only for a webhook.
+        for args in [
+            &["subscriptions", "add"][..],
+            &[
+                "subscriptions",
+                "add",
+                "--url",
+                "https://h.example.org/",
+                "--email",
+                "a@example.org",
+            ],
+            &[
+                "subscriptions",
+                "add",
+                "--email",
+                "a@example.org",
+                "--format",
+                "slack",
+            ],
+        ] {
+            let args = std::iter::once("borderwatch").chain(args.iter().copied());
+            assert!(crate::Cli::try_parse_from(args).is_err());
+        }
+    }
+
+    /// The exemption [`takes_no_variable`] grants is what the flags are: no per-call flag
+    /// has a variable (one would outlive the call it was set for), every connection flag has.
+    #[test]
+    fn per_call_flags_have_no_variable_and_connection_flags_have() {
+        fn walk(cmd: &clap::Command, path: &str, seen: &mut usize) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_positional()) {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if takes_no_variable(path, id) {
+                    *seen += 1;
+                    assert!(arg.get_env().is_none(), "{path} --{id} has a variable");
+                } else if COMMANDS
+                    .iter()
+                    .any(|c| path.split_whitespace().nth(1) == Some(c))
+                {
+                    assert!(arg.get_env().is_some(), "{path} --{id} has none");
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), seen);
+            }
+        }
+        use clap::CommandFactory;
+        let mut seen = 0;
+        walk(&crate::Cli::command(), "borderwatch", &mut seen);
+        assert!(seen > 20, "only {seen} per-call flags found");
     }
 
     #[test]

@@ -421,3 +421,155 @@ fn analyze_live_reports_only_each_series_newest_period() {
     };
     assert_eq!(ids(&json_lines(&out)), ids(&live));
 }
+
+/// Variables deliberately shared by flags of several commands whose help or defaults differ,
+/// each with why it means the same everywhere. Flags that are alike in everything (one
+/// flattened struct, such as `--nats`) need no entry.
+const SHARED_VARIABLES: &[(&str, &str)] = &[
+    (
+        "BORDERWATCH_NATS",
+        "the NATS servers of one deployment, for every role and tool",
+    ),
+    (
+        "BORDERWATCH_DATA",
+        "the data directory of `up`'s in-process bus, which the tools open",
+    ),
+    (
+        "BORDERWATCH_CONFIG",
+        "the one configuration file every role reads (analyze: [analytics])",
+    ),
+    (
+        "BORDERWATCH_HTTP",
+        "the gateway's listening address, in `up` or alone",
+    ),
+    (
+        "BORDERWATCH_HEALTH",
+        "the health-probe address of a role, one role per process",
+    ),
+    (
+        "BORDERWATCH_STARTUP_TIMEOUT",
+        "how long a role retries NATS at start",
+    ),
+    (
+        "BORDERWATCH_STREAM_REPLICAS",
+        "copies of each stream and bucket of one deployment",
+    ),
+    (
+        "BORDERWATCH_PUBLIC_URL",
+        "the gateway's public base URL, for links in what is sent",
+    ),
+    (
+        "BORDERWATCH_WEBHOOK_ALLOW_PRIVATE",
+        "whether webhooks may have non-public addresses",
+    ),
+    (
+        "BORDERWATCH_MAX_UPLOAD_BYTES",
+        "the gateway's upload limit, in `up` or alone",
+    ),
+    (
+        "BORDERWATCH_SOURCES",
+        "the sources file ingest polls, in `up` or alone",
+    ),
+    (
+        "BORDERWATCH_API_TOKEN",
+        "the deployment's API token: required by the gateway, sent by import",
+    ),
+    (
+        "BORDERWATCH_FORMAT",
+        "the format of the input file, for import and analyze alike",
+    ),
+    (
+        "BORDERWATCH_GATEWAY",
+        "the gateway's base URL, for import and the client",
+    ),
+    (
+        "BORDERWATCH_OUTPUT",
+        "json or table, for analyze and the client",
+    ),
+];
+
+/// A user's environment for one command must never change another's meaning: every
+/// variable that two flags share either names flags alike in everything (long name, help,
+/// values, defaults), or is listed in [`SHARED_VARIABLES`] with the reason it means the
+/// same to each. (The client's `--format`, `--source` and `--timeout` once took
+/// `import`'s and `probe`'s variables: `BORDERWATCH_FORMAT=generic` set for `import` made
+/// `subscriptions add` refuse it.)
+#[test]
+fn no_environment_variable_is_shared_by_flags_of_different_meanings() {
+    use std::collections::BTreeMap;
+
+    use clap::CommandFactory;
+
+    /// What a flag means, as far as clap can tell.
+    #[derive(Debug, PartialEq)]
+    struct Meaning {
+        long: Option<String>,
+        help: String,
+        values: Vec<String>,
+        defaults: Vec<String>,
+    }
+    fn walk(
+        cmd: &clap::Command,
+        path: &str,
+        by_var: &mut BTreeMap<String, Vec<(String, Meaning)>>,
+    ) {
+        for arg in cmd.get_arguments() {
+            let Some(var) = arg.get_env() else { continue };
+            let meaning = Meaning {
+                long: arg.get_long().map(str::to_string),
+                help: arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                values: arg
+                    .get_possible_values()
+                    .iter()
+                    .map(|v| v.get_name().to_string())
+                    .collect(),
+                defaults: arg
+                    .get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect(),
+            };
+            let flag = format!(
+                "{path} --{}",
+                arg.get_long().unwrap_or(arg.get_id().as_str())
+            );
+            by_var
+                .entry(var.to_string_lossy().into_owned())
+                .or_default()
+                .push((flag, meaning));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), by_var);
+        }
+    }
+    let mut by_var = BTreeMap::new();
+    walk(&borderwatch::Cli::command(), "borderwatch", &mut by_var);
+    assert!(by_var.len() > 30, "only {} variables found", by_var.len());
+
+    let mut clashes = Vec::new();
+    for (var, flags) in &by_var {
+        let first = &flags[0].1;
+        if flags.iter().all(|(_, m)| m == first) {
+            continue;
+        }
+        // A listed variable may differ in help and defaults, never in the flag it is.
+        let listed = SHARED_VARIABLES.iter().any(|(v, _)| v == var);
+        if listed && flags.iter().all(|(_, m)| m.long == first.long) {
+            continue;
+        }
+        let names: Vec<&str> = flags.iter().map(|(f, _)| f.as_str()).collect();
+        clashes.push(format!("{var}: {}", names.join(", ")));
+    }
+    assert!(
+        clashes.is_empty(),
+        "variables shared by flags that differ (give one a distinct variable, or list it in SHARED_VARIABLES with why it means the same):\n{}",
+        clashes.join("\n")
+    );
+    // The list holds nothing stale: each entry is still shared.
+    for (var, _) in SHARED_VARIABLES {
+        assert!(
+            by_var.get(*var).is_some_and(|f| f.len() > 1),
+            "{var} is no longer shared"
+        );
+    }
+}

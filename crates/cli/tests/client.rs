@@ -173,6 +173,140 @@ async fn subscriptions_add_list_test_and_rm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_take_matchers_kinds_and_email_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path()).await;
+    let gw = running.gateway_url().unwrap();
+    let receiver = ScriptedReceiver::start(Behaviour::default()).await;
+    let api = Tokens::Api(API_TOKEN);
+
+    // Matchers (a regex with a comma stays whole) and kinds, repeated or comma-separated.
+    let hook = receiver.url("hook");
+    let added = lines(
+        &bw(
+            &gw,
+            api,
+            &[
+                "subscriptions",
+                "add",
+                "--url",
+                &hook,
+                "--matcher",
+                "country=~\"PRK|CHN\"",
+                "--matcher",
+                "category!~\"work,study\"",
+                "--kind",
+                "surge,revision",
+                "--kind",
+                "missing",
+            ],
+        )
+        .await,
+    );
+    let id = added[0]["id"].as_str().unwrap().to_string();
+    let listed = lines(&bw(&gw, api, &["subscriptions", "list"]).await);
+    let mine = listed
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(
+        mine["matchers"],
+        serde_json::json!(["country=~\"PRK|CHN\"", "category!~\"work,study\""]),
+        "{mine}"
+    );
+    assert_eq!(
+        mine["kinds"],
+        serde_json::json!(["surge", "revision", "missing"]),
+        "{mine}"
+    );
+    let table = ok(&bw(&gw, api, &["subscriptions", "list", "-o", "table"]).await);
+    let row = table.lines().find(|r| r.starts_with(&id)).expect("a row");
+    assert!(
+        row.contains("country=~\"PRK|CHN\" category!~\"work,study\" kinds=surge,revision,missing"),
+        "{table}"
+    );
+
+    // A matcher this side cannot read: refused before anything is sent, exit 1, and no
+    // subscription made.
+    let before = listed.len();
+    for (matcher, says) in [
+        ("colour=red", "`colour` is not a matcher name"),
+        ("country=~\"(PRK\"", "is not a valid regex"),
+    ] {
+        let bad = bw(
+            &gw,
+            api,
+            &["subscriptions", "add", "--url", &hook, "--matcher", matcher],
+        )
+        .await;
+        assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+        assert!(stderr(&bad).contains(says), "{matcher}: {}", stderr(&bad));
+        assert!(
+            !stderr(&bad).contains("gateway answered"),
+            "{}",
+            stderr(&bad)
+        );
+    }
+    let listed = lines(&bw(&gw, api, &["subscriptions", "list"]).await);
+    assert_eq!(listed.len(), before, "{listed:?}");
+
+    // An email subscription: format email, a mailto: target, no secret made up for it.
+    let added = lines(
+        &bw(
+            &gw,
+            api,
+            &[
+                "subscriptions",
+                "add",
+                "--email",
+                "desk@example.org,ops@example.org",
+                "--country",
+                "PRK",
+            ],
+        )
+        .await,
+    );
+    let mail = &added[0];
+    let mail_id = mail["id"].as_str().unwrap().to_string();
+    assert_eq!(mail["format"], "email", "{mail}");
+    assert!(mail["webhook"].get("secret").is_none(), "{mail}");
+    let listed = lines(&bw(&gw, api, &["subscriptions", "list"]).await);
+    let mine = listed
+        .iter()
+        .find(|s| s["id"] == mail_id.as_str())
+        .expect("listed");
+    assert_eq!(mine["format"], "email", "{mine}");
+    assert!(
+        mine["webhook"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("mailto:"),
+        "{mine}"
+    );
+    let table = ok(&bw(&gw, api, &["subscriptions", "list", "-o", "table"]).await);
+    let row = table
+        .lines()
+        .find(|r| r.starts_with(&mail_id))
+        .expect("a row");
+    assert!(row.contains("mailto:") && row.contains("email"), "{table}");
+    // An address notify would not send to is named, exit 1.
+    let bad = bw(
+        &gw,
+        api,
+        &[
+            "subscriptions",
+            "add",
+            "--email",
+            "desk@example.org?bcc=x@example.org",
+        ],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("--email"), "{}", stderr(&bad));
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_add_list_and_expire() {
     let dir = tempfile::tempdir().unwrap();
     let running = start(dir.path()).await;
