@@ -2,34 +2,17 @@
 //! every route, lists page and filter and export CSV, bad parameters get 400s, and access
 //! control, body limit, timeout, CORS, rate limit and metrics do what they say.
 
+mod support;
+use support::{Gateway, memory_bus};
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use borderwatch_bus::{Bus, MemoryBus, Outgoing, names};
+use borderwatch_bus::{Bus, Outgoing, names};
 use borderwatch_gateway::{GatewayConfig, RateLimit};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
-
-struct Gateway {
-    bus: Bus,
-    base: String,
-    http: reqwest::Client,
-    cancel: CancellationToken,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn memory_bus() -> Bus {
-    let bus: Bus = Arc::new(MemoryBus::ephemeral());
-    names::ensure_all(bus.as_ref(), 1).await.unwrap();
-    bus
-}
 
 /// Private webhook targets are allowed: these tests' webhook URLs are loopback, or names
 /// that must not be resolved (tests/webhooks.rs tests the refusals).
@@ -38,23 +21,7 @@ async fn start_on(bus: Bus, cfg: GatewayConfig) -> Gateway {
         webhook_allow_private: true,
         ..cfg
     };
-    let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (b, c) = (bus.clone(), cancel.clone());
-    tokio::spawn(async move {
-        borderwatch_gateway::serve(b, listener, cfg, c)
-            .await
-            .unwrap()
-    });
-    let http = reqwest::Client::new();
-    // The listener is bound: requests wait in its backlog until the surge index caught up.
-    Gateway {
-        bus,
-        base,
-        http,
-        cancel,
-    }
+    support::start_on(bus, cfg).await
 }
 
 async fn start(cfg: GatewayConfig) -> Gateway {

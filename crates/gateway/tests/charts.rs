@@ -3,51 +3,23 @@
 //! and 400s, the read token guarding them as every series read, the series page offering
 //! them (an image and the snippets), and the series CSV carrying the band.
 
-use std::sync::Arc;
+mod support;
+use support::Gateway;
+
 use std::time::Duration;
 
-use borderwatch_bus::{Bus, MemoryBus, Outgoing, names};
+use borderwatch_bus::{Outgoing, names};
 use borderwatch_gateway::GatewayConfig;
 use resvg::tiny_skia::Pixmap;
 use resvg::usvg::roxmltree;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-struct Gateway {
-    bus: Bus,
-    base: String,
-    http: reqwest::Client,
-    cancel: CancellationToken,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
 
 async fn start(cfg: GatewayConfig) -> Gateway {
-    let bus: Bus = Arc::new(MemoryBus::ephemeral());
-    names::ensure_all(bus.as_ref(), 1).await.unwrap();
     let cfg = GatewayConfig {
         rate_limit: None,
         ..cfg
     };
-    let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (b, c) = (bus.clone(), cancel.clone());
-    tokio::spawn(async move {
-        borderwatch_gateway::serve(b, listener, cfg, c)
-            .await
-            .unwrap()
-    });
-    Gateway {
-        bus,
-        base,
-        http: reqwest::Client::new(),
-        cancel,
-    }
+    support::start(cfg).await
 }
 
 impl Gateway {

@@ -4,48 +4,16 @@
 //! (400), reads mask the addresses, and the test event goes out as an email through the
 //! gateway's SMTP settings.
 
-use std::sync::Arc;
+mod support;
+use support::{Gateway, start};
+
 use std::time::Duration;
 
-use borderwatch_bus::{Bus, MemoryBus, names};
+use borderwatch_bus::names;
 use borderwatch_gateway::GatewayConfig;
 use borderwatch_notify::SmtpConfig;
 use borderwatch_test_support::SmtpServer;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-struct Gateway {
-    bus: Bus,
-    base: String,
-    http: reqwest::Client,
-    cancel: CancellationToken,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn start(cfg: GatewayConfig) -> Gateway {
-    let bus: Bus = Arc::new(MemoryBus::ephemeral());
-    names::ensure_all(bus.as_ref(), 1).await.unwrap();
-    let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (b, c) = (bus.clone(), cancel.clone());
-    tokio::spawn(async move {
-        borderwatch_gateway::serve(b, listener, cfg, c)
-            .await
-            .unwrap()
-    });
-    Gateway {
-        bus,
-        base,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        cancel,
-    }
-}
 
 impl Gateway {
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {

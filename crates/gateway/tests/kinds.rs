@@ -3,6 +3,9 @@
 //! (`NATS_SERVER_BIN`). Revisions and missing categories are published as ingest publishes
 //! them. Every webhook URL here is on 127.0.0.1 and never called.
 
+mod support;
+use support::Gateway;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,21 +14,6 @@ use borderwatch_gateway::GatewayConfig;
 use borderwatch_model::{Country, MissingCategory, Period, Revision};
 use borderwatch_test_support::NatsServer;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-struct Gateway {
-    bus: Bus,
-    base: String,
-    http: reqwest::Client,
-    cancel: CancellationToken,
-    _nats: NatsServer,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
 
 async fn start() -> Gateway {
     let nats = NatsServer::start();
@@ -40,22 +28,7 @@ async fn start() -> Gateway {
         webhook_allow_private: true,
         ..GatewayConfig::default()
     };
-    let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (b, c) = (bus.clone(), cancel.clone());
-    tokio::spawn(async move {
-        borderwatch_gateway::serve(b, listener, cfg, c)
-            .await
-            .unwrap()
-    });
-    Gateway {
-        bus,
-        base,
-        http: reqwest::Client::new(),
-        cancel,
-        _nats: nats,
-    }
+    support::start_on(bus, cfg).await.holding(nats)
 }
 
 impl Gateway {

@@ -4,53 +4,18 @@
 //! receiver on loopback, dead letters listed and redelivered, and the releases ingest
 //! recorded. Every webhook here is a receiver on 127.0.0.1.
 
-use std::sync::Arc;
+mod support;
+use support::{Gateway, start};
+
 use std::time::Duration;
 
-use borderwatch_bus::{Bus, MemoryBus, Outgoing, names};
+use borderwatch_bus::{Outgoing, names};
 use borderwatch_gateway::GatewayConfig;
 use borderwatch_model::{SurgeEvent, verify_signature, verify_standard};
 use borderwatch_notify::DeadLetter;
 use borderwatch_notify::notice::Notice;
 use borderwatch_test_support::ScriptedReceiver;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-struct Gateway {
-    bus: Bus,
-    base: String,
-    http: reqwest::Client,
-    cancel: CancellationToken,
-    token: Option<&'static str>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn start(cfg: GatewayConfig) -> Gateway {
-    let bus: Bus = Arc::new(MemoryBus::ephemeral());
-    names::ensure_all(bus.as_ref(), 1).await.unwrap();
-    let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let token = cfg.api_token.clone().map(|t| &*t.leak());
-    let (b, c) = (bus.clone(), cancel.clone());
-    tokio::spawn(async move {
-        borderwatch_gateway::serve(b, listener, cfg, c)
-            .await
-            .unwrap()
-    });
-    Gateway {
-        bus,
-        base,
-        http: reqwest::Client::new(),
-        cancel,
-        token,
-    }
-}
 
 /// Private targets allowed: the receivers are on loopback.
 fn local() -> GatewayConfig {
@@ -66,7 +31,7 @@ impl Gateway {
         let mut r = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(t) = self.token {
+        if let Some(t) = &self.token {
             r = r.bearer_auth(t);
         }
         if let Some((content_type, body)) = body {

@@ -5,45 +5,12 @@
 //! but loopback: addresses are judged as written, and `localhost` resolves from the hosts
 //! file.
 
-use std::sync::Arc;
+mod support;
+use support::{Gateway, start};
 
-use borderwatch_bus::{Bus, MemoryBus, Outgoing, names};
+use borderwatch_bus::{Outgoing, names};
 use borderwatch_gateway::GatewayConfig;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-struct Gateway {
-    bus: Bus,
-    base: String,
-    http: reqwest::Client,
-    cancel: CancellationToken,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn start(cfg: GatewayConfig) -> Gateway {
-    let bus: Bus = Arc::new(MemoryBus::ephemeral());
-    names::ensure_all(bus.as_ref(), 1).await.unwrap();
-    let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (b, c) = (bus.clone(), cancel.clone());
-    tokio::spawn(async move {
-        borderwatch_gateway::serve(b, listener, cfg, c)
-            .await
-            .unwrap()
-    });
-    Gateway {
-        bus,
-        base,
-        http: reqwest::Client::new(),
-        cancel,
-    }
-}
 
 fn config() -> GatewayConfig {
     GatewayConfig {
