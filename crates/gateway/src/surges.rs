@@ -1,7 +1,7 @@
 //! The gateway's view of `BW_SURGES`, in bounded memory, for `GET /v1/surges`, one surge,
 //! the dashboard and the live stream.
 //!
-//! Every surge is indexed as a [`Slim`]: its stream sequence and the fields the filters and
+//! Every surge is indexed as a `Slim`: its stream sequence and the fields the filters and
 //! orders read (source, country, category, period, severity, direction, release, detection
 //! time), about 40 bytes, the strings interned; and its id, to find it by id. The events
 //! themselves are kept whole only for the newest [`DEFAULT_SURGE_CACHE`] (`--surge-cache`)
