@@ -129,10 +129,13 @@ pub fn webhook(notice: &Notice, public_url: Option<&str>) -> Value {
     let events: Vec<&SurgeEvent> = match notice {
         Notice::Surge(e) => vec![e],
         Notice::Digest(d) => d.surges.iter().collect(),
-        Notice::Revision(_) | Notice::Missing(_) => vec![],
+        Notice::Revision(_) | Notice::Revisions(_) | Notice::Missing(_) => vec![],
     };
     let (labels, annotations, alerts): (Vec<_>, Vec<_>, Vec<_>) = match notice {
-        Notice::Revision(r) => revision_alerts(r),
+        Notice::Revision(r) => revision_alerts(std::slice::from_ref(r)),
+        // The largest changes only: an alert per revised figure of a whole year would
+        // flood Alertmanager as the POSTs would have flooded the receiver.
+        Notice::Revisions(b) => revision_alerts(b.largest()),
         Notice::Missing(m) => missing_alerts(m),
         Notice::Surge(_) | Notice::Digest(_) => (
             events.iter().map(|e| labels(e)).collect(),
@@ -196,28 +199,32 @@ fn info_alerts(sets: Vec<(BTreeMap<&'static str, String>, String, String)>, at: 
     out
 }
 
-/// A revision: alertname `BorderwatchRevision`, the series and the period.
-fn revision_alerts(e: &RevisionEvent) -> Alerts {
-    let r = &e.revision;
-    let labels = BTreeMap::from([
-        ("alertname", "BorderwatchRevision".to_string()),
-        ("source", r.source.clone()),
-        ("country", r.country.code().to_string()),
-        ("category", r.category.clone()),
-        ("period", r.period.to_string()),
-        ("severity", "info".to_string()),
-    ]);
-    let summary = format!(
-        "Revised: {}/{}/{} {}",
-        r.source,
-        r.country.code(),
-        r.category,
-        r.period
-    );
-    info_alerts(
-        vec![(labels, summary, e.explanation.clone())],
-        &borderwatch_model::now_rfc3339(),
-    )
+/// Revisions: alertname `BorderwatchRevision`, an alert per revision with its series and
+/// period.
+fn revision_alerts(revisions: &[RevisionEvent]) -> Alerts {
+    let alerts = revisions
+        .iter()
+        .map(|e| {
+            let r = &e.revision;
+            let labels = BTreeMap::from([
+                ("alertname", "BorderwatchRevision".to_string()),
+                ("source", r.source.clone()),
+                ("country", r.country.code().to_string()),
+                ("category", r.category.clone()),
+                ("period", r.period.to_string()),
+                ("severity", "info".to_string()),
+            ]);
+            let summary = format!(
+                "Revised: {}/{}/{} {}",
+                r.source,
+                r.country.code(),
+                r.category,
+                r.period
+            );
+            (labels, summary, e.explanation.clone())
+        })
+        .collect();
+    info_alerts(alerts, &borderwatch_model::now_rfc3339())
 }
 
 /// A missing category: alertname `BorderwatchMissing`, one alert per country.

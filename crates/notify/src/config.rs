@@ -49,6 +49,39 @@ pub struct NotifyConfig {
     /// (`--webhook-allow-private`): for local receivers and tests only. Off, such targets
     /// are refused before any connection, whatever a name resolves to.
     pub allow_private_targets: bool,
+    /// Whether Slack and Teams messages of a surge carry its chart as an image
+    /// (`--chart-images`).
+    pub chart_images: ChartImages,
+}
+
+/// Whether chat messages carry a surge's chart image. Slack and Teams fetch the image from
+/// their own servers, and Slack refuses a whole message whose image it cannot download:
+/// behind a gateway that wants a read token (`up --read-token`), every such message would
+/// fail and be dead-lettered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChartImages {
+    /// Only when the public URL is not this machine or a private network.
+    #[default]
+    Auto,
+    /// Whenever a public URL is set (the operator says the chat tool can fetch it).
+    On,
+    /// Never: the messages link to the evidence only.
+    Off,
+}
+
+impl std::str::FromStr for ChartImages {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(ChartImages::Auto),
+            "on" => Ok(ChartImages::On),
+            "off" => Ok(ChartImages::Off),
+            other => Err(format!(
+                "chart images must be auto, on or off, not {other:?}"
+            )),
+        }
+    }
 }
 
 impl Default for NotifyConfig {
@@ -68,6 +101,7 @@ impl Default for NotifyConfig {
             history_wait: Duration::from_secs(5),
             smtp: None,
             allow_private_targets: false,
+            chart_images: ChartImages::Auto,
         }
     }
 }

@@ -198,7 +198,12 @@ async fn resend(ctx: &Ctx, dl: &DeadLetter) -> Result<Resent, BusError> {
     let Some(sub) = sub else {
         return Ok(Resent::Orphaned);
     };
-    let body = template::render(sub.format, &dl.notice, ctx.cfg.public_url.as_deref());
+    let body = template::render(
+        sub.format,
+        &dl.notice,
+        ctx.cfg.public_url.as_deref(),
+        ctx.cfg.chart_images,
+    );
     let n = dl.attempts + 1;
     let a = channel::attempt(ctx, &sub, &dl.notice, &body).await;
     if !a.ok() {

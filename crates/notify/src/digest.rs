@@ -9,12 +9,25 @@
 //! within the lease belongs to a dead sender, and the next generation takes over. A surge
 //! that arrives after its release's digest went out goes in a follow-up digest
 //! (`<digest id>-2`, …).
+//!
+//! Revisions go the same way (`rb-…` ids, [`add_revision`]): one message per (subscription,
+//! release). A release's revisions arrive as many stream messages, so a batch is sent once
+//! they stopped coming, not a fixed time after the first: `history_wait` after the latest
+//! arrived, and only when the `notify-revisions` consumer has nothing left to hand out or in
+//! hand (so a replica that stalled, or a backlog, does not cut a release in two); at the
+//! latest [`REVISIONS_MAX_WAIT`] `history_wait`s after the first, so steady traffic cannot
+//! hold a batch back for ever. The release marker and record are not waited for: a replayed
+//! or re-marked release has neither anew, and the record is keyed by content, not by the
+//! release id revisions carry. Each revision sent gets its own delivery record naming its
+//! batch, so a revision redelivered after its batch went out is recognised and dropped; a
+//! revision first seen after its batch went out (ingest paused longer than the window
+//! between two parts of one release) goes in a follow-up (`rb-…-2`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use borderwatch_bus::{Bus, BusError, names};
-use borderwatch_model::{Subscription, SurgeEvent};
+use borderwatch_model::{RevisionEvent, Subscription, SurgeEvent};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -22,16 +35,23 @@ use tracing::{info, warn};
 
 use crate::ctx::Ctx;
 use crate::digest_claim::{Claim, ClaimValue, claim_key, now_ms};
-use crate::notice::{Digest, Notice, digest_id, history_id, story_digest_id, top_id};
+use crate::notice::{
+    Digest, Notice, RevisionBatch, digest_id, history_id, revisions_id, story_digest_id, top_id,
+};
 use crate::record::{read_record, write_record_surely};
 use crate::send::{Keepalive, send};
 
-/// A surge waiting for its digest.
+/// A surge (or revision) waiting for its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     subscription: String,
     release_id: String,
-    event: SurgeEvent,
+    /// The surge; `None` for a revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<SurgeEvent>,
+    /// The revision, waiting for its release's batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revision: Option<RevisionEvent>,
     arrived_ms: u64,
     /// Part of the release's history summary rather than of its digest.
     #[serde(default)]
@@ -57,6 +77,21 @@ pub(crate) enum Bundle {
     Top,
 }
 
+/// How many `history_wait`s a revision batch waits at most after its first revision, when
+/// revisions keep coming.
+pub(crate) const REVISIONS_MAX_WAIT: u64 = 12;
+
+impl Pending {
+    /// The id of the surge or revision waiting.
+    fn item_id(&self) -> &str {
+        match (&self.event, &self.revision) {
+            (Some(e), _) => &e.id,
+            (None, Some(r)) => &r.id,
+            (None, None) => "",
+        }
+    }
+}
+
 fn surge_key(digest: &str, surge: &str) -> String {
     format!("{digest}.s.{surge}")
 }
@@ -78,7 +113,8 @@ pub(crate) async fn add(
     let pending = Pending {
         subscription: sub.id.clone(),
         release_id: event.release_id.clone(),
-        event: event.clone(),
+        event: Some(event.clone()),
+        revision: None,
         arrived_ms: now_ms(),
         history: bundle == Bundle::History,
         story: bundle == Bundle::Story && event.story.is_some(),
@@ -91,6 +127,75 @@ pub(crate) async fn add(
     )
     .await?;
     Ok(())
+}
+
+/// Records `revision` for its release's batch for `sub`. Idempotent, as [`add`].
+pub(crate) async fn add_revision(
+    bus: &Bus,
+    sub: &Subscription,
+    revision: &RevisionEvent,
+) -> Result<(), BusError> {
+    let release = &revision.revision.release_id;
+    let pending = Pending {
+        subscription: sub.id.clone(),
+        release_id: release.clone(),
+        event: None,
+        revision: Some(revision.clone()),
+        arrived_ms: now_ms(),
+        history: false,
+        story: false,
+        top: false,
+    };
+    bus.kv_create(
+        names::DIGESTS_BUCKET,
+        &surge_key(&revisions_id(&sub.id, release), &revision.id),
+        serde_json::to_vec(&pending).unwrap_or_default().into(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// When the message of `pending` (one digest's surges, none empty) is due, in ms since the
+/// epoch.
+fn due_ms(cfg: &crate::config::NotifyConfig, sub: &Subscription, pending: &[Pending]) -> u64 {
+    let first = pending.iter().map(|p| p.arrived_ms).min().unwrap_or(0);
+    let wait_ms = match &sub.digest {
+        Some(d) => d.group_wait_secs * 1000,
+        None if pending[0].history || pending[0].story || pending[0].top => {
+            cfg.history_wait.as_millis() as u64
+        }
+        None => 0,
+    };
+    first + wait_ms
+}
+
+/// When a revision batch may go (`history_wait` after its latest revision arrived) and when
+/// it must (at most [`REVISIONS_MAX_WAIT`] `history_wait`s after its first), in ms since the
+/// epoch.
+fn revisions_due_ms(cfg: &crate::config::NotifyConfig, pending: &[Pending]) -> (u64, u64) {
+    let first = pending.iter().map(|p| p.arrived_ms).min().unwrap_or(0);
+    let last = pending.iter().map(|p| p.arrived_ms).max().unwrap_or(0);
+    let wait = cfg.history_wait.as_millis() as u64;
+    (last + wait, first + wait * REVISIONS_MAX_WAIT)
+}
+
+/// Whether the revisions consumer has nothing left to hand out or in hand: every revision
+/// published so far is waiting in `bw_digests` (a revision is stored there before it is
+/// acknowledged). Read before the tick lists the keys, so that the list holds them all. A
+/// consumer that cannot be read counts as busy (batches wait for their latest time).
+async fn revisions_drained(ctx: &Ctx) -> bool {
+    match ctx
+        .bus
+        .consumer_lag(names::REVISION_STREAM, names::NOTIFY_REVISIONS_CONSUMER)
+        .await
+    {
+        Ok(Some(lag)) => lag.pending == 0 && lag.ack_pending == 0,
+        Ok(None) => true,
+        Err(e) => {
+            warn!(error = %e, "cannot read the revisions consumer; revision batches wait");
+            false
+        }
+    }
 }
 
 /// The keys of one digest in `bw_digests`.
@@ -126,6 +231,7 @@ async fn tick(
     cancel: &CancellationToken,
 ) -> Result<(), BusError> {
     let bus = &ctx.bus;
+    let drained = revisions_drained(ctx).await;
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for key in bus.kv_keys(names::DIGESTS_BUCKET).await? {
         let mut parts = key.splitn(3, '.');
@@ -188,15 +294,14 @@ async fn tick(
             }
             continue;
         };
-        let wait_ms = match &sub.digest {
-            Some(d) => d.group_wait_secs * 1000,
-            None if first.history || first.story || first.top => {
-                ctx.cfg.history_wait.as_millis() as u64
+        let waiting: Vec<Pending> = pending.iter().map(|(_, p)| p.clone()).collect();
+        let now = now_ms();
+        if waiting[0].revision.is_some() {
+            let (quiet, latest) = revisions_due_ms(&ctx.cfg, &waiting);
+            if now < quiet || (now < latest && !drained) {
+                continue;
             }
-            None => 0,
-        };
-        let first_ms = pending.iter().map(|(_, p)| p.arrived_ms).min().unwrap_or(0);
-        if now_ms() < first_ms + wait_ms {
+        } else if now < due_ms(&ctx.cfg, &sub, &waiting) {
             continue;
         }
         let generation = top.map_or(1, |g| g + 1);
@@ -263,46 +368,30 @@ async fn send_digest(
     cancel: &CancellationToken,
 ) -> Result<(), BusError> {
     let bus = &ctx.bus;
-    let release = pending[0].1.release_id.clone();
-    let history = pending[0].1.history;
-    let pending_top = pending[0].1.top;
-    let story = pending[0]
-        .1
-        .event
-        .story
-        .clone()
-        .filter(|_| pending[0].1.story);
     let mut keys = Vec::new();
-    let mut events = Vec::new();
+    let mut items = Vec::new();
     for (key, p) in pending {
         // Already in a digest that went out before its cleanup finished.
-        if read_record(bus, &sub.id, &p.event.id).await?.is_none() {
-            events.push(p.event);
+        if read_record(bus, &sub.id, p.item_id()).await?.is_none() {
+            items.push(p);
         }
         keys.push(key);
     }
-    if !events.is_empty() {
+    if !items.is_empty() {
         let id = free_id(bus, &sub.id, &claim.digest).await?;
-        let surge_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        let top = pending_top.then_some(sub.max_per_release).flatten();
-        let digest = match story {
-            _ if history => Digest::history(id.clone(), release, events),
-            _ if top.is_some() => Digest::top(id.clone(), release, events, top.unwrap_or(1)),
-            Some(story) => Digest::story(id.clone(), release, events, story),
-            None => Digest::new(id.clone(), release, events),
-        };
-        let notice = Notice::Digest(digest);
+        let item_ids: Vec<String> = items.iter().map(|p| p.item_id().to_string()).collect();
+        let notice = notice_of(sub, id.clone(), items);
         let sent = send(ctx, sub, &notice, Keepalive::Claim(claim), cancel).await;
         let Some((rec, slot)) = sent.into_record(ctx, sub, &notice, &id).await? else {
             return Ok(());
         };
-        // The surges' records first: a digest record without them would let a crash
+        // The members' records first: a digest record without them would let a crash
         // send these surges again in a follow-up.
         // Retried until stored: the receiver took the digest, and a record left unwritten
         // would send it again under the same id once the claim went stale.
-        for surge in surge_ids {
+        for item in item_ids {
             let mut r = rec.clone();
-            r.event = surge;
+            r.event = item;
             r.digest = Some(id.clone());
             write_record_surely(bus, &r, cancel).await?;
         }
@@ -317,4 +406,30 @@ async fn send_digest(
             .await?;
     }
     Ok(())
+}
+
+/// The one message of `items` (one digest's waiting surges or revisions, none empty) for
+/// `sub`, under `id`.
+fn notice_of(sub: &Subscription, id: String, items: Vec<Pending>) -> Notice {
+    let first = &items[0];
+    let release = first.release_id.clone();
+    if first.revision.is_some() {
+        let revisions = items.into_iter().filter_map(|p| p.revision).collect();
+        return Notice::Revisions(RevisionBatch::new(id, release, revisions));
+    }
+    let (history, pending_top) = (first.history, first.top);
+    let story = first
+        .event
+        .as_ref()
+        .and_then(|e| e.story.clone())
+        .filter(|_| first.story);
+    let events: Vec<SurgeEvent> = items.into_iter().filter_map(|p| p.event).collect();
+    let top = pending_top.then_some(sub.max_per_release).flatten();
+    let digest = match story {
+        _ if history => Digest::history(id, release, events),
+        _ if top.is_some() => Digest::top(id, release, events, top.unwrap_or(1)),
+        Some(story) => Digest::story(id, release, events, story),
+        None => Digest::new(id, release, events),
+    };
+    Notice::Digest(digest)
 }

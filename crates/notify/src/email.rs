@@ -26,7 +26,7 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 use crate::attempt::Attempt;
 use crate::config::{NotifyConfig, SmtpConfig};
 use crate::notice::{Digest, Notice};
-use crate::template::linked;
+use crate::template::{self, linked};
 
 /// The most addresses one subscription's target may list.
 pub const MAX_RECIPIENTS: usize = 10;
@@ -298,6 +298,10 @@ pub fn render(notice: &Notice, public_url: Option<&str>) -> Rendered {
             );
             (title.clone(), vec![Section::note(title, &r.explanation)])
         }
+        Notice::Revisions(b) => (
+            b.title(),
+            vec![Section::note(b.title(), &template::revisions_text(b))],
+        ),
         Notice::Missing(m) => {
             let v = &m.missing;
             let title = format!(
@@ -315,6 +319,13 @@ pub fn render(notice: &Notice, public_url: Option<&str>) -> Rendered {
     let footer = match &notice {
         Notice::Surge(e) => format!("event {} · release {}", e.id, e.release_id),
         Notice::Revision(_) | Notice::Missing(_) => format!("event {}", notice.id()),
+        Notice::Revisions(b) => format!(
+            "{} · release {} · {} revised figure{}",
+            b.id,
+            b.release_id,
+            b.count,
+            if b.count == 1 { "" } else { "s" }
+        ),
         Notice::Digest(d) => format!(
             "{} · release {} · {} surge{}",
             d.id,

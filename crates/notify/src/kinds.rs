@@ -1,11 +1,15 @@
 //! Revisions and missing categories as events subscriptions take (`kinds`): a durable
 //! consumer on each of `BW_REVISIONS` and `BW_MISSING`, shared by notify's replicas. Each
 //! event goes to every subscription that takes its kind and whose filter and matchers select
-//! it, on its own (no digest, story or summary: a revision is not a surge), through the same
-//! path as a surge: one claim per (subscription, event) in `bw_deliveries`, signed POSTs
-//! with retries, the delivery log, and a dead letter when given up. An event is
-//! acknowledged once every such subscription has settled it, so a killed process resumes
-//! with it. Silences mute surges only.
+//! it. A release revises figures by the thousand, so revisions are not sent one by one: each
+//! is recorded in `bw_digests` for its (subscription, release) batch, and the digest sender
+//! sends the batch as one message once the release's revisions stopped coming (see
+//! `digest`). A missing category goes on its own, one message per (release, category) with
+//! the countries it left out (ingest publishes them so), through the same path as a surge:
+//! one claim per (subscription, event) in `bw_deliveries`, signed POSTs with retries, the
+//! delivery log, and a dead letter when given up. An event is acknowledged once every such
+//! subscription has settled it (sent it, or recorded it for its batch), so a killed process
+//! resumes with it. Silences mute surges only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::ctx::Ctx;
+use crate::digest;
 use crate::notice::Notice;
-use crate::record::{self, Claimed};
+use crate::record::{self, Claimed, Slot};
 use crate::settle::{self, Claims, kept_alive};
 
 /// How many of one event's deliveries are under way at once.
@@ -206,7 +211,8 @@ async fn process(
     retry
 }
 
-/// Sends `notice` to `sub` unless that was done before, under a claim.
+/// Sends `notice` to `sub` unless that was done before, under a claim; a revision is
+/// recorded for its release's batch instead.
 async fn settle_one(
     ctx: &Ctx,
     sub: &Subscription,
@@ -214,6 +220,9 @@ async fn settle_one(
     claims: &Claims,
     cancel: &CancellationToken,
 ) -> Result<Option<Duration>, BusError> {
+    if let Notice::Revision(r) = notice {
+        return batch_revision(ctx, sub, r).await;
+    }
     let claim = match record::claim(
         &ctx.bus,
         &sub.id,
@@ -232,4 +241,20 @@ async fn settle_one(
     let result = settle::deliver(ctx, sub, notice, &claim).await;
     claims.remove(&claim);
     result
+}
+
+/// Records revision `r` for `sub`'s batch of its release, unless it was sent already (its
+/// record points at the batch it went out in: a redelivery after the batch was sent).
+async fn batch_revision(
+    ctx: &Ctx,
+    sub: &Subscription,
+    r: &RevisionEvent,
+) -> Result<Option<Duration>, BusError> {
+    match record::read_slot(&ctx.bus, &record::record_key(&sub.id, &r.id)).await? {
+        Slot::Final => Ok(None),
+        Slot::Claimed(_) | Slot::Free => {
+            digest::add_revision(&ctx.bus, sub, r).await?;
+            Ok(None)
+        }
+    }
 }

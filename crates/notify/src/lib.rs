@@ -12,8 +12,9 @@
 //! imports those; `send` imports `deadletter`; `digest` imports `send`; `alertmanager`
 //! (the push to `--alertmanager-url`) imports `ctx` and `alert`; `settle` (keeping an event
 //! ours, delivering one notice under a claim) imports `send` and `record`; `kinds` (the
-//! consumers of revisions and missing categories) imports `settle`; `service` imports
-//! `digest`, `settle`, `kinds` and `alertmanager`; `template` imports `alert`, which imports none; `test_event` (the API's test POST) imports `channel` and
+//! consumers of revisions and missing categories) imports `settle` and `digest` (revisions
+//! go out in batches, one per subscription and release); `service` imports
+//! `digest`, `settle`, `kinds` and `alertmanager`; `template` imports `alert`, which imports none, and `config` (whether chat messages carry chart images); `test_event` (the API's test POST) imports `channel` and
 //! `template`. `email` (a subscription's email, over SMTP) imports `attempt`, `config`,
 //! `notice` and `template`; `channel` (one attempt: a POST or an email) imports `attempt`,
 //! `ctx` and `email`; `send` and `deadletter` import `channel`. `telemetry` (the latency histogram and the gauges of
@@ -43,7 +44,7 @@ pub mod telemetry;
 pub mod template;
 pub mod test_event;
 
-pub use config::{NotifyConfig, SmtpConfig};
+pub use config::{ChartImages, NotifyConfig, SmtpConfig};
 pub use deadletter::{DeadLetter, ReplayReport, Resent, replay, resend_one};
 pub use service::run;
 pub use test_event::{TestSent, send_test};

@@ -106,7 +106,12 @@ pub(crate) async fn send(
     cancel: &CancellationToken,
 ) -> Sent {
     let id = notice.id();
-    let body = template::render(sub.format, notice, ctx.cfg.public_url.as_deref());
+    let body = template::render(
+        sub.format,
+        notice,
+        ctx.cfg.public_url.as_deref(),
+        ctx.cfg.chart_images,
+    );
     let backoff = &ctx.cfg.backoff;
     let started = Instant::now();
     let mut attempt = 0u32;

@@ -1,5 +1,6 @@
 //! What notify tells an operator through `/metrics`: how long a notice took from its surge
-//! to the receiver's 2xx, how far the surge consumer is behind, how many dead letters wait
+//! to the receiver's 2xx, how far each of its consumers (surges, revisions, missing categories)
+//! is behind, how many dead letters wait
 //! for a replay, and how many silences are in force.
 //!
 //! The histogram is recorded as each notice is delivered; the gauges are sampled every
@@ -57,7 +58,7 @@ fn announced_at(notice: &Notice) -> Option<OffsetDateTime> {
     match notice {
         Notice::Surge(e) => at(e),
         Notice::Digest(d) => d.surges.iter().filter_map(at).min(),
-        Notice::Revision(_) | Notice::Missing(_) => None,
+        Notice::Revision(_) | Notice::Revisions(_) | Notice::Missing(_) => None,
     }
 }
 
@@ -69,7 +70,7 @@ fn format_label(format: PayloadFormat) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// `surge`, `digest`, `story`, `history`, `top`, `revision` or `missing`.
+/// `surge`, `digest`, `story`, `history`, `top`, `revision`, `revisions` or `missing`.
 fn notice_label(notice: &Notice) -> &'static str {
     match notice {
         Notice::Surge(_) => "surge",
@@ -78,6 +79,7 @@ fn notice_label(notice: &Notice) -> &'static str {
         Notice::Digest(d) if d.limit.is_some() => "top",
         Notice::Digest(_) => "digest",
         Notice::Revision(_) => "revision",
+        Notice::Revisions(_) => "revisions",
         Notice::Missing(_) => "missing",
     }
 }
@@ -99,17 +101,22 @@ pub(crate) async fn run_sampler(ctx: Ctx, cancel: CancellationToken) {
     }
 }
 
-/// `borderwatch_consumer_pending_messages` and `…_ack_pending_messages` of the `notify`
-/// consumer on `BW_SURGES`.
+/// The durable consumers notify reads: surges, revisions and missing categories.
+pub const CONSUMERS: [(&str, &str); 3] = [
+    (names::SURGE_STREAM, names::NOTIFY_CONSUMER),
+    (names::REVISION_STREAM, names::NOTIFY_REVISIONS_CONSUMER),
+    (names::MISSING_STREAM, names::NOTIFY_MISSING_CONSUMER),
+];
+
+/// `borderwatch_consumer_pending_messages` and `…_ack_pending_messages` of each of notify's
+/// [`CONSUMERS`]: a release revising a whole year backs up `notify-revisions`, not `notify`.
 async fn sample_consumer(ctx: &Ctx) {
-    match ctx
-        .bus
-        .consumer_lag(names::SURGE_STREAM, names::NOTIFY_CONSUMER)
-        .await
-    {
-        Ok(Some(lag)) => consumer_gauges(names::SURGE_STREAM, names::NOTIFY_CONSUMER, lag),
-        Ok(None) => {}
-        Err(e) => warn!(error = %e, "cannot read the surge consumer's lag"),
+    for (stream, consumer) in CONSUMERS {
+        match ctx.bus.consumer_lag(stream, consumer).await {
+            Ok(Some(lag)) => consumer_gauges(stream, consumer, lag),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, stream, consumer, "cannot read a consumer's lag"),
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use borderwatch_model::{
 use serde_json::{Value, json};
 
 use crate::alert;
-use crate::notice::{Digest, Notice};
+use crate::config::ChartImages;
+use crate::notice::{Digest, Notice, RevisionBatch, change, relative_change};
 
 /// Slack allows 50 blocks a message; a digest lists at most this many surges.
 const SLACK_MAX_SURGES: usize = 40;
@@ -19,25 +20,45 @@ const SLACK_MAX_SURGES: usize = 40;
 const EVIDENCE: &str = "View the evidence";
 
 /// The exact bytes to POST (and sign).
-pub fn render(format: PayloadFormat, notice: &Notice, public_url: Option<&str>) -> Vec<u8> {
-    serde_json::to_vec(&render_value(format, notice, public_url)).unwrap_or_default()
+pub fn render(
+    format: PayloadFormat,
+    notice: &Notice,
+    public_url: Option<&str>,
+    images: ChartImages,
+) -> Vec<u8> {
+    serde_json::to_vec(&render_value_with(format, notice, public_url, images)).unwrap_or_default()
 }
 
+/// The body, with chart images as [`ChartImages::Auto`] decides.
 pub fn render_value(format: PayloadFormat, notice: &Notice, public_url: Option<&str>) -> Value {
+    render_value_with(format, notice, public_url, ChartImages::Auto)
+}
+
+/// The body; `images` says whether Slack and Teams surges carry their chart.
+pub fn render_value_with(
+    format: PayloadFormat,
+    notice: &Notice,
+    public_url: Option<&str>,
+    images: ChartImages,
+) -> Value {
     let notice = &linked(notice, public_url);
     match (format, notice) {
         (PayloadFormat::Json, Notice::Surge(e)) => serde_json::to_value(e).unwrap_or_default(),
         (PayloadFormat::Json, Notice::Digest(d)) => serde_json::to_value(d).unwrap_or_default(),
         // An email's JSON form (a test event's answer) is `json`'s; the email is `email.rs`'s.
         (PayloadFormat::Email, n) => render_value(PayloadFormat::Json, n, None),
-        (PayloadFormat::Slack, Notice::Surge(e)) => slack_surge(e),
+        (PayloadFormat::Slack, Notice::Surge(e)) => slack_surge(e, images),
         (PayloadFormat::Slack, Notice::Digest(d)) => slack_digest(d),
-        (PayloadFormat::Teams, Notice::Surge(e)) => teams_surge(e),
+        (PayloadFormat::Teams, Notice::Surge(e)) => teams_surge(e, images),
         (PayloadFormat::Teams, Notice::Digest(d)) => teams_digest(d),
         (PayloadFormat::Json, Notice::Revision(r)) => serde_json::to_value(r).unwrap_or_default(),
+        (PayloadFormat::Json, Notice::Revisions(b)) => json_revisions(b),
         (PayloadFormat::Json, Notice::Missing(m)) => serde_json::to_value(m).unwrap_or_default(),
         (PayloadFormat::Slack, Notice::Revision(r)) => {
             slack_note(&revision_title(r), &r.explanation, &r.id)
+        }
+        (PayloadFormat::Slack, Notice::Revisions(b)) => {
+            slack_note(&b.title(), &revisions_text(b), &b.id)
         }
         (PayloadFormat::Slack, Notice::Missing(m)) => {
             slack_note(&missing_title(m), &m.explanation, &m.id)
@@ -45,11 +66,65 @@ pub fn render_value(format: PayloadFormat, notice: &Notice, public_url: Option<&
         (PayloadFormat::Teams, Notice::Revision(r)) => {
             teams_note(&revision_title(r), &r.explanation, &r.id)
         }
+        (PayloadFormat::Teams, Notice::Revisions(b)) => {
+            teams_note(&b.title(), &revisions_text(b), &b.id)
+        }
         (PayloadFormat::Teams, Notice::Missing(m)) => {
             teams_note(&missing_title(m), &m.explanation, &m.id)
         }
         (PayloadFormat::Alertmanager, n) => alert::webhook(n, public_url),
     }
+}
+
+/// A revision batch as `json` receivers get it: `"kind": "revisions"`, the total `count`,
+/// the listed `revisions` (largest change first) and the sentence the chat formats show.
+fn json_revisions(b: &RevisionBatch) -> Value {
+    let mut v = serde_json::to_value(b).unwrap_or_default();
+    v["kind"] = json!("revisions");
+    v["listed"] = json!(b.revisions.len());
+    v["text"] = json!(revisions_text(b));
+    v
+}
+
+/// "The largest changes: …; the largest relative changes: …", naming the few figures a
+/// reader should look at first.
+pub fn revisions_text(b: &RevisionBatch) -> String {
+    let line = |e: &RevisionEvent| {
+        let r = &e.revision;
+        let change = change(e);
+        format!(
+            "{}/{}/{} {}: {} to {} ({}{}, {}{:.0}%)",
+            r.source,
+            r.country.code(),
+            r.category,
+            r.period,
+            thousands(r.old_count),
+            thousands(r.new_count),
+            if change >= 0 { "+" } else { "-" },
+            thousands(change.unsigned_abs() as u64),
+            if change >= 0 { "+" } else { "-" },
+            relative_change(e) * 100.0
+        )
+    };
+    let mut text = format!(
+        "The largest changes: {}",
+        b.largest().iter().map(line).collect::<Vec<_>>().join("; ")
+    );
+    let relative = b.largest_relative();
+    if !relative.is_empty() {
+        text.push_str(&format!(
+            ". The largest relative changes besides: {}",
+            relative
+                .into_iter()
+                .map(line)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    if b.count > b.largest().len() {
+        text.push_str(". The JSON body and the delivery log list them all.");
+    }
+    text
 }
 
 /// `notice` with every surge's `url` set under the gateway's public URL, when configured:
@@ -64,7 +139,7 @@ pub fn linked(notice: &Notice, public_url: Option<&str>) -> Notice {
                 e.link_evidence(public_url);
             }
         }
-        Notice::Revision(_) | Notice::Missing(_) => {}
+        Notice::Revision(_) | Notice::Revisions(_) | Notice::Missing(_) => {}
     }
     notice
 }
@@ -106,7 +181,7 @@ fn mrkdwn(text: String) -> Value {
     json!({"type": "mrkdwn", "text": text})
 }
 
-fn slack_surge(e: &SurgeEvent) -> Value {
+fn slack_surge(e: &SurgeEvent, images: ChartImages) -> Value {
     let mut fields = vec![
         mrkdwn(format!("*Severity*\n{}", e.severity)),
         mrkdwn(format!(
@@ -127,7 +202,7 @@ fn slack_surge(e: &SurgeEvent) -> Value {
             {"type": "section", "fields": fields},
         ],
     });
-    if let Some(png) = chart_png_url(e) {
+    if let Some(png) = chart_image(e, images) {
         push(
             &mut message["blocks"],
             json!({
@@ -154,6 +229,16 @@ fn push(list: &mut Value, item: Value) {
     }
 }
 
+/// The chart image a chat message of `e` carries, as `images` decides: `Auto`, the
+/// [`chart_png_url`] rule; `On`, under any public URL; `Off`, none.
+pub fn chart_image(e: &SurgeEvent, images: ChartImages) -> Option<String> {
+    match images {
+        ChartImages::Off => None,
+        ChartImages::Auto => chart_png_url(e),
+        ChartImages::On => chart_png_url_under(e, |_| true),
+    }
+}
+
 /// The surge's chart as a PNG, its period marked (`/v1/series/…/chart.png?period=`), under
 /// the public URL its evidence link was built from; `None` without one, or when that URL
 /// names this machine or a private network: Slack and Teams fetch the image from their own
@@ -162,13 +247,18 @@ fn push(list: &mut Value, item: Value) {
 /// Built from `url` (`<base>/series/<source>/<country>/<category>?surge=…#chart`, its
 /// parts percent-encoded by `SurgeEvent::evidence_url`), so the two links always agree.
 pub fn chart_png_url(e: &SurgeEvent) -> Option<String> {
+    chart_png_url_under(e, reachable_from_outside)
+}
+
+/// The chart's PNG link, when `usable` takes the public URL it is under.
+fn chart_png_url_under(e: &SurgeEvent, usable: impl Fn(&str) -> bool) -> Option<String> {
     let url = e.url.as_deref()?;
     let path = url.split(['?', '#']).next()?;
     let mut parts = path.rsplitn(4, '/');
     let (category, country, source, rest) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let base = rest.strip_suffix("/series")?;
-    if !reachable_from_outside(base) {
+    if !usable(base) {
         return None;
     }
     Some(format!(
@@ -330,7 +420,7 @@ fn teams_message(body: Vec<Value>, actions: Vec<Value>) -> Value {
     })
 }
 
-fn teams_surge(e: &SurgeEvent) -> Value {
+fn teams_surge(e: &SurgeEvent, images: ChartImages) -> Value {
     let mut body = vec![
         json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": title(e)}),
         json!({"type": "TextBlock", "wrap": true, "text": e.explanation}),
@@ -343,7 +433,7 @@ fn teams_surge(e: &SurgeEvent) -> Value {
             {"title": "Event", "value": e.id},
         ]}),
     ];
-    if let Some(png) = chart_png_url(e) {
+    if let Some(png) = chart_image(e, images) {
         body.push(json!({"type": "Image", "url": png, "altText": chart_alt(e), "size": "Stretch"}));
     }
     let actions = e
@@ -599,6 +689,100 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn chart_images_off_sends_no_image_and_on_sends_one_under_any_public_url() {
+        let has_image = |format, base, images| {
+            let v = render_value_with(format, &Notice::Surge(event()), base, images);
+            let items = match format {
+                PayloadFormat::Teams => v["attachments"][0]["content"]["body"].clone(),
+                _ => v["blocks"].clone(),
+            };
+            items
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["type"] == "image" || b["type"] == "Image")
+        };
+        for format in [PayloadFormat::Slack, PayloadFormat::Teams] {
+            let public = Some("https://bw.example.org/");
+            assert!(has_image(format, public, ChartImages::Auto), "{format:?}");
+            assert!(!has_image(format, public, ChartImages::Off), "{format:?}");
+            // Off keeps the evidence link: only the image goes.
+            let v = render_value_with(format, &Notice::Surge(event()), public, ChartImages::Off);
+            assert!(v.to_string().contains(URL), "{format:?}: {v}");
+            let loopback = Some("http://127.0.0.1:8080");
+            assert!(
+                !has_image(format, loopback, ChartImages::Auto),
+                "{format:?}"
+            );
+            assert!(has_image(format, loopback, ChartImages::On), "{format:?}");
+            assert!(!has_image(format, None, ChartImages::On), "{format:?}");
+        }
+        // The bytes signed and sent follow the setting too.
+        let sent = render(
+            PayloadFormat::Slack,
+            &Notice::Surge(event()),
+            Some("https://bw.example.org/"),
+            ChartImages::Off,
+        );
+        let v: Value = serde_json::from_slice(&sent).unwrap();
+        assert!(
+            v["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|b| b["type"] != "image")
+        );
+    }
+
+    #[test]
+    fn a_revision_batch_names_the_largest_absolute_and_relative_changes() {
+        let rev = |cat: &str, old: u64, new: u64| {
+            RevisionEvent::new(borderwatch_model::Revision {
+                source: "fsb".into(),
+                country: Country::parse("PRK").unwrap(),
+                category: cat.into(),
+                period: Period::Quarter(2024, 2),
+                old_count: old,
+                new_count: new,
+                old_release_id: "rel-0".into(),
+                release_id: "rel-1".into(),
+            })
+        };
+        let mut all: Vec<RevisionEvent> = (0..8)
+            .map(|i| rev(&format!("c{i}"), 1000, 1000 + i * 100))
+            .collect();
+        all.push(rev("tiny", 1, 9));
+        all.push(rev("down", 5000, 2000));
+        let b = RevisionBatch::new("rb-1".into(), "rel-1".into(), all);
+        assert_eq!(b.count, 10);
+        assert_eq!(b.revisions[0].revision.category, "down");
+        let largest: Vec<&str> = b
+            .largest()
+            .iter()
+            .map(|e| e.revision.category.as_str())
+            .collect();
+        assert_eq!(largest, ["down", "c7", "c6", "c5", "c4"]);
+        let text = revisions_text(&b);
+        assert!(
+            text.contains("fsb/PRK/down 2024-Q2: 5,000 to 2,000 (-3,000, -60%)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("besides: fsb/PRK/tiny 2024-Q2: 1 to 9 (+8, +800%)"),
+            "{text}"
+        );
+        let slack = render_value(PayloadFormat::Slack, &Notice::Revisions(b.clone()), None);
+        assert_eq!(
+            slack["blocks"][0]["text"]["text"],
+            "10 revised figures in release rel-1"
+        );
+        let json = render_value(PayloadFormat::Json, &Notice::Revisions(b), None);
+        assert_eq!(json["kind"], "revisions");
+        assert_eq!(json["count"], 10);
+        assert_eq!(json["revisions"].as_array().unwrap().len(), 10);
     }
 
     #[test]

@@ -40,7 +40,12 @@ pub async fn send_test(
     let event = example(sub);
     let id = event.id.clone();
     let notice = Notice::Surge(event);
-    let mut body = template::render_value(sub.format, &notice, ctx.cfg.public_url.as_deref());
+    let mut body = template::render_value_with(
+        sub.format,
+        &notice,
+        ctx.cfg.public_url.as_deref(),
+        ctx.cfg.chart_images,
+    );
     if let Value::Object(o) = &mut body {
         o.insert("test".into(), Value::Bool(true));
     }

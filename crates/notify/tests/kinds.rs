@@ -3,7 +3,8 @@
 //! ingest publishes them (the model's `Revision` and `MissingCategory` on
 //! `bw.revision.<source>.<country>.<category>` and `bw.missing.<source>.<category>`, into
 //! `BW_REVISIONS` and `BW_MISSING`); each test has a receiver per subscription, so that "got
-//! none" is checked on its own receiver.
+//! none" is checked on its own receiver. Revisions go out one message per (subscription,
+//! release), once the release's revisions stopped coming (`history_wait`, 500 ms here).
 
 mod support;
 
@@ -102,17 +103,20 @@ async fn a_revision_reaches_the_subscriptions_that_take_revisions_once_and_signe
     // The same revision twice on the stream is still one delivery.
     publish_revision(&t.bus, &r, 1).await;
 
-    let got = takes.wait_for(1, "the revision").await;
+    let got = takes.wait_for(1, "the revision's batch").await;
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
-    assert_eq!(body["kind"], "revision");
-    assert_eq!(body["old_count"], 950);
-    assert_eq!(body["new_count"], 1020);
+    assert_eq!(body["kind"], "revisions");
+    assert_eq!(body["count"], 1);
     assert_eq!(body["release_id"], "rel-new");
-    assert_eq!(body["old_release_id"], "rel-old");
-    assert_eq!(body["country"], "PRK");
-    assert_eq!(body["period"], "2024-Q2");
+    let one = &body["revisions"][0];
+    assert_eq!(one["kind"], "revision");
+    assert_eq!(one["old_count"], 950);
+    assert_eq!(one["new_count"], 1020);
+    assert_eq!(one["old_release_id"], "rel-old");
+    assert_eq!(one["country"], "PRK");
+    assert_eq!(one["period"], "2024-Q2");
     assert_eq!(body["id"], got[0].event_id);
-    assert!(got[0].event_id.starts_with("rv-"));
+    assert!(got[0].event_id.starts_with("rb-"));
     assert!(verify_signature(
         SECRET.as_bytes(),
         &got[0].body,
@@ -133,6 +137,12 @@ async fn a_revision_reaches_the_subscriptions_that_take_revisions_once_and_signe
 
     settle_a_while().await;
     assert_eq!(takes.accepted_count(), 1, "one revision, one POST");
+    // The revision's own record names the batch it went out in.
+    let member = read_record(&t.bus, &sub, one["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .expect("the revision's record");
+    assert_eq!(member.digest.as_deref(), Some(got[0].event_id.as_str()));
     assert_eq!(surges_only.seen(), 0, "a surge-only subscription gets none");
     assert_eq!(
         other_country.seen(),
@@ -257,12 +267,146 @@ async fn a_revision_given_up_is_a_dead_letter_and_replays_as_a_revision() {
     let got = receiver.accepted();
     assert_eq!(got.len(), 1);
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
-    assert_eq!(body["kind"], "revision");
+    assert_eq!(body["kind"], "revisions");
+    assert_eq!(body["count"], 1);
     assert_eq!(body["id"], id.as_str());
     assert!(verify_signature(
         SECRET.as_bytes(),
         &got[0].body,
         &got[0].signature
     ));
+    s.stop().await;
+}
+
+/// Revision `i` of 1..=n of `release`: the changes grow with `i` (the largest is the
+/// last), and revision 1 is from a tiny figure, so its relative change is the largest.
+fn numbered(release: &str, i: u32) -> Revision {
+    let mut r = revision("PRK", &format!("cat{i:03}"), Period::Quarter(2024, 1));
+    r.release_id = release.into();
+    if i == 1 {
+        (r.old_count, r.new_count) = (2, 40);
+    } else {
+        (r.old_count, r.new_count) = (10_000, 10_000 + u64::from(i) * 3);
+    }
+    r
+}
+
+/// Publishes revisions 1..=n of `release` as ingest does, in one batch.
+async fn publish_release(bus: &Bus, release: &str, n: u32, copy: u32) {
+    let msgs = (1..=n)
+        .map(|i| {
+            let r = numbered(release, i);
+            Outgoing::new(
+                names::revision_subject(&r.source, r.country.code(), &r.category),
+                serde_json::to_vec(&r).unwrap(),
+            )
+            .with_id(format!("{release}:{i}:{copy}"))
+        })
+        .collect();
+    bus.publish_all(msgs).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_release_of_500_revisions_is_one_message_and_stays_one_when_redelivered() {
+    let t = Transport::nats().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let (json_rx, slack_rx) = (Receiver::start(&[]).await, Receiver::start(&[]).await);
+    let sub = s.subscribe(&json_rx, json!({"kinds": ["revision"]})).await;
+    s.subscribe(&slack_rx, json!({"kinds": ["revision"], "format": "slack"}))
+        .await;
+    publish_release(&t.bus, "rel-year", 500, 0).await;
+    // Copies while the batch waits: the same revisions, not more of them.
+    publish_release(&t.bus, "rel-year", 500, 1).await;
+
+    let got = json_rx.wait_for(1, "the release's batch").await;
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["kind"], "revisions");
+    assert_eq!(body["release_id"], "rel-year");
+    assert_eq!(body["count"], 500);
+    assert_eq!(body["listed"], 500);
+    let listed = body["revisions"].as_array().unwrap();
+    assert_eq!(listed.len(), 500);
+    // Largest absolute change first: revision 500 (+1,500), then 499.
+    assert_eq!(listed[0]["category"], "cat500");
+    assert_eq!(listed[1]["category"], "cat499");
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "The largest changes: fsb/PRK/cat500 2024-Q1: 10,000 to 11,500 (+1,500, +15%)"
+        ),
+        "{text}"
+    );
+    // The largest relative change (2 to 40) is named though its absolute change is small.
+    assert!(
+        text.contains("relative changes besides: fsb/PRK/cat001 2024-Q1: 2 to 40 (+38, +1900%)"),
+        "{text}"
+    );
+    assert!(verify_signature(
+        SECRET.as_bytes(),
+        &got[0].body,
+        &got[0].signature
+    ));
+    let slack = slack_rx.wait_for(1, "the slack batch").await;
+    let slack: Value = serde_json::from_slice(&slack[0].body).unwrap();
+    assert_eq!(
+        slack["blocks"][0]["text"]["text"],
+        "500 revised figures in release rel-year"
+    );
+
+    // Every revision's record points at the batch: a redelivery after it went out is known.
+    let batch = got[0].event_id.clone();
+    for r in listed {
+        assert_eq!(
+            wait_record(&t.bus, &sub, r["id"].as_str().unwrap()).await,
+            Outcome::Delivered
+        );
+    }
+    assert_eq!(wait_record(&t.bus, &sub, &batch).await, Outcome::Delivered);
+    publish_release(&t.bus, "rel-year", 500, 2).await;
+    // Twice the batch wait and more, with the 500 copies handled meanwhile.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        json_rx.accepted_count(),
+        1,
+        "one batch, however often redelivered"
+    );
+    assert_eq!(slack_rx.accepted_count(), 1);
+    let log = s.deliveries(&sub).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn two_releases_are_two_messages() {
+    let t = Transport::nats().await;
+    let s = Services::start(t.bus.clone(), fast_config()).await;
+    let rx = Receiver::start(&[]).await;
+    s.subscribe(
+        &rx,
+        json!({"kinds": ["revision"], "matchers": ["category!=cat003"]}),
+    )
+    .await;
+    publish_release(&t.bus, "rel-a", 20, 0).await;
+    publish_release(&t.bus, "rel-b", 7, 0).await;
+    let got = rx.wait_for(2, "a batch per release").await;
+    let mut counts: Vec<(String, u64)> = got
+        .iter()
+        .map(|g| {
+            let v: Value = serde_json::from_slice(&g.body).unwrap();
+            (
+                v["release_id"].as_str().unwrap().to_string(),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    counts.sort();
+    // The matcher leaves cat003 out of each.
+    assert_eq!(
+        counts,
+        [("rel-a".to_string(), 19), ("rel-b".to_string(), 6)]
+    );
+    assert_ne!(got[0].event_id, got[1].event_id);
+    settle_a_while().await;
+    assert_eq!(rx.accepted_count(), 2);
     s.stop().await;
 }

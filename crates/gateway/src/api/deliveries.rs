@@ -187,6 +187,7 @@ fn dead_letter_json(l: &borderwatch_notify::deadletter::Listed) -> Value {
         borderwatch_notify::notice::Notice::Surge(_) => "surge",
         borderwatch_notify::notice::Notice::Digest(_) => "digest",
         borderwatch_notify::notice::Notice::Revision(_) => "revision",
+        borderwatch_notify::notice::Notice::Revisions(_) => "revisions",
         borderwatch_notify::notice::Notice::Missing(_) => "missing",
     };
     json!({
