@@ -70,6 +70,7 @@ pub(crate) async fn run(command: Command, given: &Given) -> anyhow::Result<()> {
                 };
                 one_role(Role::Notify, &nats, a.metrics_addr, |o| {
                     o.notify = notify_config(&settings, a.public_url, a.webhook_allow_private);
+                    o.notify.chart_images = settings.chart_images(a.chart_images, false);
                     o.notify.alertmanager_url = a.alertmanager_url;
                     o.notify.smtp = smtp;
                 })
@@ -118,6 +119,9 @@ fn up_options(
         args.gateway.webhook_allow_private,
     );
     notify.alertmanager_url = args.alertmanager_url;
+    // Behind a read token the chart images are not fetchable by Slack: off unless asked for.
+    notify.chart_images =
+        settings.chart_images(args.chart_images, args.gateway.read_token.is_some());
     notify.smtp = settings.smtp(&args.smtp)?;
     // One public URL for both: the links notify sends are the ones the gateway serves
     // (`roles::start` makes it the gateway's own address when none is given).
@@ -243,6 +247,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         smtp: Settings::default().smtp(&args.smtp)?,
         allow_private_targets: args.webhook_allow_private,
+        chart_images: args.chart_images.unwrap_or_default(),
         ..Default::default()
     };
     let report = borderwatch_notify::replay(bus, cfg, args.subscription.as_deref())
@@ -367,6 +372,37 @@ mod tests {
         let opts = up_options(a, &Settings::default(), &Given::default()).unwrap();
         assert_eq!(opts.gateway.max_body_bytes, 1000);
         assert_eq!(opts.gateway.api_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn up_with_a_read_token_sends_no_chart_images_unless_asked() {
+        use borderwatch_notify::ChartImages;
+        let up = |args: &[&str]| {
+            let mut all = vec!["borderwatch", "up"];
+            all.extend_from_slice(args);
+            let Command::Up(a) = parse(&all) else {
+                panic!("not up")
+            };
+            up_options(a, &Settings::default(), &Given::default())
+                .unwrap()
+                .notify
+                .chart_images
+        };
+        assert_eq!(up(&[]), ChartImages::Auto);
+        assert_eq!(up(&["--read-token", "r"]), ChartImages::Off);
+        assert_eq!(
+            up(&["--read-token", "r", "--chart-images", "on"]),
+            ChartImages::On
+        );
+        assert_eq!(up(&["--chart-images", "off"]), ChartImages::Off);
+        let e = Cli::try_parse_from(["borderwatch", "up", "--chart-images", "maybe"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auto, on or off"), "{e}");
+        let Command::Notify(n) = parse(&["borderwatch", "notify", "--chart-images", "off"]) else {
+            panic!("not notify")
+        };
+        assert_eq!(n.chart_images, Some(ChartImages::Off));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use borderwatch_analytics::AnalysisConfig;
-use borderwatch_notify::NotifyConfig;
+use borderwatch_notify::{ChartImages, NotifyConfig};
 use clap::parser::ValueSource;
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +109,9 @@ pub struct NotifySection {
     pub ack_wait_secs: Option<u64>,
     /// How old the cached subscriptions and silences may be.
     pub cache_max_age_ms: Option<u64>,
+    /// Whether Slack and Teams surge messages carry the chart image: `auto`, `on` or `off`
+    /// (as `--chart-images`). Unset: `auto`, or `off` for `up` with a read token.
+    pub chart_images: Option<String>,
     #[serde(default)]
     pub retry: RetrySection,
     #[serde(default)]
@@ -250,7 +253,26 @@ impl Settings {
             n.digest.claim_lease_secs.map(secs),
         );
         set(&mut cfg.history_wait, n.digest.history_wait_secs.map(secs));
+        cfg.chart_images = self.chart_images(None, false);
         cfg
+    }
+
+    /// Whether chat messages carry chart images: the flag (or its variable), else the
+    /// file's `chart_images`, else `off` when the gateway wants a read token (Slack and
+    /// Teams could not fetch the image, and Slack refuses the whole message), else `auto`.
+    /// The file's value was checked when the file was loaded; one that does not parse
+    /// counts as unset.
+    pub fn chart_images(&self, flag: Option<ChartImages>, read_token: bool) -> ChartImages {
+        let file = self
+            .notify
+            .chart_images
+            .as_deref()
+            .and_then(|v| v.parse().ok());
+        flag.or(file).unwrap_or(if read_token {
+            ChartImages::Off
+        } else {
+            ChartImages::Auto
+        })
     }
 
     /// Puts the file's `[gateway]` settings into the gateway's flags, where a flag was not
@@ -359,6 +381,11 @@ impl Settings {
             if value == Some(0) {
                 bail!("[notify] {key} must be at least 1");
             }
+        }
+        if let Some(v) = &n.chart_images
+            && let Err(e) = v.parse::<ChartImages>()
+        {
+            bail!("[notify] chart_images: {e}");
         }
         if let Some(url) = &n.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -554,6 +581,15 @@ fn default_up_args() -> crate::UpArgs {
     crate::UpArgs::from_arg_matches(&matches).expect("up's flags all have defaults")
 }
 
+/// `auto`, `on` or `off`, as the file and the flag spell it.
+fn chart_images_name(c: ChartImages) -> &'static str {
+    match c {
+        ChartImages::Auto => "auto",
+        ChartImages::On => "on",
+        ChartImages::Off => "off",
+    }
+}
+
 fn notify_section(n: &NotifyConfig) -> NotifySection {
     NotifySection {
         public_url: n.public_url.clone(),
@@ -565,6 +601,7 @@ fn notify_section(n: &NotifyConfig) -> NotifySection {
         request_timeout_secs: Some(n.request_timeout.as_secs()),
         ack_wait_secs: Some(n.ack_wait.as_secs()),
         cache_max_age_ms: Some(n.cache_max_age.as_millis() as u64),
+        chart_images: Some(chart_images_name(n.chart_images).into()),
         retry: RetrySection {
             initial_ms: Some(n.backoff.initial.as_millis() as u64),
             max_secs: Some(n.backoff.max.as_secs()),
@@ -694,6 +731,38 @@ mod tests {
         assert!(e.contains("max_streams"), "{e}");
         let e = error("[analytics]\ndetectors = []\n");
         assert!(e.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn chart_images_come_from_the_flag_then_the_file_then_the_read_token() {
+        let off = parse("[notify]\nchart_images = \"off\"\n");
+        assert_eq!(
+            off.notify(NotifyConfig::default()).chart_images,
+            ChartImages::Off
+        );
+        assert_eq!(off.chart_images(None, false), ChartImages::Off);
+        assert_eq!(
+            off.chart_images(Some(ChartImages::On), false),
+            ChartImages::On
+        );
+        let on = parse("[notify]\nchart_images = \"on\"\n");
+        assert_eq!(
+            on.chart_images(None, true),
+            ChartImages::On,
+            "the file wins over the default"
+        );
+        let none = parse("");
+        assert_eq!(
+            none.notify(NotifyConfig::default()).chart_images,
+            ChartImages::Auto
+        );
+        assert_eq!(none.chart_images(None, false), ChartImages::Auto);
+        assert_eq!(none.chart_images(None, true), ChartImages::Off);
+        let e = error("[notify]\nchart_images = \"sometimes\"\n");
+        assert!(
+            e.contains("chart_images") && e.contains("auto, on or off") && e.contains("sometimes"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -243,6 +243,12 @@ pub struct NotifyArgs {
     /// its routing, grouping, inhibition, silences and receivers apply.
     #[arg(long, env = "BORDERWATCH_ALERTMANAGER_URL")]
     pub alertmanager_url: Option<String>,
+    /// Whether Slack and Teams surge messages carry the surge's chart as an image: auto
+    /// (only when the public URL is not this machine or a private network), on, or off. Slack
+    /// refuses a whole message whose image it cannot fetch, so behind a gateway that wants a
+    /// read token use off (`up` with --read-token defaults to off).
+    #[arg(long, env = "BORDERWATCH_CHART_IMAGES", value_name = "auto|on|off")]
+    pub chart_images: Option<borderwatch_notify::ChartImages>,
     #[command(flatten)]
     pub smtp: SmtpFlags,
     /// Send webhooks to loopback, private, link-local and other non-public addresses: for
@@ -288,6 +294,12 @@ pub struct ReplayArgs {
     /// links to its evidence, the dashboard page of its series, under it.
     #[arg(long, env = "BORDERWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Whether Slack and Teams surge messages carry the surge's chart as an image: auto
+    /// (only when the public URL is not this machine or a private network), on, or off. Slack
+    /// refuses a whole message whose image it cannot fetch, so behind a gateway that wants a
+    /// read token use off (`up` with --read-token defaults to off).
+    #[arg(long, env = "BORDERWATCH_CHART_IMAGES", value_name = "auto|on|off")]
+    pub chart_images: Option<borderwatch_notify::ChartImages>,
     #[command(flatten)]
     pub smtp: SmtpFlags,
     /// Resend to loopback, private, link-local and other non-public addresses too.
@@ -482,6 +494,12 @@ pub struct UpArgs {
     /// its routing, grouping, inhibition, silences and receivers apply.
     #[arg(long, env = "BORDERWATCH_ALERTMANAGER_URL")]
     pub alertmanager_url: Option<String>,
+    /// Whether Slack and Teams surge messages carry the surge's chart as an image: auto
+    /// (only when the public URL is not this machine or a private network), on, or off. Slack
+    /// refuses a whole message whose image it cannot fetch, so behind a gateway that wants a
+    /// read token use off (`up` with --read-token defaults to off).
+    #[arg(long, env = "BORDERWATCH_CHART_IMAGES", value_name = "auto|on|off")]
+    pub chart_images: Option<borderwatch_notify::ChartImages>,
     #[command(flatten)]
     pub smtp: SmtpFlags,
     /// Largest upload the gateway accepts, in bytes; a bigger one is answered 413.
@@ -592,13 +610,19 @@ mod tests {
     use super::*;
 
     /// README: "every flag is also an environment variable". Positional arguments (a file, a
-    /// URL, a release id) have none: they are what the command is about.
+    /// URL, a release id) have none: they are what the command is about; nor have the
+    /// client's per-call flags (filters, what `add` creates), for the same reason
+    /// ([`client::takes_no_variable`]).
     #[test]
     fn every_flag_has_an_environment_variable() {
         fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
             for arg in cmd.get_arguments() {
                 let id = arg.get_id().as_str();
-                if arg.is_positional() || id == "help" || id == "version" {
+                if arg.is_positional()
+                    || id == "help"
+                    || id == "version"
+                    || client::takes_no_variable(path, id)
+                {
                     continue;
                 }
                 if arg.get_env().is_none() {
