@@ -198,6 +198,36 @@ async fn revisions_drained(ctx: &Ctx) -> bool {
     }
 }
 
+/// The waiting surges and revisions read so far, by key. A key's value is written once
+/// (`kv_create`) and only deleted, so it is read once, not on every tick: a release that
+/// revised thousands of figures would otherwise cost thousands of reads a tick.
+#[derive(Debug, Default)]
+struct Read(std::collections::HashMap<String, Pending>);
+
+impl Read {
+    /// Forgets keys no longer listed (sent and deleted).
+    fn keep_only(&mut self, listed: &[String]) {
+        let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
+        self.0.retain(|k, _| listed.contains(k.as_str()));
+    }
+
+    /// The value of `key`, read from the bucket the first time; `None` when it is gone or
+    /// does not parse.
+    async fn get(&mut self, bus: &Bus, key: &str) -> Result<Option<Pending>, BusError> {
+        if let Some(p) = self.0.get(key) {
+            return Ok(Some(p.clone()));
+        }
+        let Some(raw) = bus.kv_get(names::DIGESTS_BUCKET, key).await? else {
+            return Ok(None);
+        };
+        let Ok(p) = serde_json::from_slice::<Pending>(&raw) else {
+            return Ok(None);
+        };
+        self.0.insert(key.to_string(), p.clone());
+        Ok(Some(p))
+    }
+}
+
 /// The keys of one digest in `bw_digests`.
 #[derive(Debug, Default)]
 struct Group {
@@ -209,13 +239,14 @@ struct Group {
 pub(crate) async fn run_sender(ctx: Ctx, cancel: CancellationToken) {
     let owner = format!("{:016x}", rand::random::<u64>());
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut read = Read::default();
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(ctx.cfg.digest_tick) => {}
         }
-        if let Err(e) = tick(&ctx, &owner, &in_flight, &mut tasks, &cancel).await {
+        if let Err(e) = tick(&ctx, &owner, &in_flight, &mut read, &mut tasks, &cancel).await {
             warn!(error = %e, "digest sender failed; retrying");
         }
         while tasks.try_join_next().is_some() {}
@@ -227,13 +258,16 @@ async fn tick(
     ctx: &Ctx,
     owner: &str,
     in_flight: &Arc<Mutex<HashSet<String>>>,
+    read: &mut Read,
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) -> Result<(), BusError> {
     let bus = &ctx.bus;
     let drained = revisions_drained(ctx).await;
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for key in bus.kv_keys(names::DIGESTS_BUCKET).await? {
+    let keys = bus.kv_keys(names::DIGESTS_BUCKET).await?;
+    read.keep_only(&keys);
+    for key in keys {
         let mut parts = key.splitn(3, '.');
         let (Some(digest), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -269,9 +303,7 @@ async fn tick(
         }
         let mut pending = Vec::new();
         for key in &group.surges {
-            if let Some(raw) = bus.kv_get(names::DIGESTS_BUCKET, key).await?
-                && let Ok(p) = serde_json::from_slice::<Pending>(&raw)
-            {
+            if let Some(p) = read.get(bus, key).await? {
                 pending.push((key.clone(), p));
             }
         }
