@@ -76,6 +76,10 @@ pub fn missing_subject(source: &str, category: &str) -> String {
 /// Last-Modified and content hash, so a restart does not fetch or ingest it again.
 pub const SOURCES_BUCKET: &str = "bw_sources";
 
+/// The leases ingest replicas hold while one of them builds a release of a source (key
+/// `source.<name>` or `sha.<content hash>`): one replica at a time per source, cluster-wide.
+pub const LOCKS_BUCKET: &str = "bw_locks";
+
 /// Ingest serves uploads here (queue group `ingest`).
 pub const INGEST_SUBJECT: &str = "bw.ingest.submit";
 pub const INGEST_QUEUE: &str = "ingest";
@@ -286,6 +290,7 @@ pub const BUCKETS: &[&str] = &[
     DIGESTS_BUCKET,
     DEADLETTER_DONE_BUCKET,
     SOURCES_BUCKET,
+    LOCKS_BUCKET,
 ];
 
 /// Creates every stream and bucket (idempotent); each role calls it at start.

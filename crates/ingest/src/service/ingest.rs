@@ -8,12 +8,12 @@ use borderwatch_bus::{BusError, Transport, names};
 use borderwatch_model::{Release, StoredObject, sha256_hex};
 
 use super::budget::{parse_timeout, parser_slot, timed_out};
-use super::locks;
 use super::publish::{Publisher, Shapes, add_to_shapes};
 use super::release::{
     NewRelease, duplicate, record_release, recorded_release, release_id_of, release_key,
 };
 use super::staged;
+use super::{lease, locks};
 use crate::error::IngestError;
 use crate::generic::ReadOptions;
 
@@ -51,42 +51,46 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
     }
     let mut shapes = Shapes::new();
     add_to_shapes(&mut shapes, &parsed.observations);
-    let _turn = locks::lock(locks::release_keys(&sha, shapes.keys())).await;
-    let recorded = recorded_release(bus, &key).await?;
-    if let Some(release) = recorded.as_ref()
-        && !analysis_failed(bus, release).await?
-    {
-        // The record keeps the first rejected rows, as many as a parse keeps.
-        return Ok(duplicate(release.clone()));
-    }
-    let raw = keep_bytes(bus, &sha, &sub.bytes).await?;
+    let keys = locks::release_keys(&sha, shapes.keys());
+    let _turn = locks::lock(keys.clone()).await;
+    lease::hold(bus, &keys, lease::Timing::default(), async {
+        let recorded = recorded_release(bus, &key).await?;
+        if let Some(release) = recorded.as_ref()
+            && !analysis_failed(bus, release).await?
+        {
+            // The record keeps the first rejected rows, as many as a parse keeps.
+            return Ok(duplicate(release.clone()));
+        }
+        let raw = keep_bytes(bus, &sha, &sub.bytes).await?;
 
-    let release_id = release_id_of(&key);
-    let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
-    if recorded.is_some() {
-        publisher = publisher.remarking(&remark_tag());
-    }
-    publisher.publish(parsed.observations).await?;
-    let applied = publisher.finish().await?;
-    if let Some(release) = recorded {
-        return Ok(remarked(release, applied));
-    }
-    record_release(
-        bus,
-        NewRelease {
-            key,
-            id: release_id,
-            format,
-            sha,
-            bytes: sub.bytes.len() as u64,
-            shapes: &shapes,
-            rejected: parsed.rejected,
-            rejected_total: parsed.rejected_total,
-            applied,
-            raw,
-            submitted_source: sub.source,
-        },
-    )
+        let release_id = release_id_of(&key);
+        let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
+        if recorded.is_some() {
+            publisher = publisher.remarking(&remark_tag());
+        }
+        publisher.publish(parsed.observations).await?;
+        let applied = publisher.finish().await?;
+        if let Some(release) = recorded {
+            return Ok(remarked(release, applied));
+        }
+        record_release(
+            bus,
+            NewRelease {
+                key,
+                id: release_id,
+                format,
+                sha,
+                bytes: sub.bytes.len() as u64,
+                shapes: &shapes,
+                rejected: parsed.rejected,
+                rejected_total: parsed.rejected_total,
+                applied,
+                raw,
+                submitted_source: sub.source,
+            },
+        )
+        .await
+    })
     .await
 }
 
@@ -207,52 +211,56 @@ pub async fn ingest_object(
     let key = release_key(&sha, sub.source.as_deref());
     // In turn from here on, as in [`ingest`]; the second pass below reads the file again,
     // within the turn (its rows were all checked by the first).
-    let _turn = locks::lock(locks::release_keys(&sha, shapes.keys())).await;
-    let recorded = recorded_release(bus, &key).await?;
-    if let Some(release) = recorded.as_ref()
-        && !analysis_failed(bus, release).await?
-    {
-        return Ok(duplicate(release.clone()));
-    }
-    if shapes.values().all(|s| s.accepted == 0) {
-        return Err(nothing_accepted(parsed));
-    }
-    let raw = staged::keep(bus, &sha, &sub.object, size).await?;
-    let release_id = release_id_of(&key);
-    let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
-    if recorded.is_some() {
-        publisher = publisher.remarking(&remark_tag());
-    }
-    let read_again = staged::publish(bus, &raw.name, sub.source.clone(), read, &mut publisher)
-        .await?
-        .ok_or_else(gone)?;
-    if read_again != sha {
-        return Err(IngestError::Internal(format!(
-            "the bytes kept as `{}` changed while they were read (content hash {read_again}, \
+    let keys = locks::release_keys(&sha, shapes.keys());
+    let _turn = locks::lock(keys.clone()).await;
+    lease::hold(bus, &keys, lease::Timing::default(), async {
+        let recorded = recorded_release(bus, &key).await?;
+        if let Some(release) = recorded.as_ref()
+            && !analysis_failed(bus, release).await?
+        {
+            return Ok(duplicate(release.clone()));
+        }
+        if shapes.values().all(|s| s.accepted == 0) {
+            return Err(nothing_accepted(parsed));
+        }
+        let raw = staged::keep(bus, &sha, &sub.object, size).await?;
+        let release_id = release_id_of(&key);
+        let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
+        if recorded.is_some() {
+            publisher = publisher.remarking(&remark_tag());
+        }
+        let read_again = staged::publish(bus, &raw.name, sub.source.clone(), read, &mut publisher)
+            .await?
+            .ok_or_else(gone)?;
+        if read_again != sha {
+            return Err(IngestError::Internal(format!(
+                "the bytes kept as `{}` changed while they were read (content hash {read_again}, \
              expected {}); the release is not recorded: send the file again",
-            raw.name, sha
-        )));
-    }
-    let applied = publisher.finish().await?;
-    if let Some(release) = recorded {
-        return Ok(remarked(release, applied));
-    }
-    record_release(
-        bus,
-        NewRelease {
-            key,
-            id: release_id,
-            format: crate::generic::FORMAT.name.to_string(),
-            sha,
-            bytes: size,
-            shapes: &shapes,
-            rejected: parsed.rejected,
-            rejected_total: parsed.rejected_total,
-            applied,
-            raw,
-            submitted_source: sub.source,
-        },
-    )
+                raw.name, sha
+            )));
+        }
+        let applied = publisher.finish().await?;
+        if let Some(release) = recorded {
+            return Ok(remarked(release, applied));
+        }
+        record_release(
+            bus,
+            NewRelease {
+                key,
+                id: release_id,
+                format: crate::generic::FORMAT.name.to_string(),
+                sha,
+                bytes: size,
+                shapes: &shapes,
+                rejected: parsed.rejected,
+                rejected_total: parsed.rejected_total,
+                applied,
+                raw,
+                submitted_source: sub.source,
+            },
+        )
+        .await
+    })
     .await
 }
 

@@ -16,6 +16,7 @@
 
 mod budget;
 mod ingest;
+mod lease;
 mod locks;
 mod publish;
 mod release;
