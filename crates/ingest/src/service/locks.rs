@@ -6,8 +6,8 @@
 //! publishing, the markers and the release record) runs for one source at a time, and for
 //! one content hash at a time; reading and checking a file (the slow part) runs outside.
 //!
-//! The locks live in one process: ingest replicas (the queue group) serve uploads side by side
-//! without them, as they always have.
+//! These locks order one process's uploads; `lease.rs` holds the same keys across ingest
+//! replicas (the queue group), so that two replicas never build releases of one source at once.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
