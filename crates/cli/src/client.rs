@@ -13,7 +13,7 @@
 //! call is about, like a positional argument, and a variable would carry them into every
 //! later call (a `BORDERWATCH_SEVERITY` left set for `surges` would quietly narrow a
 //! subscription made afterwards), or collide with another command's flag of the same name
-//! (`import --format`). See [`takes_no_variable`].
+//! (`import --format`). See `takes_no_variable`.
 
 mod gateway;
 mod table;
