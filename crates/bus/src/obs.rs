@@ -204,7 +204,7 @@ pub async fn figures_of(bus: &dyn Transport, filter: &str) -> Result<HashMap<Ser
 ///
 /// The last message of each series is read first (it says where each series' read ends and
 /// which series have newer messages); then each series is read from its start,
-/// [`READS_IN_FLIGHT`] at a time.
+/// `READS_IN_FLIGHT` at a time.
 pub async fn series_as_of(
     bus: &dyn Transport,
     series: &[Series],

@@ -4,7 +4,7 @@
 //! for a replay, and how many silences are in force.
 //!
 //! The histogram is recorded as each notice is delivered; the gauges are sampled every
-//! [`SAMPLE_EVERY`] by [`run_sampler`], which every notify replica runs (they read shared
+//! `SAMPLE_EVERY` by `run_sampler`, which every notify replica runs (they read shared
 //! state, so every replica reports the same values: alert on `max`, not `sum`).
 //!
 //! Imports `ctx`, `deadletter` (the dead letters still to replay), `notice` and `silence`.
