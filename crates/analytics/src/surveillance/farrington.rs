@@ -10,7 +10,9 @@ use statrs::distribution::{
     ContinuousCDF, Discrete, DiscreteCDF, NegativeBinomial, Normal, Poisson as PoissonDist,
 };
 
-use super::glm::{GLM_EPSILON, GLM_MAXIT, GlmError, Wants, Workspace, dispersion, predict, t_test};
+use super::glm::{
+    GLM_EPSILON, GLM_MAXIT, GlmError, Grouped, Wants, Workspace, dispersion, predict, t_test,
+};
 
 /// Power transformation of the delta threshold (R's `powertrans`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -798,6 +800,8 @@ struct Scratch {
     /// Sorted seasonal levels present (the first is the reference level), empty without
     /// factors.
     levels: Vec<usize>,
+    /// Each row's position in `levels` (0 throughout without factors), for the grouped fit.
+    level_idx: Vec<usize>,
     /// Column-major design of the current fit.
     x: Vec<f64>,
     /// Design row of the evaluated point.
@@ -889,6 +893,13 @@ fn design_into(data: &GlmData, time: bool, levels: &[usize], x: &mut Vec<f64>) -
     p
 }
 
+/// Each row's position among the sorted `levels` (the design's level columns), or 0 for
+/// every row without factors (`levels` empty).
+fn level_indices_into(groups: &[usize], levels: &[usize], out: &mut Vec<usize>) {
+    out.clear();
+    out.extend(groups.iter().map(|g| levels.binary_search(g).unwrap_or(0)));
+}
+
 /// Design row of the evaluated point: intercept, wtime, level `p`. `false` if level `p` is not
 /// in the fit (R's predict fails on a new factor level).
 fn x_now_into(
@@ -928,16 +939,40 @@ fn fit_flexible(
     let mut has_time = time;
     let mut p = design_into(&s.data, has_time, &s.levels, &mut s.x);
     let y = &s.data.response;
+    let levels = s.levels.len().max(1);
+    let grouped = |has_time: bool| Grouped {
+        level: &s.level_idx,
+        levels,
+        time: has_time.then_some(&s.data.wtime[..]),
+    };
     let mut fit =
-        s.ws.fit(&s.x, p, y, None, GLM_EPSILON, GLM_MAXIT, first)
-            .map_err(glm_err)?;
+        s.ws.fit_grouped(
+            &s.x,
+            p,
+            grouped(has_time),
+            y,
+            None,
+            GLM_EPSILON,
+            GLM_MAXIT,
+            first,
+        )
+        .map_err(glm_err)?;
     if !fit.converged {
         if has_time {
             has_time = false;
             p = design_into(&s.data, false, &s.levels, &mut s.x);
             fit =
-                s.ws.fit(&s.x, p, y, None, GLM_EPSILON, GLM_MAXIT, first)
-                    .map_err(glm_err)?;
+                s.ws.fit_grouped(
+                    &s.x,
+                    p,
+                    grouped(false),
+                    y,
+                    None,
+                    GLM_EPSILON,
+                    GLM_MAXIT,
+                    first,
+                )
+                .map_err(glm_err)?;
         }
         if !fit.converged {
             return Ok(None);
@@ -970,8 +1005,17 @@ fn fit_flexible(
             cov: true,
         };
         fit =
-            s.ws.fit(&s.x, p, y, Some(&s.omega), GLM_EPSILON, GLM_MAXIT, wants)
-                .map_err(glm_err)?;
+            s.ws.fit_grouped(
+                &s.x,
+                p,
+                grouped(has_time),
+                y,
+                Some(&s.omega),
+                GLM_EPSILON,
+                GLM_MAXIT,
+                wants,
+            )
+            .map_err(glm_err)?;
         phi = pearson(&s.ws, fit.df_residual).max(1.0);
         dispersion(&s.omega, &s.ws.working_residuals, fit.df_residual)
     } else {
@@ -1080,6 +1124,7 @@ pub fn farrington_flexible_with_epochs(
                 s.levels.sort_unstable();
                 s.levels.dedup();
             }
+            level_indices_into(&s.data.groups, &s.levels, &mut s.level_idx);
             out.push(evaluate(k, s, &y, cfg)?);
         }
         Ok(out)

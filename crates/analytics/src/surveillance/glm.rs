@@ -2,6 +2,9 @@
 //! `farringtonFlexible` reproduces R's numbers: the same start (mu = y + 0.1), the same
 //! deviance-based stopping rule, and the same Householder QR with limited column pivoting
 //! (LINPACK `dqrdc2`), so aliased columns are dropped exactly where R drops them.
+//! `farringtonFlexible`'s designs (intercept, time, seasonal level indicators) are solved
+//! through their structure instead (`Workspace::fit_grouped`): the same iterations, numbers
+//! equal to R's up to rounding, and the QR above wherever R could drop a column.
 
 /// R's `glm.control()` defaults.
 pub const GLM_EPSILON: f64 = 1e-8;
@@ -355,24 +358,105 @@ pub(crate) struct Workspace {
     init_terms: Vec<f64>,
     /// log(y) of that response where y > 0 (0 elsewhere), for [`eta_mu_deviance`].
     init_log_y: Vec<f64>,
+    /// Per-level sums of the last grouped iteration, see [`Workspace::fit_grouped`].
+    levels: LevelSums,
+}
+
+/// A design of the shape `farringtonFlexible` fits, given by its structure instead of its
+/// columns: an intercept, optionally a time column, then the indicator columns of levels
+/// `1..levels` of a factor (level 0 is the reference level, without a column). Without a
+/// factor, `levels` is 1 and every row is at level 0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grouped<'a> {
+    /// Level of each row, in `0..levels`.
+    pub level: &'a [usize],
+    /// Number of levels (at least 1).
+    pub levels: usize,
+    /// The time column (the design's second column), if the design has one.
+    pub time: Option<&'a [f64]>,
+}
+
+impl Grouped<'_> {
+    /// Number of design columns: intercept, time, one indicator per non-reference level.
+    pub(crate) fn columns(&self) -> usize {
+        usize::from(self.time.is_some()) + self.levels
+    }
+}
+
+/// The weighted least-squares problem of one IRLS iteration of a [`Grouped`] design, reduced
+/// to per-level sums: with working weights W and working responses z, the weighted sum `a`,
+/// the weighted means of time (`tbar`) and z (`zbar`) per level, and the within-level sums
+/// of squares and products of time.
+#[derive(Debug, Default)]
+struct LevelSums {
+    a: Vec<f64>,
+    tbar: Vec<f64>,
+    zbar: Vec<f64>,
+    /// Sum of W t^2 over all rows (the time column's squared norm, for the rank check).
+    tt: f64,
+    /// Sum of W (t - tbar)^2, within levels: the time column's squared norm once the
+    /// intercept and the level columns are projected out.
+    stt: f64,
+    /// Sum of W (t - tbar)(z - zbar), within levels.
+    stz: f64,
+    /// X'WX in the design's column order (row-major), factored in place by the rank check.
+    gram: Vec<f64>,
+}
+
+/// A column whose squared norm, once the columns before it are projected out, is below this
+/// fraction of its squared norm sends [`Workspace::fit_grouped`] to the general QR. R's
+/// `dqrdc2` drops a column below 1e-7 of its norm, i.e. 1e-14 squared; five orders of
+/// magnitude of margin make sure that R keeps every column wherever the grouped solution is
+/// used, even with the rounding of the normal equations and of R's norm downdating.
+const GROUPED_RANK_MARGIN: f64 = 1e-9;
+
+/// eta = gamma[level] + slope * t, mu = linkinv(eta) and the deviance at mu for a
+/// [`Grouped`] design with level intercepts `gamma` (`coef[..levels]`) and the slope
+/// `coef[levels]`; as [`eta_mu_deviance`] otherwise.
+#[allow(clippy::too_many_arguments)]
+fn eta_mu_deviance_grouped(
+    g: Grouped<'_>,
+    coef: &[f64],
+    y: &[f64],
+    log_y: &[f64],
+    weights: &[f64],
+    eta: &mut [f64],
+    mu: &mut [f64],
+) -> (f64, bool) {
+    let zero: f64 = std::iter::empty::<f64>().sum();
+    let mut dev = zero;
+    let mut finite = true;
+    let (gamma, slope) = (&coef[..g.levels], coef[g.levels]);
+    for i in 0..y.len() {
+        let t = g.time.map_or(0.0, |t| t[i]);
+        let e = gamma[g.level[i]] + slope * t;
+        eta[i] = e;
+        let ex = e.exp();
+        let m = ex.max(f64::EPSILON);
+        mu[i] = m;
+        finite &= m.is_finite();
+        let (yi, wi) = (y[i], weights[i]);
+        dev += if yi > 0.0 {
+            let log_mu = if m == ex { e } else { m.ln() };
+            2.0 * wi * (yi * (log_y[i] - log_mu) - (yi - m))
+        } else {
+            2.0 * m * wi
+        };
+    }
+    (dev, finite)
 }
 
 impl Workspace {
-    /// [`fit_quasi_poisson_with`] on a column-major n x p design `x` (n = `y.len()`), the
-    /// same computation step for step.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn fit(
+    /// Checks the response and prior weights, sets `weights`, and the start (eta, mu) as
+    /// `glm.fit` takes it (mu = y + 0.1); returns the deviance at the start. `p` only names
+    /// the design's width in a shape error.
+    fn prepare(
         &mut self,
-        x: &[f64],
         p: usize,
         y: &[f64],
         prior_weights: Option<&[f64]>,
-        epsilon: f64,
-        maxit: usize,
-        wants: Wants,
-    ) -> Result<FitInfo, GlmError> {
+    ) -> Result<f64, GlmError> {
         let n = y.len();
-        debug_assert_eq!(x.len(), n * p);
         for (row, &v) in y.iter().enumerate() {
             if !v.is_finite() || v < 0.0 {
                 return Err(GlmError::InvalidResponse { row, value: v });
@@ -397,7 +481,6 @@ impl Workspace {
             }
             None => self.weights.resize(n, 1.0),
         }
-        assert!(maxit >= 1, "maxit >= 1 runs at least one iteration");
 
         // The start depends on y only (and the first deviance on the weights too); fits of
         // the same response one after the other share it.
@@ -434,7 +517,7 @@ impl Workspace {
         self.mu.clear();
         self.mu.extend_from_slice(&self.init_mu);
         // deviance(y, mu, weights) at the start, from the cached per-row terms.
-        let mut devold: f64 = y
+        let devold: f64 = y
             .iter()
             .zip(&self.mu)
             .zip(&self.weights)
@@ -447,6 +530,26 @@ impl Workspace {
                 }
             })
             .sum();
+        Ok(devold)
+    }
+
+    /// [`fit_quasi_poisson_with`] on a column-major n x p design `x` (n = `y.len()`), the
+    /// same computation step for step.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fit(
+        &mut self,
+        x: &[f64],
+        p: usize,
+        y: &[f64],
+        prior_weights: Option<&[f64]>,
+        epsilon: f64,
+        maxit: usize,
+        wants: Wants,
+    ) -> Result<FitInfo, GlmError> {
+        let n = y.len();
+        debug_assert_eq!(x.len(), n * p);
+        let mut devold = self.prepare(p, y, prior_weights)?;
+        assert!(maxit >= 1, "maxit >= 1 runs at least one iteration");
         let mut have_coefold = false;
         self.start.clear();
         self.start.resize(p, 0.0);
@@ -654,6 +757,315 @@ impl Workspace {
             iterations,
             converged,
         })
+    }
+}
+
+impl Workspace {
+    /// [`Workspace::fit`] for a [`Grouped`] design (`x` is the same design by columns, `p`
+    /// its width), solved through its structure: X'WX of an intercept, a time column and
+    /// level indicators is, in the equivalent parametrisation by level intercepts and a
+    /// slope, diagonal in the levels plus one row and column for time, so each iteration's
+    /// least-squares step is the within-level regression of z on t (two passes over the rows,
+    /// time centred within each level, no cancellation beyond R's own) instead of a
+    /// Householder QR. Same start, same deviance, same stopping rule and step halving as
+    /// `glm.fit`, so the same iterations; the numbers differ from R's QR by rounding only.
+    /// Wherever R could find a column aliased (see [`GROUPED_RANK_MARGIN`]), a coefficient
+    /// becomes non-finite, the deviance cannot be formed or an input is invalid, the fit is
+    /// done again by [`Workspace::fit`], exactly as R does it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fit_grouped(
+        &mut self,
+        x: &[f64],
+        p: usize,
+        g: Grouped<'_>,
+        y: &[f64],
+        prior_weights: Option<&[f64]>,
+        epsilon: f64,
+        maxit: usize,
+        wants: Wants,
+    ) -> Result<FitInfo, GlmError> {
+        debug_assert_eq!(g.columns(), p);
+        match self.try_grouped(g, y, prior_weights, epsilon, maxit, wants) {
+            Some(info) => Ok(info),
+            None => self.fit(x, p, y, prior_weights, epsilon, maxit, wants),
+        }
+    }
+
+    /// The grouped IRLS of [`Workspace::fit_grouped`]; `None` where the general fit must
+    /// answer instead. Parameters in `start`: the level intercepts, then the slope (0 without
+    /// time).
+    fn try_grouped(
+        &mut self,
+        g: Grouped<'_>,
+        y: &[f64],
+        prior_weights: Option<&[f64]>,
+        epsilon: f64,
+        maxit: usize,
+        wants: Wants,
+    ) -> Option<FitInfo> {
+        let n = y.len();
+        let p = g.columns();
+        let shape_ok = g.levels >= 1
+            && g.level.len() == n
+            && g.level.iter().all(|&l| l < g.levels)
+            && g.time.is_none_or(|t| t.len() == n);
+        if !shape_ok || maxit == 0 {
+            return None;
+        }
+        let mut devold = self.prepare(p, y, prior_weights).ok()?;
+        let q = g.levels + 1;
+        self.start.clear();
+        self.start.resize(q, 0.0);
+        self.coef.clear();
+        self.coef.resize(q, 0.0);
+        self.w.resize(n, 0.0);
+        self.zw.resize(n, 0.0);
+        let mut have_coefold = false;
+        let mut converged = false;
+        let mut iterations = 0;
+        for iter in 1..=maxit {
+            iterations = iter;
+            if !self.grouped_step(g, y) {
+                return None;
+            }
+            if self.coef.iter().any(|c| !c.is_finite()) {
+                return None;
+            }
+            self.start.copy_from_slice(&self.coef);
+            let (mut dev, mut mu_finite) = eta_mu_deviance_grouped(
+                g,
+                &self.start,
+                y,
+                &self.init_log_y,
+                &self.weights,
+                &mut self.eta,
+                &mut self.mu,
+            );
+            if !dev.is_finite() || !mu_finite {
+                if !have_coefold {
+                    return None;
+                }
+                let mut ii = 1;
+                while !dev.is_finite() || !mu_finite {
+                    if ii > maxit {
+                        return None;
+                    }
+                    ii += 1;
+                    for (s, o) in self.start.iter_mut().zip(&self.coefold) {
+                        *s = (*s + o) / 2.0;
+                    }
+                    (dev, mu_finite) = eta_mu_deviance_grouped(
+                        g,
+                        &self.start,
+                        y,
+                        &self.init_log_y,
+                        &self.weights,
+                        &mut self.eta,
+                        &mut self.mu,
+                    );
+                }
+            }
+            if (dev - devold).abs() / (dev.abs() + 0.1) < epsilon {
+                converged = true;
+                break;
+            }
+            devold = dev;
+            self.coefold.clear();
+            self.coefold.extend_from_slice(&self.start);
+            have_coefold = true;
+        }
+        self.grouped_results(g, y, wants);
+        let n_ok = self.weights.iter().filter(|&&v| v != 0.0).count();
+        Some(FitInfo {
+            rank: p,
+            df_residual: n_ok.saturating_sub(p),
+            iterations,
+            converged,
+        })
+    }
+
+    /// One least-squares step at the current eta and mu: working weights into `w`, working
+    /// responses into `zw`, the level sums, and the new parameters into `coef`. `false` when
+    /// R could find a column aliased at these weights (the general QR must decide).
+    fn grouped_step(&mut self, g: Grouped<'_>, y: &[f64]) -> bool {
+        let n = y.len();
+        let lv = &mut self.levels;
+        for v in [&mut lv.a, &mut lv.tbar, &mut lv.zbar] {
+            v.clear();
+            v.resize(g.levels, 0.0);
+        }
+        let mut tt = 0.0;
+        for i in 0..n {
+            let m = self.mu[i];
+            // W = prior weight * mu_eta^2 / variance = prior weight * mu for the log link;
+            // rows of prior weight 0 get W = 0 and drop out of every sum, as R drops them.
+            let ww = self.weights[i] * m;
+            let z = self.eta[i] + (y[i] - m) / m;
+            self.w[i] = ww;
+            self.zw[i] = z;
+            let l = g.level[i];
+            lv.a[l] += ww;
+            lv.zbar[l] += ww * z;
+            if let Some(t) = g.time {
+                let wt = ww * t[i];
+                lv.tbar[l] += wt;
+                tt += wt * t[i];
+            }
+        }
+        if lv.a.iter().any(|&a| !(a > 0.0 && a.is_finite())) {
+            return false;
+        }
+        lv.tt = tt;
+        if !self.grouped_full_rank(g) {
+            return false;
+        }
+        let lv = &mut self.levels;
+        for l in 0..g.levels {
+            lv.tbar[l] /= lv.a[l];
+            lv.zbar[l] /= lv.a[l];
+        }
+        let mut slope = 0.0;
+        lv.stt = 0.0;
+        lv.stz = 0.0;
+        if let Some(t) = g.time {
+            let (mut stt, mut stz) = (0.0, 0.0);
+            let rows = t[..n].iter().zip(&g.level[..n]).zip(&self.w[..n]);
+            for (((&ti, &l), &wi), &zi) in rows.zip(&self.zw[..n]) {
+                let dt = ti - lv.tbar[l];
+                let wdt = wi * dt;
+                stt += wdt * dt;
+                stz += wdt * (zi - lv.zbar[l]);
+            }
+            lv.stt = stt;
+            lv.stz = stz;
+            slope = stz / stt;
+        }
+        for l in 0..g.levels {
+            self.coef[l] = lv.zbar[l] - slope * lv.tbar[l];
+        }
+        self.coef[g.levels] = slope;
+        true
+    }
+
+    /// Whether every column of the design is clearly not aliased at the current level sums
+    /// (`tbar` still holding sums of W t): the Cholesky factor of X'WX in the design's column
+    /// order gives each column's squared norm once the columns before it are projected out,
+    /// which is what R's `dqrdc2` compares with its original norm.
+    fn grouped_full_rank(&mut self, g: Grouped<'_>) -> bool {
+        let p = g.columns();
+        let lv = &mut self.levels;
+        let off = usize::from(g.time.is_some());
+        let gram = &mut lv.gram;
+        gram.clear();
+        gram.resize(p * p, 0.0);
+        // Intercept, time, then level l >= 1 in column off + l.
+        gram[0] = lv.a.iter().sum();
+        if off == 1 {
+            let st: f64 = lv.tbar.iter().sum();
+            gram[1] = st;
+            gram[p] = st;
+            gram[p + 1] = lv.tt;
+        }
+        for l in 1..g.levels {
+            let c = off + l;
+            gram[c] = lv.a[l];
+            gram[c * p] = lv.a[l];
+            gram[c * p + c] = lv.a[l];
+            if off == 1 {
+                gram[p + c] = lv.tbar[l];
+                gram[c * p + 1] = lv.tbar[l];
+            }
+        }
+        // In-place Cholesky (lower triangle), checking each pivot against the column's norm.
+        for j in 0..p {
+            let norm2 = gram[j * p + j];
+            let mut d = norm2;
+            for k in 0..j {
+                d -= gram[j * p + k] * gram[j * p + k];
+            }
+            if !(norm2 > 0.0 && d >= GROUPED_RANK_MARGIN * norm2) {
+                return false;
+            }
+            let r = d.sqrt();
+            gram[j * p + j] = r;
+            for i in j + 1..p {
+                let mut s = gram[i * p + j];
+                for k in 0..j {
+                    s -= gram[i * p + k] * gram[j * p + k];
+                }
+                gram[i * p + j] = s / r;
+            }
+        }
+        true
+    }
+
+    /// The public results of a grouped fit, in the design's column order, from the last
+    /// iteration's level sums (as R's come from the last iteration's QR).
+    fn grouped_results(&mut self, g: Grouped<'_>, y: &[f64], wants: Wants) {
+        let n = y.len();
+        let p = g.columns();
+        let off = usize::from(g.time.is_some());
+        let nl = g.levels;
+        let (gamma, slope) = (&self.start[..nl], self.start[nl]);
+        self.coefficients.clear();
+        self.coefficients.push(Some(gamma[0]));
+        if off == 1 {
+            self.coefficients.push(Some(slope));
+        }
+        self.coefficients
+            .extend(gamma[1..].iter().map(|&c| Some(c - gamma[0])));
+        self.working_residuals.clear();
+        self.working_residuals
+            .extend((0..n).map(|i| (y[i] - self.mu[i]) / self.mu[i]));
+        self.working_weights.clear();
+        self.working_weights.extend_from_slice(&self.w[..n]);
+
+        let lv = &self.levels;
+        // Inverse of X'WX in the level parametrisation: 1/a on the level diagonal, and
+        // v = 1 / stt for the slope, with the level means of time coupling them.
+        let v = if off == 1 { 1.0 / lv.stt } else { 0.0 };
+        self.cov.clear();
+        if wants.cov {
+            self.cov.resize(p * p, 0.0);
+            let cov = &mut self.cov;
+            let (a0, t0) = (lv.a[0], lv.tbar[0]);
+            cov[0] = 1.0 / a0 + t0 * t0 * v;
+            if off == 1 {
+                cov[1] = -t0 * v;
+                cov[p] = -t0 * v;
+                cov[p + 1] = v;
+            }
+            for j in 1..nl {
+                let cj = off + j;
+                let dj = lv.tbar[j] - t0;
+                let c0 = -1.0 / a0 + t0 * v * dj;
+                cov[cj] = c0;
+                cov[cj * p] = c0;
+                if off == 1 {
+                    cov[p + cj] = -v * dj;
+                    cov[cj * p + 1] = -v * dj;
+                }
+                for k in 1..nl {
+                    let ck = off + k;
+                    let dk = lv.tbar[k] - t0;
+                    let diag = if j == k { 1.0 / lv.a[j] } else { 0.0 };
+                    cov[cj * p + ck] = diag + 1.0 / a0 + v * dj * dk;
+                }
+            }
+        }
+        self.hat.clear();
+        if wants.hat {
+            self.hat.extend((0..n).map(|i| {
+                let l = g.level[i];
+                let dt = g.time.map_or(0.0, |t| t[i] - lv.tbar[l]);
+                let h = self.w[i] * (1.0 / lv.a[l] + v * dt * dt);
+                if h > 1.0 - 10.0 * f64::EPSILON {
+                    1.0
+                } else {
+                    h
+                }
+            }));
+        }
     }
 }
 
