@@ -6,9 +6,8 @@
 //! cookie instead, and a page load without one is sent to `/login` (API paths answer 401).
 //! Tokens are compared in constant time and never logged.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -22,11 +21,10 @@ const OPEN_PATHS: [&str; 5] = ["/healthz", "/readyz", "/openapi.json", "/docs", 
 /// Posts anyone may send: signing in and out (they change only the browser's cookie).
 const OPEN_POSTS: [&str; 2] = ["/login", "/logout"];
 
-pub(crate) async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The answer refusing `request` for want of a token (or a session), if it is refused;
+/// `None` lets it through. Synchronous: the router's access check (`router::access`) runs
+/// it right after the host, origin and content-type checks, in the same middleware.
+pub(crate) fn refusal(state: &AppState, request: &Request) -> Option<Response> {
     let cfg = &state.cfg;
     let changes_state = !matches!(
         *request.method(),
@@ -35,25 +33,27 @@ pub(crate) async fn require_token(
     let given = bearer(request.headers());
     let path = request.uri().path();
     if changes_state && OPEN_POSTS.contains(&path) {
-        return next.run(request).await;
+        return None;
     }
     if !changes_state
         && is_subscription_path(path)
         && let Some(token) = cfg.api_token.as_deref()
         && !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
     {
-        return ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "subscriptions and their delivery logs name webhooks: send `Authorization: Bearer <token>` with the API token",
-        )
-        .into_response();
+        return Some(
+            ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "subscriptions and their delivery logs name webhooks: send `Authorization: Bearer <token>` with the API token",
+            )
+            .into_response(),
+        );
     }
     if changes_state {
         if let Some(token) = cfg.api_token.as_deref()
             && !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
         {
-            return ApiError::unauthorized().into_response();
+            return Some(ApiError::unauthorized().into_response());
         }
     } else if let Some(read) = cfg.read_token.as_deref()
         && !OPEN_PATHS.contains(&path)
@@ -68,18 +68,18 @@ pub(crate) async fn require_token(
             r | w
         });
         if !ok && !crate::dashboard::has_session(request.headers(), &state.sessions) {
-            if is_page_load(&request) {
+            if is_page_load(request) {
                 let target = request
                     .uri()
                     .path_and_query()
                     .map_or("/", |p| p.as_str())
                     .to_string();
-                return crate::dashboard::redirect_to_login(&target);
+                return Some(crate::dashboard::redirect_to_login(&target));
             }
-            return ApiError::unauthorized_read().into_response();
+            return Some(ApiError::unauthorized_read().into_response());
         }
     }
-    next.run(request).await
+    None
 }
 
 /// Subscriptions and their delivery logs: with an API token, reading them needs it too (not

@@ -2,9 +2,7 @@
 //! those made by axum and the tower layers (405, 408, 413, 429), which `normalize` rewrites.
 
 use axum::Json;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use borderwatch_bus::BusError;
 use borderwatch_model::{ErrorBody, ErrorDetail};
@@ -99,12 +97,12 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
-/// Middleware: an error answer that is not JSON (axum's 405 and extractor rejections, the
+/// An error answer that is not JSON (axum's 405 and extractor rejections, the
 /// timeout's 408, the body limit's 413, the rate limiter's 429) becomes the API's error body,
 /// keeping its other headers (`Allow`, `Retry-After`). The dashboard's own error pages
 /// (HTML) are left as they are.
-pub(crate) async fn normalize(request: Request, next: Next) -> Response {
-    let resp = next.run(request).await;
+/// Run on every answer by the router's outer middleware (`telemetry::observe`).
+pub(crate) async fn normalize(resp: Response) -> Response {
     let status = resp.status();
     let content_type = resp
         .headers()

@@ -15,10 +15,10 @@
 //!   stops pages, which cannot send the token).
 //! - **Body size.** Every route but the upload takes at most `max_json_bytes` (413).
 
-use axum::extract::{Request, State};
+use std::borrow::Cow;
+
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,18 +39,11 @@ const SIMPLE_TYPES: [&str; 3] = [
 /// Host names always answered: this machine.
 const LOCAL_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
-pub(crate) async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match refusal(&state, &request) {
-        Some(e) => e.into_response(),
-        None => next.run(request).await,
-    }
-}
-
 /// Why `request` is refused, if it is.
-fn refusal(state: &AppState, request: &Request) -> Option<ApiError> {
+pub(crate) fn refusal(state: &AppState, request: &Request) -> Option<ApiError> {
     let headers = request.headers();
     let host = request_host(request);
-    if let Some(e) = host_refusal(state, request.uri().path(), host.as_deref()) {
+    if let Some(e) = host_refusal(state, request.uri().path(), host) {
         return Some(e);
     }
     let writes = !matches!(
@@ -60,7 +53,7 @@ fn refusal(state: &AppState, request: &Request) -> Option<ApiError> {
     if !writes {
         return None;
     }
-    if let Some(e) = origin_refusal(state, headers, host.as_deref()) {
+    if let Some(e) = origin_refusal(state, headers, host) {
         return Some(e);
     }
     let path = request.uri().path();
@@ -95,31 +88,40 @@ fn has_no_body(headers: &HeaderMap) -> bool {
 }
 
 /// The host the request was sent to: `Host`, or the URI's authority (HTTP/2).
-fn request_host(request: &Request) -> Option<String> {
+fn request_host(request: &Request) -> Option<&str> {
     request
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()))
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
 }
 
-/// `host[:port]` without the port, lowercased; `[v6]` keeps its brackets.
-fn host_name(authority: &str) -> String {
-    let a = authority.trim().to_ascii_lowercase();
-    if a.starts_with('[') {
-        return a
-            .split_once(']')
-            .map_or(a.clone(), |(h, _)| format!("{h}]"));
-    }
-    match a.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
-        _ => a,
+/// `host[:port]` without the port, lowercased; `[v6]` keeps its brackets. Borrowed when
+/// already lowercase (every GET asks: no allocation for the usual `localhost:port`).
+fn host_name(authority: &str) -> Cow<'_, str> {
+    let a = authority.trim();
+    let name = if a.starts_with('[') {
+        a.split_once(']').map_or(a, |(h, _)| &a[..=h.len()])
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => a,
+        }
+    };
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
     }
 }
 
 fn is_allowed_host(state: &AppState, name: &str) -> bool {
-    LOCAL_HOSTS.contains(&name) || state.cfg.allowed_hosts.iter().any(|h| host_name(h) == name)
+    LOCAL_HOSTS.contains(&name)
+        || state
+            .cfg
+            .allowed_hosts
+            .iter()
+            .any(|h| *host_name(h) == *name)
 }
 
 /// Probes answer whatever the Host: they show nothing, and a platform's probe (Kubernetes,
@@ -131,7 +133,7 @@ fn host_refusal(state: &AppState, path: &str, host: Option<&str>) -> Option<ApiE
         return None;
     }
     let name = host.map(host_name).unwrap_or_default();
-    if is_allowed_host(state, &name) {
+    if is_allowed_host(state, name.as_ref()) {
         return None;
     }
     Some(ApiError::new(

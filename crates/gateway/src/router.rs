@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware;
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use borderwatch_bus::Bus;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,7 @@ use crate::api::{
     chart, deliveries, health, incidents, ingest, releases, series, silences, subscriptions, surges,
 };
 use crate::config::{GatewayConfig, RateLimit, allowed_origins};
-use crate::error::{self, ApiError};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::surges::SurgeIndex;
 use crate::{auth, dashboard, openapi, telemetry};
@@ -144,32 +144,34 @@ pub(crate) fn build(
         loopback: addr.ip().is_loopback(),
         series_keys: crate::series_keys::SeriesKeys::default(),
     };
-    // Layers added later wrap those added before: the token check runs innermost.
-    let mut app = routes()
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::guard::check,
-        ))
-        .layer(DefaultBodyLimit::max(cfg.max_json_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            cfg.request_timeout,
-        ));
+    // Layers added later wrap those added before. Each layer of a router costs a boxed
+    // service and future per request, so the cheap ones in sequence are one: the timeout,
+    // the body limit, then `access` (host, origin and content-type checks, then the token).
+    let mut app = routes().fallback(not_found).layer((
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, cfg.request_timeout),
+        DefaultBodyLimit::max(cfg.max_json_bytes),
+        middleware::from_fn_with_state(Arc::new(state.clone()), access),
+    ));
     app = with_rate_limit(app, cfg.rate_limit, &cancel);
     match cors_layer(&cfg.cors_origins) {
         Ok(Some(cors)) => app = app.layer(cors),
         Ok(None) => {}
         Err(e) => warn!(error = %e, "CORS is off"),
     }
-    let app = app
-        .layer(middleware::from_fn(error::normalize))
-        .layer(middleware::from_fn(telemetry::track));
+    // Outermost: the request log, then metrics around error normalisation (one layer).
     telemetry::with_request_log(app).with_state(state)
+}
+
+/// The host, origin and content-type checks (`guard.rs`), then the token check (`auth.rs`),
+/// in one middleware: both are a few comparisons on the request's head.
+async fn access(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(refusal) = crate::guard::refusal(&state, &request) {
+        return refusal.into_response();
+    }
+    if let Some(refusal) = auth::refusal(&state, &request) {
+        return refusal;
+    }
+    next.run(request).await
 }
 
 /// Adds the per-client-IP limit (tower_governor). The key is the TCP peer address: behind a

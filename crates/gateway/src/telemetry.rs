@@ -6,7 +6,8 @@
 //! gateway's `/metrics` shows them; a role in its own process serves them on `--metrics-addr`
 //! ([`serve_metrics`]).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -137,18 +138,64 @@ fn describe() {
     }
 }
 
-/// Middleware: counts every answer by route and status and records its latency. The route is
-/// the router's pattern (`/v1/series/{source}/{country}/{category}`), never the raw path, so
-/// the label set stays small; unrouted requests are `unmatched`.
-pub(crate) async fn track(request: Request, next: Next) -> Response {
-    let route = route_of(&request);
+/// The request metrics' handles by route (the router's pattern) and status, so that a
+/// request neither builds their keys (two labels: allocated, hashed) nor looks them up in
+/// the recorder's registry: it finds them here, under a read lock, and records.
+#[derive(Default)]
+struct RouteMetrics {
+    duration: Option<metrics::Histogram>,
+    by_status: Vec<(u16, metrics::Counter)>,
+}
+
+static ROUTE_METRICS: LazyLock<RwLock<HashMap<Box<str>, RouteMetrics>>> =
+    LazyLock::new(RwLock::default);
+
+/// Counts one answer for `route` with `status` and records its latency.
+fn record(route: &str, status: StatusCode, seconds: f64) {
+    let code = status.as_u16();
+    {
+        let routes = ROUTE_METRICS.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = routes.get(route)
+            && let (Some(duration), Some((_, counter))) =
+                (&m.duration, m.by_status.iter().find(|(c, _)| *c == code))
+        {
+            counter.increment(1);
+            duration.record(seconds);
+            return;
+        }
+    }
+    let mut routes = ROUTE_METRICS.write().unwrap_or_else(|e| e.into_inner());
+    let m = routes.entry(route.into()).or_default();
+    let duration = m.duration.get_or_insert_with(|| {
+        metrics::histogram!("borderwatch_http_request_duration_seconds", "route" => route.to_string())
+    });
+    duration.record(seconds);
+    let counter = match m.by_status.iter().find(|(c, _)| *c == code) {
+        Some((_, counter)) => counter,
+        None => {
+            let counter = metrics::counter!(
+                "borderwatch_http_requests_total",
+                "route" => route.to_string(),
+                "status" => code.to_string()
+            );
+            m.by_status.push((code, counter));
+            &m.by_status[m.by_status.len() - 1].1
+        }
+    };
+    counter.increment(1);
+}
+
+/// Middleware, the outer half of the router's layers (inside the request log): counts every
+/// answer by route and status and records its latency, after an error answer that is not
+/// JSON has been given the API's error body ([`crate::error::normalize`]). The route is the
+/// router's pattern (`/v1/series/{source}/{country}/{category}`), never the raw path, so the
+/// label set stays small; unrouted requests are `unmatched`.
+pub(crate) async fn observe(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let start = Instant::now();
-    let resp = next.run(request).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("borderwatch_http_requests_total", "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("borderwatch_http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let resp = crate::error::normalize(next.run(request).await).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    record(route, resp.status(), start.elapsed().as_secs_f64());
     resp
 }
 
@@ -159,33 +206,33 @@ pub(crate) fn route_of(request: &Request) -> String {
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string())
 }
 
-/// The request log line, in the request's span (method, route, path), with status and
-/// latency. Headers are not logged: the Authorization token never reaches a log.
+/// The outer layers, as one (a layer of the router costs a boxed service per request): the
+/// request log line, in the request's span (method, route, path), with status and latency,
+/// then [`observe`]. Headers are not logged: the Authorization token never reaches a log.
 pub(crate) fn with_request_log(app: axum::Router<AppState>) -> axum::Router<AppState> {
-    app.layer(
-        tower_http::trace::TraceLayer::new_for_http()
-            .make_span_with(|req: &Request| {
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    route = %route_of(req),
-                    path = %req.uri().path(),
-                )
-            })
-            .on_request(())
-            .on_response(
-                |resp: &Response, latency: Duration, _span: &tracing::Span| {
-                    info!(
-                        status = resp.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "request"
-                    );
-                },
+    let log = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                route = %route_of(req),
+                path = %req.uri().path(),
             )
-            .on_body_chunk(())
-            .on_eos(())
-            .on_failure(()),
-    )
+        })
+        .on_request(())
+        .on_response(
+            |resp: &Response, latency: Duration, _span: &tracing::Span| {
+                info!(
+                    status = resp.status().as_u16(),
+                    latency_ms = latency.as_secs_f64() * 1000.0,
+                    "request"
+                );
+            },
+        )
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(());
+    app.layer((log, axum::middleware::from_fn(observe)))
 }
 
 /// Metrics in Prometheus text format, every name `borderwatch_…`: requests by route and
