@@ -516,26 +516,10 @@ fn surge_title(e: &SurgeEvent) -> String {
     )
 }
 
+/// The subject and heading of a digest email: the webhooks' title, without the count of
+/// listed surges (the email lists every one).
 fn digest_title(d: &Digest) -> String {
-    let noun = if d.count == 1 { "surge" } else { "surges" };
-    if let Some(story) = &d.story {
-        return story.title.clone();
-    }
-    if d.limit.is_some() && d.count > d.surges.len() {
-        return format!(
-            "The {} highest-scoring of {} surges in release {}",
-            d.surges.len(),
-            d.count,
-            d.release_id
-        );
-    }
-    match d.series {
-        Some(series) if d.history => format!(
-            "History loaded: {} {noun} in {series} series in release {}",
-            d.count, d.release_id
-        ),
-        _ => format!("{} {noun} in release {}", d.count, d.release_id),
-    }
+    crate::template::digest_headline(d, false)
 }
 
 /// The chart image of `e`'s series under the public base URL:

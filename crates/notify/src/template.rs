@@ -351,6 +351,12 @@ fn teams_note(title: &str, text: &str, id: &str) -> Value {
 }
 
 fn digest_title(d: &Digest) -> String {
+    digest_headline(d, true)
+}
+
+/// A digest's title: its story's, the top-N cut, a history load, or the count. With
+/// `says_listed`, a history load's title adds how many of its surges the message lists.
+pub(crate) fn digest_headline(d: &Digest, says_listed: bool) -> String {
     let noun = if d.count == 1 { "surge" } else { "surges" };
     if let Some(story) = &d.story {
         return story.title.clone();
@@ -364,12 +370,17 @@ fn digest_title(d: &Digest) -> String {
         );
     }
     match d.series {
-        Some(series) if d.history => format!(
-            "History loaded: {} {noun} in {series} series in release {} (the highest {} below)",
-            d.count,
-            d.release_id,
-            d.surges.len()
-        ),
+        Some(series) if d.history => {
+            let head = format!(
+                "History loaded: {} {noun} in {series} series in release {}",
+                d.count, d.release_id
+            );
+            if says_listed {
+                format!("{head} (the highest {} below)", d.surges.len())
+            } else {
+                head
+            }
+        }
         _ => format!("{} {noun} in release {}", d.count, d.release_id),
     }
 }
