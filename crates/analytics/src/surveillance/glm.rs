@@ -410,6 +410,32 @@ struct LevelSums {
 /// used, even with the rounding of the normal equations and of R's norm downdating.
 const GROUPED_RANK_MARGIN: f64 = 1e-9;
 
+/// glm.fit's step halving: the deviance at `start`, and while it (or a fitted mean) is not
+/// finite, `start` moved halfway back to the previous coefficients, at most `maxit` times.
+/// `None` where it stays non-finite, or at the first iteration (no previous coefficients).
+fn halve_until_finite(
+    start: &mut [f64],
+    coefold: Option<&[f64]>,
+    maxit: usize,
+    mut deviance: impl FnMut(&[f64]) -> (f64, bool),
+) -> Option<f64> {
+    let (mut dev, mut mu_finite) = deviance(start);
+    if dev.is_finite() && mu_finite {
+        return Some(dev);
+    }
+    let coefold = coefold?;
+    for _ in 0..maxit {
+        for (s, o) in start.iter_mut().zip(coefold) {
+            *s = (*s + o) / 2.0;
+        }
+        (dev, mu_finite) = deviance(start);
+        if dev.is_finite() && mu_finite {
+            return Some(dev);
+        }
+    }
+    None
+}
+
 /// eta = gamma[level] + slope * t, mu = linkinv(eta) and the deviance at mu for a
 /// [`Grouped`] design with level intercepts `gamma` (`coef[..levels]`) and the slope
 /// `coef[levels]`; as [`eta_mu_deviance`] otherwise.
@@ -636,43 +662,15 @@ impl Workspace {
                 break;
             }
             self.start.copy_from_slice(&self.coef);
-            let (mut dev, mut mu_finite) = eta_mu_deviance(
-                x,
-                n,
-                p,
-                &self.start,
-                y,
-                &self.init_log_y,
-                &self.weights,
-                &mut self.eta,
-                &mut self.mu,
-            );
-            if !dev.is_finite() || !mu_finite {
-                if !have_coefold {
-                    return Err(GlmError::NonFiniteDeviance);
-                }
-                let mut ii = 1;
-                while !dev.is_finite() || !mu_finite {
-                    if ii > maxit {
-                        return Err(GlmError::NonFiniteDeviance);
-                    }
-                    ii += 1;
-                    for (s, o) in self.start.iter_mut().zip(&self.coefold) {
-                        *s = (*s + o) / 2.0;
-                    }
-                    (dev, mu_finite) = eta_mu_deviance(
-                        x,
-                        n,
-                        p,
-                        &self.start,
-                        y,
-                        &self.init_log_y,
-                        &self.weights,
-                        &mut self.eta,
-                        &mut self.mu,
-                    );
-                }
-            }
+            let (log_y, weights) = (&self.init_log_y, &self.weights);
+            let (eta, mu) = (&mut self.eta, &mut self.mu);
+            let dev = halve_until_finite(
+                &mut self.start,
+                have_coefold.then_some(&self.coefold[..]),
+                maxit,
+                |coef| eta_mu_deviance(x, n, p, coef, y, log_y, weights, eta, mu),
+            )
+            .ok_or(GlmError::NonFiniteDeviance)?;
             if (dev - devold).abs() / (dev.abs() + 0.1) < epsilon {
                 converged = true;
                 break;
@@ -832,39 +830,14 @@ impl Workspace {
                 return None;
             }
             self.start.copy_from_slice(&self.coef);
-            let (mut dev, mut mu_finite) = eta_mu_deviance_grouped(
-                g,
-                &self.start,
-                y,
-                &self.init_log_y,
-                &self.weights,
-                &mut self.eta,
-                &mut self.mu,
-            );
-            if !dev.is_finite() || !mu_finite {
-                if !have_coefold {
-                    return None;
-                }
-                let mut ii = 1;
-                while !dev.is_finite() || !mu_finite {
-                    if ii > maxit {
-                        return None;
-                    }
-                    ii += 1;
-                    for (s, o) in self.start.iter_mut().zip(&self.coefold) {
-                        *s = (*s + o) / 2.0;
-                    }
-                    (dev, mu_finite) = eta_mu_deviance_grouped(
-                        g,
-                        &self.start,
-                        y,
-                        &self.init_log_y,
-                        &self.weights,
-                        &mut self.eta,
-                        &mut self.mu,
-                    );
-                }
-            }
+            let (log_y, weights) = (&self.init_log_y, &self.weights);
+            let (eta, mu) = (&mut self.eta, &mut self.mu);
+            let dev = halve_until_finite(
+                &mut self.start,
+                have_coefold.then_some(&self.coefold[..]),
+                maxit,
+                |coef| eta_mu_deviance_grouped(g, coef, y, log_y, weights, eta, mu),
+            )?;
             if (dev - devold).abs() / (dev.abs() + 0.1) < epsilon {
                 converged = true;
                 break;
