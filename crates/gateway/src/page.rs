@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -19,14 +19,21 @@ pub(crate) const MAX_LIMIT: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct ApiQuery<T>(pub(crate) T);
 
+impl<T: DeserializeOwned> ApiQuery<T> {
+    /// The query string of `uri` as `T`: for a handler that reads it only when it must (one
+    /// that answers from a cache first), with the extractor's 400.
+    pub(crate) fn from_uri(uri: &Uri) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(uri)
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::bad_request(e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        ApiQuery::from_uri(&parts.uri)
     }
 }
 
@@ -98,6 +105,45 @@ pub(crate) fn percent_encode(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }
 
+/// `Cache-Control` of answers that change whenever a surge arrives: a cache may keep them
+/// but must ask again (with `If-None-Match`) before reusing one.
+pub(crate) const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+
+/// A strong `ETag` for an answer made of `parts`: the first 128 bits of their SHA-256, so
+/// that it stays the same across restarts and versions for the same bytes.
+pub(crate) fn etag(parts: &[&[u8]]) -> HeaderValue {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    let digest = hash.finalize();
+    HeaderValue::from_str(&format!("\"{}\"", hex::encode(&digest[..16])))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// Whether `If-None-Match` in `request` names `etag` (or is `*`): compared weakly, as
+/// RFC 9110 has it for this header, so `W/"x"` matches `"x"`.
+pub(crate) fn none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let etag = etag.as_bytes();
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|tag| tag.trim_ascii())
+        .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == etag)
+}
+
+/// `304 Not Modified` for an answer whose validator is `etag`: no body, its `ETag` and
+/// `Cache-Control`.
+pub(crate) fn not_modified(etag: &HeaderValue) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    resp.headers_mut().insert(header::ETAG, etag.clone());
+    resp.headers_mut().insert(header::CACHE_CONTROL, NO_CACHE);
+    resp
+}
+
 /// Adds `Link: <next>; rel="next"` when there is a next page.
 pub(crate) fn with_next(mut resp: Response, next: Option<&str>) -> Response {
     if let Some(v) = next.and_then(|n| HeaderValue::from_str(&format!("<{n}>; rel=\"next\"")).ok())
@@ -107,8 +153,16 @@ pub(crate) fn with_next(mut resp: Response, next: Option<&str>) -> Response {
     resp
 }
 
-/// A CSV answer: `header` then `rows`, served as an attachment named `name`.
-pub(crate) fn csv<I, R>(name: &str, header: &[&str], rows: I) -> Response
+/// The `Content-Type` of CSV answers.
+pub(crate) const CSV_TYPE: &str = "text/csv; charset=utf-8";
+
+/// The `Content-Disposition` of a CSV answer: an attachment named `name`.
+pub(crate) fn csv_disposition(name: &str) -> String {
+    format!("attachment; filename=\"{name}\"")
+}
+
+/// CSV text: `header` then `rows`.
+pub(crate) fn csv_body<I, R>(header: &[&str], rows: I) -> Vec<u8>
 where
     I: IntoIterator<Item = R>,
     R: IntoIterator<Item = String>,
@@ -120,16 +174,21 @@ where
         let row: Vec<String> = row.into_iter().collect();
         let _ = w.write_record(&row);
     }
-    let body = w.into_inner().unwrap_or_default();
+    w.into_inner().unwrap_or_default()
+}
+
+/// A CSV answer: `header` then `rows`, served as an attachment named `name`.
+pub(crate) fn csv<I, R>(name: &str, header: &[&str], rows: I) -> Response
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = String>,
+{
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_TYPE, CSV_TYPE.to_string()),
+            (header::CONTENT_DISPOSITION, csv_disposition(name)),
         ],
-        body,
+        csv_body(header, rows),
     )
         .into_response()
 }

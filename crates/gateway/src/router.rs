@@ -252,7 +252,7 @@ fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
                 header::CONTENT_TYPE,
                 header::HeaderName::from_static("last-event-id"),
             ])
-            .expose_headers([header::LINK, header::RETRY_AFTER])
+            .expose_headers([header::LINK, header::RETRY_AFTER, header::ETAG])
             .max_age(Duration::from_secs(600)),
     ))
 }

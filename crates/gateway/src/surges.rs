@@ -10,8 +10,10 @@
 //! list filters and pages over the slim index, then reads at most a page of events. See
 //! ARCHITECTURE.md ("The gateway's memory") and BENCHMARKS.md ("Gateway memory").
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
@@ -215,28 +217,42 @@ pub struct SurgeIndex {
     bus: Option<Bus>,
     live: broadcast::Sender<Entry>,
     caught_up: Arc<std::sync::atomic::AtomicBool>,
+    /// The sequence of the newest indexed surge: the index's generation, bumped by every
+    /// surge and incident update indexed. Cached answers are valid for one generation; it
+    /// is read without the index's lock, so a cache hit takes no lock the follower holds.
+    generation: Arc<AtomicU64>,
     bodies: Arc<Mutex<BodyCache>>,
     /// The public base URL each event's `url` (its evidence) is made under, if known.
     public_url: Option<Arc<str>>,
 }
 
-/// Rendered answers (JSON lists, dashboard pages) by request, valid while no surge is added:
-/// a repeated request between two announcements costs a lookup instead of filtering and
-/// serialising up to 10,000 events. See BENCHMARKS.md, "Gateway under load".
+/// Rendered answers (surge list pages, charts, dashboard pages) by request, valid while no
+/// surge is added: a repeated request between two announcements costs a lookup instead of
+/// filtering and serialising up to 10,000 events. See BENCHMARKS.md, "Gateway under load".
 #[derive(Debug, Default)]
 struct BodyCache {
-    /// The index's last sequence when these bodies were rendered.
+    /// The index's generation (last sequence) when these answers were rendered.
     seq: u64,
-    /// Key → (validator, body): a body is served only with the validator it was made with.
-    bodies: HashMap<String, (Bytes, Bytes)>,
-    /// Bytes held by `bodies`.
+    /// Key → the answer, served only with the validator it was made with.
+    bodies: HashMap<String, Cached>,
+    /// Bytes held by `bodies`, as their `put` calls counted them.
     held: usize,
 }
 
-/// At most this many cached bodies and bytes (requests with made-up query strings must not
-/// grow the gateway without bound); beyond either the cache starts over.
-const CACHED_BODIES: usize = 1024;
-const CACHED_BYTES: usize = 64 * 1024 * 1024;
+/// One cached answer: a body ([`Bytes`]) or whatever a handler keeps of a rendered answer
+/// (a body and its headers, say), with what it was made from and what it costs.
+#[derive(Debug, Clone)]
+struct Cached {
+    validator: Bytes,
+    value: Arc<dyn Any + Send + Sync>,
+    size: usize,
+}
+
+/// At most this many cached answers and bytes (requests with made-up query strings must not
+/// grow the gateway without bound); beyond either the cache starts over. An answer over a
+/// quarter of the bytes is not cached.
+pub const CACHED_BODIES: usize = 1024;
+pub const CACHED_BYTES: usize = 64 * 1024 * 1024;
 
 impl SurgeIndex {
     /// An empty index keeping `cache` whole events (see [`DEFAULT_SURGE_CACHE`]), reading
@@ -251,6 +267,7 @@ impl SurgeIndex {
             bus,
             live: broadcast::channel(1024).0,
             caught_up: Arc::default(),
+            generation: Arc::default(),
             bodies: Arc::default(),
             public_url: public_url.map(Arc::from),
         }
@@ -340,7 +357,9 @@ impl SurgeIndex {
         Some(event)
     }
 
-    fn push(&self, seq: u64, payload: &[u8]) {
+    /// Indexes the event at `seq` (the follower calls this; so do unit tests), bumping the
+    /// generation.
+    pub(crate) fn push(&self, seq: u64, payload: &[u8]) {
         let Some(event) = self.parse(seq, payload) else {
             return;
         };
@@ -367,6 +386,8 @@ impl SurgeIndex {
             };
             slims.rows.push(slim);
             slims.by_id.insert(e.id.as_str().into(), seq);
+            // After the row, under the lock: whoever reads this generation finds the row.
+            self.generation.store(seq, Ordering::Release);
             // Under the index's lock, so the events stay in stream order.
             self.events
                 .lock()
@@ -377,13 +398,10 @@ impl SurgeIndex {
         let _ = self.live.send(entry);
     }
 
+    /// The sequence of the newest indexed surge (0: none): the index's generation, which
+    /// cached answers are checked against.
     pub fn last_seq(&self) -> u64 {
-        self.slims
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .rows
-            .last()
-            .map_or(0, |e| e.seq)
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Whether the index has read what the stream held when the gateway started (for
@@ -487,18 +505,44 @@ impl SurgeIndex {
     /// same `validator` (e.g. the stored bytes the body was made from; empty when the index
     /// is all it depends on).
     pub fn cache_get(&self, key: &str, validator: &[u8]) -> Option<Bytes> {
-        let seq = self.last_seq();
-        let cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
-        match cache.bodies.get(key) {
-            Some((v, body)) if cache.seq == seq && v.as_ref() == validator => Some(body.clone()),
-            _ => None,
-        }
+        self.cache_get_as::<Bytes>(key, validator)
+            .map(|b| Bytes::clone(&b))
     }
 
     /// Caches `body` for `key`, rendered from the index as it was at `seq` (read before
     /// rendering: a body may be newer than its sequence, never older).
     pub fn cache_put(&self, key: &str, validator: &[u8], seq: u64, body: Bytes) {
-        let size = key.len() + validator.len() + body.len();
+        let size = body.len();
+        self.cache_put_as(key, validator, seq, Arc::new(body), size);
+    }
+
+    /// [`Self::cache_get`] for an answer kept as a `T` (a body with its headers, say): `None`
+    /// also when what is cached under `key` is not a `T`.
+    pub fn cache_get_as<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        validator: &[u8],
+    ) -> Option<Arc<T>> {
+        let seq = self.last_seq();
+        let cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = cache.bodies.get(key)?;
+        if cache.seq != seq || cached.validator.as_ref() != validator {
+            return None;
+        }
+        cached.value.clone().downcast::<T>().ok()
+    }
+
+    /// [`Self::cache_put`] for an answer kept as a `T`, `size` bytes of it counted against
+    /// [`CACHED_BYTES`] (with its key and validator).
+    pub fn cache_put_as<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        validator: &[u8],
+        seq: u64,
+        value: Arc<T>,
+        size: usize,
+    ) {
+        let size = key.len() + validator.len() + size;
         if size > CACHED_BYTES / 4 {
             return;
         }
@@ -514,12 +558,17 @@ impl SurgeIndex {
             cache.held = 0;
             cache.seq = seq;
         }
-        let old = cache
-            .bodies
-            .insert(key.to_string(), (Bytes::copy_from_slice(validator), body));
+        let old = cache.bodies.insert(
+            key.to_string(),
+            Cached {
+                validator: Bytes::copy_from_slice(validator),
+                value,
+                size,
+            },
+        );
         cache.held += size;
-        if let Some((v, b)) = old {
-            cache.held = cache.held.saturating_sub(key.len() + v.len() + b.len());
+        if let Some(old) = old {
+            cache.held = cache.held.saturating_sub(old.size);
         }
     }
 
@@ -619,6 +668,25 @@ mod tests {
             e.url.as_deref(),
             Some("https://bw.example.org/series/fsb/PRK/study?surge=sg-1#chart")
         );
+    }
+
+    #[test]
+    fn a_cached_answer_is_found_as_the_type_it_was_put_as_for_its_generation_only() {
+        let index = SurgeIndex::new(None, None, 16);
+        let page = Arc::new((Bytes::from_static(b"body"), "link"));
+        index.cache_put_as("k", b"", 0, page.clone(), 4);
+        let got = index
+            .cache_get_as::<(Bytes, &str)>("k", b"")
+            .expect("cached");
+        assert!(Arc::ptr_eq(&got, &page));
+        assert!(index.cache_get_as::<Bytes>("k", b"").is_none());
+        assert!(index.cache_get("k", b"").is_none());
+        index.push(7, &event_json("sg-7"));
+        assert_eq!(index.last_seq(), 7);
+        assert!(index.cache_get_as::<(Bytes, &str)>("k", b"").is_none());
+        // An answer rendered before the surge is not kept for the new generation.
+        index.cache_put_as("k", b"", 0, page, 4);
+        assert!(index.cache_get_as::<(Bytes, &str)>("k", b"").is_none());
     }
 
     #[test]

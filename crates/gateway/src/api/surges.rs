@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -202,20 +202,104 @@ fn surge_csv_row(e: &SurgeEvent) -> [String; 12] {
 
 /// Surges, newest first, filtered by the query parameters; `format=csv` answers CSV (one
 /// row per surge, detectors joined with `;`). The next page is at `next` (also the `Link`
-/// header); new surges do not shift the pages.
-#[utoipa::path(get, path = "/v1/surges", tag = "surges", params(SurgeParams),
+/// header); new surges do not shift the pages. Each answer carries an `ETag`; a request whose
+/// `If-None-Match` names it gets `304 Not Modified` without a body.
+#[utoipa::path(get, path = "/v1/surges", tag = "surges", params(SurgeParams,
+        ("If-None-Match" = Option<String>, Header, description = "the `ETag` of an earlier answer: `304` if the page is unchanged")),
     responses(
-        (status = 200, description = "a page of surges", content(
+        (status = 200, description = "a page of surges (with `ETag` and `Cache-Control: no-cache`)", content(
             (doc::SurgeList = "application/json"),
             (String = "text/csv"),
         )),
+        (status = 304, description = "the page is the one `If-None-Match` names: no body"),
         (status = 400, description = "a parameter is wrong: the message names it", body = schema::ErrorBody),
     ))]
 pub(crate) async fn list_surges(
     State(state): State<AppState>,
-    uri: Uri,
-    ApiQuery(params): ApiQuery<SurgeParams>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // The answer depends on the query string alone (the next link echoes it, so it is the
+    // key as sent) and on the index, whose generation the cache checks; access control has
+    // run before, and no header changes the body. A query string that is cached parsed, so a
+    // hit answers without parsing it again.
+    let key = format!("/v1/surges?{}", request.uri().query().unwrap_or(""));
+    let seq = state.surges.last_seq();
+    let page = match state.surges.cache_get_as::<ListPage>(&key, b"") {
+        Some(page) => page,
+        None => {
+            let page = Arc::new(render_list(&state, request.uri()).await?);
+            let size = page.size();
+            state
+                .surges
+                .cache_put_as(&key, b"", seq, page.clone(), size);
+            page
+        }
+    };
+    Ok(page.respond(request.headers()))
+}
+
+/// One page of the surge list as it is served, rendered once per query and index
+/// generation: a cached page and a fresh one answer the same bytes and headers.
+#[derive(Debug)]
+struct ListPage {
+    body: Bytes,
+    content_type: HeaderValue,
+    /// `Content-Disposition` (CSV: an attachment).
+    disposition: Option<HeaderValue>,
+    /// `Link: <next>; rel="next"` when there is a next page.
+    link: Option<HeaderValue>,
+    /// A strong validator: a digest of the body and the next link.
+    etag: HeaderValue,
+}
+
+impl ListPage {
+    fn new(body: Bytes, format: Format, next: Option<&str>) -> ListPage {
+        let (content_type, disposition) = match format {
+            Format::Json => (HeaderValue::from_static("application/json"), None),
+            Format::Csv => (
+                HeaderValue::from_static(page::CSV_TYPE),
+                HeaderValue::from_str(&page::csv_disposition("surges.csv")).ok(),
+            ),
+        };
+        let link = next.and_then(|n| HeaderValue::from_str(&format!("<{n}>; rel=\"next\"")).ok());
+        let etag = page::etag(&[&body, link.as_ref().map_or(&b""[..], |l| l.as_bytes())]);
+        ListPage {
+            body,
+            content_type,
+            disposition,
+            link,
+            etag,
+        }
+    }
+
+    /// What the page holds, for the cache's bound.
+    fn size(&self) -> usize {
+        self.body.len() + self.link.as_ref().map_or(0, HeaderValue::len) + 128
+    }
+
+    /// The page, or `304` when `request` names its `ETag` in `If-None-Match`.
+    fn respond(&self, request: &HeaderMap) -> Response {
+        if page::none_match(request, &self.etag) {
+            return page::not_modified(&self.etag);
+        }
+        let mut resp = self.body.clone().into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, self.content_type.clone());
+        if let Some(d) = &self.disposition {
+            headers.insert(header::CONTENT_DISPOSITION, d.clone());
+        }
+        if let Some(link) = &self.link {
+            headers.insert(header::LINK, link.clone());
+        }
+        headers.insert(header::ETAG, self.etag.clone());
+        headers.insert(header::CACHE_CONTROL, page::NO_CACHE);
+        resp
+    }
+}
+
+/// Renders the page `uri` asks for from the index as it is now.
+async fn render_list(state: &AppState, uri: &Uri) -> Result<ListPage, ApiError> {
+    let ApiQuery(params) = ApiQuery::<SurgeParams>::from_uri(uri)?;
     let q = SurgeQuery::new(
         params.country.as_deref(),
         params.category.as_deref(),
@@ -228,74 +312,36 @@ pub(crate) async fn list_surges(
     let before = page::seq_cursor(params.cursor.as_deref())?.unwrap_or(u64::MAX);
     // Newest first; the cursor is the stream sequence of the last surge returned. The page
     // is chosen on the index; only its events are read.
-    let select = || {
-        let (seqs, more) = state.surges.with_rows(|rows| {
-            let mut matching = rows
-                .iter()
-                .rev()
-                .filter(|e| e.seq < before && q.matches(e))
-                .map(|e| e.seq);
-            let seqs: Vec<u64> = matching.by_ref().take(limit).collect();
-            (seqs, matching.next().is_some())
-        });
-        let next_cursor = match (more, seqs.last()) {
-            (true, Some(last)) => Some(last.to_string()),
-            _ => None,
-        };
-        let next = next_cursor.as_deref().map(|c| page::next_link(&uri, c));
-        (seqs, next_cursor, next)
+    let (seqs, more) = state.surges.with_rows(|rows| {
+        let mut matching = rows
+            .iter()
+            .rev()
+            .filter(|e| e.seq < before && q.matches(e))
+            .map(|e| e.seq);
+        let seqs: Vec<u64> = matching.by_ref().take(limit).collect();
+        (seqs, matching.next().is_some())
+    });
+    let next_cursor = match (more, seqs.last()) {
+        (true, Some(last)) => Some(last.to_string()),
+        _ => None,
     };
-    match params.format.unwrap_or_default() {
+    let next = next_cursor.as_deref().map(|c| page::next_link(uri, c));
+    let entries = state.surges.entries(&seqs).await?;
+    let format = params.format.unwrap_or_default();
+    let body = match format {
         Format::Json => {
-            // Rendered once per query until the next surge arrives; the next page's link is
-            // kept beside the body for the Link header.
-            let key = format!("/v1/surges?{}", uri.query().unwrap_or(""));
-            let next_key = format!("{key}#next");
-            let cached = state
-                .surges
-                .cache_get(&key, b"")
-                .zip(state.surges.cache_get(&next_key, b""));
-            let (body, next) = match cached {
-                Some((body, next)) => (body, String::from_utf8_lossy(&next).into_owned()),
-                None => {
-                    let seq = state.surges.last_seq();
-                    let (seqs, next_cursor, next) = select();
-                    let page = state.surges.entries(&seqs).await?;
-                    let surges: Vec<Arc<SurgeEvent>> = page.into_iter().map(|e| e.event).collect();
-                    let body: Bytes = serde_json::to_vec(
-                        &json!({ "surges": surges, "next_cursor": next_cursor, "next": next }),
-                    )
-                    .unwrap_or_default()
-                    .into();
-                    let next = next.unwrap_or_default();
-                    state.surges.cache_put(&key, b"", seq, body.clone());
-                    state
-                        .surges
-                        .cache_put(&next_key, b"", seq, next.clone().into());
-                    (body, next)
-                }
-            };
-            let resp = (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body,
+            let surges: Vec<Arc<SurgeEvent>> = entries.into_iter().map(|e| e.event).collect();
+            serde_json::to_vec(
+                &json!({ "surges": surges, "next_cursor": next_cursor, "next": next }),
             )
-                .into_response();
-            Ok(page::with_next(
-                resp,
-                (!next.is_empty()).then_some(next.as_str()),
-            ))
+            .unwrap_or_default()
         }
-        Format::Csv => {
-            let (seqs, _, next) = select();
-            let page = state.surges.entries(&seqs).await?;
-            let resp = page::csv(
-                "surges.csv",
-                &SURGE_CSV_HEADER,
-                page.iter().map(|e| surge_csv_row(&e.event)),
-            );
-            Ok(page::with_next(resp, next.as_deref()))
-        }
-    }
+        Format::Csv => page::csv_body(
+            &SURGE_CSV_HEADER,
+            entries.iter().map(|e| surge_csv_row(&e.event)),
+        ),
+    };
+    Ok(ListPage::new(body.into(), format, next.as_deref()))
 }
 
 /// One surge by id.
@@ -508,5 +554,81 @@ mod doc {
         next_cursor: Option<String>,
         /// The next page's URL; null on the last page.
         next: Option<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use borderwatch_bus::MemoryBus;
+
+    use super::*;
+    use crate::surges::SurgeIndex;
+
+    fn state() -> AppState {
+        AppState {
+            bus: Arc::new(MemoryBus::ephemeral()),
+            surges: SurgeIndex::new(None, None, 16),
+            cfg: Arc::default(),
+            cancel: Default::default(),
+            sessions: Default::default(),
+            streams: crate::streams::StreamSlots::new(1, 1),
+            series_keys: Default::default(),
+            loopback: true,
+        }
+    }
+
+    async fn list(state: &AppState, path: &str) -> Bytes {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let resp = list_surges(State(state.clone()), request).await.unwrap();
+        axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+    }
+
+    fn event(id: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "source": "fsb", "country": "PRK", "category": "study",
+            "period": "2024-Q3", "value": 3765, "severity": "critical", "explanation": "x",
+            "findings": [], "release_id": "rel-1", "detected_at": "2025-01-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_query_is_answered_from_the_cache_until_the_index_changes() {
+        let state = state();
+        state.surges.push(1, &event("sg-1"));
+        let first = list(&state, "/v1/surges?limit=5").await;
+        assert!(first.starts_with(b"{"), "{first:?}");
+        // What the cache holds under the query is what the next request gets: put something
+        // else there and it is served.
+        let key = "/v1/surges?limit=5";
+        let cached = state
+            .surges
+            .cache_get_as::<ListPage>(key, b"")
+            .expect("cached");
+        assert_eq!(cached.body, first);
+        let planted = ListPage::new(Bytes::from_static(b"planted"), Format::Json, None);
+        let size = planted.size();
+        state
+            .surges
+            .cache_put_as(key, b"", state.surges.last_seq(), Arc::new(planted), size);
+        assert_eq!(list(&state, "/v1/surges?limit=5").await, "planted");
+        // Another query is its own entry.
+        assert_eq!(list(&state, "/v1/surges?limit=6").await, first);
+        // A new surge is a new generation: rendered again, with it.
+        state.surges.push(2, &event("sg-2"));
+        let after = list(&state, "/v1/surges?limit=5").await;
+        let ids: Vec<String> =
+            serde_json::from_slice::<serde_json::Value>(&after).unwrap()["surges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .collect();
+        assert_eq!(ids, ["sg-2", "sg-1"]);
     }
 }
