@@ -20,8 +20,9 @@ mod testutil;
 pub use aggregate::{SeriesFrame, aggregate};
 pub use analysis::{
     AnalysisConfig, Assessment, CusumSettings, Detector, EarsSettings, Evaluation, FallSettings,
-    FarringtonByFreq, assess, bh_adjust, decide, ears_p_value, evaluate_all, evaluate_frames,
-    fall_event, fall_survivors, fdr_survivors, surge_event, tested, tested_falls,
+    FarringtonByFreq, SeriesAssessment, assess, assess_frames, bands, bh_adjust, decide,
+    ears_p_value, evaluate_all, evaluate_frames, fall_event, fall_survivors, fdr_survivors,
+    surge_event, tested, tested_falls,
 };
 pub use detect::{
     DETECTORS, DetectorConfig, PriorYearConfig, RecordHighConfig, YearOverYearConfig,

@@ -27,8 +27,8 @@ mod unreadable;
 
 use crate::incidents::{self, IncidentWork};
 use crate::{
-    AnalysisConfig, Assessment, Detector, Evaluation, SeriesFrame, aggregate, alert, assess,
-    evaluate_frames, fall_event, fall_survivors, fdr_survivors, story, surge_event,
+    AnalysisConfig, Assessment, SeriesFrame, aggregate, assess_frames, evaluate_frames, fall_event,
+    fall_survivors, fdr_survivors, story, surge_event,
 };
 
 /// How long a release part may go without a sign of life before another replica gets it.
@@ -460,9 +460,10 @@ async fn observations_as_of(
     Ok((observations, superseded))
 }
 
-/// The CPU part: aggregation, then every detector on every touched series, on every core.
-/// Returns the frames and, per touched frame, its index, the periods tested, its assessments
-/// (each marked live when at the series' live edge) and the bands of the tested periods.
+/// The CPU part: aggregation, then every detector on every touched series, then each
+/// series' assessments and bands, each step on every core. Returns the frames and, per
+/// touched frame, its index, the periods tested, its assessments (each marked live when at
+/// the series' live edge) and the bands of the tested periods.
 #[allow(clippy::type_complexity)]
 fn analyse(
     observations: &[Observation],
@@ -495,58 +496,13 @@ fn analyse(
         .map(|(i, periods)| (&frames[*i], periods.clone()))
         .collect();
     let evaluations = evaluate_frames(&jobs, cfg);
+    let assessed = assess_frames(&jobs, &evaluations, cfg.alert.live_window);
     let assessed = picked
         .into_iter()
-        .zip(evaluations)
-        .map(|((i, periods), rows)| {
-            let all: Vec<Period> = frames[i].points.iter().map(|p| p.0).collect();
-            let live = alert::live_periods(&all, &periods, cfg.alert.live_window);
-            let mut assessments = assess(&frames[i], &rows);
-            for a in &mut assessments {
-                a.live = live.contains(&a.period);
-            }
-            (i, periods, assessments, bands_of(&rows))
-        })
+        .zip(assessed)
+        .map(|((i, periods), s)| (i, periods, s.assessments, s.bands))
         .collect();
     Ok((frames, assessed))
-}
-
-/// The statistical detectors whose expected value and upper bound a chart draws, in order of
-/// preference: the first that has both for a period gives that period's band.
-const BAND_DETECTORS: [Detector; 4] = [
-    Detector::Farrington,
-    Detector::EarsC2,
-    Detector::EarsC1,
-    Detector::EarsC3,
-];
-
-/// One band per evaluated period that a statistical detector could bound.
-fn bands_of(rows: &[Evaluation]) -> Vec<Band> {
-    let mut periods: Vec<Period> = rows.iter().map(|r| r.period).collect();
-    periods.dedup();
-    periods
-        .into_iter()
-        .filter_map(|period| {
-            BAND_DETECTORS.iter().find_map(|&d| {
-                let r = rows
-                    .iter()
-                    .find(|r| r.period == period && r.detector == d)?;
-                match (r.expected, r.upper_bound) {
-                    (Some(expected), Some(upper_bound))
-                        if expected.is_finite() && upper_bound.is_finite() =>
-                    {
-                        Some(Band {
-                            period,
-                            detector: d.name().to_string(),
-                            expected,
-                            upper_bound,
-                        })
-                    }
-                    _ => None,
-                }
-            })
-        })
-        .collect()
 }
 
 /// The records of every other part of the marker's release and source, or `None` while one

@@ -16,6 +16,8 @@
 //!    p-value below the FDR rate always comes with an alarm: nothing alarms on nothing.)
 //!    CUSUM and EARS C3 give no sound p-value: their alarms only corroborate (they appear
 //!    among the findings and raise the severity) and never make a surge by themselves.
+//!    [`assess_frames`] does this for many series at once on every core, with each period's
+//!    live edge and its chart [`bands`]: only step 3 looks across series.
 //! 3. [`decide`] applies Benjamini–Hochberg at the configured rate (default 0.05) across every
 //!    tested (series, period) of a release, and makes a surge event of each period where an
 //!    evidence detector fired or whose statistical alarm survives BH. The analytics service
@@ -41,11 +43,13 @@
 //!   alarm to hold against the median of all earlier figures of the same season too, so a
 //!   return to normal is not a surge.
 
+mod assessed;
 mod config;
 mod decide;
 mod evaluate;
 mod fall;
 
+pub use assessed::{SeriesAssessment, assess_frames, bands};
 pub use config::{
     AnalysisConfig, CusumSettings, Detector, EarsSettings, FallSettings, FarringtonByFreq,
 };

@@ -544,6 +544,78 @@ fn evaluate_frames_matches_one_by_one() {
     assert_eq!(together[1], evaluate_all(&b, &all_periods(&b), &cfg));
 }
 
+#[test]
+fn assess_frames_matches_one_by_one_and_marks_the_live_edge() {
+    let a = chinese_tourism();
+    let b = quarters("2019-Q1", &PRK_STUDY);
+    let cfg = everything();
+    // `a` gets its newest quarter in this release (live); `b` is a first load (history).
+    let newest = vec![*all_periods(&a).last().unwrap()];
+    let jobs = vec![(&a, newest.clone()), (&b, all_periods(&b))];
+    let rows = evaluate_frames(&jobs, &cfg);
+    let together = assess_frames(&jobs, &rows, cfg.alert.live_window);
+    assert_eq!(together.len(), 2);
+    let mut live_a = assess(&a, &rows[0]);
+    assert_eq!(live_a.len(), 1);
+    live_a[0].live = true;
+    assert_eq!(together[0].assessments, live_a);
+    assert_eq!(together[0].bands, bands(&rows[0]));
+    assert_eq!(together[1].assessments, assess(&b, &rows[1]));
+    assert!(together[1].assessments.iter().all(|x| !x.live));
+    assert_eq!(together[1].bands, bands(&rows[1]));
+}
+
+/// The bands as the service first computed them: for each period, every row searched.
+fn bands_by_search(rows: &[Evaluation]) -> Vec<borderwatch_model::Band> {
+    let preferred = [
+        Detector::Farrington,
+        Detector::EarsC2,
+        Detector::EarsC1,
+        Detector::EarsC3,
+    ];
+    let mut periods: Vec<Period> = rows.iter().map(|r| r.period).collect();
+    periods.dedup();
+    periods
+        .into_iter()
+        .filter_map(|period| {
+            preferred.iter().find_map(|&d| {
+                let r = rows
+                    .iter()
+                    .find(|r| r.period == period && r.detector == d)?;
+                let (e, u) = (r.expected?, r.upper_bound?);
+                (e.is_finite() && u.is_finite()).then(|| borderwatch_model::Band {
+                    period,
+                    detector: d.name().to_string(),
+                    expected: e,
+                    upper_bound: u,
+                })
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn bands_take_the_preferred_bounded_detector_of_each_period() {
+    let f = chinese_tourism();
+    let everything_rows = evaluate_all(&f, &all_periods(&f), &everything());
+    let b = bands(&everything_rows);
+    assert_eq!(b, bands_by_search(&everything_rows));
+    // Farrington needs years of history: the first band is EARS C1's (C2 skips two more
+    // periods), the last farrington's.
+    assert!(b.len() > 30, "{} bands", b.len());
+    assert_eq!(b.first().unwrap().detector, "ears_c1");
+    assert_eq!(b.last().unwrap().detector, "farrington");
+    // Without farrington, EARS C2 bounds every period it can and C1 the earlier ones.
+    let ears = AnalysisConfig::only("ears_c1,ears_c2").unwrap();
+    let ears_rows = evaluate_all(&f, &all_periods(&f), &ears);
+    let b = bands(&ears_rows);
+    assert_eq!(b, bands_by_search(&ears_rows));
+    let c1 = b.iter().take_while(|x| x.detector == "ears_c1").count();
+    assert!(c1 > 0 && c1 < b.len(), "{c1} of {} from ears_c1", b.len());
+    assert!(b[c1..].iter().all(|x| x.detector == "ears_c2"));
+    assert!(bands(&[]).is_empty());
+}
+
 // --- configuration ---------------------------------------------------------------------------
 
 #[test]
