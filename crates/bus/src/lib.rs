@@ -314,6 +314,40 @@ pub trait Transport: Send + Sync + Debug {
         filter: &str,
         from_seq: u64,
     ) -> Result<BoxStream<'static, Result<Message>>>;
+    /// The stored messages of the exact subjects named (no wildcards), in stream order, up to
+    /// and including sequence `to_seq`; then the stream ends. One read on the server for all
+    /// of them, which skips every other subject: reading a few hundred series of a stream
+    /// holding millions of messages costs what those series hold, and one consumer, not one
+    /// per subject (analytics' read of a release's series, `obs::series_as_of`).
+    ///
+    /// The default reads each subject on its own (their last messages first, to know where
+    /// each ends) and merges them; both transports override it with one read.
+    async fn read_subjects(
+        &self,
+        stream: &str,
+        subjects: &[&str],
+        to_seq: u64,
+    ) -> Result<BoxStream<'static, Result<Message>>> {
+        use futures::StreamExt;
+        let mut out = Vec::new();
+        for last in self.last_per_subject(stream, subjects).await? {
+            let end = last.seq.min(to_seq);
+            let mut from = self.replay(stream, &last.subject, 1).await?;
+            while let Some(msg) = from.next().await {
+                let msg = msg?;
+                if msg.seq > end {
+                    break;
+                }
+                let done = msg.seq == end;
+                out.push(msg);
+                if done {
+                    break;
+                }
+            }
+        }
+        out.sort_by_key(|m| m.seq);
+        Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
+    }
     /// The message the stream holds at sequence `seq`, or `None` when it holds none there
     /// (never stored, or removed by a limit). Lets a reader keep sequences instead of
     /// messages and fetch a message again when it is needed (the gateway's surge index).

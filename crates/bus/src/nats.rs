@@ -420,6 +420,38 @@ fn message_of(msg: async_nats::Message, seq: u64) -> Message {
     }
 }
 
+/// Deletes an ordered consumer when the read that made it is dropped. The server would
+/// remove it after its inactivity threshold (30 s for async-nats's ordered consumers), but
+/// reads made faster than that pile up: analytics reading a large release's series one
+/// consumer each reached the server's consumer limit before this.
+struct DeleteOnDrop {
+    stream: stream::Stream,
+    name: String,
+}
+
+impl DeleteOnDrop {
+    fn new(stream: &stream::Stream, name: &str) -> DeleteOnDrop {
+        DeleteOnDrop {
+            stream: stream.clone(),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (stream, name) = (self.stream.clone(), std::mem::take(&mut self.name));
+        runtime.spawn(async move {
+            if let Err(e) = stream.delete_consumer(&name).await {
+                debug!(error = %e, consumer = %name, "could not delete a finished read's consumer");
+            }
+        });
+    }
+}
+
 fn stored_message(msg: jetstream::Message) -> Result<Message> {
     let seq = msg
         .info()
@@ -727,16 +759,75 @@ impl Transport for NatsBus {
             })
             .await
             .map_err(|e| BusError::nats("replay", e))?;
+        let guard = DeleteOnDrop::new(&stream, &consumer.cached_info().name);
         let messages = consumer
             .messages()
             .await
             .map_err(|e| BusError::nats("replay", e))?;
         Ok(messages
-            .map(|msg| {
+            .map(move |msg| {
+                let _held = &guard;
                 msg.map_err(|e| BusError::nats("replay", e))
                     .and_then(stored_message)
             })
             .boxed())
+    }
+
+    async fn read_subjects(
+        &self,
+        stream: &str,
+        subjects: &[&str],
+        to_seq: u64,
+    ) -> Result<BoxStream<'static, Result<Message>>> {
+        if subjects.is_empty() || to_seq == 0 {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let stream = self.stream(stream).await?;
+        let (filter_subject, filter_subjects) = match subjects {
+            [one] => (one.to_string(), Vec::new()),
+            many => (String::new(), many.iter().map(|f| f.to_string()).collect()),
+        };
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject,
+                filter_subjects,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::nats("read_subjects", e))?;
+        let guard = DeleteOnDrop::new(&stream, &consumer.cached_info().name);
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| BusError::nats("read_subjects", e))?;
+        // Ends after `to_seq`, or when the server has nothing more stored for the subjects;
+        // the consumer goes with the state, so as soon as the read ends.
+        Ok(
+            futures::stream::unfold(Some((messages, guard)), move |state| async move {
+                let (mut messages, guard) = state?;
+                let msg = match messages.next().await? {
+                    Ok(msg) => msg,
+                    Err(e) => return Some((Err(BusError::nats("read_subjects", e)), None)),
+                };
+                let pending = match msg.info() {
+                    Ok(info) => info.pending,
+                    Err(e) => return Some((Err(BusError::nats("message info", e)), None)),
+                };
+                match stored_message(msg) {
+                    Ok(m) if m.seq > to_seq => None,
+                    Ok(m) => {
+                        let more = m.seq < to_seq && pending > 0;
+                        Some((Ok(m), more.then_some((messages, guard))))
+                    }
+                    Err(e) => Some((Err(e), None)),
+                }
+            })
+            .boxed(),
+        )
     }
 
     async fn consume(

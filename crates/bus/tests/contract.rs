@@ -46,6 +46,7 @@ contract!(
     last_per_subject_returns_latest_per_subject_within_filter,
     last_per_subject_without_match_is_empty_at_once,
     last_per_subject_takes_several_filters,
+    read_subjects_gives_the_named_subjects_in_order_up_to_a_sequence_then_ends,
     last_seq_follows_publishes,
     max_msgs_per_subject_keeps_only_latest_versions,
     consumers_with_same_durable_share_messages,
@@ -305,6 +306,68 @@ async fn last_per_subject_takes_several_filters(bus: Bus) {
             .expect("no filters")
             .is_empty()
     );
+}
+
+async fn read_subjects_gives_the_named_subjects_in_order_up_to_a_sequence_then_ends(bus: Bus) {
+    setup(&bus).await;
+    let msgs = vec![
+        obs("fsb", "PRK", "2024-Q1", "prk-1"),
+        obs("fsb", "SYR", "2024-Q1", "syr-1"),
+        obs("fsb", "CHN", "2024-Q1", "chn-1"),
+        obs("fsb", "PRK", "2024-Q1", "prk-2"),
+        obs("fsb", "PRK", "2024-Q2", "prk-q2"),
+        obs("fsb", "CHN", "2024-Q1", "chn-2"),
+    ];
+    let acks = bus.publish_all(msgs).await.expect("publish_all");
+    let seq = |i: usize| acks[i].seq;
+    let prk = names::obs_subject("fsb", "PRK", "study", "2024-Q1");
+    let chn = names::obs_subject("fsb", "CHN", "study", "2024-Q1");
+    let missing = names::obs_subject("fsb", "AFG", "study", "2024-Q1");
+    let read = |subjects: Vec<String>, to: u64| {
+        let bus = bus.clone();
+        async move {
+            let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+            let stream = bus
+                .read_subjects(OBS_STREAM, &subjects, to)
+                .await
+                .expect("read_subjects");
+            let got: Vec<Message> = tokio::time::timeout(WAIT, stream.collect::<Vec<_>>())
+                .await
+                .expect("the read ends by itself")
+                .into_iter()
+                .map(|m| m.expect("a message"))
+                .collect();
+            got.iter()
+                .map(|m| (payload(m).to_string(), m.seq))
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = read(vec![prk.clone(), chn.clone(), missing.clone()], u64::MAX).await;
+    assert_eq!(
+        all,
+        vec![
+            ("prk-1".to_string(), seq(0)),
+            ("chn-1".to_string(), seq(2)),
+            ("prk-2".to_string(), seq(3)),
+            ("chn-2".to_string(), seq(5)),
+        ],
+        "every version of the named subjects, in stream order; other subjects skipped"
+    );
+    let upto = read(vec![prk.clone(), chn.clone()], seq(3)).await;
+    assert_eq!(
+        upto.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        vec!["prk-1", "chn-1", "prk-2"],
+        "nothing after the sequence asked for"
+    );
+    assert!(read(vec![missing], u64::MAX).await.is_empty());
+    assert!(read(vec![prk.clone()], 0).await.is_empty());
+    assert!(read(Vec::new(), u64::MAX).await.is_empty());
+    // Live messages published later are not part of a read that already ended.
+    bus.publish(obs("fsb", "PRK", "2024-Q1", "prk-3"))
+        .await
+        .expect("publish");
+    let again = read(vec![prk], seq(3)).await;
+    assert_eq!(again.len(), 2, "still bounded by the sequence: {again:?}");
 }
 
 async fn last_per_subject_without_match_is_empty_at_once(bus: Bus) {
@@ -1231,6 +1294,46 @@ async fn nats_connect_to_unreachable_server_fails_with_connect_error() {
         .await
         .expect_err("nothing listens there");
     assert!(matches!(err, BusError::Connect { .. }), "got {err:?}");
+}
+
+/// Finished reads delete their consumers: analytics makes one or two reads per part of a
+/// release, faster than the server's inactivity threshold removes ordered consumers, and
+/// before this a large release's reads reached the server's consumer limit.
+#[tokio::test]
+async fn nats_reads_leave_no_consumers_behind() {
+    let server = NatsServer::start();
+    let bus = nats_bus(&server).await;
+    setup(&bus).await;
+    bus.publish_all(vec![
+        obs("fsb", "PRK", "2024-Q1", "a"),
+        obs("fsb", "SYR", "2024-Q1", "b"),
+    ])
+    .await
+    .expect("publish_all");
+    let subject = names::obs_subject("fsb", "PRK", "study", "2024-Q1");
+    for _ in 0..20 {
+        let read: Vec<_> = bus
+            .read_subjects(OBS_STREAM, &[subject.as_str()], u64::MAX)
+            .await
+            .expect("read")
+            .collect()
+            .await;
+        assert_eq!(read.len(), 1);
+        let mut replay = bus.replay(OBS_STREAM, ">", 1).await.expect("replay");
+        next_msg(&mut replay).await;
+        drop(replay);
+    }
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
+    let mut consumers = 0;
+    for _ in 0..50 {
+        let mut stream = js.get_stream(OBS_STREAM).await.expect("stream");
+        consumers = stream.info().await.expect("info").state.consumer_count;
+        if consumers == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(consumers, 0, "40 finished reads, all consumers deleted");
 }
 
 async fn wait_for(done: impl Fn() -> bool, what: &str) {

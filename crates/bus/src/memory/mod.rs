@@ -197,6 +197,15 @@ impl Transport for MemoryBus {
         stream::message_at(self, stream, seq)
     }
 
+    async fn read_subjects(
+        &self,
+        stream: &str,
+        subjects: &[&str],
+        to_seq: u64,
+    ) -> Result<BoxStream<'static, Result<Message>>> {
+        stream::read_subjects(self, stream, subjects, to_seq)
+    }
+
     async fn replay(
         &self,
         stream: &str,

@@ -569,6 +569,42 @@ pub(super) fn last_per_subject(
     seqs.into_iter().filter_map(|seq| s.message(seq)).collect()
 }
 
+/// [`crate::Transport::read_subjects`]: the sequences of the subjects named come from the
+/// per-subject index (no scan of other subjects' messages); each message is read when the
+/// stream gets to it, so a read of many series holds one payload at a time.
+pub(super) fn read_subjects(
+    bus: &MemoryBus,
+    stream: &str,
+    subjects: &[&str],
+    to_seq: u64,
+) -> Result<BoxStream<'static, Result<Message>>> {
+    let mut seqs: Vec<u64> = {
+        let state = bus.inner.lock();
+        let s = state
+            .streams
+            .get(stream)
+            .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+        subjects
+            .iter()
+            .filter_map(|subject| s.by_subject.get(*subject))
+            .flat_map(|versions| versions.iter().copied())
+            .filter(|&seq| seq <= to_seq)
+            .collect()
+    };
+    seqs.sort_unstable();
+    seqs.dedup();
+    let inner = bus.inner.clone();
+    let stream = stream.to_string();
+    Ok(stream::iter(seqs)
+        .filter_map(move |seq| {
+            let state = inner.lock();
+            // A message removed since (a limit) is skipped; the stream itself cannot go.
+            let msg = state.streams.get(&stream).and_then(|s| s.message(seq));
+            futures::future::ready(msg)
+        })
+        .boxed())
+}
+
 pub(super) fn replay(
     bus: &MemoryBus,
     stream: &str,
