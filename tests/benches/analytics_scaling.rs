@@ -7,7 +7,8 @@
 //! `BENCH_THREADS`, threads per replica (`RAYON_NUM_THREADS`, `POLARS_MAX_THREADS`), default
 //! all cores; needs
 //! `nats-server` on PATH or in NATS_SERVER_BIN). `cargo bench --profile dev` measures the
-//! debug build without building a release one. Results are kept in BENCHMARKS.md.
+//! debug build without building a release one. Results are kept in BENCHMARKS.md;
+//! tests/benches/scaling-16core.sh runs it on a machine without cargo (1, 2, 4, 8 replicas).
 //!
 //! Each case: a fresh nats-server, the release ingested in-process (not timed; its parts
 //! wait in `BW_RELEASES`), then N analytics processes started at once. Timed: from the
@@ -188,21 +189,23 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let csv = release_csv(series);
     let points = (series * QUARTERS) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "analytics scaling: {series} series × {QUARTERS} quarters = {points} series-periods, threads per replica: {}",
+        "analytics scaling: {series} series × {QUARTERS} quarters = {points} series-periods, {cores} cores, threads per replica: {}",
         threads.as_deref().unwrap_or("all cores")
     );
     println!(
-        "| replicas | time (first part started → last finished) | series-periods/s | vs 1 replica | parts per replica | wall incl. start-up |"
+        "| replicas | time (first part started → last finished) | series-periods/s | vs 1 replica | parts per replica | wall incl. start-up | load average before |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let mut base = None;
     for n in replicas {
+        let load = load_average();
         let case = runtime.block_on(run_case(&csv, series, n, threads.as_deref()));
         let rate = points / case.seconds;
         let ratio = rate / *base.get_or_insert(rate);
         println!(
-            "| {} | {:.2} s | {:.0} | {:.2}× | {:?} | {:.2} s |",
+            "| {} | {:.2} s | {:.0} | {:.2}× | {:?} | {:.2} s | {load} |",
             case.replicas,
             case.seconds,
             rate,
@@ -211,4 +214,13 @@ fn main() {
             case.wall.as_secs_f64()
         );
     }
+}
+
+/// The 1, 5 and 15-minute load averages (Linux), or "?": a shared machine's figures only
+/// mean something next to them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
 }
