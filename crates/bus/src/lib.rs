@@ -348,6 +348,13 @@ pub trait Transport: Send + Sync + Debug {
         out.sort_by_key(|m| m.seq);
         Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
     }
+    /// Removes the stored messages of the exact subject `subject` whose sequences are below
+    /// `seq`, and returns how many went; the message at `seq`, later ones and other subjects
+    /// stay. For compaction (`obs::compact_series`): a series' snapshot is stored first, then
+    /// the messages it replaces are removed, so a reader never finds a series with neither.
+    /// NATS: a JetStream purge with a subject filter and sequence; in process, the removal is
+    /// written to the stream's log, so a restart does not bring the messages back.
+    async fn purge_subject_below(&self, stream: &str, subject: &str, seq: u64) -> Result<u64>;
     /// The message the stream holds at sequence `seq`, or `None` when it holds none there
     /// (never stored, or removed by a limit). Lets a reader keep sequences instead of
     /// messages and fetch a message again when it is needed (the gateway's surge index).

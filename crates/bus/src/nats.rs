@@ -742,6 +742,20 @@ impl Transport for NatsBus {
         Ok(latest)
     }
 
+    async fn purge_subject_below(&self, stream: &str, subject: &str, seq: u64) -> Result<u64> {
+        if seq <= 1 {
+            return Ok(0);
+        }
+        let stream = self.stream(stream).await?;
+        let purged = stream
+            .purge()
+            .filter(subject)
+            .sequence(seq)
+            .await
+            .map_err(|e| BusError::nats("purge", e))?;
+        Ok(purged.purged)
+    }
+
     async fn replay(
         &self,
         stream: &str,

@@ -128,19 +128,439 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Adds one stored message of a series to its figures: later messages win per period.
 /// A payload that does not parse is skipped (nothing else writes the stream's subjects).
 pub fn fold(figures: &mut Figures, msg: &Message) {
-    let Ok(batch) = serde_json::from_slice::<SeriesFigures>(&msg.payload) else {
-        return;
-    };
-    for (period, count) in batch.figures {
-        figures.insert(
-            period,
-            Figure {
-                count,
-                release_id: batch.release_id.clone(),
-                seq: msg.seq,
-            },
-        );
+    fold_as_of(figures, msg, None);
+}
+
+/// [`fold`] as the stream stood at sequence `as_of` (`None`: now): only versions stored at
+/// or below it count. A plain message above `as_of` adds nothing; a snapshot
+/// ([`SeriesSnapshot`]), wherever it lies, replaces what was folded from the messages it
+/// covers with its versions at or below `as_of`, so a series compacted after `as_of` reads
+/// as its messages did. Returns whether the message holds versions stored after `as_of`
+/// (newer figures than the read asked for).
+pub fn fold_as_of(figures: &mut Figures, msg: &Message, as_of: Option<u64>) -> bool {
+    let after = |seq: u64| as_of.is_some_and(|as_of| seq > as_of);
+    match Content::of(msg) {
+        Some(Content::Figures(batch)) => {
+            if after(msg.seq) {
+                return !batch.figures.is_empty();
+            }
+            for (period, count) in batch.figures {
+                figures.insert(
+                    period,
+                    Figure {
+                        count,
+                        release_id: batch.release_id.clone(),
+                        seq: msg.seq,
+                    },
+                );
+            }
+            false
+        }
+        Some(Content::Snapshot(snapshot)) => {
+            let covered = snapshot.covered();
+            figures.retain(|_, f| f.seq > covered);
+            let newer = as_of.is_some_and(|as_of| snapshot.holds_after(as_of));
+            for (period, versions) in snapshot.history {
+                if let Some(version) = versions.into_iter().rev().find(|v| !after(v.seq)) {
+                    figures.entry(period).or_insert(version);
+                }
+            }
+            newer
+        }
+        None => false,
     }
+}
+
+/// Every stored version of every period of a series, oldest first: what a snapshot keeps.
+pub type History = BTreeMap<String, Vec<Figure>>;
+
+/// Adds one stored message of a series to its history: a plain message adds a version of
+/// each of its periods; a snapshot replaces the versions of the messages it covers with its
+/// own (the same ones, unless those messages are gone).
+pub fn add_to_history(history: &mut History, msg: &Message) {
+    match Content::of(msg) {
+        Some(Content::Figures(batch)) => {
+            for (period, count) in batch.figures {
+                let versions = history.entry(period).or_default();
+                let version = Figure {
+                    count,
+                    release_id: batch.release_id.clone(),
+                    seq: msg.seq,
+                };
+                // A period twice in one message: the later one counts, as in `fold`.
+                match versions.last_mut() {
+                    Some(last) if last.seq == msg.seq => *last = version,
+                    _ => versions.push(version),
+                }
+            }
+        }
+        Some(Content::Snapshot(snapshot)) => {
+            let covered = snapshot.covered();
+            for versions in history.values_mut() {
+                versions.retain(|v| v.seq > covered);
+            }
+            for (period, mut versions) in snapshot.history {
+                let kept = history.entry(period).or_default();
+                versions.append(kept);
+                *kept = versions;
+            }
+            history.retain(|_, versions| !versions.is_empty());
+        }
+        None => {}
+    }
+}
+
+/// What a message of a series holds.
+enum Content {
+    Figures(SeriesFigures),
+    Snapshot(SeriesSnapshot),
+}
+
+impl Content {
+    /// `None` for a payload that is neither.
+    fn of(msg: &Message) -> Option<Content> {
+        if msg.payload.starts_with(SNAPSHOT_MAGIC) {
+            return SeriesSnapshot::decode(&msg.payload).map(Content::Snapshot);
+        }
+        serde_json::from_slice(&msg.payload)
+            .ok()
+            .map(Content::Figures)
+    }
+}
+
+/// How a snapshot's payload starts: a JSON payload ([`SeriesFigures`]) never starts with NUL.
+const SNAPSHOT_MAGIC: &[u8] = b"\0S1";
+
+/// A series compacted into one message: every version of every period its messages held,
+/// with the release and stream sequence each came from, so that a read "as of" any earlier
+/// sequence gets what the messages gave it ([`fold_as_of`]).
+///
+/// Binary, because a series that grows a period per release has one release per figure,
+/// and spelling each out in JSON cost about 50 bytes a figure. Integers are LEB128 varints:
+///
+/// ```text
+/// "\0S1"
+/// sources: n, then per message a version came from (by sequence):
+///     release: 0 + 8 bytes (`rel-` and 16 lowercase hex digits) | 1 + len + bytes
+///     sequence − the previous source's sequence
+/// runs: n, then per run of consecutive periods:
+///     first period: kind (1 year, 4 quarter, 12 month) + periods since year 0
+///                   | 0 + len + bytes (a period that does not parse; a run of one)
+///     periods in the run, then per period: versions, then per version (by sequence):
+///         zigzag(source index − the previous version's source index), count
+/// ```
+///
+/// About 14 bytes a figure for a series grown one release at a time (8 of them the
+/// release id), 4 for one brought by few releases (BENCHMARKS.md, "nats-server memory
+/// per stored figure").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SeriesSnapshot {
+    pub history: History,
+}
+
+impl SeriesSnapshot {
+    /// The highest sequence a version came from: the snapshot stands for every message of
+    /// the series up to there.
+    pub fn covered(&self) -> u64 {
+        self.history
+            .values()
+            .flatten()
+            .map(|v| v.seq)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether it holds versions stored after `as_of`.
+    fn holds_after(&self, as_of: u64) -> bool {
+        self.covered() > as_of
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut sources: Vec<(u64, &str)> = self
+            .history
+            .values()
+            .flatten()
+            .map(|v| (v.seq, v.release_id.as_str()))
+            .collect();
+        sources.sort_unstable();
+        sources.dedup_by_key(|(seq, _)| *seq);
+        let index: HashMap<u64, u64> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, (seq, _))| (*seq, i as u64))
+            .collect();
+        let mut out = SNAPSHOT_MAGIC.to_vec();
+        put_varint(&mut out, sources.len() as u64);
+        let mut previous = 0;
+        for (seq, release) in &sources {
+            put_release(&mut out, release);
+            put_varint(&mut out, seq - previous);
+            previous = *seq;
+        }
+        // Periods in time order, frequency by frequency; those that do not parse last.
+        let mut periods: Vec<PeriodVersions<'_>> = self
+            .history
+            .iter()
+            .map(|(p, versions)| (PeriodKey::parse(p), p, versions))
+            .collect();
+        periods.sort_by(|a, b| (a.0.is_none(), a.0, a.1).cmp(&(b.0.is_none(), b.0, b.1)));
+        let mut runs: Vec<Vec<PeriodVersions<'_>>> = Vec::new();
+        for period in periods {
+            match runs.last_mut() {
+                Some(run)
+                    if matches!((run.last().and_then(|p| p.0), period.0),
+                        (Some(last), Some(key)) if last.next() == key) =>
+                {
+                    run.push(period)
+                }
+                _ => runs.push(vec![period]),
+            }
+        }
+        put_varint(&mut out, runs.len() as u64);
+        let mut last_source: u64 = 0;
+        for run in runs {
+            match run[0].0 {
+                Some(key) => {
+                    out.push(key.per_year as u8);
+                    put_varint(&mut out, key.index as u64);
+                }
+                None => {
+                    out.push(0);
+                    put_bytes(&mut out, run[0].1.as_bytes());
+                }
+            }
+            put_varint(&mut out, run.len() as u64);
+            for (_, _, versions) in run {
+                put_varint(&mut out, versions.len() as u64);
+                for v in versions {
+                    let source = index[&v.seq];
+                    let step = source as i64 - last_source as i64;
+                    put_varint(&mut out, ((step << 1) ^ (step >> 63)) as u64);
+                    put_varint(&mut out, v.count);
+                    last_source = source;
+                }
+            }
+        }
+        out
+    }
+
+    /// `None` for a payload that is not a whole snapshot.
+    pub fn decode(payload: &[u8]) -> Option<SeriesSnapshot> {
+        let mut r = Reader(payload.strip_prefix(SNAPSHOT_MAGIC)?);
+        let n = r.varint()?;
+        let mut sources: Vec<(String, u64)> = Vec::new();
+        let mut seq = 0u64;
+        for _ in 0..n {
+            let release = r.release()?;
+            seq = seq.checked_add(r.varint()?)?;
+            sources.push((release, seq));
+        }
+        let mut history = History::new();
+        let mut source: i64 = 0;
+        for _ in 0..r.varint()? {
+            let kind = r.byte()?;
+            let first = match kind {
+                0 => Err(String::from_utf8(r.bytes()?.to_vec()).ok()?),
+                1 | 4 | 12 => Ok(PeriodKey {
+                    per_year: i64::from(kind),
+                    index: i64::try_from(r.varint()?).ok()?,
+                }),
+                _ => return None,
+            };
+            let len = r.varint()?;
+            if first.is_err() && len != 1 {
+                return None;
+            }
+            for i in 0..len {
+                let period = match &first {
+                    Ok(key) => key.offset(i as i64).to_string(),
+                    Err(raw) => raw.clone(),
+                };
+                let versions = history.entry(period).or_default();
+                for _ in 0..r.varint()? {
+                    let zigzag = r.varint()?;
+                    source += ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+                    let (release_id, seq) = sources.get(usize::try_from(source).ok()?)?;
+                    versions.push(Figure {
+                        count: r.varint()?,
+                        release_id: release_id.clone(),
+                        seq: *seq,
+                    });
+                }
+            }
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        history.retain(|_, versions| !versions.is_empty());
+        Some(SeriesSnapshot { history })
+    }
+}
+
+/// A period of a snapshot being written: its key (`None`: it does not parse), its text and
+/// its versions.
+type PeriodVersions<'a> = (Option<PeriodKey>, &'a String, &'a Vec<Figure>);
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// A release id: 8 bytes when it is `rel-` and 16 lowercase hex digits (as ingest names
+/// releases), else spelled out.
+fn put_release(out: &mut Vec<u8>, release: &str) {
+    let hex = release
+        .strip_prefix("rel-")
+        .filter(|h| h.len() == 16 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    match hex.and_then(|h| u64::from_str_radix(h, 16).ok()) {
+        Some(n) => {
+            out.push(0);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        None => {
+            out.push(1);
+            put_bytes(out, release.as_bytes());
+        }
+    }
+}
+
+/// Reads a snapshot's payload front to back; every read is `None` past its end.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        if len > self.0.len() {
+            return None;
+        }
+        let (bytes, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Some(bytes)
+    }
+
+    fn release(&mut self) -> Option<String> {
+        match self.byte()? {
+            0 => {
+                let mut n = [0u8; 8];
+                for b in &mut n {
+                    *b = self.byte()?;
+                }
+                Some(format!("rel-{:016x}", u64::from_be_bytes(n)))
+            }
+            1 => String::from_utf8(self.bytes()?.to_vec()).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// A period as a frequency and a count of periods since year 0, for runs of consecutive
+/// periods: `2024` (years), `2024-Q3` (quarters), `2024-07` (months), as the model writes
+/// them (`borderwatch_model::Period`, which this crate does not depend on). Only the exact
+/// spelling parses, so writing a key back gives the same text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PeriodKey {
+    /// 1 (years), 4 (quarters) or 12 (months) a year.
+    per_year: i64,
+    index: i64,
+}
+
+impl PeriodKey {
+    fn parse(period: &str) -> Option<PeriodKey> {
+        let year = |y: &str| -> Option<i64> {
+            (y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| y.parse().ok())
+                .flatten()
+        };
+        let key = match period.split_once('-') {
+            None => PeriodKey {
+                per_year: 1,
+                index: year(period)?,
+            },
+            Some((y, q)) if q.len() == 2 && q.starts_with('Q') => {
+                let q: i64 = q[1..].parse().ok().filter(|q| (1..=4).contains(q))?;
+                PeriodKey {
+                    per_year: 4,
+                    index: year(y)? * 4 + q - 1,
+                }
+            }
+            Some((y, m)) if m.len() == 2 && m.bytes().all(|b| b.is_ascii_digit()) => {
+                let m: i64 = m.parse().ok().filter(|m| (1..=12).contains(m))?;
+                PeriodKey {
+                    per_year: 12,
+                    index: year(y)? * 12 + m - 1,
+                }
+            }
+            Some(_) => return None,
+        };
+        (key.to_string() == period).then_some(key)
+    }
+
+    fn offset(self, n: i64) -> PeriodKey {
+        PeriodKey {
+            index: self.index + n,
+            ..self
+        }
+    }
+
+    fn next(self) -> PeriodKey {
+        self.offset(1)
+    }
+}
+
+impl std::fmt::Display for PeriodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (year, within) = (
+            self.index.div_euclid(self.per_year),
+            self.index.rem_euclid(self.per_year) + 1,
+        );
+        match self.per_year {
+            4 => write!(f, "{year:04}-Q{within}"),
+            12 => write!(f, "{year:04}-{within:02}"),
+            _ => write!(f, "{year:04}"),
+        }
+    }
+}
+
+/// The message that stores `history` of `series` as one [`SeriesSnapshot`], with as
+/// message id a hash of its subject and payload (as [`series_messages`] gives them): a
+/// compaction retried with the same messages stores it once.
+pub fn snapshot_message(series: &Series, history: &History) -> Outgoing {
+    let payload = SeriesSnapshot {
+        history: history.clone(),
+    }
+    .encode();
+    let subject = series.subject();
+    let id = format!(
+        "{:016x}",
+        fnv1a(&[subject.as_bytes(), b" ", &payload].concat())
+    );
+    Outgoing::new(subject, payload).with_id(id)
 }
 
 /// How long a read of stored messages waits for the next one before giving up.
@@ -154,16 +574,19 @@ const SERIES_PER_READ: usize = 1_000;
 /// Reads of [`SERIES_PER_READ`] series at once by [`series_as_of`].
 const READS_IN_FLIGHT: usize = 4;
 
+/// How many messages each series holds, by series.
+pub type MessageCounts = HashMap<Series, u64>;
+
 /// Reads the stored messages of `filter` from the start, folding each into its series, up to
 /// and including sequence `end` (a message at `end` matching `filter` must exist, so the read
-/// ends), leaving out those above `as_of`.
+/// ends); counts each series' messages on the way.
 async fn fold_until(
     bus: &dyn Transport,
     filter: &str,
     end: u64,
-    as_of: Option<u64>,
-) -> Result<HashMap<Series, Figures>> {
+) -> Result<(HashMap<Series, Figures>, MessageCounts)> {
     let mut out: HashMap<Series, Figures> = HashMap::new();
+    let mut counts = MessageCounts::new();
     let mut stored = bus.replay(OBS_STREAM, filter, 1).await?;
     loop {
         let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next())
@@ -174,17 +597,19 @@ async fn fold_until(
             })?;
         let Some(msg) = next else { break };
         let msg = msg?;
-        if as_of.is_some_and(|as_of| msg.seq > as_of) {
+        if msg.seq > end {
             break;
         }
         if let Some(series) = Series::of_subject(&msg.subject) {
+            *counts.entry(series.clone()).or_default() += 1;
             fold(out.entry(series).or_default(), &msg);
         }
         if msg.seq >= end {
             break;
         }
     }
-    Ok(out)
+    out.retain(|_, figures| !figures.is_empty());
+    Ok((out, counts))
 }
 
 /// The current figures of every series of `source`: each series' messages folded. One
@@ -193,24 +618,46 @@ pub async fn source_figures(bus: &dyn Transport, source: &str) -> Result<HashMap
     figures_of(bus, &names::obs_series_of_source(source)).await
 }
 
+/// [`source_figures`], and how many messages each series holds (ingest compacts those
+/// holding more than [`COMPACT_ABOVE`] with [`compact_series`]).
+pub async fn source_figures_counted(
+    bus: &dyn Transport,
+    source: &str,
+) -> Result<(HashMap<Series, Figures>, MessageCounts)> {
+    figures_counted(bus, &names::obs_series_of_source(source)).await
+}
+
 /// The current figures of every series whose subject matches `filter` (for instance
 /// [`names::ALL_OBS_SERIES`]), as [`source_figures`] reads them.
+///
+/// Not safe against a compaction of the same series while it reads (it could miss messages
+/// purged before it got to them): its readers are the series' writer itself (ingest, under
+/// the source's turn), `borderwatch migrate` with every role stopped, and tests.
 pub async fn figures_of(bus: &dyn Transport, filter: &str) -> Result<HashMap<Series, Figures>> {
+    Ok(figures_counted(bus, filter).await?.0)
+}
+
+async fn figures_counted(
+    bus: &dyn Transport,
+    filter: &str,
+) -> Result<(HashMap<Series, Figures>, MessageCounts)> {
     let last = bus.last_per_subject(OBS_STREAM, &[filter]).await?;
     let Some(end) = last.iter().map(|m| m.seq).max() else {
-        return Ok(HashMap::new());
+        return Ok(Default::default());
     };
-    fold_until(bus, filter, end, None).await
+    fold_until(bus, filter, end).await
 }
 
 /// The figures of the series named, as the stream held them at sequence `as_of` (the
 /// marker's `obs_seq`: what its release saw; `None`: now), and the series with messages
-/// stored after `as_of`. A series with no message at or below `as_of` is absent.
+/// stored after `as_of`. A series with no figure at or below `as_of` is absent.
 ///
 /// The last message of each series is read first (it says where the read ends and which
 /// series have newer messages); then the series' messages up to there, a thousand
 /// series per read ([`Transport::read_subjects`]: one consumer that skips every other
-/// series, not one per series).
+/// series, not one per series). Safe against a compaction ([`compact_series`]) running
+/// meanwhile: a compaction stores its snapshot before it removes anything, so a series
+/// whose last sequence moved during the read is read again, whole.
 pub async fn series_as_of(
     bus: &dyn Transport,
     series: &[Series],
@@ -237,29 +684,78 @@ pub async fn series_as_of(
 /// What [`read_part`] gives: figures by series, and the series with newer messages.
 type ReadPart = (HashMap<Series, Figures>, HashSet<Series>);
 
-/// [`series_as_of`] for up to [`SERIES_PER_READ`] series: two consumers in all.
+/// Times [`read_part`] reads a series again because its last message moved during a read
+/// before it gives up: each time means another release or compaction of the series landed
+/// within one read.
+const MAX_READS_AGAIN: usize = 5;
+
+/// [`series_as_of`] for up to [`SERIES_PER_READ`] series.
+///
+/// A compaction may purge messages of a series while they are read. It always stores the
+/// series' snapshot before it purges, so the series' last sequence moves first: after the
+/// read, each series whose last sequence moved since it was taken is read again, whole
+/// (its snapshot stands for what was purged). Each read goes up to the series' last
+/// sequence, not to `as_of`: a snapshot stored after `as_of` still answers for it, and
+/// [`fold_as_of`] leaves out what came later.
 async fn read_part(bus: &dyn Transport, series: &[Series], as_of: Option<u64>) -> Result<ReadPart> {
+    let mut todo: Vec<Series> = series.to_vec();
+    let mut last = last_seqs(bus, &todo).await?;
+    let mut out: HashMap<Series, Figures> = HashMap::new();
+    let mut newer: HashSet<Series> = HashSet::new();
+    for _ in 0..=MAX_READS_AGAIN {
+        let (figures, part_newer) = read_folded(bus, &todo, &last, as_of).await?;
+        out.extend(figures);
+        newer.extend(part_newer);
+        let now = last_seqs(bus, &todo).await?;
+        todo.retain(|s| now.get(s) != last.get(s));
+        last.extend(now);
+        if todo.is_empty() {
+            return Ok((out, newer));
+        }
+        for s in &todo {
+            out.remove(s);
+            newer.remove(s);
+        }
+    }
+    Err(BusError::Nats {
+        op: "read series",
+        reason: format!(
+            "{} series of {OBS_STREAM} changed during each of {} reads in a row",
+            todo.len(),
+            MAX_READS_AGAIN + 1
+        ),
+    })
+}
+
+/// The last sequence of each series named that has messages.
+async fn last_seqs(bus: &dyn Transport, series: &[Series]) -> Result<HashMap<Series, u64>> {
     let subjects: Vec<String> = series.iter().map(Series::subject).collect();
     let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
-    let last = bus.last_per_subject(OBS_STREAM, &subjects).await?;
-    let mut newer: HashSet<Series> = HashSet::new();
-    let mut end = 0;
-    for msg in &last {
-        let Some(s) = Series::of_subject(&msg.subject) else {
-            continue;
-        };
-        if as_of.is_some_and(|as_of| msg.seq > as_of) {
-            newer.insert(s);
-        }
-        end = end.max(msg.seq);
-    }
-    if let Some(as_of) = as_of {
-        end = end.min(as_of);
-    }
+    Ok(bus
+        .last_per_subject(OBS_STREAM, &subjects)
+        .await?
+        .into_iter()
+        .filter_map(|m| Some((Series::of_subject(&m.subject)?, m.seq)))
+        .collect())
+}
+
+/// The stored messages of `series` up to their last sequences in `last`, folded as of
+/// `as_of`: one [`Transport::read_subjects`]. Series without figures at or below `as_of`
+/// are left out. Also the series holding figures stored after `as_of`.
+async fn read_folded(
+    bus: &dyn Transport,
+    series: &[Series],
+    last: &HashMap<Series, u64>,
+    as_of: Option<u64>,
+) -> Result<ReadPart> {
     let mut out: HashMap<Series, Figures> = HashMap::new();
-    if end == 0 {
+    let mut newer: HashSet<Series> = HashSet::new();
+    let end = series.iter().filter_map(|s| last.get(s)).max().copied();
+    let Some(end) = end else {
         return Ok((out, newer));
-    }
+    };
+    let subjects: Vec<String> = series.iter().map(Series::subject).collect();
+    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
     let mut stored = bus.read_subjects(OBS_STREAM, &subjects, end).await?;
     loop {
         let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next())
@@ -273,11 +769,118 @@ async fn read_part(bus: &dyn Transport, series: &[Series], as_of: Option<u64>) -
         if msg.seq > end {
             break;
         }
-        if let Some(s) = Series::of_subject(&msg.subject) {
-            fold(out.entry(s).or_default(), &msg);
+        if let Some(s) = Series::of_subject(&msg.subject)
+            && fold_as_of(out.entry(s.clone()).or_default(), &msg, as_of)
+        {
+            newer.insert(s);
         }
     }
+    out.retain(|_, figures| !figures.is_empty());
     Ok((out, newer))
+}
+
+/// Messages a series may hold before ingest compacts it into one snapshot
+/// ([`compact_series`]): a series grown one period per release then holds at most this
+/// many messages besides its snapshot, and each compaction rewrites the series once per
+/// this many releases (BENCHMARKS.md, "nats-server memory per stored figure").
+pub const COMPACT_ABOVE: u64 = 8;
+
+/// What [`compact_series`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compacted {
+    /// Series whose snapshot was stored.
+    pub series: u64,
+    /// Messages removed (the snapshots stand for them).
+    pub purged: u64,
+}
+
+/// Largest snapshot payload [`compact_series`] stores: far below NATS's 1 MiB message limit
+/// (at about 5 bytes a figure, a series of 100,000 figures); a larger series stays as it is.
+const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
+
+/// Compacts each series named: reads its messages, stores one snapshot of all they hold
+/// ([`snapshot_message`]), then removes the messages the snapshot stands for
+/// ([`Transport::purge_subject_below`]: those at or below the last one read, so a message
+/// stored after the read stays). The snapshot is stored before anything is removed, so a
+/// failure half-way loses nothing (the next compaction folds the old snapshot and messages
+/// into a new one), and readers learn of it by the series' last sequence moving
+/// ([`series_as_of`]).
+///
+/// Only the series' writer calls it: ingest, holding the source's turn, after a release's
+/// figures and before its markers.
+pub async fn compact_series(bus: &dyn Transport, series: &[Series]) -> Result<Compacted> {
+    let mut done = Compacted::default();
+    for chunk in series.chunks(SERIES_PER_READ) {
+        let last = last_seqs(bus, chunk).await?;
+        let histories = read_histories(bus, chunk, &last).await?;
+        let mut snapshots = Vec::new();
+        let mut read_up_to = Vec::new();
+        for (s, history) in histories {
+            let msg = snapshot_message(&s, &history);
+            if msg.payload.len() > MAX_SNAPSHOT_BYTES.min(bus.max_payload()) {
+                tracing::warn!(
+                    series = %s.subject(),
+                    bytes = msg.payload.len(),
+                    "series too large for one snapshot: left uncompacted"
+                );
+                continue;
+            }
+            read_up_to.push((s.subject(), last.get(&s).copied().unwrap_or(0)));
+            snapshots.push(msg);
+        }
+        if snapshots.is_empty() {
+            continue;
+        }
+        let acks = bus.publish_all(snapshots).await?;
+        for ((subject, upto), ack) in read_up_to.into_iter().zip(acks) {
+            if ack.duplicate {
+                // The same snapshot was stored before (nothing new since, or a retry): the
+                // stream may hold it among what was read, so nothing is removed.
+                continue;
+            }
+            done.series += 1;
+            done.purged += bus
+                .purge_subject_below(OBS_STREAM, &subject, upto + 1)
+                .await?;
+        }
+    }
+    Ok(done)
+}
+
+/// The histories of `series`, read up to their last sequences in `last`.
+async fn read_histories(
+    bus: &dyn Transport,
+    series: &[Series],
+    last: &HashMap<Series, u64>,
+) -> Result<Vec<(Series, History)>> {
+    let mut out: HashMap<Series, History> = HashMap::new();
+    let Some(end) = last.values().max().copied() else {
+        return Ok(Vec::new());
+    };
+    let subjects: Vec<String> = series.iter().map(Series::subject).collect();
+    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    let mut stored = bus.read_subjects(OBS_STREAM, &subjects, end).await?;
+    loop {
+        let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next())
+            .await
+            .map_err(|_| BusError::Timeout {
+                subject: OBS_STREAM.to_string(),
+                timeout: STORED_READ_TIMEOUT,
+            })?;
+        let Some(msg) = next else { break };
+        let msg = msg?;
+        if msg.seq > end {
+            break;
+        }
+        if let Some(s) = Series::of_subject(&msg.subject)
+            && last.get(&s).is_some_and(|&upto| msg.seq <= upto)
+        {
+            add_to_history(out.entry(s).or_default(), &msg);
+        }
+    }
+    let mut out: Vec<(Series, History)> = out.into_iter().collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Subjects of the layout before (one per figure, `bw.obs.<source>.<country>.<category>.<period>`).
@@ -373,5 +976,232 @@ mod tests {
                 seq: 3
             }
         );
+    }
+
+    fn series_msg(seq: u64, release: &str, figures: &[(&str, u64)]) -> Message {
+        let figures: Vec<(String, u64)> =
+            figures.iter().map(|(p, c)| (p.to_string(), *c)).collect();
+        let out = series_messages(&Series::new("fsb", "PRK", "study"), release, &figures, true);
+        Message {
+            subject: out[0].subject.clone(),
+            headers: Vec::new(),
+            payload: out[0].payload.clone(),
+            seq,
+        }
+    }
+
+    fn stored(out: Outgoing, seq: u64) -> Message {
+        Message {
+            subject: out.subject,
+            headers: Vec::new(),
+            payload: out.payload,
+            seq,
+        }
+    }
+
+    fn history_of(msgs: &[Message]) -> History {
+        let mut history = History::new();
+        for m in msgs {
+            add_to_history(&mut history, m);
+        }
+        history
+    }
+
+    fn folded(msgs: &[Message], as_of: Option<u64>) -> Figures {
+        let mut figures = Figures::new();
+        for m in msgs {
+            fold_as_of(&mut figures, m, as_of);
+        }
+        figures
+    }
+
+    /// A series with revisions (one revised twice), periods of three frequencies, a period
+    /// given twice in one message, gaps, and a period that does not parse.
+    fn revised_series() -> Vec<Message> {
+        vec![
+            series_msg(
+                2,
+                "rel-a",
+                &[
+                    ("2023-Q1", 10),
+                    ("2023-Q2", 11),
+                    ("2023-Q3", 12),
+                    ("2023", 40),
+                ],
+            ),
+            series_msg(
+                5,
+                "rel-b",
+                &[("2023-Q4", 13), ("2023-Q2", 111), ("2024-01", 7)],
+            ),
+            series_msg(
+                6,
+                "rel-c",
+                &[("2024-Q1", 14), ("2024-02", 8), ("odd", 1), ("2024-Q1", 15)],
+            ),
+            series_msg(
+                9,
+                "rel-d",
+                &[
+                    ("2023-Q2", 112),
+                    ("2024-Q2", 16),
+                    ("2024-Q4", 18),
+                    ("2023", 41),
+                ],
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_snapshot_reads_as_its_messages_did_as_of_every_sequence() {
+        let msgs = revised_series();
+        let snapshot = snapshot_message(&Series::new("fsb", "PRK", "study"), &history_of(&msgs));
+        // Stored after the messages; read alone (they were purged), or after them (not yet).
+        let alone = vec![stored(snapshot.clone(), 12)];
+        let mut both = msgs.clone();
+        both.push(stored(snapshot, 12));
+        for as_of in (0..=13).map(Some).chain([None]) {
+            let expected = folded(&msgs, as_of);
+            assert_eq!(
+                folded(&alone, as_of),
+                expected,
+                "snapshot alone, as of {as_of:?}"
+            );
+            assert_eq!(
+                folded(&both, as_of),
+                expected,
+                "messages and snapshot, as of {as_of:?}"
+            );
+        }
+        let now = folded(&alone, None);
+        assert_eq!(
+            now["2023-Q2"],
+            Figure {
+                count: 112,
+                release_id: "rel-d".into(),
+                seq: 9
+            }
+        );
+        assert_eq!(
+            now["2024-Q1"].count, 15,
+            "the later of a period given twice"
+        );
+        assert_eq!(now["odd"].count, 1);
+        let then = folded(&alone, Some(5));
+        assert_eq!(
+            then["2023-Q2"],
+            Figure {
+                count: 111,
+                release_id: "rel-b".into(),
+                seq: 5
+            }
+        );
+        assert!(!then.contains_key("2024-Q1"));
+        assert!(folded(&alone, Some(1)).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_of_a_snapshot_and_later_messages_keeps_every_version() {
+        let msgs = revised_series();
+        let series = Series::new("fsb", "PRK", "study");
+        let first = stored(snapshot_message(&series, &history_of(&msgs[..2])), 7);
+        // Compacted again later: the first snapshot, the messages after it, and one message
+        // the first compaction left behind (stored between its read and its snapshot).
+        let later = vec![
+            msgs[2].clone(),
+            first.clone(),
+            msgs[3].clone(),
+            series_msg(14, "rel-e", &[("2023-Q1", 100), ("2025-Q1", 19)]),
+        ];
+        let second = stored(snapshot_message(&series, &history_of(&later)), 20);
+        let mut all = msgs.clone();
+        all.push(series_msg(
+            14,
+            "rel-e",
+            &[("2023-Q1", 100), ("2025-Q1", 19)],
+        ));
+        for as_of in (0..=21).map(Some).chain([None]) {
+            let expected = folded(&all, as_of);
+            assert_eq!(
+                folded(std::slice::from_ref(&second), as_of),
+                expected,
+                "as of {as_of:?}"
+            );
+            assert_eq!(
+                folded(&later, as_of),
+                expected,
+                "uncompacted, as of {as_of:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn snapshots_cost_a_few_bytes_a_figure_and_say_what_is_newer() {
+        let series = Series::new("fsb", "PRK", "study");
+        let first: PeriodKey = PeriodKey::parse("2001-Q1").unwrap();
+        let msgs: Vec<Message> = (0..100u64)
+            .map(|i| {
+                let period = first.offset(i as i64).to_string();
+                let release = format!("rel-{:016x}", i);
+                series_msg(10_000 * i + 1, &release, &[(&period, 3000 + i)])
+            })
+            .collect();
+        let snapshot = snapshot_message(&series, &history_of(&msgs));
+        let per_figure = snapshot.payload.len() as f64 / 100.0;
+        // One release per figure: the release table dominates (8 bytes a release id).
+        assert!(per_figure < 16.0, "{per_figure} bytes a figure");
+        let cut = msg_payload_cut(&snapshot);
+        assert_eq!(
+            SeriesSnapshot::decode(&cut),
+            None,
+            "a truncated snapshot is refused"
+        );
+        let msg = stored(snapshot, 2_000_000);
+        assert_eq!(
+            folded(std::slice::from_ref(&msg), None),
+            folded(&msgs, None)
+        );
+        let mut figures = Figures::new();
+        assert!(
+            fold_as_of(&mut figures, &msg, Some(500_000)),
+            "versions after 500,000"
+        );
+        assert_eq!(figures.len(), 50);
+        assert!(!fold_as_of(&mut Figures::new(), &msg, Some(990_001)));
+        // One release of a long series: one run, about 4 bytes a figure.
+        let one: Vec<(String, u64)> = (0..400)
+            .map(|i| (first.offset(i).to_string(), 3000 + i as u64))
+            .collect();
+        let one: Vec<(&str, u64)> = one.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+        let snapshot = snapshot_message(&series, &history_of(&[series_msg(3, "rel-x", &one)]));
+        assert!(
+            snapshot.payload.len() < 400 * 5,
+            "{} bytes",
+            snapshot.payload.len()
+        );
+    }
+
+    #[test]
+    fn periods_step_and_only_their_exact_spelling_parses() {
+        for (p, next) in [
+            ("2024", "2025"),
+            ("2024-Q4", "2025-Q1"),
+            ("2024-12", "2025-01"),
+            ("0999-09", "0999-10"),
+        ] {
+            let key = PeriodKey::parse(p).unwrap();
+            assert_eq!(key.to_string(), p);
+            assert_eq!(key.next().to_string(), next);
+        }
+        for bad in [
+            "24", " 2024", "2024-Q5", "2024-Q0", "2024-13", "2024-00", "2024-1", "2024-q1", "odd",
+            "",
+        ] {
+            assert_eq!(PeriodKey::parse(bad), None, "{bad}");
+        }
+    }
+
+    fn msg_payload_cut(out: &Outgoing) -> Vec<u8> {
+        out.payload[..out.payload.len() - 1].to_vec()
     }
 }

@@ -186,3 +186,40 @@ async fn payloads_stay_in_the_log_and_are_read_back_from_it() {
     assert_eq!(bus.footprint().messages, 1_000);
     check(bus).await;
 }
+
+/// A purge is written to the stream's log: a restart does not bring the purged messages
+/// back, and what stays (other subjects, later messages) keeps its sequences.
+#[tokio::test]
+async fn purged_messages_stay_gone_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seqs: Vec<u64> = {
+        let bus = open(tmp.path(), Duration::from_secs(60)).await;
+        publish(&bus, 21).await;
+        // t.0 holds m0, m7, m14 (sequences 1, 8, 15).
+        assert_eq!(bus.purge_subject_below(STREAM, "t.0", 15).await.unwrap(), 2);
+        assert_eq!(bus.footprint().messages, 19);
+        stored_seqs(&bus).await
+    };
+    let bus = open(tmp.path(), Duration::from_secs(60)).await;
+    assert_eq!(bus.footprint().messages, 19);
+    assert_eq!(stored_seqs(&bus).await, seqs);
+    assert!(!seqs.contains(&1) && !seqs.contains(&8) && seqs.contains(&15));
+    assert_eq!(bus.last_seq(STREAM).await.unwrap(), 21);
+    let ack = bus.publish(Outgoing::new("t.0", "m21")).await.unwrap();
+    assert_eq!(ack.seq, 22);
+}
+
+/// The sequences the stream holds, in order.
+async fn stored_seqs(bus: &MemoryBus) -> Vec<u64> {
+    let last = bus.last_seq(STREAM).await.unwrap();
+    let mut out = Vec::new();
+    let mut all = bus.replay(STREAM, "t.>", 1).await.unwrap();
+    while let Some(msg) = all.next().await {
+        let seq = msg.unwrap().seq;
+        out.push(seq);
+        if seq >= last {
+            break;
+        }
+    }
+    out
+}

@@ -47,6 +47,7 @@ contract!(
     last_per_subject_without_match_is_empty_at_once,
     last_per_subject_takes_several_filters,
     read_subjects_gives_the_named_subjects_in_order_up_to_a_sequence_then_ends,
+    purge_subject_below_removes_only_that_subjects_older_messages,
     last_seq_follows_publishes,
     max_msgs_per_subject_keeps_only_latest_versions,
     consumers_with_same_durable_share_messages,
@@ -306,6 +307,76 @@ async fn last_per_subject_takes_several_filters(bus: Bus) {
             .expect("no filters")
             .is_empty()
     );
+}
+
+async fn purge_subject_below_removes_only_that_subjects_older_messages(bus: Bus) {
+    setup(&bus).await;
+    let msgs = vec![
+        obs("fsb", "PRK", "2024-Q1", "prk-1"),
+        obs("fsb", "SYR", "2024-Q1", "syr-1"),
+        obs("fsb", "PRK", "2024-Q1", "prk-2"),
+        obs("fsb", "PRK", "2024-Q1", "prk-3"),
+        obs("fsb", "PRK", "2024-Q1", "prk-4"),
+    ];
+    let acks = bus.publish_all(msgs).await.expect("publish_all");
+    let seq = |i: usize| acks[i].seq;
+    let prk = names::obs_subject("fsb", "PRK", "study", "2024-Q1");
+    let syr = names::obs_subject("fsb", "SYR", "study", "2024-Q1");
+    let read = |subject: String| {
+        let bus = bus.clone();
+        async move {
+            let stream = bus
+                .read_subjects(OBS_STREAM, &[subject.as_str()], u64::MAX)
+                .await
+                .expect("read_subjects");
+            tokio::time::timeout(WAIT, stream.collect::<Vec<_>>())
+                .await
+                .expect("the read ends by itself")
+                .into_iter()
+                .map(|m| payload(&m.expect("a message")).to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let purged = bus
+        .purge_subject_below(OBS_STREAM, &prk, seq(3))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2, "prk-1 and prk-2 are below prk-3");
+    assert_eq!(read(prk.clone()).await, vec!["prk-3", "prk-4"]);
+    assert_eq!(
+        read(syr.clone()).await,
+        vec!["syr-1"],
+        "other subjects stay"
+    );
+    assert!(
+        bus.message_at(OBS_STREAM, seq(0))
+            .await
+            .expect("message_at")
+            .is_none(),
+        "a purged message is gone by sequence too"
+    );
+    assert_eq!(bus.last_seq(OBS_STREAM).await.expect("last_seq"), seq(4));
+    let again = bus
+        .purge_subject_below(OBS_STREAM, &prk, seq(3))
+        .await
+        .expect("purge again");
+    assert_eq!(again, 0, "nothing left below");
+    let none = bus
+        .purge_subject_below(
+            OBS_STREAM,
+            &names::obs_subject("fsb", "AFG", "study", "2024-Q1"),
+            u64::MAX,
+        )
+        .await
+        .expect("purge of a subject with no messages");
+    assert_eq!(none, 0);
+    // The next message still gets the next sequence.
+    let ack = bus
+        .publish(obs("fsb", "PRK", "2024-Q1", "prk-5"))
+        .await
+        .expect("publish");
+    assert_eq!(ack.seq, seq(4) + 1);
+    assert_eq!(read(prk).await, vec!["prk-3", "prk-4", "prk-5"]);
 }
 
 async fn read_subjects_gives_the_named_subjects_in_order_up_to_a_sequence_then_ends(bus: Bus) {

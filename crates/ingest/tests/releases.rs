@@ -375,6 +375,14 @@ impl Transport for Flaky {
     ) -> borderwatch_bus::Result<BoxStream<'static, borderwatch_bus::Result<Message>>> {
         self.inner.replay(stream, filter, from_seq).await
     }
+    async fn purge_subject_below(
+        &self,
+        stream: &str,
+        subject: &str,
+        seq: u64,
+    ) -> borderwatch_bus::Result<u64> {
+        self.inner.purge_subject_below(stream, subject, seq).await
+    }
     async fn consume(
         &self,
         stream: &str,

@@ -206,6 +206,12 @@ impl Transport for MemoryBus {
         stream::read_subjects(self, stream, subjects, to_seq)
     }
 
+    async fn purge_subject_below(&self, stream: &str, subject: &str, seq: u64) -> Result<u64> {
+        let purged = stream::purge_subject_below(self, stream, subject, seq)?;
+        self.inner.changed.notify_waiters();
+        Ok(purged)
+    }
+
     async fn replay(
         &self,
         stream: &str,

@@ -28,6 +28,9 @@ use crate::{
 /// Message ids a stream remembers at most, however short its window: a bound on memory that
 /// a burst of publishes within one window cannot push past.
 pub(super) const MAX_DEDUP_IDS: usize = 1_000_000;
+/// The `op` of a stream log record that removes a subject's messages below its `seq`
+/// ([`crate::Transport::purge_subject_below`]); message records have none.
+const PURGE_OP: &str = "purge";
 /// Lines an acks log may hold beyond twice its live acks before it is rewritten.
 const ACKS_LOG_SLACK: usize = 4096;
 
@@ -152,6 +155,50 @@ impl StreamState {
         self.bytes += stored.size();
         self.msgs.insert(seq, stored);
         self.last_seq = self.last_seq.max(seq);
+    }
+
+    /// Removes the messages of `subject` below `seq` (see
+    /// [`crate::Transport::purge_subject_below`]); returns how many went.
+    fn purge_below(&mut self, subject: &str, seq: u64) -> u64 {
+        let Some(versions) = self.by_subject.get_mut(subject) else {
+            return 0;
+        };
+        let mut purged = 0;
+        while let Some(&old) = versions.front() {
+            if old >= seq {
+                break;
+            }
+            versions.pop_front();
+            if let Some(gone) = self.msgs.remove(&old) {
+                self.bytes = self.bytes.saturating_sub(gone.size());
+                purged += 1;
+            }
+        }
+        if versions.is_empty() {
+            self.by_subject.remove(subject);
+        }
+        purged
+    }
+
+    /// [`StreamState::purge_below`], written to the log first (a `purge` record: subject
+    /// and sequence, no payload) so that reading the log back removes them again.
+    fn purge_logged(&mut self, subject: &str, seq: u64) -> Result<u64> {
+        if let Some(log) = self.log.as_mut() {
+            let header = RecordHeader {
+                seq,
+                subject: subject.to_string(),
+                headers: Vec::new(),
+                msg_id: None,
+                at_ms: now_ms(),
+                op: PURGE_OP.into(),
+                key: String::new(),
+                len: 0,
+            };
+            let (_, written) = write_record(&mut log.writer, &header, &[])?;
+            log.len += written;
+            log.writer.flush()?;
+        }
+        Ok(self.purge_below(subject, seq))
     }
 
     fn append(&mut self, msg: Outgoing) -> Result<PubAck> {
@@ -474,6 +521,10 @@ pub(super) fn ensure(bus: &MemoryBus, spec: &StreamSpec) -> Result<()> {
     };
     if let Some(path) = bus.inner.path(&["streams", &format!("{}.log", spec.name)]) {
         let (writer, len) = read_log(&path, |h, payload, offset| {
+            if h.op == PURGE_OP {
+                stream.purge_below(&h.subject, h.seq);
+                return;
+            }
             if let Some(id) = h.msg_id {
                 stream.remember_id(id, h.seq, h.at_ms);
             }
@@ -538,6 +589,20 @@ pub(super) fn last_seq(bus: &MemoryBus, stream: &str) -> Result<u64> {
         .get(stream)
         .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
     Ok(s.last_seq)
+}
+
+pub(super) fn purge_subject_below(
+    bus: &MemoryBus,
+    stream: &str,
+    subject: &str,
+    seq: u64,
+) -> Result<u64> {
+    let mut state = bus.inner.lock();
+    let s = state
+        .streams
+        .get_mut(stream)
+        .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+    s.purge_logged(subject, seq)
 }
 
 pub(super) fn message_at(bus: &MemoryBus, stream: &str, seq: u64) -> Result<Option<Message>> {
