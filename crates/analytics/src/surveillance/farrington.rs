@@ -11,7 +11,7 @@ use statrs::distribution::{
 };
 
 use super::glm::{
-    GLM_EPSILON, GLM_MAXIT, GlmError, Grouped, Wants, Workspace, dispersion, predict, t_test,
+    GLM_EPSILON, GLM_MAXIT, GlmError, Grouped, Wants, Workspace, dispersion, predict, t_test_below,
 };
 
 /// Power transformation of the delta threshold (R's `powertrans`).
@@ -802,6 +802,8 @@ struct Scratch {
     levels: Vec<usize>,
     /// Each row's position in `levels` (0 throughout without factors), for the grouped fit.
     level_idx: Vec<usize>,
+    /// Position of each level value in `levels`, see [`levels_into`].
+    level_pos: Vec<usize>,
     /// Column-major design of the current fit.
     x: Vec<f64>,
     /// Design row of the evaluated point.
@@ -866,21 +868,18 @@ struct FlexFit {
     /// x0'(X'WX)^-1 x0. `None` if the evaluated point's level is not in the fit (R's predict
     /// fails on a new factor level).
     prediction: Option<(f64, f64)>,
-    /// Two-sided p-value of the time coefficient (with `has_time` and a prediction); `None`
-    /// when the coefficient is aliased.
-    trend_p: Option<f64>,
+    /// Whether the two-sided p-value of the time coefficient (with `has_time` and a
+    /// prediction) is below `p_threshold_trend`; `false` when the coefficient is aliased.
+    trend_significant: bool,
 }
 
-/// Column-major design (intercept, wtime, level indicators) into `x`; returns the number of
-/// columns.
-fn design_into(data: &GlmData, time: bool, levels: &[usize], x: &mut Vec<f64>) -> usize {
+/// Column-major design (intercept, wtime, level indicators) into `x`, which it returns.
+fn design_into<'x>(data: &GlmData, time: bool, levels: &[usize], x: &'x mut Vec<f64>) -> &'x [f64] {
     let n = data.response.len();
     x.clear();
     x.resize(n, 1.0);
-    let mut p = 1;
     if time {
         x.extend_from_slice(&data.wtime);
-        p += 1;
     }
     for &lev in levels.iter().skip(1) {
         x.extend(
@@ -888,16 +887,41 @@ fn design_into(data: &GlmData, time: bool, levels: &[usize], x: &mut Vec<f64>) -
                 .iter()
                 .map(|&g| if g == lev { 1.0 } else { 0.0 }),
         );
-        p += 1;
     }
-    p
+    x
 }
 
-/// Each row's position among the sorted `levels` (the design's level columns), or 0 for
-/// every row without factors (`levels` empty).
-fn level_indices_into(groups: &[usize], levels: &[usize], out: &mut Vec<usize>) {
-    out.clear();
-    out.extend(groups.iter().map(|g| levels.binary_search(g).unwrap_or(0)));
+/// The sorted seasonal levels present in `groups` into `levels` (empty without `factors`),
+/// and each row's position among them (the design's level columns; 0 for every row without
+/// factors) into `idx`. Levels are small integers (at most `no_periods`), so they are counted
+/// in a table indexed by level (`pos`, reused) instead of sorted.
+fn levels_into(
+    groups: &[usize],
+    factors: bool,
+    levels: &mut Vec<usize>,
+    idx: &mut Vec<usize>,
+    pos: &mut Vec<usize>,
+) {
+    levels.clear();
+    idx.clear();
+    if !factors {
+        idx.resize(groups.len(), 0);
+        return;
+    }
+    const ABSENT: usize = usize::MAX;
+    let top = groups.iter().copied().max().unwrap_or(0);
+    pos.clear();
+    pos.resize(top + 1, ABSENT);
+    for &g in groups {
+        pos[g] = 0;
+    }
+    for (g, slot) in pos.iter_mut().enumerate() {
+        if *slot != ABSENT {
+            *slot = levels.len();
+            levels.push(g);
+        }
+    }
+    idx.extend(groups.iter().map(|&g| pos[g]));
 }
 
 /// Design row of the evaluated point: intercept, wtime, level `p`. `false` if level `p` is not
@@ -937,7 +961,6 @@ fn fit_flexible(
         cov: !cfg.reweight,
     };
     let mut has_time = time;
-    let mut p = design_into(&s.data, has_time, &s.levels, &mut s.x);
     let y = &s.data.response;
     let levels = s.levels.len().max(1);
     let grouped = |has_time: bool| Grouped {
@@ -945,10 +968,11 @@ fn fit_flexible(
         levels,
         time: has_time.then_some(&s.data.wtime[..]),
     };
+    // The design by columns, built only where the grouped fit hands over to the QR.
+    let (data, level_values, x) = (&s.data, &s.levels[..], &mut s.x);
     let mut fit =
         s.ws.fit_grouped(
-            &s.x,
-            p,
+            || design_into(data, has_time, level_values, x),
             grouped(has_time),
             y,
             None,
@@ -960,11 +984,9 @@ fn fit_flexible(
     if !fit.converged {
         if has_time {
             has_time = false;
-            p = design_into(&s.data, false, &s.levels, &mut s.x);
             fit =
                 s.ws.fit_grouped(
-                    &s.x,
-                    p,
+                    || design_into(data, false, level_values, x),
                     grouped(false),
                     y,
                     None,
@@ -1006,8 +1028,7 @@ fn fit_flexible(
         };
         fit =
             s.ws.fit_grouped(
-                &s.x,
-                p,
+                || design_into(data, has_time, level_values, x),
                 grouped(has_time),
                 y,
                 Some(&s.omega),
@@ -1026,7 +1047,7 @@ fn fit_flexible(
         phi = f64::NAN;
     }
     let mut prediction = None;
-    let mut trend_p = None;
+    let mut trend_significant = false;
     if x_now_into(
         has_time,
         &s.levels,
@@ -1036,14 +1057,14 @@ fn fit_flexible(
     ) {
         prediction = Some(predict(&s.ws.coefficients, &s.ws.cov, &s.x0));
         if has_time {
-            trend_p = t_test(
+            trend_significant = t_test_below(
                 &s.ws.coefficients,
                 &s.ws.cov,
                 1,
                 summary_dispersion,
                 fit.df_residual,
-            )
-            .map(|(_, _, pv)| pv);
+                cfg.p_threshold_trend,
+            );
         }
     }
     Ok(Some(FlexFit {
@@ -1051,7 +1072,7 @@ fn fit_flexible(
         summary_dispersion,
         has_time,
         prediction,
-        trend_p,
+        trend_significant,
     }))
 }
 
@@ -1118,13 +1139,13 @@ pub fn farrington_flexible_with_epochs(
             blocks_into(n, &s.refs, cfg.w, cfg.no_periods, cfg.b, &mut s.labels)?;
             glm_data_into(&s.labels, &y, k, pwni, epochs, &mut s.data);
             s.y23.clear();
-            s.levels.clear();
-            if factors {
-                s.levels.extend_from_slice(&s.data.groups);
-                s.levels.sort_unstable();
-                s.levels.dedup();
-            }
-            level_indices_into(&s.data.groups, &s.levels, &mut s.level_idx);
+            levels_into(
+                &s.data.groups,
+                factors,
+                &mut s.levels,
+                &mut s.level_idx,
+                &mut s.level_pos,
+            );
             out.push(evaluate(k, s, &y, cfg)?);
         }
         Ok(out)
@@ -1234,7 +1255,7 @@ fn evaluate(
             return Ok(FarringtonPoint::na(k));
         };
         let fit_response = eta.exp().max(f64::EPSILON);
-        let significant = model.trend_p.is_some_and(|pv| pv < cfg.p_threshold_trend);
+        let significant = model.trend_significant;
         let max_response = s.data.response.iter().copied().fold(f64::NAN, f64::max);
         let no_extrapolation = fit_response <= max_response;
         do_trend = cfg.b >= 3 && significant && no_extrapolation;

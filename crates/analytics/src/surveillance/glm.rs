@@ -162,20 +162,41 @@ pub(crate) fn predict(coefficients: &[Option<f64>], cov: &[f64], x0: &[f64]) -> 
     (eta, var)
 }
 
-/// (se, t, p) of coefficient `j` as in `summary.glm`; `None` when aliased.
-pub(crate) fn t_test(
+/// Whether the two-sided p-value of coefficient `j` (as [`GlmFit::t_test`] gives it) is below
+/// `threshold`; `false` when the coefficient is aliased. farringtonFlexible only compares
+/// the trend's p-value with `pThresholdTrend`, and Noufaily's setting is 1 ("keep any
+/// trend"), where the answer is yes for every |t| >= 1e-3 with df >= 1: the p-value is then
+/// at most 2 pt(-0.001, 1) < 0.9994, whatever the rounding of the incomplete beta. Those
+/// cases skip that function (a continued fraction and three log-gammas); all others compute
+/// the p-value as before.
+pub(crate) fn t_test_below(
     coefficients: &[Option<f64>],
     cov: &[f64],
     j: usize,
     dispersion: f64,
     df_residual: usize,
-) -> Option<(f64, f64, f64)> {
+    threshold: f64,
+) -> bool {
+    let Some(t) = t_value(coefficients, cov, j, dispersion).map(|(_, t)| t) else {
+        return false;
+    };
+    if threshold >= 1.0 && df_residual >= 1 && t.abs() >= 1e-3 {
+        return true;
+    }
+    two_sided_t_pvalue(t, df_residual as f64) < threshold
+}
+
+/// (se, t) of coefficient `j` as in `summary.glm`; `None` when aliased.
+fn t_value(
+    coefficients: &[Option<f64>],
+    cov: &[f64],
+    j: usize,
+    dispersion: f64,
+) -> Option<(f64, f64)> {
     let p = coefficients.len();
     let beta = coefficients.get(j).copied().flatten()?;
     let se = (cov[j * p + j] * dispersion).sqrt();
-    let t = beta / se;
-    let pv = two_sided_t_pvalue(t, df_residual as f64);
-    Some((se, t, pv))
+    Some((se, beta / se))
 }
 
 /// Fits `y ~ X` (X given by columns, including the intercept column if wanted) as a
@@ -358,8 +379,83 @@ pub(crate) struct Workspace {
     init_terms: Vec<f64>,
     /// log(y) of that response where y > 0 (0 elsewhere), for [`eta_mu_deviance`].
     init_log_y: Vec<f64>,
+    /// The per-row start values by count, shared by the fits of consecutive points.
+    start_memo: StartMemo,
     /// Per-level sums of the last grouped iteration, see [`Workspace::fit_grouped`].
     levels: LevelSums,
+}
+
+/// What `glm.fit`'s start gives one row, a pure function of its response y (see
+/// [`StartValues::of`]).
+#[derive(Debug, Clone, Copy)]
+struct StartValues {
+    /// eta = log(y + 0.1).
+    eta: f64,
+    /// mu = linkinv(eta).
+    mu: f64,
+    /// y log(y / mu) - (y - mu), the deviance term before its weight (0 where y = 0).
+    term: f64,
+    /// log(y) where y > 0, 0 elsewhere.
+    log_y: f64,
+}
+
+impl StartValues {
+    fn of(y: f64) -> Self {
+        let eta = (y + 0.1).ln();
+        let mu = linkinv(eta);
+        let (term, log_y) = if y > 0.0 {
+            (y * (y / mu).ln() - (y - mu), y.ln())
+        } else {
+            (0.0, 0.0)
+        };
+        StartValues {
+            eta,
+            mu,
+            term,
+            log_y,
+        }
+    }
+}
+
+/// A direct-mapped memo of [`StartValues::of`] by the bits of y. `farringtonFlexible` fits
+/// one response per evaluated point, and consecutive points share most of their rows (the
+/// reference windows move by one period), so most counts come back from one point to the
+/// next; a remembered value is the very same number (three logarithms and an exponential
+/// per row saved). Empty, and bypassed, until [`StartMemo::enable`].
+#[derive(Debug, Default)]
+struct StartMemo {
+    /// (bits of y, its values); the key `u64::MAX` (a NaN, never a valid response) marks an
+    /// empty slot.
+    slots: Vec<(u64, StartValues)>,
+}
+
+impl StartMemo {
+    const SLOTS: usize = 1024;
+
+    fn enable(&mut self) {
+        if self.slots.is_empty() {
+            let empty = StartValues {
+                eta: 0.0,
+                mu: 0.0,
+                term: 0.0,
+                log_y: 0.0,
+            };
+            self.slots = vec![(u64::MAX, empty); Self::SLOTS];
+        }
+    }
+
+    fn get(&mut self, y: f64) -> StartValues {
+        if self.slots.is_empty() {
+            return StartValues::of(y);
+        }
+        let bits = y.to_bits();
+        let slot = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
+        let entry = &mut self.slots[slot];
+        if entry.0 != bits {
+            *entry = (bits, StartValues::of(y));
+        }
+        entry.1
+    }
 }
 
 /// A design of the shape `farringtonFlexible` fits, given by its structure instead of its
@@ -399,6 +495,9 @@ struct LevelSums {
     stt: f64,
     /// Sum of W (t - tbar)(z - zbar), within levels.
     stz: f64,
+    /// The sums of W t per level (`tbar` before it is divided by `a`), for the exact rank
+    /// check.
+    tsum: Vec<f64>,
     /// X'WX in the design's column order (row-major), factored in place by the rank check.
     gram: Vec<f64>,
 }
@@ -409,6 +508,11 @@ struct LevelSums {
 /// magnitude of margin make sure that R keeps every column wherever the grouped solution is
 /// used, even with the rounding of the normal equations and of R's norm downdating.
 const GROUPED_RANK_MARGIN: f64 = 1e-9;
+
+/// The largest g_jj (X'WX)^-1_jj that [`Workspace::grouped_clearly_full_rank`] accepts
+/// without the exact check: six orders of magnitude from [`GROUPED_RANK_MARGIN`]'s 1e9.
+/// farringtonFlexible's designs are far inside it.
+const CLEAR_RANK_RATIO: f64 = 1e3;
 
 /// glm.fit's step halving: the deviance at `start`, and while it (or a fitted mean) is not
 /// finite, `start` moved halfway back to the previous coefficients, at most `maxit` times.
@@ -436,6 +540,61 @@ fn halve_until_finite(
     None
 }
 
+/// The per-row inputs of one grouped least-squares step (all of length n).
+#[derive(Clone, Copy)]
+struct StepRows<'a> {
+    y: &'a [f64],
+    mu: &'a [f64],
+    eta: &'a [f64],
+    weights: &'a [f64],
+    level: &'a [usize],
+}
+
+/// The first pass of [`Workspace::grouped_step`]: working weights W = prior weight * mu
+/// (prior weight * mu_eta^2 / variance for the log link; rows of prior weight 0 get W = 0 and
+/// drop out of every sum, as R drops them) into `w`, working responses
+/// z = eta + (y - mu) / mu into `zw`, and per level the sums of W, W z and (with `TIME`) W t
+/// into `lv.a`, `lv.zbar`, `lv.tbar`; returns the sum of W t^2 over all rows (0 without
+/// time). Each sum adds its terms in row order, as a plain loop would; but the rows of one
+/// level come in runs (the windows and the blocks between them), and a run is summed in
+/// registers and stored once, instead of adding to memory row by row (which chains every
+/// addition through a store and a reload).
+#[inline(always)]
+fn level_sums<const TIME: bool>(
+    r: StepRows<'_>,
+    t: &[f64],
+    w: &mut [f64],
+    zw: &mut [f64],
+    lv: &mut LevelSums,
+) -> f64 {
+    let n = r.y.len();
+    let mut tt = 0.0;
+    let mut i = 0;
+    while i < n {
+        let l = r.level[i];
+        let (mut a, mut sz, mut st) = (lv.a[l], lv.zbar[l], lv.tbar[l]);
+        while i < n && r.level[i] == l {
+            let m = r.mu[i];
+            let ww = r.weights[i] * m;
+            let z = r.eta[i] + (r.y[i] - m) / m;
+            w[i] = ww;
+            zw[i] = z;
+            a += ww;
+            sz += ww * z;
+            if TIME {
+                let wt = ww * t[i];
+                st += wt;
+                tt += wt * t[i];
+            }
+            i += 1;
+        }
+        lv.a[l] = a;
+        lv.zbar[l] = sz;
+        lv.tbar[l] = st;
+    }
+    tt
+}
+
 /// eta = gamma[level] + slope * t, mu = linkinv(eta) and the deviance at mu for a
 /// [`Grouped`] design with level intercepts `gamma` (`coef[..levels]`) and the slope
 /// `coef[levels]`; as [`eta_mu_deviance`] otherwise.
@@ -449,22 +608,65 @@ fn eta_mu_deviance_grouped(
     eta: &mut [f64],
     mu: &mut [f64],
 ) -> (f64, bool) {
+    let n = y.len();
+    let (gamma, slope) = (&coef[..g.levels], coef[g.levels]);
+    let rows = DevianceRows {
+        y,
+        log_y: &log_y[..n],
+        weights: &weights[..n],
+        level: &g.level[..n],
+    };
+    let (eta, mu) = (&mut eta[..n], &mut mu[..n]);
+    match g.time {
+        Some(t) => deviance_rows::<true>(rows, gamma, slope, &t[..n], eta, mu),
+        None => deviance_rows::<false>(rows, gamma, slope, &[], eta, mu),
+    }
+}
+
+/// The per-row inputs of [`eta_mu_deviance_grouped`] (all of length n).
+#[derive(Clone, Copy)]
+struct DevianceRows<'a> {
+    y: &'a [f64],
+    log_y: &'a [f64],
+    weights: &'a [f64],
+    level: &'a [usize],
+}
+
+/// The loops of [`eta_mu_deviance_grouped`], with and without the time column (without it,
+/// eta is gamma[level] + slope * 0, as the design's zero time would give it). Slices of one
+/// length, so the loops carry no bounds checks and reload nothing. Two passes: eta and
+/// exp(eta) first, a loop of nothing but the `exp` calls (across a call every floating-point
+/// register is lost, so the deviance's running sum would be spilled and reloaded around each
+/// one); then mu = max(exp(eta), eps) and the deviance, summed in the same row order with the
+/// same terms.
+#[inline(always)]
+fn deviance_rows<const TIME: bool>(
+    r: DevianceRows<'_>,
+    gamma: &[f64],
+    slope: f64,
+    t: &[f64],
+    eta: &mut [f64],
+    mu: &mut [f64],
+) -> (f64, bool) {
+    let n = r.y.len();
+    for i in 0..n {
+        let ti = if TIME { t[i] } else { 0.0 };
+        let e = gamma[r.level[i]] + slope * ti;
+        eta[i] = e;
+        mu[i] = e.exp();
+    }
     let zero: f64 = std::iter::empty::<f64>().sum();
     let mut dev = zero;
     let mut finite = true;
-    let (gamma, slope) = (&coef[..g.levels], coef[g.levels]);
-    for i in 0..y.len() {
-        let t = g.time.map_or(0.0, |t| t[i]);
-        let e = gamma[g.level[i]] + slope * t;
-        eta[i] = e;
-        let ex = e.exp();
+    for i in 0..n {
+        let (e, ex) = (eta[i], mu[i]);
         let m = ex.max(f64::EPSILON);
         mu[i] = m;
         finite &= m.is_finite();
-        let (yi, wi) = (y[i], weights[i]);
+        let (yi, wi) = (r.y[i], r.weights[i]);
         dev += if yi > 0.0 {
             let log_mu = if m == ex { e } else { m.ln() };
-            2.0 * wi * (yi * (log_y[i] - log_mu) - (yi - m))
+            2.0 * wi * (yi * (r.log_y[i] - log_mu) - (yi - m))
         } else {
             2.0 * m * wi
         };
@@ -517,26 +719,24 @@ impl Workspace {
                 .zip(y)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
         if !same_y {
+            // A workspace that sees a second response is fitting many (one per evaluated
+            // point); only then is the memo worth its allocation.
+            if !self.init_y.is_empty() {
+                self.start_memo.enable();
+            }
             self.init_y.clear();
             self.init_y.extend_from_slice(y);
             self.init_eta.clear();
-            self.init_eta.extend(y.iter().map(|v| (v + 0.1).ln()));
             self.init_mu.clear();
-            self.init_mu
-                .extend(self.init_eta.iter().map(|&e| linkinv(e)));
-            // yi log(yi / mi) - (yi - mi), the deviance term before its weight (y > 0 only).
             self.init_terms.clear();
-            self.init_terms
-                .extend(y.iter().zip(&self.init_mu).map(|(&yi, &mi)| {
-                    if yi > 0.0 {
-                        yi * (yi / mi).ln() - (yi - mi)
-                    } else {
-                        0.0
-                    }
-                }));
             self.init_log_y.clear();
-            self.init_log_y
-                .extend(y.iter().map(|&v| if v > 0.0 { v.ln() } else { 0.0 }));
+            for &yi in y {
+                let s = self.start_memo.get(yi);
+                self.init_eta.push(s.eta);
+                self.init_mu.push(s.mu);
+                self.init_terms.push(s.term);
+                self.init_log_y.push(s.log_y);
+            }
         }
         self.eta.clear();
         self.eta.extend_from_slice(&self.init_eta);
@@ -769,12 +969,13 @@ impl Workspace {
     /// `glm.fit`, so the same iterations; the numbers differ from R's QR by rounding only.
     /// Wherever R could find a column aliased (see [`GROUPED_RANK_MARGIN`]), a coefficient
     /// becomes non-finite, the deviance cannot be formed or an input is invalid, the fit is
-    /// done again by [`Workspace::fit`], exactly as R does it.
+    /// done again by [`Workspace::fit`], exactly as R does it. `design` gives the same design
+    /// by columns (column-major, `g.columns()` wide); it is called only for that general
+    /// fit, so the grouped one never builds the columns.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn fit_grouped(
+    pub(crate) fn fit_grouped<'x>(
         &mut self,
-        x: &[f64],
-        p: usize,
+        design: impl FnOnce() -> &'x [f64],
         g: Grouped<'_>,
         y: &[f64],
         prior_weights: Option<&[f64]>,
@@ -782,10 +983,12 @@ impl Workspace {
         maxit: usize,
         wants: Wants,
     ) -> Result<FitInfo, GlmError> {
-        debug_assert_eq!(g.columns(), p);
         match self.try_grouped(g, y, prior_weights, epsilon, maxit, wants) {
             Some(info) => Ok(info),
-            None => self.fit(x, p, y, prior_weights, epsilon, maxit, wants),
+            None => {
+                let p = g.columns();
+                self.fit(design(), p, y, prior_weights, epsilon, maxit, wants)
+            }
         }
     }
 
@@ -867,32 +1070,25 @@ impl Workspace {
             v.clear();
             v.resize(g.levels, 0.0);
         }
-        let mut tt = 0.0;
-        for i in 0..n {
-            let m = self.mu[i];
-            // W = prior weight * mu_eta^2 / variance = prior weight * mu for the log link;
-            // rows of prior weight 0 get W = 0 and drop out of every sum, as R drops them.
-            let ww = self.weights[i] * m;
-            let z = self.eta[i] + (y[i] - m) / m;
-            self.w[i] = ww;
-            self.zw[i] = z;
-            let l = g.level[i];
-            lv.a[l] += ww;
-            lv.zbar[l] += ww * z;
-            if let Some(t) = g.time {
-                let wt = ww * t[i];
-                lv.tbar[l] += wt;
-                tt += wt * t[i];
-            }
-        }
+        let rows = StepRows {
+            y,
+            mu: &self.mu[..n],
+            eta: &self.eta[..n],
+            weights: &self.weights[..n],
+            level: &g.level[..n],
+        };
+        let (w, zw) = (&mut self.w[..n], &mut self.zw[..n]);
+        let tt = match g.time {
+            Some(t) => level_sums::<true>(rows, &t[..n], w, zw, lv),
+            None => level_sums::<false>(rows, &[], w, zw, lv),
+        };
         if lv.a.iter().any(|&a| !(a > 0.0 && a.is_finite())) {
             return false;
         }
         lv.tt = tt;
-        if !self.grouped_full_rank(g) {
-            return false;
-        }
-        let lv = &mut self.levels;
+        // The exact rank check reads the sums of W t; keep them before they become means.
+        lv.tsum.clear();
+        lv.tsum.extend_from_slice(&lv.tbar);
         for l in 0..g.levels {
             lv.tbar[l] /= lv.a[l];
             lv.zbar[l] /= lv.a[l];
@@ -911,7 +1107,13 @@ impl Workspace {
             }
             lv.stt = stt;
             lv.stz = stz;
-            slope = stz / stt;
+        }
+        if !(self.grouped_clearly_full_rank(g) || self.grouped_full_rank(g)) {
+            return false;
+        }
+        let lv = &mut self.levels;
+        if g.time.is_some() {
+            slope = lv.stz / lv.stt;
         }
         for l in 0..g.levels {
             self.coef[l] = lv.zbar[l] - slope * lv.tbar[l];
@@ -920,10 +1122,49 @@ impl Workspace {
         true
     }
 
+    /// A sufficient condition for [`Workspace::grouped_full_rank`], without its chain of
+    /// square roots and divisions (a good part of an iteration's time on designs of ~30
+    /// rows): every column j keeps at least 1/[`CLEAR_RANK_RATIO`] of its squared norm g_jj
+    /// once all the other columns are projected out, i.e. g_jj (X'WX)^-1_jj <= that ratio,
+    /// with (X'WX)^-1's diagonal from the level sums (the formulas of `grouped_results`'s
+    /// covariance: sums of positive terms, accurate to a few ulps). Projecting out only the
+    /// columns before j leaves at least as much, so the Cholesky pivot that the exact check
+    /// compares with 1e-9 g_jj ([`GROUPED_RANK_MARGIN`]) is then at least 1e-3 g_jj, far
+    /// beyond what the rounding of either computation could move across that bound: where
+    /// this says yes, the exact check says yes. Where it says no (or meets a non-finite
+    /// value), the exact check decides. Needs the level means and `stt`.
+    fn grouped_clearly_full_rank(&self, g: Grouped<'_>) -> bool {
+        let lv = &self.levels;
+        // g_jj (X'WX)^-1_jj within the bound; false for NaN.
+        let clear = |ratio: f64| ratio <= CLEAR_RANK_RATIO;
+        let a0 = lv.a[0];
+        let (v, t0) = if g.time.is_some() {
+            // The time column: g_jj = sum of W t^2, (X'WX)^-1_jj = 1 / stt.
+            let v = 1.0 / lv.stt;
+            if !(v.is_finite() && v > 0.0 && clear(lv.tt * v)) {
+                return false;
+            }
+            (v, lv.tbar[0])
+        } else {
+            (0.0, 0.0)
+        };
+        // The intercept: g_jj = sum of W.
+        let total: f64 = lv.a.iter().sum();
+        if !clear(total * (1.0 / a0 + t0 * t0 * v)) {
+            return false;
+        }
+        // Level j's indicator: g_jj = a_j.
+        (1..g.levels).all(|j| {
+            let dj = lv.tbar[j] - t0;
+            clear(lv.a[j] * (1.0 / lv.a[j] + 1.0 / a0 + v * dj * dj))
+        })
+    }
+
     /// Whether every column of the design is clearly not aliased at the current level sums
-    /// (`tbar` still holding sums of W t): the Cholesky factor of X'WX in the design's column
+    /// (`tsum` holding the sums of W t): the Cholesky factor of X'WX in the design's column
     /// order gives each column's squared norm once the columns before it are projected out,
     /// which is what R's `dqrdc2` compares with its original norm.
+    #[inline(never)] // the rare path, after `grouped_clearly_full_rank`
     fn grouped_full_rank(&mut self, g: Grouped<'_>) -> bool {
         let p = g.columns();
         let lv = &mut self.levels;
@@ -934,7 +1175,7 @@ impl Workspace {
         // Intercept, time, then level l >= 1 in column off + l.
         gram[0] = lv.a.iter().sum();
         if off == 1 {
-            let st: f64 = lv.tbar.iter().sum();
+            let st: f64 = lv.tsum.iter().sum();
             gram[1] = st;
             gram[p] = st;
             gram[p + 1] = lv.tt;
@@ -945,8 +1186,8 @@ impl Workspace {
             gram[c * p] = lv.a[l];
             gram[c * p + c] = lv.a[l];
             if off == 1 {
-                gram[p + c] = lv.tbar[l];
-                gram[c * p + 1] = lv.tbar[l];
+                gram[p + c] = lv.tsum[l];
+                gram[c * p + 1] = lv.tsum[l];
             }
         }
         // In-place Cholesky (lower triangle), checking each pivot against the column's norm.
@@ -1278,6 +1519,94 @@ mod tests {
         assert!(fit.coefficients[2].is_none());
         assert!((fit.coefficients[0].unwrap() - 1.5f64.ln()).abs() < 1e-8);
         assert!((fit.coefficients[1].unwrap() - (4.5f64 / 1.5).ln()).abs() < 1e-8);
+    }
+
+    /// The shortcut of `t_test_below` gives the comparison the p-value itself gives, for
+    /// t from 1e-20 to 1e3 (both signs), df from 1 to 400 and thresholds at and around 1.
+    #[test]
+    fn t_test_below_agrees_with_the_p_value() {
+        let cov = [1.0, 0.0, 0.0, 1.0];
+        let mut shortcut = 0;
+        for e in -80..=12 {
+            let t = 10f64.powf(e as f64 / 4.0);
+            for beta in [t, -t] {
+                let coefficients = [Some(0.5), Some(beta)];
+                for df in [1usize, 2, 3, 5, 8, 13, 30, 100, 400] {
+                    for threshold in [0.05, 0.5, 0.9999, 1.0, 1.5] {
+                        let pv = two_sided_t_pvalue(beta, df as f64);
+                        let got = t_test_below(&coefficients, &cov, 1, 1.0, df, threshold);
+                        assert_eq!(got, pv < threshold, "t {beta}, df {df}, {threshold}");
+                        shortcut += usize::from(threshold >= 1.0 && t >= 1e-3);
+                    }
+                }
+            }
+        }
+        assert!(shortcut > 500, "{shortcut}");
+        // Aliased coefficient and no residual degrees of freedom: never significant.
+        assert!(!t_test_below(&[Some(1.0), None], &cov, 1, 1.0, 5, 1.0));
+        assert!(!t_test_below(&[Some(1.0), Some(2.0)], &cov, 1, 1.0, 0, 1.0));
+    }
+
+    /// Wherever the cheap rank test of the grouped fit accepts a design, the exact one
+    /// (the Cholesky pivots against `GROUPED_RANK_MARGIN`) accepts it too, over random
+    /// designs of 1 to 5 levels with and without time, weights over seven orders of
+    /// magnitude, and nearly aliased ones (time almost constant within the levels).
+    #[test]
+    fn clear_rank_check_never_overrules_the_exact_one() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut cases, mut clear, mut exact_only, mut rejected) = (0, 0, 0, 0);
+        for case in 0..4000 {
+            let levels = 1 + case % 5;
+            let n = levels + 2 + (uniform() * 50.0) as usize;
+            let with_time = case % 7 != 0;
+            let spread = [1.0, 1e-3, 1e-6, 1e-9][case % 4];
+            let mut level = Vec::new();
+            let mut time = Vec::new();
+            for i in 0..n {
+                let l = (i * levels / n).min(levels - 1);
+                level.push(l);
+                time.push(l as f64 * 12.0 + spread * (i as f64 + uniform()));
+            }
+            let mu: Vec<f64> = (0..n).map(|_| 10f64.powf(uniform() * 7.0 - 3.0)).collect();
+            let mut ws = Workspace {
+                eta: mu.iter().map(|m| m.ln()).collect(),
+                mu: mu.clone(),
+                weights: (0..n).map(|_| uniform() * 2.0).collect(),
+                w: vec![0.0; n],
+                zw: vec![0.0; n],
+                coef: vec![0.0; levels + 1],
+                ..Workspace::default()
+            };
+            let y: Vec<f64> = mu.iter().map(|m| (m * (0.5 + uniform())).round()).collect();
+            let g = Grouped {
+                level: &level,
+                levels,
+                time: with_time.then_some(&time[..]),
+            };
+            if !ws.grouped_step(g, &y) {
+                rejected += 1;
+                continue;
+            }
+            cases += 1;
+            if ws.grouped_clearly_full_rank(g) {
+                clear += 1;
+                assert!(ws.grouped_full_rank(g), "case {case}");
+            } else {
+                exact_only += 1;
+            }
+        }
+        assert!(clear > cases / 2, "{clear} of {cases}");
+        // The generator also reaches the cases left to the exact check, and aliased ones.
+        assert!(
+            exact_only > 100 && rejected > 100,
+            "{exact_only}, {rejected}"
+        );
     }
 
     /// R 4.2.2: `sprintf("%.17g", 2 * pt(-t, df))`. A tiny t must give a p-value below 1, as
