@@ -134,6 +134,9 @@ struct SourceState {
     /// Releases whose figures the stream holds but which have no record (they failed
     /// half-way): their figures are marked again ([`Change::Remark`]).
     unrecorded: HashSet<String>,
+    /// Messages each series of the source holds, this release's included: those holding
+    /// more than [`obs::COMPACT_ABOVE`] are compacted before the markers go out.
+    messages: obs::MessageCounts,
 }
 
 /// The frequencies a series has figures of.
@@ -282,7 +285,7 @@ impl<'a> Publisher<'a> {
             return Ok(());
         }
         let bus = self.bus;
-        let current = current_values(bus, source).await?;
+        let (current, messages) = current_values(bus, source).await?;
         // Figures an earlier, interrupted attempt at this same release stored are still its
         // own: new, or the revisions that attempt announced (announcements go first).
         let earlier_attempt =
@@ -329,6 +332,7 @@ impl<'a> Publisher<'a> {
                 changes: BTreeMap::new(),
                 stored_freqs,
                 unrecorded,
+                messages,
             },
         );
         Ok(())
@@ -472,7 +476,13 @@ impl<'a> Publisher<'a> {
             })
             .collect();
         if !msgs.is_empty() {
-            bus.publish_all(msgs).await?;
+            let subjects: Vec<String> = msgs.iter().map(|m| m.subject.clone()).collect();
+            let acks = bus.publish_all(msgs).await?;
+            for (subject, ack) in subjects.iter().zip(acks) {
+                if let (false, Some(series)) = (ack.duplicate, obs::Series::of_subject(subject)) {
+                    *state.messages.entry(series).or_default() += 1;
+                }
+            }
         }
         if replay.is_none() {
             for (o, _, change) in &changed {
@@ -494,6 +504,7 @@ impl<'a> Publisher<'a> {
         if self.replay.is_some() {
             return Ok(self.applied);
         }
+        self.compact().await?;
         // What the release saw: every figure it stored (or marks again) is at or below this
         // sequence, so analytics can read the series as they were, however late it gets to
         // a part (docs/guarantees.md, "No look-ahead").
@@ -539,6 +550,38 @@ impl<'a> Publisher<'a> {
             }
         }
         Ok(self.applied)
+    }
+}
+
+impl Publisher<'_> {
+    /// Compacts every series of the release's sources that holds more than
+    /// [`obs::COMPACT_ABOVE`] messages into one snapshot ([`obs::compact_series`]): a series
+    /// that grows a period per release would otherwise cost the server a message (about 150
+    /// bytes) per figure (BENCHMARKS.md, "nats-server memory per stored figure"). Here
+    /// because ingest holds the source's turn (nothing else writes its series), and before
+    /// the markers, so that their `obs_seq` covers the snapshots. Not on a replay, which
+    /// does not hold the turn.
+    async fn compact(&self) -> Result<(), BusError> {
+        for (source, state) in &self.sources {
+            let mut due: Vec<obs::Series> = state
+                .messages
+                .iter()
+                .filter(|(_, n)| **n > obs::COMPACT_ABOVE)
+                .map(|(s, _)| s.clone())
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            due.sort();
+            let done = obs::compact_series(self.bus, &due).await?;
+            tracing::debug!(
+                source = %source,
+                series = done.series,
+                purged = done.purged,
+                "series compacted"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -696,14 +739,16 @@ fn figure_key(country: &str, category: &str, period: &str) -> String {
 }
 
 /// The current figure of every period the stream holds for `source`, by [`key_of`]:
-/// every series of the source folded (`borderwatch_bus::obs`). A figure whose country or
-/// period does not parse (nothing but ingest writes them) is left out.
+/// every series of the source folded (`borderwatch_bus::obs`), and how many messages each
+/// series holds. A figure whose country or period does not parse (nothing but ingest writes
+/// them) is left out.
 async fn current_values(
     bus: &dyn Transport,
     source: &str,
-) -> Result<HashMap<String, Observation>, BusError> {
+) -> Result<(HashMap<String, Observation>, obs::MessageCounts), BusError> {
     let mut out = HashMap::new();
-    for (series, figures) in obs::source_figures(bus, source).await? {
+    let (figures, messages) = obs::source_figures_counted(bus, source).await?;
+    for (series, figures) in figures {
         let Ok(country) = Country::parse(&series.country) else {
             continue;
         };
@@ -724,7 +769,7 @@ async fn current_values(
             );
         }
     }
-    Ok(out)
+    Ok((out, messages))
 }
 
 /// Series per release marker part.
