@@ -170,6 +170,7 @@ pub async fn migrate_nats(urls: &str) -> anyhow::Result<Moved> {
     let messages = all_messages(&bus).await?;
     let (series, moved) = series_messages_of(&messages)?;
     drop(messages);
+    let due = long_series(&series);
     bus.publish_all(series)
         .await
         .context("publishing the series messages")?;
@@ -184,6 +185,7 @@ pub async fn migrate_nats(urls: &str) -> anyhow::Result<Moved> {
             names::OBS_STREAM
         );
     }
+    compact(&bus, &due).await?;
     Ok(moved)
 }
 
@@ -230,13 +232,43 @@ pub async fn migrate_data_dir(data: &Path) -> anyhow::Result<Moved> {
     std::fs::rename(&log, &aside)
         .with_context(|| format!("setting {} aside as {}", log.display(), aside.display()))?;
     let bus = open().await?;
+    let due = long_series(&series);
     bus.publish_all(series)
         .await
         .context("publishing the series messages")?;
     if obs::holds_legacy_figures(&bus).await? {
         bail!("{} still holds per-figure subjects", names::OBS_STREAM);
     }
+    compact(&bus, &due).await?;
     Ok(moved)
+}
+
+/// The series given more than [`obs::COMPACT_ABOVE`] messages among `published`: a
+/// history brought by many releases, which ingest would have compacted.
+fn long_series(published: &[Outgoing]) -> Vec<Series> {
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for m in published {
+        *counts.entry(m.subject.as_str()).or_default() += 1;
+    }
+    let mut due: Vec<Series> = counts
+        .into_iter()
+        .filter(|(_, n)| *n > obs::COMPACT_ABOVE)
+        .filter_map(|(subject, _)| Series::of_subject(subject))
+        .collect();
+    due.sort();
+    due
+}
+
+/// Compacts `due` as ingest does ([`obs::compact_series`]; every role is stopped, so
+/// nothing else writes the series).
+async fn compact(bus: &dyn Transport, due: &[Series]) -> anyhow::Result<()> {
+    if due.is_empty() {
+        return Ok(());
+    }
+    obs::compact_series(bus, due)
+        .await
+        .with_context(|| format!("compacting {} series of {}", due.len(), names::OBS_STREAM))?;
+    Ok(())
 }
 
 /// `borderwatch migrate`.
@@ -318,5 +350,26 @@ mod tests {
         assert_eq!(figures["2024-Q1"].count, 1);
         assert_eq!(figures["2024-Q2"].count, 200);
         assert_eq!(figures["2024-Q2"].release_id, "b");
+    }
+
+    #[test]
+    fn series_brought_by_more_releases_than_ingest_keeps_are_compacted() {
+        let k = obs::COMPACT_ABOVE as usize;
+        let mut messages = Vec::new();
+        for r in 0..=k {
+            let period = format!("{}", 2000 + r);
+            messages.push(figure(r as u64 + 1, "PRK", &period, 1, &format!("rel-{r}")));
+            if r < k {
+                messages.push(figure(
+                    100 + r as u64,
+                    "SYR",
+                    &period,
+                    1,
+                    &format!("rel-{r}"),
+                ));
+            }
+        }
+        let (out, _) = series_messages_of(&messages).unwrap();
+        assert_eq!(long_series(&out), vec![Series::new("fsb", "PRK", "study")]);
     }
 }
