@@ -13,17 +13,22 @@
 //! subject, headers and its per-message overhead) and the store directory's size per figure.
 //! Cases: `per-figure` (the layout before); `series, 1 release` (every series brought whole
 //! by one release); `series, 10 releases` (each series brought by 10 releases of a tenth of
-//! its periods: 10 messages a series, as a series grows release by release).
+//! its periods: 10 messages a series, as a series grows release by release); `grown, N
+//! releases` (each series grown one period per release: one message per figure) and the
+//! same `compacted above K` (after each release, every series holding more than K messages
+//! compacted with `obs::compact_series` over the NATS transport, as ingest does before a
+//! release's markers; `BENCH_COMPACT_ABOVE`, default 8, may list several K).
 //!
 //! Run: `cargo bench -p borderwatch-bus --bench subjects` (needs `nats-server` on PATH or in
-//! NATS_SERVER_BIN). Results are kept in BENCHMARKS.md.
+//! NATS_SERVER_BIN); `BENCH_CASES` (e.g. `1,grown,compacted`) picks cases by name. Results
+//! are kept in BENCHMARKS.md.
 
 use std::path::Path;
 use std::time::Instant;
 
 use async_nats::jetstream;
-use borderwatch_bus::names;
 use borderwatch_bus::obs::{self, Series};
+use borderwatch_bus::{NatsBus, names};
 use borderwatch_test_support::NatsServer;
 
 /// The server's resident memory in bytes, from /proc.
@@ -64,7 +69,14 @@ fn env(name: &str, default: usize) -> usize {
 #[derive(Clone, Copy)]
 enum Layout {
     PerFigure,
-    Series { releases: usize },
+    Series {
+        releases: usize,
+    },
+    /// One period per release; with `Some(k)`, series holding more than k messages are
+    /// compacted after each release.
+    Grown {
+        compact_above: Option<u64>,
+    },
 }
 
 /// The series' names and periods: shaped like borderwatch's (200 countries, categories,
@@ -106,6 +118,15 @@ fn messages(layout: Layout, n_series: usize, n_periods: usize) -> Vec<(String, S
                     out.push((subject, id, payload.into_bytes()));
                 }
             }
+        }
+        Layout::Grown { .. } => {
+            return messages(
+                Layout::Series {
+                    releases: n_periods,
+                },
+                n_series,
+                n_periods,
+            );
         }
         Layout::Series { releases } => {
             let per_release = n_periods.div_ceil(releases);
@@ -154,7 +175,7 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
     let max_per_subject = match layout {
         // The layout before kept 16 versions per figure.
         Layout::PerFigure => 16,
-        Layout::Series { .. } => spec.max_msgs_per_subject,
+        Layout::Series { .. } | Layout::Grown { .. } => spec.max_msgs_per_subject,
     };
     js.create_stream(jetstream::stream::Config {
         name: spec.name.clone(),
@@ -169,11 +190,32 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let before = rss(pid);
     let t = Instant::now();
-    let n_messages = msgs.len();
+    // Compaction goes through borderwatch's own transport, as ingest's does.
+    let compact_above = match layout {
+        Layout::Grown { compact_above } => compact_above,
+        _ => None,
+    };
+    let bus = match compact_above {
+        Some(_) => Some(
+            NatsBus::connect(&server.url(), "bench-compaction")
+                .await
+                .expect("connect"),
+        ),
+        None => None,
+    };
+    let all_series: Vec<Series> = (0..n_series).map(series).collect();
+    let mut held: u64 = 0;
     let mut msgs = msgs.into_iter().peekable();
+    let mut in_release = 0;
     while msgs.peek().is_some() {
+        // One release (one message per series) at a time, so compaction can follow each.
+        let take = if compact_above.is_some() {
+            512.min(n_series - in_release)
+        } else {
+            512
+        };
         let mut acks = Vec::with_capacity(512);
-        for (subject, id, payload) in msgs.by_ref().take(512) {
+        for (subject, id, payload) in msgs.by_ref().take(take) {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", id.as_str());
             acks.push(
@@ -185,7 +227,21 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
         for ack in acks {
             ack.await.expect("stored");
         }
+        in_release += take;
+        if let (Some(k), Some(bus)) = (compact_above, bus.as_ref())
+            && in_release == n_series
+        {
+            in_release = 0;
+            held += 1;
+            if held > k {
+                obs::compact_series(bus, &all_series)
+                    .await
+                    .expect("compacted");
+                held = 1;
+            }
+        }
     }
+    drop(bus);
     let secs = t.elapsed().as_secs_f64();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let after = rss(pid);
@@ -234,7 +290,7 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
     Measured {
         restarted,
         figures: n_series * n_periods,
-        messages: n_messages,
+        messages: info.state.messages as usize,
         subjects: info.state.subjects_count,
         rss_growth: after - before,
         settled_growth: settled - before,
@@ -258,14 +314,46 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let releases = 10.min(n_periods).max(1);
-    for (name, layout) in [
-        ("per figure (before)", Layout::PerFigure),
-        ("series, 1 release", Layout::Series { releases: 1 }),
+    let wanted = std::env::var("BENCH_CASES").unwrap_or_default();
+    let wanted: Vec<&str> = wanted.split(',').filter(|c| !c.is_empty()).collect();
+    let compact_above: Vec<u64> = std::env::var("BENCH_COMPACT_ABOVE")
+        .unwrap_or_else(|_| "8".into())
+        .split(',')
+        .filter_map(|k| k.trim().parse().ok())
+        .collect();
+    let mut cases: Vec<(String, &str, Layout)> = vec![
+        ("per figure (before)".into(), "before", Layout::PerFigure),
         (
-            &*format!("series, {releases} releases"),
+            "series, 1 release".into(),
+            "1",
+            Layout::Series { releases: 1 },
+        ),
+        (
+            format!("series, {releases} releases"),
+            "10",
             Layout::Series { releases },
         ),
-    ] {
+        (
+            format!("grown, {n_periods} releases of 1 period"),
+            "grown",
+            Layout::Grown {
+                compact_above: None,
+            },
+        ),
+    ];
+    for k in compact_above {
+        cases.push((
+            format!("grown, {n_periods} releases of 1 period, compacted above {k}"),
+            "compacted",
+            Layout::Grown {
+                compact_above: Some(k),
+            },
+        ));
+    }
+    for (name, short, layout) in cases {
+        if !wanted.is_empty() && !wanted.contains(&short) {
+            continue;
+        }
         let m = measure(layout, n_series, n_periods).await;
         let f = m.figures as f64;
         println!(

@@ -794,6 +794,9 @@ pub struct Compacted {
     pub purged: u64,
 }
 
+/// Purges [`compact_series`] has in flight at once (one request each over NATS).
+const PURGES_IN_FLIGHT: usize = 64;
+
 /// Largest snapshot payload [`compact_series`] stores: far below NATS's 1 MiB message limit
 /// (at about 5 bytes a figure, a series of 100,000 figures); a larger series stays as it is.
 const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
@@ -832,16 +835,25 @@ pub async fn compact_series(bus: &dyn Transport, series: &[Series]) -> Result<Co
             continue;
         }
         let acks = bus.publish_all(snapshots).await?;
-        for ((subject, upto), ack) in read_up_to.into_iter().zip(acks) {
-            if ack.duplicate {
-                // The same snapshot was stored before (nothing new since, or a retry): the
-                // stream may hold it among what was read, so nothing is removed.
-                continue;
-            }
-            done.series += 1;
-            done.purged += bus
-                .purge_subject_below(OBS_STREAM, &subject, upto + 1)
-                .await?;
+        // The same snapshot stored before (nothing new since, or a retry) is a duplicate:
+        // the stream may hold it among what was read, so nothing of that series is removed.
+        let purges: Vec<(String, u64)> = read_up_to
+            .into_iter()
+            .zip(acks)
+            .filter(|(_, ack)| !ack.duplicate)
+            .map(|(purge, _)| purge)
+            .collect();
+        done.series += purges.len() as u64;
+        let purged: Vec<Result<u64>> = futures::stream::iter(purges)
+            .map(|(subject, upto)| async move {
+                bus.purge_subject_below(OBS_STREAM, &subject, upto + 1)
+                    .await
+            })
+            .buffer_unordered(PURGES_IN_FLIGHT)
+            .collect()
+            .await;
+        for n in purged {
+            done.purged += n?;
         }
     }
     Ok(done)
