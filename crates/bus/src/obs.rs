@@ -810,7 +810,7 @@ const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
 /// ([`series_as_of`]).
 ///
 /// Only the series' writer calls it: ingest, holding the source's turn, after a release's
-/// figures and before its markers.
+/// markers (analytics may be reading the series meanwhile: see [`series_as_of`]).
 pub async fn compact_series(bus: &dyn Transport, series: &[Series]) -> Result<Compacted> {
     let mut done = Compacted::default();
     for chunk in series.chunks(SERIES_PER_READ) {

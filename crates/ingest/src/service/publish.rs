@@ -504,7 +504,7 @@ impl<'a> Publisher<'a> {
         if self.replay.is_some() {
             return Ok(self.applied);
         }
-        self.compact().await?;
+        let due = self.due_for_compaction();
         // What the release saw: every figure it stored (or marks again) is at or below this
         // sequence, so analytics can read the series as they were, however late it gets to
         // a part (docs/guarantees.md, "No look-ahead").
@@ -549,39 +549,62 @@ impl<'a> Publisher<'a> {
                     .push(names::analyzed_key(&self.release_id, &source, part));
             }
         }
+        compact(self.bus, due).await;
         Ok(self.applied)
     }
 }
 
 impl Publisher<'_> {
-    /// Compacts every series of the release's sources that holds more than
-    /// [`obs::COMPACT_ABOVE`] messages into one snapshot ([`obs::compact_series`]): a series
-    /// that grows a period per release would otherwise cost the server a message (about 150
-    /// bytes) per figure (BENCHMARKS.md, "nats-server memory per stored figure"). Here
-    /// because ingest holds the source's turn (nothing else writes its series), and before
-    /// the markers, so that their `obs_seq` covers the snapshots. Not on a replay, which
-    /// does not hold the turn.
-    async fn compact(&self) -> Result<(), BusError> {
-        for (source, state) in &self.sources {
-            let mut due: Vec<obs::Series> = state
-                .messages
-                .iter()
-                .filter(|(_, n)| **n > obs::COMPACT_ABOVE)
-                .map(|(s, _)| s.clone())
-                .collect();
-            if due.is_empty() {
-                continue;
-            }
-            due.sort();
-            let done = obs::compact_series(self.bus, &due).await?;
-            tracing::debug!(
+    /// The series of the release's sources that hold more than [`obs::COMPACT_ABOVE`]
+    /// messages, by source.
+    fn due_for_compaction(&self) -> Vec<(String, Vec<obs::Series>)> {
+        self.sources
+            .iter()
+            .filter_map(|(source, state)| {
+                let mut due: Vec<obs::Series> = state
+                    .messages
+                    .iter()
+                    .filter(|(_, n)| **n > obs::COMPACT_ABOVE)
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                due.sort();
+                (!due.is_empty()).then(|| (source.clone(), due))
+            })
+            .collect()
+    }
+}
+
+/// Compacts each series in `due` into one snapshot ([`obs::compact_series`]): a series that
+/// grows a period per release would otherwise cost the server a message (about 150 bytes)
+/// per figure (BENCHMARKS.md, "nats-server memory per stored figure").
+///
+/// Here because ingest holds the source's turn (nothing else writes its series), and
+/// **after** the markers: compaction is slow (seconds per thousand series, mostly the
+/// server's purges), and a release's analysis, so its alerts, must not wait for it.
+/// Analytics reads a series up to its last message whatever the marker's `obs_seq`, keeps
+/// only the versions at or below it (a snapshot keeps every version's sequence), and reads
+/// again a series whose last message moved while it read, so a snapshot stored after the
+/// marker reads the same. A compaction that fails is logged and left for the source's next
+/// release: the figures are all stored, only not yet compacted. Not on a replay, which does
+/// not hold the turn.
+async fn compact(bus: &dyn Transport, due: Vec<(String, Vec<obs::Series>)>) {
+    for (source, series) in due {
+        let started = std::time::Instant::now();
+        match obs::compact_series(bus, &series).await {
+            Ok(done) => tracing::info!(
                 source = %source,
                 series = done.series,
                 purged = done.purged,
+                ms = started.elapsed().as_millis() as u64,
                 "series compacted"
-            );
+            ),
+            Err(e) => tracing::warn!(
+                source = %source,
+                series = series.len(),
+                error = %e,
+                "compacting the source's series failed; its next release tries again"
+            ),
         }
-        Ok(())
     }
 }
 
