@@ -420,6 +420,29 @@ fn message_of(msg: async_nats::Message, seq: u64) -> Message {
     }
 }
 
+/// An ordered consumer of `stream` over `filters` (one filter subject, or several), for a
+/// read that `op` names in its errors.
+async fn ordered_consumer(
+    stream: &stream::Stream,
+    filters: &[&str],
+    deliver_policy: DeliverPolicy,
+    op: &'static str,
+) -> Result<jetstream::consumer::Consumer<pull::OrderedConfig>> {
+    let (filter_subject, filter_subjects) = match filters {
+        [one] => (one.to_string(), Vec::new()),
+        many => (String::new(), many.iter().map(|f| f.to_string()).collect()),
+    };
+    stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject,
+            filter_subjects,
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| BusError::nats(op, e))
+}
+
 /// Deletes an ordered consumer when the read that made it is dropped. The server would
 /// remove it after its inactivity threshold (30 s for async-nats's ordered consumers), but
 /// reads made faster than that pile up: analytics reading a large release's series one
@@ -695,19 +718,13 @@ impl Transport for NatsBus {
             return Ok(Vec::new());
         }
         let stream = self.stream(stream).await?;
-        let (filter_subject, filter_subjects) = match filters {
-            [one] => (one.to_string(), Vec::new()),
-            many => (String::new(), many.iter().map(|f| f.to_string()).collect()),
-        };
-        let consumer = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject,
-                filter_subjects,
-                deliver_policy: DeliverPolicy::LastPerSubject,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::nats("last_per_subject", e))?;
+        let consumer = ordered_consumer(
+            &stream,
+            filters,
+            DeliverPolicy::LastPerSubject,
+            "last_per_subject",
+        )
+        .await?;
         let name = consumer.cached_info().name.clone();
         let mut found = Vec::new();
         if consumer.cached_info().num_pending > 0 {
@@ -797,19 +814,8 @@ impl Transport for NatsBus {
             return Ok(futures::stream::empty().boxed());
         }
         let stream = self.stream(stream).await?;
-        let (filter_subject, filter_subjects) = match subjects {
-            [one] => (one.to_string(), Vec::new()),
-            many => (String::new(), many.iter().map(|f| f.to_string()).collect()),
-        };
-        let consumer = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject,
-                filter_subjects,
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::nats("read_subjects", e))?;
+        let consumer =
+            ordered_consumer(&stream, subjects, DeliverPolicy::All, "read_subjects").await?;
         let guard = DeleteOnDrop::new(&stream, &consumer.cached_info().name);
         if consumer.cached_info().num_pending == 0 {
             return Ok(futures::stream::empty().boxed());

@@ -754,27 +754,14 @@ async fn read_folded(
     let Some(end) = end else {
         return Ok((out, newer));
     };
-    let subjects: Vec<String> = series.iter().map(Series::subject).collect();
-    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
-    let mut stored = bus.read_subjects(OBS_STREAM, &subjects, end).await?;
-    loop {
-        let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next())
-            .await
-            .map_err(|_| BusError::Timeout {
-                subject: OBS_STREAM.to_string(),
-                timeout: STORED_READ_TIMEOUT,
-            })?;
-        let Some(msg) = next else { break };
-        let msg = msg?;
-        if msg.seq > end {
-            break;
-        }
+    for_each_stored(bus, series, end, |msg| {
         if let Some(s) = Series::of_subject(&msg.subject)
             && fold_as_of(out.entry(s.clone()).or_default(), &msg, as_of)
         {
             newer.insert(s);
         }
-    }
+    })
+    .await?;
     out.retain(|_, figures| !figures.is_empty());
     Ok((out, newer))
 }
@@ -869,6 +856,28 @@ async fn read_histories(
     let Some(end) = last.values().max().copied() else {
         return Ok(Vec::new());
     };
+    for_each_stored(bus, series, end, |msg| {
+        if let Some(s) = Series::of_subject(&msg.subject)
+            && last.get(&s).is_some_and(|&upto| msg.seq <= upto)
+        {
+            add_to_history(out.entry(s).or_default(), &msg);
+        }
+    })
+    .await?;
+    let mut out: Vec<(Series, History)> = out.into_iter().collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Calls `each` with every stored message of `series`, in stream order, up to sequence
+/// `end` ([`Transport::read_subjects`]); a read that stalls for [`STORED_READ_TIMEOUT`] is an
+/// error.
+async fn for_each_stored(
+    bus: &dyn Transport,
+    series: &[Series],
+    end: u64,
+    mut each: impl FnMut(Message),
+) -> Result<()> {
     let subjects: Vec<String> = series.iter().map(Series::subject).collect();
     let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
     let mut stored = bus.read_subjects(OBS_STREAM, &subjects, end).await?;
@@ -879,20 +888,13 @@ async fn read_histories(
                 subject: OBS_STREAM.to_string(),
                 timeout: STORED_READ_TIMEOUT,
             })?;
-        let Some(msg) = next else { break };
+        let Some(msg) = next else { return Ok(()) };
         let msg = msg?;
         if msg.seq > end {
-            break;
+            return Ok(());
         }
-        if let Some(s) = Series::of_subject(&msg.subject)
-            && last.get(&s).is_some_and(|&upto| msg.seq <= upto)
-        {
-            add_to_history(out.entry(s).or_default(), &msg);
-        }
+        each(msg);
     }
-    let mut out: Vec<(Series, History)> = out.into_iter().collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
 }
 
 /// Subjects of the layout before (one per figure, `bw.obs.<source>.<country>.<category>.<period>`).
