@@ -182,17 +182,17 @@ fn stored_freqs(
     current: &HashMap<String, Observation>,
     release_id: &str,
 ) -> HashMap<(Country, String), FreqSet> {
-    let mut out: HashMap<(Country, String), FreqSet> = HashMap::new();
+    // Keyed by borrowed categories while walking every figure (a source can hold millions):
+    // owned keys are made once per series at the end.
+    let mut out: HashMap<(Country, &str), FreqSet> = HashMap::new();
     for o in current.values().filter(|o| o.release_id != release_id) {
-        match out.get_mut(&(o.country, o.category.clone())) {
-            Some(set) => set.add(o.period.freq()),
-            None => out
-                .entry((o.country, o.category.clone()))
-                .or_default()
-                .add(o.period.freq()),
-        }
+        out.entry((o.country, o.category.as_str()))
+            .or_default()
+            .add(o.period.freq());
     }
-    out
+    out.into_iter()
+        .map(|((country, category), set)| ((country, category.to_string()), set))
+        .collect()
 }
 
 /// Why a figure may not join its stored series: it is monthly or quarterly and the series is
@@ -285,7 +285,9 @@ impl<'a> Publisher<'a> {
             return Ok(());
         }
         let bus = self.bus;
+        let started = std::time::Instant::now();
         let (current, messages) = current_values(bus, source).await?;
+        let read_ms = started.elapsed().as_millis() as u64;
         // Figures an earlier, interrupted attempt at this same release stored are still its
         // own: new, or the revisions that attempt announced (announcements go first).
         let earlier_attempt =
@@ -324,6 +326,15 @@ impl<'a> Publisher<'a> {
         } else {
             HashSet::new()
         };
+        // Where opening a source goes, for `RUST_LOG=borderwatch_ingest=debug`: reading and
+        // folding what the stream holds for it, then the checks over those figures.
+        tracing::debug!(
+            source,
+            figures = current.len(),
+            read_ms,
+            checked_ms = started.elapsed().as_millis() as u64 - read_ms,
+            "source opened"
+        );
         self.sources.insert(
             source.to_string(),
             SourceState {
@@ -616,11 +627,13 @@ async fn unrecorded_releases(
     current: &HashMap<String, Observation>,
     release_id: &str,
 ) -> Result<HashSet<String>, BusError> {
-    let mut ids: HashSet<String> = current
+    // Borrowed while walking every figure; a source's figures come from few releases.
+    let ids: HashSet<&str> = current
         .values()
         .filter(|o| o.release_id != release_id && !o.release_id.is_empty())
-        .map(|o| o.release_id.clone())
+        .map(|o| o.release_id.as_str())
         .collect();
+    let mut ids: HashSet<String> = ids.into_iter().map(str::to_string).collect();
     if ids.is_empty() {
         return Ok(ids);
     }
@@ -689,19 +702,15 @@ fn missing_categories(
 ) -> Vec<MissingCategory> {
     // (country, freq) → periods the stream has for any category of that country.
     // Figures an interrupted attempt at this same release stored are not history.
-    let history = || current.values().filter(|o| o.release_id != release_id);
-    let mut known: HashMap<(Country, Freq), BTreeSet<Period>> = HashMap::new();
-    for o in history() {
-        known
-            .entry((o.country, o.period.freq()))
-            .or_default()
-            .insert(o.period);
-    }
-    // (country, freq, category) → last period the stream has.
-    let mut last_seen: BTreeMap<(Country, Freq, &str), Period> = BTreeMap::new();
-    for o in history() {
+    // (country, freq, category) → last period the stream has. One pass over every figure
+    // (a source can hold millions), into hash maps: the order does not matter below.
+    let mut known: HashMap<(Country, Freq), HashSet<Period>> = HashMap::new();
+    let mut last_seen: HashMap<(Country, Freq, &str), Period> = HashMap::new();
+    for o in current.values().filter(|o| o.release_id != release_id) {
+        let freq = o.period.freq();
+        known.entry((o.country, freq)).or_default().insert(o.period);
         let entry = last_seen
-            .entry((o.country, o.period.freq(), o.category.as_str()))
+            .entry((o.country, freq, o.category.as_str()))
             .or_insert(o.period);
         *entry = (*entry).max(o.period);
     }
