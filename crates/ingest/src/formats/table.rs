@@ -137,7 +137,15 @@ pub const MAX_SHEET_ROWS: u32 = 1_048_576;
 pub const MAX_SHEET_COLUMNS: u32 = 4_096;
 /// The most cells ingest holds of one sheet: its cells, and the empty cells left of them in
 /// their rows.
-pub const MAX_SHEET_CELLS: u64 = 10_000_000;
+///
+/// Two million: above every agency workbook in test-data (their tests read them under it),
+/// and what keeps one upload's memory bounded where calamine expands a sheet whole before any cap of
+/// ours applies (ods repeats, xls). Measured with `borderwatch analyze --format wide` (debug
+/// build) on an 836-byte ods repeating a row of five numbers: 4.3 million cells peaked at
+/// 800 MB and 3 million at 570 MB, and 3 million cells of 30–60-character text at 1 GB; the
+/// parser fuzzing (`tests/fuzz.rs`, 768 MiB a case) found the 4.3-million case under the
+/// earlier cap of ten million.
+pub const MAX_SHEET_CELLS: u64 = 2_000_000;
 
 /// One sheet's cells, row by row from its first row with a cell, each row from its sheet's
 /// first column with a cell to its own last cell (rows may differ in length).
