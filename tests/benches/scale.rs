@@ -31,7 +31,6 @@
 //! history's length (default 100), `BENCH_SERIES_PER_SOURCE` (default 10,000), `BENCH_EMBEDDED=0`
 //! skips phase 5. Results are kept in BENCHMARKS.md and docs/scaling.md.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -40,8 +39,14 @@ use borderwatch_bus::{Bus, MemoryBus, NatsBus, Transport, names};
 use borderwatch_e2e::surges::put_subscription;
 use borderwatch_e2e::{Behaviour, ScriptedReceiver};
 use borderwatch_ingest::service::{Submission, ingest};
-use borderwatch_model::{Observation, Period, Release, SurgeEvent};
+use borderwatch_model::{Period, Release, SurgeEvent};
 use borderwatch_test_support::NatsServer;
+use borderwatch_test_support::measure::{dir_bytes as du, rss, status_bytes};
+
+/// The raw JetStream baseline, shared with the ingest bench.
+#[path = "../../crates/ingest/benches/support/raw_publish.rs"]
+mod raw_publish;
+use raw_publish::{raw_messages, raw_publish};
 
 const COUNTRIES: &[&str] = &[
     "AFG", "ARM", "AZE", "BLR", "BRA", "CHN", "COL", "CUB", "DEU", "ECU", "EST", "FIN", "FRA",
@@ -123,24 +128,6 @@ fn source_csv(shape: Shape, i: usize, from: usize, to: usize) -> String {
     out
 }
 
-/// Resident memory (`VmRSS`) or peak (`VmHWM`) of a process, in bytes; 0 where /proc is
-/// missing.
-fn status_bytes(pid: &str, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb * 1024.0)
-}
-
-fn rss(pid: u32) -> f64 {
-    status_bytes(&pid.to_string(), "VmRSS:")
-}
-
 /// Resets this process's peak resident memory to its current size, so that the next
 /// [`peak_mib`] is the peak of what follows (Linux 4.0+: `5` to clear_refs).
 fn reset_peak() {
@@ -153,70 +140,6 @@ fn peak_mib() -> f64 {
 
 fn mib(b: f64) -> f64 {
     b / 1048576.0
-}
-
-/// Bytes of the files under `dir`.
-fn du(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => du(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// The messages ingest publishes for a file, for the raw publisher to send as is (the
-/// ingest bench's): per series, its figures in messages of the series layout, under `raw.`.
-fn raw_messages(csv: &str) -> Vec<(String, String, Vec<u8>)> {
-    let parsed =
-        borderwatch_ingest::parse("generic", csv.as_bytes(), None).expect("bench csv parses");
-    let mut by_series: std::collections::BTreeMap<(String, String, String), Vec<(String, u64)>> =
-        std::collections::BTreeMap::new();
-    for o in &parsed.observations {
-        let o: &Observation = o;
-        by_series
-            .entry((
-                o.source.clone(),
-                o.country.code().to_string(),
-                o.category.clone(),
-            ))
-            .or_default()
-            .push((o.period.to_string(), o.count));
-    }
-    by_series
-        .into_iter()
-        .flat_map(|((source, country, category), figures)| {
-            let series = borderwatch_bus::obs::Series::new(&source, &country, &category);
-            borderwatch_bus::obs::series_messages(&series, "rel-0123456789abcdef", &figures, true)
-        })
-        .map(|m| {
-            let subject = m.subject.replacen("bw.obs.", "raw.", 1);
-            (subject, m.msg_id.unwrap_or_default(), m.payload.to_vec())
-        })
-        .collect()
-}
-
-async fn raw_publish(js: &jetstream::Context, msgs: &[(String, String, Vec<u8>)]) {
-    for chunk in msgs.chunks(512) {
-        let mut acks = Vec::with_capacity(chunk.len());
-        for (subject, id, payload) in chunk {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
-            acks.push(
-                js.publish_with_headers(subject.clone(), headers, payload.clone().into())
-                    .await
-                    .expect("raw publish sent"),
-            );
-        }
-        for ack in acks {
-            ack.await.expect("raw publish acknowledged");
-        }
-    }
 }
 
 /// Ingests each source's CSV for quarters `from..to`, one release after another; the

@@ -30,34 +30,7 @@ use async_nats::jetstream;
 use borderwatch_bus::obs::{self, Series};
 use borderwatch_bus::{NatsBus, names};
 use borderwatch_test_support::NatsServer;
-
-/// The server's resident memory in bytes, from /proc.
-fn rss(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb * 1024.0)
-}
-
-/// Bytes of the files under `dir`.
-fn du(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => du(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
+use borderwatch_test_support::measure::{dir_bytes as du, rss};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

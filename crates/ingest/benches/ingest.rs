@@ -23,8 +23,11 @@ use async_nats::jetstream;
 use borderwatch_bus::{MemoryBus, NatsBus, names};
 use borderwatch_ingest::service::{Server, Submission, ingest};
 use borderwatch_ingest_client::submit_reader;
-use borderwatch_model::{Country, Observation, Period};
+use borderwatch_model::{Country, Period};
 use borderwatch_test_support::NatsServer;
+
+mod support;
+use support::raw_publish::{raw_messages, raw_publish};
 
 const COUNTRIES: &[&str] = &[
     "AFG", "ARM", "AZE", "BLR", "BRA", "CHN", "COL", "CUB", "DEU", "ECU", "EST", "FIN", "FRA",
@@ -177,56 +180,6 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn rate(rows: usize, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64()
-}
-
-/// The messages borderwatch publishes for a file, for the raw publisher to send as is: per
-/// series, its figures in messages of the series layout (`borderwatch_bus::obs`), under
-/// `raw.` instead of `bw.obs.`.
-fn raw_messages(csv: &str) -> Vec<(String, String, Vec<u8>)> {
-    let parsed =
-        borderwatch_ingest::parse("generic", csv.as_bytes(), None).expect("bench csv parses");
-    let mut by_series: std::collections::BTreeMap<(String, String, String), Vec<(String, u64)>> =
-        std::collections::BTreeMap::new();
-    for o in &parsed.observations {
-        let o: &Observation = o;
-        by_series
-            .entry((
-                o.source.clone(),
-                o.country.code().to_string(),
-                o.category.clone(),
-            ))
-            .or_default()
-            .push((o.period.to_string(), o.count));
-    }
-    by_series
-        .into_iter()
-        .flat_map(|((source, country, category), figures)| {
-            let series = borderwatch_bus::obs::Series::new(&source, &country, &category);
-            borderwatch_bus::obs::series_messages(&series, "rel-0123456789abcdef", &figures, true)
-        })
-        .map(|m| {
-            let subject = m.subject.replacen("bw.obs.", "raw.", 1);
-            (subject, m.msg_id.unwrap_or_default(), m.payload.to_vec())
-        })
-        .collect()
-}
-
-async fn raw_publish(js: &jetstream::Context, msgs: &[(String, String, Vec<u8>)]) {
-    for chunk in msgs.chunks(512) {
-        let mut acks = Vec::with_capacity(chunk.len());
-        for (subject, id, payload) in chunk {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
-            acks.push(
-                js.publish_with_headers(subject.clone(), headers, payload.clone().into())
-                    .await
-                    .expect("raw publish sent"),
-            );
-        }
-        for ack in acks {
-            ack.await.expect("raw publish acknowledged");
-        }
-    }
 }
 
 /// The streamed case, in its own process: `BENCH_STREAM_FILE` to the ingest service of this

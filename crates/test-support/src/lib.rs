@@ -4,6 +4,7 @@
 //! (`smtp`, aiosmtpd). Nothing here is mocked.
 
 pub mod alertmanager;
+pub mod measure;
 pub mod nats_server;
 pub mod smtp;
 pub mod webhook;
