@@ -45,30 +45,119 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         None => crate::formats::detect(&sub.bytes, None)?.name,
     }
     .to_string();
-    let parsed = parse_blocking(&format, &sub.bytes, sub.source.clone()).await?;
+    let mut parsed = parse_blocking(&format, &sub.bytes, sub.source.clone()).await?;
     if parsed.observations.is_empty() {
         return Err(nothing_accepted(parsed));
     }
     let mut shapes = Shapes::new();
     add_to_shapes(&mut shapes, &parsed.observations);
-    let keys = locks::release_keys(&sha, shapes.keys());
+    let observations = std::mem::take(&mut parsed.observations);
+    let file = ReleaseFile {
+        key,
+        sha,
+        format,
+        bytes: sub.bytes.len() as u64,
+        shapes: &shapes,
+        parsed,
+        submitted_source: sub.source,
+    };
+    let figures = Figures::InMemory {
+        bytes: &sub.bytes,
+        observations,
+    };
+    in_turn(bus, file, figures).await
+}
+
+/// Where a file's bytes and figures come from in its turn.
+enum Figures<'a> {
+    /// A file read whole ([`ingest`]): its bytes, and its figures.
+    InMemory {
+        bytes: &'a bytes::Bytes,
+        observations: Vec<borderwatch_model::Observation>,
+    },
+    /// An upload staged in the object store ([`ingest_object`]), whose rows were all checked
+    /// by a first pass: its bytes are copied under their hash and read again from the copy,
+    /// a batch at a time, to publish them.
+    Staged {
+        object: &'a str,
+        size: u64,
+        source: Option<String>,
+        read: ReadOptions,
+    },
+}
+
+/// A read file on its way to its turn: what its release record keeps besides what
+/// publishing it applied.
+struct ReleaseFile<'a> {
+    /// The release's key in `bw_releases` ([`release_key`]).
+    key: String,
+    sha: String,
+    /// The format the file was read as.
+    format: String,
+    bytes: u64,
+    shapes: &'a Shapes,
+    /// The rows refused (its observations are published by the caller's step).
+    parsed: crate::Parsed,
+    submitted_source: Option<String>,
+}
+
+/// The part of an ingest that waits its turn behind any other upload of one of the file's
+/// sources or of the same bytes (`locks.rs`, and the lease across processes), so that it is
+/// built against everything published before it. Within the turn: a release recorded
+/// meanwhile is answered as a duplicate (or marked again where its analysis failed); a file
+/// of which no row was accepted is refused; else its bytes are kept, its figures published,
+/// the markers sent and the release recorded.
+async fn in_turn(
+    bus: &dyn Transport,
+    file: ReleaseFile<'_>,
+    figures: Figures<'_>,
+) -> Result<Release, IngestError> {
+    let keys = locks::release_keys(&file.sha, file.shapes.keys());
     let _turn = locks::lock(keys.clone()).await;
-    lease::hold(bus, &keys, lease::Timing::default(), async {
-        let recorded = recorded_release(bus, &key).await?;
+    lease::hold(bus, &keys, lease::Timing::default(), async move {
+        let recorded = recorded_release(bus, &file.key).await?;
         if let Some(release) = recorded.as_ref()
             && !analysis_failed(bus, release).await?
         {
             // The record keeps the first rejected rows, as many as a parse keeps.
             return Ok(duplicate(release.clone()));
         }
-        let raw = keep_bytes(bus, &sha, &sub.bytes).await?;
-
-        let release_id = release_id_of(&key);
-        let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
+        if file.shapes.values().all(|s| s.accepted == 0) {
+            return Err(nothing_accepted(file.parsed));
+        }
+        let raw = match &figures {
+            Figures::InMemory { bytes, .. } => keep_bytes(bus, &file.sha, bytes).await?,
+            Figures::Staged { object, size, .. } => {
+                staged::keep(bus, &file.sha, object, *size).await?
+            }
+        };
+        let release_id = release_id_of(&file.key);
+        let mut publisher = Publisher::new(bus, &release_id, None, file.shapes);
         if recorded.is_some() {
             publisher = publisher.remarking(&remark_tag());
         }
-        publisher.publish(parsed.observations).await?;
+        match figures {
+            Figures::InMemory { observations, .. } => publisher.publish(observations).await?,
+            Figures::Staged {
+                object,
+                source,
+                read,
+                ..
+            } => {
+                // The second pass, within the turn, over the kept copy.
+                let read_again = staged::publish(bus, &raw.name, source, read, &mut publisher)
+                    .await?
+                    .ok_or_else(|| gone(object))?;
+                if read_again != file.sha {
+                    return Err(IngestError::Internal(format!(
+                        "the bytes kept as `{}` changed while they were read (content hash \
+                         {read_again}, expected {}); the release is not recorded: send the \
+                         file again",
+                        raw.name, file.sha
+                    )));
+                }
+            }
+        }
         let applied = publisher.finish().await?;
         if let Some(release) = recorded {
             return Ok(remarked(release, applied));
@@ -76,17 +165,17 @@ pub async fn ingest(bus: &dyn Transport, sub: Submission) -> Result<Release, Ing
         record_release(
             bus,
             NewRelease {
-                key,
+                key: file.key,
                 id: release_id,
-                format,
-                sha,
-                bytes: sub.bytes.len() as u64,
-                shapes: &shapes,
-                rejected: parsed.rejected,
-                rejected_total: parsed.rejected_total,
+                format: file.format,
+                sha: file.sha,
+                bytes: file.bytes,
+                shapes: file.shapes,
+                rejected: file.parsed.rejected,
+                rejected_total: file.parsed.rejected_total,
                 applied,
                 raw,
-                submitted_source: sub.source,
+                submitted_source: file.submitted_source,
             },
         )
         .await
@@ -173,13 +262,6 @@ pub async fn ingest_object(
     sub: StagedUpload,
     read: ReadOptions,
 ) -> Result<Release, IngestError> {
-    let gone = || {
-        IngestError::Unavailable(format!(
-            "the upload's bytes (object `{}` in `{}`) are gone; send the file again",
-            sub.object,
-            names::RAW_OBJECT_STORE
-        ))
-    };
     let streamed = match crate::formats::by_name(sub.format.as_deref().unwrap_or(""))? {
         Some(f) => staged::streams(f.name),
         None => staged::looks_generic(bus, &sub.object).await?,
@@ -188,7 +270,7 @@ pub async fn ingest_object(
         let bytes = bus
             .object_get(names::RAW_OBJECT_STORE, &sub.object)
             .await?
-            .ok_or_else(gone)?;
+            .ok_or_else(|| gone(&sub.object))?;
         return ingest(
             bus,
             Submission {
@@ -206,62 +288,33 @@ pub async fn ingest_object(
         shapes,
     } = staged::scan(bus, &sub.object, sub.source.clone(), read, parse_timeout())
         .await?
-        .ok_or_else(gone)?;
+        .ok_or_else(|| gone(&sub.object))?;
     let parsed = parsed?;
     let key = release_key(&sha, sub.source.as_deref());
-    // In turn from here on, as in [`ingest`]; the second pass below reads the file again,
-    // within the turn (its rows were all checked by the first).
-    let keys = locks::release_keys(&sha, shapes.keys());
-    let _turn = locks::lock(keys.clone()).await;
-    lease::hold(bus, &keys, lease::Timing::default(), async {
-        let recorded = recorded_release(bus, &key).await?;
-        if let Some(release) = recorded.as_ref()
-            && !analysis_failed(bus, release).await?
-        {
-            return Ok(duplicate(release.clone()));
-        }
-        if shapes.values().all(|s| s.accepted == 0) {
-            return Err(nothing_accepted(parsed));
-        }
-        let raw = staged::keep(bus, &sha, &sub.object, size).await?;
-        let release_id = release_id_of(&key);
-        let mut publisher = Publisher::new(bus, &release_id, None, &shapes);
-        if recorded.is_some() {
-            publisher = publisher.remarking(&remark_tag());
-        }
-        let read_again = staged::publish(bus, &raw.name, sub.source.clone(), read, &mut publisher)
-            .await?
-            .ok_or_else(gone)?;
-        if read_again != sha {
-            return Err(IngestError::Internal(format!(
-                "the bytes kept as `{}` changed while they were read (content hash {read_again}, \
-             expected {}); the release is not recorded: send the file again",
-                raw.name, sha
-            )));
-        }
-        let applied = publisher.finish().await?;
-        if let Some(release) = recorded {
-            return Ok(remarked(release, applied));
-        }
-        record_release(
-            bus,
-            NewRelease {
-                key,
-                id: release_id,
-                format: crate::generic::FORMAT.name.to_string(),
-                sha,
-                bytes: size,
-                shapes: &shapes,
-                rejected: parsed.rejected,
-                rejected_total: parsed.rejected_total,
-                applied,
-                raw,
-                submitted_source: sub.source,
-            },
-        )
-        .await
-    })
-    .await
+    let file = ReleaseFile {
+        key,
+        sha: sha.clone(),
+        format: crate::generic::FORMAT.name.to_string(),
+        bytes: size,
+        shapes: &shapes,
+        parsed,
+        submitted_source: sub.source.clone(),
+    };
+    let figures = Figures::Staged {
+        object: &sub.object,
+        size,
+        source: sub.source,
+        read,
+    };
+    in_turn(bus, file, figures).await
+}
+
+/// The refusal of a staged upload whose bytes are no longer in the object store.
+fn gone(object: &str) -> IngestError {
+    IngestError::Unavailable(format!(
+        "the upload's bytes (object `{object}` in `{}`) are gone; send the file again",
+        names::RAW_OBJECT_STORE
+    ))
 }
 
 /// Reads a file whole on a blocking thread, within [`parse_timeout`]: past it the upload is
