@@ -23,6 +23,7 @@ mod release;
 mod replay;
 mod serve;
 mod staged;
+mod stored;
 
 use borderwatch_bus::BusError;
 

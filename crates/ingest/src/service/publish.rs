@@ -13,6 +13,8 @@ use borderwatch_model::{
 };
 use futures::StreamExt;
 
+use super::stored::Stored;
+
 /// What a release brings of one source, summed up as its figures go by: per country and
 /// frequency, the periods and the categories. Enough to tell which categories it leaves out,
 /// without its figures.
@@ -123,8 +125,8 @@ type SeriesPeriods = (Country, Vec<Period>, Vec<Period>);
 
 /// What the publisher knows of one source of the release.
 struct SourceState {
-    /// The current figure of every period the stream held for the source, by [`key_of`].
-    current: HashMap<String, Observation>,
+    /// The current figure of every period the stream held for the source.
+    current: Stored,
     /// Revisions an earlier, interrupted attempt at this release announced.
     announced: HashMap<(Country, String, Period), Revision>,
     /// The periods published so far, by (country code, category): the markers' content.
@@ -178,15 +180,12 @@ impl FreqSet {
 
 /// The frequencies of the figures stored for each series, not counting those of
 /// `release_id` (an interrupted attempt at the same release).
-fn stored_freqs(
-    current: &HashMap<String, Observation>,
-    release_id: &str,
-) -> HashMap<(Country, String), FreqSet> {
+fn stored_freqs(current: &Stored, release_id: &str) -> HashMap<(Country, String), FreqSet> {
     // Keyed by borrowed categories while walking every figure (a source can hold millions):
     // owned keys are made once per series at the end.
     let mut out: HashMap<(Country, &str), FreqSet> = HashMap::new();
-    for o in current.values().filter(|o| o.release_id != release_id) {
-        out.entry((o.country, o.category.as_str()))
+    for o in current.iter().filter(|o| o.release_id != release_id) {
+        out.entry((o.country, o.category))
             .or_default()
             .add(o.period.freq());
     }
@@ -286,12 +285,12 @@ impl<'a> Publisher<'a> {
         }
         let bus = self.bus;
         let started = std::time::Instant::now();
-        let (current, messages) = current_values(bus, source).await?;
+        let (read, messages) = obs::source_figures_counted(bus, source).await?;
+        let current = Stored::from_series(read);
         let read_ms = started.elapsed().as_millis() as u64;
         // Figures an earlier, interrupted attempt at this same release stored are still its
         // own: new, or the revisions that attempt announced (announcements go first).
-        let earlier_attempt =
-            self.replay.is_none() && current.values().any(|o| o.release_id == self.release_id);
+        let earlier_attempt = self.replay.is_none() && current.holds_release(&self.release_id);
         let announced = if earlier_attempt {
             announced_revisions(bus, source, &self.release_id).await?
         } else {
@@ -361,18 +360,16 @@ impl<'a> Publisher<'a> {
             return Ok(());
         };
         let applied = &mut self.applied;
-        // Each figure's key among the current figures, made once.
-        let mut changed: Vec<(&Observation, String, Change)> = Vec::new();
+        let mut changed: Vec<(&Observation, Change)> = Vec::new();
         for o in observations {
             if remarking {
                 // Only what this release stored is marked again: a figure a later release
                 // changed is that release's, and one the stream lost is replay's to restore.
-                let key = key_of(o);
-                match state.current.get(&key) {
+                match state.current.get(o.country, &o.category, o.period) {
                     Some(c) if c.release_id == release_id => {
                         let figure = (o.country, o.category.clone(), o.period);
                         let revised = state.announced.contains_key(&figure);
-                        changed.push((o, key, Change::Remark { revised }));
+                        changed.push((o, Change::Remark { revised }));
                     }
                     _ => {}
                 }
@@ -395,8 +392,7 @@ impl<'a> Publisher<'a> {
                 }
                 continue;
             }
-            let key = key_of(o);
-            let change = match state.current.get(&key) {
+            let change = match state.current.get(o.country, &o.category, o.period) {
                 None => Change::New,
                 Some(c) if c.release_id == release_id && replay.is_none() => {
                     match state
@@ -407,12 +403,12 @@ impl<'a> Publisher<'a> {
                         None => Change::New,
                     }
                 }
-                Some(c) if c.count == o.count && state.unrecorded.contains(&c.release_id) => {
+                Some(c) if c.count == o.count && state.unrecorded.contains(c.release_id) => {
                     Change::Remark { revised: false }
                 }
                 Some(c) if c.count == o.count => continue,
                 Some(c) => match replay {
-                    Some(order) if order.is_later(&c.release_id, release_id) => {
+                    Some(order) if order.is_later(c.release_id, release_id) => {
                         applied.superseded += 1;
                         continue;
                     }
@@ -423,12 +419,12 @@ impl<'a> Publisher<'a> {
                         period: o.period,
                         old_count: c.count,
                         new_count: o.count,
-                        old_release_id: c.release_id.clone(),
+                        old_release_id: c.release_id.to_string(),
                         release_id: release_id.to_string(),
                     }),
                 },
             };
-            changed.push((o, key, change));
+            changed.push((o, change));
         }
         if replay.is_none() {
             // Announcements first: a failure after them leaves no release record, and the
@@ -436,7 +432,7 @@ impl<'a> Publisher<'a> {
             // same message ids), whereas figures stored first would hide them from a retry.
             let revisions: Vec<Outgoing> = changed
                 .iter()
-                .filter_map(|(_, _, change)| match change {
+                .filter_map(|(_, change)| match change {
                     Change::Revised(r) => Some(
                         Outgoing::new(
                             names::revision_subject(&r.source, r.country.code(), &r.category),
@@ -467,7 +463,7 @@ impl<'a> Publisher<'a> {
         }
         // One message per series (obs::series_messages): the figures of this batch.
         let mut by_series: BTreeMap<(&str, &str), Vec<(String, u64)>> = BTreeMap::new();
-        for (o, _, change) in &changed {
+        for (o, change) in &changed {
             if matches!(change, Change::Remark { .. }) {
                 continue;
             }
@@ -496,7 +492,7 @@ impl<'a> Publisher<'a> {
             }
         }
         if replay.is_none() {
-            for (o, _, change) in &changed {
+            for (o, change) in &changed {
                 let entry = state
                     .changes
                     .entry((o.country.code().to_string(), o.category.clone()))
@@ -624,16 +620,14 @@ async fn compact(bus: &dyn Transport, due: Vec<(String, Vec<obs::Series>)>) {
 /// markers. (A release's id follows from its record's key, so the keys suffice.)
 async fn unrecorded_releases(
     bus: &dyn Transport,
-    current: &HashMap<String, Observation>,
+    current: &Stored,
     release_id: &str,
 ) -> Result<HashSet<String>, BusError> {
-    // Borrowed while walking every figure; a source's figures come from few releases.
-    let ids: HashSet<&str> = current
-        .values()
-        .filter(|o| o.release_id != release_id && !o.release_id.is_empty())
-        .map(|o| o.release_id.as_str())
+    let mut ids: HashSet<String> = current
+        .release_ids()
+        .filter(|id| *id != release_id && !id.is_empty())
+        .map(|id| id.to_string())
         .collect();
-    let mut ids: HashSet<String> = ids.into_iter().map(str::to_string).collect();
     if ids.is_empty() {
         return Ok(ids);
     }
@@ -698,7 +692,7 @@ fn missing_categories(
     release_id: &str,
     source: &str,
     shape: &Shape,
-    current: &HashMap<String, Observation>,
+    current: &Stored,
 ) -> Vec<MissingCategory> {
     // (country, freq) → periods the stream has for any category of that country.
     // Figures an interrupted attempt at this same release stored are not history.
@@ -706,11 +700,11 @@ fn missing_categories(
     // (a source can hold millions), into hash maps: the order does not matter below.
     let mut known: HashMap<(Country, Freq), HashSet<Period>> = HashMap::new();
     let mut last_seen: HashMap<(Country, Freq, &str), Period> = HashMap::new();
-    for o in current.values().filter(|o| o.release_id != release_id) {
+    for o in current.iter().filter(|o| o.release_id != release_id) {
         let freq = o.period.freq();
         known.entry((o.country, freq)).or_default().insert(o.period);
         let entry = last_seen
-            .entry((o.country, freq, o.category.as_str()))
+            .entry((o.country, freq, o.category))
             .or_insert(o.period);
         *entry = (*entry).max(o.period);
     }
@@ -759,49 +753,6 @@ fn missing_categories(
             }
         })
         .collect()
-}
-
-/// The key of a figure among a source's current figures: its series and period.
-pub(super) fn key_of(o: &Observation) -> String {
-    figure_key(o.country.code(), &o.category, &o.period.to_string())
-}
-
-fn figure_key(country: &str, category: &str, period: &str) -> String {
-    format!("{country}.{category}.{period}")
-}
-
-/// The current figure of every period the stream holds for `source`, by [`key_of`]:
-/// every series of the source folded (`borderwatch_bus::obs`), and how many messages each
-/// series holds. A figure whose country or period does not parse (nothing but ingest writes
-/// them) is left out.
-async fn current_values(
-    bus: &dyn Transport,
-    source: &str,
-) -> Result<(HashMap<String, Observation>, obs::MessageCounts), BusError> {
-    let mut out = HashMap::new();
-    let (figures, messages) = obs::source_figures_counted(bus, source).await?;
-    for (series, figures) in figures {
-        let Ok(country) = Country::parse(&series.country) else {
-            continue;
-        };
-        for (period, figure) in figures {
-            let Ok(parsed) = period.parse::<Period>() else {
-                continue;
-            };
-            out.insert(
-                figure_key(&series.country, &series.category, &period),
-                Observation {
-                    source: source.to_string(),
-                    country,
-                    category: series.category.clone(),
-                    period: parsed,
-                    count: figure.count,
-                    release_id: figure.release_id,
-                },
-            );
-        }
-    }
-    Ok((out, messages))
 }
 
 /// Series per release marker part.
