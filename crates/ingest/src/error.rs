@@ -94,6 +94,23 @@ pub enum IngestError {
         limit: u64,
     },
 
+    /// A spreadsheet (ods, xls) whose cells hold more text than ingest reads of one workbook,
+    /// counting text as the spreadsheet reader holds it: a repeated cell as often as it
+    /// repeats, an xls shared string as often as cells name it. Refused before the reader
+    /// opens the workbook (code `too_many_rows`).
+    #[error(
+        "the {format} workbook's cells hold {found} bytes of text or more by sheet \"{sheet}\" \
+         (a repeated or shared cell counted as often as it appears), more than the {limit} \
+         bytes ingest reads of one workbook: split the workbook, or send the table as CSV"
+    )]
+    TextTooLarge {
+        format: &'static str,
+        sheet: String,
+        /// The text counted when the limit was passed (the walk stops there).
+        found: u64,
+        limit: u64,
+    },
+
     /// Not one row of the file was accepted: nothing is stored and no release is recorded
     /// (a release of nothing would only hide the mistake). `rejected` holds the first
     /// rejected rows, which the error body lists in `details`.
@@ -138,9 +155,9 @@ impl IngestError {
             IngestError::MissingColumn { .. } => ErrorCode::MissingColumn,
             IngestError::NoSource => ErrorCode::NoSource,
             IngestError::BadSource { .. } => ErrorCode::BadSource,
-            IngestError::TooManyRows { .. } | IngestError::SheetTooLarge { .. } => {
-                ErrorCode::TooManyRows
-            }
+            IngestError::TooManyRows { .. }
+            | IngestError::SheetTooLarge { .. }
+            | IngestError::TextTooLarge { .. } => ErrorCode::TooManyRows,
             IngestError::Csv { .. } => ErrorCode::BadCsv,
             IngestError::UnknownFormat { .. } => ErrorCode::UnknownFormat,
             IngestError::BadLayout { .. } => ErrorCode::BadLayout,

@@ -147,6 +147,25 @@ pub const MAX_SHEET_COLUMNS: u32 = 4_096;
 /// earlier cap of ten million.
 pub const MAX_SHEET_CELLS: u64 = 2_000_000;
 
+/// The most bytes of text the cells of one ods or xls workbook may hold, counted as calamine
+/// holds them when it opens the workbook (all sheets at once): a cell repeated by
+/// `table:number-columns-repeated` or `table:number-rows-repeated` as often as it repeats, an
+/// xls shared string once and again for every cell that names it, and a formula beside its
+/// cell's value. `ods_guard` and `xls_guard` refuse a workbook past it
+/// ([`IngestError::TextTooLarge`]) before calamine opens it.
+///
+/// 64 MiB: some hundred times the text of any agency workbook in test-data, and what keeps a
+/// workbook at the caps well under the 768 MiB a fuzz case may take (`tests/fuzz.rs`). The
+/// cell cap alone does not bound memory, which follows the cells' bytes: the text is copied
+/// while a sheet is read (calamine's ranges, the range a sheet is read from, its cells, their
+/// row text), so reading takes some three times the text. Measured with `borderwatch analyze
+/// --format wide --source x` (debug build, peak resident size by `/usr/bin/time`) on ods
+/// files of one repeated text cell (`tests/text_budget.rs` writes them): 1 KiB cells, 64 MiB
+/// of text (just under the budget) 240 MiB, 256 MiB of text 845 MiB; two million cells (the
+/// cell cap) of 33 bytes (63 MiB, just under) 522 MiB, of 8 bytes 431 MiB, of 64 bytes
+/// (122 MiB) 706 MiB. Past the budget such a file is refused in 0.05 s at 45 MiB.
+pub const MAX_WORKBOOK_TEXT_BYTES: u64 = 64 << 20;
+
 /// One sheet's cells, row by row from its first row with a cell, each row from its sheet's
 /// first column with a cell to its own last cell (rows may differ in length).
 #[derive(Debug, Default)]
