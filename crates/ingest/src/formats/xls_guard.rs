@@ -2,8 +2,13 @@
 //! workbook opens and allocates each sheet's whole range (and the cells its `DIMENSIONS`
 //! record declares), so a forged record or a cell far out aborts the process before any cap
 //! of [`super::table`] can apply. This walks the workbook stream's records first.
+//!
+//! It walks them twice: once for the cells, and once for the text calamine will hold
+//! ([`text`]): a shared string is stored once in the `SST` record, but calamine copies it
+//! into every cell whose `LabelSst` record (14 bytes) names it, so a 64 KiB string named by
+//! two million cells would take 128 GiB.
 
-use super::table::{MAX_SHEET_CELLS, MAX_SHEET_ROWS};
+use super::table::{MAX_SHEET_CELLS, MAX_SHEET_ROWS, MAX_WORKBOOK_TEXT_BYTES};
 use crate::error::IngestError;
 
 const FREE: u32 = 0xFFFF_FFFF;
@@ -97,6 +102,7 @@ pub(crate) fn check(file: &[u8], format: &'static str) -> Result<(), IngestError
     let Some(stream) = workbook_stream(file) else {
         return Ok(());
     };
+    text(&stream, format)?;
     let refuse = |what: &'static str, limit: u64| IngestError::SheetTooLarge {
         format,
         sheet: "(xls)".into(),
@@ -180,9 +186,366 @@ pub(crate) fn check(file: &[u8], format: &'static str) -> Result<(), IngestError
     Ok(())
 }
 
+/// The text calamine prints a formula to, counted per byte of its tokens (`rgce`): a cell
+/// reference of 5 bytes prints as `$C$200` (6), a sum of a range as `SUM($C$5:$C$200)` in
+/// 12, a reference to another sheet as its name and more. The real workbook in test-data
+/// prints 56 KB of tokens to 206 KB (3.6). Not a bound: a token naming a sheet or a defined
+/// name with a long name, or one of spaces (`PtgAttrSpace`, 4 bytes for up to 255), prints
+/// to more, up to some 64 times its bytes; bounding it would take walking the tokens as
+/// calamine's `parse_formula` does.
+const FORMULA_TEXT_PER_BYTE: u64 = 8;
+
+/// One record as calamine's `RecordIter` gives it: its type, its data, and the data of the
+/// `CONTINUE` records right after it.
+struct Record<'a> {
+    typ: u32,
+    data: &'a [u8],
+    cont: Vec<&'a [u8]>,
+}
+
+/// The records from `at` on, as calamine reads them; a truncated one ends them (calamine
+/// refuses it).
+fn records(stream: &[u8], mut at: usize) -> impl Iterator<Item = Record<'_>> {
+    std::iter::from_fn(move || {
+        let body = |at: usize| {
+            let len = u16_at(stream, at + 2)? as usize;
+            stream.get(at + 4..at + 4 + len)
+        };
+        let typ = u16_at(stream, at)?;
+        let data = body(at)?;
+        at += 4 + data.len();
+        let mut cont = Vec::new();
+        while u16_at(stream, at) == Some(0x003C) {
+            let part = body(at)?;
+            at += 4 + part.len();
+            cont.push(part);
+        }
+        Some(Record { typ, data, cont })
+    })
+}
+
+/// How calamine decodes the workbook's strings: its BIFF version and code page.
+#[derive(Clone, Copy)]
+struct Strings {
+    biff8: bool,
+    /// Code page 1200 or 1201 (UTF-16): 1200 is calamine's default, and what BIFF8
+    /// writers use.
+    utf16: bool,
+}
+
+impl Strings {
+    /// At most the UTF-8 bytes calamine makes of `bytes` of characters: `high` (two bytes a
+    /// character), compressed (one), or `None` (before BIFF8: one byte, in the code page).
+    /// Other code pages are taken as ASCII-compatible, each other byte as up to 3 bytes.
+    fn utf8(self, bytes: &[u8], high: Option<bool>) -> u64 {
+        let byte = |b: &u8| if *b < 0x80 { 1u64 } else { 3 };
+        match (high, self.utf16) {
+            // Code page 1200 reads little-endian, 1201 big-endian: either is bounded.
+            (Some(true), true) => bytes
+                .chunks_exact(2)
+                .map(|u| {
+                    let width = |unit: u16| match unit {
+                        0..0x80 => 1,
+                        0x80..0x800 => 2,
+                        _ => 3,
+                    };
+                    width(u16::from_le_bytes([u[0], u[1]]))
+                        .max(width(u16::from_be_bytes([u[0], u[1]])))
+                })
+                .sum(),
+            (Some(false), true) => bytes.iter().map(|b| if *b < 0x80 { 1 } else { 2 }).sum(),
+            // Widened to UTF-16 with zero high bytes, then decoded in the code page.
+            (Some(false), false) => bytes.iter().map(|b| byte(b) + 1).sum(),
+            (_, _) => bytes.iter().map(byte).sum(),
+        }
+    }
+
+    /// A string of `cch` characters at the start of `data` (`high` as above), as calamine's
+    /// `encoding.decode_to` takes it: (the characters taken, the bytes read, their UTF-8).
+    fn take(self, data: &[u8], cch: usize, high: Option<bool>) -> (usize, usize, u64) {
+        let width = if high == Some(true) { 2 } else { 1 };
+        let chars = cch.min(data.len() / width);
+        let bytes = &data[..chars * width];
+        (chars, bytes.len(), self.utf8(bytes, high))
+    }
+
+    /// An `XLUnicodeString` (calamine's `parse_string`: a label, a formula's string value):
+    /// the bytes of the `String` it makes, whose capacity is `cch` at least.
+    fn string(self, r: &[u8]) -> u64 {
+        let expected = if self.biff8 { 3 } else { 2 };
+        let Some(cch) = u16_at(r, 0) else {
+            return 0;
+        };
+        let Some(rest) = r.get(expected..) else {
+            return 0;
+        };
+        let high = self.biff8.then(|| r[2] & 1 != 0);
+        let (_, _, utf8) = self.take(rest, cch as usize, high);
+        utf8.max(u64::from(cch))
+    }
+
+    /// The strings of an `SST` record (calamine's `parse_sst`, `read_rich_extended_string`
+    /// and `read_dbcs`, across its `CONTINUE` records): each one's bytes. Where calamine
+    /// would fail, the strings so far (it then opens nothing).
+    fn shared<'a>(self, record: &Record<'a>) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut parts = record.cont.iter();
+        let Some(mut data): Option<&'a [u8]> = record.data.get(8..) else {
+            return out;
+        };
+        let mut next = |data: &mut &'a [u8]| match parts.next() {
+            Some(part) => {
+                *data = part;
+                true
+            }
+            None => false,
+        };
+        while !data.is_empty() || next(&mut data) {
+            if data.is_empty() {
+                out.push(0);
+                continue;
+            }
+            let (Some(cch), Some(&flags)) = (u16_at(data, 0), data.get(2)) else {
+                return out;
+            };
+            data = &data[3..];
+            let mut skip = 0usize;
+            if flags & 0x8 != 0 {
+                let Some(runs) = u16_at(data, 0) else {
+                    return out;
+                };
+                skip += 4 * runs as usize;
+                data = &data[2..];
+            }
+            if flags & 0x4 != 0 {
+                let Some(ext) = u32_at(data, 0) else {
+                    return out;
+                };
+                skip = skip.saturating_add(ext as usize);
+                data = &data[4..];
+            }
+            let (mut left, mut high, mut utf8) = (cch as usize, flags & 1 != 0, 0u64);
+            while left > 0 {
+                let (chars, read, bytes) = self.take(data, left, Some(high));
+                data = &data[read..];
+                left -= chars;
+                utf8 += bytes;
+                if left > 0 {
+                    if !next(&mut data) || data.is_empty() {
+                        return out;
+                    }
+                    high = data[0] & 1 != 0;
+                    data = &data[1..];
+                }
+            }
+            out.push(utf8.max(u64::from(cch)));
+            while skip > 0 {
+                if data.is_empty() && !next(&mut data) {
+                    return out;
+                }
+                let n = skip.min(data.len());
+                data = &data[n..];
+                skip -= n;
+            }
+        }
+        out
+    }
+}
+
+/// Refuses an xls whose cells would hold more than [`MAX_WORKBOOK_TEXT_BYTES`] of text when
+/// calamine opens it. As calamine does, this reads the workbook globals (the BIFF version,
+/// the code page, the shared strings and the sheets' positions) up to their first `EOF`,
+/// then each sheet from its position, as often as a `BoundSheet` record names it, counting
+/// the strings calamine makes: the shared strings once, a copy for each `LabelSst` cell,
+/// each `Label` and `RString` cell, each formula's string value, and each formula's text.
+///
+/// A formula's text is counted as [`FORMULA_TEXT_PER_BYTE`] bytes a token byte.
+fn text(stream: &[u8], format: &'static str) -> Result<u64, IngestError> {
+    let mut strings = Strings {
+        biff8: true,
+        utf16: true,
+    };
+    let mut shared = Vec::new();
+    let mut sheets = Vec::new();
+    for r in records(stream, 0) {
+        match r.typ {
+            0x0809 => {
+                strings.biff8 = match u16_at(r.data, 0) {
+                    Some(0x0200 | 0x0002 | 0x0007 | 0x0300 | 0x0400 | 0x0500) => false,
+                    Some(0) => u16_at(r.data, 2) != Some(0x1000),
+                    _ => true,
+                };
+            }
+            0x0042 => strings.utf16 = matches!(u16_at(r.data, 0), Some(1200 | 1201)),
+            0x0085 => {
+                if let Some(pos) = u32_at(r.data, 0) {
+                    sheets.push((pos as usize, sheet_name(r.data, strings)));
+                }
+            }
+            0x00FC => shared = strings.shared(&r),
+            0x000A => break,
+            _ => {}
+        }
+    }
+    let mut total: u64 = shared.iter().sum();
+    for (pos, name) in sheets {
+        // As calamine: the first BOF opens the sheet, a later one a nested substream (a
+        // chart), whose records are skipped to its EOF; the sheet's EOF ends it.
+        let (mut seen_bof, mut depth) = (false, 0u32);
+        for r in records(stream, pos) {
+            if depth > 0 {
+                match r.typ {
+                    0x0809 => depth += 1,
+                    0x000A => depth -= 1,
+                    _ => {}
+                }
+                continue;
+            }
+            let bytes = match r.typ {
+                0x0809 => {
+                    if seen_bof {
+                        depth += 1;
+                    }
+                    seen_bof = true;
+                    0
+                }
+                0x000A => break,
+                0x0204 | 0x00D6 => r.data.get(6..).map_or(0, |d| strings.string(d)),
+                0x0207 => strings.string(r.data),
+                0x00FD => u32_at(r.data, 6)
+                    .and_then(|i| shared.get(i as usize))
+                    .copied()
+                    .unwrap_or(0),
+                0x0006 => (r.data.len().saturating_sub(20) as u64) * FORMULA_TEXT_PER_BYTE,
+                _ => 0,
+            };
+            total = total.saturating_add(bytes);
+            if total > MAX_WORKBOOK_TEXT_BYTES {
+                return Err(IngestError::TextTooLarge {
+                    format,
+                    sheet: name,
+                    found: total,
+                    limit: MAX_WORKBOOK_TEXT_BYTES,
+                });
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// A `BoundSheet` record's sheet name (for the error), as far as it can be read.
+fn sheet_name(data: &[u8], strings: Strings) -> String {
+    let Some(&cch) = data.get(6) else {
+        return String::new();
+    };
+    let cch = cch as usize;
+    if !strings.biff8 {
+        let bytes = data.get(7..).unwrap_or(&[]);
+        return bytes.iter().take(cch).map(|&b| char::from(b)).collect();
+    }
+    let high = data.get(7).is_some_and(|f| f & 1 != 0);
+    let bytes = data.get(8..).unwrap_or(&[]);
+    if high {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .take(cch)
+            .map(|u| u16::from_le_bytes([u[0], u[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        bytes.iter().take(cch).map(|&b| char::from(b)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(typ: u16, data: &[u8]) -> Vec<u8> {
+        let mut r = typ.to_le_bytes().to_vec();
+        r.extend_from_slice(&u16::try_from(data.len()).unwrap().to_le_bytes());
+        r.extend_from_slice(data);
+        r
+    }
+
+    /// A BIFF8 workbook stream of one sheet `Data`: shared string 0 is `shared`
+    /// (compressed), named by `cells` LabelSst records; then `labels` Label records.
+    fn stream(shared: &str, cells: u16, labels: &[&str]) -> Vec<u8> {
+        let bof = |dt: u8| {
+            record(
+                0x0809,
+                &[0x00, 0x06, dt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            )
+        };
+        let mut s = bof(0x05);
+        let bound = s.len() + 4;
+        s.extend(record(
+            0x0085,
+            &[0, 0, 0, 0, 0, 0, 4, 0, b'D', b'a', b't', b'a'],
+        ));
+        let mut sst = [1u32.to_le_bytes(), 1u32.to_le_bytes()].concat();
+        sst.extend_from_slice(&u16::try_from(shared.len()).unwrap().to_le_bytes());
+        sst.push(0);
+        sst.extend_from_slice(shared.as_bytes());
+        s.extend(record(0x00FC, &sst));
+        s.extend(record(0x000A, &[]));
+        let pos = u32::try_from(s.len()).unwrap().to_le_bytes();
+        s[bound..bound + 4].copy_from_slice(&pos);
+        s.extend(bof(0x10));
+        for row in 0..cells {
+            let mut d = row.to_le_bytes().to_vec();
+            d.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+            s.extend(record(0x00FD, &d));
+        }
+        for (row, label) in labels.iter().enumerate() {
+            let mut d = u16::try_from(row).unwrap().to_le_bytes().to_vec();
+            d.extend_from_slice(&[1, 0, 0, 0]);
+            d.extend_from_slice(&u16::try_from(label.len()).unwrap().to_le_bytes());
+            d.push(0);
+            d.extend_from_slice(label.as_bytes());
+            s.extend(record(0x0204, &d));
+        }
+        s.extend(record(0x000A, &[]));
+        s
+    }
+
+    #[test]
+    fn shared_text_up_to_the_budget_passes_and_a_byte_more_is_refused() {
+        // The shared string once, and a copy for each of 8,191 cells: 8,192 × 8 KiB.
+        let shared = "x".repeat(8192);
+        assert_eq!(8192 * 8192, MAX_WORKBOOK_TEXT_BYTES);
+        let at = stream(&shared, 8191, &[]);
+        assert_eq!(text(&at, "wide").unwrap(), MAX_WORKBOOK_TEXT_BYTES);
+        let e = text(&stream(&shared, 8191, &["y"]), "wide").unwrap_err();
+        assert!(
+            matches!(e, IngestError::TextTooLarge { found, limit, ref sheet, .. }
+                if found == limit + 1 && sheet == "Data"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_count_of_a_real_xls_is_never_less_than_what_calamine_holds() {
+        use calamine::{Data, Reader as _};
+        let file = std::fs::read(MVD).unwrap();
+        let counted = text(&workbook_stream(&file).unwrap(), "ru_sheet").unwrap();
+        let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(file)).unwrap();
+        let mut held = 0u64;
+        for name in book.sheet_names() {
+            for (_, _, cell) in book.worksheet_range(&name).unwrap().used_cells() {
+                if let Data::String(s) = cell {
+                    held += s.len() as u64;
+                }
+            }
+            for (_, _, f) in book.worksheet_formula(&name).unwrap().used_cells() {
+                held += f.len() as u64;
+            }
+        }
+        // Cyrillic: two UTF-8 bytes a character, as counted; the shared strings once more;
+        // the formulas (206 KB of text from 56 KB of tokens) at 8 bytes a token byte.
+        assert!(held > 200_000 && counted >= held, "{counted} < {held}");
+        assert!(counted < 3 * held, "{counted} against {held}");
+    }
 
     const MVD: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
