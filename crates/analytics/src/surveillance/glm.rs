@@ -383,6 +383,10 @@ pub(crate) struct Workspace {
     start_memo: StartMemo,
     /// Per-level sums of the last grouped iteration, see [`Workspace::fit_grouped`].
     levels: LevelSums,
+    /// Whether the last [`Workspace::fit_grouped`] was solved by the grouped IRLS (so that
+    /// its level sums, parameters, mu and working weights are still in place for
+    /// [`Workspace::grouped_fit_again`]).
+    last_grouped: bool,
 }
 
 /// What `glm.fit`'s start gives one row, a pure function of its response y (see
@@ -635,9 +639,9 @@ struct DevianceRows<'a> {
 /// The loops of [`eta_mu_deviance_grouped`], with and without the time column (without it,
 /// eta is gamma[level] + slope * 0, as the design's zero time would give it). Slices of one
 /// length, so the loops carry no bounds checks and reload nothing. Two passes: eta and
-/// exp(eta) first, a loop of nothing but the `exp` calls (across a call every floating-point
-/// register is lost, so the deviance's running sum would be spilled and reloaded around each
-/// one); then mu = max(exp(eta), eps) and the deviance, summed in the same row order with the
+/// exp(eta) first (without time, one `exp` per run of rows of one level), a loop of nothing
+/// but the `exp` calls (across a call every floating-point register is lost, so the
+/// deviance's running sum would be spilled and reloaded around each one); then mu = max(exp(eta), eps) and the deviance, summed in the same row order with the
 /// same terms.
 #[inline(always)]
 fn deviance_rows<const TIME: bool>(
@@ -649,11 +653,30 @@ fn deviance_rows<const TIME: bool>(
     mu: &mut [f64],
 ) -> (f64, bool) {
     let n = r.y.len();
-    for i in 0..n {
-        let ti = if TIME { t[i] } else { 0.0 };
-        let e = gamma[r.level[i]] + slope * ti;
-        eta[i] = e;
-        mu[i] = e.exp();
+    if TIME {
+        for i in 0..n {
+            let e = gamma[r.level[i]] + slope * t[i];
+            eta[i] = e;
+            mu[i] = e.exp();
+        }
+    } else {
+        // Every row of a level has the same eta, so the same exp: one call per run of rows
+        // of one level (the windows and the blocks between them) instead of one per row.
+        let mut run: Option<(usize, f64, f64)> = None;
+        for i in 0..n {
+            let l = r.level[i];
+            let (e, ex) = match run {
+                Some((level, e, ex)) if level == l => (e, ex),
+                _ => {
+                    let e = gamma[l] + slope * 0.0;
+                    let ex = e.exp();
+                    run = Some((l, e, ex));
+                    (e, ex)
+                }
+            };
+            eta[i] = e;
+            mu[i] = ex;
+        }
     }
     let zero: f64 = std::iter::empty::<f64>().sum();
     let mut dev = zero;
@@ -774,6 +797,7 @@ impl Workspace {
     ) -> Result<FitInfo, GlmError> {
         let n = y.len();
         debug_assert_eq!(x.len(), n * p);
+        self.last_grouped = false;
         let mut devold = self.prepare(p, y, prior_weights)?;
         assert!(maxit >= 1, "maxit >= 1 runs at least one iteration");
         let mut have_coefold = false;
@@ -983,13 +1007,57 @@ impl Workspace {
         maxit: usize,
         wants: Wants,
     ) -> Result<FitInfo, GlmError> {
+        self.last_grouped = false;
         match self.try_grouped(g, y, prior_weights, epsilon, maxit, wants) {
-            Some(info) => Ok(info),
+            Some(info) => {
+                self.last_grouped = true;
+                Ok(info)
+            }
             None => {
                 let p = g.columns();
                 self.fit(design(), p, y, prior_weights, epsilon, maxit, wants)
             }
         }
+    }
+
+    /// What [`Workspace::fit_grouped`] of the same design `g`, response `y` and prior weights
+    /// as the last fit (and the same `epsilon` and `maxit`) would give, without its
+    /// iterations, with other by-products (`wants`). That fit would start from the same
+    /// values and run the same iterations on the same numbers, so its parameters, mu, working
+    /// weights and level sums are the ones still in place, and its results are computed from
+    /// them by the same code. `farringtonFlexible`'s reweighted fit is such a fit wherever no
+    /// Anscombe residual is above the threshold: every weight is then exactly 1. `None`
+    /// (nothing done) where the last fit was not solved by the grouped IRLS, or `y` or the
+    /// prior weights (`None`: all 1) are not bit for bit the last fit's: fit again then.
+    pub(crate) fn grouped_fit_again(
+        &mut self,
+        g: Grouped<'_>,
+        y: &[f64],
+        prior_weights: Option<&[f64]>,
+        info: FitInfo,
+        wants: Wants,
+    ) -> Option<FitInfo> {
+        let n = y.len();
+        let same_bits = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits())
+        };
+        let same_weights = match prior_weights {
+            Some(w) => same_bits(w, &self.weights),
+            None => self.weights.len() == n && self.weights.iter().all(|&v| v == 1.0),
+        };
+        let same = self.last_grouped
+            && same_bits(y, &self.init_y)
+            && same_weights
+            && self.mu.len() == n
+            && self.w.len() == n
+            && self.start.len() == g.levels + 1
+            && self.levels.a.len() == g.levels
+            && info.rank == g.columns();
+        if !same {
+            return None;
+        }
+        self.grouped_results(g, y, wants);
+        Some(info)
     }
 
     /// The grouped IRLS of [`Workspace::fit_grouped`]; `None` where the general fit must
@@ -1607,6 +1675,111 @@ mod tests {
             exact_only > 100 && rejected > 100,
             "{exact_only}, {rejected}"
         );
+    }
+
+    /// [`Workspace::grouped_fit_again`] leaves the workspace as a new grouped fit of the same
+    /// design, response and prior weights (all ones given as weights, after a fit without)
+    /// would, bit for bit, and refuses other weights or responses.
+    #[test]
+    fn grouped_fit_again_is_the_same_fit() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut again_count = 0;
+        for case in 0..300 {
+            let levels = 1 + case % 4;
+            let n = 3 * levels + 4 + (uniform() * 30.0) as usize;
+            let with_time = case % 3 != 0;
+            let level: Vec<usize> = (0..n).map(|i| (i * levels / n).min(levels - 1)).collect();
+            let time: Vec<f64> = (0..n).map(|i| (i + 1) as f64).collect();
+            let base = 10f64.powf(uniform() * 3.0);
+            let y: Vec<f64> = (0..n)
+                .map(|i| (base * (1.0 + 0.01 * i as f64) * (0.5 + uniform())).round())
+                .collect();
+            let g = Grouped {
+                level: &level,
+                levels,
+                time: with_time.then_some(&time[..]),
+            };
+            let design = {
+                let mut x = vec![1.0; n];
+                if with_time {
+                    x.extend_from_slice(&time);
+                }
+                for l in 1..levels {
+                    x.extend(level.iter().map(|&v| if v == l { 1.0 } else { 0.0 }));
+                }
+                x
+            };
+            let first = Wants {
+                hat: true,
+                cov: false,
+            };
+            let second = Wants {
+                hat: false,
+                cov: true,
+            };
+            let ones = vec![1.0; n];
+            let mut fresh = Workspace::default();
+            let want = fresh
+                .fit_grouped(
+                    || &design,
+                    g,
+                    &y,
+                    Some(&ones),
+                    GLM_EPSILON,
+                    GLM_MAXIT,
+                    second,
+                )
+                .unwrap();
+            let mut ws = Workspace::default();
+            let info = ws
+                .fit_grouped(|| &design, g, &y, None, GLM_EPSILON, GLM_MAXIT, first)
+                .unwrap();
+            let mut other = ones.clone();
+            other[n / 2] = 0.5;
+            assert!(
+                ws.grouped_fit_again(g, &y, Some(&other), info, second)
+                    .is_none()
+            );
+            let mut y2 = y.clone();
+            y2[0] += 1.0;
+            assert!(
+                ws.grouped_fit_again(g, &y2, Some(&ones), info, second)
+                    .is_none()
+            );
+            let Some(got) = ws.grouped_fit_again(g, &y, Some(&ones), info, second) else {
+                continue;
+            };
+            again_count += 1;
+            assert_eq!(
+                (got.rank, got.df_residual, got.iterations, got.converged),
+                (want.rank, want.df_residual, want.iterations, want.converged)
+            );
+            let coef = |w: &Workspace| {
+                w.coefficients
+                    .iter()
+                    .map(|c| c.map(f64::to_bits))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(coef(&ws), coef(&fresh));
+            for (a, b) in [
+                (&ws.mu, &fresh.mu),
+                (&ws.eta, &fresh.eta),
+                (&ws.working_weights, &fresh.working_weights),
+                (&ws.working_residuals, &fresh.working_residuals),
+                (&ws.cov, &fresh.cov),
+                (&ws.hat, &fresh.hat),
+            ] {
+                assert_eq!(bits(a), bits(b), "case {case}");
+            }
+        }
+        assert!(again_count > 250, "{again_count}");
     }
 
     /// R 4.2.2: `sprintf("%.17g", 2 * pt(-t, df))`. A tiny t must give a p-value below 1, as
