@@ -94,6 +94,24 @@ pub enum IngestError {
         limit: u64,
     },
 
+    /// A spreadsheet (ods, xls) whose sheets together hold more cells than ingest reads of one
+    /// workbook, counting cells as the spreadsheet reader holds them (all sheets at once, a
+    /// repeated cell as often as it repeats, each sheet as often as the workbook lists it).
+    /// Refused before the reader opens the workbook (code `too_many_rows`).
+    #[error(
+        "the {format} workbook's sheets hold {found} cells or more in all, counted up to sheet \
+         \"{sheet}\" (a repeated cell counted as often as it repeats), more than the {limit} \
+         cells ingest reads of one workbook, all its sheets together: delete the stray cells \
+         far from the tables, or split the workbook, and send it again"
+    )]
+    WorkbookTooLarge {
+        format: &'static str,
+        sheet: String,
+        /// The cells counted when the limit was passed (the walk stops there).
+        found: u64,
+        limit: u64,
+    },
+
     /// A spreadsheet (ods, xls) whose cells hold more text than ingest reads of one workbook,
     /// counting text as the spreadsheet reader holds it: a repeated cell as often as it
     /// repeats, an xls shared string as often as cells name it. Refused before the reader
@@ -157,6 +175,7 @@ impl IngestError {
             IngestError::BadSource { .. } => ErrorCode::BadSource,
             IngestError::TooManyRows { .. }
             | IngestError::SheetTooLarge { .. }
+            | IngestError::WorkbookTooLarge { .. }
             | IngestError::TextTooLarge { .. } => ErrorCode::TooManyRows,
             IngestError::Csv { .. } => ErrorCode::BadCsv,
             IngestError::UnknownFormat { .. } => ErrorCode::UnknownFormat,

@@ -23,7 +23,9 @@ mod ytd;
 use crate::error::IngestError;
 
 pub use crate::format::{Format, Options, SNIFF_BYTES, Sniff};
-pub use table::{MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS, MAX_WORKBOOK_TEXT_BYTES};
+pub use table::{
+    MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS, MAX_WORKBOOK_CELLS, MAX_WORKBOOK_TEXT_BYTES,
+};
 
 /// Every format, specific ones first; `generic` is the fallback of detection.
 pub const FORMATS: &[Format] = &[

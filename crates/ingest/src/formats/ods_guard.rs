@@ -5,7 +5,9 @@
 //! declaring one row of 16,384 numbers repeated 6,000 times made it allocate some 5 GiB
 //! before any cap of [`super::table`] could apply. This walks `content.xml` first and
 //! refuses a sheet that would hold more than the caps, counting repeats as calamine expands
-//! them; trailing empty rows and cells, which calamine leaves out, cost nothing.
+//! them; trailing empty rows and cells, which calamine leaves out, cost nothing. calamine
+//! holds every sheet at once, so the sheets' cells are also summed, and a workbook past
+//! [`MAX_WORKBOOK_CELLS`] is refused ([`IngestError::WorkbookTooLarge`]).
 //!
 //! Cells are not all memory costs: each text cell (and each formula) is a string calamine
 //! copies as often as the cell repeats, and a `<text:s text:c="…"/>` of a few bytes stands
@@ -18,45 +20,54 @@ use std::io::{BufReader, Cursor, Read};
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 
-use super::table::{MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS, MAX_WORKBOOK_TEXT_BYTES};
+use super::table::{
+    MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS, MAX_WORKBOOK_CELLS, MAX_WORKBOOK_TEXT_BYTES,
+};
 use crate::error::IngestError;
 
 /// The most `content.xml` unpacks to that is read: more is a compression bomb, not a table
 /// an agency published.
 pub(crate) const MAX_CONTENT_BYTES: u64 = 512 << 20;
 
-/// Refuses an ods (a zip with a `content.xml`) with a sheet beyond the caps, or more text
-/// than [`MAX_WORKBOOK_TEXT_BYTES`]; anything else, and an ods that cannot be read, passes
+/// Refuses an ods (a zip with a `content.xml`) with a sheet beyond the caps, more cells in
+/// all than [`MAX_WORKBOOK_CELLS`], or more text than [`MAX_WORKBOOK_TEXT_BYTES`]; anything
+/// else, and an ods that cannot be read, passes
 /// (calamine gives its own error).
 pub(super) fn check(bytes: &[u8], format: &'static str) -> Result<(), IngestError> {
     walk(bytes, format).map(|_| ())
 }
 
-/// [`check`]'s walk: the text the workbook's cells hold, as far as it was read.
-fn walk(bytes: &[u8], format: &'static str) -> Result<u64, IngestError> {
+/// What [`check`]'s walk counted, as far as it read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counted {
+    /// The text the workbook's cells hold.
+    text: u64,
+    /// The cells of all the workbook's sheets ([`Sheet::cells`]).
+    cells: u64,
+}
+
+/// [`check`]'s walk.
+fn walk(bytes: &[u8], format: &'static str) -> Result<Counted, IngestError> {
+    let mut counted = Counted::default();
     if !bytes.starts_with(b"PK") {
-        return Ok(0);
+        return Ok(counted);
     }
     let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(bytes)) else {
-        return Ok(0);
+        return Ok(counted);
     };
     let Ok(content) = zip.by_name("content.xml") else {
-        return Ok(0);
+        return Ok(counted);
     };
     let mut reader =
         quick_xml::Reader::from_reader(BufReader::new(content.take(MAX_CONTENT_BYTES + 1)));
     let mut sheet = Sheet::default();
     let mut row = Row::default();
-    // The cell whose content is being read, and the text of the workbook's sheets so far.
+    // The cell whose content is being read; the text and the cells of the workbook's sheets
+    // so far (`counted.cells`: of the sheets before `sheet`).
     let mut cell: Option<Cell> = None;
-    let mut text: u64 = 0;
     let mut buf = Vec::new();
-    loop {
-        let event = match reader.read_event_into(&mut buf) {
-            Ok(e) => e,
-            // Damaged XML: calamine refuses it when it opens the file.
-            Err(_) => return Ok(text),
-        };
+    // Damaged XML ends the walk: calamine refuses it when it opens the file.
+    while let Ok(event) = reader.read_event_into(&mut buf) {
         let closed = matches!(event, Event::Empty(_));
         if let Some(open) = cell.as_mut() {
             // Inside a cell: only its text counts, until it ends.
@@ -77,14 +88,17 @@ fn walk(bytes: &[u8], format: &'static str) -> Result<u64, IngestError> {
         } else {
             match &event {
                 Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
-                    "table:table" => sheet = Sheet::named(e),
+                    "table:table" => {
+                        counted.cells = counted.cells.saturating_add(sheet.cells());
+                        sheet = Sheet::named(e);
+                    }
                     "table:table-row" => {
                         row = Row {
                             repeats: number(e, "table:number-rows-repeated"),
                             ..Row::default()
                         };
                         if closed {
-                            sheet.end_row(&row, &mut text, format)?;
+                            sheet.end_row(&row, &mut counted, format)?;
                         }
                     }
                     "table:table-cell" | "table:covered-table-cell" => {
@@ -99,7 +113,7 @@ fn walk(bytes: &[u8], format: &'static str) -> Result<u64, IngestError> {
                     _ => {}
                 },
                 Event::End(e) if e.name().as_ref() == "table:table-row" => {
-                    sheet.end_row(&row, &mut text, format)?;
+                    sheet.end_row(&row, &mut counted, format)?;
                 }
                 Event::Eof => break,
                 _ => {}
@@ -117,7 +131,8 @@ fn walk(bytes: &[u8], format: &'static str) -> Result<u64, IngestError> {
         }
         buf.clear();
     }
-    Ok(text)
+    counted.cells = counted.cells.saturating_add(sheet.cells());
+    Ok(counted)
 }
 
 /// An attribute's value, by its qualified name.
@@ -268,6 +283,13 @@ struct Sheet {
 }
 
 impl Sheet {
+    /// The cells calamine holds of the sheet so far, at its peak: the cells it pushes row by
+    /// row, or the range it makes of them (every row to the widest, repeats expanded),
+    /// whichever is more.
+    fn cells(&self) -> u64 {
+        self.pushed.max(self.span.saturating_mul(self.width))
+    }
+
     fn named(e: &BytesStart<'_>) -> Sheet {
         let name = attr(e, "table:name").unwrap_or_default();
         Sheet {
@@ -276,11 +298,12 @@ impl Sheet {
         }
     }
 
-    /// Counts a row, and its text into the workbook's `text`.
+    /// Counts a row, and its text into the workbook's; `counted.cells` holds the cells of
+    /// the sheets before this one.
     fn end_row(
         &mut self,
         row: &Row,
-        text: &mut u64,
+        counted: &mut Counted,
         format: &'static str,
     ) -> Result<(), IngestError> {
         if row.extent == 0 {
@@ -310,10 +333,20 @@ impl Sheet {
         if self.above.saturating_add(self.span) > u64::from(MAX_SHEET_ROWS) {
             return Err(refuse("rows", u64::from(MAX_SHEET_ROWS)));
         }
-        if self.pushed > MAX_SHEET_CELLS || self.span.saturating_mul(self.width) > MAX_SHEET_CELLS {
+        if self.cells() > MAX_SHEET_CELLS {
             return Err(refuse("cells", MAX_SHEET_CELLS));
         }
+        let cells = counted.cells.saturating_add(self.cells());
+        if cells > MAX_WORKBOOK_CELLS {
+            return Err(IngestError::WorkbookTooLarge {
+                format,
+                sheet: self.name.clone(),
+                found: cells,
+                limit: MAX_WORKBOOK_CELLS,
+            });
+        }
         // calamine copies the row's cells (with their formulas) once for each repeat.
+        let text = &mut counted.text;
         *text = text.saturating_add(row.text.saturating_mul(row.repeats));
         if *text > MAX_WORKBOOK_TEXT_BYTES {
             return Err(IngestError::TextTooLarge {
@@ -370,7 +403,10 @@ mod tests {
         assert_eq!(rows * 4096, MAX_WORKBOOK_TEXT_BYTES);
         let cell = format!("<text:p>{}</text:p>", "x".repeat(1024));
         let at = repeated(&cell, 4, rows);
-        assert_eq!(walk(&ods(&at), "wide").unwrap(), MAX_WORKBOOK_TEXT_BYTES);
+        assert_eq!(
+            walk(&ods(&at), "wide").unwrap().text,
+            MAX_WORKBOOK_TEXT_BYTES
+        );
         let over = format!("{}{at}", repeated("<text:p>y</text:p>", 1, 1));
         let e = check(&ods(&over), "wide").unwrap_err();
         assert!(
@@ -380,9 +416,50 @@ mod tests {
         );
     }
 
+    /// A sheet `name` of `rows` rows of `columns` numbers (one cell element, one row
+    /// element, repeated), to follow [`ods`]'s first sheet.
+    fn number_sheet(name: &str, rows: u64, columns: u64) -> String {
+        format!(
+            "</table:table><table:table table:name=\"{name}\">\
+             <table:table-row table:number-rows-repeated=\"{rows}\">\
+             <table:table-cell table:number-columns-repeated=\"{columns}\" \
+             office:value-type=\"float\" office:value=\"1\"/></table:table-row>"
+        )
+    }
+
+    #[test]
+    fn cells_up_to_the_workbook_cap_pass_and_a_cell_more_is_refused() {
+        // Sheets of 1,000 columns, each at most half the cap, then the rest.
+        let (mut rows, mut left, mut n) = (String::new(), MAX_WORKBOOK_CELLS, 0);
+        while left >= 1000 {
+            let r = (left / 1000).min(MAX_WORKBOOK_CELLS.min(MAX_SHEET_CELLS) / 2000);
+            n += 1;
+            rows.push_str(&number_sheet(&format!("S{n}"), r, 1000));
+            left -= r * 1000;
+        }
+        if left > 0 {
+            rows.push_str(&number_sheet("Rest", 1, left));
+        }
+        assert!(n >= 2, "the cap is the workbook's, past one sheet's");
+        let counted = walk(&ods(&rows), "wide").unwrap();
+        assert_eq!(counted.cells, MAX_WORKBOOK_CELLS);
+        rows.push_str(&number_sheet("Last", 1, 1));
+        let e = check(&ods(&rows), "wide").unwrap_err();
+        assert!(
+            matches!(e, IngestError::WorkbookTooLarge { found, limit, ref sheet, .. }
+                if found == limit + 1 && limit == MAX_WORKBOOK_CELLS && sheet == "Last"),
+            "{e:?}"
+        );
+        // Each sheet counts the range calamine makes of it: rows to the widest, repeats.
+        let ragged = "<table:table-row><table:table-cell office:value=\"1\"/></table:table-row>\
+                      <table:table-row table:number-rows-repeated=\"3\"><table:table-cell \
+                      table:number-columns-repeated=\"5\" office:value=\"1\"/></table:table-row>";
+        assert_eq!(walk(&ods(ragged), "wide").unwrap().cells, 4 * 5);
+    }
+
     #[test]
     fn a_cell_counts_what_calamine_makes_of_it() {
-        let count = |cell: &str| walk(&ods(&repeated(cell, 1, 1)), "wide").unwrap();
+        let count = |cell: &str| walk(&ods(&repeated(cell, 1, 1)), "wide").unwrap().text;
         // Paragraphs joined by a line break, declared spaces, tabs, entities as written.
         assert_eq!(count("<text:p>ab</text:p><text:p>c</text:p>"), 4);
         assert_eq!(count("<text:p>a<text:s text:c=\"1000\"/>b</text:p>"), 1002);
@@ -399,11 +476,11 @@ mod tests {
         // A number's displayed text is not held; a string value attribute and a formula are.
         let float = "<table:table-row><table:table-cell office:value-type=\"float\" \
                      office:value=\"12\"><text:p>12</text:p></table:table-cell></table:table-row>";
-        assert_eq!(walk(&ods(float), "wide").unwrap(), 0);
+        assert_eq!(walk(&ods(float), "wide").unwrap().text, 0);
         let valued = "<table:table-row table:number-rows-repeated=\"3\"><table:table-cell \
                       table:number-columns-repeated=\"2\" office:string-value=\"abcd\" \
                       table:formula=\"of:=A1\"/></table:table-row>";
-        assert_eq!(walk(&ods(valued), "wide").unwrap(), 3 * 2 * (4 + 6));
+        assert_eq!(walk(&ods(valued), "wide").unwrap().text, 3 * 2 * (4 + 6));
     }
 
     #[test]
@@ -423,13 +500,19 @@ mod tests {
         for path in ["wide/padded.ods", "ru_sheet/hostile_many_rows.ods"] {
             let path = format!("{}/fuzz/corpus/{path}", env!("CARGO_MANIFEST_DIR"));
             let bytes = std::fs::read(&path).unwrap();
-            let Ok(counted) = walk(&bytes, "wide") else {
+            let Ok(Counted {
+                text: counted,
+                cells,
+            }) = walk(&bytes, "wide")
+            else {
                 continue;
             };
             let mut book =
                 calamine::open_workbook_auto_from_rs(Cursor::new(bytes.clone())).unwrap();
-            let mut held = 0u64;
+            let (mut held, mut held_cells) = (0u64, 0u64);
             for name in book.sheet_names() {
+                let (rows, columns) = book.worksheet_range(&name).unwrap().get_size();
+                held_cells += (rows * columns) as u64;
                 for cell in book.worksheet_range(&name).unwrap().used_cells() {
                     if let (_, _, Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s)) =
                         cell
@@ -442,6 +525,7 @@ mod tests {
                 }
             }
             assert!(held > 0 && counted >= held, "{path}: {counted} < {held}");
+            assert!(cells >= held_cells, "{path}: {cells} cells < {held_cells}");
         }
     }
 }

@@ -147,6 +147,27 @@ pub const MAX_SHEET_COLUMNS: u32 = 4_096;
 /// earlier cap of ten million.
 pub const MAX_SHEET_CELLS: u64 = 2_000_000;
 
+/// The most cells ingest holds of one ods or xls workbook, all its sheets together, counted
+/// as calamine holds them when it opens the workbook (every sheet at once): each sheet's
+/// cells as [`MAX_SHEET_CELLS`] counts them (an ods cell or row as often as it repeats, the
+/// range calamine makes of them; an xls sheet's range, or what its `DIMENSIONS` record
+/// reserves), an xls sheet as often as the workbook's sheet list names it. `ods_guard` and
+/// `xls_guard` refuse a workbook past it ([`IngestError::WorkbookTooLarge`]) before calamine
+/// opens it. xlsx and xlsb sheets are streamed one at a time and not counted against it.
+///
+/// As many as one sheet may hold: a workbook at both caps (cells and
+/// [`MAX_WORKBOOK_TEXT_BYTES`]) then costs no more than one sheet at them. Measured with
+/// `borderwatch analyze --source x` (debug build, peak resident size by `/usr/bin/time`) on
+/// ods files of repeated cells (`tests/text_budget.rs` and a script wrote them): two million
+/// numbers in rows of 5, one sheet, 340 MiB (`--format wide`), in 4 sheets 164 MiB; two
+/// million 33-byte strings (the text budget) in one sheet 529 MiB (wide), in 4 sheets 279
+/// MiB (wide) and 405 MiB (ru_sheet). Past it, as calamine held every sheet: 3 million cells
+/// (those strings and a sheet of a million numbers) 559 MiB, 4 million 590 MiB (wide) and
+/// 691 MiB (ru_sheet), too near the 768 MiB a fuzz case may take (`tests/fuzz.rs`); 8 sheets
+/// of 1.9 million numbers (an 820-byte file) 731 MiB in 18 s, and more sheets more: now
+/// refused in 0.01 s at 45 MiB. No agency workbook in test-data comes near (the xls: 7,453).
+pub const MAX_WORKBOOK_CELLS: u64 = MAX_SHEET_CELLS;
+
 /// The most bytes of text the cells of one ods or xls workbook may hold, counted as calamine
 /// holds them when it opens the workbook (all sheets at once): a cell repeated by
 /// `table:number-columns-repeated` or `table:number-rows-repeated` as often as it repeats, an

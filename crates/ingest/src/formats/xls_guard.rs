@@ -3,12 +3,14 @@
 //! record declares), so a forged record or a cell far out aborts the process before any cap
 //! of [`super::table`] can apply. This walks the workbook stream's records first.
 //!
-//! It walks them twice: once for the cells, and once for the text calamine will hold
-//! ([`text`]): a shared string is stored once in the `SST` record, but calamine copies it
-//! into every cell whose `LabelSst` record (14 bytes) names it, so a 64 KiB string named by
-//! two million cells would take 128 GiB.
+//! It walks them as calamine reads them ([`walk`]): the globals, then each sheet from its
+//! position as often as the sheet list names it (calamine holds a sheet for each entry, and
+//! every sheet at once), counting the cells each sheet holds and the text: a shared string
+//! is stored once in the `SST` record, but calamine copies it into every cell whose
+//! `LabelSst` record (14 bytes) names it, so a 64 KiB string named by two million cells
+//! would take 128 GiB.
 
-use super::table::{MAX_SHEET_CELLS, MAX_SHEET_ROWS, MAX_WORKBOOK_TEXT_BYTES};
+use super::table::{MAX_SHEET_CELLS, MAX_SHEET_ROWS, MAX_WORKBOOK_CELLS, MAX_WORKBOOK_TEXT_BYTES};
 use crate::error::IngestError;
 
 const FREE: u32 = 0xFFFF_FFFF;
@@ -69,32 +71,54 @@ fn workbook_stream(file: &[u8]) -> Option<Vec<u8>> {
         Some(out)
     };
     let directory = chain(u32_at(file, 0x30)?)?;
-    let cutoff = u32_at(file, 0x38)? as usize;
-    for entry in directory.chunks_exact(128) {
-        let name_len = (u16_at(entry, 64)? as usize).min(64);
-        let name: Vec<u16> = entry[..name_len]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .take_while(|&c| c != 0)
+    let entries: Vec<&[u8]> = directory.chunks_exact(128).collect();
+    // As calamine's `Cfb`: the entry named `Workbook` (in any case), else `Book`; its length
+    // is 32 bits in a file of 512-byte sectors; below 4,096 bytes it is in the mini stream
+    // (64-byte sectors, chained by the mini FAT, stored in the root entry's chain).
+    let named = |wanted: &str| {
+        entries.iter().copied().find(|entry| {
+            let units: Vec<u16> = entry[..64]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&c| c != 0)
+                .collect();
+            String::from_utf16_lossy(&units).eq_ignore_ascii_case(wanted)
+        })
+    };
+    let entry = named("Workbook").or_else(|| named("Book"))?;
+    let len = if shift == 9 {
+        u32_at(entry, 120)? as usize
+    } else {
+        usize::try_from(u64::from(u32_at(entry, 120)?) | u64::from(u32_at(entry, 124)?) << 32)
+            .ok()?
+    };
+    let start = u32_at(entry, 116)?;
+    let mut stream = if len < 4096 {
+        let root = entries.first()?;
+        let container = chain(u32_at(root, 116)?)?;
+        let minifat: Vec<u32> = chain(u32_at(file, 0x3C)?)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let name = String::from_utf16_lossy(&name);
-        if (name == "Workbook" || name == "Book") && entry.get(66) == Some(&2) {
-            let len = u32_at(entry, 120)? as usize;
-            if len < cutoff {
-                // A tiny workbook in the mini stream holds no range worth guarding.
-                return None;
-            }
-            let mut stream = chain(u32_at(entry, 116)?)?;
-            stream.truncate(len);
-            return Some(stream);
+        let (mut out, mut at, mut hops) = (Vec::new(), start, 0);
+        while at != END && out.len() < len && hops <= minifat.len() {
+            let from = (at as usize).checked_mul(64)?;
+            out.extend_from_slice(container.get(from..from.checked_add(64)?)?);
+            at = *minifat.get(at as usize)?;
+            hops += 1;
         }
-    }
-    None
+        out
+    } else {
+        chain(start)?
+    };
+    stream.truncate(len);
+    Some(stream)
 }
 
-/// Refuses an xls whose records would make calamine allocate more than one sheet may hold:
-/// a `DIMENSIONS` record, or the cells of one sheet, spanning more than
-/// [`MAX_SHEET_CELLS`] cells or [`MAX_SHEET_ROWS`] rows.
+/// Refuses an xls whose records would make calamine allocate more than ingest holds: a sheet
+/// whose `DIMENSIONS` record, or whose cells, span more than [`MAX_SHEET_CELLS`] cells or
+/// [`MAX_SHEET_ROWS`] rows; sheets whose cells together pass [`MAX_WORKBOOK_CELLS`]; or
+/// more text than [`MAX_WORKBOOK_TEXT_BYTES`] (see [`walk`]).
 pub(crate) fn check(file: &[u8], format: &'static str) -> Result<(), IngestError> {
     if !file.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
         return Ok(());
@@ -102,39 +126,39 @@ pub(crate) fn check(file: &[u8], format: &'static str) -> Result<(), IngestError
     let Some(stream) = workbook_stream(file) else {
         return Ok(());
     };
-    text(&stream, format)?;
-    let refuse = |what: &'static str, limit: u64| IngestError::SheetTooLarge {
-        format,
-        sheet: "(xls)".into(),
-        what,
-        limit,
-    };
-    // Bounding box of the cells of the sheet being read: (first row, last row, first col, last col).
-    let mut bbox: Option<(u32, u32, u32, u32)> = None;
-    let mut depth = 0u32;
-    let mut at = 0usize;
-    while let (Some(typ), Some(len)) = (u16_at(&stream, at), u16_at(&stream, at + 2)) {
-        let data = stream
-            .get(at + 4..(at + 4 + len as usize).min(stream.len()))
-            .unwrap_or(&[]);
-        at += 4 + len as usize;
-        let span = |(r0, r1, c0, c1): (u32, u32, u32, u32)| {
-            { u64::from(r1.saturating_sub(r0)) + 1 }
-                .saturating_mul(u64::from(c1.saturating_sub(c0)) + 1)
-        };
+    walk(&stream, format).map(|_| ())
+}
+
+/// The cells calamine holds of one sheet as it reads it: a cell for each value record it
+/// pushes, and then the range of them (`Range::from_sparse`: every cell of their bounding
+/// box), the cells a `DIMENSIONS` record reserves before.
+#[derive(Debug, Default)]
+struct SheetCells {
+    /// Bounding box of the cells: (first row, last row, first column, last column).
+    bbox: Option<(u32, u32, u32, u32)>,
+    /// Value records' cells, one by one.
+    pushed: u64,
+    /// The largest `DIMENSIONS` record's cells.
+    declared: u64,
+}
+
+impl SheetCells {
+    fn span((r0, r1, c0, c1): (u32, u32, u32, u32)) -> u64 {
+        { u64::from(r1.saturating_sub(r0)) + 1 }
+            .saturating_mul(u64::from(c1.saturating_sub(c0)) + 1)
+    }
+
+    /// The most calamine holds of the sheet at once.
+    fn cells(&self) -> u64 {
+        self.bbox
+            .map_or(0, Self::span)
+            .max(self.pushed)
+            .max(self.declared)
+    }
+
+    /// Takes one record of the sheet: the row of a cell it holds (for the row cap), if any.
+    fn read(&mut self, typ: u32, data: &[u8]) -> Option<u32> {
         let cell = match typ {
-            // BOF: a sheet starts (a nested chart's cells are counted with its sheet's).
-            0x0809 => {
-                depth += 1;
-                if depth == 1 {
-                    bbox = None;
-                }
-                continue;
-            }
-            0x000A => {
-                depth = depth.saturating_sub(1);
-                continue;
-            }
             0x0200 => {
                 let (r0, r1, c0, c1) = if data.len() == 10 {
                     (
@@ -151,39 +175,35 @@ pub(crate) fn check(file: &[u8], format: &'static str) -> Result<(), IngestError
                         u16_at(data, 10),
                     )
                 };
-                if let (Some(r0), Some(r1), Some(c0), Some(c1)) = (r0, r1, c0, c1)
-                    && span((r0, r1, c0, c1)) > MAX_SHEET_CELLS
-                {
-                    return Err(refuse("cells", MAX_SHEET_CELLS));
+                if let (Some(r0), Some(r1), Some(c0), Some(c1)) = (r0, r1, c0, c1) {
+                    self.declared = self.declared.max(Self::span((r0, r1, c0, c1)));
                 }
-                continue;
+                return None;
             }
-            0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x0006 | 0x0201 => {
+            // The value records calamine pushes (Number, Label, RString, BoolErr, Rk,
+            // LabelSst), and Formula (a value, or the String record after it, at its cell,
+            // and the formula in a range of its own): one cell each.
+            0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x0006 => {
                 u16_at(data, 0).zip(u16_at(data, 2)).map(|(r, c)| (r, c, c))
             }
-            // MulRk and MulBlank: row, first column, ..., last column.
-            0x00BD | 0x00BE => u16_at(data, 0)
+            // MulRk: row, first column, six bytes a cell, last column.
+            0x00BD => u16_at(data, 0)
                 .zip(u16_at(data, 2))
                 .zip(data.len().checked_sub(2).and_then(|i| u16_at(data, i)))
                 .map(|((r, c0), c1)| (r, c0, c1)),
+            // Blank and MulBlank cells are not held.
             _ => None,
         };
-        let Some((row, c0, c1)) = cell else {
-            continue;
-        };
-        if row >= MAX_SHEET_ROWS {
-            return Err(refuse("rows", u64::from(MAX_SHEET_ROWS)));
-        }
-        let b = match bbox {
-            None => (row, row, c0.min(c1), c0.max(c1)),
-            Some((r0, r1, cl, ch)) => (r0.min(row), r1.max(row), cl.min(c0), ch.max(c1)),
-        };
-        if span(b) > MAX_SHEET_CELLS {
-            return Err(refuse("cells", MAX_SHEET_CELLS));
-        }
-        bbox = Some(b);
+        let (row, c0, c1) = cell?;
+        let (lo, hi) = (c0.min(c1), c0.max(c1));
+        // calamine refuses a MulRk whose columns are not its cells.
+        self.pushed = self.pushed.saturating_add(u64::from(hi - lo) + 1);
+        self.bbox = Some(match self.bbox {
+            None => (row, row, lo, hi),
+            Some((r0, r1, cl, ch)) => (r0.min(row), r1.max(row), cl.min(lo), ch.max(hi)),
+        });
+        Some(row)
     }
-    Ok(())
 }
 
 /// The text calamine prints a formula to, counted per byte of its tokens (`rgce`): a cell
@@ -352,15 +372,27 @@ impl Strings {
     }
 }
 
-/// Refuses an xls whose cells would hold more than [`MAX_WORKBOOK_TEXT_BYTES`] of text when
-/// calamine opens it. As calamine does, this reads the workbook globals (the BIFF version,
-/// the code page, the shared strings and the sheets' positions) up to their first `EOF`,
-/// then each sheet from its position, as often as a `BoundSheet` record names it, counting
-/// the strings calamine makes: the shared strings once, a copy for each `LabelSst` cell,
-/// each `Label` and `RString` cell, each formula's string value, and each formula's text.
+/// What [`walk`] counted, as far as it read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counted {
+    /// The text the workbook's cells hold.
+    text: u64,
+    /// The cells of all the workbook's sheets ([`SheetCells::cells`]), each as often as the
+    /// sheet list names it.
+    cells: u64,
+}
+
+/// Refuses an xls whose sheets would hold more than the caps ([`MAX_SHEET_ROWS`],
+/// [`MAX_SHEET_CELLS`] a sheet, [`MAX_WORKBOOK_CELLS`] all of them together) or more than
+/// [`MAX_WORKBOOK_TEXT_BYTES`] of text when calamine opens it. As calamine does, this reads
+/// the workbook globals (the BIFF version, the code page, the shared strings and the sheets'
+/// positions) up to their first `EOF`, then each sheet from its position, as often as a
+/// `BoundSheet` record names it, counting the cells calamine holds ([`SheetCells`]) and the
+/// strings it makes: the shared strings once, a copy for each `LabelSst` cell, each `Label`
+/// and `RString` cell, each formula's string value, and each formula's text.
 ///
 /// A formula's text is counted as [`FORMULA_TEXT_PER_BYTE`] bytes a token byte.
-fn text(stream: &[u8], format: &'static str) -> Result<u64, IngestError> {
+fn walk(stream: &[u8], format: &'static str) -> Result<Counted, IngestError> {
     let mut strings = Strings {
         biff8: true,
         utf16: true,
@@ -387,8 +419,12 @@ fn text(stream: &[u8], format: &'static str) -> Result<u64, IngestError> {
             _ => {}
         }
     }
-    let mut total: u64 = shared.iter().sum();
+    let mut counted = Counted {
+        text: shared.iter().sum(),
+        cells: 0,
+    };
     for (pos, name) in sheets {
+        let mut sheet = SheetCells::default();
         // As calamine: the first BOF opens the sheet, a later one a nested substream (a
         // chart), whose records are skipped to its EOF; the sheet's EOF ends it.
         let (mut seen_bof, mut depth) = (false, 0u32);
@@ -400,6 +436,28 @@ fn text(stream: &[u8], format: &'static str) -> Result<u64, IngestError> {
                     _ => {}
                 }
                 continue;
+            }
+            let row = sheet.read(r.typ, r.data);
+            let refuse = |what: &'static str, limit: u64| IngestError::SheetTooLarge {
+                format,
+                sheet: name.clone(),
+                what,
+                limit,
+            };
+            if row.is_some_and(|row| row >= MAX_SHEET_ROWS) {
+                return Err(refuse("rows", u64::from(MAX_SHEET_ROWS)));
+            }
+            if sheet.cells() > MAX_SHEET_CELLS {
+                return Err(refuse("cells", MAX_SHEET_CELLS));
+            }
+            let cells = counted.cells.saturating_add(sheet.cells());
+            if cells > MAX_WORKBOOK_CELLS {
+                return Err(IngestError::WorkbookTooLarge {
+                    format,
+                    sheet: name,
+                    found: cells,
+                    limit: MAX_WORKBOOK_CELLS,
+                });
             }
             let bytes = match r.typ {
                 0x0809 => {
@@ -419,18 +477,19 @@ fn text(stream: &[u8], format: &'static str) -> Result<u64, IngestError> {
                 0x0006 => (r.data.len().saturating_sub(20) as u64) * FORMULA_TEXT_PER_BYTE,
                 _ => 0,
             };
-            total = total.saturating_add(bytes);
-            if total > MAX_WORKBOOK_TEXT_BYTES {
+            counted.text = counted.text.saturating_add(bytes);
+            if counted.text > MAX_WORKBOOK_TEXT_BYTES {
                 return Err(IngestError::TextTooLarge {
                     format,
                     sheet: name,
-                    found: total,
+                    found: counted.text,
                     limit: MAX_WORKBOOK_TEXT_BYTES,
                 });
             }
         }
+        counted.cells = counted.cells.saturating_add(sheet.cells());
     }
-    Ok(total)
+    Ok(counted)
 }
 
 /// A `BoundSheet` record's sheet name (for the error), as far as it can be read.
@@ -509,14 +568,87 @@ mod tests {
         s
     }
 
+    /// A BIFF8 workbook stream of sheets of numbers: `sheets` the cells of each sheet (row,
+    /// column), `list` the workbook's sheet list (a name, the sheet it points at).
+    fn number_stream(sheets: &[&[(u16, u16)]], list: &[(&str, usize)]) -> Vec<u8> {
+        let bof = |dt: u8| record(0x0809, &[0x00, 0x06, dt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut s = bof(0x05);
+        let mut bound = Vec::new();
+        for (name, sheet) in list {
+            bound.push((s.len() + 4, *sheet));
+            let mut d = vec![0, 0, 0, 0, 0, 0, u8::try_from(name.len()).unwrap(), 0];
+            d.extend_from_slice(name.as_bytes());
+            s.extend(record(0x0085, &d));
+        }
+        s.extend(record(0x000A, &[]));
+        let mut at = Vec::new();
+        for cells in sheets {
+            at.push(u32::try_from(s.len()).unwrap());
+            s.extend(bof(0x10));
+            for (row, col) in *cells {
+                let mut d = row.to_le_bytes().to_vec();
+                d.extend_from_slice(&col.to_le_bytes());
+                d.extend_from_slice(&[0, 0]);
+                d.extend_from_slice(&1f64.to_le_bytes());
+                s.extend(record(0x0203, &d));
+            }
+            s.extend(record(0x000A, &[]));
+        }
+        for (i, sheet) in bound {
+            s[i..i + 4].copy_from_slice(&at[sheet].to_le_bytes());
+        }
+        s
+    }
+
+    #[test]
+    fn cells_up_to_the_workbook_cap_pass_and_a_cell_more_is_refused() {
+        // A sheet of 1,000,000 cells (its corners), listed as often as the cap allows; the
+        // rest in a sheet of 250 columns and one of a row.
+        let million: &[(u16, u16)] = &[(0, 0), (3_999, 249)];
+        let entries = usize::try_from(MAX_WORKBOOK_CELLS / 1_000_000).unwrap();
+        let rest = MAX_WORKBOOK_CELLS % 1_000_000;
+        let tall = [(0, 0), (u16::try_from(rest / 250).unwrap().max(1) - 1, 249)];
+        let row = [(0, 0), (0, u16::try_from(rest % 250).unwrap().max(1) - 1)];
+        let names: Vec<String> = (0..entries).map(|i| format!("M{i}")).collect();
+        let mut list: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 0)).collect();
+        let mut sheets = vec![million];
+        if rest / 250 > 0 {
+            sheets.push(&tall);
+            list.push(("Tall", sheets.len() - 1));
+        }
+        if !rest.is_multiple_of(250) {
+            sheets.push(&row);
+            list.push(("Row", sheets.len() - 1));
+        }
+        let at = number_stream(&sheets, &list);
+        assert_eq!(walk(&at, "wide").unwrap().cells, MAX_WORKBOOK_CELLS);
+        // The sheet list's entries are counted each, wherever they point: one more entry
+        // naming a sheet of one cell passes the cap.
+        sheets.push(&[(7, 7)]);
+        list.push(("Last", sheets.len() - 1));
+        let e = walk(&number_stream(&sheets, &list), "wide").unwrap_err();
+        assert!(
+            matches!(e, IngestError::WorkbookTooLarge { found, limit, ref sheet, .. }
+                if found == limit + 1 && limit == MAX_WORKBOOK_CELLS && sheet == "Last"),
+            "{e:?}"
+        );
+        // Blank cells are not held; a DIMENSIONS record's cells are reserved.
+        let mut s = number_stream(&[&[(5, 5)]], &[("D", 0)]);
+        let eof = s.len() - 4;
+        let mut blank = record(0x0201, &[0xFF, 0x0F, 0x10, 0, 0, 0]);
+        blank.extend(record(0x0200, &[0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 3, 0, 0, 0]));
+        s.splice(eof..eof, blank);
+        assert_eq!(walk(&s, "wide").unwrap().cells, 11 * 4);
+    }
+
     #[test]
     fn shared_text_up_to_the_budget_passes_and_a_byte_more_is_refused() {
         // The shared string once, and a copy for each of 8,191 cells: 8,192 × 8 KiB.
         let shared = "x".repeat(8192);
         assert_eq!(8192 * 8192, MAX_WORKBOOK_TEXT_BYTES);
         let at = stream(&shared, 8191, &[]);
-        assert_eq!(text(&at, "wide").unwrap(), MAX_WORKBOOK_TEXT_BYTES);
-        let e = text(&stream(&shared, 8191, &["y"]), "wide").unwrap_err();
+        assert_eq!(walk(&at, "wide").unwrap().text, MAX_WORKBOOK_TEXT_BYTES);
+        let e = walk(&stream(&shared, 8191, &["y"]), "wide").unwrap_err();
         assert!(
             matches!(e, IngestError::TextTooLarge { found, limit, ref sheet, .. }
                 if found == limit + 1 && sheet == "Data"),
@@ -528,7 +660,9 @@ mod tests {
     fn the_count_of_a_real_xls_is_never_less_than_what_calamine_holds() {
         use calamine::{Data, Reader as _};
         let file = std::fs::read(MVD).unwrap();
-        let counted = text(&workbook_stream(&file).unwrap(), "ru_sheet").unwrap();
+        let counted = walk(&workbook_stream(&file).unwrap(), "ru_sheet")
+            .unwrap()
+            .text;
         let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(file)).unwrap();
         let mut held = 0u64;
         for name in book.sheet_names() {
@@ -545,6 +679,25 @@ mod tests {
         // the formulas (206 KB of text from 56 KB of tokens) at 8 bytes a token byte.
         assert!(held > 200_000 && counted >= held, "{counted} < {held}");
         assert!(counted < 3 * held, "{counted} against {held}");
+    }
+
+    #[test]
+    fn the_cells_of_a_real_xls_are_never_fewer_than_calamine_holds() {
+        use calamine::Reader as _;
+        let file = std::fs::read(MVD).unwrap();
+        let counted = walk(&workbook_stream(&file).unwrap(), "ru_sheet").unwrap();
+        let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(file)).unwrap();
+        let mut held = 0u64;
+        for name in book.sheet_names() {
+            let (rows, columns) = book.worksheet_range(&name).unwrap().get_size();
+            held += (rows * columns) as u64;
+        }
+        // 7,453 counted (DIMENSIONS records declare a little more), 6,982 held.
+        assert!(
+            held > 5_000 && counted.cells >= held,
+            "{counted:?} < {held}"
+        );
+        assert!(counted.cells <= MAX_WORKBOOK_CELLS / 10, "{counted:?}");
     }
 
     const MVD: &str = concat!(
