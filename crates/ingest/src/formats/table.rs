@@ -166,6 +166,9 @@ pub const MAX_SHEET_CELLS: u64 = 2_000_000;
 /// 691 MiB (ru_sheet), too near the 768 MiB a fuzz case may take (`tests/fuzz.rs`); 8 sheets
 /// of 1.9 million numbers (an 820-byte file) 731 MiB in 18 s, and more sheets more: now
 /// refused in 0.01 s at 45 MiB. No agency workbook in test-data comes near (the xls: 7,453).
+/// Formulas cost more, a second range calamine holds beside the values (not counted as
+/// cells): one sheet of two million formula cells 446 MiB (wide), with 30 bytes of text
+/// each (57 MiB, under the budget) 568 MiB (wide) and 531 MiB (ru_sheet).
 pub const MAX_WORKBOOK_CELLS: u64 = MAX_SHEET_CELLS;
 
 /// The most bytes of text the cells of one ods or xls workbook may hold, counted as calamine
