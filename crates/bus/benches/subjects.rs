@@ -273,10 +273,131 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
     }
 }
 
+/// Where one compaction's time goes (`BENCH_CASES=profile`): `n_series` series grown one
+/// period a release for `held` releases, then compacted step by step as
+/// `obs::compact_series` did before rollups (last message of each 1,000 series, their
+/// histories, the snapshots published, one purge per series, 64 in flight), each step timed
+/// over all the series; then grown `held` releases more and compacted with
+/// `obs::compact_series` as it is now, timed whole.
+async fn profile(n_series: usize, held: usize) {
+    use borderwatch_bus::Transport;
+    use futures::StreamExt;
+    let server = NatsServer::start();
+    let bus = NatsBus::connect(&server.url(), "bench-profile")
+        .await
+        .expect("connect");
+    let spec = names::streams(1)
+        .into_iter()
+        .find(|s| s.name == names::OBS_STREAM)
+        .expect("BW_OBS");
+    bus.ensure_stream(&spec).await.expect("stream");
+    let all: Vec<Series> = (0..n_series).map(series).collect();
+    let grow = |from: usize| {
+        let (bus, all) = (&bus, &all);
+        async move {
+            for r in from..from + held {
+                let release = format!("rel-{r:016x}");
+                let msgs: Vec<_> = all
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(s, series)| {
+                        let figures = vec![(period(r), (1000 + (s * 7 + r * 13) % 5000) as u64)];
+                        obs::series_messages(series, &release, &figures, true)
+                    })
+                    .collect();
+                bus.publish_all(msgs).await.expect("published");
+            }
+        }
+    };
+    grow(0).await;
+    let (mut t_last, mut t_read, mut t_encode, mut t_publish, mut t_purge) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut read, mut purged) = (0usize, 0u64);
+    let per_read = env("BENCH_READ_CHUNK", 1_000);
+    for chunk in all.chunks(per_read) {
+        let subjects: Vec<String> = chunk.iter().map(Series::subject).collect();
+        let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let t = Instant::now();
+        let last = bus
+            .last_per_subject(names::OBS_STREAM, &subjects)
+            .await
+            .expect("last");
+        t_last += t.elapsed().as_secs_f64();
+        let end = last.iter().map(|m| m.seq).max().unwrap_or(0);
+        let t = Instant::now();
+        let mut histories: std::collections::BTreeMap<String, obs::History> = Default::default();
+        let mut stored = bus
+            .read_subjects(names::OBS_STREAM, &subjects, end)
+            .await
+            .expect("read");
+        while let Some(msg) = stored.next().await {
+            let msg = msg.expect("message");
+            read += 1;
+            obs::add_to_history(histories.entry(msg.subject.clone()).or_default(), &msg);
+        }
+        t_read += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let snapshots: Vec<_> = chunk
+            .iter()
+            .map(|s| obs::snapshot_message(s, &histories[&s.subject()]))
+            .collect();
+        t_encode += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        bus.publish_all(snapshots).await.expect("snapshots");
+        t_publish += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let counts: Vec<u64> = futures::stream::iter(&last)
+            .map(|m| bus.purge_subject_below(names::OBS_STREAM, &m.subject, m.seq + 1))
+            .buffer_unordered(64)
+            .map(|n| n.expect("purged"))
+            .collect()
+            .await;
+        purged += counts.iter().sum::<u64>();
+        t_purge += t.elapsed().as_secs_f64();
+    }
+    let total = t_last + t_read + t_encode + t_publish + t_purge;
+    println!(
+        "{n_series} series, {held} messages each, compacted step by step, {per_read} series a read ({read} messages read, {purged} purged):"
+    );
+    println!();
+    println!("| step | time | per series |");
+    println!("|---|---|---|");
+    for (step, secs) in [
+        (
+            "last message of each series (last_per_subject, 1,000 a call)",
+            t_last,
+        ),
+        ("histories (read_subjects)", t_read),
+        ("snapshots encoded", t_encode),
+        ("snapshots published (publish_all)", t_publish),
+        ("purges (purge_subject_below, 64 in flight)", t_purge),
+        ("all", total),
+    ] {
+        println!(
+            "| {step} | {secs:.2} s | {:.3} ms |",
+            secs * 1000.0 / n_series as f64
+        );
+    }
+    grow(held).await;
+    let t = Instant::now();
+    let done = obs::compact_series(&bus, &all).await.expect("compacted");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "| obs::compact_series, {held} more messages a series ({} series, {} removed) | {secs:.2} s | {:.3} ms |",
+        done.series,
+        done.purged,
+        secs * 1000.0 / n_series as f64
+    );
+    println!();
+}
+
 #[tokio::main]
 async fn main() {
     let n_series = env("BENCH_SERIES", 10_000);
     let n_periods = env("BENCH_PERIODS", 100);
+    if std::env::var("BENCH_CASES").is_ok_and(|c| c.split(',').any(|c| c == "profile")) {
+        profile(n_series, env("BENCH_HELD", 9)).await;
+    }
     println!(
         "{n_series} series × {n_periods} periods = {} figures per case; one nats-server per case",
         n_series * n_periods

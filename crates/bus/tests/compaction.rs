@@ -108,7 +108,7 @@ async fn compaction_keeps_every_read(bus: Bus) {
             .unwrap(),
         current
     );
-    // Compacted again with nothing new: the same snapshot, a duplicate, and it stays.
+    // Compacted again with nothing new: a series holding one message is left as it is.
     let again = obs::compact_series(bus.as_ref(), &series).await.unwrap();
     assert_eq!(again, obs::Compacted::default());
     for s in &series {
@@ -138,6 +138,113 @@ async fn compaction_keeps_every_read_nats() {
     compaction_keeps_every_read(nats(&server).await).await;
 }
 
+/// `publish_replacing`: a message stored in place of its subject's messages up to the last
+/// sequence given; refused (nothing stored or removed) where the subject moved on since;
+/// other subjects untouched. With `rollups_off` (NATS only), the stream's configuration
+/// without rollups, as a role of an older version would leave it: the same end state by
+/// publish and purge.
+async fn publish_replacing_replaces_what_was_read(bus: Bus) {
+    let prk = Series::new("fsb", "PRK", "study").subject();
+    let syr = Series::new("fsb", "SYR", "study").subject();
+    let msg = |subject: &str, text: &str| Outgoing::new(subject, text.as_bytes().to_vec());
+    let acks = bus
+        .publish_all(vec![
+            msg(&prk, "prk-1"),
+            msg(&syr, "syr-1"),
+            msg(&prk, "prk-2"),
+        ])
+        .await
+        .unwrap();
+    let texts = |subject: String| {
+        let bus = bus.clone();
+        async move {
+            bus.read_subjects(names::OBS_STREAM, &[subject.as_str()], u64::MAX)
+                .await
+                .unwrap()
+                .map(|m| String::from_utf8(m.unwrap().payload.to_vec()).unwrap())
+                .collect::<Vec<_>>()
+                .await
+        }
+    };
+    // SYR's last message is not at prk-2's sequence: refused.
+    let done = bus
+        .publish_replacing(
+            names::OBS_STREAM,
+            vec![
+                (msg(&prk, "prk-snapshot"), acks[2].seq),
+                (msg(&syr, "syr-snapshot"), acks[2].seq),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(done[0].is_some_and(|ack| !ack.duplicate && ack.seq > acks[2].seq));
+    assert_eq!(done[1], None, "syr moved on: nothing stored");
+    assert_eq!(texts(prk.clone()).await, vec!["prk-snapshot"]);
+    assert_eq!(texts(syr.clone()).await, vec!["syr-1"]);
+    // A message stored after the read: the replacement made before it is refused.
+    let prk3 = bus.publish(msg(&prk, "prk-3")).await.unwrap();
+    let stale = bus
+        .publish_replacing(
+            names::OBS_STREAM,
+            vec![(msg(&prk, "prk-stale"), done[0].unwrap().seq)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, vec![None]);
+    assert_eq!(texts(prk.clone()).await, vec!["prk-snapshot", "prk-3"]);
+    let last = bus
+        .publish_replacing(names::OBS_STREAM, vec![(msg(&prk, "prk-all"), prk3.seq)])
+        .await
+        .unwrap();
+    assert!(last[0].is_some());
+    assert_eq!(texts(prk).await, vec!["prk-all"]);
+    assert_eq!(texts(syr).await, vec!["syr-1"]);
+}
+
+#[tokio::test]
+async fn publish_replacing_replaces_what_was_read_memory() {
+    let (bus, _dir) = memory().await;
+    publish_replacing_replaces_what_was_read(bus).await;
+}
+
+#[tokio::test]
+async fn publish_replacing_replaces_what_was_read_nats() {
+    let server = NatsServer::start();
+    publish_replacing_replaces_what_was_read(nats(&server).await).await;
+}
+
+/// A stream whose rollups were turned off (a role of an older version ensured it) still
+/// compacts: the snapshots are published and the messages purged after.
+#[tokio::test]
+async fn compaction_without_rollups_publishes_and_purges_nats() {
+    let server = NatsServer::start();
+    let bus = nats(&server).await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let mut stream = js.get_stream(names::OBS_STREAM).await.unwrap();
+    let mut config = stream.info().await.unwrap().config.clone();
+    assert!(config.allow_rollup, "ensure_stream allows rollups");
+    config.allow_rollup = false;
+    js.update_stream(config).await.unwrap();
+    let series = [
+        Series::new("fsb", "PRK", "study"),
+        Series::new("fsb", "SYR", "work"),
+    ];
+    let marks = grow(bus.as_ref(), &series, 0..10).await;
+    let before = reads(bus.as_ref(), &series, &marks).await;
+    let done = obs::compact_series(bus.as_ref(), &series).await.unwrap();
+    assert_eq!(
+        done,
+        obs::Compacted {
+            series: 2,
+            purged: 20
+        }
+    );
+    for s in &series {
+        assert_eq!(messages_of(bus.as_ref(), s).await, 1, "{s:?}");
+    }
+    assert_eq!(reads(bus.as_ref(), &series, &marks).await, before);
+}
+
 /// A transport whose next `read_subjects` compacts the series named right after the read
 /// has begun (its sequences are taken), as a compaction by ingest landing in the middle of
 /// an analytics read would.
@@ -163,7 +270,7 @@ async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
         // The first round's compaction purges under the read (the in-process bus then
         // skips the purged messages: without reading moved series again, two series would
         // be missing; over NATS the consumer may hold them already). Later rounds find
-        // nothing new: the same snapshot, a duplicate, and nothing removed.
+        // nothing new: one message a series, left as it is.
         *racing.compact_on_read.lock().unwrap() = Some(series[..2].to_vec());
         let (got, _) = obs::series_as_of(&racing, &series, as_of).await.unwrap();
         assert_eq!(got, expected[i], "as of {as_of:?}");
@@ -235,6 +342,13 @@ impl Transport for Racing {
     }
     async fn purge_subject_below(&self, stream: &str, subject: &str, seq: u64) -> Result<u64> {
         self.inner.purge_subject_below(stream, subject, seq).await
+    }
+    async fn publish_replacing(
+        &self,
+        stream: &str,
+        msgs: Vec<(Outgoing, u64)>,
+    ) -> Result<Vec<Option<PubAck>>> {
+        self.inner.publish_replacing(stream, msgs).await
     }
     async fn consume(
         &self,

@@ -605,6 +605,57 @@ pub(super) fn purge_subject_below(
     s.purge_logged(subject, seq)
 }
 
+/// [`crate::Transport::publish_replacing`]: under one lock, each message is stored only if
+/// its subject's last message is at its `last_seq`, and then the subject's earlier messages
+/// are purged (a `purge` record after the message's in the log), so no reader sees the
+/// stream in between. A duplicate removes nothing.
+pub(super) fn publish_replacing(
+    bus: &MemoryBus,
+    stream: &str,
+    msgs: Vec<(Outgoing, u64)>,
+) -> Result<Vec<Option<PubAck>>> {
+    let mut out = Vec::with_capacity(msgs.len());
+    {
+        let mut state = bus.inner.lock();
+        let s = state
+            .streams
+            .get_mut(stream)
+            .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+        let result = (|| -> Result<()> {
+            for (msg, last_seq) in msgs {
+                if !s
+                    .spec
+                    .subjects
+                    .iter()
+                    .any(|f| subject_matches(f, &msg.subject))
+                {
+                    return Err(BusError::NoStream(msg.subject));
+                }
+                let last = s
+                    .by_subject
+                    .get(&msg.subject)
+                    .and_then(|versions| versions.back().copied())
+                    .unwrap_or(0);
+                if last != last_seq {
+                    out.push(None);
+                    continue;
+                }
+                let subject = msg.subject.clone();
+                let ack = s.append(msg)?;
+                if !ack.duplicate {
+                    s.purge_logged(&subject, ack.seq)?;
+                }
+                out.push(Some(ack));
+            }
+            Ok(())
+        })();
+        s.flush()?;
+        result?;
+    }
+    bus.inner.changed.notify_waiters();
+    Ok(out)
+}
+
 pub(super) fn message_at(bus: &MemoryBus, stream: &str, seq: u64) -> Result<Option<Message>> {
     let state = bus.inner.lock();
     let s = state
