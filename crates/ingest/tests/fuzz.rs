@@ -33,6 +33,9 @@ use borderwatch_ingest::{
 };
 use borderwatch_model::Period;
 use proptest::prelude::*;
+
+mod ods_support;
+use ods_support::ods;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
@@ -983,40 +986,6 @@ fn sheet_of(name: &str, rows: &[&[&str]]) -> Vec<u8> {
 }
 
 // ---- generated ods files ---------------------------------------------------------------
-
-/// An ods of one sheet `Data` whose rows are `rows` (the XML of `table:table-row`s).
-fn ods(rows: &str) -> Vec<u8> {
-    let content = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-         <office:document-content \
-          xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
-          xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" \
-          xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" office:version=\"1.2\">\
-         <office:body><office:spreadsheet><table:table table:name=\"Data\">{rows}</table:table>\
-         </office:spreadsheet></office:body></office:document-content>"
-    );
-    let manifest = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-        <manifest:manifest xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\">\
-        <manifest:file-entry manifest:full-path=\"/\" \
-         manifest:media-type=\"application/vnd.oasis.opendocument.spreadsheet\"/>\
-        <manifest:file-entry manifest:full-path=\"content.xml\" manifest:media-type=\"text/xml\"/>\
-        </manifest:manifest>";
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let deflated = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    let mimetype = "application/vnd.oasis.opendocument.spreadsheet";
-    for (name, body, options) in [
-        ("mimetype", mimetype, stored),
-        ("META-INF/manifest.xml", manifest, deflated),
-        ("content.xml", content.as_str(), deflated),
-    ] {
-        zip.start_file(name, options).unwrap();
-        zip.write_all(body.as_bytes()).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
-}
 
 /// A repeat count: mostly 1, sometimes large, sometimes the most a sheet has.
 fn repeats(most: u32) -> impl Strategy<Value = u32> {

@@ -5,6 +5,9 @@
 use borderwatch_ingest::formats::{MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS};
 use borderwatch_ingest::{IngestError, Parsed, parse};
 
+mod ods_support;
+use ods_support::{ODS_HEADER_ROW, ods};
+
 /// A workbook whose one sheet has cells at A1 and `far` (row, column): 1.6 KB that declares
 /// a range of billions of cells.
 fn sparse_workbook(far: (u32, u16)) -> Vec<u8> {
@@ -216,49 +219,6 @@ fn agency_spellings_with_diacritics_and_articles_read() {
     let countries: Vec<&str> = p.observations.iter().map(|o| o.country.code()).collect();
     assert_eq!(countries, ["CIV", "GMB", "KOR", "KOR", "GMB", "CIV"]);
 }
-
-/// An ods whose one sheet `Data` has `rows` (the XML of its `table:table-row` elements).
-fn ods(rows: &str) -> Vec<u8> {
-    use std::io::Write as _;
-    let content = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-         <office:document-content \
-          xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
-          xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" \
-          xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" office:version=\"1.2\">\
-         <office:body><office:spreadsheet><table:table table:name=\"Data\">{rows}</table:table>\
-         </office:spreadsheet></office:body></office:document-content>"
-    );
-    let manifest = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-        <manifest:manifest xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\">\
-        <manifest:file-entry manifest:full-path=\"/\" \
-         manifest:media-type=\"application/vnd.oasis.opendocument.spreadsheet\"/>\
-        <manifest:file-entry manifest:full-path=\"content.xml\" manifest:media-type=\"text/xml\"/>\
-        </manifest:manifest>";
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let deflated = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, body, options) in [
-        (
-            "mimetype",
-            "application/vnd.oasis.opendocument.spreadsheet",
-            stored,
-        ),
-        ("META-INF/manifest.xml", manifest, deflated),
-        ("content.xml", content.as_str(), deflated),
-    ] {
-        zip.start_file(name, options).unwrap();
-        zip.write_all(body.as_bytes()).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
-}
-
-const ODS_HEADER_ROW: &str = "<table:table-row>\
-    <table:table-cell office:value-type=\"string\"><text:p>country</text:p></table:table-cell>\
-    <table:table-cell office:value-type=\"string\"><text:p>2024-01</text:p></table:table-cell>\
-    </table:table-row>";
 
 #[test]
 fn an_ods_repeating_a_row_of_numbers_is_refused_before_calamine_expands_it() {
