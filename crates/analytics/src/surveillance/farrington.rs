@@ -1718,13 +1718,7 @@ mod tests {
     /// (fixed ones and pseudo-random ones); most of these cases take the walk.
     #[test]
     fn walked_quantiles_equal_the_searched_ones() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::surveillance::test_uniform(0x2545_F491_4F6C_DD1Du64);
         let (mut checked, mut walked) = (0, 0);
         for i in 0..=140 {
             let mean = 0.01 * 10f64.powf(i as f64 / 20.0);
@@ -1773,13 +1767,7 @@ mod tests {
     /// dispersions barely above 1, and levels near 0 and 1 (where the sum does not apply).
     #[test]
     fn summed_quantile_pairs_equal_the_searched_ones() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::surveillance::test_uniform(0x9E37_79B9_7F4A_7C15u64);
         let (mut checked, mut summed) = (0, 0);
         for i in 0..=140 {
             let mean = 0.01 * 10f64.powf(i as f64 / 20.0);
@@ -1850,13 +1838,7 @@ mod tests {
     /// 1e-15 to 1e-3 (relative) of the threshold on either side, h near 1 and exact fits.
     #[test]
     fn residuals_for_weights_give_the_same_weights() {
-        let mut state = 0x0123_4567_89AB_CDEFu64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::surveillance::test_uniform(0x0123_4567_89AB_CDEFu64);
         let (mut left_out, mut near) = (0, 0);
         for case in 0..4000 {
             let n = 8 + case % 40;

@@ -1621,13 +1621,7 @@ mod tests {
     /// magnitude, and nearly aliased ones (time almost constant within the levels).
     #[test]
     fn clear_rank_check_never_overrules_the_exact_one() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::surveillance::test_uniform(0x9E37_79B9_7F4A_7C15u64);
         let (mut cases, mut clear, mut exact_only, mut rejected) = (0, 0, 0, 0);
         for case in 0..4000 {
             let levels = 1 + case % 5;
@@ -1682,13 +1676,7 @@ mod tests {
     /// would, bit for bit, and refuses other weights or responses.
     #[test]
     fn grouped_fit_again_is_the_same_fit() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::surveillance::test_uniform(0x2545_F491_4F6C_DD1Du64);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let mut again_count = 0;
         for case in 0..300 {
