@@ -343,6 +343,19 @@ fn write_measurement_files() {
                 ods_text_rows(short, 4, 499_999)
             )),
         ),
+        // Short and long cells at the cell cap: 8 bytes (15 MiB) and 64 bytes (122 MiB, past
+        // the budget, for what such a file cost before the guard).
+        (
+            "ods_cap_8b.ods",
+            ods(&format!("{ODS_HEADER_ROW}{}", ods_text_rows(8, 4, 499_999))),
+        ),
+        (
+            "ods_cap_64b.ods",
+            ods(&format!(
+                "{ODS_HEADER_ROW}{}",
+                ods_text_rows(64, 4, 499_999)
+            )),
+        ),
         // Past it: 1 KiB cells, twice and four times the budget; a cell of declared spaces.
         (
             "ods_1k_twice.ods",

@@ -158,7 +158,9 @@ pub const MAX_SHEET_CELLS: u64 = 2_000_000;
 /// As many as one sheet may hold: a workbook at both caps (cells and
 /// [`MAX_WORKBOOK_TEXT_BYTES`]) then costs no more than one sheet at them. Measured with
 /// `borderwatch analyze --source x` (debug build, peak resident size by `/usr/bin/time`) on
-/// ods files of repeated cells (`tests/text_budget.rs` and a script wrote them): two million
+/// ods files of repeated cells (`tests/text_budget.rs`, `write_cell_measurement_files`, writes
+/// them, except the mixed 3 and 4 million-cell files and the formula files below, which a
+/// one-off script made and the repository does not keep): two million
 /// numbers in rows of 5, one sheet, 340 MiB (`--format wide`), in 4 sheets 164 MiB; two
 /// million 33-byte strings (the text budget) in one sheet 529 MiB (wide), in 4 sheets 279
 /// MiB (wide) and 405 MiB (ru_sheet). Past it, as calamine held every sheet: 3 million cells
@@ -184,7 +186,8 @@ pub const MAX_WORKBOOK_CELLS: u64 = MAX_SHEET_CELLS;
 /// while a sheet is read (calamine's ranges, the range a sheet is read from, its cells, their
 /// row text), so reading takes some three times the text. Measured with `borderwatch analyze
 /// --format wide --source x` (debug build, peak resident size by `/usr/bin/time`) on ods
-/// files of one repeated text cell (`tests/text_budget.rs` writes them): 1 KiB cells, 64 MiB
+/// files of one repeated text cell (`tests/text_budget.rs`, `write_measurement_files`, writes
+/// them): 1 KiB cells, 64 MiB
 /// of text (just under the budget) 240 MiB, 256 MiB of text 845 MiB; two million cells (the
 /// cell cap) of 33 bytes (63 MiB, just under) 522 MiB, of 8 bytes 431 MiB, of 64 bytes
 /// (122 MiB) 706 MiB. Past the budget such a file is refused in 0.05 s at 45 MiB.
