@@ -7,12 +7,12 @@
 //! refuses a sheet that would hold more than the caps, counting repeats as calamine expands
 //! them; trailing empty rows and cells, which calamine leaves out, cost nothing. calamine
 //! holds every sheet at once, so the sheets' cells are also summed, and a workbook past
-//! [`MAX_WORKBOOK_CELLS`] is refused ([`IngestError::WorkbookTooLarge`]).
+//! [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS) is refused ([`IngestError::WorkbookTooLarge`]).
 //!
 //! Cells are not all memory costs: each text cell (and each formula) is a string calamine
 //! copies as often as the cell repeats, and a `<text:s text:c="…"/>` of a few bytes stands
 //! for as many spaces as it says. So the walk also counts the text calamine will hold, in
-//! all the workbook's sheets, and refuses a workbook past [`MAX_WORKBOOK_TEXT_BYTES`]
+//! all the workbook's sheets, and refuses a workbook past [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES)
 //! ([`IngestError::TextTooLarge`]).
 
 use std::io::{BufReader, Cursor, Read};
@@ -20,9 +20,7 @@ use std::io::{BufReader, Cursor, Read};
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 
-use super::table::{
-    MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS, MAX_WORKBOOK_CELLS, MAX_WORKBOOK_TEXT_BYTES,
-};
+use super::table::{MAX_SHEET_COLUMNS, MAX_SHEET_ROWS, WorkbookCount};
 use crate::error::IngestError;
 
 /// The most `content.xml` unpacks to that is read: more is a compression bomb, not a table
@@ -30,25 +28,16 @@ use crate::error::IngestError;
 pub(crate) const MAX_CONTENT_BYTES: u64 = 512 << 20;
 
 /// Refuses an ods (a zip with a `content.xml`) with a sheet beyond the caps, more cells in
-/// all than [`MAX_WORKBOOK_CELLS`], or more text than [`MAX_WORKBOOK_TEXT_BYTES`]; anything
+/// all than [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS), or more text than [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES); anything
 /// else, and an ods that cannot be read, passes
 /// (calamine gives its own error).
 pub(super) fn check(bytes: &[u8], format: &'static str) -> Result<(), IngestError> {
     walk(bytes, format).map(|_| ())
 }
 
-/// What [`check`]'s walk counted, as far as it read.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Counted {
-    /// The text the workbook's cells hold.
-    text: u64,
-    /// The cells of all the workbook's sheets ([`Sheet::cells`]).
-    cells: u64,
-}
-
 /// [`check`]'s walk.
-fn walk(bytes: &[u8], format: &'static str) -> Result<Counted, IngestError> {
-    let mut counted = Counted::default();
+fn walk(bytes: &[u8], format: &'static str) -> Result<WorkbookCount, IngestError> {
+    let mut counted = WorkbookCount::default();
     if !bytes.starts_with(b"PK") {
         return Ok(counted);
     }
@@ -89,7 +78,7 @@ fn walk(bytes: &[u8], format: &'static str) -> Result<Counted, IngestError> {
             match &event {
                 Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
                     "table:table" => {
-                        counted.cells = counted.cells.saturating_add(sheet.cells());
+                        counted.end_sheet(sheet.cells());
                         sheet = Sheet::named(e);
                     }
                     "table:table-row" => {
@@ -131,7 +120,7 @@ fn walk(bytes: &[u8], format: &'static str) -> Result<Counted, IngestError> {
         }
         buf.clear();
     }
-    counted.cells = counted.cells.saturating_add(sheet.cells());
+    counted.end_sheet(sheet.cells());
     Ok(counted)
 }
 
@@ -303,7 +292,7 @@ impl Sheet {
     fn end_row(
         &mut self,
         row: &Row,
-        counted: &mut Counted,
+        counted: &mut WorkbookCount,
         format: &'static str,
     ) -> Result<(), IngestError> {
         if row.extent == 0 {
@@ -333,30 +322,9 @@ impl Sheet {
         if self.above.saturating_add(self.span) > u64::from(MAX_SHEET_ROWS) {
             return Err(refuse("rows", u64::from(MAX_SHEET_ROWS)));
         }
-        if self.cells() > MAX_SHEET_CELLS {
-            return Err(refuse("cells", MAX_SHEET_CELLS));
-        }
-        let cells = counted.cells.saturating_add(self.cells());
-        if cells > MAX_WORKBOOK_CELLS {
-            return Err(IngestError::WorkbookTooLarge {
-                format,
-                sheet: self.name.clone(),
-                found: cells,
-                limit: MAX_WORKBOOK_CELLS,
-            });
-        }
+        counted.check_cells(format, &self.name, self.cells())?;
         // calamine copies the row's cells (with their formulas) once for each repeat.
-        let text = &mut counted.text;
-        *text = text.saturating_add(row.text.saturating_mul(row.repeats));
-        if *text > MAX_WORKBOOK_TEXT_BYTES {
-            return Err(IngestError::TextTooLarge {
-                format,
-                sheet: self.name.clone(),
-                found: *text,
-                limit: MAX_WORKBOOK_TEXT_BYTES,
-            });
-        }
-        Ok(())
+        counted.add_text(format, &self.name, row.text.saturating_mul(row.repeats))
     }
 }
 
@@ -364,6 +332,7 @@ impl Sheet {
 mod tests {
     use std::io::Write as _;
 
+    use super::super::table::{MAX_SHEET_CELLS, MAX_WORKBOOK_CELLS, MAX_WORKBOOK_TEXT_BYTES};
     use super::*;
 
     /// An ods whose `content.xml` holds the one sheet `Data` of `rows`.
@@ -500,7 +469,7 @@ mod tests {
         for path in ["wide/padded.ods", "ru_sheet/hostile_many_rows.ods"] {
             let path = format!("{}/fuzz/corpus/{path}", env!("CARGO_MANIFEST_DIR"));
             let bytes = std::fs::read(&path).unwrap();
-            let Ok(Counted {
+            let Ok(WorkbookCount {
                 text: counted,
                 cells,
             }) = walk(&bytes, "wide")

@@ -193,6 +193,71 @@ pub const MAX_WORKBOOK_CELLS: u64 = MAX_SHEET_CELLS;
 /// (122 MiB) 706 MiB. Past the budget such a file is refused in 0.05 s at 45 MiB.
 pub const MAX_WORKBOOK_TEXT_BYTES: u64 = 64 << 20;
 
+/// What a guard (`ods_guard`, `xls_guard`) has counted of a workbook so far, as calamine will
+/// hold it, and the workbook-wide caps checked against it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WorkbookCount {
+    /// The text the workbook's cells hold.
+    pub(super) text: u64,
+    /// The cells of the sheets done (each as often as the workbook lists it).
+    pub(super) cells: u64,
+}
+
+impl WorkbookCount {
+    /// Refuses sheet `sheet` once its cells, `sheet_cells` so far, pass [`MAX_SHEET_CELLS`]
+    /// or, with the sheets done before it, [`MAX_WORKBOOK_CELLS`].
+    pub(super) fn check_cells(
+        &self,
+        format: &'static str,
+        sheet: &str,
+        sheet_cells: u64,
+    ) -> Result<(), IngestError> {
+        if sheet_cells > MAX_SHEET_CELLS {
+            return Err(IngestError::SheetTooLarge {
+                format,
+                sheet: sheet.to_string(),
+                what: "cells",
+                limit: MAX_SHEET_CELLS,
+            });
+        }
+        let found = self.cells.saturating_add(sheet_cells);
+        if found > MAX_WORKBOOK_CELLS {
+            return Err(IngestError::WorkbookTooLarge {
+                format,
+                sheet: sheet.to_string(),
+                found,
+                limit: MAX_WORKBOOK_CELLS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds `bytes` of text found in sheet `sheet`, and refuses the workbook once its text
+    /// passes [`MAX_WORKBOOK_TEXT_BYTES`].
+    pub(super) fn add_text(
+        &mut self,
+        format: &'static str,
+        sheet: &str,
+        bytes: u64,
+    ) -> Result<(), IngestError> {
+        self.text = self.text.saturating_add(bytes);
+        if self.text > MAX_WORKBOOK_TEXT_BYTES {
+            return Err(IngestError::TextTooLarge {
+                format,
+                sheet: sheet.to_string(),
+                found: self.text,
+                limit: MAX_WORKBOOK_TEXT_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts a finished sheet's cells into the workbook's.
+    pub(super) fn end_sheet(&mut self, sheet_cells: u64) {
+        self.cells = self.cells.saturating_add(sheet_cells);
+    }
+}
+
 /// One sheet's cells, row by row from its first row with a cell, each row from its sheet's
 /// first column with a cell to its own last cell (rows may differ in length).
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@
 //! `LabelSst` record (14 bytes) names it, so a 64 KiB string named by two million cells
 //! would take 128 GiB.
 
-use super::table::{MAX_SHEET_CELLS, MAX_SHEET_ROWS, MAX_WORKBOOK_CELLS, MAX_WORKBOOK_TEXT_BYTES};
+use super::table::{MAX_SHEET_ROWS, WorkbookCount};
 use crate::error::IngestError;
 
 const FREE: u32 = 0xFFFF_FFFF;
@@ -116,9 +116,9 @@ fn workbook_stream(file: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Refuses an xls whose records would make calamine allocate more than ingest holds: a sheet
-/// whose `DIMENSIONS` record, or whose cells, span more than [`MAX_SHEET_CELLS`] cells or
-/// [`MAX_SHEET_ROWS`] rows; sheets whose cells together pass [`MAX_WORKBOOK_CELLS`]; or
-/// more text than [`MAX_WORKBOOK_TEXT_BYTES`] (see [`walk`]).
+/// whose `DIMENSIONS` record, or whose cells, span more than [`MAX_SHEET_CELLS`](super::MAX_SHEET_CELLS) cells or
+/// [`MAX_SHEET_ROWS`] rows; sheets whose cells together pass [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS); or
+/// more text than [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES) (see [`walk`]).
 pub(crate) fn check(file: &[u8], format: &'static str) -> Result<(), IngestError> {
     if !file.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
         return Ok(());
@@ -372,19 +372,9 @@ impl Strings {
     }
 }
 
-/// What [`walk`] counted, as far as it read.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Counted {
-    /// The text the workbook's cells hold.
-    text: u64,
-    /// The cells of all the workbook's sheets ([`SheetCells::cells`]), each as often as the
-    /// sheet list names it.
-    cells: u64,
-}
-
 /// Refuses an xls whose sheets would hold more than the caps ([`MAX_SHEET_ROWS`],
-/// [`MAX_SHEET_CELLS`] a sheet, [`MAX_WORKBOOK_CELLS`] all of them together) or more than
-/// [`MAX_WORKBOOK_TEXT_BYTES`] of text when calamine opens it. As calamine does, this reads
+/// [`MAX_SHEET_CELLS`](super::MAX_SHEET_CELLS) a sheet, [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS) all of them together) or more than
+/// [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES) of text when calamine opens it. As calamine does, this reads
 /// the workbook globals (the BIFF version, the code page, the shared strings and the sheets'
 /// positions) up to their first `EOF`, then each sheet from its position, as often as a
 /// `BoundSheet` record names it, counting the cells calamine holds ([`SheetCells`]) and the
@@ -392,7 +382,7 @@ struct Counted {
 /// and `RString` cell, each formula's string value, and each formula's text.
 ///
 /// A formula's text is counted as [`FORMULA_TEXT_PER_BYTE`] bytes a token byte.
-fn walk(stream: &[u8], format: &'static str) -> Result<Counted, IngestError> {
+fn walk(stream: &[u8], format: &'static str) -> Result<WorkbookCount, IngestError> {
     let mut strings = Strings {
         biff8: true,
         utf16: true,
@@ -419,7 +409,7 @@ fn walk(stream: &[u8], format: &'static str) -> Result<Counted, IngestError> {
             _ => {}
         }
     }
-    let mut counted = Counted {
+    let mut counted = WorkbookCount {
         text: shared.iter().sum(),
         cells: 0,
     };
@@ -447,18 +437,7 @@ fn walk(stream: &[u8], format: &'static str) -> Result<Counted, IngestError> {
             if row.is_some_and(|row| row >= MAX_SHEET_ROWS) {
                 return Err(refuse("rows", u64::from(MAX_SHEET_ROWS)));
             }
-            if sheet.cells() > MAX_SHEET_CELLS {
-                return Err(refuse("cells", MAX_SHEET_CELLS));
-            }
-            let cells = counted.cells.saturating_add(sheet.cells());
-            if cells > MAX_WORKBOOK_CELLS {
-                return Err(IngestError::WorkbookTooLarge {
-                    format,
-                    sheet: name,
-                    found: cells,
-                    limit: MAX_WORKBOOK_CELLS,
-                });
-            }
+            counted.check_cells(format, &name, sheet.cells())?;
             let bytes = match r.typ {
                 0x0809 => {
                     if seen_bof {
@@ -477,17 +456,9 @@ fn walk(stream: &[u8], format: &'static str) -> Result<Counted, IngestError> {
                 0x0006 => (r.data.len().saturating_sub(20) as u64) * FORMULA_TEXT_PER_BYTE,
                 _ => 0,
             };
-            counted.text = counted.text.saturating_add(bytes);
-            if counted.text > MAX_WORKBOOK_TEXT_BYTES {
-                return Err(IngestError::TextTooLarge {
-                    format,
-                    sheet: name,
-                    found: counted.text,
-                    limit: MAX_WORKBOOK_TEXT_BYTES,
-                });
-            }
+            counted.add_text(format, &name, bytes)?;
         }
-        counted.cells = counted.cells.saturating_add(sheet.cells());
+        counted.end_sheet(sheet.cells());
     }
     Ok(counted)
 }
@@ -518,6 +489,7 @@ fn sheet_name(data: &[u8], strings: Strings) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::table::{MAX_WORKBOOK_CELLS, MAX_WORKBOOK_TEXT_BYTES};
     use super::*;
 
     fn record(typ: u16, data: &[u8]) -> Vec<u8> {
