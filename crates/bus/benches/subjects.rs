@@ -16,7 +16,7 @@
 //! its periods: 10 messages a series, as a series grows release by release); `grown, N
 //! releases` (each series grown one period per release: one message per figure) and the
 //! same `compacted above K` (after each release, every series holding more than K messages
-//! compacted with `obs::compact_series` over the NATS transport, as ingest does before a
+//! compacted with `obs::compact_series` over the NATS transport, as ingest does after a
 //! release's markers; `BENCH_COMPACT_ABOVE`, default 8, may list several K).
 //!
 //! Run: `cargo bench -p borderwatch-bus --bench subjects` (needs `nats-server` on PATH or in
