@@ -7,13 +7,16 @@
 //! refuses a sheet that would hold more than the caps, counting repeats as calamine expands
 //! them; trailing empty rows and cells, which calamine leaves out, cost nothing. calamine
 //! holds every sheet at once, so the sheets' cells are also summed, and a workbook past
-//! [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS) is refused ([`IngestError::WorkbookTooLarge`]).
+//! [`MAX_WORKBOOK_CELLS`] is refused ([`IngestError::WorkbookTooLarge`]).
 //!
 //! Cells are not all memory costs: each text cell (and each formula) is a string calamine
 //! copies as often as the cell repeats, and a `<text:s text:c="…"/>` of a few bytes stands
 //! for as many spaces as it says. So the walk also counts the text calamine will hold, in
-//! all the workbook's sheets, and refuses a workbook past [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES)
+//! all the workbook's sheets, and refuses a workbook past [`MAX_WORKBOOK_TEXT_BYTES`]
 //! ([`IngestError::TextTooLarge`]).
+//!
+//! [`MAX_WORKBOOK_CELLS`]: super::MAX_WORKBOOK_CELLS
+//! [`MAX_WORKBOOK_TEXT_BYTES`]: super::MAX_WORKBOOK_TEXT_BYTES
 
 use std::io::{BufReader, Cursor, Read};
 
@@ -28,9 +31,11 @@ use crate::error::IngestError;
 pub(crate) const MAX_CONTENT_BYTES: u64 = 512 << 20;
 
 /// Refuses an ods (a zip with a `content.xml`) with a sheet beyond the caps, more cells in
-/// all than [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS), or more text than [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES); anything
-/// else, and an ods that cannot be read, passes
-/// (calamine gives its own error).
+/// all than [`MAX_WORKBOOK_CELLS`], or more text than [`MAX_WORKBOOK_TEXT_BYTES`]; anything
+/// else, and an ods that cannot be read, passes (calamine gives its own error).
+///
+/// [`MAX_WORKBOOK_CELLS`]: super::MAX_WORKBOOK_CELLS
+/// [`MAX_WORKBOOK_TEXT_BYTES`]: super::MAX_WORKBOOK_TEXT_BYTES
 pub(super) fn check(bytes: &[u8], format: &'static str) -> Result<(), IngestError> {
     walk(bytes, format).map(|_| ())
 }

@@ -116,9 +116,13 @@ fn workbook_stream(file: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Refuses an xls whose records would make calamine allocate more than ingest holds: a sheet
-/// whose `DIMENSIONS` record, or whose cells, span more than [`MAX_SHEET_CELLS`](super::MAX_SHEET_CELLS) cells or
-/// [`MAX_SHEET_ROWS`] rows; sheets whose cells together pass [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS); or
-/// more text than [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES) (see [`walk`]).
+/// whose `DIMENSIONS` record, or whose cells, span more than [`MAX_SHEET_CELLS`] cells or
+/// [`MAX_SHEET_ROWS`] rows; sheets whose cells together pass [`MAX_WORKBOOK_CELLS`]; or
+/// more text than [`MAX_WORKBOOK_TEXT_BYTES`] (see [`walk`]).
+///
+/// [`MAX_SHEET_CELLS`]: super::MAX_SHEET_CELLS
+/// [`MAX_WORKBOOK_CELLS`]: super::MAX_WORKBOOK_CELLS
+/// [`MAX_WORKBOOK_TEXT_BYTES`]: super::MAX_WORKBOOK_TEXT_BYTES
 pub(crate) fn check(file: &[u8], format: &'static str) -> Result<(), IngestError> {
     if !file.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
         return Ok(());
@@ -373,8 +377,8 @@ impl Strings {
 }
 
 /// Refuses an xls whose sheets would hold more than the caps ([`MAX_SHEET_ROWS`],
-/// [`MAX_SHEET_CELLS`](super::MAX_SHEET_CELLS) a sheet, [`MAX_WORKBOOK_CELLS`](super::MAX_WORKBOOK_CELLS) all of them together) or more than
-/// [`MAX_WORKBOOK_TEXT_BYTES`](super::MAX_WORKBOOK_TEXT_BYTES) of text when calamine opens it. As calamine does, this reads
+/// [`MAX_SHEET_CELLS`] a sheet, [`MAX_WORKBOOK_CELLS`] all of them together) or more than
+/// [`MAX_WORKBOOK_TEXT_BYTES`] of text when calamine opens it. As calamine does, this reads
 /// the workbook globals (the BIFF version, the code page, the shared strings and the sheets'
 /// positions) up to their first `EOF`, then each sheet from its position, as often as a
 /// `BoundSheet` record names it, counting the cells calamine holds ([`SheetCells`]) and the
@@ -382,6 +386,10 @@ impl Strings {
 /// and `RString` cell, each formula's string value, and each formula's text.
 ///
 /// A formula's text is counted as [`FORMULA_TEXT_PER_BYTE`] bytes a token byte.
+///
+/// [`MAX_SHEET_CELLS`]: super::MAX_SHEET_CELLS
+/// [`MAX_WORKBOOK_CELLS`]: super::MAX_WORKBOOK_CELLS
+/// [`MAX_WORKBOOK_TEXT_BYTES`]: super::MAX_WORKBOOK_TEXT_BYTES
 fn walk(stream: &[u8], format: &'static str) -> Result<WorkbookCount, IngestError> {
     let mut strings = Strings {
         biff8: true,
