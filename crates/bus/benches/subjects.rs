@@ -15,9 +15,12 @@
 //! by one release); `series, 10 releases` (each series brought by 10 releases of a tenth of
 //! its periods: 10 messages a series, as a series grows release by release); `grown, N
 //! releases` (each series grown one period per release: one message per figure) and the
-//! same `compacted above K` (after each release, every series holding more than K messages
-//! compacted with `obs::compact_series` over the NATS transport, as ingest does after a
-//! release's markers; `BENCH_COMPACT_ABOVE`, default 8, may list several K).
+//! same `compacted above K` (after each release in which the series hold more than K
+//! messages, the source compacted with `obs::compact_source` over the NATS transport, as
+//! ingest does after a release's markers; `BENCH_COMPACT_ABOVE`, default 8, may list several
+//! K). `profile` times a compaction step by step as it was done series by series before;
+//! `replace` compares ways of storing snapshots in place of a source's messages (rollups,
+//! one purge of the source, deletes by sequence).
 //!
 //! Run: `cargo bench -p borderwatch-bus --bench subjects` (needs `nats-server` on PATH or in
 //! NATS_SERVER_BIN); `BENCH_CASES` (e.g. `1,grown,compacted`) picks cases by name. Results
@@ -156,6 +159,8 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
         max_messages_per_subject: max_per_subject,
         duplicate_window: spec.duplicate_window,
         storage: jetstream::stream::StorageType::File,
+        // As `NatsBus::ensure_stream` makes it: compaction stores snapshots as rollups.
+        allow_rollup: true,
         ..Default::default()
     })
     .await
@@ -176,7 +181,6 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
         ),
         None => None,
     };
-    let all_series: Vec<Series> = (0..n_series).map(series).collect();
     let mut held: u64 = 0;
     let mut msgs = msgs.into_iter().peekable();
     let mut in_release = 0;
@@ -207,9 +211,7 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
             in_release = 0;
             held += 1;
             if held > k {
-                obs::compact_series(bus, &all_series)
-                    .await
-                    .expect("compacted");
+                obs::compact_source(bus, "bench").await.expect("compacted");
                 held = 1;
             }
         }
@@ -275,10 +277,10 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
 
 /// Where one compaction's time goes (`BENCH_CASES=profile`): `n_series` series grown one
 /// period a release for `held` releases, then compacted step by step as
-/// `obs::compact_series` did before rollups (last message of each 1,000 series, their
+/// compaction did series by series before rollups (last message of each 1,000 series, their
 /// histories, the snapshots published, one purge per series, 64 in flight), each step timed
 /// over all the series; then grown `held` releases more and compacted with
-/// `obs::compact_series` as it is now, timed whole.
+/// `obs::compact_source` as it is now, timed whole.
 async fn profile(n_series: usize, held: usize) {
     use borderwatch_bus::Transport;
     use futures::StreamExt;
@@ -380,14 +382,141 @@ async fn profile(n_series: usize, held: usize) {
     }
     grow(held).await;
     let t = Instant::now();
-    let done = obs::compact_series(&bus, &all).await.expect("compacted");
+    let done = obs::compact_source(&bus, "bench").await.expect("compacted");
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "| obs::compact_series, {held} more messages a series ({} series, {} removed) | {secs:.2} s | {:.3} ms |",
+        "| obs::compact_source, {held} more messages a series ({} series, {} removed) | {secs:.2} s | {:.3} ms |",
         done.series,
         done.purged,
         secs * 1000.0 / n_series as f64
     );
+    println!();
+}
+
+/// What replacing a series' messages by one snapshot costs the server, two ways side by
+/// side (`BENCH_CASES=replace`): `n_series` series grown one message a release for `held`
+/// releases (interleaved, as releases store them), then one snapshot a series stored
+/// (`BENCH_REPLACE_WAYS`, default `rollup,source`): `rollup`, each snapshot a rollup
+/// (`Nats-Rollup: sub`: the server purges the subject's earlier messages, what compaction
+/// did before); `source`, the snapshots published, then one purge of the source's filter
+/// below them (what `obs::compact_source` does); `delete`, the snapshots published, then
+/// each replaced message deleted by its sequence (256 in flight). Each way on a
+/// nats-server of its own; the snapshots are published conditionally
+/// (`Nats-Expected-Last-Subject-Sequence`) in all three.
+async fn replace(n_series: usize, held: usize) {
+    use futures::StreamExt;
+    println!(
+        "{n_series} series of {held} messages each, one snapshot a series stored in their place:"
+    );
+    println!();
+    println!("| way | snapshots stored | messages removed | time | per series |");
+    println!("|---|---|---|---|---|");
+    let ways: Vec<&str> = std::env::var("BENCH_REPLACE_WAYS")
+        .unwrap_or_else(|_| "rollup,source".into())
+        .leak()
+        .split(',')
+        .collect();
+    for way in ways {
+        let server = NatsServer::start();
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        js.create_stream(jetstream::stream::Config {
+            name: names::OBS_STREAM.to_string(),
+            subjects: vec![names::ALL_OBS.to_string()],
+            storage: jetstream::stream::StorageType::File,
+            allow_rollup: true,
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+        let all: Vec<String> = (0..n_series).map(|i| series(i).subject()).collect();
+        let mut seqs: Vec<Vec<u64>> = vec![Vec::new(); n_series];
+        for r in 0..held {
+            for (c, chunk) in all.chunks(512).enumerate() {
+                let mut acks = Vec::with_capacity(512);
+                for subject in chunk {
+                    let payload = format!(
+                        r#"{{"r":"rel-{r:016x}","f":[["{}",{}]]}}"#,
+                        period(r),
+                        1000 + r
+                    );
+                    acks.push(
+                        js.publish(subject.clone(), payload.into())
+                            .await
+                            .expect("sent"),
+                    );
+                }
+                for (i, ack) in acks.into_iter().enumerate() {
+                    seqs[c * 512 + i].push(ack.await.expect("stored").sequence);
+                }
+            }
+        }
+        let snapshot = bytes::Bytes::from(vec![b'x'; 40 + 8 * held]);
+        let t = Instant::now();
+        let rollup = way == "rollup";
+        let mut acks = Vec::with_capacity(512);
+        for (subject, held) in all.iter().zip(&seqs) {
+            let mut headers = async_nats::HeaderMap::new();
+            if rollup {
+                headers.insert("Nats-Rollup", "sub");
+            }
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                held.last().expect("held").to_string().as_str(),
+            );
+            acks.push(
+                js.publish_with_headers(subject.clone(), headers, snapshot.clone())
+                    .await
+                    .expect("sent"),
+            );
+            if acks.len() == 512 {
+                for ack in acks.drain(..) {
+                    ack.await.expect("stored");
+                }
+            }
+        }
+        for ack in acks {
+            ack.await.expect("stored");
+        }
+        let mut removed = 0u64;
+        if way == "source" {
+            // One purge of the source's series below the first snapshot.
+            let first = seqs.iter().flatten().max().copied().unwrap_or(0) + 1;
+            let stream = js
+                .get_stream_no_info(names::OBS_STREAM)
+                .await
+                .expect("stream");
+            removed = stream
+                .purge()
+                .filter(names::obs_series_of_source("bench"))
+                .sequence(first)
+                .await
+                .expect("purged")
+                .purged;
+        } else if way == "delete" {
+            let stream = js
+                .get_stream_no_info(names::OBS_STREAM)
+                .await
+                .expect("stream");
+            let stream = &stream;
+            removed = futures::stream::iter(seqs.iter().flatten().copied())
+                .map(|seq| async move { stream.delete_message(seq).await.expect("deleted") })
+                .buffer_unordered(256)
+                .filter(|deleted| futures::future::ready(*deleted))
+                .count()
+                .await as u64;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let mut stream = js.get_stream(names::OBS_STREAM).await.expect("stream");
+        let messages = stream.info().await.expect("info").state.messages;
+        if rollup {
+            removed = (n_series * held) as u64 + n_series as u64 - messages;
+        }
+        println!(
+            "| {way} | {n_series} | {removed} (stream holds {messages}) | {secs:.2} s | {:.3} ms |",
+            secs * 1000.0 / n_series as f64
+        );
+    }
     println!();
 }
 
@@ -397,6 +526,9 @@ async fn main() {
     let n_periods = env("BENCH_PERIODS", 100);
     if std::env::var("BENCH_CASES").is_ok_and(|c| c.split(',').any(|c| c == "profile")) {
         profile(n_series, env("BENCH_HELD", 9)).await;
+    }
+    if std::env::var("BENCH_CASES").is_ok_and(|c| c.split(',').any(|c| c == "replace")) {
+        replace(n_series, env("BENCH_HELD", 9)).await;
     }
     println!(
         "{n_series} series × {n_periods} periods = {} figures per case; one nats-server per case",

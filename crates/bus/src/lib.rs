@@ -314,11 +314,13 @@ pub trait Transport: Send + Sync + Debug {
         filter: &str,
         from_seq: u64,
     ) -> Result<BoxStream<'static, Result<Message>>>;
-    /// The stored messages of the exact subjects named (no wildcards), in stream order, up to
-    /// and including sequence `to_seq`; then the stream ends. One read on the server for all
-    /// of them, which skips every other subject: reading a few hundred series of a stream
-    /// holding millions of messages costs what those series hold, and one consumer, not one
-    /// per subject (analytics' read of a release's series, `obs::series_as_of`).
+    /// The stored messages of the subjects named, in stream order, up to and including
+    /// sequence `to_seq`; then the stream ends. One read on the server for all of them,
+    /// which skips every other subject: reading a few hundred series of a stream holding
+    /// millions of messages costs what those series hold, and one consumer, not one per
+    /// subject (analytics' read of a release's series, `obs::series_as_of`). A subject may
+    /// be a filter with wildcards (one source's series, for compaction's read,
+    /// `obs::compact_source`): the read then ends with the last message it matches.
     ///
     /// The default reads each subject on its own (their last messages first, to know where
     /// each ends) and merges them; both transports override it with one read.
@@ -348,36 +350,14 @@ pub trait Transport: Send + Sync + Debug {
         out.sort_by_key(|m| m.seq);
         Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
     }
-    /// Removes the stored messages of the exact subject `subject` whose sequences are below
-    /// `seq`, and returns how many went; the message at `seq`, later ones and other subjects
-    /// stay. For compaction (`obs::compact_series`): a series' snapshot is stored first, then
-    /// the messages it replaces are removed, so a reader never finds a series with neither.
+    /// Removes the stored messages of `subject` whose sequences are below `seq`, and returns
+    /// how many went; the message at `seq`, later ones and other subjects stay. `subject`
+    /// may be a filter with wildcards: compaction (`obs::compact_source`) stores a source's
+    /// snapshots first, then removes every message of the source's series before them with
+    /// one purge of the source's filter, so a reader never finds a series with neither.
     /// NATS: a JetStream purge with a subject filter and sequence; in process, the removal is
     /// written to the stream's log, so a restart does not bring the messages back.
     async fn purge_subject_below(&self, stream: &str, subject: &str, seq: u64) -> Result<u64>;
-    /// Stores each message in place of its subject's messages up to `last_seq` (the last one
-    /// it was made from), for compaction (`obs::compact_series`): a series' snapshot replaces
-    /// the messages it was read from. Returns, in order, the acknowledgement of each message
-    /// stored, or `None` where the subject's last message was no longer at `last_seq` (a
-    /// message arrived since the read): nothing was stored or removed for that one. A
-    /// duplicate (its id stored within the window) is not stored again and removes nothing.
-    ///
-    /// NATS: one publish each with `Nats-Rollup: sub` and
-    /// `Nats-Expected-Last-Subject-Sequence: <last_seq>`, pipelined: the server checks the
-    /// subject's last sequence, stores the message and removes every earlier one of the
-    /// subject in one step, with no purge request. Where the stream refuses rollups (its
-    /// `allow_rollup_hdrs` turned off, e.g. by a role of an older version), and in the
-    /// default implementation, the messages are published and then the subject's messages
-    /// at or below `last_seq` purged ([`Transport::purge_subject_below`]), as compaction did
-    /// before: the same end state, in two steps, without the check (a message stored after
-    /// `last_seq` stays). In process: checked, stored and purged under one lock.
-    async fn publish_replacing(
-        &self,
-        stream: &str,
-        msgs: Vec<(Outgoing, u64)>,
-    ) -> Result<Vec<Option<PubAck>>> {
-        publish_then_purge(self, stream, msgs).await
-    }
     /// The message the stream holds at sequence `seq`, or `None` when it holds none there
     /// (never stored, or removed by a limit). Lets a reader keep sequences instead of
     /// messages and fetch a message again when it is needed (the gateway's surge index).
@@ -512,46 +492,6 @@ pub trait Transport: Send + Sync + Debug {
     fn is_connected(&self) -> bool;
     /// A short name for logs and `/readyz`: `memory` or `nats`.
     fn kind(&self) -> &'static str;
-}
-
-/// Purges [`publish_then_purge`] has in flight at once (one request each over NATS).
-const PURGES_IN_FLIGHT: usize = 64;
-
-/// [`Transport::publish_replacing`] in two steps: the messages published
-/// ([`Transport::publish_all`]), then, for each one stored (not a duplicate), its subject's
-/// messages at or below its `last_seq` purged, 64 purges at once.
-pub async fn publish_then_purge<T: Transport + ?Sized>(
-    bus: &T,
-    stream: &str,
-    msgs: Vec<(Outgoing, u64)>,
-) -> Result<Vec<Option<PubAck>>> {
-    use futures::StreamExt;
-    let (msgs, last): (Vec<Outgoing>, Vec<(String, u64)>) = msgs
-        .into_iter()
-        .map(|(msg, last_seq)| {
-            let subject = msg.subject.clone();
-            (msg, (subject, last_seq))
-        })
-        .unzip();
-    let acks = bus.publish_all(msgs).await?;
-    let purges: Vec<(String, u64)> = last
-        .into_iter()
-        .zip(&acks)
-        .filter(|(_, ack)| !ack.duplicate)
-        .map(|(purge, _)| purge)
-        .collect();
-    let purged: Vec<Result<u64>> = futures::stream::iter(purges)
-        .map(|(subject, last_seq)| async move {
-            bus.purge_subject_below(stream, &subject, last_seq.saturating_add(1))
-                .await
-        })
-        .buffer_unordered(PURGES_IN_FLIGHT)
-        .collect()
-        .await;
-    for n in purged {
-        n?;
-    }
-    Ok(acks.into_iter().map(Some).collect())
 }
 
 /// Checks a key-value key as NATS does.

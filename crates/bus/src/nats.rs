@@ -370,21 +370,6 @@ fn publish_error(subject: &str, e: jetstream::context::PublishError) -> BusError
     }
 }
 
-/// The header that makes a stored message replace its subject's earlier messages
-/// ([`Transport::publish_replacing`]), and its value for "this subject".
-const ROLLUP_HEADER: &str = "Nats-Rollup";
-const ROLLUP_SUBJECT: &str = "sub";
-/// The header that has the server store a message only if its subject's last message is at
-/// the sequence given.
-const EXPECTED_LAST_SUBJECT_SEQ_HEADER: &str = "Nats-Expected-Last-Subject-Sequence";
-
-/// Whether the server refused a rollup publish because the stream does not allow rollups.
-fn rollup_refused(e: &jetstream::context::PublishError) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<jetstream::Error>())
-        .is_some_and(|js| js.error_code() == ErrorCode::STREAM_ROLLUP_FAILED)
-}
-
 fn header_map(headers: Headers) -> Result<HeaderMap> {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
@@ -605,9 +590,9 @@ impl Transport for NatsBus {
             max_bytes,
             // Full means refused, never old figures dropped to make room.
             discard: stream::DiscardPolicy::New,
-            // Compaction stores a series' snapshot as a rollup of its subject
-            // (`publish_replacing`); nothing else sends the rollup header. An existing stream
-            // gets it on the first start of a role of this version (create or update).
+            // Compaction no longer sends rollups (it purges a source's series at once,
+            // `obs::compact_source`), but the versions that did turned this on, and an update
+            // keeps the stream as they left it.
             allow_rollup: true,
             ..Default::default()
         };
@@ -776,63 +761,6 @@ impl Transport for NatsBus {
         let mut latest: Vec<Message> = latest.into_values().collect();
         latest.sort_by_key(|msg| msg.seq);
         Ok(latest)
-    }
-
-    async fn publish_replacing(
-        &self,
-        stream: &str,
-        msgs: Vec<(Outgoing, u64)>,
-    ) -> Result<Vec<Option<PubAck>>> {
-        let mut out: Vec<Option<PubAck>> = Vec::with_capacity(msgs.len());
-        // Rollups the stream refused (rollups off): published and purged after.
-        let mut refused: Vec<(usize, (Outgoing, u64))> = Vec::new();
-        let mut msgs = msgs.into_iter().enumerate().peekable();
-        while msgs.peek().is_some() {
-            let mut pending = Vec::with_capacity(PUBLISH_WINDOW);
-            for (i, (msg, last_seq)) in msgs.by_ref().take(PUBLISH_WINDOW) {
-                let mut rollup = msg.clone();
-                rollup
-                    .headers
-                    .push((ROLLUP_HEADER.into(), ROLLUP_SUBJECT.into()));
-                rollup.headers.push((
-                    EXPECTED_LAST_SUBJECT_SEQ_HEADER.into(),
-                    last_seq.to_string(),
-                ));
-                let ack = self.send_publish(rollup).await?;
-                pending.push((i, msg, last_seq, ack));
-            }
-            for (i, msg, last_seq, ack) in pending {
-                match ack.await {
-                    Ok(ack) => out.push(Some(PubAck {
-                        seq: ack.sequence,
-                        duplicate: ack.duplicate,
-                    })),
-                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => out.push(None),
-                    Err(e) if rollup_refused(&e) => {
-                        out.push(None);
-                        refused.push((i, (msg, last_seq)));
-                    }
-                    Err(e) => {
-                        let e = publish_error(&msg.subject, e);
-                        return Err(self.explain_full(&msg.subject, e).await);
-                    }
-                }
-            }
-        }
-        if !refused.is_empty() {
-            warn!(
-                stream,
-                messages = refused.len(),
-                "the stream refuses rollups (allow_rollup_hdrs is off: a role of an older \
-                 version set its configuration?); publishing and purging instead"
-            );
-            let (at, rest): (Vec<usize>, Vec<(Outgoing, u64)>) = refused.into_iter().unzip();
-            let acks = crate::publish_then_purge(self, stream, rest).await?;
-            for (i, ack) in at.into_iter().zip(acks) {
-                out[i] = ack;
-            }
-        }
-        Ok(out)
     }
 
     async fn purge_subject_below(&self, stream: &str, subject: &str, seq: u64) -> Result<u64> {

@@ -547,10 +547,11 @@ impl std::fmt::Display for PeriodKey {
     }
 }
 
-/// The message that stores `history` of `series` as one [`SeriesSnapshot`]. Without a
-/// message id (31 bytes a snapshot): [`compact_series`] stores it on condition that the
-/// series' last message is the last one it read, which a retry cannot meet twice, and
-/// leaves alone a series holding one message (a snapshot with nothing new after it).
+/// The message that stores `history` of `series` as one [`SeriesSnapshot`]. Never with a
+/// message id: a snapshot the server took for a duplicate would not be stored, and
+/// [`compact_source`] then purges the messages it stands for. A retried publish stores a
+/// second snapshot of the same history, which reads fold the same and the next compaction
+/// folds into one.
 pub fn snapshot_message(series: &Series, history: &History) -> Outgoing {
     let payload = SeriesSnapshot {
         history: history.clone(),
@@ -573,41 +574,6 @@ const READS_IN_FLIGHT: usize = 4;
 /// How many messages each series holds, by series.
 pub type MessageCounts = HashMap<Series, u64>;
 
-/// Reads the stored messages of `filter` from the start, folding each into its series, up to
-/// and including sequence `end` (a message at `end` matching `filter` must exist, so the read
-/// ends); counts each series' messages on the way.
-async fn fold_until(
-    bus: &dyn Transport,
-    filter: &str,
-    end: u64,
-) -> Result<(HashMap<Series, Figures>, MessageCounts)> {
-    let mut out: HashMap<Series, Figures> = HashMap::new();
-    let mut counts = MessageCounts::new();
-    let mut stored = bus.replay(OBS_STREAM, filter, 1).await?;
-    loop {
-        let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next())
-            .await
-            .map_err(|_| BusError::Timeout {
-                subject: filter.to_string(),
-                timeout: STORED_READ_TIMEOUT,
-            })?;
-        let Some(msg) = next else { break };
-        let msg = msg?;
-        if msg.seq > end {
-            break;
-        }
-        if let Some(series) = Series::of_subject(&msg.subject) {
-            *counts.entry(series.clone()).or_default() += 1;
-            fold(out.entry(series).or_default(), &msg);
-        }
-        if msg.seq >= end {
-            break;
-        }
-    }
-    out.retain(|_, figures| !figures.is_empty());
-    Ok((out, counts))
-}
-
 /// The current figures of every series of `source`: each series' messages folded. One
 /// read of the source's messages, from the start to the last one stored when it began.
 pub async fn source_figures(bus: &dyn Transport, source: &str) -> Result<HashMap<Series, Figures>> {
@@ -615,7 +581,7 @@ pub async fn source_figures(bus: &dyn Transport, source: &str) -> Result<HashMap
 }
 
 /// [`source_figures`], and how many messages each series holds (ingest compacts those
-/// holding more than [`COMPACT_ABOVE`] with [`compact_series`]).
+/// holding more than [`COMPACT_ABOVE`] with [`compact_source`]).
 pub async fn source_figures_counted(
     bus: &dyn Transport,
     source: &str,
@@ -633,15 +599,24 @@ pub async fn figures_of(bus: &dyn Transport, filter: &str) -> Result<HashMap<Ser
     Ok(figures_counted(bus, filter).await?.0)
 }
 
+/// Reads the stored messages of `filter` from the start to the last one it matches (one
+/// read: [`Transport::read_subjects`] ends there by itself), folding each into its series,
+/// and counts each series' messages on the way.
 async fn figures_counted(
     bus: &dyn Transport,
     filter: &str,
 ) -> Result<(HashMap<Series, Figures>, MessageCounts)> {
-    let last = bus.last_per_subject(OBS_STREAM, &[filter]).await?;
-    let Some(end) = last.iter().map(|m| m.seq).max() else {
-        return Ok(Default::default());
-    };
-    fold_until(bus, filter, end).await
+    let mut out: HashMap<Series, Figures> = HashMap::new();
+    let mut counts = MessageCounts::new();
+    for_each_stored(bus, &[filter], u64::MAX, |msg| {
+        if let Some(series) = Series::of_subject(&msg.subject) {
+            *counts.entry(series.clone()).or_default() += 1;
+            fold(out.entry(series).or_default(), &msg);
+        }
+    })
+    .await?;
+    out.retain(|_, figures| !figures.is_empty());
+    Ok((out, counts))
 }
 
 /// The figures of the series named, as the stream held them at sequence `as_of` (the
@@ -651,7 +626,7 @@ async fn figures_counted(
 /// The last message of each series is read first (it says where the read ends and which
 /// series have newer messages); then the series' messages up to there, a thousand
 /// series per read ([`Transport::read_subjects`]: one consumer that skips every other
-/// series, not one per series). Safe against a compaction ([`compact_series`]) running
+/// series, not one per series). Safe against a compaction ([`compact_source`]) running
 /// meanwhile: a compaction stores its snapshot before it removes anything, so a series
 /// whose last sequence moved during the read is read again, whole.
 pub async fn series_as_of(
@@ -750,7 +725,9 @@ async fn read_folded(
     let Some(end) = end else {
         return Ok((out, newer));
     };
-    for_each_stored(bus, series, end, |msg| {
+    let subjects: Vec<String> = series.iter().map(Series::subject).collect();
+    let subjects: Vec<&str> = subjects.iter().map(|s| s.as_str()).collect();
+    for_each_stored(bus, &subjects, end, |msg| {
         if let Some(s) = Series::of_subject(&msg.subject)
             && fold_as_of(out.entry(s.clone()).or_default(), &msg, as_of)
         {
@@ -762,13 +739,13 @@ async fn read_folded(
     Ok((out, newer))
 }
 
-/// Messages a series may hold before ingest compacts it into one snapshot
-/// ([`compact_series`]): a series grown one period per release then holds at most this
-/// many messages besides its snapshot, and each compaction rewrites the series once per
-/// this many releases (BENCHMARKS.md, "nats-server memory per stored figure").
+/// Messages a series may hold before ingest compacts its source ([`compact_source`]): a
+/// series grown one period per release then holds at most this many messages besides its
+/// snapshot, and each compaction rewrites the source once per this many releases
+/// (BENCHMARKS.md, "nats-server memory per stored figure").
 pub const COMPACT_ABOVE: u64 = 8;
 
-/// What [`compact_series`] did.
+/// What [`compact_source`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Compacted {
     /// Series whose snapshot was stored.
@@ -777,138 +754,149 @@ pub struct Compacted {
     pub purged: u64,
 }
 
-/// Series [`compact_series`] reads with one consumer. Few: nats-server serves a consumer
-/// with many filter subjects over interleaved series by walking, for each message it
-/// delivers, each filtered series' messages in the block up to the next one (filestore
-/// `firstMatchingMulti`), so a read's time per message grows with its series. Measured
-/// (subjects bench, `BENCH_CASES=profile`, 2,000 series of 9 messages): histories read in
-/// 12.3 s with 1,000 series a read, 7.0 s with 100, 4.6 s with 20.
-const COMPACTION_SERIES_PER_READ: usize = 25;
+/// Series whose histories [`compact_source`] holds at once: it reads the source's messages
+/// once per this many series, so its memory is what this many series hold (about what
+/// analytics holds reading two releases' parts), however large the source.
+const COMPACTION_SERIES_PER_PASS: usize = 10_000;
 
-/// Parts of [`COMPACTION_SERIES_PER_READ`] series [`compact_series`] compacts at once (each
-/// one read, then one pipelined publish of its snapshots).
-const COMPACTIONS_IN_FLIGHT: usize = 8;
+/// Snapshots [`compact_source`] stores per [`Transport::publish_all`] (pipelined).
+const SNAPSHOTS_PER_PUBLISH: usize = 500;
 
-/// Largest snapshot payload [`compact_series`] stores: far below NATS's 1 MiB message limit
-/// (at about 5 bytes a figure, a series of 100,000 figures); a larger series stays as it is.
+/// Largest snapshot payload [`compact_source`] stores: far below NATS's 1 MiB message limit
+/// (at about 5 bytes a figure, a series of 100,000 figures).
 const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
 
-/// Compacts each series named that holds more than one message: reads its messages, and
-/// stores one snapshot of all they hold ([`snapshot_message`]) in their place
-/// ([`Transport::publish_replacing`]: over NATS a rollup of the subject, conditional on its
-/// last message still being the last one read, so the snapshot and the removal of what it
-/// stands for are one step, and a message stored after the read keeps the series as it is
-/// until the next compaction). Where a transport does it in two steps, the snapshot is
-/// stored before anything is removed, so a failure half-way loses nothing (the next
-/// compaction folds the old snapshot and messages into a new one). Readers learn of a
-/// compaction by the series' last sequence moving ([`series_as_of`]).
+/// Compacts every series of `source` into one snapshot each ([`snapshot_message`]): reads
+/// the source's messages up to the last one (`end`), stores each series' snapshot after
+/// them, then removes every message of the source's series up to `end` with **one purge of
+/// the source's filter** ([`names::obs_series_of_source`]).
 ///
-/// 25 series a read ([`Transport::read_subjects`], to the end of what they hold), 8 reads
-/// at once.
+/// Why the whole source, and one purge: nats-server removes a subject's messages (a purge
+/// by subject, or a rollup) by walking every stored message from the subject's first to its
+/// last, and a series grown one message a release has its messages between every other
+/// series' messages, so removing series by series costs the source's messages once per
+/// series: 1.7 ms a series at 10,000 series, growing with them. One purge of the source's
+/// filter walks the stream once: 10,000 series' snapshots stored and 90,000 messages
+/// removed in 0.21 s against 16.7 s by rollups (BENCHMARKS.md, "Compaction: one purge a
+/// source"). Every series of the source is rewritten, the ones holding one message too.
+///
+/// Safe for readers and against failures: every snapshot is stored before anything is
+/// removed, and a snapshot stands for every message of its series up to the versions it
+/// holds ([`SeriesSnapshot::covered`]), so a read meeting both the snapshot and the
+/// messages it stands for folds the same figures, and a failure half-way (some snapshots
+/// stored, nothing purged) loses nothing: the next compaction folds the snapshots and the
+/// messages into new ones. Readers learn of a compaction by the series' last sequence
+/// moving ([`series_as_of`]). A message stored after `end` (none should be: see below) is
+/// not purged, and reads after the snapshot keep it (its versions are newer than what the
+/// snapshot covers).
+///
+/// Memory: the histories of 10,000 series at once; a larger source is read once per that
+/// many series. A series whose snapshot would pass 512 KiB cannot be stored in one message:
+/// then nothing is purged with the source's filter, and each series whose snapshot was
+/// stored has its own messages before it removed instead (the slow way above), the large
+/// series keeping its messages.
 ///
 /// Only the series' writer calls it: ingest, holding the source's turn, after a release's
-/// markers (analytics may be reading the series meanwhile: see [`series_as_of`]).
-pub async fn compact_series(bus: &dyn Transport, series: &[Series]) -> Result<Compacted> {
-    // Boxed, and in a loop rather than a closure: otherwise callers' futures are not `Send`
-    // for every lifetime (ingest spawns them; the tests' racing transport is an
-    // `async_trait`), a known limit of the compiler.
-    let mut parts: Vec<futures::future::BoxFuture<'_, Result<Compacted>>> = Vec::new();
-    for chunk in series.chunks(COMPACTION_SERIES_PER_READ) {
-        parts.push(Box::pin(compact_part(bus, chunk)));
-    }
-    let parts: Vec<Result<Compacted>> = futures::stream::iter(parts)
-        .buffer_unordered(COMPACTIONS_IN_FLIGHT)
-        .collect()
-        .await;
+/// markers (analytics may be reading the series meanwhile: see [`series_as_of`]), and
+/// `borderwatch migrate` with every role stopped.
+pub async fn compact_source(bus: &dyn Transport, source: &str) -> Result<Compacted> {
+    let filter = names::obs_series_of_source(source);
     let mut done = Compacted::default();
-    for part in parts {
-        let part = part?;
-        done.series += part.series;
-        done.purged += part.purged;
-    }
-    Ok(done)
-}
-
-/// [`compact_series`] for up to [`COMPACTION_SERIES_PER_READ`] series.
-async fn compact_part(bus: &dyn Transport, series: &[Series]) -> Result<Compacted> {
-    let mut replacing = Vec::new();
-    let mut replaced = Vec::new();
-    for (s, read) in read_histories(bus, series).await? {
-        // One message (a snapshot, or a single release): nothing to fold.
-        if read.messages < 2 {
-            continue;
+    // Each series' subject, in the order its first message came; where the source ends.
+    let mut order: Vec<String> = Vec::new();
+    let mut end = 0;
+    let mut stored: Vec<(String, u64)> = Vec::new();
+    let mut too_large = false;
+    let mut pass = 0;
+    loop {
+        let keep: Option<HashSet<String>> = (pass > 0).then(|| {
+            order
+                .iter()
+                .skip(pass * COMPACTION_SERIES_PER_PASS)
+                .take(COMPACTION_SERIES_PER_PASS)
+                .cloned()
+                .collect()
+        });
+        if keep.as_ref().is_some_and(HashSet::is_empty) {
+            break;
         }
-        let msg = snapshot_message(&s, &read.history);
-        if msg.payload.len() > MAX_SNAPSHOT_BYTES.min(bus.max_payload()) {
-            tracing::warn!(
-                series = %s.subject(),
-                bytes = msg.payload.len(),
-                "series too large for one snapshot: left uncompacted"
-            );
-            continue;
+        let mut histories: HashMap<String, History> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let to_seq = if pass == 0 { u64::MAX } else { end };
+        for_each_stored(bus, &[filter.as_str()], to_seq, |msg| {
+            if pass == 0 {
+                end = end.max(msg.seq);
+                if !seen.contains(msg.subject.as_str()) {
+                    seen.insert(msg.subject.clone());
+                    order.push(msg.subject.clone());
+                }
+            }
+            let kept = match &keep {
+                Some(keep) => keep.contains(msg.subject.as_str()),
+                None => {
+                    histories.contains_key(&msg.subject)
+                        || histories.len() < COMPACTION_SERIES_PER_PASS
+                }
+            };
+            if kept {
+                add_to_history(histories.entry(msg.subject.clone()).or_default(), &msg);
+            }
+        })
+        .await?;
+        drop(keep);
+        let mut snapshots = Vec::new();
+        let mut histories: Vec<(String, History)> = histories.into_iter().collect();
+        histories.sort_by(|a, b| a.0.cmp(&b.0));
+        for (subject, history) in histories {
+            let Some(series) = Series::of_subject(&subject) else {
+                continue;
+            };
+            let msg = snapshot_message(&series, &history);
+            if msg.payload.len() > MAX_SNAPSHOT_BYTES.min(bus.max_payload()) {
+                tracing::warn!(
+                    series = %subject,
+                    bytes = msg.payload.len(),
+                    "series too large for one snapshot: left uncompacted"
+                );
+                too_large = true;
+                continue;
+            }
+            snapshots.push(msg);
         }
-        replaced.push(read.messages);
-        replacing.push((msg, read.last_seq));
+        for chunk in snapshots.chunks(SNAPSHOTS_PER_PUBLISH) {
+            let acks = bus.publish_all(chunk.to_vec()).await?;
+            for (msg, ack) in chunk.iter().zip(acks) {
+                stored.push((msg.subject.clone(), ack.seq));
+            }
+        }
+        pass += 1;
     }
-    let mut done = Compacted::default();
-    if replacing.is_empty() {
+    if stored.is_empty() {
         return Ok(done);
     }
-    let acks = bus.publish_replacing(OBS_STREAM, replacing).await?;
-    for (messages, ack) in replaced.into_iter().zip(acks) {
-        // `None`: a message came after the read, and the series stays as it is until the
-        // next compaction. A duplicate removed nothing.
-        if ack.is_some_and(|ack| !ack.duplicate) {
-            done.series += 1;
-            done.purged += messages;
-        }
+    done.series = stored.len() as u64;
+    if !too_large {
+        done.purged = bus
+            .purge_subject_below(OBS_STREAM, &filter, end + 1)
+            .await?;
+        return Ok(done);
+    }
+    for (subject, seq) in &stored {
+        done.purged += bus.purge_subject_below(OBS_STREAM, subject, *seq).await?;
     }
     Ok(done)
 }
 
-/// What [`read_histories`] read of one series.
-#[derive(Default)]
-struct ReadHistory {
-    history: History,
-    /// Messages read.
-    messages: u64,
-    /// The sequence of the last one.
-    last_seq: u64,
-}
-
-/// The histories of `series`: every message each holds, read to the end of the stream
-/// (one [`Transport::read_subjects`]).
-async fn read_histories(
-    bus: &dyn Transport,
-    series: &[Series],
-) -> Result<Vec<(Series, ReadHistory)>> {
-    let mut out: HashMap<Series, ReadHistory> = HashMap::new();
-    for_each_stored(bus, series, u64::MAX, |msg| {
-        if let Some(s) = Series::of_subject(&msg.subject) {
-            let read = out.entry(s).or_default();
-            add_to_history(&mut read.history, &msg);
-            read.messages += 1;
-            read.last_seq = read.last_seq.max(msg.seq);
-        }
-    })
-    .await?;
-    let mut out: Vec<(Series, ReadHistory)> = out.into_iter().collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
-/// Calls `each` with every stored message of `series`, in stream order, up to sequence
-/// `end` ([`Transport::read_subjects`]); a read that stalls for [`STORED_READ_TIMEOUT`] is an
-/// error.
+/// Calls `each` with every stored message of `subjects` (subjects or filters), in stream
+/// order, up to sequence `end` ([`Transport::read_subjects`]); a read that stalls for
+/// [`STORED_READ_TIMEOUT`] is an error.
 async fn for_each_stored(
     bus: &dyn Transport,
-    series: &[Series],
+    subjects: &[&str],
     end: u64,
     mut each: impl FnMut(Message),
 ) -> Result<()> {
-    let subjects: Vec<String> = series.iter().map(Series::subject).collect();
-    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
-    let mut stored = bus.read_subjects(OBS_STREAM, &subjects, end).await?;
+    let mut stored = bus.read_subjects(OBS_STREAM, subjects, end).await?;
     loop {
         let next = tokio::time::timeout(STORED_READ_TIMEOUT, stored.next())
             .await

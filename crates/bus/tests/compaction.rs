@@ -1,6 +1,7 @@
-//! Compaction of a series (`obs::compact_series`) on both transports: reads "as of" every
-//! release answer as before it, the series keeps one message, and a read racing a
-//! compaction (messages purged under it) still gets every figure.
+//! Compaction of a source (`obs::compact_source`) on both transports: reads "as of" every
+//! release answer as before it, each series of the source keeps one message and other
+//! sources none fewer, a series too large for one snapshot keeps its messages, and a read
+//! racing a compaction (messages purged under it) still gets every figure.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,20 +88,27 @@ async fn compaction_keeps_every_read(bus: Bus) {
         Series::new("fsb", "PRK", "study"),
         Series::new("fsb", "SYR", "work"),
     ];
+    // Another source's series, grown with them: its messages stay.
+    let other = [Series::new("cbp", "MEX", "encounters")];
+    grow(bus.as_ref(), &other, 0..3).await;
     let marks = grow(bus.as_ref(), &series, 0..12).await;
     let before = reads(bus.as_ref(), &series, &marks).await;
     let current = obs::figures_of(bus.as_ref(), names::ALL_OBS_SERIES)
         .await
         .unwrap();
-    let done = obs::compact_series(bus.as_ref(), &series).await.unwrap();
-    assert_eq!(done.series, 2);
+    let done = obs::compact_source(bus.as_ref(), "fsb").await.unwrap();
     assert_eq!(
-        done.purged, 24,
+        done,
+        obs::Compacted {
+            series: 2,
+            purged: 24
+        },
         "12 messages a series, one snapshot each stands for them"
     );
     for s in &series {
         assert_eq!(messages_of(bus.as_ref(), s).await, 1, "{s:?}");
     }
+    assert_eq!(messages_of(bus.as_ref(), &other[0]).await, 3);
     assert_eq!(reads(bus.as_ref(), &series, &marks).await, before);
     assert_eq!(
         obs::figures_of(bus.as_ref(), names::ALL_OBS_SERIES)
@@ -108,22 +116,33 @@ async fn compaction_keeps_every_read(bus: Bus) {
             .unwrap(),
         current
     );
-    // Compacted again with nothing new: a series holding one message is left as it is.
-    let again = obs::compact_series(bus.as_ref(), &series).await.unwrap();
-    assert_eq!(again, obs::Compacted::default());
+    // Compacted again with nothing new: each snapshot is stored again in its own place.
+    let again = obs::compact_source(bus.as_ref(), "fsb").await.unwrap();
+    assert_eq!(
+        again,
+        obs::Compacted {
+            series: 2,
+            purged: 2
+        }
+    );
     for s in &series {
         assert_eq!(messages_of(bus.as_ref(), s).await, 1, "{s:?}");
     }
     assert_eq!(reads(bus.as_ref(), &series, &marks).await, before);
-    // Grown and compacted again: the second snapshot folds the first.
+    // One series grown and compacted again: its new snapshot folds the one before.
     let more = grow(bus.as_ref(), &series[..1], 12..15).await;
     let all: Vec<u64> = marks.iter().chain(&more).copied().collect();
     let before = reads(bus.as_ref(), &series, &all).await;
-    obs::compact_series(bus.as_ref(), &series[..1])
-        .await
-        .unwrap();
-    assert_eq!(messages_of(bus.as_ref(), &series[0]).await, 1);
+    obs::compact_source(bus.as_ref(), "fsb").await.unwrap();
+    for s in &series {
+        assert_eq!(messages_of(bus.as_ref(), s).await, 1, "{s:?}");
+    }
     assert_eq!(reads(bus.as_ref(), &series, &all).await, before);
+    // A source with nothing stored: nothing to do.
+    assert_eq!(
+        obs::compact_source(bus.as_ref(), "dhs").await.unwrap(),
+        obs::Compacted::default()
+    );
 }
 
 #[tokio::test]
@@ -138,120 +157,60 @@ async fn compaction_keeps_every_read_nats() {
     compaction_keeps_every_read(nats(&server).await).await;
 }
 
-/// `publish_replacing`: a message stored in place of its subject's messages up to the last
-/// sequence given; refused (nothing stored or removed) where the subject moved on since;
-/// other subjects untouched. With `rollups_off` (NATS only), the stream's configuration
-/// without rollups, as a role of an older version would leave it: the same end state by
-/// publish and purge.
-async fn publish_replacing_replaces_what_was_read(bus: Bus) {
-    let prk = Series::new("fsb", "PRK", "study").subject();
-    let syr = Series::new("fsb", "SYR", "study").subject();
-    let msg = |subject: &str, text: &str| Outgoing::new(subject, text.as_bytes().to_vec());
-    let acks = bus
-        .publish_all(vec![
-            msg(&prk, "prk-1"),
-            msg(&syr, "syr-1"),
-            msg(&prk, "prk-2"),
-        ])
-        .await
-        .unwrap();
-    let texts = |subject: String| {
-        let bus = bus.clone();
-        async move {
-            bus.read_subjects(names::OBS_STREAM, &[subject.as_str()], u64::MAX)
-                .await
-                .unwrap()
-                .map(|m| String::from_utf8(m.unwrap().payload.to_vec()).unwrap())
-                .collect::<Vec<_>>()
-                .await
-        }
-    };
-    // SYR's last message is not at prk-2's sequence: refused.
-    let done = bus
-        .publish_replacing(
-            names::OBS_STREAM,
-            vec![
-                (msg(&prk, "prk-snapshot"), acks[2].seq),
-                (msg(&syr, "syr-snapshot"), acks[2].seq),
-            ],
-        )
-        .await
-        .unwrap();
-    assert!(done[0].is_some_and(|ack| !ack.duplicate && ack.seq > acks[2].seq));
-    assert_eq!(done[1], None, "syr moved on: nothing stored");
-    assert_eq!(texts(prk.clone()).await, vec!["prk-snapshot"]);
-    assert_eq!(texts(syr.clone()).await, vec!["syr-1"]);
-    // A message stored after the read: the replacement made before it is refused.
-    let prk3 = bus.publish(msg(&prk, "prk-3")).await.unwrap();
-    let stale = bus
-        .publish_replacing(
-            names::OBS_STREAM,
-            vec![(msg(&prk, "prk-stale"), done[0].unwrap().seq)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(stale, vec![None]);
-    assert_eq!(texts(prk.clone()).await, vec!["prk-snapshot", "prk-3"]);
-    let last = bus
-        .publish_replacing(names::OBS_STREAM, vec![(msg(&prk, "prk-all"), prk3.seq)])
-        .await
-        .unwrap();
-    assert!(last[0].is_some());
-    assert_eq!(texts(prk).await, vec!["prk-all"]);
-    assert_eq!(texts(syr).await, vec!["syr-1"]);
-}
-
-#[tokio::test]
-async fn publish_replacing_replaces_what_was_read_memory() {
-    let (bus, _dir) = memory().await;
-    publish_replacing_replaces_what_was_read(bus).await;
-}
-
-#[tokio::test]
-async fn publish_replacing_replaces_what_was_read_nats() {
-    let server = NatsServer::start();
-    publish_replacing_replaces_what_was_read(nats(&server).await).await;
-}
-
-/// A stream whose rollups were turned off (a role of an older version ensured it) still
-/// compacts: the snapshots are published and the messages purged after.
-#[tokio::test]
-async fn compaction_without_rollups_publishes_and_purges_nats() {
-    let server = NatsServer::start();
-    let bus = nats(&server).await;
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
-    let mut stream = js.get_stream(names::OBS_STREAM).await.unwrap();
-    let mut config = stream.info().await.unwrap().config.clone();
-    assert!(config.allow_rollup, "ensure_stream allows rollups");
-    config.allow_rollup = false;
-    js.update_stream(config).await.unwrap();
-    let series = [
-        Series::new("fsb", "PRK", "study"),
-        Series::new("fsb", "SYR", "work"),
-    ];
-    let marks = grow(bus.as_ref(), &series, 0..10).await;
+/// A series whose snapshot would not fit one message keeps its messages; the source's other
+/// series are compacted one by one instead of by one purge of the source.
+async fn a_series_too_large_for_a_snapshot_keeps_its_messages(bus: Bus) {
+    let small = Series::new("fsb", "PRK", "study");
+    let large = Series::new("fsb", "CHN", "work");
+    let marks = grow(bus.as_ref(), std::slice::from_ref(&small), 0..4).await;
+    // 150,000 monthly figures from 1000-01 on, in 8 messages of up to 20,000: a snapshot
+    // of them is far above the 512 KiB a snapshot may take.
+    let figures: Vec<(String, u64)> = (0..150_000)
+        .map(|i| {
+            (
+                format!("{:04}-{:02}", 1000 + i / 12, i % 12 + 1),
+                1_000_000 + i as u64,
+            )
+        })
+        .collect();
+    let msgs = obs::series_messages(&large, "rel-large", &figures, true);
+    let held = msgs.len();
+    assert!(held > 1);
+    bus.publish_all(msgs).await.unwrap();
+    let series = [small.clone(), large.clone()];
     let before = reads(bus.as_ref(), &series, &marks).await;
-    let done = obs::compact_series(bus.as_ref(), &series).await.unwrap();
+    let done = obs::compact_source(bus.as_ref(), "fsb").await.unwrap();
     assert_eq!(
         done,
         obs::Compacted {
-            series: 2,
-            purged: 20
+            series: 1,
+            purged: 4
         }
     );
-    for s in &series {
-        assert_eq!(messages_of(bus.as_ref(), s).await, 1, "{s:?}");
-    }
+    assert_eq!(messages_of(bus.as_ref(), &small).await, 1);
+    assert_eq!(messages_of(bus.as_ref(), &large).await, held);
     assert_eq!(reads(bus.as_ref(), &series, &marks).await, before);
 }
 
-/// A transport whose next `read_subjects` compacts the series named right after the read
+#[tokio::test]
+async fn a_series_too_large_for_a_snapshot_keeps_its_messages_memory() {
+    let (bus, _dir) = memory().await;
+    a_series_too_large_for_a_snapshot_keeps_its_messages(bus).await;
+}
+
+#[tokio::test]
+async fn a_series_too_large_for_a_snapshot_keeps_its_messages_nats() {
+    let server = NatsServer::start();
+    a_series_too_large_for_a_snapshot_keeps_its_messages(nats(&server).await).await;
+}
+
+/// A transport whose next `read_subjects` compacts the source named right after the read
 /// has begun (its sequences are taken), as a compaction by ingest landing in the middle of
 /// an analytics read would.
 #[derive(Debug)]
 struct Racing {
     inner: Bus,
-    compact_on_read: Mutex<Option<Vec<Series>>>,
+    compact_on_read: Mutex<Option<String>>,
 }
 
 async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
@@ -267,11 +226,11 @@ async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
         compact_on_read: Mutex::new(None),
     };
     for (i, as_of) in marks.iter().copied().map(Some).chain([None]).enumerate() {
-        // The first round's compaction purges under the read (the in-process bus then
-        // skips the purged messages: without reading moved series again, two series would
-        // be missing; over NATS the consumer may hold them already). Later rounds find
-        // nothing new: one message a series, left as it is.
-        *racing.compact_on_read.lock().unwrap() = Some(series[..2].to_vec());
+        // Each round's compaction stores every series' snapshot again and purges under the
+        // read (the in-process bus then skips the purged messages: without reading moved
+        // series again, they would be missing; over NATS the consumer may hold them
+        // already).
+        *racing.compact_on_read.lock().unwrap() = Some("fsb".to_string());
         let (got, _) = obs::series_as_of(&racing, &series, as_of).await.unwrap();
         assert_eq!(got, expected[i], "as of {as_of:?}");
         assert!(
@@ -279,8 +238,9 @@ async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
             "the compaction ran during the read"
         );
     }
-    assert_eq!(messages_of(bus.as_ref(), &series[0]).await, 1);
-    assert_eq!(messages_of(bus.as_ref(), &series[2]).await, 10);
+    for s in &series {
+        assert_eq!(messages_of(bus.as_ref(), s).await, 1, "{s:?}");
+    }
 }
 
 #[tokio::test]
@@ -305,13 +265,13 @@ impl Transport for Racing {
     ) -> Result<BoxStream<'static, Result<Message>>> {
         let mut read = self.inner.read_subjects(stream, subjects, to_seq).await?;
         let due = self.compact_on_read.lock().unwrap().take();
-        let Some(series) = due else {
+        let Some(source) = due else {
             return Ok(read);
         };
         // The first message is on its way (NATS: the consumer exists and delivers);
         // then the compaction stores its snapshots and purges under the read.
         let first = read.next().await;
-        obs::compact_series(self.inner.as_ref(), &series).await?;
+        obs::compact_source(self.inner.as_ref(), &source).await?;
         Ok(futures::stream::iter(first).chain(read).boxed())
     }
     async fn ensure_stream(&self, spec: &StreamSpec) -> Result<()> {
@@ -342,13 +302,6 @@ impl Transport for Racing {
     }
     async fn purge_subject_below(&self, stream: &str, subject: &str, seq: u64) -> Result<u64> {
         self.inner.purge_subject_below(stream, subject, seq).await
-    }
-    async fn publish_replacing(
-        &self,
-        stream: &str,
-        msgs: Vec<(Outgoing, u64)>,
-    ) -> Result<Vec<Option<PubAck>>> {
-        self.inner.publish_replacing(stream, msgs).await
     }
     async fn consume(
         &self,

@@ -431,6 +431,18 @@ async fn read_subjects_gives_the_named_subjects_in_order_up_to_a_sequence_then_e
         "nothing after the sequence asked for"
     );
     assert!(read(vec![missing], u64::MAX).await.is_empty());
+    // A filter reads every subject it matches, and the read ends with the last of them.
+    let filtered = read(vec!["bw.obs.fsb.*.study.2024-Q1".to_string()], u64::MAX).await;
+    assert_eq!(
+        filtered.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        vec!["prk-1", "syr-1", "chn-1", "prk-2", "chn-2"],
+        "a wildcard filter: every subject it matches, in stream order"
+    );
+    assert!(
+        read(vec!["bw.obs.fsb.AFG.>".to_string()], u64::MAX)
+            .await
+            .is_empty()
+    );
     assert!(read(vec![prk.clone()], 0).await.is_empty());
     assert!(read(Vec::new(), u64::MAX).await.is_empty());
     // Live messages published later are not part of a read that already ended.

@@ -259,15 +259,15 @@ fn long_series(published: &[Outgoing]) -> Vec<Series> {
     due
 }
 
-/// Compacts `due` as ingest does ([`obs::compact_series`]; every role is stopped, so
-/// nothing else writes the series).
+/// Compacts the sources of `due` as ingest does ([`obs::compact_source`]: every series of
+/// each source; every role is stopped, so nothing else writes the series).
 async fn compact(bus: &dyn Transport, due: &[Series]) -> anyhow::Result<()> {
-    if due.is_empty() {
-        return Ok(());
+    let sources: std::collections::BTreeSet<&str> = due.iter().map(|s| s.source.as_str()).collect();
+    for source in sources {
+        obs::compact_source(bus, source).await.with_context(|| {
+            format!("compacting the series of {source} in {}", names::OBS_STREAM)
+        })?;
     }
-    obs::compact_series(bus, due)
-        .await
-        .with_context(|| format!("compacting {} series of {}", due.len(), names::OBS_STREAM))?;
     Ok(())
 }
 

@@ -212,14 +212,6 @@ impl Transport for MemoryBus {
         Ok(purged)
     }
 
-    async fn publish_replacing(
-        &self,
-        stream: &str,
-        msgs: Vec<(Outgoing, u64)>,
-    ) -> Result<Vec<Option<PubAck>>> {
-        stream::publish_replacing(self, stream, msgs)
-    }
-
     async fn replay(
         &self,
         stream: &str,

@@ -160,6 +160,16 @@ impl StreamState {
     /// Removes the messages of `subject` below `seq` (see
     /// [`crate::Transport::purge_subject_below`]); returns how many went.
     fn purge_below(&mut self, subject: &str, seq: u64) -> u64 {
+        if subject.contains(['*', '>']) {
+            // A filter: every subject it matches.
+            let matching: Vec<String> = self
+                .by_subject
+                .keys()
+                .filter(|stored| subject_matches(subject, stored))
+                .cloned()
+                .collect();
+            return matching.iter().map(|s| self.purge_below(s, seq)).sum();
+        }
         let Some(versions) = self.by_subject.get_mut(subject) else {
             return 0;
         };
@@ -605,57 +615,6 @@ pub(super) fn purge_subject_below(
     s.purge_logged(subject, seq)
 }
 
-/// [`crate::Transport::publish_replacing`]: under one lock, each message is stored only if
-/// its subject's last message is at its `last_seq`, and then the subject's earlier messages
-/// are purged (a `purge` record after the message's in the log), so no reader sees the
-/// stream in between. A duplicate removes nothing.
-pub(super) fn publish_replacing(
-    bus: &MemoryBus,
-    stream: &str,
-    msgs: Vec<(Outgoing, u64)>,
-) -> Result<Vec<Option<PubAck>>> {
-    let mut out = Vec::with_capacity(msgs.len());
-    {
-        let mut state = bus.inner.lock();
-        let s = state
-            .streams
-            .get_mut(stream)
-            .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
-        let result = (|| -> Result<()> {
-            for (msg, last_seq) in msgs {
-                if !s
-                    .spec
-                    .subjects
-                    .iter()
-                    .any(|f| subject_matches(f, &msg.subject))
-                {
-                    return Err(BusError::NoStream(msg.subject));
-                }
-                let last = s
-                    .by_subject
-                    .get(&msg.subject)
-                    .and_then(|versions| versions.back().copied())
-                    .unwrap_or(0);
-                if last != last_seq {
-                    out.push(None);
-                    continue;
-                }
-                let subject = msg.subject.clone();
-                let ack = s.append(msg)?;
-                if !ack.duplicate {
-                    s.purge_logged(&subject, ack.seq)?;
-                }
-                out.push(Some(ack));
-            }
-            Ok(())
-        })();
-        s.flush()?;
-        result?;
-    }
-    bus.inner.changed.notify_waiters();
-    Ok(out)
-}
-
 pub(super) fn message_at(bus: &MemoryBus, stream: &str, seq: u64) -> Result<Option<Message>> {
     let state = bus.inner.lock();
     let s = state
@@ -700,12 +659,20 @@ pub(super) fn read_subjects(
             .streams
             .get(stream)
             .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
-        subjects
-            .iter()
-            .filter_map(|subject| s.by_subject.get(*subject))
-            .flat_map(|versions| versions.iter().copied())
-            .filter(|&seq| seq <= to_seq)
-            .collect()
+        let mut seqs = Vec::new();
+        for subject in subjects {
+            if subject.contains(['*', '>']) {
+                // A filter: every subject it matches.
+                for (stored, versions) in &s.by_subject {
+                    if subject_matches(subject, stored) {
+                        seqs.extend(versions.iter().copied().filter(|&seq| seq <= to_seq));
+                    }
+                }
+            } else if let Some(versions) = s.by_subject.get(*subject) {
+                seqs.extend(versions.iter().copied().filter(|&seq| seq <= to_seq));
+            }
+        }
+        seqs
     };
     seqs.sort_unstable();
     seqs.dedup();

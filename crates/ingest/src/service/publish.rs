@@ -137,7 +137,7 @@ struct SourceState {
     /// half-way): their figures are marked again ([`Change::Remark`]).
     unrecorded: HashSet<String>,
     /// Messages each series of the source holds, this release's included: those holding
-    /// more than [`obs::COMPACT_ABOVE`] are compacted before the markers go out.
+    /// more than [`obs::COMPACT_ABOVE`] have their source compacted after the markers.
     messages: obs::MessageCounts,
 }
 
@@ -562,42 +562,34 @@ impl<'a> Publisher<'a> {
 }
 
 impl Publisher<'_> {
-    /// The series of the release's sources that hold more than [`obs::COMPACT_ABOVE`]
-    /// messages, by source.
-    fn due_for_compaction(&self) -> Vec<(String, Vec<obs::Series>)> {
+    /// The release's sources with a series holding more than [`obs::COMPACT_ABOVE`]
+    /// messages.
+    fn due_for_compaction(&self) -> Vec<String> {
         self.sources
             .iter()
-            .filter_map(|(source, state)| {
-                let mut due: Vec<obs::Series> = state
-                    .messages
-                    .iter()
-                    .filter(|(_, n)| **n > obs::COMPACT_ABOVE)
-                    .map(|(s, _)| s.clone())
-                    .collect();
-                due.sort();
-                (!due.is_empty()).then(|| (source.clone(), due))
-            })
+            .filter(|(_, state)| state.messages.values().any(|n| *n > obs::COMPACT_ABOVE))
+            .map(|(source, _)| source.clone())
             .collect()
     }
 }
 
-/// Compacts each series in `due` into one snapshot ([`obs::compact_series`]): a series that
-/// grows a period per release would otherwise cost the server a message (about 150 bytes)
-/// per figure (BENCHMARKS.md, "nats-server memory per stored figure").
+/// Compacts each source in `due` ([`obs::compact_source`]: every series of the source one
+/// snapshot, then one purge of what they stand for): a series that grows a period per
+/// release would otherwise cost the server a message (about 150 bytes) per figure
+/// (BENCHMARKS.md, "nats-server memory per stored figure").
 ///
 /// Here because ingest holds the source's turn (nothing else writes its series), and
-/// **after** the markers: compaction is slow (seconds per thousand series, mostly the
-/// server's purges), and a release's analysis, so its alerts, must not wait for it.
+/// **after** the markers: a release's analysis, so its alerts, must not wait for it.
 /// Analytics reads a series up to its last message whatever the marker's `obs_seq`, keeps
 /// only the versions at or below it (a snapshot keeps every version's sequence), and reads
 /// again a series whose last message moved while it read, so a snapshot stored after the
 /// marker reads the same. A compaction that fails is logged and left for the source's next
 /// release: the figures are all stored, only not yet compacted. Not on a replay, which does
 /// not hold the turn.
-async fn compact(bus: &dyn Transport, due: Vec<(String, Vec<obs::Series>)>) {
-    for (source, series) in due {
+async fn compact(bus: &dyn Transport, due: Vec<String>) {
+    for source in due {
         let started = std::time::Instant::now();
-        match obs::compact_series(bus, &series).await {
+        match obs::compact_source(bus, &source).await {
             Ok(done) => tracing::info!(
                 source = %source,
                 series = done.series,
@@ -607,7 +599,6 @@ async fn compact(bus: &dyn Transport, due: Vec<(String, Vec<obs::Series>)>) {
             ),
             Err(e) => tracing::warn!(
                 source = %source,
-                series = series.len(),
                 error = %e,
                 "compacting the source's series failed; its next release tries again"
             ),
