@@ -23,7 +23,8 @@
 //! one purge of the source, deletes by sequence).
 //!
 //! Run: `cargo bench -p borderwatch-bus --bench subjects` (needs `nats-server` on PATH or in
-//! NATS_SERVER_BIN); `BENCH_CASES` (e.g. `1,grown,compacted`) picks cases by name. Results
+//! NATS_SERVER_BIN); `BENCH_CASES` (e.g. `1,grown,compacted`) picks cases by name;
+//! `BENCH_SETTLE_SECS` sets the wait after the restart (default 30). Results
 //! are kept in BENCHMARKS.md.
 
 use std::path::Path;
@@ -134,6 +135,8 @@ struct Measured {
     stream_bytes: u64,
     dir_bytes: u64,
     secs: f64,
+    /// Each compaction's time.
+    compactions: Vec<f64>,
 }
 
 async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured {
@@ -182,6 +185,7 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
         None => None,
     };
     let mut held: u64 = 0;
+    let mut compactions: Vec<f64> = Vec::new();
     let mut msgs = msgs.into_iter().peekable();
     let mut in_release = 0;
     while msgs.peek().is_some() {
@@ -211,7 +215,9 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
             in_release = 0;
             held += 1;
             if held > k {
+                let c = Instant::now();
                 obs::compact_source(bus, "bench").await.expect("compacted");
+                compactions.push(c.elapsed().as_secs_f64());
                 held = 1;
             }
         }
@@ -260,7 +266,12 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    // `BENCH_SETTLE_SECS` (default 30): past 120 s, the Go runtime's forced collection
+    // has run and handed back what loading the store left behind.
+    tokio::time::sleep(std::time::Duration::from_secs(
+        env("BENCH_SETTLE_SECS", 30) as u64
+    ))
+    .await;
     let restarted = rss(pid) - empty;
     Measured {
         restarted,
@@ -272,6 +283,7 @@ async fn measure(layout: Layout, n_series: usize, n_periods: usize) -> Measured 
         stream_bytes: info.state.bytes,
         dir_bytes: du(&server.store_dir()),
         secs,
+        compactions,
     }
 }
 
@@ -594,5 +606,17 @@ async fn main() {
             m.dir_bytes as f64 / f,
             m.secs
         );
+        if !m.compactions.is_empty() {
+            let mut c = m.compactions.clone();
+            c.sort_by(f64::total_cmp);
+            eprintln!(
+                "{name}: {} compactions of {n_series} series, {:.1} s in all, median {:.2} s, \
+                 longest {:.2} s",
+                c.len(),
+                c.iter().sum::<f64>(),
+                c[c.len() / 2],
+                c[c.len() - 1]
+            );
+        }
     }
 }
