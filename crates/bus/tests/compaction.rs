@@ -211,6 +211,9 @@ async fn a_series_too_large_for_a_snapshot_keeps_its_messages_nats() {
 struct Racing {
     inner: Bus,
     compact_on_read: Mutex<Option<String>>,
+    /// Published right after the next `read_subjects` has begun (a message landing while a
+    /// compaction reads).
+    publish_on_read: Mutex<Option<Outgoing>>,
 }
 
 async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
@@ -224,6 +227,7 @@ async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
     let racing = Racing {
         inner: bus.clone(),
         compact_on_read: Mutex::new(None),
+        publish_on_read: Mutex::new(None),
     };
     for (i, as_of) in marks.iter().copied().map(Some).chain([None]).enumerate() {
         // Each round's compaction stores every series' snapshot again and purges under the
@@ -255,6 +259,59 @@ async fn read_racing_a_compaction_gets_every_figure_nats() {
     read_racing_a_compaction_gets_every_figure(nats(&server).await).await;
 }
 
+/// A message stored while a compaction reads its source (nothing else writes a source under
+/// its turn, but a compaction must not lose one if it comes): whether the read met it or
+/// not, it is neither purged unread nor hidden by the snapshots, and every earlier read
+/// answers as before.
+async fn a_message_stored_during_a_compaction_is_kept(bus: Bus) {
+    let series = [
+        Series::new("fsb", "PRK", "study"),
+        Series::new("fsb", "SYR", "work"),
+    ];
+    let marks = grow(bus.as_ref(), &series, 0..10).await;
+    let before = reads(bus.as_ref(), &series, &marks).await;
+    let racing = Racing {
+        inner: bus.clone(),
+        compact_on_read: Mutex::new(None),
+        publish_on_read: Mutex::new(None),
+    };
+    let late = obs::series_messages(&series[0], "rel-late", &[(quarter(40), 4242)], true);
+    *racing.publish_on_read.lock().unwrap() = late.into_iter().next();
+    obs::compact_source(&racing, "fsb").await.unwrap();
+    assert!(
+        racing.publish_on_read.lock().unwrap().is_none(),
+        "published during the read"
+    );
+    let now = obs::figures_of(bus.as_ref(), names::ALL_OBS_SERIES)
+        .await
+        .unwrap();
+    assert_eq!(now[&series[0]][&quarter(40)].count, 4242);
+    assert_eq!(now[&series[0]][&quarter(40)].release_id, "rel-late");
+    let (got, newer) = obs::series_as_of(bus.as_ref(), &series, marks.last().copied())
+        .await
+        .unwrap();
+    assert_eq!(got, before[marks.len() - 1]);
+    assert!(newer.contains(&series[0]) && !newer.contains(&series[1]));
+    for (i, as_of) in marks.iter().enumerate() {
+        let (got, _) = obs::series_as_of(bus.as_ref(), &series, Some(*as_of))
+            .await
+            .unwrap();
+        assert_eq!(got, before[i], "as of release {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_message_stored_during_a_compaction_is_kept_memory() {
+    let (bus, _dir) = memory().await;
+    a_message_stored_during_a_compaction_is_kept(bus).await;
+}
+
+#[tokio::test]
+async fn a_message_stored_during_a_compaction_is_kept_nats() {
+    let server = NatsServer::start();
+    a_message_stored_during_a_compaction_is_kept(nats(&server).await).await;
+}
+
 #[async_trait]
 impl Transport for Racing {
     async fn read_subjects(
@@ -264,6 +321,12 @@ impl Transport for Racing {
         to_seq: u64,
     ) -> Result<BoxStream<'static, Result<Message>>> {
         let mut read = self.inner.read_subjects(stream, subjects, to_seq).await?;
+        let late = self.publish_on_read.lock().unwrap().take();
+        if let Some(msg) = late {
+            let first = read.next().await;
+            self.inner.publish(msg).await?;
+            return Ok(futures::stream::iter(first).chain(read).boxed());
+        }
         let due = self.compact_on_read.lock().unwrap().take();
         let Some(source) = due else {
             return Ok(read);
