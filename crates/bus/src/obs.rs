@@ -777,8 +777,8 @@ const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
 /// series' messages, so removing series by series costs the source's messages once per
 /// series: 1.7 ms a series at 10,000 series, growing with them. One purge of the source's
 /// filter walks the stream once: 10,000 series' snapshots stored and 90,000 messages
-/// removed in 0.21 s against 16.7 s by rollups (BENCHMARKS.md, "Compaction: one purge a
-/// source"). Every series of the source is rewritten, the ones holding one message too.
+/// removed in 0.21 s against 16.7 s by rollups (BENCHMARKS.md, "nats-server memory per
+/// stored figure", the subjects bench's `replace` case). Every series of the source is rewritten, the ones holding one message too.
 ///
 /// Safe for readers and against failures: every snapshot is stored before anything is
 /// removed, and a snapshot stands for every message of its series up to the versions it
@@ -802,48 +802,32 @@ const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
 pub async fn compact_source(bus: &dyn Transport, source: &str) -> Result<Compacted> {
     let filter = names::obs_series_of_source(source);
     let mut done = Compacted::default();
-    // Each series' subject, in the order its first message came; where the source ends.
-    let mut order: Vec<String> = Vec::new();
+    // Each series' position among the source's series, in the order its first message
+    // came: pass `p` holds the histories of positions p × PASS to (p + 1) × PASS.
+    let mut position: HashMap<String, usize> = HashMap::new();
+    // The source's last message, learnt in pass 0 (later passes read up to it).
     let mut end = 0;
     let mut stored: Vec<(String, u64)> = Vec::new();
     let mut too_large = false;
     let mut pass = 0;
-    loop {
-        let keep: Option<HashSet<String>> = (pass > 0).then(|| {
-            order
-                .iter()
-                .skip(pass * COMPACTION_SERIES_PER_PASS)
-                .take(COMPACTION_SERIES_PER_PASS)
-                .cloned()
-                .collect()
-        });
-        if keep.as_ref().is_some_and(HashSet::is_empty) {
-            break;
-        }
+    while pass == 0 || pass * COMPACTION_SERIES_PER_PASS < position.len() {
         let mut histories: HashMap<String, History> = HashMap::new();
-        let mut seen: HashSet<String> = HashSet::new();
         let to_seq = if pass == 0 { u64::MAX } else { end };
         for_each_stored(bus, &[filter.as_str()], to_seq, |msg| {
-            if pass == 0 {
-                end = end.max(msg.seq);
-                if !seen.contains(msg.subject.as_str()) {
-                    seen.insert(msg.subject.clone());
-                    order.push(msg.subject.clone());
-                }
-            }
-            let kept = match &keep {
-                Some(keep) => keep.contains(msg.subject.as_str()),
+            end = end.max(msg.seq);
+            let at = match position.get(msg.subject.as_str()) {
+                Some(&at) => at,
                 None => {
-                    histories.contains_key(&msg.subject)
-                        || histories.len() < COMPACTION_SERIES_PER_PASS
+                    let at = position.len();
+                    position.insert(msg.subject.clone(), at);
+                    at
                 }
             };
-            if kept {
+            if at / COMPACTION_SERIES_PER_PASS == pass {
                 add_to_history(histories.entry(msg.subject.clone()).or_default(), &msg);
             }
         })
         .await?;
-        drop(keep);
         let mut snapshots = Vec::new();
         let mut histories: Vec<(String, History)> = histories.into_iter().collect();
         histories.sort_by(|a, b| a.0.cmp(&b.0));
