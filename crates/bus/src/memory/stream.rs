@@ -157,19 +157,32 @@ impl StreamState {
         self.last_seq = self.last_seq.max(seq);
     }
 
-    /// Removes the messages of `subject` below `seq` (see
+    /// The stored subjects `subject` names, with their sequences: itself, or, for a filter
+    /// with wildcards, every stored subject it matches.
+    fn matching<'a>(
+        &'a self,
+        subject: &'a str,
+    ) -> Box<dyn Iterator<Item = (&'a String, &'a VecDeque<u64>)> + 'a> {
+        if subject.contains(['*', '>']) {
+            Box::new(
+                self.by_subject
+                    .iter()
+                    .filter(move |(stored, _)| subject_matches(subject, stored)),
+            )
+        } else {
+            Box::new(self.by_subject.get_key_value(subject).into_iter())
+        }
+    }
+
+    /// Removes the messages of `subject` (a subject or a filter) below `seq` (see
     /// [`crate::Transport::purge_subject_below`]); returns how many went.
     fn purge_below(&mut self, subject: &str, seq: u64) -> u64 {
-        if subject.contains(['*', '>']) {
-            // A filter: every subject it matches.
-            let matching: Vec<String> = self
-                .by_subject
-                .keys()
-                .filter(|stored| subject_matches(subject, stored))
-                .cloned()
-                .collect();
-            return matching.iter().map(|s| self.purge_below(s, seq)).sum();
-        }
+        let subjects: Vec<String> = self.matching(subject).map(|(s, _)| s.clone()).collect();
+        subjects.iter().map(|s| self.purge_one(s, seq)).sum()
+    }
+
+    /// [`StreamState::purge_below`] for one stored subject.
+    fn purge_one(&mut self, subject: &str, seq: u64) -> u64 {
         let Some(versions) = self.by_subject.get_mut(subject) else {
             return 0;
         };
@@ -659,20 +672,12 @@ pub(super) fn read_subjects(
             .streams
             .get(stream)
             .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
-        let mut seqs = Vec::new();
-        for subject in subjects {
-            if subject.contains(['*', '>']) {
-                // A filter: every subject it matches.
-                for (stored, versions) in &s.by_subject {
-                    if subject_matches(subject, stored) {
-                        seqs.extend(versions.iter().copied().filter(|&seq| seq <= to_seq));
-                    }
-                }
-            } else if let Some(versions) = s.by_subject.get(*subject) {
-                seqs.extend(versions.iter().copied().filter(|&seq| seq <= to_seq));
-            }
-        }
-        seqs
+        subjects
+            .iter()
+            .flat_map(|subject| s.matching(subject))
+            .flat_map(|(_, versions)| versions.iter().copied())
+            .filter(|&seq| seq <= to_seq)
+            .collect()
     };
     seqs.sort_unstable();
     seqs.dedup();
