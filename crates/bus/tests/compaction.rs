@@ -216,6 +216,17 @@ struct Racing {
     publish_on_read: Mutex<Option<Outgoing>>,
 }
 
+impl Racing {
+    /// A transport that races nothing until told to.
+    fn new(bus: &Bus) -> Racing {
+        Racing {
+            inner: bus.clone(),
+            compact_on_read: Mutex::new(None),
+            publish_on_read: Mutex::new(None),
+        }
+    }
+}
+
 async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
     let series = [
         Series::new("fsb", "PRK", "study"),
@@ -224,11 +235,7 @@ async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
     ];
     let marks = grow(bus.as_ref(), &series, 0..10).await;
     let expected = reads(bus.as_ref(), &series, &marks).await;
-    let racing = Racing {
-        inner: bus.clone(),
-        compact_on_read: Mutex::new(None),
-        publish_on_read: Mutex::new(None),
-    };
+    let racing = Racing::new(&bus);
     for (i, as_of) in marks.iter().copied().map(Some).chain([None]).enumerate() {
         // Each round's compaction stores every series' snapshot again and purges under the
         // read (the in-process bus then skips the purged messages: without reading moved
@@ -270,11 +277,7 @@ async fn a_message_stored_during_a_compaction_is_kept(bus: Bus) {
     ];
     let marks = grow(bus.as_ref(), &series, 0..10).await;
     let before = reads(bus.as_ref(), &series, &marks).await;
-    let racing = Racing {
-        inner: bus.clone(),
-        compact_on_read: Mutex::new(None),
-        publish_on_read: Mutex::new(None),
-    };
+    let racing = Racing::new(&bus);
     let late = obs::series_messages(&series[0], "rel-late", &[(quarter(40), 4242)], true);
     *racing.publish_on_read.lock().unwrap() = late.into_iter().next();
     obs::compact_source(&racing, "fsb").await.unwrap();
