@@ -322,6 +322,13 @@ pub trait Transport: Send + Sync + Debug {
     /// be a filter with wildcards (one source's series, for compaction's read,
     /// `obs::compact_source`): the read then ends with the last message it matches.
     ///
+    /// A message stored while the read goes on is read too, up to `to_seq`, unless the read
+    /// had already come to its end when it was stored: the read ends where the stream holds
+    /// nothing more for the subjects once it gets there (a NATS consumer ends at the message
+    /// it was given with nothing pending). So a message removed before the read reached it
+    /// and replaced by a later one (compaction's snapshot) is always answered by the later
+    /// one: analytics' reads rely on it (`obs::series_as_of`).
+    ///
     /// The default reads each subject on its own (their last messages first, to know where
     /// each ends) and merges them; both transports override it with one read.
     async fn read_subjects(

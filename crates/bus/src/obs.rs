@@ -623,12 +623,10 @@ async fn figures_counted(
 /// marker's `obs_seq`: what its release saw; `None`: now), and the series with messages
 /// stored after `as_of`. A series with no figure at or below `as_of` is absent.
 ///
-/// The last message of each series is read first (it says where the read ends and which
-/// series have newer messages); then the series' messages up to there, a thousand
-/// series per read ([`Transport::read_subjects`]: one consumer that skips every other
-/// series, not one per series). Safe against a compaction ([`compact_source`]) running
-/// meanwhile: a compaction stores its snapshot before it removes anything, so a series
-/// whose last sequence moved during the read is read again, whole.
+/// The series' messages are read to the last one stored, a thousand series per read
+/// ([`Transport::read_subjects`]: one consumer that skips every other series, not one per
+/// series). Safe against a compaction ([`compact_source`]) running meanwhile: see
+/// [`read_part`].
 pub async fn series_as_of(
     bus: &dyn Transport,
     series: &[Series],
@@ -655,79 +653,28 @@ pub async fn series_as_of(
 /// What [`read_part`] gives: figures by series, and the series with newer messages.
 type ReadPart = (HashMap<Series, Figures>, HashSet<Series>);
 
-/// Times [`read_part`] reads a series again because its last message moved during a read
-/// before it gives up: each time means another release or compaction of the series landed
-/// within one read.
-const MAX_READS_AGAIN: usize = 5;
-
-/// [`series_as_of`] for up to [`SERIES_PER_READ`] series.
+/// [`series_as_of`] for up to [`SERIES_PER_READ`] series: one read of their messages to
+/// the last one stored ([`Transport::read_subjects`] with no end ends where the server has
+/// nothing more for them), each folded as of `as_of`.
 ///
-/// A compaction may purge messages of a series while they are read. It always stores the
-/// series' snapshot before it purges, so the series' last sequence moves first: after the
-/// read, each series whose last sequence moved since it was taken is read again, whole
-/// (its snapshot stands for what was purged). Each read goes up to the series' last
-/// sequence, not to `as_of`: a snapshot stored after `as_of` still answers for it, and
-/// [`fold_as_of`] leaves out what came later.
+/// Safe against a compaction ([`compact_source`]) running meanwhile, with no second look: a
+/// compaction stores each series' snapshot before it purges anything, and a snapshot
+/// stands for every message it covers ([`fold_as_of`] drops what those gave). A message
+/// purged before the read reached it was purged after its series' snapshot was stored, so
+/// before the read ended; the read, going on to the last message stored, meets that
+/// snapshot. The read goes past `as_of` for the same reason: a snapshot stored later
+/// answers for the messages it covers, and [`fold_as_of`] leaves out what came after.
+///
+/// (Until 2026-12 the read ended at each series' last sequence, taken with
+/// [`Transport::last_per_subject`] before it and again after it to find the series a
+/// compaction had moved: two more consumers naming every series, which cost nats-server
+/// more than the read itself; BENCHMARKS.md, "Analytics scaling".)
 async fn read_part(bus: &dyn Transport, series: &[Series], as_of: Option<u64>) -> Result<ReadPart> {
-    let mut todo: Vec<Series> = series.to_vec();
-    let mut last = last_seqs(bus, &todo).await?;
     let mut out: HashMap<Series, Figures> = HashMap::new();
     let mut newer: HashSet<Series> = HashSet::new();
-    for _ in 0..=MAX_READS_AGAIN {
-        let (figures, part_newer) = read_folded(bus, &todo, &last, as_of).await?;
-        out.extend(figures);
-        newer.extend(part_newer);
-        let now = last_seqs(bus, &todo).await?;
-        todo.retain(|s| now.get(s) != last.get(s));
-        last.extend(now);
-        if todo.is_empty() {
-            return Ok((out, newer));
-        }
-        for s in &todo {
-            out.remove(s);
-            newer.remove(s);
-        }
-    }
-    Err(BusError::Nats {
-        op: "read series",
-        reason: format!(
-            "{} series of {OBS_STREAM} changed during each of {} reads in a row",
-            todo.len(),
-            MAX_READS_AGAIN + 1
-        ),
-    })
-}
-
-/// The last sequence of each series named that has messages.
-async fn last_seqs(bus: &dyn Transport, series: &[Series]) -> Result<HashMap<Series, u64>> {
-    let subjects: Vec<String> = series.iter().map(Series::subject).collect();
-    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
-    Ok(bus
-        .last_per_subject(OBS_STREAM, &subjects)
-        .await?
-        .into_iter()
-        .filter_map(|m| Some((Series::of_subject(&m.subject)?, m.seq)))
-        .collect())
-}
-
-/// The stored messages of `series` up to their last sequences in `last`, folded as of
-/// `as_of`: one [`Transport::read_subjects`]. Series without figures at or below `as_of`
-/// are left out. Also the series holding figures stored after `as_of`.
-async fn read_folded(
-    bus: &dyn Transport,
-    series: &[Series],
-    last: &HashMap<Series, u64>,
-    as_of: Option<u64>,
-) -> Result<ReadPart> {
-    let mut out: HashMap<Series, Figures> = HashMap::new();
-    let mut newer: HashSet<Series> = HashSet::new();
-    let end = series.iter().filter_map(|s| last.get(s)).max().copied();
-    let Some(end) = end else {
-        return Ok((out, newer));
-    };
     let subjects: Vec<String> = series.iter().map(Series::subject).collect();
     let subjects: Vec<&str> = subjects.iter().map(|s| s.as_str()).collect();
-    for_each_stored(bus, &subjects, end, |msg| {
+    for_each_stored(bus, &subjects, u64::MAX, |msg| {
         if let Some(s) = Series::of_subject(&msg.subject)
             && fold_as_of(out.entry(s.clone()).or_default(), &msg, as_of)
         {
@@ -785,8 +732,8 @@ const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
 /// holds ([`SeriesSnapshot::covered`]), so a read meeting both the snapshot and the
 /// messages it stands for folds the same figures, and a failure half-way (some snapshots
 /// stored, nothing purged) loses nothing: the next compaction folds the snapshots and the
-/// messages into new ones. Readers learn of a compaction by the series' last sequence
-/// moving ([`series_as_of`]). A message stored after `end` (none should be: see below) is
+/// messages into new ones. A reader meets the snapshot of any message purged before it got
+/// to it by reading on to the last message stored ([`series_as_of`]). A message stored after `end` (none should be: see below) is
 /// not purged, and reads after the snapshot keep it (its versions are newer than what the
 /// snapshot covers).
 ///

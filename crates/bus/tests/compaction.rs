@@ -238,9 +238,9 @@ async fn read_racing_a_compaction_gets_every_figure(bus: Bus) {
     let racing = Racing::new(&bus);
     for (i, as_of) in marks.iter().copied().map(Some).chain([None]).enumerate() {
         // Each round's compaction stores every series' snapshot again and purges under the
-        // read (the in-process bus then skips the purged messages: without reading moved
-        // series again, they would be missing; over NATS the consumer may hold them
-        // already).
+        // read (the in-process bus then skips the purged messages: without reading on to
+        // the snapshots stored meanwhile, they would be missing; over NATS the consumer
+        // may hold them already).
         *racing.compact_on_read.lock().unwrap() = Some("fsb".to_string());
         let (got, _) = obs::series_as_of(&racing, &series, as_of).await.unwrap();
         assert_eq!(got, expected[i], "as of {as_of:?}");

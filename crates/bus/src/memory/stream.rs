@@ -659,38 +659,74 @@ pub(super) fn last_per_subject(
 
 /// [`crate::Transport::read_subjects`]: the sequences of the subjects named come from the
 /// per-subject index (no scan of other subjects' messages); each message is read when the
-/// stream gets to it, so a read of many series holds one payload at a time.
+/// stream gets to it, so a read of many series holds one payload at a time. Like a NATS
+/// consumer, it reads on to the last message stored when it gets there: once the sequences
+/// taken are read, it takes those stored since (up to `to_seq`), until none are left.
 pub(super) fn read_subjects(
     bus: &MemoryBus,
     stream: &str,
     subjects: &[&str],
     to_seq: u64,
 ) -> Result<BoxStream<'static, Result<Message>>> {
-    let mut seqs: Vec<u64> = {
-        let state = bus.inner.lock();
-        let s = state
-            .streams
-            .get(stream)
-            .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
-        subjects
-            .iter()
-            .flat_map(|subject| s.matching(subject))
-            .flat_map(|(_, versions)| versions.iter().copied())
-            .filter(|&seq| seq <= to_seq)
-            .collect()
-    };
+    let first = matching_seqs(bus, stream, subjects, 0, to_seq)?;
+    let inner = bus.inner.clone();
+    let bus = bus.clone();
+    let stream = stream.to_string();
+    let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
+    Ok(stream::unfold(
+        (VecDeque::from(first), 0u64),
+        move |(mut todo, mut last)| {
+            let (inner, bus, stream, subjects) =
+                (inner.clone(), bus.clone(), stream.clone(), subjects.clone());
+            async move {
+                loop {
+                    if todo.is_empty() {
+                        let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+                        let later = matching_seqs(&bus, &stream, &subjects, last, to_seq).ok()?;
+                        if later.is_empty() {
+                            return None;
+                        }
+                        todo.extend(later);
+                    }
+                    let seq = todo.pop_front()?;
+                    last = seq;
+                    let state = inner.lock();
+                    // A message removed since (a purge, a limit) is skipped; the stream
+                    // itself cannot go.
+                    if let Some(msg) = state.streams.get(&stream).and_then(|s| s.message(seq)) {
+                        drop(state);
+                        return Some((msg, (todo, last)));
+                    }
+                }
+            }
+        },
+    )
+    .boxed())
+}
+
+/// The stored sequences of the subjects named (filters allowed) above `after` and at most
+/// `to_seq`, in order.
+fn matching_seqs(
+    bus: &MemoryBus,
+    stream: &str,
+    subjects: &[&str],
+    after: u64,
+    to_seq: u64,
+) -> Result<Vec<u64>> {
+    let state = bus.inner.lock();
+    let s = state
+        .streams
+        .get(stream)
+        .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+    let mut seqs: Vec<u64> = subjects
+        .iter()
+        .flat_map(|subject| s.matching(subject))
+        .flat_map(|(_, versions)| versions.iter().copied())
+        .filter(|&seq| seq > after && seq <= to_seq)
+        .collect();
     seqs.sort_unstable();
     seqs.dedup();
-    let inner = bus.inner.clone();
-    let stream = stream.to_string();
-    Ok(stream::iter(seqs)
-        .filter_map(move |seq| {
-            let state = inner.lock();
-            // A message removed since (a limit) is skipped; the stream itself cannot go.
-            let msg = state.streams.get(&stream).and_then(|s| s.message(seq));
-            futures::future::ready(msg)
-        })
-        .boxed())
+    Ok(seqs)
 }
 
 pub(super) fn replay(
