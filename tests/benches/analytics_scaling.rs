@@ -24,7 +24,7 @@ use borderwatch_bus::{NatsBus, Transport, names};
 use borderwatch_e2e::RoleProcess;
 use borderwatch_ingest::service::{Submission, ingest};
 use borderwatch_model::Period;
-use borderwatch_test_support::NatsServer;
+use borderwatch_test_support::{NatsServer, measure};
 
 const QUARTERS: usize = 40;
 
@@ -82,6 +82,17 @@ struct Case {
     seconds: f64,
     wall: Duration,
     parts_per_replica: Vec<usize>,
+    /// CPU seconds nats-server used from the replicas' start to the last part recorded.
+    server_cpu: f64,
+    /// CPU seconds each replica used, start-up included.
+    replica_cpu: Vec<f64>,
+    /// Mean milliseconds per part reading its series, evaluating them, storing their views
+    /// and recording the part (the replicas' `part timings` lines).
+    part_ms: [f64; 4],
+    /// The release-wide work of the last part (BH, incidents, announcing), milliseconds,
+    /// and the surges it announced.
+    release_wide_ms: f64,
+    surges: u64,
 }
 
 async fn run_case(csv: &str, series: usize, replicas: usize, threads: Option<&str>) -> Case {
@@ -105,13 +116,20 @@ async fn run_case(csv: &str, series: usize, replicas: usize, threads: Option<&st
     assert_eq!(release.new_observations as usize, series * QUARTERS);
     let dir = tempfile::tempdir().expect("log dir");
     let url = server.url();
+    let server_pid = server.pid().expect("nats-server runs");
+    let server_cpu_before = measure::cpu_seconds(server_pid);
     let started = Instant::now();
     let mut procs: Vec<RoleProcess> = (0..replicas)
         .map(|i| {
             // The sizes of rayon's and polars's thread pools, read at start.
-            let env: Vec<(&str, &str)> = threads
+            let mut env: Vec<(&str, &str)> = threads
                 .map(|t| vec![("RAYON_NUM_THREADS", t), ("POLARS_MAX_THREADS", t)])
                 .unwrap_or_default();
+            // Each part's read, evaluation and store times (a debug line).
+            env.push((
+                "BORDERWATCH_LOG",
+                "info,borderwatch_analytics::service=debug",
+            ));
             RoleProcess::start_with_env(
                 &["analytics", "--nats", url.as_str()],
                 &env,
@@ -140,14 +158,38 @@ async fn run_case(csv: &str, series: usize, replicas: usize, threads: Option<&st
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let wall = started.elapsed();
+    let server_cpu = measure::cpu_seconds(server_pid) - server_cpu_before;
     // Let the last "release analysed" line reach the log (it follows the record).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut first_start = f64::MAX;
     let mut last_end = f64::MIN;
     let mut parts_per_replica = Vec::new();
     let mut parts_seen: HashMap<String, usize> = HashMap::new();
+    let replica_cpu: Vec<f64> = procs
+        .iter()
+        .map(|p| p.pid().map_or(0.0, measure::cpu_seconds))
+        .collect();
+    let mut timings: Vec<[f64; 4]> = Vec::new();
+    let (mut release_wide_ms, mut surges) = (0.0, 0);
     for p in &procs {
         let lines = p.log_lines();
+        for l in messages(&lines, "part timings") {
+            let ms = |f: &str| l["fields"][f].as_f64().unwrap_or(0.0);
+            let (read, evaluated) = (ms("read_ms"), ms("evaluated_ms"));
+            // `recorded_ms` is new (2026-12): 0 for a binary from before.
+            let stored = ms("stored_ms");
+            let recorded = ms("recorded_ms").max(stored);
+            timings.push([
+                read,
+                evaluated - read,
+                stored - evaluated,
+                recorded - stored,
+            ]);
+        }
+        for l in messages(&lines, "release-wide timings") {
+            release_wide_ms += l["fields"]["announced_ms"].as_f64().unwrap_or(0.0);
+            surges += l["fields"]["surges"].as_u64().unwrap_or(0);
+        }
         for l in messages(&lines, "analysing release part") {
             first_start = first_start.min(seconds_of_day(l).unwrap_or(f64::MAX));
         }
@@ -167,11 +209,18 @@ async fn run_case(csv: &str, series: usize, replicas: usize, threads: Option<&st
         release.analyses.len(),
         "every part analysed"
     );
+    let n = timings.len().max(1) as f64;
+    let part_ms = [0, 1, 2, 3].map(|i| timings.iter().map(|t| t[i]).sum::<f64>() / n);
     Case {
         replicas,
         seconds: last_end - first_start,
         wall,
         parts_per_replica,
+        server_cpu,
+        replica_cpu,
+        part_ms,
+        release_wide_ms,
+        surges,
     }
 }
 
@@ -195,9 +244,9 @@ fn main() {
         threads.as_deref().unwrap_or("all cores")
     );
     println!(
-        "| replicas | time (first part started → last finished) | series-periods/s | vs 1 replica | parts per replica | wall incl. start-up | load average before |"
+        "| replicas | time (first part started → last finished) | series-periods/s | vs 1 replica | parts per replica | wall incl. start-up | nats-server CPU | replicas' CPU | per part: read / evaluate / store / record | release-wide (surges) | load average before |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut base = None;
     for n in replicas {
         let load = load_average();
@@ -205,13 +254,25 @@ fn main() {
         let rate = points / case.seconds;
         let ratio = rate / *base.get_or_insert(rate);
         println!(
-            "| {} | {:.2} s | {:.0} | {:.2}× | {:?} | {:.2} s | {load} |",
+            "| {} | {:.2} s | {:.0} | {:.2}× | {:?} | {:.2} s | {:.1} s | {} | {:.0} / {:.0} / {:.0} / {:.0} ms | {:.0} ms ({}) | {load} |",
             case.replicas,
             case.seconds,
             rate,
             ratio,
             case.parts_per_replica,
-            case.wall.as_secs_f64()
+            case.wall.as_secs_f64(),
+            case.server_cpu,
+            case.replica_cpu
+                .iter()
+                .map(|c| format!("{c:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            case.part_ms[0],
+            case.part_ms[1],
+            case.part_ms[2],
+            case.part_ms[3],
+            case.release_wide_ms,
+            case.surges,
         );
     }
 }

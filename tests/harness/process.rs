@@ -120,6 +120,11 @@ impl RoleProcess {
             .collect()
     }
 
+    /// The process id, while it runs (for the benches' CPU and memory readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The event ids of the process's `delivered` log lines.
     pub fn delivered_events(&self) -> Vec<String> {
         self.log_lines()
@@ -172,8 +177,12 @@ impl Drop for RoleProcess {
 /// The `borderwatch` binary, rebuilt first if its sources changed: `cargo test -p
 /// borderwatch-e2e` builds the library the tests link but not the binary they spawn, and a
 /// stale binary would test old code. Falls back to whatever is there when cargo is not
-/// available.
+/// available. `BENCH_BORDERWATCH_BIN` names another binary to run instead, unbuilt: a bench
+/// comparing a build of an earlier commit with this one, run after run.
 pub fn built_borderwatch_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BENCH_BORDERWATCH_BIN") {
+        return PathBuf::from(bin);
+    }
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let exe = std::env::current_exe().expect("test binary path");

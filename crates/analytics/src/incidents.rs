@@ -9,6 +9,7 @@ use borderwatch_model::{
     Direction, Incident, IncidentUpdate, Period, SeriesIncidents, SeriesKey, SurgeEvent,
     category_phrase, counted_subject, thousands,
 };
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{self, Alarm, Verdicts};
@@ -31,7 +32,17 @@ pub struct IncidentWork {
     pub held: Vec<Period>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_falls: Vec<Period>,
+    /// Recorded only as a candidate of the release-wide false-discovery control: no
+    /// evidence surge and no open incident when its part ran. Unless the control makes one
+    /// of its periods a surge, the release changes nothing of its incidents and [`apply`]
+    /// is not given it (records from before the field read `false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub candidate_only: bool,
 }
+
+/// Series whose incident records [`apply`] reads and writes at once: a release can touch
+/// thousands, and one after another, two round trips each, took seconds.
+const SERIES_IN_FLIGHT: usize = 32;
 
 /// Whether `key` has an open incident.
 pub(crate) async fn has_open(bus: &dyn Transport, key: &SeriesKey) -> Result<bool, BusError> {
@@ -80,7 +91,6 @@ pub(crate) async fn apply(
                 .extend(periods);
         }
     }
-    let mut closings = Vec::new();
     let mut by_series: BTreeMap<SeriesKey, BTreeSet<Period>> = BTreeMap::new();
     for w in work {
         by_series
@@ -91,64 +101,40 @@ pub(crate) async fn apply(
     for e in events.iter() {
         by_series.entry(e.series()).or_default().insert(e.period);
     }
-    for (key, evaluated) in by_series {
-        let mut state = read(bus, &key).await?;
-        let fresh: Vec<Period> = evaluated
-            .into_iter()
-            .filter(|p| state.through.is_none_or(|t| *p > t))
-            .collect();
-        let mut mine: Vec<&mut SurgeEvent> =
-            events.iter_mut().filter(|e| e.series() == key).collect();
-        mine.sort_by_key(|e| e.period);
-        if let Some(&last) = fresh.last() {
-            let mut closed = Vec::new();
-            for direction in [Direction::Rise, Direction::Fall] {
-                let alarms: Vec<Alarm> = mine
-                    .iter()
-                    .filter(|e| e.direction == direction && fresh.contains(&e.period))
-                    .map(|e| Alarm {
-                        period: e.period,
-                        value: e.value,
-                        surge_id: e.id.clone(),
-                        severity: e.severity,
-                        score: e.score,
-                        live: !e.historical,
-                    })
-                    .collect();
-                let quiet = held
-                    .get(&(key.clone(), direction))
-                    .map_or(&[][..], Vec::as_slice);
-                let verdicts = Verdicts {
-                    direction,
-                    evaluated: &fresh,
-                    alarms: &alarms,
-                    held: quiet,
-                };
-                let advanced = alert::advance(&mut state.incidents, &key, verdicts, fingerprint);
-                closed.extend(advanced.closed);
-            }
-            for closed in closed.iter().filter(|i| i.announced) {
-                let Some(period) = closed.closed else {
-                    continue;
-                };
-                let value = values.get(&(key.clone(), period)).copied().unwrap_or(0);
-                closings.push(closing(closed, period, value, release_id, detected_at));
-            }
-            state.through = Some(last);
-            let excess = state.incidents.len().saturating_sub(KEPT_PER_SERIES);
-            state.incidents.drain(..excess);
-            let kv_key = names::series_key(&key.source, key.country.code(), &key.category);
-            bus.kv_put(
-                names::INCIDENTS_BUCKET,
-                &kv_key,
-                serde_json::to_vec(&state).unwrap_or_default().into(),
-            )
-            .await?;
-        }
-        for e in mine {
-            let held = state.incidents.iter().find_map(|i| {
-                let s = i.surges.iter().find(|s| s.id == e.id)?;
-                Some((i.id.clone(), s.update))
+    // Each event's index, by series.
+    let mut events_of: BTreeMap<SeriesKey, Vec<usize>> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        events_of.entry(e.series()).or_default().push(i);
+    }
+    let shared: &[SurgeEvent] = events;
+    let context = Context {
+        values: &values,
+        held: &held,
+        fingerprint,
+        release_id,
+        detected_at,
+    };
+    // Series by series (each its own record), SERIES_IN_FLIGHT at once, in series order.
+    let advanced: Vec<Result<Advanced, BusError>> = futures::stream::iter(by_series)
+        .map(|(key, evaluated)| {
+            let mine: Vec<&SurgeEvent> = events_of
+                .get(&key)
+                .map(|ix| ix.iter().map(|&i| &shared[i]).collect())
+                .unwrap_or_default();
+            advance_series(bus, key, evaluated, mine, &context)
+        })
+        .buffered(SERIES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut closings = Vec::new();
+    for advanced in advanced {
+        let advanced = advanced?;
+        closings.extend(advanced.closings);
+        for &i in events_of.get(&advanced.key).map_or(&[][..], Vec::as_slice) {
+            let e = &mut events[i];
+            let held = advanced.incidents.iter().find_map(|inc| {
+                let s = inc.surges.iter().find(|s| s.id == e.id)?;
+                Some((inc.id.clone(), s.update))
             });
             if let Some((id, update)) = held {
                 e.incident_id = Some(id);
@@ -157,6 +143,98 @@ pub(crate) async fn apply(
         }
     }
     Ok(closings)
+}
+
+/// What [`advance_series`] needs of the whole release besides the series itself.
+struct Context<'a> {
+    values: &'a BTreeMap<(SeriesKey, Period), u64>,
+    held: &'a BTreeMap<(SeriesKey, Direction), Vec<Period>>,
+    fingerprint: &'a str,
+    release_id: &'a str,
+    detected_at: &'a str,
+}
+
+/// One series advanced by [`advance_series`]: its incidents as stored, and the closing
+/// notices of the incidents subscribers were told of that the release closed.
+struct Advanced {
+    key: SeriesKey,
+    incidents: Vec<Incident>,
+    closings: Vec<SurgeEvent>,
+}
+
+/// Reads one series' incidents, advances them over the release's fresh periods (those
+/// after the record's `through`) with the series' events `mine`, and stores the record.
+async fn advance_series(
+    bus: &dyn Transport,
+    key: SeriesKey,
+    evaluated: BTreeSet<Period>,
+    mut mine: Vec<&SurgeEvent>,
+    cx: &Context<'_>,
+) -> Result<Advanced, BusError> {
+    let mut state = read(bus, &key).await?;
+    let fresh: Vec<Period> = evaluated
+        .into_iter()
+        .filter(|p| state.through.is_none_or(|t| *p > t))
+        .collect();
+    mine.sort_by_key(|e| e.period);
+    let mut closings = Vec::new();
+    if let Some(&last) = fresh.last() {
+        let mut closed = Vec::new();
+        for direction in [Direction::Rise, Direction::Fall] {
+            let alarms: Vec<Alarm> = mine
+                .iter()
+                .filter(|e| e.direction == direction && fresh.contains(&e.period))
+                .map(|e| Alarm {
+                    period: e.period,
+                    value: e.value,
+                    surge_id: e.id.clone(),
+                    severity: e.severity,
+                    score: e.score,
+                    live: !e.historical,
+                })
+                .collect();
+            let quiet = cx
+                .held
+                .get(&(key.clone(), direction))
+                .map_or(&[][..], Vec::as_slice);
+            let verdicts = Verdicts {
+                direction,
+                evaluated: &fresh,
+                alarms: &alarms,
+                held: quiet,
+            };
+            let advanced = alert::advance(&mut state.incidents, &key, verdicts, cx.fingerprint);
+            closed.extend(advanced.closed);
+        }
+        for closed in closed.iter().filter(|i| i.announced) {
+            let Some(period) = closed.closed else {
+                continue;
+            };
+            let value = cx.values.get(&(key.clone(), period)).copied().unwrap_or(0);
+            closings.push(closing(
+                closed,
+                period,
+                value,
+                cx.release_id,
+                cx.detected_at,
+            ));
+        }
+        state.through = Some(last);
+        let excess = state.incidents.len().saturating_sub(KEPT_PER_SERIES);
+        state.incidents.drain(..excess);
+        let kv_key = names::series_key(&key.source, key.country.code(), &key.category);
+        bus.kv_put(
+            names::INCIDENTS_BUCKET,
+            &kv_key,
+            serde_json::to_vec(&state).unwrap_or_default().into(),
+        )
+        .await?;
+    }
+    Ok(Advanced {
+        key,
+        incidents: state.incidents,
+        closings,
+    })
 }
 
 /// The closing notice of `incident`, closed at `period` with figure `value`: an event on the

@@ -346,30 +346,34 @@ pub async fn process(
     }
     // Boxed one by one (not a closure over the iterator): the future stays `Send` for the
     // runtime that spawns `process`.
-    let io: Vec<futures::future::BoxFuture<'_, Result<bool, BusError>>> = outcomes
+    // Each series' incident work: none (no evidence surge, no candidate, no open
+    // incident), or whether it is there only as a candidate (`candidate_only`).
+    let io: Vec<futures::future::BoxFuture<'_, Result<Option<bool>, BusError>>> = outcomes
         .iter()
         .map(|o| {
             let key = &frames[o.frame].key;
             Box::pin(async move {
                 store_view(bus, o.view.clone(), &o.events, o.newer_exists).await?;
-                Ok(!o.events.is_empty()
-                    || !o.candidates.is_empty()
-                    || incidents::has_open(bus, key).await?)
+                if !o.events.is_empty() {
+                    return Ok(Some(false));
+                }
+                let open = incidents::has_open(bus, key).await?;
+                Ok((open || !o.candidates.is_empty()).then_some(!open))
             }) as _
         })
         .collect();
-    let stored: Vec<Result<bool, BusError>> = futures::stream::iter(io)
+    let stored: Vec<Result<Option<bool>, BusError>> = futures::stream::iter(io)
         .buffered(SERIES_IO_IN_FLIGHT)
         .collect()
         .await;
-    for (o, incident_may_change) in outcomes.into_iter().zip(stored) {
+    for (o, work) in outcomes.into_iter().zip(stored) {
         let frame = &frames[o.frame];
         periods_evaluated += o.periods.len() as u64;
         live_series += u64::from(o.live);
         tested += o.tested;
         tested_falls += o.tested_falls;
         candidates.extend(o.candidates);
-        if incident_may_change? {
+        if let Some(candidate_only) = work? {
             let values = o
                 .periods
                 .iter()
@@ -381,6 +385,7 @@ pub async fn process(
                 values,
                 held: o.held,
                 held_falls: Vec::new(),
+                candidate_only,
             });
         }
         surges.extend(o.events);
@@ -404,16 +409,6 @@ pub async fn process(
         live_series,
         fdr_done: false,
     };
-    // Where a part's time goes, for `RUST_LOG=borderwatch_analytics=debug`: reading its
-    // series, evaluating them, storing their views.
-    debug!(
-        part = marker.part,
-        series = series.len(),
-        read_ms = read_at.as_millis() as u64,
-        evaluated_ms = evaluated_at.as_millis() as u64,
-        stored_ms = stored_at.as_millis() as u64,
-        "part timings"
-    );
     let key = names::analyzed_key(&marker.release_id, &marker.source, marker.part);
     let others = match other_parts(bus, marker).await? {
         Some(others) => Some(others),
@@ -422,7 +417,20 @@ pub async fn process(
             other_parts(bus, marker).await?
         }
     };
+    // Where a part's time goes, for `RUST_LOG=borderwatch_analytics=debug`: reading its
+    // series, evaluating them, storing their views, recording the part (and reading the
+    // other parts' records); the release-wide work has its own line below.
+    debug!(
+        part = marker.part,
+        series = series.len(),
+        read_ms = read_at.as_millis() as u64,
+        evaluated_ms = evaluated_at.as_millis() as u64,
+        stored_ms = stored_at.as_millis() as u64,
+        recorded_ms = started.elapsed().as_millis() as u64,
+        "part timings"
+    );
     if let Some(others) = others {
+        let release_wide = std::time::Instant::now();
         let (statistical, held) =
             statistical_surges(&record, &others, cfg, &marker.release_id, &detected_at);
         for event in &statistical {
@@ -454,6 +462,14 @@ pub async fn process(
                 }
             }
         }
+        // A series there only as a candidate (no open incident when its part ran) that the
+        // control did not make a surge has nothing to advance: a held period never opens an
+        // incident (`alert::advance`). Most candidates of a large release are such (every
+        // p-value at most the FDR rate: 5 % of all periods where nothing changed), and
+        // reading and writing each one's incident record made the release-wide step the
+        // larger part of a large release's analysis (BENCHMARKS.md, "Analytics scaling").
+        let surged: HashSet<SeriesKey> = all.iter().map(SurgeEvent::series).collect();
+        work.retain(|w| !w.candidate_only || surged.contains(&w.key));
         let closings = incidents::apply(
             bus,
             &work,
@@ -463,6 +479,7 @@ pub async fn process(
             &detected_at,
         )
         .await?;
+        let incidents_at = release_wide.elapsed();
         let live_series = std::iter::once(&record)
             .chain(&others)
             .map(|r| r.live_series as usize)
@@ -472,6 +489,14 @@ pub async fn process(
         for event in all.iter().chain(&closings) {
             announce(bus, event).await?;
         }
+        debug!(
+            parts = others.len() + 1,
+            incident_work = work.len(),
+            surges = all.len(),
+            incidents_ms = incidents_at.as_millis() as u64,
+            announced_ms = release_wide.elapsed().as_millis() as u64,
+            "release-wide timings"
+        );
         let done: HashMap<&str, &SurgeEvent> = all.iter().map(|a| (a.id.as_str(), a)).collect();
         for e in &mut record.analyzed.surges {
             if let Some(done) = done.get(e.id.as_str()) {
@@ -1188,6 +1213,69 @@ mod tests {
         // Redone once more (another replica): the same again.
         let redone = process(late.as_ref(), &cfg, &marker).await.unwrap();
         assert_eq!(found(&redone), found(&expected));
+    }
+
+    /// Figures around `level` with a seeded ±15 % noise and nothing else.
+    fn noise(seed: u64, level: u64, n: usize) -> Vec<u64> {
+        (0..n as u64)
+            .map(|i| {
+                let mut x = (seed + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i + 1);
+                x ^= x >> 33;
+                x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+                x ^= x >> 33;
+                level * (85 + x % 31) / 100
+            })
+            .collect()
+    }
+
+    /// A series there only as a candidate of the release-wide control (a p-value under
+    /// the FDR rate, no evidence surge, no open incident), which the control does not make
+    /// a surge, is left alone: no incident record is read or written for it.
+    #[tokio::test]
+    async fn candidates_the_control_turns_down_get_no_incident_record() {
+        let bus: Bus = Arc::new(MemoryBus::ephemeral());
+        names::ensure_all(bus.as_ref(), 1).await.unwrap();
+        let mut changes = Vec::new();
+        for seed in 0..60 {
+            let values = noise(seed, 400, 40);
+            changes.push(publish_series(&bus, "VNM", &format!("c{seed}"), &values).await);
+        }
+        let marker = ReleaseMarker {
+            parts: 1,
+            ..marker(0, changes)
+        };
+        let done = process(bus.as_ref(), &AnalysisConfig::default(), &marker)
+            .await
+            .unwrap();
+        let raw = bus
+            .kv_get(
+                names::ANALYZED_BUCKET,
+                &names::analyzed_key("rel-1", "fsb", 0),
+            )
+            .await
+            .unwrap()
+            .expect("the part is recorded");
+        let record: PartRecord = serde_json::from_slice(&raw).unwrap();
+        let surged: HashSet<SeriesKey> = done.surges.iter().map(SurgeEvent::series).collect();
+        let turned_down: Vec<&IncidentWork> = record
+            .incidents
+            .iter()
+            .filter(|w| w.candidate_only && !surged.contains(&w.key))
+            .collect();
+        assert!(
+            !turned_down.is_empty(),
+            "noise gives candidates the control turns down ({} candidates, {} surges)",
+            record.candidates.len(),
+            done.surges.len()
+        );
+        for w in turned_down {
+            let key = names::series_key("fsb", "VNM", &w.key.category);
+            assert_eq!(
+                bus.kv_get(names::INCIDENTS_BUCKET, &key).await.unwrap(),
+                None,
+                "{key}"
+            );
+        }
     }
 
     fn quiet_change() -> SeriesChange {

@@ -22,6 +22,22 @@ pub fn rss(pid: u32) -> f64 {
     status_bytes(&pid.to_string(), "VmRSS:")
 }
 
+/// CPU seconds a process has used so far, user and system (`/proc/<pid>/stat`, fields 14
+/// and 15, in Linux's fixed 100 ticks a second); 0 where /proc is missing.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The command name (field 2) may hold spaces: count fields after its `)`.
+            let rest = &s[s.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Bytes of the files under `dir`, recursively; 0 where it cannot be read.
 pub fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
