@@ -1055,15 +1055,7 @@ mod tests {
             .await
             .unwrap();
         assert!(first.surges.is_empty());
-        let raw = bus
-            .kv_get(
-                names::ANALYZED_BUCKET,
-                &names::analyzed_key("rel-1", "fsb", 0),
-            )
-            .await
-            .unwrap()
-            .expect("part 0 recorded before part 1 arrives");
-        let record: PartRecord = serde_json::from_slice(&raw).unwrap();
+        let record = record_of(&bus, 0).await;
         assert!(!record.fdr_done && record.tested > 0);
 
         let last = process(bus.as_ref(), &cfg, &marker(1, vec![surge]))
@@ -1215,6 +1207,19 @@ mod tests {
         assert_eq!(found(&redone), found(&expected));
     }
 
+    /// The record of part `part` of `rel-1`, which must be there.
+    async fn record_of(bus: &Bus, part: u32) -> PartRecord {
+        let raw = bus
+            .kv_get(
+                names::ANALYZED_BUCKET,
+                &names::analyzed_key("rel-1", "fsb", part),
+            )
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("part {part} is recorded"));
+        serde_json::from_slice(&raw).unwrap()
+    }
+
     /// Figures around `level` with a seeded ±15 % noise and nothing else.
     fn noise(seed: u64, level: u64, n: usize) -> Vec<u64> {
         (0..n as u64)
@@ -1247,15 +1252,7 @@ mod tests {
         let done = process(bus.as_ref(), &AnalysisConfig::default(), &marker)
             .await
             .unwrap();
-        let raw = bus
-            .kv_get(
-                names::ANALYZED_BUCKET,
-                &names::analyzed_key("rel-1", "fsb", 0),
-            )
-            .await
-            .unwrap()
-            .expect("the part is recorded");
-        let record: PartRecord = serde_json::from_slice(&raw).unwrap();
+        let record = record_of(&bus, 0).await;
         let surged: HashSet<SeriesKey> = done.surges.iter().map(SurgeEvent::series).collect();
         let turned_down: Vec<&IncidentWork> = record
             .incidents
