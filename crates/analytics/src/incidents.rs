@@ -34,7 +34,7 @@ pub struct IncidentWork {
     pub held_falls: Vec<Period>,
     /// Recorded only as a candidate of the release-wide false-discovery control: no
     /// evidence surge and no open incident when its part ran. Unless the control makes one
-    /// of its periods a surge, the release changes nothing of its incidents and [`apply`]
+    /// of its periods a surge, the release changes nothing of its incidents and `apply`
     /// is not given it (records from before the field read `false`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub candidate_only: bool,

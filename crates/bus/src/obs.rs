@@ -625,8 +625,9 @@ async fn figures_counted(
 ///
 /// The series' messages are read to the last one stored, a thousand series per read
 /// ([`Transport::read_subjects`]: one consumer that skips every other series, not one per
-/// series). Safe against a compaction ([`compact_source`]) running meanwhile: see
-/// [`read_part`].
+/// series). Safe against a compaction ([`compact_source`]) running meanwhile: a compaction
+/// stores each series' snapshot before it purges anything, so a message purged before the
+/// read reached it had its snapshot stored before the read ended, and the read meets it.
 pub async fn series_as_of(
     bus: &dyn Transport,
     series: &[Series],
