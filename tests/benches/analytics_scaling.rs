@@ -7,7 +7,9 @@
 //! `BENCH_THREADS`, threads per replica (`RAYON_NUM_THREADS`, `POLARS_MAX_THREADS`), default
 //! all cores; needs
 //! `nats-server` on PATH or in NATS_SERVER_BIN). `cargo bench --profile dev` measures the
-//! debug build without building a release one. Results are kept in BENCHMARKS.md;
+//! debug build without building a release one. `BENCH_BORDERWATCH_BIN` runs that
+//! `borderwatch` binary instead of building this tree's (two builds compared run after
+//! run). Results are kept in BENCHMARKS.md;
 //! tests/benches/scaling-16core.sh runs it on a machine without cargo (1, 2, 4, 8 replicas).
 //!
 //! Each case: a fresh nats-server, the release ingested in-process (not timed; its parts
