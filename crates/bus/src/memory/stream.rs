@@ -669,32 +669,29 @@ pub(super) fn read_subjects(
     to_seq: u64,
 ) -> Result<BoxStream<'static, Result<Message>>> {
     let first = matching_seqs(bus, stream, subjects, 0, to_seq)?;
-    let inner = bus.inner.clone();
     let bus = bus.clone();
     let stream = stream.to_string();
     let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
     Ok(stream::unfold(
         (VecDeque::from(first), 0u64),
         move |(mut todo, mut last)| {
-            let (inner, bus, stream, subjects) =
-                (inner.clone(), bus.clone(), stream.clone(), subjects.clone());
+            let (bus, stream, subjects) = (bus.clone(), stream.clone(), subjects.clone());
             async move {
                 loop {
                     if todo.is_empty() {
-                        let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
-                        let later = matching_seqs(&bus, &stream, &subjects, last, to_seq).ok()?;
-                        if later.is_empty() {
-                            return None;
-                        }
-                        todo.extend(later);
+                        todo.extend(matching_seqs(&bus, &stream, &subjects, last, to_seq).ok()?);
                     }
                     let seq = todo.pop_front()?;
                     last = seq;
-                    let state = inner.lock();
                     // A message removed since (a purge, a limit) is skipped; the stream
                     // itself cannot go.
-                    if let Some(msg) = state.streams.get(&stream).and_then(|s| s.message(seq)) {
-                        drop(state);
+                    let msg = bus
+                        .inner
+                        .lock()
+                        .streams
+                        .get(&stream)
+                        .and_then(|s| s.message(seq));
+                    if let Some(msg) = msg {
                         return Some((msg, (todo, last)));
                     }
                 }
@@ -709,7 +706,7 @@ pub(super) fn read_subjects(
 fn matching_seqs(
     bus: &MemoryBus,
     stream: &str,
-    subjects: &[&str],
+    subjects: &[impl AsRef<str>],
     after: u64,
     to_seq: u64,
 ) -> Result<Vec<u64>> {
@@ -720,7 +717,7 @@ fn matching_seqs(
         .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
     let mut seqs: Vec<u64> = subjects
         .iter()
-        .flat_map(|subject| s.matching(subject))
+        .flat_map(|subject| s.matching(subject.as_ref()))
         .flat_map(|(_, versions)| versions.iter().copied())
         .filter(|&seq| seq > after && seq <= to_seq)
         .collect();
