@@ -315,19 +315,20 @@ pub trait Transport: Send + Sync + Debug {
         from_seq: u64,
     ) -> Result<BoxStream<'static, Result<Message>>>;
     /// The stored messages of the subjects named, in stream order, up to and including
-    /// sequence `to_seq`; then the stream ends. One read on the server for all of them,
-    /// which skips every other subject: reading a few hundred series of a stream holding
-    /// millions of messages costs what those series hold, and one consumer, not one per
-    /// subject (analytics' read of a release's series, `obs::series_as_of`). A subject may
-    /// be a filter with wildcards (one source's series, for compaction's read,
-    /// `obs::compact_source`): the read then ends with the last message it matches.
+    /// sequence `to_seq`; then the stream ends. One read on the server for all of them: a
+    /// source's series as one filter with wildcards (ingest's and compaction's reads,
+    /// `obs::source_figures`, `obs::compact_source`) ends with the last message it matches.
+    /// On NATS one consumer, which, naming many subjects, matches every subject of every
+    /// block it passes against each of them: for a few series whose messages lie far apart
+    /// in a large stream, [`Transport::next_on_subject`] per series costs far less
+    /// (analytics' read, `obs::series_as_of`).
     ///
     /// A message stored while the read goes on is read too, up to `to_seq`, unless the read
     /// had already come to its end when it was stored: the read ends where the stream holds
     /// nothing more for the subjects once it gets there (a NATS consumer ends at the message
     /// it was given with nothing pending). So a message removed before the read reached it
     /// and replaced by a later one (compaction's snapshot) is always answered by the later
-    /// one: analytics' reads rely on it (`obs::series_as_of`).
+    /// one, as with [`Transport::next_on_subject`] followed to the last message.
     ///
     /// The default reads each subject on its own (their last messages first, to know where
     /// each ends) and merges them; both transports override it with one read.
@@ -376,6 +377,31 @@ pub trait Transport: Send + Sync + Debug {
         let mut from = self.replay(stream, ">", seq).await?;
         match tokio::time::timeout(Duration::from_secs(2), from.next()).await {
             Ok(Some(Ok(msg))) if msg.seq == seq => Ok(Some(msg)),
+            Ok(Some(Err(e))) => Err(e),
+            _ => Ok(None),
+        }
+    }
+    /// The first message stored on `subject` (one subject, no wildcards) at sequence `from`
+    /// or later, or `None` when there is none. A reader that follows one subject from
+    /// message to message (`obs::series_as_of`) is never slowed by other subjects' messages
+    /// between them: NATS finds the next one through its per-subject index and each
+    /// block's subject table (a consumer naming many subjects instead matches every subject
+    /// of every block it passes against all of them, which made reading a series whose
+    /// messages lie far apart cost in proportion to the whole stream); in process, the
+    /// per-subject index.
+    ///
+    /// The default replays `subject` from `from` and waits a moment for the first message;
+    /// both transports override it with a direct read.
+    async fn next_on_subject(
+        &self,
+        stream: &str,
+        subject: &str,
+        from: u64,
+    ) -> Result<Option<Message>> {
+        use futures::StreamExt;
+        let mut replay = self.replay(stream, subject, from.max(1)).await?;
+        match tokio::time::timeout(Duration::from_secs(2), replay.next()).await {
+            Ok(Some(Ok(msg))) => Ok(Some(msg)),
             Ok(Some(Err(e))) => Err(e),
             _ => Ok(None),
         }

@@ -717,6 +717,42 @@ impl Transport for NatsBus {
         }
     }
 
+    async fn next_on_subject(
+        &self,
+        stream: &str,
+        subject: &str,
+        from: u64,
+    ) -> Result<Option<Message>> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let handle = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::nats("stream lookup", e))?;
+        // A message get from the stream's leader (never a direct get, which a follower
+        // behind it may answer): what was acknowledged is there.
+        match handle
+            .get_first_raw_message_by_subject(subject, from.max(1))
+            .await
+        {
+            Ok(m) => Ok(Some(Message {
+                subject: m.subject.to_string(),
+                headers: headers_of(Some(&m.headers)),
+                payload: m.payload,
+                seq: m.sequence,
+            })),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => {
+                if let LastRawMessageErrorKind::JetStream(js) = e.kind()
+                    && js.error_code() == ErrorCode::STREAM_NOT_FOUND
+                {
+                    return Err(BusError::NoStream(stream.to_string()));
+                }
+                Err(BusError::nats("next message on a subject", e))
+            }
+        }
+    }
+
     async fn last_per_subject(&self, stream: &str, filters: &[&str]) -> Result<Vec<Message>> {
         if filters.is_empty() {
             return Ok(Vec::new());

@@ -204,9 +204,9 @@ async fn a_series_too_large_for_a_snapshot_keeps_its_messages_nats() {
     a_series_too_large_for_a_snapshot_keeps_its_messages(nats(&server).await).await;
 }
 
-/// A transport whose next `read_subjects` compacts the source named right after the read
-/// has begun (its sequences are taken), as a compaction by ingest landing in the middle of
-/// an analytics read would.
+/// A transport that compacts the source named right after the next read has begun (a
+/// `read_subjects` has its sequences, a `next_on_subject` its first message), as a
+/// compaction by ingest landing in the middle of an analytics read would.
 #[derive(Debug)]
 struct Racing {
     inner: Bus,
@@ -317,6 +317,21 @@ async fn a_message_stored_during_a_compaction_is_kept_nats() {
 
 #[async_trait]
 impl Transport for Racing {
+    async fn next_on_subject(
+        &self,
+        stream: &str,
+        subject: &str,
+        from: u64,
+    ) -> Result<Option<Message>> {
+        let next = self.inner.next_on_subject(stream, subject, from).await?;
+        let due = self.compact_on_read.lock().unwrap().take();
+        if let Some(source) = due {
+            // The read has its first message; the compaction stores its snapshots and
+            // purges under it.
+            obs::compact_source(self.inner.as_ref(), &source).await?;
+        }
+        Ok(next)
+    }
     async fn read_subjects(
         &self,
         stream: &str,

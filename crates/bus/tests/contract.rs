@@ -48,6 +48,7 @@ contract!(
     last_per_subject_takes_several_filters,
     read_subjects_gives_the_named_subjects_in_order_up_to_a_sequence_then_ends,
     purge_subject_below_removes_only_that_subjects_older_messages,
+    next_on_subject_follows_one_subject_from_message_to_message,
     last_seq_follows_publishes,
     max_msgs_per_subject_keeps_only_latest_versions,
     consumers_with_same_durable_share_messages,
@@ -864,8 +865,65 @@ async fn ensure_all_is_idempotent_and_keeps_data(bus: Bus) {
     );
 }
 
+async fn next_on_subject_follows_one_subject_from_message_to_message(bus: Bus) {
+    setup(&bus).await;
+    let msgs = vec![
+        obs("fsb", "PRK", "2024-Q1", "prk-1"),
+        obs("fsb", "SYR", "2024-Q1", "syr-1"),
+        obs("fsb", "PRK", "2024-Q1", "prk-2"),
+        obs("fsb", "SYR", "2024-Q1", "syr-2"),
+        obs("fsb", "PRK", "2024-Q1", "prk-3"),
+    ];
+    let acks = bus.publish_all(msgs).await.expect("publish_all");
+    let seq = |i: usize| acks[i].seq;
+    let prk = names::obs_subject("fsb", "PRK", "study", "2024-Q1");
+    let next = |from: u64| {
+        let (bus, prk) = (bus.clone(), prk.clone());
+        async move {
+            bus.next_on_subject(OBS_STREAM, &prk, from)
+                .await
+                .expect("next_on_subject")
+                .map(|m| (m.seq, payload(&m).to_string(), m.subject))
+        }
+    };
+    assert_eq!(next(0).await, Some((seq(0), "prk-1".into(), prk.clone())));
+    assert_eq!(next(1).await, Some((seq(0), "prk-1".into(), prk.clone())));
+    assert_eq!(
+        next(seq(0) + 1).await,
+        Some((seq(2), "prk-2".into(), prk.clone())),
+        "the other subject's message between is passed over"
+    );
+    assert_eq!(
+        next(seq(2)).await,
+        Some((seq(2), "prk-2".into(), prk.clone()))
+    );
+    assert_eq!(next(seq(4) + 1).await, None, "nothing after the last");
+    bus.purge_subject_below(OBS_STREAM, &prk, seq(4))
+        .await
+        .expect("purge");
+    assert_eq!(
+        next(0).await,
+        Some((seq(4), "prk-3".into(), prk.clone())),
+        "purged messages are passed over"
+    );
+    let none = bus
+        .next_on_subject(
+            OBS_STREAM,
+            &names::obs_subject("fsb", "AFG", "study", "2024-Q1"),
+            0,
+        )
+        .await
+        .expect("a subject with no messages");
+    assert!(none.is_none());
+}
+
 async fn operations_on_unknown_stream_fail_with_no_stream(bus: Bus) {
     setup(&bus).await;
+    let err = bus
+        .next_on_subject("NO_SUCH_STREAM", "bw.obs.x", 1)
+        .await
+        .expect_err("unknown stream");
+    assert!(matches!(err, BusError::NoStream(_)), "got {err:?}");
     let err = bus
         .last_per_subject("NO_SUCH_STREAM", &[">"])
         .await

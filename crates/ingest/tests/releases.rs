@@ -367,6 +367,14 @@ impl Transport for Flaky {
     async fn last_seq(&self, stream: &str) -> borderwatch_bus::Result<u64> {
         self.inner.last_seq(stream).await
     }
+    async fn next_on_subject(
+        &self,
+        stream: &str,
+        subject: &str,
+        from: u64,
+    ) -> borderwatch_bus::Result<Option<Message>> {
+        self.inner.next_on_subject(stream, subject, from).await
+    }
     async fn replay(
         &self,
         stream: &str,

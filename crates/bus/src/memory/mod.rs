@@ -197,6 +197,15 @@ impl Transport for MemoryBus {
         stream::message_at(self, stream, seq)
     }
 
+    async fn next_on_subject(
+        &self,
+        stream: &str,
+        subject: &str,
+        from: u64,
+    ) -> Result<Option<Message>> {
+        stream::next_on_subject(self, stream, subject, from)
+    }
+
     async fn read_subjects(
         &self,
         stream: &str,

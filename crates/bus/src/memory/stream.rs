@@ -637,6 +637,29 @@ pub(super) fn message_at(bus: &MemoryBus, stream: &str, seq: u64) -> Result<Opti
     s.message(seq).transpose()
 }
 
+/// [`crate::Transport::next_on_subject`]: the subject's stored sequences are in order in
+/// the per-subject index.
+pub(super) fn next_on_subject(
+    bus: &MemoryBus,
+    stream: &str,
+    subject: &str,
+    from: u64,
+) -> Result<Option<Message>> {
+    let state = bus.inner.lock();
+    let s = state
+        .streams
+        .get(stream)
+        .ok_or_else(|| BusError::NoStream(stream.to_string()))?;
+    let Some(versions) = s.by_subject.get(subject) else {
+        return Ok(None);
+    };
+    let first = versions.partition_point(|&seq| seq < from);
+    versions
+        .range(first..)
+        .find_map(|&seq| s.message(seq))
+        .transpose()
+}
+
 pub(super) fn last_per_subject(
     bus: &MemoryBus,
     stream: &str,
