@@ -71,7 +71,7 @@ async fn view(bus: &dyn Transport, category: &str) -> SeriesView {
         .await
         .unwrap()
         .expect("series view");
-    serde_json::from_slice(&raw).unwrap()
+    SeriesView::from_stored(&raw).unwrap()
 }
 
 fn period(s: &str) -> Period {

@@ -384,7 +384,7 @@ fn assemble(
         u64s(yoy, "previous")?,
     );
     for i in 0..sid.len() {
-        let ratio = (previous[i] > 0).then(|| count[i] as f64 / previous[i] as f64);
+        let ratio = YearOverYear::ratio_of(count[i], previous[i]);
         out[sid[i] as usize].yoy.push(YearOverYear {
             period: period_of(freq_of(main[i]), year[i], sub[i]),
             value: count[i],

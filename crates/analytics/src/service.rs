@@ -723,19 +723,15 @@ async fn add_to_view(bus: &dyn Transport, event: &SurgeEvent) -> Result<(), BusE
     let Some(raw) = bus.kv_get(names::SERIES_BUCKET, &kv_key).await? else {
         return Ok(());
     };
-    let Ok(mut view) = serde_json::from_slice::<SeriesView>(&raw) else {
+    let Ok(mut view) = SeriesView::from_stored(&raw) else {
         return Ok(());
     };
     if view.surges.contains(&event.id) {
         return Ok(());
     }
     view.surges.push(event.id.clone());
-    bus.kv_put(
-        names::SERIES_BUCKET,
-        &kv_key,
-        serde_json::to_vec(&view).unwrap_or_default().into(),
-    )
-    .await
+    bus.kv_put(names::SERIES_BUCKET, &kv_key, view.to_stored().into())
+        .await
 }
 
 /// Stores the series view, keeping the ids of surges found in earlier releases and the bands
@@ -753,7 +749,7 @@ async fn store_view(
     let kv_key = names::series_key(&key.source, key.country.code(), &key.category);
     let mut ids: Vec<String> = Vec::new();
     if let Some(prev) = bus.kv_get(names::SERIES_BUCKET, &kv_key).await?
-        && let Ok(prev) = serde_json::from_slice::<SeriesView>(&prev)
+        && let Ok(prev) = SeriesView::from_stored(&prev)
     {
         if newer_exists && prev.freq == view.freq {
             // Keep the stored (newer) figures; take this release's bands.
@@ -779,12 +775,8 @@ async fn store_view(
         }
     }
     view.surges = ids;
-    bus.kv_put(
-        names::SERIES_BUCKET,
-        &kv_key,
-        serde_json::to_vec(&view).unwrap_or_default().into(),
-    )
-    .await
+    bus.kv_put(names::SERIES_BUCKET, &kv_key, view.to_stored().into())
+        .await
 }
 
 #[cfg(test)]
@@ -994,7 +986,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            serde_json::from_slice::<SeriesView>(&raw).unwrap()
+            SeriesView::from_stored(&raw).unwrap()
         };
         let first = read().await;
         // farrington needs three years of history: the later periods have a band.
@@ -1093,7 +1085,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let view: SeriesView = serde_json::from_slice(&view).unwrap();
+        let view = SeriesView::from_stored(&view).unwrap();
         assert!(view.surges.contains(&e.id));
 
         // A redelivered part 0 runs the same control again: the same surge, announced once.
@@ -1142,7 +1134,7 @@ mod tests {
             .await
             .unwrap()
             .expect("a view");
-        serde_json::from_slice(&raw).unwrap()
+        SeriesView::from_stored(&raw).unwrap()
     }
 
     /// A release analysed after a later one landed (a backlog, or a part redone by another

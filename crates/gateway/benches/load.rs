@@ -174,7 +174,7 @@ async fn fill(bus: &Bus, n: usize) {
     bus.kv_put(
         names::SERIES_BUCKET,
         &names::series_key("fsb", "PRK", "study"),
-        serde_json::to_vec(&view).expect("json").into(),
+        view.to_stored().into(),
     )
     .await
     .expect("store the series view");

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use borderwatch_bus::{Outgoing, names};
 use borderwatch_gateway::GatewayConfig;
+use borderwatch_model::SeriesView;
 use resvg::tiny_skia::Pixmap;
 use resvg::usvg::roxmltree;
 use serde_json::{Value, json};
@@ -70,7 +71,11 @@ async fn seed(gw: &Gateway) {
         .kv_put(
             names::SERIES_BUCKET,
             &names::series_key("fsb", "PRK", "study"),
-            serde_json::to_vec(&view).unwrap().into(),
+            // Stored as analytics stores views (compact, `SeriesView::to_stored`).
+            SeriesView::from_stored(&serde_json::to_vec(&view).unwrap())
+                .unwrap()
+                .to_stored()
+                .into(),
         )
         .await
         .unwrap();

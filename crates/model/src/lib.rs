@@ -11,6 +11,7 @@ mod kinds;
 mod matcher;
 mod period;
 mod sign;
+mod stored_view;
 mod story;
 mod target;
 mod vocabulary;

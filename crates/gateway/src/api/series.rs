@@ -119,7 +119,7 @@ pub(crate) async fn list_series(
         let Some(raw) = state.bus.kv_get(names::SERIES_BUCKET, key).await? else {
             continue;
         };
-        let Ok(view) = serde_json::from_slice::<SeriesView>(&raw) else {
+        let Ok(view) = SeriesView::from_stored(&raw) else {
             continue;
         };
         if out.len() == limit {
@@ -238,7 +238,7 @@ pub(crate) async fn load_view(
         .kv_get(names::SERIES_BUCKET, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no series {source}/{country}/{category}")))?;
-    let view: SeriesView = serde_json::from_slice(&raw)
+    let view = SeriesView::from_stored(&raw)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", e.to_string()))?;
     Ok((view, raw))
 }

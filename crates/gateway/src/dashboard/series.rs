@@ -74,7 +74,7 @@ pub(crate) async fn page_handler(
                 .into_response();
         }
     };
-    let view: SeriesView = match serde_json::from_slice(&raw) {
+    let view = match SeriesView::from_stored(&raw) {
         Ok(v) => v,
         Err(e) => {
             return (
