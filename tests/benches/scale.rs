@@ -20,7 +20,8 @@
 //!    whose webhook is a loopback receiver: timed from the first upload to every release
 //!    analysed, and to every surge's webhook received; then nats-server's memory and the
 //!    stream's bytes per figure again (this is where the cost per message shows: each of
-//!    these releases writes one message per series for one figure);
+//!    these releases writes one message per series for one figure), and the store directory
+//!    by stream and bucket (what each costs on disk per series);
 //! 5. **ingest embedded**: the same history into the in-process bus's data directory.
 //!
 //! Peak memory of this process (VmHWM) is reset before each phase (`/proc/self/clear_refs`),
@@ -54,6 +55,29 @@ const COUNTRIES: &[&str] = &[
     "LTU", "LVA", "MDA", "MEX", "MNG", "NIC", "POL", "PRK", "RUS", "SLV", "SYR", "TJK", "TKM",
     "TUR", "UKR", "USA", "UZB", "VEN", "VNM", "EGY", "ETH", "NGA", "PAK", "BGD",
 ];
+
+/// Each stream's directory in a nats-server store (`…/streams/<name>`) and its bytes,
+/// largest first.
+fn stream_dirs(store: &std::path::Path) -> Vec<(String, u64)> {
+    fn find(dir: &std::path::Path, out: &mut Vec<(String, u64)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten().filter(|e| e.path().is_dir()) {
+            if e.file_name() == "streams" {
+                for s in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                    out.push((s.file_name().to_string_lossy().into_owned(), du(&s.path())));
+                }
+            } else {
+                find(&e.path(), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    find(store, &mut out);
+    out.sort_by_key(|s| std::cmp::Reverse(s.1));
+    out
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -567,6 +591,20 @@ async fn main() {
         "| store directory per stored figure | {:.1} B |",
         store_after as f64 / (figures + series) as f64
     );
+    println!();
+    println!("### store directory by stream, after the history's analysis and the quarter");
+    println!();
+    println!("| stream (KV_… a bucket) | on disk | per series |");
+    println!("|---|---|---|");
+    for (name, bytes) in stream_dirs(&server.store_dir()) {
+        if bytes >= 1 << 20 {
+            println!(
+                "| {name} | {:.0} MiB | {:.0} B |",
+                mib(bytes as f64),
+                bytes as f64 / series as f64
+            );
+        }
+    }
     println!();
     drop(server);
 
