@@ -616,8 +616,8 @@ async fn figures_counted(
 /// stored after `as_of`. A series with no figure at or below `as_of` is absent.
 ///
 /// Each series is read on its own, from message to message
-/// ([`Transport::next_on_subject`]) to the last one stored, [`SERIES_IN_FLIGHT`] series at
-/// a time, and its messages folded as of `as_of`.
+/// ([`Transport::next_on_subject`]) to the last one stored, 64 series at a time, and its
+/// messages folded as of `as_of`.
 ///
 /// Safe against a compaction ([`compact_source`]) running meanwhile, with no second look: a
 /// compaction stores each series' snapshot before it purges anything, and a snapshot
