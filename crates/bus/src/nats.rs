@@ -563,6 +563,36 @@ impl Replier for NatsReplier {
     }
 }
 
+/// A stored message a message get answered with, `None` for "no message found", the
+/// stream's absence as [`BusError::NoStream`].
+fn stored_or_none(
+    got: std::result::Result<
+        async_nats::jetstream::message::StreamMessage,
+        stream::RawMessageError,
+    >,
+    stream: &str,
+    op: &'static str,
+) -> Result<Option<Message>> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    match got {
+        Ok(m) => Ok(Some(Message {
+            subject: m.subject.to_string(),
+            headers: headers_of(Some(&m.headers)),
+            payload: m.payload,
+            seq: m.sequence,
+        })),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => {
+            if let LastRawMessageErrorKind::JetStream(js) = e.kind()
+                && js.error_code() == ErrorCode::STREAM_NOT_FOUND
+            {
+                return Err(BusError::NoStream(stream.to_string()));
+            }
+            Err(BusError::nats(op, e))
+        }
+    }
+}
+
 #[async_trait]
 impl Transport for NatsBus {
     async fn ensure_stream(&self, spec: &StreamSpec) -> Result<()> {
@@ -688,7 +718,6 @@ impl Transport for NatsBus {
     }
 
     async fn message_at(&self, stream: &str, seq: u64) -> Result<Option<Message>> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind;
         if seq == 0 {
             // Sequences start at 1; the server calls 0 a bad request.
             return Ok(None);
@@ -698,23 +727,11 @@ impl Transport for NatsBus {
             .get_stream_no_info(stream)
             .await
             .map_err(|e| BusError::nats("stream lookup", e))?;
-        match handle.get_raw_message(seq).await {
-            Ok(m) => Ok(Some(Message {
-                subject: m.subject.to_string(),
-                headers: headers_of(Some(&m.headers)),
-                payload: m.payload,
-                seq: m.sequence,
-            })),
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => {
-                if let LastRawMessageErrorKind::JetStream(js) = e.kind()
-                    && js.error_code() == ErrorCode::STREAM_NOT_FOUND
-                {
-                    return Err(BusError::NoStream(stream.to_string()));
-                }
-                Err(BusError::nats("message by sequence", e))
-            }
-        }
+        stored_or_none(
+            handle.get_raw_message(seq).await,
+            stream,
+            "message by sequence",
+        )
     }
 
     async fn next_on_subject(
@@ -723,7 +740,6 @@ impl Transport for NatsBus {
         subject: &str,
         from: u64,
     ) -> Result<Option<Message>> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind;
         let handle = self
             .js
             .get_stream_no_info(stream)
@@ -731,26 +747,13 @@ impl Transport for NatsBus {
             .map_err(|e| BusError::nats("stream lookup", e))?;
         // A message get from the stream's leader (never a direct get, which a follower
         // behind it may answer): what was acknowledged is there.
-        match handle
-            .get_first_raw_message_by_subject(subject, from.max(1))
-            .await
-        {
-            Ok(m) => Ok(Some(Message {
-                subject: m.subject.to_string(),
-                headers: headers_of(Some(&m.headers)),
-                payload: m.payload,
-                seq: m.sequence,
-            })),
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => {
-                if let LastRawMessageErrorKind::JetStream(js) = e.kind()
-                    && js.error_code() == ErrorCode::STREAM_NOT_FOUND
-                {
-                    return Err(BusError::NoStream(stream.to_string()));
-                }
-                Err(BusError::nats("next message on a subject", e))
-            }
-        }
+        stored_or_none(
+            handle
+                .get_first_raw_message_by_subject(subject, from.max(1))
+                .await,
+            stream,
+            "next message on a subject",
+        )
     }
 
     async fn last_per_subject(&self, stream: &str, filters: &[&str]) -> Result<Vec<Message>> {
