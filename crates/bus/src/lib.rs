@@ -389,23 +389,12 @@ pub trait Transport: Send + Sync + Debug {
     /// of every block it passes against all of them, which made reading a series whose
     /// messages lie far apart cost in proportion to the whole stream); in process, the
     /// per-subject index.
-    ///
-    /// The default replays `subject` from `from` and waits a moment for the first message;
-    /// both transports override it with a direct read.
     async fn next_on_subject(
         &self,
         stream: &str,
         subject: &str,
         from: u64,
-    ) -> Result<Option<Message>> {
-        use futures::StreamExt;
-        let mut replay = self.replay(stream, subject, from.max(1)).await?;
-        match tokio::time::timeout(Duration::from_secs(2), replay.next()).await {
-            Ok(Some(Ok(msg))) => Ok(Some(msg)),
-            Ok(Some(Err(e))) => Err(e),
-            _ => Ok(None),
-        }
-    }
+    ) -> Result<Option<Message>>;
     /// A durable, explicitly acknowledged consumer. Every caller with the same `durable`
     /// name shares its work: each message goes to one of them, and comes back if it is not
     /// acknowledged within `ack_wait`.

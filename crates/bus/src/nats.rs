@@ -133,6 +133,15 @@ impl NatsBus {
         })
     }
 
+    /// A stream's handle without its info (a request the server answers by summing the
+    /// stream's state): a missing stream fails the call made with it.
+    async fn stream_handle(&self, name: &str) -> Result<jetstream::stream::Stream<()>> {
+        self.js
+            .get_stream_no_info(name)
+            .await
+            .map_err(|e| BusError::nats("stream lookup", e))
+    }
+
     /// The bucket's handle, opened on first use if another process created it.
     async fn store(&self, bucket: &str) -> Result<kv::Store> {
         if let Some(store) = self.cached_store(bucket) {
@@ -722,11 +731,7 @@ impl Transport for NatsBus {
             // Sequences start at 1; the server calls 0 a bad request.
             return Ok(None);
         }
-        let handle = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::nats("stream lookup", e))?;
+        let handle = self.stream_handle(stream).await?;
         stored_or_none(
             handle.get_raw_message(seq).await,
             stream,
@@ -740,11 +745,7 @@ impl Transport for NatsBus {
         subject: &str,
         from: u64,
     ) -> Result<Option<Message>> {
-        let handle = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::nats("stream lookup", e))?;
+        let handle = self.stream_handle(stream).await?;
         // A message get from the stream's leader (never a direct get, which a follower
         // behind it may answer): what was acknowledged is there.
         stored_or_none(
@@ -806,13 +807,7 @@ impl Transport for NatsBus {
         if seq <= 1 {
             return Ok(0);
         }
-        // No stream info (a request the server answers by summing the stream's state): a
-        // missing stream fails the purge itself.
-        let stream = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::nats("stream lookup", e))?;
+        let stream = self.stream_handle(stream).await?;
         let purged = stream
             .purge()
             .filter(subject)
